@@ -73,6 +73,10 @@ final class ShardedTensorSource implements TensorSource {
                 "each tensor in exactly one shard",
                 "it in both " + previous.path().getFileName() + " and " + s.getKey());
           }
+        }
+      }
+      for (Map.Entry<String, SafetensorsFile> s : opened.entrySet()) {
+        for (String name : s.getValue().names()) {
           String mapped = weightMap.get(name);
           if (mapped == null) {
             throw new SafetensorsFormatException(
