@@ -13,7 +13,6 @@ import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HexFormat;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -61,8 +60,7 @@ class GoldenSafetensorsTest {
 
   private static void compareAll(TensorSource st, JsonNode tensors) throws IOException {
     assertEquals(tensors.size(), st.names().size(), "tensor count");
-    for (Iterator<Map.Entry<String, JsonNode>> it = tensors.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> e = it.next();
+    for (Map.Entry<String, JsonNode> e : tensors.properties()) {
       compare(st, e.getKey(), e.getValue());
     }
   }
