@@ -217,6 +217,11 @@ final class ShardedTensorSource implements TensorSource {
     return shard(name).readFloats(name);
   }
 
+  @Override
+  public ByteBuffer readFloatsDirect(String name) throws IOException {
+    return shard(name).readFloatsDirect(name);
+  }
+
   /** The shard file holding {@code name}. */
   Path fileOf(String name) {
     return shard(name).path();
@@ -249,5 +254,10 @@ final class ShardedTensorSource implements TensorSource {
     if (first != null) {
       throw first;
     }
+  }
+
+  @Override
+  public String toString() {
+    return "ShardedTensorSource[" + shards.size() + " shards, " + names.size() + " tensors]";
   }
 }

@@ -75,6 +75,12 @@ class GoldenSafetensorsTest {
     assertEquals(e.get("raw_hex").asText(), HexFormat.of().formatHex(bytes), name + " raw bytes");
     if (e.has("fp32_bits")) {
       float[] values = st.readFloats(name);
+      ByteBuffer direct = st.readFloatsDirect(name);
+      assertTrue(direct.isDirect());
+      assertEquals(ByteOrder.nativeOrder(), direct.order());
+      float[] fromDirect = new float[values.length];
+      direct.asFloatBuffer().get(fromDirect);
+      assertArrayEquals(values, fromDirect, name + " direct and heap reads agree");
       int[] want = ints(e.get("fp32_bits"));
       assertEquals(want.length, values.length, name);
       for (int i = 0; i < want.length; i++) {
