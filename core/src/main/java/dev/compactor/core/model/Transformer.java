@@ -175,7 +175,7 @@ public final class Transformer implements CausalLM {
   /** Logits like {@link #logits(NDManager, NDArray)}, showing each linear's input to observer. */
   public NDArray logits(NDManager manager, NDArray tokens, ActivationObserver observer) {
     try (NDManager call = manager.newSubManager()) {
-      NDArray out = forward.run(call, weights, tokens, null, observer, false);
+      NDArray out = forward.run(call, weights, tokens, null, observer, true);
       out.attach(manager);
       return out;
     }
@@ -195,7 +195,7 @@ public final class Transformer implements CausalLM {
         manager,
         config.numLayers(),
         batch,
-        (m, tokens, cache) -> forward.run(m, weights, tokens, cache, null, false));
+        (m, tokens, cache) -> forward.run(m, weights, tokens, cache, null, true));
   }
 
   private Map<String, NDArray> layerView(int i) {
