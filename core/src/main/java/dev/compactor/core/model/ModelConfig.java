@@ -57,6 +57,16 @@ public final class ModelConfig {
       throw new IllegalArgumentException(
           "config.json: expected a \"model_type\" field, found none");
     }
+    JsonNode architectures = raw.get("architectures");
+    if (architectures != null && architectures.isArray() && architectures.size() > 0) {
+      String arch = architectures.get(0).asText();
+      if (!arch.endsWith("ForCausalLM")
+          && !arch.equals("GPT2LMHeadModel")
+          && !arch.equals("GPT2Model")) {
+        throw new UnsupportedModelException(
+            "not supported: " + modelType + " architecture " + arch + " (only causal LMs)");
+      }
+    }
     switch (modelType) {
       case "llama", "mistral", "qwen2" -> {
         family = Family.LLAMA;

@@ -19,6 +19,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A causal LM with every weight resident in fp32 on a DJL device: evaluation, generation,
@@ -27,6 +29,8 @@ import java.util.Random;
  * Weights are created from checkpoints of any float type (BF16/F16 converted in Java) or randomly.
  */
 public final class Transformer implements CausalLM {
+
+  private static final Logger LOG = LoggerFactory.getLogger(Transformer.class);
 
   private final ModelConfig config;
   private final String base;
@@ -83,10 +87,30 @@ public final class Transformer implements CausalLM {
           p.put(name, loader.load(manager, source, name, s.shape()));
         }
       }
+      warnAboutUnused(source, p.keySet());
       return new Transformer(config, base, manager, p);
     } catch (IOException | RuntimeException e) {
       manager.close();
       throw e;
+    }
+  }
+
+  /** Tensors the forward never reads usually mean a variant this code does not model. */
+  static void warnAboutUnused(TensorSource source, java.util.Set<String> used) {
+    List<String> unused = new java.util.ArrayList<>();
+    for (String name : source.names()) {
+      boolean buffer = name.endsWith("attn.bias") || name.endsWith("attn.masked_bias");
+      boolean tiedCopy = name.equals("lm_head.weight");
+      if (!used.contains(name) && !buffer && !tiedCopy && !name.endsWith("rotary_emb.inv_freq")) {
+        unused.add(name);
+      }
+    }
+    if (!unused.isEmpty()) {
+      LOG.warn(
+          "{} checkpoint tensors are not used by the forward (first: {}); the model may be a variant"
+              + " this code does not implement",
+          unused.size(),
+          unused.subList(0, Math.min(5, unused.size())));
     }
   }
 
