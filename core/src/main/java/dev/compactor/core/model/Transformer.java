@@ -38,6 +38,7 @@ public final class Transformer implements CausalLM {
   private final Map<String, NDArray> parameters;
   private final Forward forward;
   private final Forward.Weights weights;
+  private final List<Map<String, NDArray>> layers;
 
   private Transformer(ModelConfig config, String base, NDManager manager, Map<String, NDArray> p) {
     this.config = config;
@@ -45,6 +46,11 @@ public final class Transformer implements CausalLM {
     this.manager = manager;
     this.parameters = Collections.unmodifiableMap(p);
     this.forward = new Forward(config, base, manager);
+    List<Map<String, NDArray>> views = new java.util.ArrayList<>();
+    for (int i = 0; i < config.numLayers(); i++) {
+      views.add(layerView(i));
+    }
+    this.layers = List.copyOf(views);
     this.weights =
         new Forward.Weights() {
           @Override
@@ -54,7 +60,7 @@ public final class Transformer implements CausalLM {
 
           @Override
           public Map<String, NDArray> layer(int i, NDManager scratch) {
-            return layerView(i);
+            return layers.get(i);
           }
         };
   }
@@ -229,7 +235,7 @@ public final class Transformer implements CausalLM {
     for (Layout.Spec s : specs) {
       view.put(s.name(), parameters.get(prefix + s.name()));
     }
-    return view;
+    return Collections.unmodifiableMap(view);
   }
 
   /**
