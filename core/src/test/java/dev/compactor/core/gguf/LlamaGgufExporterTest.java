@@ -131,6 +131,10 @@ class LlamaGgufExporterTest {
             out);
     assertEquals(Files.size(out), res.bytes());
     assertEquals(src.names().size(), src.reads, "each tensor read exactly once (streaming)");
+    String copyTo = System.getProperty("gguf.llama.write"); // for read_gguf.py by hand
+    if (copyTo != null) {
+      Files.copy(out, Path.of(copyTo), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
 
     try (GgufReader r = GgufReader.open(out)) {
       Map<String, GgufValue> md = r.metadata();
