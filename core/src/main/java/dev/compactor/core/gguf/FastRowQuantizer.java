@@ -15,6 +15,16 @@ public final class FastRowQuantizer {
 
   private FastRowQuantizer() {}
 
+  /**
+   * {@code roundf} for {@code |v| <= 128} in fp32 only: {@code a + 0.49999997f} truncated equals
+   * {@code floor(a + 0.5)} for every such {@code a >= 0} (adding exactly 0.5 would round 0.49999997
+   * up to 1); the test compares this with the reference on every fp32 value near each tie.
+   */
+  static int roundHalfAway(float v) {
+    int q = (int) (Math.abs(v) + 0.49999997f);
+    return v < 0 ? -q : q;
+  }
+
   /** Q8_0 of {@code n} values (a multiple of 32) of {@code x} from {@code xOff} into {@code y}. */
   public static void quantizeRowQ8_0(float[] x, int xOff, int n, byte[] y, int yOff) {
     BlockBytes.checkRow(n, BlockQ8_0.QK, x, xOff, y, yOff, BlockQ8_0.BLOCK_BYTES);
@@ -32,8 +42,7 @@ public final class FastRowQuantizer {
       y[out + 1] = (byte) (h >> 8);
       int o = out + 2 - b;
       for (int j = b; j < b + 32; j++) {
-        double v = x[j] * id;
-        y[o + j] = (byte) (int) (v + Math.copySign(0.5, v));
+        y[o + j] = (byte) roundHalfAway(x[j] * id);
       }
     }
   }
@@ -47,10 +56,11 @@ public final class FastRowQuantizer {
       float amax = 0.0f;
       float max = 0.0f;
       for (int j = b; j < b + 32; j++) {
-        float a = Math.abs(x[j]);
-        if (amax < a) {
+        float v = x[j];
+        float a = Math.abs(v);
+        if (a > amax) {
           amax = a;
-          max = x[j];
+          max = v;
         }
       }
       float d = max / -8;
@@ -59,9 +69,9 @@ public final class FastRowQuantizer {
       y[out] = (byte) h;
       y[out + 1] = (byte) (h >> 8);
       for (int j = 0; j < 16; j++) {
-        int xi0 = Math.min(15, (int) (x[b + j] * id + 8.5f));
-        int xi1 = Math.min(15, (int) (x[b + 16 + j] * id + 8.5f));
-        y[out + 2 + j] = (byte) (xi0 | (xi1 << 4));
+        int lo = (int) (x[b + j] * id + 8.5f);
+        int hi = (int) (x[b + 16 + j] * id + 8.5f);
+        y[out + 2 + j] = (byte) (Math.min(15, lo) | (Math.min(15, hi) << 4));
       }
     }
   }

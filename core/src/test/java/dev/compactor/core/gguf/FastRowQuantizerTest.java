@@ -25,6 +25,20 @@ class FastRowQuantizerTest {
   }
 
   @Test
+  void fp32RoundingTrickEqualsRoundfOnEveryFloatUpTo128() {
+    // Every fp32 value in [0.25, 128] (75M of them), both signs; below 0.25 both give 0.
+    for (int bits = Float.floatToRawIntBits(0.25f); bits <= Float.floatToRawIntBits(128f); bits++) {
+      float v = Float.intBitsToFloat(bits);
+      int expect = BlockQ8_0.roundf(v);
+      if (FastRowQuantizer.roundHalfAway(v) != expect
+          || FastRowQuantizer.roundHalfAway(-v) != -expect) {
+        org.junit.jupiter.api.Assertions.fail("roundf differs at " + v);
+      }
+    }
+    org.junit.jupiter.api.Assertions.assertEquals(0, FastRowQuantizer.roundHalfAway(0.2499f));
+  }
+
+  @Test
   void q8_0MatchesReferenceBitForBit() {
     float[] x = awkward(32 * 4096, 1);
     byte[] ref = new byte[34 * 4096];
