@@ -417,6 +417,39 @@ class LlamaGgufExporterTest {
   }
 
   @Test
+  void sentencePieceStyleBpeBecomesTheLlamaTokenizerModel() throws IOException {
+    ObjectNode t = JSON.createObjectNode();
+    ObjectNode model = t.putObject("model");
+    model.put("type", "BPE").put("byte_fallback", true).put("unk_token", "<unk>");
+    ObjectNode vocab = model.putObject("vocab");
+    String[] pieces = {"<unk>", "<s>", "</s>", "<0x00>", "<0x01>", "\u2581a", "\u2581the"};
+    for (int i = 0; i < pieces.length; i++) {
+      vocab.put(pieces[i], i);
+    }
+    ArrayNode added = t.putArray("added_tokens");
+    added.addObject().put("id", 0).put("content", "<unk>").put("special", true);
+    added.addObject().put("id", 1).put("content", "<s>").put("special", true);
+    added.addObject().put("id", 2).put("content", "</s>").put("special", true);
+    ObjectNode cfg = config(true);
+    cfg.put("bos_token_id", 1);
+    cfg.put("eos_token_id", 2);
+    java.util.Map<String, GgufValue> md = LlamaTokenizerMetadata.from(t, cfg);
+    assertEquals("llama", md.get("tokenizer.ggml.model").asString());
+    List<Object> types = md.get("tokenizer.ggml.token_type").asList();
+    assertEquals(List.of(2, 3, 3, 6, 6, 1, 1), types.subList(0, 7));
+    assertEquals(5, types.get(7)); // padding up to vocab_size
+    assertEquals(-5f, md.get("tokenizer.ggml.scores").asList().get(5));
+    assertEquals(0L, md.get("tokenizer.ggml.unknown_token_id").asLong());
+    assertEquals(1L, md.get("tokenizer.ggml.bos_token_id").asLong());
+    assertFalse(md.containsKey("tokenizer.ggml.merges"));
+
+    ObjectNode wordPiece = JSON.createObjectNode();
+    wordPiece.putObject("model").put("type", "WordPiece");
+    assertThrows(
+        UnsupportedOperationException.class, () -> LlamaTokenizerMetadata.from(wordPiece, cfg));
+  }
+
+  @Test
   void fallbackTypes() {
     assertEquals(GgmlType.Q4_K, LlamaGgufExporter.fallbackType(GgmlType.Q4_K, 4096));
     assertEquals(GgmlType.Q8_0, LlamaGgufExporter.fallbackType(GgmlType.Q4_K, 11008 + 32));
