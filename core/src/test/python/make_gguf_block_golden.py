@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Golden vectors for the ggml block quantizers, from an independent numpy implementation.
 
-Implements Q8_0, Q4_0, Q6_K (with and without importance weights) and Q4_K (reference path) in
+Implements Q8_0, Q4_0, Q6_K and Q4_K (each k-quant with and without importance weights) in
 numpy, following llama.cpp's ggml-quants.c reference algorithms (quantize_row_*_ref, make_qx_quants,
-make_qkx2_quants) and gguf-py's quants.py, vectorised across blocks instead of looping per block.
+make_qkx2_quants, make_qkx3_quants, make_qp_quants) and gguf-py's quants.py, vectorised across blocks instead of looping per block.
 All arithmetic is float32 in the C source's order; accumulations that C does sequentially are done
 sequentially here too (numpy's pairwise sum would round differently).
 
@@ -256,6 +256,172 @@ def q4_k(x):
     return np.concatenate([fp16_bytes(d), fp16_bytes(dmin), sc.astype(np.uint8), qs], axis=1).ravel()
 
 
+# ---------------------------------------------------------------- Q4_K (importance path)
+
+def make_qkx3_quants(x, w, nmax, rmin, rdelta, nstep):
+    m, n = x.shape
+    mn = x.min(axis=1).astype(F32)
+    mx = x.max(axis=1).astype(F32)
+    sum_w = w[:, 0].copy()
+    sum_x = (sum_w * x[:, 0]).astype(F32)
+    for i in range(1, n):
+        sum_w = (sum_w + w[:, i]).astype(F32)
+        sum_x = (sum_x + w[:, i] * x[:, i]).astype(F32)
+    mn = np.minimum(mn, F32(0)).astype(F32)
+    flat = mx <= mn
+    rng = np.where(flat, F32(1), mx - mn).astype(F32)
+    iscale = (F32(nmax) / rng).astype(F32)
+    scale = (F32(1) / iscale).astype(F32)
+    L = np.clip(nearest_int(iscale[:, None] * (x - mn[:, None])), 0, nmax)
+    best = np.zeros(m, F32)
+    for i in range(n):
+        diff = ((scale * L[:, i].astype(F32) + mn) - x[:, i]).astype(F32)
+        best = (best + w[:, i] * (diff * diff)).astype(F32)
+    for s in range(nstep + 1):
+        rng = np.where(flat, F32(1), mx - mn).astype(F32)
+        iscale = ((F32(rmin) + F32(rdelta) * F32(s) + F32(nmax)) / rng).astype(F32)
+        with np.errstate(all="ignore"):
+            v = (iscale[:, None] * (x - mn[:, None]).astype(F32)).astype(F32)
+            vv = np.where(v > 0, np.minimum(v, F32(nmax)), F32(0)).astype(F32)
+            laux = np.where(v > 0, nearest_int(vv), 0)
+        lf = laux.astype(F32)
+        sl = np.zeros(m, F32)
+        sl2 = np.zeros(m, F32)
+        sxl = np.zeros(m, F32)
+        for i in range(n):
+            sl = (sl + w[:, i] * lf[:, i]).astype(F32)
+            sl2 = (sl2 + (w[:, i] * lf[:, i]) * lf[:, i]).astype(F32)
+            sxl = (sxl + (w[:, i] * lf[:, i]) * x[:, i]).astype(F32)
+        D = (sum_w * sl2 - sl * sl).astype(F32)
+        ok = D > 0
+        this_scale = safe_div((sum_w * sxl - sum_x * sl).astype(F32), D)
+        this_min = safe_div((sl2 * sum_x - sl * sxl).astype(F32), D)
+        pos = this_min > 0
+        this_min = np.where(pos, F32(0), this_min).astype(F32)
+        this_scale = np.where(pos, safe_div(sxl, sl2), this_scale).astype(F32)
+        cur = np.zeros(m, F32)
+        for i in range(n):
+            diff = ((this_scale * lf[:, i] + this_min) - x[:, i]).astype(F32)
+            cur = (cur + w[:, i] * (diff * diff)).astype(F32)
+        upd = ok & (cur < best) & ~flat
+        L = np.where(upd[:, None], laux, L)
+        best = np.where(upd, cur, best).astype(F32)
+        scale = np.where(upd, this_scale, scale).astype(F32)
+        mn = np.where(upd, this_min, mn).astype(F32)
+    L[flat] = 0
+    scale = np.where(flat, F32(0), scale).astype(F32)
+    return scale, (-mn).astype(F32), L
+
+
+def make_qp_quants(x, nmax, qw):
+    m, n = x.shape
+    mx = np.maximum(x.max(axis=1), F32(0)).astype(F32)
+    zero = mx < GROUP_MAX_EPS
+    safe = np.where(zero, F32(1), mx).astype(F32)
+    iscale = (F32(nmax) / safe).astype(F32)
+    L = nearest_int(iscale[:, None] * x) & 0xFF
+    scale = (F32(1) / iscale).astype(F32)
+    best = np.zeros(m, F32)
+    for i in range(n):
+        diff = (x[:, i] - scale * L[:, i].astype(F32)).astype(F32)
+        best = (best + (qw[:, i] * diff) * diff).astype(F32)
+    for s in range(-4, 5):
+        if s == 0:
+            continue
+        iscale_is = ((F32(0.1) * F32(s) + F32(nmax)) / safe).astype(F32)
+        scale_is = (F32(1) / iscale_is).astype(F32)
+        l = np.minimum(nmax, nearest_int(iscale_is[:, None] * x)).astype(F32)
+        mse = np.zeros(m, F32)
+        for i in range(n):
+            diff = (x[:, i] - scale_is * l[:, i]).astype(F32)
+            mse = (mse + (qw[:, i] * diff) * diff).astype(F32)
+        upd = mse < best
+        best = np.where(upd, mse, best).astype(F32)
+        iscale = np.where(upd, iscale_is, iscale).astype(F32)
+    l = np.minimum(nmax, nearest_int(iscale[:, None] * x))
+    L = l & 0xFF
+    lf = l.astype(F32)
+    sumlx = np.zeros(m, F32)
+    suml2 = np.zeros(m, F32)
+    for i in range(n):
+        sumlx = (sumlx + (qw[:, i] * x[:, i]) * lf[:, i]).astype(F32)
+        suml2 = (suml2 + (qw[:, i] * lf[:, i]) * lf[:, i]).astype(F32)
+    for _ in range(5):
+        for i in range(n):
+            w = qw[:, i]
+            li = L[:, i].astype(F32)
+            slx = (sumlx - (w * x[:, i]) * li).astype(F32)
+            sl2 = (suml2 - (w * li) * li).astype(F32)
+            cond = (slx > 0) & (sl2 > 0)
+            with np.errstate(all="ignore"):
+                q = ((x[:, i] * sl2).astype(F32) / np.where(cond, slx, F32(1))).astype(F32)
+                new_l = np.minimum(nmax, nearest_int(np.where(cond, q, F32(0))))
+            nf = new_l.astype(F32)
+            cond = cond & (new_l != L[:, i])
+            slx2 = (slx + (w * x[:, i]) * nf).astype(F32)
+            sl22 = (sl2 + (w * nf) * nf).astype(F32)
+            cond = cond & (((slx2 * slx2) * suml2).astype(F32) > ((sumlx * sumlx) * sl22).astype(F32))
+            L[:, i] = np.where(cond, new_l & 0xFF, L[:, i])
+            sumlx = np.where(cond, slx2, sumlx).astype(F32)
+            suml2 = np.where(cond, sl22, suml2).astype(F32)
+    out = np.where(suml2 > 0, safe_div(sumlx, suml2), F32(0)).astype(F32)
+    L[zero] = 0
+    out[zero] = 0
+    return out, L
+
+
+def q4_k_imatrix(x, importance):
+    b = x.reshape(-1, QK_K)
+    nb = b.shape[0]
+    qw = importance.reshape(-1, QK_K)
+    sx2 = np.zeros(nb, F32)
+    for l in range(QK_K):
+        sx2 = (sx2 + b[:, l] * b[:, l]).astype(F32)
+    sigma2 = ((F32(2) * sx2) / F32(QK_K)).astype(F32)
+    sub = b.reshape(-1, 32)
+    w = (qw.reshape(-1, 32) * np.sqrt((np.repeat(sigma2, 8)[:, None] + sub * sub).astype(F32))).astype(F32)
+    sw = np.zeros(sub.shape[0], F32)
+    for l in range(32):
+        sw = (sw + w[:, l]).astype(F32)
+    scales, mins, L = make_qkx3_quants(sub, w, 15, -0.9, 0.05, 36)
+    d_block, ls = make_qp_quants(scales.reshape(nb, 8), 63, sw.reshape(nb, 8))
+    m_block, lm = make_qp_quants(mins.reshape(nb, 8), 63, sw.reshape(nb, 8))
+    return pack_q4_k(b, L.reshape(nb, QK_K), ls, lm, d_block, m_block)
+
+
+def pack_q4_k(b, L, ls, lm, d, dmin):
+    nb = b.shape[0]
+    sc = np.zeros((nb, 12), np.int32)
+    for j in range(8):
+        if j < 4:
+            sc[:, j] = ls[:, j]
+            sc[:, j + 4] = lm[:, j]
+        else:
+            sc[:, j + 4] = (ls[:, j] & 0xF) | ((lm[:, j] & 0xF) << 4)
+            sc[:, j - 4] |= (ls[:, j] >> 4) << 6
+            sc[:, j] |= (lm[:, j] >> 4) << 6
+    sc &= 0xFF
+    d16 = fp16_f32(d)
+    dmin16 = fp16_f32(dmin)
+    for j in range(8):
+        if j < 4:
+            s, m = sc[:, j] & 63, sc[:, j + 4] & 63
+        else:
+            s = (sc[:, j + 4] & 0xF) | ((sc[:, j - 4] >> 6) << 4)
+            m = (sc[:, j + 4] >> 4) | ((sc[:, j] >> 6) << 4)
+        dd = (d16 * s.astype(F32)).astype(F32)[:, None]
+        dm = (dmin16 * m.astype(F32)).astype(F32)[:, None]
+        xs = b[:, 32 * j:32 * j + 32]
+        with np.errstate(all="ignore"):
+            l = np.clip(nearest_int(((xs + dm).astype(F32) / np.where(dd != 0, dd, F32(1))).astype(F32)), 0, 15)
+        L[:, 32 * j:32 * j + 32] = np.where(dd != 0, l, L[:, 32 * j:32 * j + 32])
+    L = L.astype(np.uint8)
+    qs = np.zeros((nb, 128), np.uint8)
+    for c in range(4):
+        qs[:, 32 * c:32 * c + 32] = L[:, 64 * c:64 * c + 32] | (L[:, 64 * c + 32:64 * c + 64] << 4)
+    return np.concatenate([fp16_bytes(d), fp16_bytes(dmin), sc.astype(np.uint8), qs], axis=1).ravel()
+
+
 # ---------------------------------------------------------------- inputs and file
 
 def inputs(rng, n, block):
@@ -284,6 +450,9 @@ def main(path):
     cases.append(("q6_k_imatrix", 14, x, imp, q6_k(x, imp)))
     x = inputs(rng, 8 * QK_K, QK_K)
     cases.append(("q4_k", 12, x, None, q4_k(x)))
+    x = inputs(rng, 5 * QK_K, QK_K)
+    imp = rng.uniform(0.01, 4.0, x.size).astype(F32)
+    cases.append(("q4_k_imatrix", 12, x, imp, q4_k_imatrix(x, imp)))
     with open(path, "wb") as f:
         f.write(b"CPGB")
         f.write(struct.pack("<II", 1, len(cases)))
