@@ -17,7 +17,7 @@ public enum StageKind {
   EVALUATE("evaluate", "evaluation", false),
   PUBLISH("publish", "publishing", false);
 
-  /** Service name of the implicit first step that imports the source checkpoint. */
+  /** Stage and service name of the implicit first step that imports the source checkpoint. */
   public static final String INGESTION_SERVICE = "ingestion";
 
   private final String recipeKey;
@@ -30,12 +30,15 @@ public enum StageKind {
     this.compression = compression;
   }
 
-  /** The key that names this stage in a recipe's {@code stages:} list, e.g. {@code quantize}. */
+  /**
+   * The key that names this stage in a recipe's {@code stages:} list and in events, e.g. {@code
+   * quantize}.
+   */
   public String recipeKey() {
     return recipeKey;
   }
 
-  /** The service that runs this stage, e.g. {@code quantization}. */
+  /** The service module that runs this stage, e.g. {@code quantization}. */
   public String serviceName() {
     return serviceName;
   }
