@@ -29,6 +29,13 @@ import org.apache.kafka.common.serialization.Serdes;
  */
 public final class Topics {
 
+  static {
+    // Event builders deep-copy nested records through Avro's class lookup, so trust is needed
+    // before
+    // the first event is even built, not only when a serde is first used.
+    AvroClassTrust.trustCompactorClasses();
+  }
+
   /** The stage kinds, in recipe vocabulary; {@code ingestion} is always step 0 of a job. */
   public static final List<String> STAGES =
       List.of("ingestion", "prune", "quantize", "distill", "factorize", "evaluate", "publish");
