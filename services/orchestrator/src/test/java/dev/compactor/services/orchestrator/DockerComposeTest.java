@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
+import dev.compactor.runtime.ConfigKey;
+import dev.compactor.runtime.StageConfig;
 import dev.compactor.schemas.Topics;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -201,6 +203,24 @@ class DockerComposeTest {
     assertTrue(
         healthcheck.contains(":" + config.get(OrchestratorConfig.HTTP_PORT) + "/health"),
         "the health check probes COMPACTOR_HTTP_PORT: " + healthcheck);
+  }
+
+  @Test
+  void stageServicesSetOnlySettingsStageConfigReadsWithValidValues() {
+    Set<String> known =
+        StageConfig.keys().stream().map(ConfigKey::envName).collect(Collectors.toSet());
+    for (String service : STAGE_SERVICES.keySet()) {
+      Map<String, String> env = env(service);
+      for (String name : env.keySet()) {
+        assertTrue(known.contains(name), service + ": " + name + " is not read by StageConfig");
+      }
+      StageConfig config = StageConfig.of(env);
+      String healthcheck =
+          String.join(" ", texts(services.get(service).get("healthcheck").get("test")));
+      assertTrue(
+          healthcheck.contains(":" + config.get(StageConfig.HEALTH_PORT) + "/health"),
+          service + ": the health check probes COMPACTOR_HEALTH_PORT: " + healthcheck);
+    }
   }
 
   @Test

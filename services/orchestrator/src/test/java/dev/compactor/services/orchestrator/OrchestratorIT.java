@@ -11,8 +11,11 @@ import dev.compactor.events.JobSubmitted;
 import dev.compactor.events.StageCompleted;
 import dev.compactor.events.StageRequested;
 import dev.compactor.infra.EmbeddedKafka;
+import dev.compactor.infra.LocalStack;
 import dev.compactor.schemas.Topic;
 import dev.compactor.schemas.Topics;
+import dev.compactor.schemas.registry.RestSchemaRegistryClient;
+import dev.compactor.schemas.registry.SchemaRegistryClient;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -37,25 +40,30 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The orchestrator process against a real KRaft broker: a submitted job gets its ingestion request
- * and its statuses, GET /jobs/{id} shows it, and a new instance with an empty state directory
- * rebuilds the job from the changelog and carries on.
+ * The orchestrator process against the embedded local stack (real KRaft broker, real schema
+ * registry over HTTP): a submitted job gets its ingestion request and its statuses, GET /jobs/{id}
+ * shows it, and a new instance with an empty state directory rebuilds the job from the changelog
+ * and carries on.
  */
 class OrchestratorIT {
 
   @TempDir static Path dir;
+  static LocalStack stack;
   static EmbeddedKafka kafka;
-  static final InMemorySchemaRegistry registry = new InMemorySchemaRegistry();
+  static SchemaRegistryClient registry;
   final HttpClient http = HttpClient.newHttpClient();
 
   @BeforeAll
   static void startKafka() throws Exception {
-    kafka = EmbeddedKafka.start(dir.resolve("kafka"));
+    stack = LocalStack.start(dir.resolve("stack"));
+    kafka = stack.kafka();
+    registry = new RestSchemaRegistryClient(stack.schemaRegistryUrl());
   }
 
   @AfterAll
   static void stopKafka() {
-    kafka.close();
+    registry.close();
+    stack.close();
   }
 
   private OrchestratorService startOrchestrator(String stateDir) throws Exception {
