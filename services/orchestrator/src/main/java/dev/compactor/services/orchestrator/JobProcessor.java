@@ -30,19 +30,27 @@ import org.slf4j.LoggerFactory;
  *       request step 0, ingestion.
  *   <li>{@code StageCompleted} for the step in flight: record its output and request the next step
  *       (the previous model as input, the ingested model as baseline), or SUCCEEDED after the last.
- *   <li>{@code StageFailed} for the step in flight: FAILED with the worker's reason.
+ *   <li>{@code StageFailed} for the attempt in flight: a retriable failure (storage down, worker
+ *       lost) requests the step again with the next attempt number, up to {@code maxAttempts};
+ *       otherwise FAILED with the worker's reason.
  * </ul>
  *
- * Events for another step, a repeated completion, or a finished job change nothing, so each (job,
- * step) is requested exactly once: the store update and the emitted events commit in one
- * exactly-once transaction. Emits {@link StageRequested} and {@link JobStatus} records.
+ * Events for another step or an older attempt, a repeated completion, or a finished job change
+ * nothing, so each (job, step, attempt) is requested exactly once: the store update and the emitted
+ * events commit in one exactly-once transaction. Emits {@link StageRequested} and {@link JobStatus}
+ * records.
  */
 final class JobProcessor implements Processor<String, SpecificRecord, String, SpecificRecord> {
 
   private static final Logger LOG = LoggerFactory.getLogger(JobProcessor.class);
 
+  private final int maxAttempts;
   private ProcessorContext<String, SpecificRecord> context;
   private KeyValueStore<String, JobRecord> store;
+
+  JobProcessor(int maxAttempts) {
+    this.maxAttempts = maxAttempts;
+  }
 
   @Override
   public void init(ProcessorContext<String, SpecificRecord> context) {
@@ -118,12 +126,13 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
     }
     transition(
         job, JobState.SUBMITTED, 0, "accepted recipe " + recipe.name() + ": " + plan(job), ts);
-    request(job, 0, ts);
+    request(job, 0, ts, "");
     store.put(jobId, job);
   }
 
   private void onCompleted(StageCompleted c, long ts) {
-    JobRecord job = inFlight(c.getJobId(), c.getStep(), c.getStage(), "StageCompleted");
+    // any attempt's completion is good: the step's output is content-addressed and verified
+    JobRecord job = inFlight(c.getJobId(), c.getStep(), c.getStage(), -1, "StageCompleted");
     if (job == null) {
       return;
     }
@@ -140,7 +149,7 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
         job.baseline(output);
       }
       if (i + 1 < job.steps().size()) {
-        request(job, i + 1, ts);
+        request(job, i + 1, ts, "");
       } else {
         transition(
             job, JobState.SUCCEEDED, i, "all " + job.steps().size() + " steps completed", ts);
@@ -151,30 +160,42 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
   }
 
   private void onFailed(StageFailed f, long ts) {
-    JobRecord job = inFlight(f.getJobId(), f.getStep(), f.getStage(), "StageFailed");
+    JobRecord job =
+        inFlight(f.getJobId(), f.getStep(), f.getStage(), f.getAttempt(), "StageFailed");
     if (job == null) {
       return;
     }
     int i = f.getStep();
-    job.steps().get(i).failed(f.getWorker(), ts);
-    fail(
-        job,
-        i,
-        "step "
-            + i
-            + " ("
-            + f.getStage()
-            + ") failed on "
+    JobRecord.Step step = job.steps().get(i);
+    String reason =
+        f.getReason()
+            + (f.getErrorType() == null ? "" : " [" + f.getErrorType() + "]")
+            + " (attempt "
+            + step.attempt()
+            + " on "
             + f.getWorker()
-            + ": "
-            + f.getReason()
-            + (f.getErrorType() == null ? "" : " [" + f.getErrorType() + "]"),
-        ts);
+            + ")";
+    if (f.getRetriable() && step.attempt() < maxAttempts) {
+      LOG.warn(
+          "job {}: step {} ({}) failed, retrying: {} ({})",
+          job.jobId(),
+          i,
+          step.stage(),
+          reason,
+          coordinates());
+      request(job, i, ts, "after a retriable failure: " + reason);
+    } else {
+      step.failed(f.getWorker(), ts);
+      fail(job, i, "step " + i + " (" + f.getStage() + ") failed: " + reason, ts);
+    }
     store.put(job.jobId(), job);
   }
 
-  /** The job if this event answers the step in flight; null (logged) for anything else. */
-  private JobRecord inFlight(String jobId, int step, String stage, String what) {
+  /**
+   * The job if this event answers the step in flight (and, for {@code attempt} >= 0, its latest
+   * attempt); null (logged) for anything else.
+   */
+  private JobRecord inFlight(String jobId, int step, String stage, int attempt, String what) {
     JobRecord job = store.get(jobId);
     if (job == null) {
       LOG.warn("job {}: {} for an unknown job ignored ({})", jobId, what, coordinates());
@@ -192,14 +213,17 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
     boolean current =
         step == job.currentStep()
             && job.steps().get(step).status() == JobRecord.StepStatus.REQUESTED
-            && job.steps().get(step).stage().equals(stage);
+            && job.steps().get(step).stage().equals(stage)
+            && (attempt < 0 || attempt == job.steps().get(step).attempt());
     if (!current) {
       LOG.info(
-          "job {}: duplicate or stale {} for step {} ({}) ignored; step {} ({}) is in flight ({})",
+          "job {}: duplicate or stale {} for step {} ({}, attempt {}) ignored; step {} ({}) is in"
+              + " flight ({})",
           jobId,
           what,
           step,
           stage,
+          attempt,
           job.currentStep(),
           job.currentStage(),
           coordinates());
@@ -209,10 +233,10 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
   }
 
   /** Requests step {@code i}: the newest model as input, the ingested one as baseline. */
-  private void request(JobRecord job, int i, long ts) {
+  private void request(JobRecord job, int i, long ts, String why) {
     JobRecord.Step step = job.steps().get(i);
     JobRecord.Artifact input = i == 0 ? null : job.latestModel();
-    step.requested(input, ts);
+    int attempt = step.requested(input, ts);
     StageRequested request =
         StageRequested.newBuilder()
             .setJobId(job.jobId())
@@ -224,17 +248,26 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
             .setModelUri(i == 0 ? job.modelUri() : null)
             .setCalibrationUri(job.calibrationUri())
             .setRecipeYaml(job.recipeYaml())
-            .setAttempt(1)
+            .setAttempt(attempt)
             .setRequestedAtMs(ts)
             .build();
     context.forward(new Record<>(job.jobId(), request, ts));
-    transition(
-        job,
-        JobState.RUNNING,
+    String message =
+        "running step "
+            + i
+            + " of "
+            + job.steps().size()
+            + ": "
+            + step.stage()
+            + (attempt > 1 ? ", attempt " + attempt + " of " + maxAttempts + " " + why : "");
+    transition(job, JobState.RUNNING, i, message, ts);
+    LOG.info(
+        "job {}: requested step {} ({}) attempt {} ({})",
+        job.jobId(),
         i,
-        "running step " + i + " of " + job.steps().size() + ": " + step.stage(),
-        ts);
-    LOG.info("job {}: requested step {} ({}) ({})", job.jobId(), i, step.stage(), coordinates());
+        step.stage(),
+        attempt,
+        coordinates());
   }
 
   private void fail(JobRecord job, int step, String message, long ts) {

@@ -57,6 +57,7 @@ public final class JobRecord {
     private String stage;
     private String paramsJson;
     private StepStatus status = StepStatus.PENDING;
+    private int attempt;
     private Artifact input;
     private Artifact output;
     private Map<String, Double> metrics = new LinkedHashMap<>();
@@ -90,6 +91,11 @@ public final class JobRecord {
       return status;
     }
 
+    /** How many times the step was requested: 0 before its first request, 1 after, ... */
+    public int attempt() {
+      return attempt;
+    }
+
     public Artifact input() {
       return input;
     }
@@ -106,10 +112,13 @@ public final class JobRecord {
       return worker;
     }
 
-    void requested(Artifact input, long atMs) {
+    /** Marks the step requested once more and returns the attempt number. */
+    int requested(Artifact input, long atMs) {
+      this.attempt++;
       this.input = input;
       this.status = StepStatus.REQUESTED;
       this.requestedAtMs = atMs;
+      return attempt;
     }
 
     void completed(

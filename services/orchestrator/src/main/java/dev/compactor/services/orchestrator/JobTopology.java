@@ -39,8 +39,24 @@ public final class JobTopology {
 
   private JobTopology() {}
 
-  /** Adds the topology to {@code builder}, with Avro serdes bound to {@code registry}. */
+  /** Requests per step before a retriable failure fails the job. */
+  public static final int DEFAULT_MAX_ATTEMPTS = 3;
+
+  /**
+   * {@link #build(StreamsBuilder, SchemaRegistryClient, int)} with {@link #DEFAULT_MAX_ATTEMPTS}.
+   */
   public static void build(StreamsBuilder builder, SchemaRegistryClient registry) {
+    build(builder, registry, DEFAULT_MAX_ATTEMPTS);
+  }
+
+  /**
+   * Adds the topology to {@code builder}, with Avro serdes bound to {@code registry}; a step whose
+   * worker reports a retriable failure is requested up to {@code maxAttempts} times.
+   */
+  public static void build(StreamsBuilder builder, SchemaRegistryClient registry, int maxAttempts) {
+    if (maxAttempts < 1) {
+      throw new IllegalArgumentException("maxAttempts must be >= 1, found " + maxAttempts);
+    }
     builder.addStateStore(
         Stores.keyValueStoreBuilder(
             Stores.persistentKeyValueStore(STORE), Serdes.String(), JobJson.serde()));
@@ -56,7 +72,7 @@ public final class JobTopology {
         submitted
             .merge(completed, Named.as("merge-completed"))
             .merge(failed, Named.as("merge-failed"))
-            .process(JobProcessor::new, Named.as("job-processor"), STORE);
+            .process(() -> new JobProcessor(maxAttempts), Named.as("job-processor"), STORE);
 
     out.split(Named.as("out-"))
         .branch(

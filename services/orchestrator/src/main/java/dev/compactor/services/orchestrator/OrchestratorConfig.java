@@ -85,6 +85,13 @@ public final class OrchestratorConfig {
                   : Optional.of("true or false"),
           "Create every Compactor topic that is missing at start-up.");
 
+  public static final Key MAX_ATTEMPTS =
+      new Key(
+          "COMPACTOR_MAX_ATTEMPTS",
+          String.valueOf(JobTopology.DEFAULT_MAX_ATTEMPTS),
+          v -> intIn(v, 1, 100),
+          "Requests per step before a retriable StageFailed fails the job.");
+
   private static final List<Key> KEYS =
       List.of(
           KAFKA_BOOTSTRAP,
@@ -94,7 +101,8 @@ public final class OrchestratorConfig {
           STATE_DIR,
           APPLICATION_ID,
           REPLICATION_FACTOR,
-          CREATE_TOPICS);
+          CREATE_TOPICS,
+          MAX_ATTEMPTS);
 
   private final Map<Key, String> values;
 

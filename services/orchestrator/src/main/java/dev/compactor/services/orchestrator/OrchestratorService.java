@@ -56,7 +56,7 @@ public final class OrchestratorService implements AutoCloseable {
       createMissingTopics(config);
     }
     StreamsBuilder builder = new StreamsBuilder();
-    JobTopology.build(builder, registry);
+    JobTopology.build(builder, registry, config.getInt(OrchestratorConfig.MAX_ATTEMPTS));
     StreamsQueries queries = new StreamsQueries();
     this.http =
         new JobHttpServer(

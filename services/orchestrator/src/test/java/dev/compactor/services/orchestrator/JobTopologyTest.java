@@ -242,4 +242,58 @@ class JobTopologyTest {
     assertEquals(JobState.RUNNING, t.store().get("b").state());
     assertEquals("prune", onlyRequest().getStage());
   }
+
+  @Test
+  void retriableFailuresAreRequestedAgainUpToMaxAttempts() {
+    t.submit("job-7", MODEL, demoRecipe);
+    t.complete(onlyRequest(), artifact("b", 1000));
+    StageRequested first = onlyRequest();
+    t.status.readValuesToList();
+
+    t.fail(first, "S3 unavailable", true);
+    StageRequested second = onlyRequest();
+    assertEquals(1, second.getStep());
+    assertEquals(2, second.getAttempt());
+    assertEquals(first.getInput(), second.getInput());
+    JobStatus retrying = t.status.readValue();
+    assertEquals(JobState.RUNNING, retrying.getState());
+    assertTrue(retrying.getMessage().contains("attempt 2 of 3"), retrying.getMessage());
+    assertTrue(retrying.getMessage().contains("S3 unavailable"), retrying.getMessage());
+
+    t.fail(first, "late duplicate of attempt 1's failure", true);
+    assertTrue(t.drainRequests().isEmpty(), "a failure of an older attempt is stale");
+
+    t.fail(second, "S3 unavailable", true);
+    StageRequested third = onlyRequest();
+    assertEquals(3, third.getAttempt());
+    t.status.readValuesToList();
+    t.fail(third, "S3 still unavailable", true);
+    assertTrue(t.drainRequests().isEmpty(), "no fourth attempt");
+    JobStatus failed = t.status.readValue();
+    assertEquals(JobState.FAILED, failed.getState());
+    assertTrue(failed.getMessage().contains("S3 still unavailable"), failed.getMessage());
+    assertTrue(failed.getMessage().contains("attempt 3"), failed.getMessage());
+  }
+
+  @Test
+  void aRetriedStepThatCompletesMovesOn() {
+    t.submit("job-8", MODEL, demoRecipe);
+    StageRequested first = onlyRequest();
+    t.fail(first, "worker lost", true);
+    StageRequested second = onlyRequest();
+    assertEquals(2, second.getAttempt());
+    t.complete(second, artifact("b", 1000));
+    StageRequested prune = onlyRequest();
+    assertEquals("prune", prune.getStage());
+    assertEquals(1, prune.getAttempt());
+    assertEquals(2, t.store().get("job-8").steps().get(0).attempt());
+  }
+
+  @Test
+  void nonRetriableFailureFailsAtOnce() {
+    t.submit("job-9", MODEL, demoRecipe);
+    t.fail(onlyRequest(), "pickle files are never loaded: model.bin", false);
+    assertTrue(t.drainRequests().isEmpty());
+    assertEquals(JobState.FAILED, t.store().get("job-9").state());
+  }
 }

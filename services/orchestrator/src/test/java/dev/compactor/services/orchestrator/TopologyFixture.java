@@ -105,6 +105,10 @@ final class TopologyFixture implements AutoCloseable {
   }
 
   void fail(StageRequested request, String reason) {
+    fail(request, reason, false);
+  }
+
+  void fail(StageRequested request, String reason, boolean retriable) {
     failed.pipeInput(
         request.getJobId(),
         StageFailed.newBuilder()
@@ -113,7 +117,7 @@ final class TopologyFixture implements AutoCloseable {
             .setStage(request.getStage())
             .setReason(reason)
             .setErrorType("java.lang.IllegalStateException")
-            .setRetriable(false)
+            .setRetriable(retriable)
             .setWorker("worker-" + request.getStage())
             .setAttempt(request.getAttempt())
             .setFailedAtMs(2_000)
