@@ -63,7 +63,11 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
     SpecificRecord event = record.value();
     long ts = record.timestamp();
     if (event instanceof JobSubmitted s) {
-      onSubmitted(s, ts);
+      if (record.key() == null || !record.key().equals(s.getJobId())) {
+        rejectMisKeyed(s, record.key(), ts);
+      } else {
+        onSubmitted(s, ts);
+      }
     } else if (event instanceof StageCompleted c) {
       onCompleted(c, ts);
     } else if (event instanceof StageFailed f) {
@@ -128,6 +132,29 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
         job, JobState.SUBMITTED, 0, "accepted recipe " + recipe.name() + ": " + plan(job), ts);
     request(job, 0, ts, "");
     store.put(jobId, job);
+  }
+
+  /**
+   * Every event of a job must land on one partition, so the key must be the job id; a submission
+   * keyed otherwise is rejected without being stored (its partition's store is not the job's).
+   */
+  private void rejectMisKeyed(JobSubmitted s, String key, long ts) {
+    String message =
+        "rejected: the record key must be the jobId \""
+            + s.getJobId()
+            + "\" but found "
+            + (key == null ? "no key" : "\"" + key + "\"");
+    LOG.warn("job {}: {} ({})", s.getJobId(), message, coordinates());
+    JobRecord job =
+        new JobRecord(
+            s.getJobId(),
+            s.getModelUri(),
+            null,
+            s.getRecipeYaml(),
+            null,
+            s.getSubmitter(),
+            s.getSubmittedAtMs());
+    transition(job, JobState.REJECTED, 0, message, ts);
   }
 
   private void onCompleted(StageCompleted c, long ts) {

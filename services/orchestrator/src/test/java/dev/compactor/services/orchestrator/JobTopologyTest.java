@@ -296,4 +296,21 @@ class JobTopologyTest {
     assertTrue(t.drainRequests().isEmpty());
     assertEquals(JobState.FAILED, t.store().get("job-9").state());
   }
+
+  @Test
+  void submissionKeyedByAnythingButTheJobIdIsRejectedAndNotStored() {
+    t.submitted.pipeInput(
+        "other-key",
+        dev.compactor.events.JobSubmitted.newBuilder()
+            .setJobId("job-10")
+            .setSubmittedAtMs(1)
+            .setModelUri(MODEL)
+            .setRecipeYaml(demoRecipe)
+            .build());
+    JobStatus rejected = t.status.readValue();
+    assertEquals(JobState.REJECTED, rejected.getState());
+    assertTrue(rejected.getMessage().contains("\"other-key\""), rejected.getMessage());
+    assertTrue(t.drainRequests().isEmpty());
+    assertNull(t.store().get("job-10"));
+  }
 }
