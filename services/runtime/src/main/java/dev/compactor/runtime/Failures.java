@@ -2,6 +2,8 @@ package dev.compactor.runtime;
 
 import dev.compactor.schemas.serde.AvroDeserializer;
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeoutException;
 import org.apache.kafka.common.errors.RetriableException;
 
@@ -19,20 +21,29 @@ final class Failures {
   }
 
   /**
-   * A one-line, human-readable reason: the root cause's message (or its type when it has none),
-   * never a stack trace.
+   * A one-line, human-readable reason, never a stack trace: the messages along the cause chain,
+   * outermost first, skipping messages that only repeat their cause (Java's default wrapping) or
+   * that an outer message already contains; the root cause's type stands in when no message is
+   * left.
    */
   static String reason(Throwable e) {
-    Throwable root = rootCause(e);
-    String msg = root.getMessage();
-    if (msg == null || msg.isBlank()) {
-      msg = root.getClass().getSimpleName();
+    List<String> kept = new ArrayList<>();
+    Throwable last = e;
+    for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+      last = t;
+      String m = t.getMessage();
+      if (m == null || m.isBlank()) {
+        continue;
+      }
+      if (t.getCause() != null && m.equals(t.getCause().toString())) {
+        continue;
+      }
+      String flat = m.replaceAll("\\s*\\R\\s*", " ").strip();
+      if (kept.stream().noneMatch(k -> k.contains(flat))) {
+        kept.add(flat);
+      }
     }
-    String top = e.getMessage();
-    if (root != e && top != null && !top.isBlank() && !top.contains(msg) && top.length() < 300) {
-      msg = top + ": " + msg;
-    }
-    return msg.replaceAll("\\s*\\R\\s*", " ").strip();
+    return kept.isEmpty() ? last.getClass().getSimpleName() : String.join(": ", kept);
   }
 
   /** True for faults a later attempt may not meet: storage, network, registry outages. */
