@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import dev.compactor.events.JobSubmitted;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
@@ -25,6 +26,9 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code GET /jobs/{id}} — the whole {@link JobRecord} (plan, steps with input and output
  *       artifacts and metrics, baseline, history); 404 when unknown; 307 to the owning instance
  *       when another orchestrator holds it
+ *   <li>{@code POST /jobs} — submit {@code {"modelUri", "recipeYaml", "jobId"?, "submitter"?}}: 202
+ *       with {@code {"jobId", "status": "/jobs/{id}"}}; 422 listing every recipe problem; 409 when
+ *       the job id is taken
  *   <li>{@code GET /health} — {@code {"status": "RUNNING"}}; 503 while the store is not queryable
  * </ul>
  *
@@ -37,10 +41,13 @@ public final class JobHttpServer implements AutoCloseable {
   private final HttpServer server;
   private final ExecutorService executor;
   private final JobQueries queries;
+  private final JobSubmitter submitter;
 
   /** Starts serving on {@code address} (port 0 = any free port). */
-  public JobHttpServer(JobQueries queries, InetSocketAddress address) throws IOException {
+  public JobHttpServer(JobQueries queries, JobSubmitter submitter, InetSocketAddress address)
+      throws IOException {
     this.queries = queries;
+    this.submitter = submitter;
     this.server = HttpServer.create(address, 0);
     this.executor = Executors.newFixedThreadPool(2, r -> new Thread(r, "orchestrator-http"));
     server.setExecutor(executor);
@@ -56,19 +63,24 @@ public final class JobHttpServer implements AutoCloseable {
 
   private void handle(HttpExchange exchange) throws IOException {
     try (exchange) {
-      if (!"GET".equals(exchange.getRequestMethod())) {
-        exchange.getResponseHeaders().add("Allow", "GET");
-        send(exchange, 405, error("only GET is supported"));
+      String path = exchange.getRequestURI().getPath();
+      boolean jobsPath = path.equals("/jobs") || path.equals("/jobs/");
+      if ("POST".equals(exchange.getRequestMethod()) && jobsPath) {
+        submit(exchange);
         return;
       }
-      String path = exchange.getRequestURI().getPath();
+      if (!"GET".equals(exchange.getRequestMethod())) {
+        exchange.getResponseHeaders().add("Allow", jobsPath ? "GET, POST" : "GET");
+        send(exchange, 405, error("only GET is supported here (and POST on /jobs)"));
+        return;
+      }
       if (path.equals("/health")) {
         JobQueries.Health h = queries.health();
         send(
             exchange,
             h.ok() ? 200 : 503,
             JobJson.MAPPER.createObjectNode().put("status", h.state()).toString());
-      } else if (path.equals("/jobs") || path.equals("/jobs/")) {
+      } else if (jobsPath) {
         ObjectNode body = JobJson.MAPPER.createObjectNode();
         ArrayNode jobs = body.putArray("jobs");
         queries.jobs().forEach(j -> jobs.add(JobJson.summary(j)));
@@ -87,6 +99,42 @@ public final class JobHttpServer implements AutoCloseable {
       LOG.warn("HTTP {} failed", exchange.getRequestURI(), e);
       sendQuietly(exchange, 500, error(e.toString()));
     }
+  }
+
+  private void submit(HttpExchange exchange) throws IOException {
+    Object parsed =
+        SubmitRequest.parse(exchange.getRequestBody().readAllBytes(), System.currentTimeMillis());
+    if (parsed instanceof SubmitRequest.Rejection r) {
+      send(exchange, r.status(), r.body().toString());
+      return;
+    }
+    JobSubmitted job = (JobSubmitted) parsed;
+    if (queries.job(job.getJobId()).isPresent()) {
+      send(exchange, 409, error("job " + job.getJobId() + " already exists"));
+      return;
+    }
+    try {
+      submitter.submit(job);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      send(exchange, 503, error("interrupted while submitting"));
+      return;
+    } catch (Exception e) {
+      LOG.warn("job {}: submission failed", job.getJobId(), e);
+      send(exchange, 503, error("could not submit job " + job.getJobId() + ": " + e));
+      return;
+    }
+    LOG.info("job {}: submitted over HTTP", job.getJobId());
+    String status = "/jobs/" + job.getJobId();
+    exchange.getResponseHeaders().add("Location", status);
+    send(
+        exchange,
+        202,
+        JobJson.MAPPER
+            .createObjectNode()
+            .put("jobId", job.getJobId())
+            .put("status", status)
+            .toString());
   }
 
   private void job(HttpExchange exchange, String id) throws IOException {

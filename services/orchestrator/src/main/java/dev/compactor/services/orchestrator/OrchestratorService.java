@@ -1,5 +1,6 @@
 package dev.compactor.services.orchestrator;
 
+import dev.compactor.events.JobSubmitted;
 import dev.compactor.schemas.Topic;
 import dev.compactor.schemas.Topics;
 import dev.compactor.schemas.registry.RestSchemaRegistryClient;
@@ -13,9 +14,13 @@ import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.streams.CloseOptions;
@@ -34,9 +39,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The orchestrator process: turns submitted jobs into a sequence of stage requests, one step at a
- * time, and answers "where is my job?" over HTTP. Runs {@link JobTopology} with exactly-once
- * processing, so a crash never requests a step twice or loses a transition; the job state is
- * rebuilt from its changelog on any instance that takes the partition over.
+ * time, takes submissions and answers "where is my job?" over HTTP. Runs {@link JobTopology} with
+ * exactly-once processing, so a crash never requests a step twice or loses a transition; the job
+ * state is rebuilt from its changelog on any instance that takes the partition over.
  *
  * <p>Configured from {@code COMPACTOR_*} environment variables ({@link OrchestratorConfig}).
  */
@@ -48,6 +53,7 @@ public final class OrchestratorService implements AutoCloseable {
   private final JobHttpServer http;
   private final KafkaStreams streams;
   private final CountDownLatch stopped = new CountDownLatch(1);
+  private final KafkaProducer<String, JobSubmitted> producer;
 
   private OrchestratorService(OrchestratorConfig config, SchemaRegistryClient registry)
       throws IOException {
@@ -58,9 +64,15 @@ public final class OrchestratorService implements AutoCloseable {
     StreamsBuilder builder = new StreamsBuilder();
     JobTopology.build(builder, registry, config.getInt(OrchestratorConfig.MAX_ATTEMPTS));
     StreamsQueries queries = new StreamsQueries();
+    this.producer = submissionProducer(config, registry);
     this.http =
         new JobHttpServer(
-            queries, new InetSocketAddress(config.getInt(OrchestratorConfig.HTTP_PORT)));
+            queries,
+            job ->
+                producer
+                    .send(new ProducerRecord<>(Topics.JOBS_SUBMITTED.name(), job.getJobId(), job))
+                    .get(30, TimeUnit.SECONDS),
+            new InetSocketAddress(config.getInt(OrchestratorConfig.HTTP_PORT)));
     HostInfo self = new HostInfo(config.get(OrchestratorConfig.ADVERTISED_HOST), http.port());
     this.streams = new KafkaStreams(builder.build(), streamsProperties(config, self));
     queries.bind(streams, self);
@@ -127,6 +139,21 @@ public final class OrchestratorService implements AutoCloseable {
     return p;
   }
 
+  /** The producer behind POST /jobs: idempotent, waits for every in-sync replica. */
+  private static KafkaProducer<String, JobSubmitted> submissionProducer(
+      OrchestratorConfig config, SchemaRegistryClient registry) {
+    Properties p = new Properties();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(OrchestratorConfig.KAFKA_BOOTSTRAP));
+    p.put(ProducerConfig.ACKS_CONFIG, "all");
+    p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
+    p.put(
+        ProducerConfig.CLIENT_ID_CONFIG, config.get(OrchestratorConfig.APPLICATION_ID) + "-submit");
+    return new KafkaProducer<>(
+        p,
+        Topics.JOBS_SUBMITTED.keySerde().serializer(),
+        Topics.JOBS_SUBMITTED.valueSerde(registry).serializer());
+  }
+
   private static void createMissingTopics(OrchestratorConfig config) {
     Properties p = new Properties();
     p.put(
@@ -168,6 +195,7 @@ public final class OrchestratorService implements AutoCloseable {
   @Override
   public void close() {
     http.close();
+    producer.close(Duration.ofSeconds(10));
     // leaving the group hands the partitions over now, not after the session timeout
     streams.close(
         CloseOptions.groupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP)

@@ -38,7 +38,9 @@ class JobHttpServerTest {
     t.submit("job-2", JobTopologyTest.MODEL, "name: x\nstages:\n  - shrink: {}\n");
     server =
         new JobHttpServer(
-            JobQueries.of(t::store), new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+            JobQueries.of(t::store),
+            job -> t.submitted.pipeInput(job.getJobId(), job),
+            new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
   }
 
   @AfterEach
@@ -106,13 +108,14 @@ class JobHttpServerTest {
     assertEquals(404, missing.statusCode());
     assertTrue(json(missing).get("error").asText().contains("no job nope"));
     assertEquals(404, get("/metrics").statusCode());
-    HttpResponse<String> post =
+    HttpResponse<String> delete =
         http.send(
-            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/jobs"))
-                .POST(HttpRequest.BodyPublishers.ofString("{}"))
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/jobs/job-1"))
+                .DELETE()
                 .build(),
             HttpResponse.BodyHandlers.ofString());
-    assertEquals(405, post.statusCode());
+    assertEquals(405, delete.statusCode());
+    assertEquals("GET", delete.headers().firstValue("Allow").orElse(""));
     assertEquals(200, get("/health").statusCode());
   }
 
@@ -125,5 +128,65 @@ class JobHttpServerTest {
     assertEquals(JobState.RUNNING, back.state());
     assertEquals(stored.baseline(), back.baseline());
     assertEquals(stored.history(), back.history());
+  }
+
+  private HttpResponse<String> post(String body) throws IOException, InterruptedException {
+    return http.send(
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/jobs"))
+            .header("Content-Type", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofString(body))
+            .build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
+  @Test
+  void postJobSubmitsItAndTheJobCanBeFollowed() throws Exception {
+    String recipe = Files.readString(Path.of("../../recipes/int8-rtn.yaml"));
+    String body =
+        JobJson.MAPPER
+            .createObjectNode()
+            .put("jobId", "posted-1")
+            .put("modelUri", JobTopologyTest.MODEL)
+            .put("recipeYaml", recipe)
+            .put("submitter", "alice")
+            .toString();
+    HttpResponse<String> r = post(body);
+    assertEquals(202, r.statusCode(), r.body());
+    assertEquals("/jobs/posted-1", json(r).get("status").asText());
+    assertEquals("/jobs/posted-1", r.headers().firstValue("Location").orElse(""));
+
+    JsonNode job = json(get("/jobs/posted-1"));
+    assertEquals("RUNNING", job.get("state").asText());
+    assertEquals("alice", job.get("submitter").asText());
+    assertEquals(
+        List.of("ingestion"),
+        t.drainRequests().stream()
+            .filter(q -> q.getJobId().equals("posted-1"))
+            .map(q -> q.getStage())
+            .toList());
+
+    assertEquals(409, post(body).statusCode(), "the job id is taken");
+  }
+
+  @Test
+  void postWithAnInvalidRecipeListsEveryProblem() throws Exception {
+    HttpResponse<String> r =
+        post(
+            JobJson.MAPPER
+                .createObjectNode()
+                .put("modelUri", JobTopologyTest.MODEL)
+                .put("recipeYaml", "name: x\nstages:\n  - prune: { sparsity: 2 }\n  - shrink: {}\n")
+                .toString());
+    assertEquals(422, r.statusCode(), r.body());
+    JsonNode problems = json(r).get("problems");
+    assertEquals(2, problems.size());
+    assertEquals("stages[0].prune.sparsity", problems.get(0).get("path").asText());
+    assertEquals("stages[1].shrink", problems.get(1).get("path").asText());
+    assertEquals(400, post("not json").statusCode());
+    assertEquals(400, post("{\"modelUri\": \"s3://b/m/\"}").statusCode());
+    assertEquals(
+        400,
+        post("{\"modelUri\": \"s3://b/m/\", \"recipeYaml\": \"x\", \"jobId\": \"a b\"}")
+            .statusCode());
   }
 }

@@ -146,6 +146,7 @@ class OrchestratorIT {
               .build());
 
       ingest = readUntil(Topics.stageRequested("ingestion"), l -> !l.isEmpty()).get(0);
+      // only it-job-1 has been submitted so far, so the first request is its
       assertEquals(jobId, ingest.getJobId());
       assertEquals(0, ingest.getStep());
       assertEquals("s3://compactor-data/models/tiny/", ingest.getModelUri());
