@@ -124,6 +124,13 @@ class DockerComposeTest {
       assertTrue(
           Files.exists(ROOT.resolve("services").resolve(module).resolve("pom.xml")),
           service + ": build arg SERVICE=" + module + " is not a module under services/");
+      String pom = Files.readString(ROOT.resolve("services").resolve(module).resolve("pom.xml"));
+      assertTrue(
+          pom.contains("<artifactId>compactor-" + module + "</artifactId>"),
+          service
+              + ": the Dockerfile copies compactor-"
+              + module
+              + "-*.jar; the module is named otherwise");
       String main = build.get("args").get("MAIN_CLASS").asText();
       assertTrue(
           main.startsWith("dev.compactor.services." + module + "."),
