@@ -55,8 +55,10 @@ final class ParamSchema {
     return simple(desc, n -> n.isIntegralNumber() && allowed.contains(n.asInt()));
   }
 
-  static Type integerAtLeast(long min) {
-    return simple("an integer >= " + min, n -> n.isIntegralNumber() && n.asLong() >= min);
+  static Type integerAtLeast(int min) {
+    return simple(
+        "an integer >= " + min,
+        n -> n.isIntegralNumber() && n.canConvertToInt() && n.asInt() >= min);
   }
 
   /** A number in a range; {@code Double.POSITIVE_INFINITY} as {@code max} means unbounded. */

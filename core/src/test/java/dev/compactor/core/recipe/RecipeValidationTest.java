@@ -133,6 +133,10 @@ class RecipeValidationTest {
     assertProblem(p, "stages[0].distill.steps", "an integer >= 1");
     assertProblem(p, "stages[0].distill.lr", "(0, inf)");
     assertOnlyProblem(
+        problems("  - distill: { keep_layers: 2, steps: 99999999999 }\n", true),
+        "stages[0].distill.steps",
+        "an integer >= 1 but found 99999999999");
+    assertOnlyProblem(
         problems("  - distill: { keep_layers: 2, steps: 10, checkpoint_every: 50 }\n", true),
         "stages[0].distill.checkpoint_every",
         "larger than steps");

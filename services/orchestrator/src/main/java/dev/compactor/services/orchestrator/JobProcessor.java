@@ -102,6 +102,10 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
       }
     } catch (InvalidRecipeException e) {
       e.problems().stream().map(RecipeProblem::toString).forEach(problems::add);
+    } catch (RuntimeException e) {
+      // a validator bug must reject one job, not stop the stream thread that serves every job
+      LOG.error("job {}: recipe validation failed unexpectedly ({})", jobId, coordinates(), e);
+      problems.add("recipe could not be validated: " + e);
     }
     String modelUri = s.getModelUri();
     if (modelUri == null || !(modelUri.startsWith("s3://") || modelUri.startsWith("file:"))) {
