@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import dev.compactor.events.JobState;
 import dev.compactor.events.JobSubmitted;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -109,7 +110,7 @@ public final class JobHttpServer implements AutoCloseable {
       return;
     }
     JobSubmitted job = (JobSubmitted) parsed;
-    if (queries.job(job.getJobId()).isPresent()) {
+    if (queries.job(job.getJobId()).filter(j -> j.state() != JobState.REJECTED).isPresent()) {
       send(exchange, 409, error("job " + job.getJobId() + " already exists"));
       return;
     }

@@ -79,7 +79,9 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
 
   private void onSubmitted(JobSubmitted s, long ts) {
     String jobId = s.getJobId();
-    if (store.get(jobId) != null) {
+    JobRecord existing = store.get(jobId);
+    // a rejected job never ran a step, so its id may be reused for a corrected submission
+    if (existing != null && existing.state() != JobState.REJECTED) {
       LOG.info("job {}: repeated JobSubmitted ignored ({})", jobId, coordinates());
       return;
     }

@@ -216,6 +216,10 @@ class JobTopologyTest {
     assertTrue(rejected.getMessage().contains("stages[0].quantize.bits"), rejected.getMessage());
     assertTrue(rejected.getMessage().contains("stages[1].publish"), rejected.getMessage());
     assertEquals(JobState.REJECTED, t.store().get("job-5").state());
+
+    t.submit("job-5", MODEL, demoRecipe);
+    assertEquals("ingestion", onlyRequest().getStage(), "a rejected job's id can be reused");
+    assertEquals(JobState.RUNNING, t.store().get("job-5").state());
   }
 
   @Test
