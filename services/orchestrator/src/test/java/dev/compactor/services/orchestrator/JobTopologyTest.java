@@ -83,7 +83,7 @@ class JobTopologyTest {
       assertEquals(model, r.getInput(), "step " + (i + 1) + " works on the previous model");
       assertEquals(baseline, r.getBaseline(), "every step after ingestion gets the baseline");
       assertNull(r.getModelUri());
-      assertEquals("s3://compactor-data/calibration.txt", r.getCalibrationUri());
+      assertEquals("builtin:europarl", r.getCalibrationUri());
       assertEquals(recipe.stage(i).toJson(), r.getParamsJson());
       assertEquals(
           recipe.stage(i).params(),
