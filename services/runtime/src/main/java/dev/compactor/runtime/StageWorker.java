@@ -27,6 +27,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import org.apache.kafka.clients.consumer.CloseOptions;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -537,7 +538,10 @@ public final class StageWorker implements AutoCloseable {
   private void closeClients() {
     try {
       if (consumer != null) {
-        consumer.close(Duration.ofSeconds(10));
+        // Leave the group explicitly so an abandoned job's partition moves at once.
+        consumer.close(
+            CloseOptions.timeout(Duration.ofSeconds(10))
+                .withGroupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP));
       }
     } catch (RuntimeException e) {
       log.warn("closing consumer: {}", e.toString());

@@ -15,6 +15,11 @@ import dev.compactor.infra.LocalStack;
 import dev.compactor.schemas.Topics;
 import dev.compactor.schemas.registry.RestSchemaRegistryClient;
 import dev.compactor.schemas.registry.SchemaRegistryClient;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.net.http.HttpResponse.BodyHandlers;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -116,6 +121,13 @@ class StageWorkerIT {
     String job = newJobId();
     // 12 s of work against max.poll.interval.ms = 6 s.
     produce(request("quantize", job, 1, "{\"work_ms\": 12000}"));
+    await()
+        .atMost(WAIT)
+        .until(
+            () -> {
+              WorkerHealth.CurrentJob running = worker.health().current();
+              return running != null && running.progress() > 0.5;
+            });
 
     awaitOne(Topics.STAGE_COMPLETED.name(), job, StageCompleted.class);
     WorkerHealth h = worker.health();
@@ -234,6 +246,27 @@ class StageWorkerIT {
     assertEquals(2, stage.started(job, 0));
     assertEquals(1, stage.runs(job, 0));
     assertEquals(1, events.count(Topics.STAGE_COMPLETED.name(), job));
+  }
+
+  @Test
+  void aServiceServesItsHealthAndStopsCleanly() throws Exception {
+    StageConfig c = config("prune", "w-service").with(StageConfig.HEALTH_PORT, "0");
+    StageService service = StageService.start(stage, c);
+    try {
+      HttpClient http = HttpClient.newHttpClient();
+      URI uri = URI.create("http://127.0.0.1:" + service.healthPort().orElseThrow() + "/health");
+      HttpResponse<String> ok =
+          await()
+              .atMost(WAIT)
+              .until(
+                  () -> http.send(HttpRequest.newBuilder(uri).build(), BodyHandlers.ofString()),
+                  r -> r.body().contains("\"state\":\"RUNNING\""));
+      assertEquals(200, ok.statusCode());
+      assertTrue(ok.body().contains("\"worker\":\"w-service\""), ok.body());
+    } finally {
+      service.close();
+    }
+    assertEquals("STOPPED", service.health().state());
   }
 
   private StageWorker startWorker(String stageName, String workerId) {
