@@ -184,6 +184,10 @@ public final class StageWorker implements AutoCloseable {
    */
   @Override
   public void close() {
+    if (stopped.getCount() == 0) {
+      jobThreads.shutdownNow();
+      return;
+    }
     stopping = true;
     KafkaConsumer<?, ?> c = consumer;
     if (c != null) {
