@@ -25,11 +25,13 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class ReleasedSchemasBackwardCompatibleTest {
 
+  /** Surefire runs in the module directory. */
+  private static final Path RELEASED_DIR = Path.of("src/main/released");
+
   @Test
   void everyReleasedVersionIsReadableByTheCurrentSchema() throws IOException {
     List<String> problems =
-        ReleasedSchemaGate.verify(
-            ReleasedSchemaGate.RELEASED_DIR, ReleasedSchemaGate::currentEventSchema);
+        ReleasedSchemas.verify(RELEASED_DIR, ReleasedSchemas::currentEventSchema);
     assertTrue(
         problems.isEmpty(),
         () ->
@@ -41,7 +43,7 @@ class ReleasedSchemasBackwardCompatibleTest {
   @Test
   void everyEventOnATopicHasAReleasedSnapshot() throws IOException {
     Set<String> released =
-        ReleasedSchemaGate.snapshots(ReleasedSchemaGate.RELEASED_DIR).stream()
+        ReleasedSchemas.snapshots(RELEASED_DIR).stream()
             .map(p -> p.getFileName().toString().split("\\.")[0])
             .collect(Collectors.toCollection(TreeSet::new));
     Set<String> onTopics =
@@ -95,14 +97,14 @@ class ReleasedSchemasBackwardCompatibleTest {
   @Test
   void gateRejectsDeletingAReleasedEvent(@TempDir Path dir) throws IOException {
     copyReleased(dir, "ModelReady");
-    List<String> problems = ReleasedSchemaGate.verify(dir, name -> null);
+    List<String> problems = ReleasedSchemas.verify(dir, name -> null);
     assertEquals(1, problems.size());
     assertTrue(problems.get(0).contains("no longer exists"), problems::toString);
   }
 
   @Test
   void requireCompatibleThrowsWithEveryProblem() {
-    Schema released = ReleasedSchemaGate.currentEventSchema("StageRequested");
+    Schema released = ReleasedSchemas.currentEventSchema("StageRequested");
     Schema changed = changed("StageRequested.new-field-without-default");
     BackwardCompatibility.IncompatibleSchemaException e =
         assertThrows(
@@ -115,7 +117,7 @@ class ReleasedSchemasBackwardCompatibleTest {
 
   @Test
   void levelsCheckTheRightDirections() {
-    Schema v1 = ReleasedSchemaGate.currentEventSchema("JobSubmitted");
+    Schema v1 = ReleasedSchemas.currentEventSchema("JobSubmitted");
     Schema optionalAdded = changed("JobSubmitted.new-optional-field");
     Schema requiredAdded = withRequiredField(v1);
     // A required new field: new readers cannot read old data, old readers can read new data.
@@ -147,6 +149,25 @@ class ReleasedSchemasBackwardCompatibleTest {
         BackwardCompatibility.check(CompatibilityLevel.BACKWARD, v1, List.of()).compatible());
   }
 
+  @Test
+  void releaseSnapshotsOnlyChangedEvents(@TempDir Path dir) throws IOException {
+    for (Path file : ReleasedSchemas.snapshots(RELEASED_DIR)) {
+      Files.copy(file, dir.resolve(file.getFileName()));
+    }
+    assertEquals(
+        List.of(),
+        ReleasedSchemas.release(dir, ReleasedSchemas.currentEventSchemas()),
+        "all released");
+
+    Map<String, Schema> changed =
+        new java.util.LinkedHashMap<>(ReleasedSchemas.currentEventSchemas());
+    changed.put("JobSubmitted", changed("JobSubmitted.new-optional-field"));
+    assertEquals(
+        List.of(dir.resolve("JobSubmitted.v2.avsc")), ReleasedSchemas.release(dir, changed));
+    assertEquals(List.of(), ReleasedSchemas.verify(dir, changed::get));
+    assertEquals(List.of(), ReleasedSchemas.release(dir, changed), "v2 is now the newest");
+  }
+
   private static Schema withRequiredField(Schema base) {
     String json = base.toString();
     String extra = "{\"name\":\"priority\",\"type\":\"int\"}";
@@ -157,11 +178,11 @@ class ReleasedSchemasBackwardCompatibleTest {
       throws IOException {
     copyReleased(dir, event);
     Schema changed = changed(changedName);
-    return ReleasedSchemaGate.verify(dir, Map.of(event, changed)::get);
+    return ReleasedSchemas.verify(dir, Map.of(event, changed)::get);
   }
 
   private static void copyReleased(Path dir, String event) throws IOException {
-    Path released = ReleasedSchemaGate.RELEASED_DIR.resolve(event + ".v1.avsc");
+    Path released = RELEASED_DIR.resolve(event + ".v1.avsc");
     Files.copy(released, dir.resolve(released.getFileName()));
   }
 

@@ -25,6 +25,7 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.config.TopicConfig;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -105,11 +106,13 @@ public final class KafkaSchemaStore implements SchemaStore {
       try {
         admin.createTopics(List.of(definition)).all().get(WRITE_TIMEOUT_S, TimeUnit.SECONDS);
         LOG.info("created schema topic {}", topic);
+        return;
       } catch (ExecutionException e) {
         if (!(e.getCause() instanceof TopicExistsException)) {
           throw new IllegalStateException("cannot create schema topic " + topic, e.getCause());
         }
       }
+      // The topic predates this store: check it cannot reorder or drop registry updates.
       TopicDescription description =
           admin
               .describeTopics(List.of(topic))
@@ -123,6 +126,23 @@ public final class KafkaSchemaStore implements SchemaStore {
                 + " has "
                 + description.partitions().size()
                 + " partitions; it needs exactly 1 so registry updates stay in order");
+      }
+      ConfigResource resource = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+      String policy =
+          admin
+              .describeConfigs(List.of(resource))
+              .all()
+              .get(WRITE_TIMEOUT_S, TimeUnit.SECONDS)
+              .get(resource)
+              .get(TopicConfig.CLEANUP_POLICY_CONFIG)
+              .value();
+      if (!policy.contains(TopicConfig.CLEANUP_POLICY_COMPACT) || policy.contains("delete")) {
+        throw new IllegalStateException(
+            "schema topic "
+                + topic
+                + " has cleanup.policy="
+                + policy
+                + "; it must be 'compact' or retention would delete registered schemas");
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

@@ -18,8 +18,16 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.apache.avro.Schema;
+import org.apache.avro.SchemaBuilder;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -153,6 +161,11 @@ class SchemaRegistryServerTest {
   }
 
   @Test
+  void onlyAvroIsOffered() throws IOException {
+    assertEquals("[\"AVRO\"]", call("GET", "/schemas/types", null, 200).toString());
+  }
+
+  @Test
   void rawSchemaEndpointsReturnTheSchemaItself() throws IOException {
     int id = client.register("jobs-value", V1);
     assertEquals(
@@ -202,6 +215,35 @@ class SchemaRegistryServerTest {
     assertEquals(CompatibilityLevel.FULL, after.compatibility("status-value"));
     assertEquals(
         Math.max(v1, status) + 1, after.register("jobs-value", V2_OPTIONAL), "ids continue");
+  }
+
+  @Test
+  void concurrentRegistrationsGetConsistentIds() throws Exception {
+    ExecutorService pool = Executors.newFixedThreadPool(8);
+    try {
+      List<Future<Integer>> same = new ArrayList<>();
+      List<Future<Integer>> distinct = new ArrayList<>();
+      for (int i = 0; i < 16; i++) {
+        same.add(pool.submit(() -> fresh().register("shared-value", V1)));
+        Schema own = SchemaBuilder.record("R" + i).fields().requiredInt("x").endRecord();
+        String subject = "own-" + i + "-value";
+        distinct.add(pool.submit(() -> fresh().register(subject, own)));
+      }
+      Set<Integer> sameIds = new HashSet<>();
+      for (Future<Integer> f : same) {
+        sameIds.add(f.get(60, TimeUnit.SECONDS));
+      }
+      Set<Integer> distinctIds = new HashSet<>();
+      for (Future<Integer> f : distinct) {
+        distinctIds.add(f.get(60, TimeUnit.SECONDS));
+      }
+      assertEquals(1, sameIds.size(), "one schema, one id");
+      assertEquals(16, distinctIds.size(), "distinct schemas, distinct ids");
+      assertFalse(distinctIds.contains(sameIds.iterator().next()));
+      assertEquals(List.of(1), client.versions("shared-value"));
+    } finally {
+      pool.shutdownNow();
+    }
   }
 
   private RestSchemaRegistryClient fresh() {

@@ -182,9 +182,22 @@ public final class RestSchemaRegistryClient implements SchemaRegistryClient {
 
   @Override
   public CompatibilityLevel compatibility(String subject) {
-    String path =
-        subject == null ? "config" : "config/" + encode(subject) + "?defaultToGlobal=true";
-    return CompatibilityLevel.parse(send("GET", path, null).path("compatibilityLevel").asText());
+    if (subject == null) {
+      return CompatibilityLevel.parse(
+          send("GET", "config", null).path("compatibilityLevel").asText());
+    }
+    try {
+      return CompatibilityLevel.parse(
+          send("GET", "config/" + encode(subject) + "?defaultToGlobal=true", null)
+              .path("compatibilityLevel")
+              .asText());
+    } catch (SchemaRegistryException e) {
+      // Registries older than defaultToGlobal answer 404 for a subject without its own level.
+      if (e.isNotFound()) {
+        return compatibility(null);
+      }
+      throw e;
+    }
   }
 
   @Override

@@ -174,6 +174,18 @@ class RestSchemaRegistryClientTest {
   }
 
   @Test
+  void subjectLevelFallsBackToGlobalOnRegistriesWithoutDefaultToGlobal() {
+    answer(
+        404,
+        "{\"error_code\":40408,\"message\":\"Subject 's' does not have subject-level"
+            + " compatibility configured\"}");
+    answer(200, "{\"compatibilityLevel\":\"FULL_TRANSITIVE\"}");
+    RestSchemaRegistryClient client = new RestSchemaRegistryClient(url);
+    assertEquals(CompatibilityLevel.FULL_TRANSITIVE, client.compatibility("s"));
+    assertEquals("GET /config", seen.get(1).method() + " " + seen.get(1).path());
+  }
+
+  @Test
   void errorsBecomeTypedExceptions() {
     answer(404, "{\"error_code\":40401,\"message\":\"Subject 'nope' not found.\"}");
     answer(409, "{\"error_code\":409,\"message\":\"Schema being registered is incompatible\"}");
