@@ -31,10 +31,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Endpoints: {@code GET /subjects}, {@code GET|POST /subjects/{s}/versions}, {@code GET
  * /subjects/{s}/versions/{v}[/schema]}, {@code POST /subjects/{s}} (lookup), {@code GET
- * /schemas/ids/{id}[/schema]}, {@code POST /compatibility/subjects/{s}/versions/{v}}, {@code
- * GET|PUT /config[/{s}]}. Errors are {@code {"error_code": n, "message": "..."}} with Confluent's
- * codes. Not supported yet: deletes, modes, contexts, schema references and non-Avro schema types
- * (answered with a clear error).
+ * /schemas/ids/{id}[/schema]}, {@code GET /schemas/types}, {@code POST
+ * /compatibility/subjects/{s}/versions/{v}}, {@code GET|PUT /config[/{s}]}. Errors are {@code
+ * {"error_code": n, "message": "..."}} with Confluent's codes. Not supported yet: deletes, modes,
+ * contexts, schema references and non-Avro schema types (answered with a clear error).
  */
 public final class SchemaRegistryServer implements AutoCloseable {
 
@@ -208,6 +208,9 @@ public final class SchemaRegistryServer implements AutoCloseable {
         }
         break;
       case "schemas":
+        if (n == 2 && path.get(1).equals("types")) {
+          return method("GET", method, () -> Answer.ok(strings(List.of("AVRO"))));
+        }
         if (n >= 3 && n <= 4 && path.get(1).equals("ids")) {
           int id = schemaId(path.get(2));
           if (n == 3) {

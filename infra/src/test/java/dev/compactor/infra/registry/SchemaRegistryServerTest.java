@@ -161,6 +161,11 @@ class SchemaRegistryServerTest {
   }
 
   @Test
+  void onlyAvroIsOffered() throws IOException {
+    assertEquals("[\"AVRO\"]", call("GET", "/schemas/types", null, 200).toString());
+  }
+
+  @Test
   void rawSchemaEndpointsReturnTheSchemaItself() throws IOException {
     int id = client.register("jobs-value", V1);
     assertEquals(

@@ -10,7 +10,6 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -134,9 +133,7 @@ public record ArtifactManifest(String format, List<FileEntry> files, Provenance 
     }
     JsonNode p = required(root, "provenance");
     Map<String, Double> metrics = new TreeMap<>();
-    for (Iterator<Map.Entry<String, JsonNode>> it = required(p, "metrics").fields();
-        it.hasNext(); ) {
-      Map.Entry<String, JsonNode> e = it.next();
+    for (Map.Entry<String, JsonNode> e : required(p, "metrics").properties()) {
       metrics.put(e.getKey(), e.getValue().asDouble());
     }
     JsonNode parent = p.get("parentSha256");

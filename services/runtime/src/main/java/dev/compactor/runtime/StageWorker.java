@@ -8,7 +8,6 @@ import dev.compactor.schemas.serde.AvroDeserializer;
 import java.lang.management.ManagementFactory;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -16,9 +15,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Properties;
 import java.util.Set;
-import java.util.UUID;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -27,14 +24,12 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.CloseOptions;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.clients.consumer.CooperativeStickyAssignor;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
-import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
@@ -42,9 +37,6 @@ import org.apache.kafka.common.errors.AuthorizationException;
 import org.apache.kafka.common.errors.OutOfOrderSequenceException;
 import org.apache.kafka.common.errors.ProducerFencedException;
 import org.apache.kafka.common.errors.WakeupException;
-import org.apache.kafka.common.header.internals.RecordHeaders;
-import org.apache.kafka.common.serialization.ByteArrayDeserializer;
-import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -104,7 +96,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class StageWorker implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(StageWorker.class);
-  private static final int MAX_RECORD_BYTES = 16 * 1024 * 1024;
   private static final AtomicInteger THREADS = new AtomicInteger();
 
   private final StageConfig config;
@@ -114,6 +105,7 @@ public final class StageWorker implements AutoCloseable {
   private final SchemaRegistryClient registry;
   private final JobRunner runner;
   private final Retrier backoff;
+  private final WorkerClients clients;
   private final Duration pollTimeout;
   private final ExecutorService jobThreads;
   private final Thread pollThread;
@@ -151,6 +143,7 @@ public final class StageWorker implements AutoCloseable {
     this.registry = registry;
     this.runner = new JobRunner(stage, config, blobs, registry);
     this.backoff = Retrier.from(config);
+    this.clients = new WorkerClients(config, stageName, workerId);
     this.pollTimeout = Duration.ofMillis(config.get(StageConfig.POLL_TIMEOUT_MS));
     this.jobThreads =
         Executors.newCachedThreadPool(
@@ -191,6 +184,10 @@ public final class StageWorker implements AutoCloseable {
    */
   @Override
   public void close() {
+    if (stopped.getCount() == 0) {
+      jobThreads.shutdownNow();
+      return;
+    }
     stopping = true;
     KafkaConsumer<?, ?> c = consumer;
     if (c != null) {
@@ -246,8 +243,8 @@ public final class StageWorker implements AutoCloseable {
 
   private void pollLoop() {
     try {
-      consumer = newConsumer();
-      producer = newProducer();
+      consumer = clients.newConsumer(groupId(), requestTopic.valueSerde(registry).deserializer());
+      producer = clients.newProducer();
       consumer.subscribe(List.of(requestTopic.name()), new Rebalance());
       state = "RUNNING";
       log.info("Worker {} consuming {} as group {}", workerId, requestTopic.name(), groupId());
@@ -348,15 +345,8 @@ public final class StageWorker implements AutoCloseable {
 
   private void deadLetter(ConsumerRecord<byte[], Decoded<StageRequested>> rec, TopicPartition tp) {
     RuntimeException error = rec.value().error();
-    RecordHeaders headers = new RecordHeaders(rec.headers().toArray());
-    headers.add(DeadLetters.ORIGINAL_TOPIC, utf8(rec.topic()));
-    headers.add(DeadLetters.ORIGINAL_PARTITION, utf8(String.valueOf(rec.partition())));
-    headers.add(DeadLetters.ORIGINAL_OFFSET, utf8(String.valueOf(rec.offset())));
-    headers.add(DeadLetters.ERROR, utf8(Failures.reason(error)));
-    headers.add(DeadLetters.ERROR_TYPE, utf8(Failures.rootCause(error).getClass().getName()));
-    headers.add(DeadLetters.WORKER, utf8(stageName + "/" + workerId));
     ProducerRecord<byte[], byte[]> out =
-        new ProducerRecord<>(Topics.DEADLETTER.name(), null, rec.key(), rec.value().raw(), headers);
+        DeadLetters.copyOf(rec, rec.value().raw(), error, stageName + "/" + workerId);
     if (commit(tp, rec.offset(), List.of(out))) {
       deadLettered.incrementAndGet();
       log.warn(
@@ -481,63 +471,22 @@ public final class StageWorker implements AutoCloseable {
     return Topics.stageConsumerGroup(stageName);
   }
 
-  private KafkaConsumer<byte[], Decoded<StageRequested>> newConsumer() {
-    Properties p = new Properties();
-    p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(StageConfig.KAFKA_BOOTSTRAP));
-    p.put(ConsumerConfig.GROUP_ID_CONFIG, groupId());
-    p.put(ConsumerConfig.CLIENT_ID_CONFIG, "compactor-" + stageName + "-" + workerId + "-consumer");
-    p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
-    p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-    p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
-    p.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "1");
-    p.put(
-        ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG,
-        String.valueOf(config.get(StageConfig.MAX_POLL_INTERVAL_MS)));
-    int session = config.get(StageConfig.SESSION_TIMEOUT_MS);
-    p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, String.valueOf(session));
-    p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, String.valueOf(Math.min(3000, session / 3)));
-    p.put(
-        ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG,
-        CooperativeStickyAssignor.class.getName());
-    p.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, String.valueOf(MAX_RECORD_BYTES));
-    p.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, String.valueOf(MAX_RECORD_BYTES));
-    return new KafkaConsumer<>(
-        p,
-        new ByteArrayDeserializer(),
-        Decoded.capturing(requestTopic.valueSerde(registry).deserializer()));
-  }
-
-  private KafkaProducer<byte[], byte[]> newProducer() {
-    Properties p = new Properties();
-    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(StageConfig.KAFKA_BOOTSTRAP));
-    p.put(ProducerConfig.CLIENT_ID_CONFIG, "compactor-" + stageName + "-" + workerId + "-producer");
-    // Fencing of zombies comes from the consumer group generation (sendOffsetsToTransaction with
-    // group metadata), so the transactional id only has to be unique per producer instance.
-    p.put(
-        ProducerConfig.TRANSACTIONAL_ID_CONFIG,
-        "compactor-" + stageName + "-" + workerId + "-" + UUID.randomUUID());
-    p.put(ProducerConfig.ACKS_CONFIG, "all");
-    p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
-    p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, String.valueOf(MAX_RECORD_BYTES));
-    KafkaProducer<byte[], byte[]> created =
-        new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
-    created.initTransactions();
-    return created;
-  }
-
   private void replaceProducer() {
     try {
       producer.close(Duration.ofSeconds(5));
     } catch (KafkaException e) {
       log.warn("closing a broken producer failed: {}", e.toString());
     }
-    producer = newProducer();
+    producer = clients.newProducer();
   }
 
   private void closeClients() {
     try {
       if (consumer != null) {
-        consumer.close(Duration.ofSeconds(10));
+        // Leave the group explicitly so an abandoned job's partition moves at once.
+        consumer.close(
+            CloseOptions.timeout(Duration.ofSeconds(10))
+                .withGroupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP));
       }
     } catch (RuntimeException e) {
       log.warn("closing consumer: {}", e.toString());
@@ -550,9 +499,5 @@ public final class StageWorker implements AutoCloseable {
       log.warn("closing producer: {}", e.toString());
     }
     jobThreads.shutdownNow();
-  }
-
-  private static byte[] utf8(String s) {
-    return s.getBytes(StandardCharsets.UTF_8);
   }
 }
