@@ -50,10 +50,12 @@ import org.slf4j.LoggerFactory;
  * The stage runs on a job thread while the poll thread keeps calling {@code poll()} with every
  * assigned partition <em>paused</em>: the consumer stays in its group and keeps its partitions for
  * as long as the job takes, whatever {@code max.poll.interval.ms} is. {@code max.poll.records=1}
- * and the cooperative-sticky assignor mean one job per worker and a rebalance (another worker
- * joining) does not disturb a running job. If the running job's partition is revoked or lost
- * anyway, the job is cancelled ({@link StageContext#isCancelled()}, thread interrupt) and nothing
- * of it is published or committed: the new owner redoes it. Closing a worker mid-job does the same.
+ * and the cooperative-sticky assignor mean one job per worker, and a rebalance revokes only the
+ * partitions that move. If the running job's partition moves (a worker joins and the assignor hands
+ * it over) or is lost, the job is cancelled ({@link StageContext#isCancelled()}, thread interrupt)
+ * and nothing of it is published or committed: the new owner redoes it. Closing a worker mid-job
+ * does the same. Scaling out therefore may restart up to one running job per existing worker; the
+ * assignor does not know which partition is busy.
  *
  * <h2>Effectively-once answers</h2>
  *
