@@ -50,10 +50,12 @@ import org.slf4j.LoggerFactory;
  * The stage runs on a job thread while the poll thread keeps calling {@code poll()} with every
  * assigned partition <em>paused</em>: the consumer stays in its group and keeps its partitions for
  * as long as the job takes, whatever {@code max.poll.interval.ms} is. {@code max.poll.records=1}
- * and the cooperative-sticky assignor mean one job per worker and a rebalance (another worker
- * joining) does not disturb a running job. If the running job's partition is revoked or lost
- * anyway, the job is cancelled ({@link StageContext#isCancelled()}, thread interrupt) and nothing
- * of it is published or committed: the new owner redoes it. Closing a worker mid-job does the same.
+ * and the cooperative-sticky assignor mean one job per worker, and a rebalance revokes only the
+ * partitions that move. If the running job's partition moves (a worker joins and the assignor hands
+ * it over) or is lost, the job is cancelled ({@link StageContext#isCancelled()}, thread interrupt)
+ * and nothing of it is published or committed: the new owner redoes it. Closing a worker mid-job
+ * does the same. Scaling out therefore may restart up to one running job per existing worker; the
+ * assignor does not know which partition is busy.
  *
  * <h2>Effectively-once answers</h2>
  *
@@ -89,10 +91,12 @@ import org.slf4j.LoggerFactory;
  *
  * S3 calls retry with exponential backoff on transient faults ({@link BlobStore}). When storage,
  * the schema registry or a Kafka transaction still fail, the record is sought back and redelivered
- * to this worker after a growing backoff (its marker, if written, prevents recomputation). A record
- * whose value cannot be decoded goes, byte for byte, to {@link Topics#DEADLETTER} with headers from
- * {@link DeadLetters}, in a transaction with its offset; the partition keeps flowing. An exception
- * from the stage becomes a {@code StageFailed} whose reason is the root cause's message.
+ * to this worker after a growing backoff (its marker, if written, prevents recomputation); before
+ * re-reading it, the group's committed offset is checked, because a commit reported as failed (a
+ * timeout) may have succeeded on the broker. A record whose value cannot be decoded goes, byte for
+ * byte, to {@link Topics#DEADLETTER} with headers from {@link DeadLetters}, in a transaction with
+ * its offset; the partition keeps flowing. An exception from the stage becomes a {@code
+ * StageFailed} whose reason is the root cause's message.
  */
 public final class StageWorker implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(StageWorker.class);
@@ -125,6 +129,7 @@ public final class StageWorker implements AutoCloseable {
   private KafkaConsumer<byte[], Decoded<StageRequested>> consumer;
   private KafkaProducer<byte[], byte[]> producer;
   private final Map<TopicPartition, Long> backoffUntil = new HashMap<>();
+  private final Map<TopicPartition, Long> rewound = new HashMap<>();
   private int faultStreak;
 
   private record Running(JobRunner.Job job, TopicPartition tp, Future<JobRunner.Outcome> future) {}
@@ -258,7 +263,11 @@ public final class StageWorker implements AutoCloseable {
             finish();
           }
         }
-        resumeExpiredBackoffs();
+        if (current == null) {
+          long now = System.currentTimeMillis();
+          backoffUntil.entrySet().removeIf(e -> e.getValue() <= now);
+          resumeFree();
+        }
       }
       state = "STOPPED";
     } catch (WakeupException e) {
@@ -278,6 +287,17 @@ public final class StageWorker implements AutoCloseable {
   private void handle(ConsumerRecord<byte[], Decoded<StageRequested>> rec) {
     TopicPartition tp = new TopicPartition(rec.topic(), rec.partition());
     String where = rec.topic() + "-" + rec.partition() + "@" + rec.offset();
+    if (rec.offset() == rewound.getOrDefault(tp, -1L)) {
+      rewound.remove(tp);
+      // A commit that timed out on this side may still have succeeded on the broker; the group's
+      // committed offset (read stably, KIP-447) says whether this record was in fact consumed.
+      OffsetAndMetadata committed = consumer.committed(Set.of(tp)).get(tp);
+      if (committed != null && committed.offset() > rec.offset()) {
+        log.info("{}: already consumed by a commit that reported failure; skipping", where);
+        consumer.seek(tp, committed.offset());
+        return;
+      }
+    }
     Decoded<StageRequested> value = rec.value();
     if (!value.ok()) {
       if (AvroDeserializer.isRegistryUnavailable(value.error())) {
@@ -403,18 +423,10 @@ public final class StageWorker implements AutoCloseable {
     long wait = backoff.backoffMs(Math.min(faultStreak, 20));
     if (consumer.assignment().contains(tp)) {
       consumer.seek(tp, offset);
+      rewound.put(tp, offset);
       consumer.pause(List.of(tp));
       backoffUntil.put(tp, System.currentTimeMillis() + wait);
     }
-  }
-
-  private void resumeExpiredBackoffs() {
-    if (current != null || backoffUntil.isEmpty()) {
-      return;
-    }
-    long now = System.currentTimeMillis();
-    backoffUntil.entrySet().removeIf(e -> e.getValue() <= now);
-    resumeFree();
   }
 
   private void resumeFree() {
@@ -439,6 +451,7 @@ public final class StageWorker implements AutoCloseable {
     @Override
     public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
       backoffUntil.keySet().removeAll(partitions);
+      rewound.keySet().removeAll(partitions);
       Running r = current;
       if (r != null && partitions.contains(r.tp())) {
         abandon("partition " + r.tp() + " revoked");

@@ -324,6 +324,37 @@ class StageWorkerIT {
   }
 
   @Test
+  void aWorkerJoiningMidJobLeavesEveryPartitionFlowingAndTheJobDoneOnce() throws Exception {
+    StageWorker first = startWorker("quantize", "w-scale-1");
+    await().atMost(WAIT).until(() -> first.health().assigned().size() == 6);
+    String job = newJobId();
+    produce(request("quantize", job, 7, "{\"work_ms\": 3000}"));
+    await().atMost(WAIT).until(() -> stage.started(job, 7) == 1);
+
+    // The cooperative rebalance moves half the partitions, perhaps the running job's.
+    StageWorker second = startWorker("quantize", "w-scale-2");
+    await()
+        .atMost(WAIT)
+        .until(
+            () -> first.health().assigned().size() == 3 && second.health().assigned().size() == 3);
+    List<String> after = jobsCoveringPartitions(Topics.stageRequested("quantize").partitions());
+    for (String j : after) {
+      produce(request("quantize", j, 7, "{}"));
+    }
+
+    awaitOne(Topics.STAGE_COMPLETED.name(), job, StageCompleted.class);
+    for (String j : after) {
+      awaitOne(Topics.STAGE_COMPLETED.name(), j, StageCompleted.class);
+    }
+    assertEquals(1, events.count(Topics.STAGE_COMPLETED.name(), job));
+    assertEquals(1, stage.runs(job, 7));
+    assertEquals(stage.started(job, 7) - 1, first.health().abandoned());
+    for (String j : after) {
+      assertEquals(1, events.count(Topics.STAGE_COMPLETED.name(), j), j);
+    }
+  }
+
+  @Test
   void aServiceServesItsHealthAndStopsCleanly() throws Exception {
     StageConfig c = config("prune", "w-service").with(StageConfig.HEALTH_PORT, "0");
     StageService service = StageService.start(stage, c);
