@@ -104,6 +104,28 @@ public final class LocalStack implements AutoCloseable {
     }
   }
 
+  /**
+   * Runs the stack until the JVM is stopped (Ctrl-C), for services started by hand or from an IDE:
+   * {@code LocalStack [dataDir]} (default {@code ./compactor-local}). The endpoints are logged.
+   */
+  public static void main(String[] args) throws IOException, InterruptedException {
+    Path dataDir = Path.of(args.length > 0 ? args[0] : "compactor-local");
+    LocalStack stack = start(dataDir);
+    Runtime.getRuntime().addShutdownHook(new Thread(stack::close, "local-stack-shutdown"));
+    log.info(
+        "Local stack running; stop with Ctrl-C.\n  kafka bootstrap: {}\n  s3 endpoint: {} (access"
+            + " key {}, secret {}, region {}, buckets {} and {})\n  schema registry: {}",
+        stack.bootstrapServers(),
+        stack.s3Endpoint(),
+        stack.s3AccessKey(),
+        stack.s3SecretKey(),
+        stack.s3Region(),
+        ARTIFACTS_BUCKET,
+        DATA_BUCKET,
+        stack.schemaRegistryUrl());
+    Thread.currentThread().join();
+  }
+
   /** Kafka {@code bootstrap.servers}. */
   public String bootstrapServers() {
     return kafka.bootstrapServers();

@@ -8,7 +8,6 @@ import dev.compactor.schemas.serde.AvroDeserializer;
 import java.lang.management.ManagementFactory;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -16,9 +15,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Properties;
 import java.util.Set;
-import java.util.UUID;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -28,14 +25,11 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.kafka.clients.consumer.CloseOptions;
-import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.clients.consumer.CooperativeStickyAssignor;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
-import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
@@ -43,9 +37,6 @@ import org.apache.kafka.common.errors.AuthorizationException;
 import org.apache.kafka.common.errors.OutOfOrderSequenceException;
 import org.apache.kafka.common.errors.ProducerFencedException;
 import org.apache.kafka.common.errors.WakeupException;
-import org.apache.kafka.common.header.internals.RecordHeaders;
-import org.apache.kafka.common.serialization.ByteArrayDeserializer;
-import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -59,10 +50,12 @@ import org.slf4j.LoggerFactory;
  * The stage runs on a job thread while the poll thread keeps calling {@code poll()} with every
  * assigned partition <em>paused</em>: the consumer stays in its group and keeps its partitions for
  * as long as the job takes, whatever {@code max.poll.interval.ms} is. {@code max.poll.records=1}
- * and the cooperative-sticky assignor mean one job per worker and a rebalance (another worker
- * joining) does not disturb a running job. If the running job's partition is revoked or lost
- * anyway, the job is cancelled ({@link StageContext#isCancelled()}, thread interrupt) and nothing
- * of it is published or committed: the new owner redoes it. Closing a worker mid-job does the same.
+ * and the cooperative-sticky assignor mean one job per worker, and a rebalance revokes only the
+ * partitions that move. If the running job's partition moves (a worker joins and the assignor hands
+ * it over) or is lost, the job is cancelled ({@link StageContext#isCancelled()}, thread interrupt)
+ * and nothing of it is published or committed: the new owner redoes it. Closing a worker mid-job
+ * does the same. Scaling out therefore may restart up to one running job per existing worker; the
+ * assignor does not know which partition is busy.
  *
  * <h2>Effectively-once answers</h2>
  *
@@ -98,14 +91,15 @@ import org.slf4j.LoggerFactory;
  *
  * S3 calls retry with exponential backoff on transient faults ({@link BlobStore}). When storage,
  * the schema registry or a Kafka transaction still fail, the record is sought back and redelivered
- * to this worker after a growing backoff (its marker, if written, prevents recomputation). A record
- * whose value cannot be decoded goes, byte for byte, to {@link Topics#DEADLETTER} with headers from
- * {@link DeadLetters}, in a transaction with its offset; the partition keeps flowing. An exception
- * from the stage becomes a {@code StageFailed} whose reason is the root cause's message.
+ * to this worker after a growing backoff (its marker, if written, prevents recomputation); before
+ * re-reading it, the group's committed offset is checked, because a commit reported as failed (a
+ * timeout) may have succeeded on the broker. A record whose value cannot be decoded goes, byte for
+ * byte, to {@link Topics#DEADLETTER} with headers from {@link DeadLetters}, in a transaction with
+ * its offset; the partition keeps flowing. An exception from the stage becomes a {@code
+ * StageFailed} whose reason is the root cause's message.
  */
 public final class StageWorker implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(StageWorker.class);
-  private static final int MAX_RECORD_BYTES = 16 * 1024 * 1024;
   private static final AtomicInteger THREADS = new AtomicInteger();
 
   private final StageConfig config;
@@ -115,6 +109,7 @@ public final class StageWorker implements AutoCloseable {
   private final SchemaRegistryClient registry;
   private final JobRunner runner;
   private final Retrier backoff;
+  private final WorkerClients clients;
   private final Duration pollTimeout;
   private final ExecutorService jobThreads;
   private final Thread pollThread;
@@ -134,6 +129,7 @@ public final class StageWorker implements AutoCloseable {
   private KafkaConsumer<byte[], Decoded<StageRequested>> consumer;
   private KafkaProducer<byte[], byte[]> producer;
   private final Map<TopicPartition, Long> backoffUntil = new HashMap<>();
+  private final Map<TopicPartition, Long> rewound = new HashMap<>();
   private int faultStreak;
 
   private record Running(JobRunner.Job job, TopicPartition tp, Future<JobRunner.Outcome> future) {}
@@ -152,6 +148,7 @@ public final class StageWorker implements AutoCloseable {
     this.registry = registry;
     this.runner = new JobRunner(stage, config, blobs, registry);
     this.backoff = Retrier.from(config);
+    this.clients = new WorkerClients(config, stageName, workerId);
     this.pollTimeout = Duration.ofMillis(config.get(StageConfig.POLL_TIMEOUT_MS));
     this.jobThreads =
         Executors.newCachedThreadPool(
@@ -192,6 +189,10 @@ public final class StageWorker implements AutoCloseable {
    */
   @Override
   public void close() {
+    if (stopped.getCount() == 0) {
+      jobThreads.shutdownNow();
+      return;
+    }
     stopping = true;
     KafkaConsumer<?, ?> c = consumer;
     if (c != null) {
@@ -247,8 +248,8 @@ public final class StageWorker implements AutoCloseable {
 
   private void pollLoop() {
     try {
-      consumer = newConsumer();
-      producer = newProducer();
+      consumer = clients.newConsumer(groupId(), requestTopic.valueSerde(registry).deserializer());
+      producer = clients.newProducer();
       consumer.subscribe(List.of(requestTopic.name()), new Rebalance());
       state = "RUNNING";
       log.info("Worker {} consuming {} as group {}", workerId, requestTopic.name(), groupId());
@@ -262,7 +263,11 @@ public final class StageWorker implements AutoCloseable {
             finish();
           }
         }
-        resumeExpiredBackoffs();
+        if (current == null) {
+          long now = System.currentTimeMillis();
+          backoffUntil.entrySet().removeIf(e -> e.getValue() <= now);
+          resumeFree();
+        }
       }
       state = "STOPPED";
     } catch (WakeupException e) {
@@ -282,6 +287,17 @@ public final class StageWorker implements AutoCloseable {
   private void handle(ConsumerRecord<byte[], Decoded<StageRequested>> rec) {
     TopicPartition tp = new TopicPartition(rec.topic(), rec.partition());
     String where = rec.topic() + "-" + rec.partition() + "@" + rec.offset();
+    if (rec.offset() == rewound.getOrDefault(tp, -1L)) {
+      rewound.remove(tp);
+      // A commit that timed out on this side may still have succeeded on the broker; the group's
+      // committed offset (read stably, KIP-447) says whether this record was in fact consumed.
+      OffsetAndMetadata committed = consumer.committed(Set.of(tp)).get(tp);
+      if (committed != null && committed.offset() > rec.offset()) {
+        log.info("{}: already consumed by a commit that reported failure; skipping", where);
+        consumer.seek(tp, committed.offset());
+        return;
+      }
+    }
     Decoded<StageRequested> value = rec.value();
     if (!value.ok()) {
       if (AvroDeserializer.isRegistryUnavailable(value.error())) {
@@ -349,15 +365,8 @@ public final class StageWorker implements AutoCloseable {
 
   private void deadLetter(ConsumerRecord<byte[], Decoded<StageRequested>> rec, TopicPartition tp) {
     RuntimeException error = rec.value().error();
-    RecordHeaders headers = new RecordHeaders(rec.headers().toArray());
-    headers.add(DeadLetters.ORIGINAL_TOPIC, utf8(rec.topic()));
-    headers.add(DeadLetters.ORIGINAL_PARTITION, utf8(String.valueOf(rec.partition())));
-    headers.add(DeadLetters.ORIGINAL_OFFSET, utf8(String.valueOf(rec.offset())));
-    headers.add(DeadLetters.ERROR, utf8(Failures.reason(error)));
-    headers.add(DeadLetters.ERROR_TYPE, utf8(Failures.rootCause(error).getClass().getName()));
-    headers.add(DeadLetters.WORKER, utf8(stageName + "/" + workerId));
     ProducerRecord<byte[], byte[]> out =
-        new ProducerRecord<>(Topics.DEADLETTER.name(), null, rec.key(), rec.value().raw(), headers);
+        DeadLetters.copyOf(rec, rec.value().raw(), error, stageName + "/" + workerId);
     if (commit(tp, rec.offset(), List.of(out))) {
       deadLettered.incrementAndGet();
       log.warn(
@@ -414,18 +423,10 @@ public final class StageWorker implements AutoCloseable {
     long wait = backoff.backoffMs(Math.min(faultStreak, 20));
     if (consumer.assignment().contains(tp)) {
       consumer.seek(tp, offset);
+      rewound.put(tp, offset);
       consumer.pause(List.of(tp));
       backoffUntil.put(tp, System.currentTimeMillis() + wait);
     }
-  }
-
-  private void resumeExpiredBackoffs() {
-    if (current != null || backoffUntil.isEmpty()) {
-      return;
-    }
-    long now = System.currentTimeMillis();
-    backoffUntil.entrySet().removeIf(e -> e.getValue() <= now);
-    resumeFree();
   }
 
   private void resumeFree() {
@@ -450,6 +451,7 @@ public final class StageWorker implements AutoCloseable {
     @Override
     public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
       backoffUntil.keySet().removeAll(partitions);
+      rewound.keySet().removeAll(partitions);
       Running r = current;
       if (r != null && partitions.contains(r.tp())) {
         abandon("partition " + r.tp() + " revoked");
@@ -482,57 +484,13 @@ public final class StageWorker implements AutoCloseable {
     return Topics.stageConsumerGroup(stageName);
   }
 
-  private KafkaConsumer<byte[], Decoded<StageRequested>> newConsumer() {
-    Properties p = new Properties();
-    p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(StageConfig.KAFKA_BOOTSTRAP));
-    p.put(ConsumerConfig.GROUP_ID_CONFIG, groupId());
-    p.put(ConsumerConfig.CLIENT_ID_CONFIG, "compactor-" + stageName + "-" + workerId + "-consumer");
-    p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
-    p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-    p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
-    p.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "1");
-    p.put(
-        ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG,
-        String.valueOf(config.get(StageConfig.MAX_POLL_INTERVAL_MS)));
-    int session = config.get(StageConfig.SESSION_TIMEOUT_MS);
-    p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, String.valueOf(session));
-    p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, String.valueOf(Math.min(3000, session / 3)));
-    p.put(
-        ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG,
-        CooperativeStickyAssignor.class.getName());
-    p.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, String.valueOf(MAX_RECORD_BYTES));
-    p.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, String.valueOf(MAX_RECORD_BYTES));
-    return new KafkaConsumer<>(
-        p,
-        new ByteArrayDeserializer(),
-        Decoded.capturing(requestTopic.valueSerde(registry).deserializer()));
-  }
-
-  private KafkaProducer<byte[], byte[]> newProducer() {
-    Properties p = new Properties();
-    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(StageConfig.KAFKA_BOOTSTRAP));
-    p.put(ProducerConfig.CLIENT_ID_CONFIG, "compactor-" + stageName + "-" + workerId + "-producer");
-    // Fencing of zombies comes from the consumer group generation (sendOffsetsToTransaction with
-    // group metadata), so the transactional id only has to be unique per producer instance.
-    p.put(
-        ProducerConfig.TRANSACTIONAL_ID_CONFIG,
-        "compactor-" + stageName + "-" + workerId + "-" + UUID.randomUUID());
-    p.put(ProducerConfig.ACKS_CONFIG, "all");
-    p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
-    p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, String.valueOf(MAX_RECORD_BYTES));
-    KafkaProducer<byte[], byte[]> created =
-        new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
-    created.initTransactions();
-    return created;
-  }
-
   private void replaceProducer() {
     try {
       producer.close(Duration.ofSeconds(5));
     } catch (KafkaException e) {
       log.warn("closing a broken producer failed: {}", e.toString());
     }
-    producer = newProducer();
+    producer = clients.newProducer();
   }
 
   private void closeClients() {
@@ -554,9 +512,5 @@ public final class StageWorker implements AutoCloseable {
       log.warn("closing producer: {}", e.toString());
     }
     jobThreads.shutdownNow();
-  }
-
-  private static byte[] utf8(String s) {
-    return s.getBytes(StandardCharsets.UTF_8);
   }
 }

@@ -134,6 +134,44 @@ class ArtifactStoreIT {
     assertTrue(unreachable.getMessage().contains("after 3 attempts"), unreachable.getMessage());
   }
 
+  @Test
+  void aStageContextFetchesS3ObjectsPrefixesAndLocalPaths() throws Exception {
+    S3Uri prefix = new S3Uri(BUCKET, "sources/tiny/");
+    blobs.putBytes(
+        prefix.resolve("config.json"),
+        "{\"a\":1}".getBytes(StandardCharsets.UTF_8),
+        "application/json");
+    blobs.putBytes(prefix.resolve("nested/w.bin"), new byte[] {4, 2}, "application/octet-stream");
+    StageContext ctx =
+        StageContext.builder(
+                dev.compactor.events.StageRequested.newBuilder()
+                    .setJobId("j")
+                    .setStep(0)
+                    .setStage("ingestion")
+                    .setParamsJson("{}")
+                    .setRecipeYaml("")
+                    .setAttempt(1)
+                    .setRequestedAtMs(0)
+                    .build())
+            .inputDir(dir)
+            .outputDir(dir)
+            .workDir(Files.createDirectories(dir.resolve("ctx-work")))
+            .blobs(blobs)
+            .artifacts(artifacts)
+            .build();
+
+    Path tree = ctx.fetch(prefix.toString());
+    assertEquals("{\"a\":1}", Files.readString(tree.resolve("config.json")));
+    assertArrayEquals(new byte[] {4, 2}, Files.readAllBytes(tree.resolve("nested/w.bin")));
+    Path one = ctx.fetch(prefix.resolve("config.json").toString());
+    assertEquals("config.json", one.getFileName().toString());
+    assertEquals(tree, ctx.fetch(tree.toUri().toString()));
+    assertThrows(IllegalArgumentException.class, () -> ctx.fetch("http://example.com/model"));
+    assertThrows(
+        IllegalArgumentException.class, () -> ctx.fetch(new S3Uri(BUCKET, "none/").toString()));
+    assertThrows(IllegalStateException.class, ctx::baselineDir);
+  }
+
   private static Path model(String name, int shardBytes) throws IOException {
     Path root = Files.createDirectories(dir.resolve(name));
     Files.writeString(root.resolve("config.json"), "{}");

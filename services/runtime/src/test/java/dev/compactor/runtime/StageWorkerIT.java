@@ -15,6 +15,7 @@ import dev.compactor.infra.LocalStack;
 import dev.compactor.schemas.Topics;
 import dev.compactor.schemas.registry.RestSchemaRegistryClient;
 import dev.compactor.schemas.registry.SchemaRegistryClient;
+import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -35,6 +36,7 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.Serializer;
 import org.apache.kafka.common.utils.Utils;
@@ -249,6 +251,110 @@ class StageWorkerIT {
   }
 
   @Test
+  void anAnswerRecordedBeforeACrashIsPublishedWithoutRecomputing() throws Exception {
+    // A worker that wrote its completion marker and died before its transaction committed leaves
+    // exactly this behind: the marker for the record, nothing published, the offset not consumed.
+    String job = newJobId();
+    RecordMetadata at = produce(request("prune", job, 5, "{}"));
+    StageCompleted recorded =
+        StageCompleted.newBuilder()
+            .setJobId(job)
+            .setStep(5)
+            .setStage("prune")
+            .setOutput(input)
+            .setMetrics(Map.of("recorded", 1.0))
+            .setDurationMs(1)
+            .setWorker("crashed-worker")
+            .setAttempt(1)
+            .setCompletedAtMs(1)
+            .build();
+    String out = Topics.STAGE_COMPLETED.name();
+    CompletionMarker marker =
+        new CompletionMarker(
+            at.topic(),
+            at.partition(),
+            at.offset(),
+            true,
+            "crashed-worker",
+            List.of(
+                new CompletionMarker.OutRecord(
+                    out,
+                    job.getBytes(StandardCharsets.UTF_8),
+                    Topics.STAGE_COMPLETED
+                        .valueSerde(registry)
+                        .serializer()
+                        .serialize(out, recorded))));
+    blobs.putBytes(
+        CompletionMarker.location(LocalStack.ARTIFACTS_BUCKET, "prune", job, 5, 1),
+        marker.toJson(),
+        "application/json");
+
+    StageWorker worker = startWorker("prune", "w-recover");
+    StageCompleted done = awaitOne(out, job, StageCompleted.class);
+    assertEquals("crashed-worker", done.getWorker());
+    assertEquals(Map.of("recorded", 1.0), done.getMetrics());
+    assertEquals(0, stage.started(job, 5));
+    await().atMost(WAIT).until(() -> worker.health().completed() == 1);
+    assertEquals(1, events.count(out, job));
+  }
+
+  @Test
+  void aRegistryOutageDelaysRequestsInsteadOfDeadLetteringThem() throws Exception {
+    String job = newJobId();
+    produce(request("prune", job, 6, "{}"));
+    int deadPort;
+    try (ServerSocket s = new ServerSocket(0)) {
+      deadPort = s.getLocalPort();
+    }
+    StageWorker blind;
+    try (SchemaRegistryClient unreachable =
+        new RestSchemaRegistryClient("http://127.0.0.1:" + deadPort)) {
+      blind = new StageWorker(stage, config("prune", "w-blind"), blobs, unreachable);
+      workers.add(blind);
+      blind.start();
+      await().atMost(WAIT).until(() -> blind.health().retries() >= 2);
+      blind.close();
+    }
+    assertEquals(0, blind.health().deadLettered());
+    assertEquals(0, events.raw(Topics.DEADLETTER.name(), job).size());
+
+    startWorker("prune", "w-sighted");
+    StageCompleted done = awaitOne(Topics.STAGE_COMPLETED.name(), job, StageCompleted.class);
+    assertEquals("w-sighted", done.getWorker());
+  }
+
+  @Test
+  void aWorkerJoiningMidJobLeavesEveryPartitionFlowingAndTheJobDoneOnce() throws Exception {
+    StageWorker first = startWorker("quantize", "w-scale-1");
+    await().atMost(WAIT).until(() -> first.health().assigned().size() == 6);
+    String job = newJobId();
+    produce(request("quantize", job, 7, "{\"work_ms\": 3000}"));
+    await().atMost(WAIT).until(() -> stage.started(job, 7) == 1);
+
+    // The cooperative rebalance moves half the partitions, perhaps the running job's.
+    StageWorker second = startWorker("quantize", "w-scale-2");
+    await()
+        .atMost(WAIT)
+        .until(
+            () -> first.health().assigned().size() == 3 && second.health().assigned().size() == 3);
+    List<String> after = jobsCoveringPartitions(Topics.stageRequested("quantize").partitions());
+    for (String j : after) {
+      produce(request("quantize", j, 7, "{}"));
+    }
+
+    awaitOne(Topics.STAGE_COMPLETED.name(), job, StageCompleted.class);
+    for (String j : after) {
+      awaitOne(Topics.STAGE_COMPLETED.name(), j, StageCompleted.class);
+    }
+    assertEquals(1, events.count(Topics.STAGE_COMPLETED.name(), job));
+    assertEquals(1, stage.runs(job, 7));
+    assertEquals(stage.started(job, 7) - 1, first.health().abandoned());
+    for (String j : after) {
+      assertEquals(1, events.count(Topics.STAGE_COMPLETED.name(), j), j);
+    }
+  }
+
+  @Test
   void aServiceServesItsHealthAndStopsCleanly() throws Exception {
     StageConfig c = config("prune", "w-service").with(StageConfig.HEALTH_PORT, "0");
     StageService service = StageService.start(stage, c);
@@ -310,19 +416,20 @@ class StageWorkerIT {
         .build();
   }
 
-  private static void produce(StageRequested req) throws Exception {
+  private static RecordMetadata produce(StageRequested req) throws Exception {
     String topic = Topics.stageRequested(req.getStage()).name();
     Serializer<StageRequested> ser =
         Topics.stageRequested(req.getStage()).valueSerde(registry).serializer();
-    produceRaw(topic, req.getJobId(), ser.serialize(topic, req));
+    return produceRaw(topic, req.getJobId(), ser.serialize(topic, req));
   }
 
-  private static void produceRaw(String topic, String key, byte[] value) throws Exception {
+  private static RecordMetadata produceRaw(String topic, String key, byte[] value)
+      throws Exception {
     var props = stack.kafka().clientProperties();
     props.put(ProducerConfig.ACKS_CONFIG, "all");
     try (KafkaProducer<byte[], byte[]> p =
         new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer())) {
-      p.send(new ProducerRecord<>(topic, key.getBytes(StandardCharsets.UTF_8), value)).get();
+      return p.send(new ProducerRecord<>(topic, key.getBytes(StandardCharsets.UTF_8), value)).get();
     }
   }
 

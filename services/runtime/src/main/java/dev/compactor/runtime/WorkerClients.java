@@ -1,0 +1,73 @@
+package dev.compactor.runtime;
+
+import java.time.Duration;
+import java.util.Properties;
+import java.util.UUID;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.CooperativeStickyAssignor;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.Deserializer;
+
+/** The Kafka consumer and transactional producer of a {@link StageWorker}, configured for it. */
+final class WorkerClients {
+  /** Record size limit shared with the brokers' {@code message.max.bytes}. */
+  static final int MAX_RECORD_BYTES = 16 * 1024 * 1024;
+
+  private final StageConfig config;
+  private final String clientPrefix;
+
+  WorkerClients(StageConfig config, String stageName, String workerId) {
+    this.config = config;
+    this.clientPrefix = "compactor-" + stageName + "-" + workerId;
+  }
+
+  /**
+   * One record per poll (one job at a time), offsets only committed inside transactions, only
+   * committed requests read, and the cooperative-sticky assignor so that a worker joining or
+   * leaving does not revoke the partitions of running jobs elsewhere.
+   */
+  <V> KafkaConsumer<byte[], Decoded<V>> newConsumer(String groupId, Deserializer<V> values) {
+    Properties p = new Properties();
+    p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(StageConfig.KAFKA_BOOTSTRAP));
+    p.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
+    p.put(ConsumerConfig.CLIENT_ID_CONFIG, clientPrefix + "-consumer");
+    p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+    p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+    p.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "1");
+    p.put(
+        ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG,
+        String.valueOf(config.get(StageConfig.MAX_POLL_INTERVAL_MS)));
+    int session = config.get(StageConfig.SESSION_TIMEOUT_MS);
+    p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, String.valueOf(session));
+    p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, String.valueOf(Math.min(3000, session / 3)));
+    p.put(
+        ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG,
+        CooperativeStickyAssignor.class.getName());
+    p.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, String.valueOf(MAX_RECORD_BYTES));
+    p.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, String.valueOf(MAX_RECORD_BYTES));
+    return new KafkaConsumer<>(p, new ByteArrayDeserializer(), Decoded.capturing(values));
+  }
+
+  /** A transactional, idempotent producer with transactions initialized. */
+  KafkaProducer<byte[], byte[]> newProducer() {
+    Properties p = new Properties();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(StageConfig.KAFKA_BOOTSTRAP));
+    p.put(ProducerConfig.CLIENT_ID_CONFIG, clientPrefix + "-producer");
+    // Zombie fencing comes from the consumer group generation (sendOffsetsToTransaction with the
+    // group metadata, KIP-447), so the transactional id only has to be unique per producer.
+    p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, clientPrefix + "-" + UUID.randomUUID());
+    p.put(ProducerConfig.ACKS_CONFIG, "all");
+    p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+    p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, String.valueOf(MAX_RECORD_BYTES));
+    p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, String.valueOf(Duration.ofSeconds(60).toMillis()));
+    KafkaProducer<byte[], byte[]> created =
+        new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
+    created.initTransactions();
+    return created;
+  }
+}
