@@ -9,6 +9,7 @@ import dev.compactor.core.io.TensorSource;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
+import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -189,12 +190,19 @@ public final class StreamingGgufBench {
         inputBytes += src.info(n).byteLength();
         parameters += src.info(n).numel();
       }
+      com.sun.management.OperatingSystemMXBean os =
+          (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
+      long cpu0 = os.getProcessCpuTime();
+      long storage0 = procIo("read_bytes");
       long t0 = System.nanoTime();
       LlamaGgufExporter.Result res = LlamaGgufExporter.export(config, src, tokenizer, o, out);
       double seconds = (System.nanoTime() - t0) / 1e9;
       System.out.printf(
-          "RESULT seconds=%.3f inputBytes=%d parameters=%d outputBytes=%d tensors=%d vmhwmKb=%d%n",
+          "RESULT seconds=%.3f cpuSeconds=%.3f storageReadBytes=%d inputBytes=%d parameters=%d"
+              + " outputBytes=%d tensors=%d vmhwmKb=%d%n",
           seconds,
+          (os.getProcessCpuTime() - cpu0) / 1e9,
+          storage0 < 0 ? -1 : procIo("read_bytes") - storage0,
           inputBytes,
           parameters,
           res.bytes(),
@@ -211,6 +219,23 @@ public final class StreamingGgufBench {
       }
     }
     throw new IOException(field + " not in " + status);
+  }
+
+  /**
+   * A {@code /proc/self/io} counter (bytes this process made the kernel fetch from storage), -1 if
+   * unreadable.
+   */
+  static long procIo(String field) {
+    try {
+      for (String line : Files.readAllLines(Paths.get("/proc/self/io"))) {
+        if (line.startsWith(field + ":")) {
+          return Long.parseLong(line.substring(field.length() + 1).trim());
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      return -1;
+    }
+    return -1;
   }
 
   static String loadAverage() {
