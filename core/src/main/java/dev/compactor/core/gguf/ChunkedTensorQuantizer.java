@@ -1,27 +1,32 @@
 package dev.compactor.core.gguf;
 
+import dev.compactor.core.io.DType;
 import dev.compactor.core.io.TensorChunkReader;
 import dev.compactor.core.io.TensorSource;
 import java.io.IOException;
-import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Streams tensors from a {@link TensorSource} into a {@link GgufWriter} in chunks of whole rows, so
- * exporting a checkpoint needs a working set of a few chunks whatever the model's size: {@code
- * threads} workers each read their share of a chunk's rows with positional reads ({@link
- * TensorChunkReader}), widen them to fp32 and quantize them, while the calling thread writes the
- * previous chunk (two output buffers). The bytes are those of quantizing the whole tensor at once.
+ * exporting a checkpoint needs a working set of a few chunks whatever the model's size. Three
+ * stages overlap: one reader thread fetches the raw bytes of the chunks ahead with positional reads
+ * ({@link TensorSource#readRaw}: one sequential stream, nothing mapped), {@code threads} workers
+ * widen and quantize the current chunk's rows, and the calling thread writes the chunk before. The
+ * bytes are those of quantizing each whole tensor at once.
  *
- * <p>Working set: about {@code 4 * chunkValues} bytes of fp32 rows, two chunk outputs, and one 1
- * MiB direct read buffer per worker. A chunk holds at least one row (one head's rows for a
- * RoPE-permuted tensor), so a single row longer than {@code chunkValues} still goes through.
+ * <p>Working set: three raw chunks ({@code chunkValues} values in the checkpoint's dtype), about
+ * {@code 4 * chunkValues} bytes of fp32 rows spread over the workers, and two quantized chunks. A
+ * chunk holds at least one row (one head's rows for a RoPE-permuted tensor), so a row longer than
+ * {@code chunkValues} still goes through.
  */
 final class ChunkedTensorQuantizer implements AutoCloseable {
 
@@ -40,12 +45,17 @@ final class ChunkedTensorQuantizer implements AutoCloseable {
 
   private record Chunk(Job job, long r0, long r1) {}
 
+  private static final int RAW_SLOTS = 3;
+
   private final TensorSource source;
   private final int threads;
   private final long chunkValues;
+  private final ExecutorService reader;
   private final ExecutorService pool;
-  private final TensorChunkReader[] readers;
-  private final float[][] rows;
+  private final ThreadLocal<TensorChunkReader> decoders =
+      ThreadLocal.withInitial(() -> new TensorChunkReader(8));
+  private final ThreadLocal<float[][]> rows = ThreadLocal.withInitial(() -> new float[1][0]);
+  private final ByteBuffer[] raw = new ByteBuffer[RAW_SLOTS];
   private final byte[][] outputs = {new byte[0], new byte[0]};
 
   ChunkedTensorQuantizer(TensorSource source, int threads, long chunkValues) {
@@ -56,20 +66,17 @@ final class ChunkedTensorQuantizer implements AutoCloseable {
     this.source = source;
     this.threads = threads;
     this.chunkValues = chunkValues;
+    this.reader = Executors.newSingleThreadExecutor(daemons("gguf-read"));
+    this.pool = Executors.newFixedThreadPool(threads, daemons("gguf-quantize"));
+  }
+
+  private static ThreadFactory daemons(String name) {
     AtomicInteger n = new AtomicInteger();
-    this.pool =
-        Executors.newFixedThreadPool(
-            threads,
-            r -> {
-              Thread t = new Thread(r, "gguf-quantize-" + n.incrementAndGet());
-              t.setDaemon(true);
-              return t;
-            });
-    this.readers = new TensorChunkReader[threads];
-    this.rows = new float[threads][0];
-    for (int i = 0; i < threads; i++) {
-      readers[i] = new TensorChunkReader();
-    }
+    return r -> {
+      Thread t = new Thread(r, name + "-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
   }
 
   /** Quantizes and writes every job in order; the writer's declared tensors must match. */
@@ -82,14 +89,55 @@ final class ChunkedTensorQuantizer implements AutoCloseable {
         chunks.add(new Chunk(j, r0, Math.min(j.rows(), r0 + perChunk)));
       }
     }
-    List<Future<?>> pending = chunks.isEmpty() ? List.of() : submit(chunks.get(0), 0);
-    for (int k = 0; k < chunks.size(); k++) {
-      await(pending);
-      pending = k + 1 < chunks.size() ? submit(chunks.get(k + 1), (k + 1) % 2) : List.of();
-      Chunk c = chunks.get(k);
-      int len = (int) (c.job().type().bytesFor(c.job().cols()) * (c.r1() - c.r0()));
-      w.writeTensorPart(c.job().ggufName(), outputs[k % 2], 0, len);
+    int n = chunks.size();
+    List<Future<ByteBuffer>> reads = new ArrayList<>(n);
+    for (int k = 0; k < Math.min(n, RAW_SLOTS - 1); k++) {
+      reads.add(read(chunks.get(k), k % RAW_SLOTS));
     }
+    List<Future<?>> previous = List.of();
+    for (int k = 0; k < n; k++) {
+      ByteBuffer bytes = get(reads.get(k));
+      List<Future<?>> current = quantize(chunks.get(k), bytes, k % 2);
+      if (k > 0) {
+        await(previous);
+        write(w, chunks.get(k - 1), outputs[(k - 1) % 2]);
+      }
+      // Chunk k-1's raw slot is free now that its quantization is done.
+      if (k + RAW_SLOTS - 1 < n) {
+        reads.add(read(chunks.get(k + RAW_SLOTS - 1), (k + RAW_SLOTS - 1) % RAW_SLOTS));
+      }
+      reads.set(k, null);
+      previous = current;
+    }
+    if (n > 0) {
+      await(previous);
+      write(w, chunks.get(n - 1), outputs[(n - 1) % 2]);
+    }
+  }
+
+  private static void write(GgufWriter w, Chunk c, byte[] out) throws IOException {
+    int len = (int) (c.job().type().bytesFor(c.job().cols()) * (c.r1() - c.r0()));
+    w.writeTensorPart(c.job().ggufName(), out, 0, len);
+  }
+
+  /** Fetches chunk {@code c}'s raw bytes into raw slot {@code slot} on the reader thread. */
+  private Future<ByteBuffer> read(Chunk c, int slot) {
+    Job j = c.job();
+    int width = source.info(j.hfName()).dtype().bytes();
+    long bytes = (c.r1() - c.r0()) * j.cols() * width;
+    if (bytes > Integer.MAX_VALUE - 16) {
+      throw new IllegalArgumentException("chunk of " + j.hfName() + " too large: " + bytes);
+    }
+    if (raw[slot] == null || raw[slot].capacity() < bytes) {
+      raw[slot] = ByteBuffer.allocateDirect((int) Math.max(bytes, chunkValues * width));
+    }
+    ByteBuffer buf = raw[slot];
+    return reader.submit(
+        () -> {
+          buf.clear().limit((int) bytes);
+          source.readRaw(j.hfName(), c.r0() * j.cols() * width, buf);
+          return buf.flip().order(ByteOrder.LITTLE_ENDIAN);
+        });
   }
 
   /** Rows that must stay together: one head's rows when permuting, else one row. */
@@ -111,18 +159,20 @@ final class ChunkedTensorQuantizer implements AutoCloseable {
     return Math.toIntExact(group);
   }
 
-  private List<Future<?>> submit(Chunk c, int slot) {
+  /** Splits chunk {@code c} (raw bytes in {@code bytes}) over the workers, into output slot. */
+  private List<Future<?>> quantize(Chunk c, ByteBuffer bytes, int slot) {
     Job j = c.job();
     int group = rowGroup(j);
     long rowBytes = j.type().bytesFor(j.cols());
-    long bytes = rowBytes * (c.r1() - c.r0());
-    if (bytes > Integer.MAX_VALUE - 16) {
-      throw new IllegalArgumentException("chunk of " + j.ggufName() + " too large: " + bytes);
+    long size = rowBytes * (c.r1() - c.r0());
+    if (size > Integer.MAX_VALUE - 16) {
+      throw new IllegalArgumentException("chunk of " + j.ggufName() + " too large: " + size);
     }
-    if (outputs[slot].length < bytes) {
-      outputs[slot] = new byte[(int) bytes];
+    if (outputs[slot].length < size) {
+      outputs[slot] = new byte[(int) size];
     }
     byte[] out = outputs[slot];
+    DType dtype = source.info(j.hfName()).dtype();
     long groups = (c.r1() - c.r0()) / group;
     List<Future<?>> futures = new ArrayList<>(threads);
     for (int p = 0; p < threads; p++) {
@@ -131,55 +181,56 @@ final class ChunkedTensorQuantizer implements AutoCloseable {
       if (g1 == g0) {
         continue;
       }
-      int part = p;
-      long first = c.r0() + g0 * group;
-      long last = c.r0() + g1 * group;
-      futures.add(pool.submit(() -> quantizeRows(part, j, group, c.r0(), first, last, out)));
+      int first = (int) (g0 * group);
+      int last = (int) (g1 * group);
+      futures.add(pool.submit(() -> quantizeRows(j, dtype, group, bytes, first, last, out)));
     }
     return futures;
   }
 
-  /** Rows {@code [first, last)} of {@code j} (chunk starting at {@code r0}) into {@code out}. */
+  /** Rows {@code [first, last)} of the chunk (raw bytes in {@code bytes}) into {@code out}. */
   private void quantizeRows(
-      int part, Job j, int group, long r0, long first, long last, byte[] out) {
+      Job j, DType dtype, int group, ByteBuffer bytes, int first, int last, byte[] out) {
     int cols = j.cols();
-    int n = Math.toIntExact((last - first) * cols);
-    if (rows[part].length < n) {
-      rows[part] = new float[n];
+    int n = (last - first) * cols;
+    float[][] holder = rows.get();
+    if (holder[0].length < n) {
+      holder[0] = new float[n];
     }
-    float[] x = rows[part];
-    try {
-      readers[part].read(source, j.hfName(), first * cols, x, 0, n);
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
+    float[] x = holder[0];
+    ByteBuffer src = bytes.duplicate().position(first * cols * dtype.bytes());
+    decoders.get().decode(dtype, src, x, 0, n);
     long rowBytes = j.type().bytesFor(cols);
     int half = group / 2;
     for (int local = 0; local < last - first; local++) {
-      int src = local;
+      int from = local;
       if (j.permuteHeads() > 0) {
         // Output row 2*i + s of a head comes from input row s*half + i of that head.
         int head = local / group;
         int within = local % group;
-        src = head * group + (within % 2) * half + within / 2;
+        from = head * group + (within % 2) * half + within / 2;
       }
-      int yOff = (int) ((first - r0 + local) * rowBytes);
-      GgmlQuantizer.quantizeRow(j.type(), x, src * cols, cols, out, yOff, j.importance());
+      int yOff = (int) ((first + local) * rowBytes);
+      GgmlQuantizer.quantizeRow(j.type(), x, from * cols, cols, out, yOff, j.importance());
     }
   }
 
   private static void await(List<Future<?>> futures) throws IOException {
+    for (Future<?> f : futures) {
+      get(f);
+    }
+  }
+
+  private static <T> T get(Future<T> f) throws IOException {
     try {
-      for (Future<?> f : futures) {
-        f.get();
-      }
+      return f.get();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IOException("interrupted while quantizing", e);
     } catch (ExecutionException e) {
       Throwable cause = e.getCause();
-      if (cause instanceof UncheckedIOException u) {
-        throw u.getCause();
+      if (cause instanceof IOException io) {
+        throw io;
       }
       if (cause instanceof RuntimeException r) {
         throw r;
@@ -193,6 +244,7 @@ final class ChunkedTensorQuantizer implements AutoCloseable {
 
   @Override
   public void close() {
+    reader.shutdownNow();
     pool.shutdownNow();
   }
 }

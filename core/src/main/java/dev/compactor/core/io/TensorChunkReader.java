@@ -74,27 +74,46 @@ public final class TensorChunkReader {
       scratch.clear().limit(n * width);
       source.readRaw(name, (first + done) * width, scratch);
       scratch.flip();
-      widen(dtype, n, dst, dstOffset + done);
+      widen(dtype, scratch, n, dst, dstOffset + done);
       done += n;
     }
   }
 
-  private void widen(DType dtype, int n, float[] dst, int off) {
+  /**
+   * Widens {@code count} little-endian values of {@code dtype} from {@code src} (from its position,
+   * which is not moved) into {@code dst[dstOffset..]}.
+   */
+  public void decode(DType dtype, ByteBuffer src, float[] dst, int dstOffset, int count) {
+    if (!dtype.isFloat()) {
+      throw new IllegalArgumentException("expected a floating-point dtype, found " + dtype);
+    }
+    if ((long) count * dtype.bytes() > src.remaining()) {
+      throw new IllegalArgumentException(
+          count + " " + dtype + " values need more than the " + src.remaining() + " bytes given");
+    }
+    if (dstOffset < 0 || dstOffset + count > dst.length) {
+      throw new IllegalArgumentException(
+          count + " values from " + dstOffset + " do not fit an array of " + dst.length);
+    }
+    widen(dtype, src.slice().order(ByteOrder.LITTLE_ENDIAN), count, dst, dstOffset);
+  }
+
+  private void widen(DType dtype, ByteBuffer src, int n, float[] dst, int off) {
     switch (dtype) {
-      case F32 -> scratch.asFloatBuffer().get(dst, off, n);
+      case F32 -> src.asFloatBuffer().get(dst, off, n);
       case F64 -> {
         for (int i = 0; i < n; i++) {
-          dst[off + i] = (float) scratch.getDouble(8 * i);
+          dst[off + i] = (float) src.getDouble(8 * i);
         }
       }
       default -> {
         // A bulk copy into a short[] and a plain loop is what the JIT vectorizes; per-element
         // getShort on the direct buffer is several times slower.
         if (halves.length < n) {
-          halves = new short[Math.max(n, scratch.capacity() / 2)];
+          halves = new short[n];
         }
         short[] h = halves;
-        scratch.asShortBuffer().get(h, 0, n);
+        src.asShortBuffer().get(h, 0, n);
         if (dtype == DType.BF16) {
           for (int i = 0; i < n; i++) {
             dst[off + i] = Float.intBitsToFloat(h[i] << 16);

@@ -123,4 +123,21 @@ class TensorChunkReaderTest {
       assertEquals(true, e.getMessage().contains("found I32"), e.getMessage());
     }
   }
+
+  @Test
+  void decodeStartsAtTheBufferPositionAndChecksSizes() {
+    ByteBuffer b = ByteBuffer.allocate(10).order(ByteOrder.LITTLE_ENDIAN);
+    b.putShort(0, (short) 0x7777)
+        .putShort(2, Bf16.fromFloat(1.5f))
+        .putShort(4, Bf16.fromFloat(-2f));
+    b.position(2);
+    float[] got = new float[3];
+    TensorChunkReader r = new TensorChunkReader();
+    r.decode(DType.BF16, b, got, 1, 2);
+    assertArrayEquals(new float[] {0, 1.5f, -2f}, got);
+    assertEquals(2, b.position());
+    assertThrows(IllegalArgumentException.class, () -> r.decode(DType.BF16, b, got, 0, 5));
+    assertThrows(IllegalArgumentException.class, () -> r.decode(DType.BF16, b, got, 2, 2));
+    assertThrows(IllegalArgumentException.class, () -> r.decode(DType.I32, b, got, 0, 1));
+  }
 }
