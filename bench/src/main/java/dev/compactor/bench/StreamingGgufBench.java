@@ -93,6 +93,14 @@ public final class StreamingGgufBench {
         "export wall time:  %.1f s (%d threads, child -Xmx%s)%n", seconds, threads, xmx);
     System.out.printf(
         "throughput:        %.3f GB/s BF16 read, %.3f GB/s fp32 processed%n", inGbps, fp32Gbps);
+    double cpu = Double.parseDouble(r.get("cpuSeconds"));
+    long storage = Long.parseLong(r.get("storageReadBytes"));
+    System.out.printf(
+        "child CPU time:    %.1f s (%.0f%% of %d threads x wall): %.3f GB/s BF16 per CPU-second%n",
+        cpu, 100 * cpu / (threads * seconds), threads, inBytes / 1e9 / cpu);
+    System.out.printf(
+        "read from storage: %s (the rest of the input came from the page cache)%n",
+        storage < 0 ? "unknown" : String.format("%.3f GB", storage / 1e9));
     System.out.printf(
         "peak RSS (VmHWM):  %.1f MB (limit %.0f MB): %s%n",
         rss * 1024 / 1e6, RSS_LIMIT_BYTES / 1e6, rss * 1024 <= RSS_LIMIT_BYTES ? "PASS" : "FAIL");
