@@ -128,7 +128,8 @@ final class ChunkedTensorQuantizer implements AutoCloseable {
       throw new IllegalArgumentException("chunk of " + j.hfName() + " too large: " + bytes);
     }
     if (raw[slot] == null || raw[slot].capacity() < bytes) {
-      raw[slot] = ByteBuffer.allocateDirect((int) Math.max(bytes, chunkValues * width));
+      long size = Math.min(Integer.MAX_VALUE - 16, Math.max(bytes, chunkValues * width));
+      raw[slot] = ByteBuffer.allocateDirect((int) size);
     }
     ByteBuffer buf = raw[slot];
     return reader.submit(
