@@ -21,8 +21,10 @@ public final class FastRowQuantizer {
    * up to 1); the test compares this with the reference on every fp32 value near each tie.
    */
   static int roundHalfAway(float v) {
-    int q = (int) (Math.abs(v) + 0.49999997f);
-    return v < 0 ? -q : q;
+    // v + copysign(0.49999997f, v), truncated: IEEE addition is symmetric in sign, so this is
+    // -(int)(|v| + 0.49999997f) for negative v, with no branch (5-10% less CPU per Q8_0 block
+    // in a CPU-time microbenchmark on the shared 2-core machine).
+    return (int) (v + Float.intBitsToFloat((Float.floatToRawIntBits(v) & 0x80000000) | 0x3EFFFFFF));
   }
 
   /**

@@ -60,6 +60,7 @@ public final class GgufWriter implements Closeable {
   private boolean headerWritten;
   private int written;
   private long position;
+  private long partBytes;
 
   public GgufWriter(OutputStream out) {
     this.out = out;
@@ -159,12 +160,53 @@ public final class GgufWriter implements Closeable {
     headerWritten = true;
   }
 
-  /** Writes the next declared tensor's bytes; {@code name} must be that tensor's name. */
+  /** Writes the next declared tensor's bytes, all of them; {@code name} must be its name. */
   public void writeTensor(String name, byte[] data) throws IOException {
     writeTensor(name, data, 0, data.length);
   }
 
   public void writeTensor(String name, byte[] data, int off, int len) throws IOException {
+    GgufTensorInfo t = next(name);
+    if (partBytes != 0 || len != t.byteSize()) {
+      throw new IllegalArgumentException(
+          "tensor "
+              + name
+              + " declared "
+              + t.byteSize()
+              + " bytes, given "
+              + len
+              + (partBytes != 0 ? " after " + partBytes + " written in parts" : ""));
+    }
+    writeTensorPart(name, data, off, len);
+  }
+
+  /**
+   * Appends the next {@code len} bytes of tensor {@code name}, so a tensor can be streamed in
+   * chunks; the tensor is complete (and the next one may start) once its declared size is written.
+   */
+  public void writeTensorPart(String name, byte[] data, int off, int len) throws IOException {
+    GgufTensorInfo t = next(name);
+    if (len < 0 || partBytes + len > t.byteSize()) {
+      throw new IllegalArgumentException(
+          "tensor "
+              + name
+              + " declared "
+              + t.byteSize()
+              + " bytes, given "
+              + (partBytes + len)
+              + " so far");
+    }
+    out.write(data, off, len);
+    position += len;
+    partBytes += len;
+    if (partBytes == t.byteSize()) {
+      pad();
+      written++;
+      partBytes = 0;
+    }
+  }
+
+  private GgufTensorInfo next(String name) throws IOException {
     if (!headerWritten) {
       writeHeader();
     }
@@ -175,14 +217,7 @@ public final class GgufWriter implements Closeable {
     if (!t.name().equals(name)) {
       throw new IllegalStateException("expected tensor " + t.name() + " next, got " + name);
     }
-    if (len != t.byteSize()) {
-      throw new IllegalArgumentException(
-          "tensor " + name + " declared " + t.byteSize() + " bytes, given " + len);
-    }
-    out.write(data, off, len);
-    position += len;
-    pad();
-    written++;
+    return t;
   }
 
   @Override

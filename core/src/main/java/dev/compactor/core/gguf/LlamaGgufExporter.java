@@ -15,10 +15,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Exports a Hugging Face Llama checkpoint as a GGUF v3 file that llama.cpp loads, reading and
- * writing one tensor at a time. It writes the {@code llama.*} hyper-parameters, the {@code
- * tokenizer.ggml.*} vocabulary, and the weights under llama.cpp's names, with the q/k projection
- * rows permuted as convert_hf_to_gguf.py does (see {@link #permuteForRope}).
+ * Exports a Hugging Face Llama checkpoint as a GGUF v3 file that llama.cpp loads, streaming each
+ * tensor in chunks of rows (positional reads, no whole tensor in memory; see {@link
+ * Options#chunkValues()}), so a 7B checkpoint exports in a few hundred megabytes. It writes the
+ * {@code llama.*} hyper-parameters, the {@code tokenizer.ggml.*} vocabulary, and the weights under
+ * llama.cpp's names, with the q/k projection rows permuted as convert_hf_to_gguf.py does (see
+ * {@link #permuteForRope}).
  *
  * <p>Types: 1-D tensors (norms) are F32; {@code token_embd} and {@code output} use {@link
  * Options#embeddingType()} (Q6_K by default, as llama.cpp's Q4_K_M keeps the output at Q6_K); all
@@ -31,9 +33,14 @@ public final class LlamaGgufExporter {
   private static final Logger LOG = LoggerFactory.getLogger(LlamaGgufExporter.class);
   private static final ObjectMapper JSON = new ObjectMapper();
 
+  /** Default {@link Options#chunkValues()}: 4 Mi values, 16 MiB of fp32 rows in flight. */
+  public static final long DEFAULT_CHUNK_VALUES = 1L << 22;
+
   /**
    * Export settings. {@code overrides} and {@code importance} are keyed by GGUF tensor name ({@code
-   * blk.0.attn_q.weight}); an importance vector has one entry per input column.
+   * blk.0.attn_q.weight}); an importance vector has one entry per input column. {@code threads}
+   * workers quantize each chunk's rows; {@code chunkValues} bounds how many weights are read and
+   * quantized at once (whole rows, or whole heads for q/k), which bounds the exporter's memory.
    */
   public record Options(
       String modelName,
@@ -41,7 +48,8 @@ public final class LlamaGgufExporter {
       GgmlType embeddingType,
       Map<String, GgmlType> overrides,
       Map<String, float[]> importance,
-      int threads) {
+      int threads,
+      long chunkValues) {
 
     public Options {
       overrides = Map.copyOf(overrides);
@@ -49,11 +57,32 @@ public final class LlamaGgufExporter {
       if (threads < 1) {
         throw new IllegalArgumentException("threads must be >= 1, found " + threads);
       }
+      if (chunkValues < 1) {
+        throw new IllegalArgumentException("chunkValues must be >= 1, found " + chunkValues);
+      }
+    }
+
+    /** With the default chunk size. */
+    public Options(
+        String modelName,
+        GgmlType baseType,
+        GgmlType embeddingType,
+        Map<String, GgmlType> overrides,
+        Map<String, float[]> importance,
+        int threads) {
+      this(
+          modelName, baseType, embeddingType, overrides, importance, threads, DEFAULT_CHUNK_VALUES);
     }
 
     /** Base type for the matrices, Q6_K for embedding and output, no imatrix, one thread. */
     public static Options of(String modelName, GgmlType baseType) {
       return new Options(modelName, baseType, GgmlType.Q6_K, Map.of(), Map.of(), 1);
+    }
+
+    /** The same settings with {@code threads} workers and chunks of {@code chunkValues}. */
+    public Options withThreads(int threads, long chunkValues) {
+      return new Options(
+          modelName, baseType, embeddingType, overrides, importance, threads, chunkValues);
     }
   }
 
@@ -97,22 +126,22 @@ public final class LlamaGgufExporter {
         w.addTensor(p.ggufName, p.shape, p.type);
       }
       w.writeHeader();
+      List<ChunkedTensorQuantizer.Job> jobs = new ArrayList<>(plan.size());
       for (Planned p : plan) {
-        float[] data = source.readFloats(p.hfName);
-        int cols = (int) p.shape[p.shape.length - 1];
-        int rows = (int) (data.length / cols);
-        if (p.permuteHeads > 0) {
-          data = permuteForRope(data, rows, cols, p.permuteHeads);
-        }
+        int cols = Math.toIntExact(p.shape[p.shape.length - 1]);
         float[] imp = options.importance().get(p.ggufName);
         if (imp != null && imp.length != cols) {
           throw new IllegalArgumentException(
               "importance for " + p.ggufName + " has " + imp.length + " entries, expected " + cols);
         }
-        byte[] bytes =
-            FastRowQuantizer.quantizeMatrix(p.type, data, rows, cols, imp, options.threads());
-        w.writeTensor(p.ggufName, bytes);
-        LOG.debug("wrote {} {} {} from {}", p.ggufName, p.type, Arrays.toString(p.shape), p.hfName);
+        long rows = p.shape.length == 1 ? 1 : p.shape[0];
+        jobs.add(
+            new ChunkedTensorQuantizer.Job(
+                p.hfName, p.ggufName, rows, cols, p.type, p.permuteHeads, imp));
+      }
+      try (ChunkedTensorQuantizer q =
+          new ChunkedTensorQuantizer(source, options.threads(), options.chunkValues())) {
+        q.run(jobs, w);
       }
       tensors = w.tensors();
     }

@@ -186,6 +186,31 @@ public final class SafetensorsFile implements TensorSource {
         .order(ByteOrder.LITTLE_ENDIAN);
   }
 
+  /**
+   * Positional reads from the file channel (thread-safe, no mapping): works for tensors of any
+   * size, and the pages read are not charged to this process's resident set as mapped ones are.
+   */
+  @Override
+  public void readRaw(String name, long offset, ByteBuffer dst) throws IOException {
+    TensorInfo t = info(name);
+    if (closed) {
+      throw new IllegalStateException(file + " is closed");
+    }
+    TensorRanges.check(t, offset, dst.remaining());
+    long pos = dataStart + t.begin() + offset;
+    while (dst.hasRemaining()) {
+      int r = channel.read(dst, pos);
+      if (r < 0) {
+        throw new SafetensorsFormatException(
+            file,
+            "data of " + name,
+            "bytes up to " + (dataStart + t.end()),
+            "end of file at " + pos);
+      }
+      pos += r;
+    }
+  }
+
   @Override
   public float[] readFloats(String name) throws IOException {
     return TensorDecoding.toFloats(info(name), raw(name), file);

@@ -213,6 +213,11 @@ final class ShardedTensorSource implements TensorSource {
   }
 
   @Override
+  public void readRaw(String name, long offset, ByteBuffer dst) throws IOException {
+    shard(name).readRaw(name, offset, dst);
+  }
+
+  @Override
   public float[] readFloats(String name) throws IOException {
     return shard(name).readFloats(name);
   }

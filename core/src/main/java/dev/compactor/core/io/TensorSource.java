@@ -24,6 +24,22 @@ public interface TensorSource extends AutoCloseable {
   /** The tensor's raw little-endian bytes (a read-only view of the mapped file, no copy). */
   ByteBuffer raw(String name) throws IOException;
 
+  /**
+   * Copies the tensor's raw bytes {@code [offset, offset + dst.remaining())} into {@code dst},
+   * advancing its position. File-backed sources use positional reads, so nothing stays mapped and
+   * the page cache the read goes through is not charged to this process's resident set; this
+   * default copies out of {@link #raw}.
+   *
+   * @throws IllegalArgumentException if the range is not inside the tensor
+   */
+  default void readRaw(String name, long offset, ByteBuffer dst) throws IOException {
+    TensorInfo t = info(name);
+    TensorRanges.check(t, offset, dst.remaining());
+    ByteBuffer r = raw(name).duplicate();
+    r.position((int) offset).limit((int) offset + dst.remaining());
+    dst.put(r);
+  }
+
   /** The tensor converted to fp32 (F32, F16, BF16 and F64 are accepted), in row-major order. */
   float[] readFloats(String name) throws IOException;
 

@@ -3,6 +3,7 @@ package dev.compactor.core.gguf;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.TensorInfo;
 import dev.compactor.core.io.TensorSource;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -10,13 +11,17 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-/** A TensorSource over fp32 arrays held in memory, for tests; counts reads to check streaming. */
+/**
+ * A TensorSource over fp32 arrays held in memory, for tests; counts whole-tensor reads and the
+ * bytes read through {@link #readRaw} per tensor, to check streaming.
+ */
 final class InMemoryTensorSource implements TensorSource {
 
   private final Map<String, float[]> data = new LinkedHashMap<>();
   private final Map<String, TensorInfo> infos = new LinkedHashMap<>();
   private long offset;
   int reads;
+  final Map<String, Long> rawBytesRead = new LinkedHashMap<>();
 
   InMemoryTensorSource put(String name, float[] values, long... shape) {
     long n = 1;
@@ -56,6 +61,12 @@ final class InMemoryTensorSource implements TensorSource {
     ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(ByteOrder.LITTLE_ENDIAN);
     b.asFloatBuffer().put(v);
     return b.asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
+  }
+
+  @Override
+  public void readRaw(String name, long offset, ByteBuffer dst) throws IOException {
+    rawBytesRead.merge(name, (long) dst.remaining(), Long::sum);
+    TensorSource.super.readRaw(name, offset, dst);
   }
 
   @Override
