@@ -140,11 +140,7 @@ final class SafetensorsHeader {
       }
       for (int i = 0; i < name.length(); i++) {
         char c = name.charAt(i);
-        boolean loneSurrogate =
-            Character.isHighSurrogate(c)
-                    && (i + 1 >= name.length() || !Character.isLowSurrogate(name.charAt(++i)))
-                || Character.isLowSurrogate(c);
-        if (Character.isISOControl(c) || loneSurrogate) {
+        if (Character.isISOControl(c)) {
           throw fail(
               "tensor name",
               "printable characters",
