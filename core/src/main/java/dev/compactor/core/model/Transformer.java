@@ -68,8 +68,7 @@ public final class Transformer implements CausalLM {
       throws IOException {
     String base = gpt2Base(config, source);
     NDManager manager = NDManager.newBaseManager(device);
-    try {
-      TensorLoader loader = new TensorLoader();
+    try (TensorLoader loader = new TensorLoader()) {
       Map<String, NDArray> p = new LinkedHashMap<>();
       for (Layout.Spec s : Layout.globals(config, base)) {
         p.put(s.name(), loader.load(manager, source, s.name(), s.shape()));

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.compactor.core.io.CheckpointFormatException;
+import dev.compactor.core.io.SafetensorsFile;
 import dev.compactor.core.io.TensorInfo;
 import dev.compactor.core.io.TensorSource;
 import java.io.IOException;
@@ -12,18 +13,27 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.ShortBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
 
 /**
  * Turns checkpoint tensors into fp32 NDArrays. Conversion (BF16/F16 to fp32) happens in Java
  * because libtorch aborts on BF16 casts here. Bytes go through one reusable direct staging buffer
  * and are then cloned into libtorch-owned memory, so closing the NDManager frees a tensor at once
  * (a direct buffer per tensor would only be freed by a later GC, which inflates peak RSS when
- * layers are streamed).
+ * layers are streamed). Tensors of a {@link SafetensorsFile} are read with positional reads rather
+ * than through a memory map: mapped pages would count towards the process's RSS until a GC unmaps
+ * them, which defeats layer-by-layer streaming.
  */
-public final class TensorLoader {
+public final class TensorLoader implements AutoCloseable {
 
   private ByteBuffer staging = ByteBuffer.allocateDirect(0);
+  private ByteBuffer rawStaging = ByteBuffer.allocateDirect(0);
+  private final Map<Path, FileChannel> channels = new HashMap<>();
 
   /** Reads {@code name} as fp32, checking that its shape is {@code expected}. */
   public NDArray load(NDManager manager, TensorSource source, String name, long... expected)
@@ -67,6 +77,33 @@ public final class TensorLoader {
     return commit(manager, n, new Shape(expected));
   }
 
+  private ByteBuffer bytes(TensorSource source, TensorInfo info) throws IOException {
+    if (!(source instanceof SafetensorsFile file)) {
+      return source.raw(info.name()).duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    }
+    int length = Math.toIntExact(info.byteLength());
+    if (rawStaging.capacity() < length) {
+      rawStaging = ByteBuffer.allocateDirect(length);
+    }
+    rawStaging.clear().limit(length);
+    FileChannel channel = channels.get(file.path());
+    if (channel == null) {
+      channel = FileChannel.open(file.path(), StandardOpenOption.READ);
+      channels.put(file.path(), channel);
+    }
+    long position = file.dataStart() + info.begin();
+    while (rawStaging.hasRemaining()) {
+      int read = channel.read(rawStaging, position);
+      if (read < 0) {
+        throw new CheckpointFormatException(
+            file.path() + ": tensor \"" + info.name() + "\" ends past the end of the file");
+      }
+      position += read;
+    }
+    rawStaging.flip();
+    return rawStaging.slice().order(ByteOrder.LITTLE_ENDIAN);
+  }
+
   /** Copies {@code values} into a libtorch-owned fp32 array of {@code shape}. */
   public NDArray create(NDManager manager, float[] values, long... shape) {
     stage(values.length).put(values);
@@ -90,5 +127,13 @@ public final class TensorLoader {
     try (NDArray alias = manager.create(view, shape, DataType.FLOAT32)) {
       return alias.duplicate();
     }
+  }
+
+  @Override
+  public void close() throws IOException {
+    for (FileChannel c : channels.values()) {
+      c.close();
+    }
+    channels.clear();
   }
 }
