@@ -8,7 +8,8 @@ import java.util.Map;
 public final class Commands {
 
   /** Every subcommand; add a new one here (one line). */
-  static final List<Command> ALL = List.of(new EvalCommand(), new GenerateCommand());
+  static final List<Command> ALL =
+      List.of(new TinyModelCommand(), new EvalCommand(), new GenerateCommand());
 
   private Commands() {}
 
