@@ -12,6 +12,8 @@ import dev.compactor.core.model.internal.Layout;
 import dev.compactor.core.model.internal.TensorLoader;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -37,6 +39,7 @@ public final class StreamingTransformer implements CausalLM {
   private final NDManager manager;
   private final Map<String, NDArray> resident = new HashMap<>();
   private final TensorLoader loader = new TensorLoader();
+  private final Map<String, ByteBuffer> slots = new HashMap<>();
   private final Forward forward;
   private final Forward.Weights weights;
 
@@ -104,22 +107,36 @@ public final class StreamingTransformer implements CausalLM {
   public long layerBytes() {
     long n = 0;
     for (Layout.Spec s : Layout.layer(config)) {
-      long e = 1;
-      for (long d : s.shape()) {
-        e *= d;
-      }
-      n += e;
+      n += numel(s.shape());
     }
     return 4 * n;
   }
 
+  /**
+   * Every layer has the same tensor shapes, so one set of direct buffers (the slot) holds whichever
+   * layer is current; the arrays returned view it and die with {@code scratch}.
+   */
   private Map<String, NDArray> loadLayer(int i, NDManager scratch) throws IOException {
     String prefix = Layout.layerPrefix(config, base, i);
     Map<String, NDArray> layer = new LinkedHashMap<>();
     for (Layout.Spec s : Layout.layer(config)) {
-      layer.put(s.name(), loader.load(scratch, source, prefix + s.name(), s.shape()));
+      ByteBuffer slot =
+          slots.computeIfAbsent(
+              s.name(),
+              k ->
+                  ByteBuffer.allocateDirect(Math.toIntExact(4 * numel(s.shape())))
+                      .order(ByteOrder.nativeOrder()));
+      layer.put(s.name(), loader.loadInto(scratch, source, prefix + s.name(), slot, s.shape()));
     }
     return layer;
+  }
+
+  private static long numel(long[] shape) {
+    long n = 1;
+    for (long d : shape) {
+      n *= d;
+    }
+    return n;
   }
 
   @Override
