@@ -23,7 +23,6 @@ import dev.compactor.core.quant.awq.AwqLayerQuantizer;
 import dev.compactor.core.quant.export.QuantizedLayerSink;
 import dev.compactor.core.quant.gptq.GptqConfig;
 import dev.compactor.core.quant.gptq.GptqLayerQuantizer;
-import dev.compactor.core.tiny.TinyReferenceModel;
 import dev.compactor.core.tokenizer.ByteTokenizer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -41,8 +40,8 @@ import org.slf4j.LoggerFactory;
  * target/quant-quality.json}; the test asserts only the ordering of the KL divergence, with a
  * margin.
  *
- * <p>The tiny model's hidden size is 128, so with group size 128 every linear except down_proj (512
- * inputs) has one scale per row; group size 32 is measured as well.
+ * <p>The model comes from {@link QuickModel}. Its hidden size is 128, so with group size 128 every
+ * linear except down_proj (512 inputs) has one scale per row; group size 32 is measured as well.
  */
 class QuantizationQualityIT {
 
@@ -57,17 +56,15 @@ class QuantizationQualityIT {
 
   @Test
   void gptqAndAwqStayCloserToFullPrecisionThanRtnAt4Bits() throws Exception {
-    String override = System.getProperty("compactor.quality.modelDir");
-    Path dir =
-        override != null
-            ? Path.of(override)
-            : TinyReferenceModel.buildOrReuse(ProgressListener.NONE);
+    Path dir = QuickModel.resolve();
+    ModelConfig config = ModelConfig.read(dir);
+    int seq = Math.min(SEQ, config.maxPositions());
     Corpus corpus = Corpus.europarlEnglish();
     ByteTokenizer tokenizer = new ByteTokenizer();
-    List<int[]> calibration = corpus.calibrationSamples(tokenizer, CALIBRATION_WINDOWS, SEQ, 7);
+    List<int[]> calibration = corpus.calibrationSamples(tokenizer, CALIBRATION_WINDOWS, seq, 7);
     String text = corpus.testText();
     int[] eval = tokenizer.encode(text.substring(0, Math.min(text.length(), EVAL_BYTES)));
-    DivergenceEvaluator divergence = new DivergenceEvaluator(SEQ, SEQ, 8);
+    DivergenceEvaluator divergence = new DivergenceEvaluator(seq, seq, 8);
 
     Map<String, DivergenceResult> results = new LinkedHashMap<>();
     try (Transformer base = Transformer.load(dir, Device.cpu())) {
@@ -136,7 +133,7 @@ class QuantizationQualityIT {
         }
       }
     }
-    report(dir, eval.length, results);
+    report(dir, eval.length, seq, results);
     for (int g : new int[] {128, 32}) {
       double rtn = Math.min(kl(results, "rtn-sym", g), kl(results, "rtn-asym", g));
       for (String m : List.of("gptq-sym", "awq-asym")) {
@@ -185,14 +182,14 @@ class QuantizationQualityIT {
     };
   }
 
-  private static void report(Path dir, int tokens, Map<String, DivergenceResult> results)
+  private static void report(Path dir, int tokens, int seq, Map<String, DivergenceResult> results)
       throws Exception {
     ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
     ObjectNode root = json.createObjectNode();
     root.put("model", dir.toString());
     root.put("evalTokens", tokens);
     root.put("calibrationWindows", CALIBRATION_WINDOWS);
-    root.put("seqLen", SEQ);
+    root.put("seqLen", seq);
     ArrayNode rows = root.putArray("results");
     for (Map.Entry<String, DivergenceResult> e : results.entrySet()) {
       ObjectNode row = rows.addObject();
