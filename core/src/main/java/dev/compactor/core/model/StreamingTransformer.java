@@ -102,6 +102,11 @@ public final class StreamingTransformer implements CausalLM {
     return new StreamingTransformer(config, source, device);
   }
 
+  /** The device computations run on. */
+  public Device device() {
+    return manager.getDevice();
+  }
+
   public ModelConfig config() {
     return config;
   }

@@ -10,7 +10,10 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
+import dev.compactor.core.io.CheckpointFormatException;
+import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.DType;
+import dev.compactor.core.io.TensorSource;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -160,6 +163,30 @@ class TransformerTest {
           assertTrue(reread.toJson().contains("custom_field"));
         }
       }
+    }
+  }
+
+  @Test
+  void mismatchedCheckpointGivesATypedErrorNamingTheTensor(@TempDir Path tmp) throws Exception {
+    try (Transformer model = Transformer.randomInit(LLAMA_GQA, 2, Device.cpu())) {
+      model.save(tmp, DType.F32, Map.of());
+    }
+    ModelConfig wider = LLAMA_GQA.with("{\"intermediate_size\":64}");
+    try (TensorSource source = Checkpoints.open(tmp)) {
+      String msg =
+          assertThrows(
+                  CheckpointFormatException.class,
+                  () -> Transformer.load(wider, source, Device.cpu()))
+              .getMessage();
+      assertTrue(
+          msg.contains("model.layers.0.mlp.gate_proj.weight") && msg.contains("[64, 32]"), msg);
+      ModelConfig tied = LLAMA_GQA.with("{\"tie_word_embeddings\":true,\"num_hidden_layers\":3}");
+      msg =
+          assertThrows(
+                  CheckpointFormatException.class,
+                  () -> StreamingTransformer.open(tied, source, Device.cpu()))
+              .getMessage();
+      assertTrue(msg.contains("model.layers.2."), msg);
     }
   }
 }
