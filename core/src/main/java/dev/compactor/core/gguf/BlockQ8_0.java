@@ -32,7 +32,7 @@ public final class BlockQ8_0 {
       float amax = 0.0f;
       for (int j = 0; j < QK; j++) {
         float v = x[xOff + i * QK + j];
-        amax = Math.max(amax, Math.abs(v));
+        amax = amax > Math.abs(v) ? amax : Math.abs(v); // C's MAX macro, NaN included
       }
       float d = amax / ((1 << 7) - 1);
       float id = d != 0 ? 1.0f / d : 0.0f;

@@ -25,17 +25,31 @@ public final class FastRowQuantizer {
     return v < 0 ? -q : q;
   }
 
+  /**
+   * The largest {@code |x|} of a block as the bits of a non-negative float: for finite floats the
+   * order of {@code bits & 0x7fffffff} as ints is the order of their magnitudes, and an int max
+   * reduction is what the JIT vectorizes (a float one with Java's NaN rules it does not).
+   */
+  private static int absMaxBits(float[] x, int b) {
+    int m = 0;
+    for (int j = b; j < b + 32; j++) {
+      m = Math.max(m, Float.floatToRawIntBits(x[j]) & 0x7fffffff);
+    }
+    return m;
+  }
+
   /** Q8_0 of {@code n} values (a multiple of 32) of {@code x} from {@code xOff} into {@code y}. */
   public static void quantizeRowQ8_0(float[] x, int xOff, int n, byte[] y, int yOff) {
     BlockBytes.checkRow(n, BlockQ8_0.QK, x, xOff, y, yOff, BlockQ8_0.BLOCK_BYTES);
     int end = xOff + n;
     int out = yOff;
     for (int b = xOff; b < end; b += 32, out += 34) {
-      float amax = 0.0f;
-      for (int j = b; j < b + 32; j++) {
-        amax = Math.max(amax, Math.abs(x[j]));
+      int m = absMaxBits(x, b);
+      if (m >= 0x7f800000) { // Inf or NaN: the reference's exact C comparison semantics decide
+        BlockQ8_0.quantizeRowReference(x, b, 32, y, out);
+        continue;
       }
-      float d = amax / 127;
+      float d = Float.intBitsToFloat(m) / 127;
       float id = d != 0 ? 1.0f / d : 0.0f;
       short h = Fp16.fromFloat(d);
       y[out] = (byte) h;
@@ -53,15 +67,19 @@ public final class FastRowQuantizer {
     int end = xOff + n;
     int out = yOff;
     for (int b = xOff; b < end; b += 32, out += 18) {
-      float amax = 0.0f;
+      int m = absMaxBits(x, b);
+      if (m >= 0x7f800000) {
+        BlockQ4_0.quantizeRowReference(x, b, 32, y, out);
+        continue;
+      }
+      // The reference keeps the first element of largest magnitude (strict "<" while scanning).
       float max = 0.0f;
-      for (int j = b; j < b + 32; j++) {
-        float v = x[j];
-        float a = Math.abs(v);
-        if (a > amax) {
-          amax = a;
-          max = v;
+      if (m != 0) {
+        int j = b;
+        while ((Float.floatToRawIntBits(x[j]) & 0x7fffffff) != m) {
+          j++;
         }
+        max = x[j];
       }
       float d = max / -8;
       float id = d != 0 ? 1.0f / d : 0.0f;

@@ -21,6 +21,18 @@ class FastRowQuantizerTest {
     for (int i = 0; i < 32; i++) {
       x[i] = 0; // an all-zero block
     }
+    x[40] = Float.NaN; // non-finite blocks must give the reference's bytes too
+    x[70] = Float.POSITIVE_INFINITY;
+    x[100] = Float.NEGATIVE_INFINITY;
+    x[101] = Float.NaN;
+    x[130] = -0.0f;
+    for (int i = 160; i < 192; i++) {
+      x[i] = (i & 1) == 0 ? -0.0f : 0.0f; // only signed zeros
+    }
+    x[200] = 3f; // equal magnitudes of both signs: the first one wins
+    x[201] = -3f;
+    x[230] = -3f;
+    x[231] = 3f;
     return x;
   }
 
