@@ -91,10 +91,7 @@ final class EvalCommand implements Command {
   }
 
   private static CausalLM open(Path dir, boolean layerByLayer) throws IOException {
-    if (layerByLayer) {
-      throw new UnsupportedOperationException("not supported yet: --layer-by-layer evaluation");
-    }
-    return ModelLoading.resident(dir);
+    return layerByLayer ? ModelLoading.layerByLayer(dir) : ModelLoading.resident(dir);
   }
 
   private static String readText(Path file) throws IOException {

@@ -5,6 +5,7 @@ import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.model.StreamingTransformer;
 import dev.compactor.core.model.Transformer;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -20,5 +21,13 @@ final class ModelLoading {
     try (TensorSource source = Checkpoints.open(dir)) {
       return Transformer.load(config, source, Device.cpu());
     }
+  }
+
+  /**
+   * Keeps only embeddings, final norm and head resident and reads one decoder layer at a time from
+   * the checkpoint during every pass: for models larger than RAM.
+   */
+  static CausalLM layerByLayer(Path dir) throws IOException {
+    return StreamingTransformer.open(dir, Device.cpu());
   }
 }

@@ -1,7 +1,6 @@
 package dev.compactor.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -52,8 +51,19 @@ class MainTest {
   @Test
   void evalJsonPrintsOneObjectWithTheMetrics() throws Exception {
     Outcome o =
-        run("eval", "--model", model.toString(), "--text", text.toString(), "--json", "--seq-len",
-            "128", "--stride", "64", "--baseline", model.toString());
+        run(
+            "eval",
+            "--model",
+            model.toString(),
+            "--text",
+            text.toString(),
+            "--json",
+            "--seq-len",
+            "128",
+            "--stride",
+            "64",
+            "--baseline",
+            model.toString());
     assertEquals(0, o.code(), o.err());
     JsonNode json = new ObjectMapper().readTree(o.out());
     long bytes = Files.readString(text).getBytes(StandardCharsets.UTF_8).length;
@@ -75,8 +85,16 @@ class MainTest {
     assertEquals(0, eval.code(), eval.err());
     assertTrue(eval.out().contains("bits per byte"), eval.out());
     Outcome gen =
-        run("generate", "--model", model.toString(), "--prompt", "The Commission", "--max-tokens",
-            "40", "--temperature", "0");
+        run(
+            "generate",
+            "--model",
+            model.toString(),
+            "--prompt",
+            "The Commission",
+            "--max-tokens",
+            "40",
+            "--temperature",
+            "0");
     assertEquals(0, gen.code(), gen.err());
     assertTrue(gen.out().startsWith("The Commission"), gen.out());
     assertTrue(gen.out().strip().length() > "The Commission".length());
@@ -93,16 +111,35 @@ class MainTest {
     assertEquals(2, run().code());
     assertEquals(0, run("help").code());
     assertEquals(
-        2, run("eval", "--model", model.toString(), "--text", text.toString(), "--seq-len", "x")
+        2,
+        run("eval", "--model", model.toString(), "--text", text.toString(), "--seq-len", "x")
             .code());
-    Outcome missing = run("eval", "--model", tmp.resolve("nope").toString(), "--text",
-        text.toString());
+    Outcome missing =
+        run("eval", "--model", tmp.resolve("nope").toString(), "--text", text.toString());
     assertEquals(1, missing.code());
     assertEquals(1, missing.err().strip().lines().count(), missing.err());
     assertTrue(missing.err().startsWith("error: "), missing.err());
-    Outcome layer =
-        run("eval", "--model", model.toString(), "--text", text.toString(), "--layer-by-layer");
-    assertFalse(layer.code() == 2, layer.err());
+  }
+
+  @Test
+  void layerByLayerEvalGivesTheResidentAnswer() throws Exception {
+    ObjectMapper json = new ObjectMapper();
+    Outcome resident =
+        run("eval", "--model", model.toString(), "--text", text.toString(), "--json");
+    Outcome streamed =
+        run(
+            "eval",
+            "--model",
+            model.toString(),
+            "--text",
+            text.toString(),
+            "--json",
+            "--layer-by-layer");
+    assertEquals(0, streamed.code(), streamed.err());
+    assertEquals(
+        json.readTree(resident.out()).get("bitsPerByte").asDouble(),
+        json.readTree(streamed.out()).get("bitsPerByte").asDouble(),
+        1e-5);
   }
 
   @Test

@@ -47,7 +47,7 @@ public final class TinyReferenceModel {
   /** The recipe of {@code tiny-llama-v1}. */
   public static final TinyRecipe RECIPE =
       new TinyRecipe(
-          "tiny-llama-v1", 128, 512, 6, 4, 2, 256, 16, 600, 3e-3, 3e-4, 40, 0.1, 0.95, 1.0, 1234);
+          "tiny-llama-v1", 128, 512, 4, 4, 2, 256, 16, 500, 3e-3, 3e-4, 30, 0.1, 0.95, 1.0, 1234);
 
   /** Windows used to measure held-out quality (the same defaults as {@code compactor eval}). */
   public static final int EVAL_SEQ_LEN = 256;
@@ -91,7 +91,9 @@ public final class TinyReferenceModel {
         recipe.hash(TinyRecipe.sha256(corpus.trainText().getBytes(StandardCharsets.UTF_8)));
     Path parent = dir.toAbsolutePath().getParent();
     Files.createDirectories(parent);
-    Path lockFile = parent.resolve(dir.getFileName() + ".lock");
+    // One lock per recipe: a build of another recipe (an older checkout sharing the cache) must
+    // not keep this one waiting; whichever finishes last owns the directory.
+    Path lockFile = parent.resolve(dir.getFileName() + "." + hash.substring(0, 12) + ".lock");
     try (RandomAccessFile raf = new RandomAccessFile(lockFile.toFile(), "rw");
         FileChannel channel = raf.getChannel();
         FileLock lock = channel.lock()) {
