@@ -3,12 +3,14 @@ package dev.compactor.core.model;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.internal.CachedDecoder;
 import dev.compactor.core.model.internal.Forward;
 import dev.compactor.core.model.internal.Layout;
 import dev.compactor.core.model.internal.TensorLoader;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -48,6 +50,17 @@ public final class Transformer implements CausalLM {
             return layerView(i);
           }
         };
+  }
+
+  /**
+   * Loads a Hugging Face model directory ({@code config.json} plus {@code model.safetensors} or a
+   * sharded index) into fp32 on {@code device}.
+   */
+  public static Transformer load(Path modelDir, Device device) throws IOException {
+    ModelConfig config = ModelConfig.read(modelDir);
+    try (TensorSource source = Checkpoints.open(modelDir)) {
+      return load(config, source, device);
+    }
   }
 
   /** Loads every weight of {@code source} named as {@code config} expects, converted to fp32. */
