@@ -90,7 +90,10 @@ final class SafetensorsHeader {
             "well-formed JSON (no duplicate keys, nesting depth ≤ "
                 + JsonLimits.HEADER_MAX_DEPTH
                 + ")",
-            e.getOriginalMessage(),
+            e.getOriginalMessage()
+                + (e.getLocation() == null
+                    ? ""
+                    : " (at character " + e.getLocation().getCharOffset() + ")"),
             e);
       } catch (SafetensorsFormatException e) {
         throw e;
@@ -140,11 +143,7 @@ final class SafetensorsHeader {
       }
       for (int i = 0; i < name.length(); i++) {
         char c = name.charAt(i);
-        boolean loneSurrogate =
-            Character.isHighSurrogate(c)
-                    && (i + 1 >= name.length() || !Character.isLowSurrogate(name.charAt(++i)))
-                || Character.isLowSurrogate(c);
-        if (Character.isISOControl(c) || loneSurrogate) {
+        if (Character.isISOControl(c)) {
           throw fail(
               "tensor name",
               "printable characters",

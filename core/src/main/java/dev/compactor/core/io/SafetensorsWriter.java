@@ -202,6 +202,7 @@ public final class SafetensorsWriter implements AutoCloseable {
               dataFile,
               StandardOpenOption.CREATE,
               StandardOpenOption.TRUNCATE_EXISTING,
+              StandardOpenOption.READ,
               StandardOpenOption.WRITE);
       shardBytes = 0;
     }
@@ -298,8 +299,10 @@ public final class SafetensorsWriter implements AutoCloseable {
       return;
     }
     try {
-      if (data != null || finishedShards.isEmpty()) {
-        beginTensor(0);
+      if (data == null && finishedShards.isEmpty()) {
+        beginTensor(0); // no tensors at all: still a valid (empty) model.safetensors
+      }
+      if (data != null) {
         finishShard();
       }
       int n = finishedShards.size();

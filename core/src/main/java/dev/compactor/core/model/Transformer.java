@@ -4,12 +4,15 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.compactor.core.io.Checkpoints;
+import dev.compactor.core.io.DType;
+import dev.compactor.core.io.SafetensorsWriter;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.internal.CachedDecoder;
 import dev.compactor.core.model.internal.Forward;
 import dev.compactor.core.model.internal.Layout;
 import dev.compactor.core.model.internal.TensorLoader;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -68,8 +71,7 @@ public final class Transformer implements CausalLM {
       throws IOException {
     String base = gpt2Base(config, source);
     NDManager manager = NDManager.newBaseManager(device);
-    try {
-      TensorLoader loader = new TensorLoader();
+    try (TensorLoader loader = new TensorLoader()) {
       Map<String, NDArray> p = new LinkedHashMap<>();
       for (Layout.Spec s : Layout.globals(config, base)) {
         p.put(s.name(), loader.load(manager, source, s.name(), s.shape()));
@@ -173,7 +175,7 @@ public final class Transformer implements CausalLM {
   /** Logits like {@link #logits(NDManager, NDArray)}, showing each linear's input to observer. */
   public NDArray logits(NDManager manager, NDArray tokens, ActivationObserver observer) {
     try (NDManager call = manager.newSubManager()) {
-      NDArray out = forward.run(call, weights, tokens, null, observer, false);
+      NDArray out = forward.run(call, weights, tokens, null, observer, true);
       out.attach(manager);
       return out;
     }
@@ -193,7 +195,7 @@ public final class Transformer implements CausalLM {
         manager,
         config.numLayers(),
         batch,
-        (m, tokens, cache) -> forward.run(m, weights, tokens, cache, null, false));
+        (m, tokens, cache) -> forward.run(m, weights, tokens, cache, null, true));
   }
 
   private Map<String, NDArray> layerView(int i) {
@@ -204,6 +206,31 @@ public final class Transformer implements CausalLM {
       view.put(s.name(), parameters.get(prefix + s.name()));
     }
     return view;
+  }
+
+  /**
+   * Writes this model as a Hugging Face directory: {@code config.json} (with {@code torch_dtype}
+   * set to match) and the weights stored as {@code storeAs} (F32, F16 or BF16) with {@code
+   * metadata} in the safetensors header. A tied head is not written twice.
+   */
+  public void save(Path dir, DType storeAs, Map<String, String> metadata) throws IOException {
+    String torchDtype =
+        switch (storeAs) {
+          case F32 -> "float32";
+          case F16 -> "float16";
+          case BF16 -> "bfloat16";
+          default ->
+              throw new IllegalArgumentException(
+                  "save: expected F32, F16 or BF16 storage, found " + storeAs);
+        };
+    try (SafetensorsWriter writer = new SafetensorsWriter(dir, metadata)) {
+      for (Map.Entry<String, NDArray> e : parameters.entrySet()) {
+        NDArray p = e.getValue();
+        writer.write(e.getKey(), storeAs, p.getShape().getShape(), p.toFloatArray());
+      }
+    }
+    ModelConfig saved = config.with("{\"torch_dtype\":\"" + torchDtype + "\"}");
+    Files.writeString(dir.resolve("config.json"), saved.toJson());
   }
 
   @Override

@@ -9,9 +9,13 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
+import dev.compactor.core.io.DType;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class TransformerTest {
 
@@ -82,6 +86,35 @@ class TransformerTest {
       int[] sampled =
           Generation.generate(model, new int[] {1, 2, 3}, 100, new GenerationSettings(1.0, 5, 42));
       assertEquals(37, sampled.length);
+    }
+  }
+
+  @Test
+  void saveThenLoadGivesTheSameModel(@TempDir Path tmp) throws Exception {
+    ModelConfig tied = LLAMA_GQA.with("{\"tie_word_embeddings\":true,\"custom_field\":7}");
+    for (ModelConfig config : List.of(tied, GPT2)) {
+      try (Transformer model = Transformer.randomInit(config, 11, Device.cpu());
+          NDManager m = NDManager.newBaseManager()) {
+        NDArray tokens = m.create(new int[] {1, 5, 9, 2, 7, 3}, new Shape(2, 3));
+        float[] expected = model.logits(m, tokens).toFloatArray();
+        Path f32 = tmp.resolve(config.modelType() + "-f32");
+        Path bf16 = tmp.resolve(config.modelType() + "-bf16");
+        model.save(f32, DType.F32, Map.of("producer", "test"));
+        model.save(bf16, DType.BF16, Map.of());
+        try (Transformer again = Transformer.load(f32, Device.cpu());
+            Transformer rounded = Transformer.load(bf16, Device.cpu())) {
+          assertArrayEquals(expected, again.logits(m, tokens).toFloatArray());
+          assertEquals(model.parameters().keySet(), again.parameters().keySet());
+          float[] approx = rounded.logits(m, tokens).toFloatArray();
+          assertTrue(GoldenModelTest.maxAbs(expected, approx) < 1e-2);
+          assertTrue(GoldenModelTest.maxAbs(expected, approx) > 0, "bf16 must round");
+        }
+        ModelConfig reread = ModelConfig.read(bf16);
+        assertTrue(reread.toJson().contains("\"torch_dtype\" : \"bfloat16\""), reread.toJson());
+        if (config == tied) {
+          assertTrue(reread.toJson().contains("custom_field"));
+        }
+      }
     }
   }
 }

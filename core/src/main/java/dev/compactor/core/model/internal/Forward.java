@@ -59,8 +59,11 @@ public final class Forward {
   }
 
   /**
-   * Logits {@code [batch, seq, vocab]} for {@code tokens} at positions {@code pos0..}; everything
-   * (and the result) lives in {@code m}. With a cache, keys/values are appended to it.
+   * Logits {@code [batch, seq, vocab]} for {@code tokens}, after the positions already in {@code
+   * cache} (appending to it; null for none). The result lives in {@code m}. With {@code
+   * layerScopes} each layer runs in its own sub-manager, closed when the layer is done, which frees
+   * its activations and any weights {@link Weights#layer} loaded; without, every intermediate stays
+   * in {@code m} (training: backward needs them).
    */
   public NDArray run(
       NDManager m,
@@ -68,7 +71,7 @@ public final class Forward {
       NDArray tokens,
       KvCache cache,
       ActivationObserver observer,
-      boolean perLayerScratch) {
+      boolean layerScopes) {
     int pos0 = cache == null ? 0 : cache.position();
     long batch = tokens.getShape().get(0);
     int seq = Math.toIntExact(tokens.getShape().get(1));
@@ -84,21 +87,27 @@ public final class Forward {
                   .head());
     }
     for (int i = 0; i < c.numLayers(); i++) {
-      NDManager scratch = perLayerScratch ? m.newSubManager() : m;
+      NDManager scope = layerScopes ? m.newSubManager() : m;
       try {
-        Map<String, NDArray> lw = w.layer(i, scratch);
+        if (layerScopes) {
+          x.attach(scope);
+        }
+        p.scope = scope;
+        Map<String, NDArray> lw = w.layer(i, scope);
         x =
             c.family() == ModelConfig.Family.GPT2
                 ? gpt2Layer(p, i, lw, x, cache)
                 : llamaLayer(p, i, lw, x, cache);
+        x.attach(m);
       } catch (IOException e) {
         throw new UncheckedIOException("reading weights of layer " + i, e);
       } finally {
-        if (perLayerScratch) {
-          scratch.close();
+        if (layerScopes) {
+          scope.close();
         }
       }
     }
+    p.scope = m;
     if (cache != null) {
       cache.advance(seq);
     }
@@ -158,7 +167,7 @@ public final class Forward {
   private NDArray repeatKv(Pass p, NDArray kv) {
     Shape s = kv.getShape();
     int rep = c.numHeads() / c.numKvHeads();
-    NDArray e = local(p.m, kv.expandDims(2));
+    NDArray e = local(p.scope, kv.expandDims(2));
     return e.broadcast(s.get(0), s.get(1), rep, s.get(2), s.get(3))
         .reshape(s.get(0), s.get(1) * rep, s.get(2), s.get(3));
   }
@@ -220,6 +229,7 @@ public final class Forward {
   /** Per-pass state: the pass's manager, the causal mask and the RoPE tables of its positions. */
   private final class Pass {
     final NDManager m;
+    NDManager scope;
     final ActivationObserver observer;
     final long batch;
     final int seq;
@@ -229,6 +239,7 @@ public final class Forward {
 
     Pass(NDManager m, ActivationObserver observer, long batch, int seq, int pos0) {
       this.m = m;
+      this.scope = m;
       this.observer = observer;
       this.batch = batch;
       this.seq = seq;
