@@ -44,36 +44,6 @@ public record DistillationSpec(
         2f, 0.5f, steps, batchSize, 1e-4f, steps / 20, 0f, 1f, checkpointEvery, 1234L);
   }
 
-  /** A copy with another learning rate. */
-  public DistillationSpec withLearningRate(float lr) {
-    return new DistillationSpec(
-        temperature,
-        alpha,
-        steps,
-        batchSize,
-        lr,
-        warmupSteps,
-        weightDecay,
-        maxGradNorm,
-        checkpointEvery,
-        seed);
-  }
-
-  /** A copy that stops after {@code total} steps (same schedule length is NOT implied). */
-  public DistillationSpec withSteps(int total) {
-    return new DistillationSpec(
-        temperature,
-        alpha,
-        total,
-        batchSize,
-        learningRate,
-        Math.min(warmupSteps, total - 1),
-        weightDecay,
-        maxGradNorm,
-        checkpointEvery,
-        seed);
-  }
-
   private static void require(boolean ok, String message) {
     if (!ok) {
       throw new IllegalArgumentException(message);

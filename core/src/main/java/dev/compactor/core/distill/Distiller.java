@@ -1,16 +1,22 @@
 package dev.compactor.core.distill;
 
+import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
+import dev.compactor.core.io.DType;
+import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.model.CausalLM;
+import dev.compactor.core.model.StreamingTransformer;
 import dev.compactor.core.model.Transformer;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -40,6 +46,43 @@ public final class Distiller {
   public Distiller(DistillationSpec spec, CheckpointSink sink) {
     this.spec = spec;
     this.sink = sink;
+  }
+
+  /**
+   * The whole stage: builds a student keeping {@code keepLayers} of the teacher's layers (evenly
+   * spaced) in {@code workDir}, distills it against the teacher (streamed layer by layer, so only
+   * the student is wholly resident), and saves it as a Hugging Face directory in {@code outputDir}
+   * stored as {@code storeAs}, with the teacher's tokenizer files. A restarted worker calling this
+   * again with the same sink resumes from the latest checkpoint.
+   */
+  public DistillationReport distillDirectory(
+      Path teacherDir,
+      Path workDir,
+      Path outputDir,
+      int keepLayers,
+      List<int[]> windows,
+      DType storeAs,
+      Device device)
+      throws IOException {
+    Path studentDir = workDir.resolve("student-init");
+    if (Files.exists(studentDir)) {
+      DistillationCheckpoint.deleteTree(studentDir);
+    }
+    StudentBuilder.Student built = StudentBuilder.build(teacherDir, studentDir, keepLayers);
+    DistillationReport report;
+    try (StreamingTransformer teacher = StreamingTransformer.open(teacherDir, device);
+        Transformer student = Transformer.load(studentDir, device)) {
+      report = distill(teacher, student, windows);
+      Map<String, String> metadata = new LinkedHashMap<>();
+      metadata.put("compactor.distill.teacher_layers", Arrays.toString(built.keptLayers()));
+      metadata.put("compactor.distill.steps", Long.toString(report.totalSteps()));
+      metadata.put("compactor.distill.temperature", Float.toString(spec.temperature()));
+      metadata.put("compactor.distill.alpha", Float.toString(spec.alpha()));
+      student.save(outputDir, storeAs, metadata);
+    }
+    ModelDirectory.open(teacherDir).copyAuxiliaryFilesTo(outputDir);
+    DistillationCheckpoint.deleteTree(studentDir);
+    return report;
   }
 
   /**
@@ -136,7 +179,6 @@ public final class Distiller {
       NDArray teacherLogits = teacher.logits(m, in);
       float value;
       try (GradientCollector tape = Engine.getInstance().newGradientCollector()) {
-        tape.zeroGradients();
         NDArray studentLogits = student.forward(m, in);
         NDArray l = loss.compute(studentLogits, teacherLogits, y);
         tape.backward(l);

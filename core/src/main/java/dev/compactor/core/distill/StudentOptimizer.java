@@ -2,14 +2,17 @@ package dev.compactor.core.distill;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import dev.compactor.core.train.CosineSchedule;
+import dev.compactor.core.train.GradientClipping;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
  * AdamW (Loshchilov and Hutter 2019, PyTorch's update rule with bias correction and decoupled
- * weight decay) on a linear warm-up + cosine learning-rate schedule, with global gradient-norm
- * clipping. The moments are exposed so that a checkpoint can save and restore them exactly.
+ * weight decay) on the train package's warm-up + cosine schedule, with its global gradient-norm
+ * clipping. It is its own AdamW rather than {@code train.AdamW} because a resumed distillation run
+ * must save and restore the moments and the update count exactly, which that class keeps private.
  *
  * <p>Updates run outside the gradient tape and act in place on the model's own arrays. Scalars are
  * arrays living in this optimizer's manager, never {@code NDArray.mul(Number)} temporaries.
@@ -53,23 +56,29 @@ final class StudentOptimizer implements AutoCloseable {
 
   /** The learning rate at 0-based {@code step}: linear warm-up, then cosine to 10% of peak. */
   static float learningRate(DistillationSpec spec, long step) {
-    float peak = spec.learningRate();
-    if (step < spec.warmupSteps()) {
-      return peak * (step + 1) / spec.warmupSteps();
-    }
-    double progress =
-        (double) (step - spec.warmupSteps()) / Math.max(1, spec.steps() - spec.warmupSteps());
-    double cosine = 0.5 * (1 + Math.cos(Math.PI * Math.min(1.0, progress)));
-    return (float) (peak * (MIN_LR_RATIO + (1 - MIN_LR_RATIO) * cosine));
+    return (float)
+        new CosineSchedule(
+                spec.learningRate(),
+                spec.learningRate() * MIN_LR_RATIO,
+                spec.warmupSteps(),
+                spec.steps())
+            .lr((int) step);
   }
 
-  /** Clips, then applies one AdamW update with the gradients now on the parameters. */
+  /**
+   * Clips, then applies one AdamW update with the gradients now on the parameters, and zeroes those
+   * gradients for the next backward pass.
+   */
   void step(long step) {
+    if (spec.maxGradNorm() > 0f) {
+      double norm = GradientClipping.clipGlobalNorm(params.values(), spec.maxGradNorm());
+      if (!Double.isFinite(norm)) {
+        throw new IllegalStateException("gradient norm is " + norm + " at step " + step);
+      }
+    }
     updates++;
     float lr = learningRate(spec, step);
     try (NDManager s = state.newSubManager()) {
-      float clip = clipFactor(s);
-      NDArray gradScale = s.create(clip);
       NDArray decay = s.create(1f - lr * spec.weightDecay());
       double c1 = 1 - Math.pow(BETA1, updates);
       double c2 = 1 - Math.pow(BETA2, updates);
@@ -82,42 +91,25 @@ final class StudentOptimizer implements AutoCloseable {
         NDArray vi = v.get(e.getKey());
         // Results of ops join their first operand's manager (the model's, for the gradient):
         // every temporary is closed here so that the long-lived managers do not grow per step.
-        try (NDArray grad = p.getGradient();
-            NDArray g = grad.mul(gradScale);
+        try (NDArray g = p.getGradient();
             NDArray gm = g.mul(oneMinusBeta1);
             NDArray g2 = g.square()) {
           mi.muli(beta1).addi(gm);
           vi.muli(beta2).addi(g2.muli(oneMinusBeta2));
-        }
-        if (spec.weightDecay() > 0f) {
-          p.muli(decay);
-        }
-        try (NDArray denom = vi.sqrt();
-            NDArray update = mi.div(denom.muli(invSqrtC2).addi(eps))) {
-          p.subi(update.muli(stepSize));
+          if (spec.weightDecay() > 0f) {
+            p.muli(decay);
+          }
+          try (NDArray denom = vi.sqrt();
+              NDArray update = mi.div(denom.muli(invSqrtC2).addi(eps))) {
+            p.subi(update.muli(stepSize));
+          }
+          // Gradients accumulate across backward passes. DJL's GradientCollector.zeroGradients
+          // walks every array of the engine and leaks two handles per array each call, so the
+          // optimizer zeroes exactly its own parameters instead.
+          g.subi(g);
         }
       }
     }
-  }
-
-  /** Factor bringing the global gradient norm down to {@code maxGradNorm} (1 if below). */
-  private float clipFactor(NDManager s) {
-    if (spec.maxGradNorm() <= 0f) {
-      return 1f;
-    }
-    double sumSquares = 0;
-    for (NDArray p : params.values()) {
-      try (NDArray g = p.getGradient();
-          NDArray sq = g.square();
-          NDArray sum = sq.sum()) {
-        sumSquares += sum.getFloat();
-      }
-    }
-    double norm = Math.sqrt(sumSquares);
-    if (!Double.isFinite(norm)) {
-      throw new IllegalStateException("gradient norm is " + norm + ": training diverged");
-    }
-    return norm > spec.maxGradNorm() ? (float) (spec.maxGradNorm() / (norm + 1e-6)) : 1f;
   }
 
   Map<String, NDArray> firstMoments() {

@@ -1,9 +1,11 @@
 package dev.compactor.core.prune;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import dev.compactor.core.model.ActivationObserver;
+import dev.compactor.core.model.StreamingTransformer;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -83,6 +85,22 @@ public final class WandaPruner {
     }
     LOG.debug("calibrated Wanda input norms on {} windows of {} tokens", windows.size(), seq);
     return norms;
+  }
+
+  /**
+   * Calibrates on {@code windows} and prunes: the model in {@code inputDir} is streamed layer by
+   * layer for the calibration passes (only one decoder layer's weights are resident), then pruned
+   * tensor by tensor into {@code outputDir}.
+   */
+  public PruningReport prune(
+      Path inputDir, Path outputDir, List<int[]> windows, int batchSize, Device device)
+      throws IOException {
+    InputNormCollector norms;
+    try (StreamingTransformer model = StreamingTransformer.open(inputDir, device);
+        NDManager manager = NDManager.newBaseManager(device)) {
+      norms = calibrate(model::logits, manager, windows, batchSize);
+    }
+    return prune(inputDir, outputDir, norms);
   }
 
   /**

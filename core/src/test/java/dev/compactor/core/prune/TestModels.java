@@ -6,6 +6,7 @@ import dev.compactor.core.io.SafetensorsWriter;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -33,5 +34,12 @@ public final class TestModels {
   /** A 3-layer Llama with GQA, hidden 32: every decoder linear kind, tiny. */
   public static ModelConfig tinyLlama(int layers) {
     return ModelConfig.llama(67, 32, 48, layers, 4, 2, 64);
+  }
+
+  /** A heap copy of the remaining bytes, comparable with equals. */
+  public static ByteBuffer bytes(ByteBuffer b) {
+    ByteBuffer copy = ByteBuffer.allocate(b.remaining());
+    copy.put(b.duplicate()).flip();
+    return copy;
   }
 }
