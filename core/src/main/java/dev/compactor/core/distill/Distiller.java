@@ -40,6 +40,12 @@ public final class Distiller {
   private static final int CURVE_POINTS = 50;
   private static final int LOSS_WINDOW = 5;
 
+  /**
+   * A teacher up to this size in fp32 is loaded whole; a larger one is streamed layer by layer
+   * every step (constant memory, but a full weight read and conversion per step).
+   */
+  static final long RESIDENT_TEACHER_BYTES = 4L << 30;
+
   private final DistillationSpec spec;
   private final CheckpointSink sink;
 
@@ -50,10 +56,10 @@ public final class Distiller {
 
   /**
    * The whole stage: builds a student keeping {@code keepLayers} of the teacher's layers (evenly
-   * spaced) in {@code workDir}, distills it against the teacher (streamed layer by layer, so only
-   * the student is wholly resident), and saves it as a Hugging Face directory in {@code outputDir}
-   * stored as {@code storeAs}, with the teacher's tokenizer files. A restarted worker calling this
-   * again with the same sink resumes from the latest checkpoint.
+   * spaced) in {@code workDir}, distills it against the teacher (loaded whole up to 4 GiB of fp32
+   * weights, streamed layer by layer beyond), and saves it as a Hugging Face directory in {@code
+   * outputDir} stored as {@code storeAs}, with the teacher's tokenizer files. A restarted worker
+   * calling this again with the same sink resumes from the latest checkpoint.
    */
   public DistillationReport distillDirectory(
       Path teacherDir,
@@ -70,7 +76,12 @@ public final class Distiller {
     }
     StudentBuilder.Student built = StudentBuilder.build(teacherDir, studentDir, keepLayers);
     DistillationReport report;
-    try (StreamingTransformer teacher = StreamingTransformer.open(teacherDir, device);
+    ModelDirectory teacherFiles = ModelDirectory.open(teacherDir);
+    boolean resident = teacherFiles.parameterCount() * Float.BYTES <= RESIDENT_TEACHER_BYTES;
+    try (CausalLM teacher =
+            resident
+                ? Transformer.load(teacherDir, device)
+                : StreamingTransformer.open(teacherDir, device);
         Transformer student = Transformer.load(studentDir, device)) {
       report = distill(teacher, student, windows);
       Map<String, String> metadata = new LinkedHashMap<>();
@@ -80,7 +91,7 @@ public final class Distiller {
       metadata.put("compactor.distill.alpha", Float.toString(spec.alpha()));
       student.save(outputDir, storeAs, metadata);
     }
-    ModelDirectory.open(teacherDir).copyAuxiliaryFilesTo(outputDir);
+    teacherFiles.copyAuxiliaryFilesTo(outputDir);
     DistillationCheckpoint.deleteTree(studentDir);
     return report;
   }

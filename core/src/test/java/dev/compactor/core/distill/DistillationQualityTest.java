@@ -22,9 +22,9 @@ import org.slf4j.LoggerFactory;
  * The distillation stage end to end on a small teacher that has learned a small corpus: the
  * distilled student is closer to the teacher on held-out text than the student before training.
  */
-class DistillationQualityIT {
+class DistillationQualityTest {
 
-  private static final Logger LOG = LoggerFactory.getLogger(DistillationQualityIT.class);
+  private static final Logger LOG = LoggerFactory.getLogger(DistillationQualityTest.class);
 
   @Test
   void distilledStudentIsCloserToTheTeacherThanTheUndistilledOne(@TempDir Path tmp)
