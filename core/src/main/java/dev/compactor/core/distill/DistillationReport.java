@@ -1,6 +1,8 @@
 package dev.compactor.core.distill;
 
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * What a distillation run did, for the job's metrics: steps taken (and from which step it resumed),
@@ -30,5 +32,17 @@ public record DistillationReport(
 
   public DistillationReport {
     curve = List.copyOf(curve);
+  }
+
+  /** Flat metrics for a job's provenance record and the model card. */
+  public Map<String, Double> metrics() {
+    Map<String, Double> m = new LinkedHashMap<>();
+    m.put("distill.steps", (double) totalSteps);
+    m.put("distill.resumed_from_step", (double) resumedFromStep);
+    m.put("distill.start_loss", startLoss);
+    m.put("distill.end_loss", endLoss);
+    m.put("distill.tokens", (double) tokens);
+    m.put("distill.seconds", seconds);
+    return m;
   }
 }

@@ -70,6 +70,11 @@ public final class InputNormCollector {
     return tokens.getOrDefault(new Key(layer, linear), 0L);
   }
 
+  /** The most calibration tokens any linear saw (all see the same in a full forward pass). */
+  public long calibrationTokens() {
+    return tokens.values().stream().mapToLong(Long::longValue).max().orElse(0L);
+  }
+
   /** ||X_j||_2 for each input feature j of that linear. */
   public float[] norms(int layer, Linear linear) {
     double[] acc = sumSquares.get(new Key(layer, linear));

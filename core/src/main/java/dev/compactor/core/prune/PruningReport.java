@@ -2,7 +2,9 @@ package dev.compactor.core.prune;
 
 import dev.compactor.core.prune.PruningSpec.Granularity;
 import dev.compactor.core.prune.PruningSpec.Method;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * What a pruning run did, for the job's metrics and the model card: the sparsity reached by every
@@ -46,6 +48,17 @@ public record PruningReport(
       z += t.zeros();
     }
     return n == 0 ? 0.0 : (double) z / n;
+  }
+
+  /** Flat metrics for a job's provenance record and the model card. */
+  public Map<String, Double> metrics() {
+    Map<String, Double> m = new LinkedHashMap<>();
+    m.put("prune.target_sparsity", targetSparsity);
+    m.put("prune.overall_sparsity", overallSparsity());
+    m.put("prune.pruned_tensors", (double) tensors.size());
+    m.put("prune.pruned_elements", (double) prunedElements());
+    m.put("prune.calibration_tokens", (double) calibrationTokens);
+    return m;
   }
 
   /** Elements in the pruned tensors. */

@@ -109,32 +109,22 @@ public final class WandaPruner {
    */
   public PruningReport prune(Path inputDir, Path outputDir, InputNormCollector norms)
       throws IOException {
-    long[] tokens = {0};
-    PruningReport report =
-        PruningPipeline.run(
-            inputDir,
-            outputDir,
-            spec,
-            (target, weight, rows, cols) -> {
-              if (!norms.has(target.layer(), target.linear())) {
-                throw new IllegalStateException(
-                    "no calibration input was observed for layer "
-                        + target.layer()
-                        + " "
-                        + target.linear().hfName()
-                        + ": was the model calibrated the one being pruned?");
-              }
-              tokens[0] = Math.max(tokens[0], norms.tokens(target.layer(), target.linear()));
-              return ImportanceScores.wanda(
-                  weight, rows, cols, norms.norms(target.layer(), target.linear()));
-            },
-            0L);
-    return new PruningReport(
-        report.method(),
-        report.targetSparsity(),
-        report.granularity(),
-        report.tensors(),
-        report.copiedTensors(),
-        tokens[0]);
+    return PruningPipeline.run(
+        inputDir,
+        outputDir,
+        spec,
+        (target, weight, rows, cols) -> {
+          if (!norms.has(target.layer(), target.linear())) {
+            throw new IllegalStateException(
+                "no calibration input was observed for layer "
+                    + target.layer()
+                    + " "
+                    + target.linear().hfName()
+                    + ": was the model calibrated the one being pruned?");
+          }
+          return ImportanceScores.wanda(
+              weight, rows, cols, norms.norms(target.layer(), target.linear()));
+        },
+        norms.calibrationTokens());
   }
 }

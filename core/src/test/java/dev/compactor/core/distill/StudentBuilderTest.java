@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.prune.TestModels;
 import java.nio.file.Files;
@@ -72,5 +73,25 @@ class StudentBuilderTest {
         () -> StudentBuilder.build(teacherDir, tmp.resolve("y"), 4));
     assertThrows(
         java.io.IOException.class, () -> StudentBuilder.build(teacherDir, tmp.resolve("s"), 2));
+  }
+
+  @Test
+  void gpt2TeachersUseTheirOwnLayerNamesAndCountKey(@TempDir Path tmp) throws Exception {
+    ModelConfig gpt2 =
+        ModelConfig.fromJson(
+            "{\"model_type\":\"gpt2\",\"vocab_size\":57,\"n_embd\":32,\"n_layer\":3,"
+                + "\"n_head\":4,\"n_positions\":40}");
+    Path teacherDir;
+    try (Transformer teacher = Transformer.randomInit(gpt2, 2, Device.cpu())) {
+      teacherDir = TestModels.write(teacher, tmp.resolve("teacher"), DType.F32);
+    }
+    StudentBuilder.build(teacherDir, tmp.resolve("s"), 2);
+    try (Transformer s = Transformer.load(tmp.resolve("s"), Device.cpu());
+        TensorSource t = Checkpoints.open(teacherDir)) {
+      assertEquals(2, s.config().numLayers());
+      assertArrayEquals(
+          t.readFloats("transformer.h.2.mlp.c_fc.weight"),
+          s.parameters().get("transformer.h.1.mlp.c_fc.weight").toFloatArray());
+    }
   }
 }
