@@ -101,6 +101,17 @@ class MagnitudePrunerTest {
       in = TestModels.write(model, tmp.resolve("in"), DType.F32);
     }
     MagnitudePruner pruner = new MagnitudePruner(PruningSpec.of("magnitude", 0.5));
+    // The stage entry never asks magnitude pruning for calibration text.
+    PruningReport viaStage =
+        Pruning.run(
+            PruningSpec.of("magnitude", 0.5),
+            in,
+            tmp.resolve("stage"),
+            () -> {
+              throw new AssertionError("magnitude needs no calibration");
+            },
+            Device.cpu());
+    assertEquals(7, viaStage.tensors().size());
     assertThrows(Exception.class, () -> pruner.prune(in, in));
     assertThrows(IllegalArgumentException.class, () -> PruningSpec.of("magnitude", 1.0));
     assertThrows(IllegalArgumentException.class, () -> PruningSpec.of("sparsegpt", 0.5));
