@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import dev.compactor.core.io.CheckpointFormatException;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.prune.TestModels;
 import java.io.IOException;
@@ -66,6 +67,25 @@ class DistillerTest {
         assertTrue(
             maxDifference(initial(), restarted.parameters()) > 1e-3f, "training moved the weights");
       }
+    }
+  }
+
+  @Test
+  void refusesToResumeACheckpointOfADifferentDataOrder(@TempDir Path tmp) throws Exception {
+    List<int[]> windows = markovWindows(8, 9, 4);
+    DistillationSpec spec = new DistillationSpec(2f, 0.5f, 2, 2, 1e-3f, 0, 0f, 1f, 1, 77L);
+    LocalCheckpointSink sink = new LocalCheckpointSink(tmp.resolve("c"), 1);
+    try (Transformer m = Transformer.randomInit(TestModels.tinyLlama(1), 2, Device.cpu())) {
+      new Distiller(spec, sink).distill(m, m, windows);
+      DistillationSpec otherSeed = new DistillationSpec(2f, 0.5f, 4, 2, 1e-3f, 0, 0f, 1f, 1, 78L);
+      CheckpointFormatException e =
+          assertThrows(
+              CheckpointFormatException.class,
+              () -> new Distiller(otherSeed, sink).distill(m, m, windows));
+      assertTrue(e.getMessage().contains("seed"), e.getMessage());
+      assertThrows(
+          CheckpointFormatException.class,
+          () -> new Distiller(spec, sink).distill(m, m, windows.subList(0, 6)));
     }
   }
 
