@@ -120,8 +120,9 @@ public final class Checkpoints {
   }
 
   /**
-   * {@code file} as a real path, refused if it (or a symlink it goes through) leads outside {@code
-   * dir}: a checkpoint must not make us read files elsewhere on the machine.
+   * Returns {@code file} unchanged after checking that it is a regular file which (following any
+   * links) lies inside {@code dir}: a checkpoint must not make us read files elsewhere on the
+   * machine. The name as given is kept so messages and copies use the names the user knows.
    */
   static Path insideDir(Path dir, Path file) throws IOException {
     Path realDir = dir.toRealPath();
@@ -141,7 +142,7 @@ public final class Checkpoints {
       throw new CheckpointFormatException(
           file + ": expected a regular file, found a directory or" + " special file");
     }
-    return real;
+    return file;
   }
 
   static String fileNames(List<Path> files) {

@@ -192,6 +192,11 @@ public final class SafetensorsFile implements TensorSource {
   }
 
   @Override
+  public ByteBuffer readFloatsDirect(String name) throws IOException {
+    return TensorDecoding.toDirectFloats(info(name), raw(name), file);
+  }
+
+  @Override
   public Map<String, String> metadata() {
     return metadata;
   }

@@ -90,7 +90,10 @@ final class SafetensorsHeader {
             "well-formed JSON (no duplicate keys, nesting depth ≤ "
                 + JsonLimits.HEADER_MAX_DEPTH
                 + ")",
-            e.getOriginalMessage(),
+            e.getOriginalMessage()
+                + (e.getLocation() == null
+                    ? ""
+                    : " (at character " + e.getLocation().getCharOffset() + ")"),
             e);
       } catch (SafetensorsFormatException e) {
         throw e;

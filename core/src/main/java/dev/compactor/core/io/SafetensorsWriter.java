@@ -167,6 +167,10 @@ public final class SafetensorsWriter implements AutoCloseable {
     if (closed) {
       throw new IllegalStateException("writer for " + dir + " is closed");
     }
+    if (failed) {
+      throw new IllegalStateException(
+          "an earlier write to " + dir + " failed; close() discards the partial output");
+    }
     if (name == null
         || name.isEmpty()
         || name.length() > SafetensorsHeader.MAX_NAME_LENGTH

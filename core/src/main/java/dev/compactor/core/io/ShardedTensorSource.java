@@ -10,7 +10,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -73,6 +72,10 @@ final class ShardedTensorSource implements TensorSource {
                 "each tensor in exactly one shard",
                 "it in both " + previous.path().getFileName() + " and " + s.getKey());
           }
+        }
+      }
+      for (Map.Entry<String, SafetensorsFile> s : opened.entrySet()) {
+        for (String name : s.getValue().names()) {
           String mapped = weightMap.get(name);
           if (mapped == null) {
             throw new SafetensorsFormatException(
@@ -142,8 +145,7 @@ final class ShardedTensorSource implements TensorSource {
           index, "weight_map", "at least one tensor", "an empty map");
     }
     Map<String, String> out = new LinkedHashMap<>();
-    for (Iterator<Map.Entry<String, JsonNode>> it = map.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> e = it.next();
+    for (Map.Entry<String, JsonNode> e : map.properties()) {
       if (!e.getValue().isTextual()) {
         throw new SafetensorsFormatException(
             index,
@@ -215,6 +217,11 @@ final class ShardedTensorSource implements TensorSource {
     return shard(name).readFloats(name);
   }
 
+  @Override
+  public ByteBuffer readFloatsDirect(String name) throws IOException {
+    return shard(name).readFloatsDirect(name);
+  }
+
   /** The shard file holding {@code name}. */
   Path fileOf(String name) {
     return shard(name).path();
@@ -247,5 +254,10 @@ final class ShardedTensorSource implements TensorSource {
     if (first != null) {
       throw first;
     }
+  }
+
+  @Override
+  public String toString() {
+    return "ShardedTensorSource[" + shards.size() + " shards, " + names.size() + " tensors]";
   }
 }

@@ -27,6 +27,14 @@ public interface TensorSource extends AutoCloseable {
   /** The tensor converted to fp32 (F32, F16, BF16 and F64 are accepted), in row-major order. */
   float[] readFloats(String name) throws IOException;
 
+  /**
+   * The tensor converted to fp32 in a new direct buffer in native byte order, row-major. Engines
+   * such as DJL wrap such a buffer without copying, so a layer needs no heap array on the way.
+   */
+  default ByteBuffer readFloatsDirect(String name) throws IOException {
+    return TensorDecoding.toDirectFloats(info(name), raw(name), this);
+  }
+
   /** The {@code __metadata__} map of the (first) file; empty when there is none. */
   Map<String, String> metadata();
 

@@ -1,5 +1,6 @@
 package dev.compactor.core.model;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
@@ -26,7 +27,7 @@ public final class Generation {
     int budget = Math.max(0, Math.min(maxTokens, model.maxSequenceLength() - prompt.length));
     int[] out = new int[budget];
     Random random = new Random(settings.seed());
-    try (NDManager manager = NDManager.newBaseManager();
+    try (NDManager manager = NDManager.newBaseManager(deviceOf(model));
         CausalLM.Decoder decoder = model.decoder(manager, 1)) {
       int[] feed = prompt;
       for (int n = 0; n < budget; n++) {
@@ -41,6 +42,16 @@ public final class Generation {
       }
     }
     return out;
+  }
+
+  private static Device deviceOf(CausalLM model) {
+    if (model instanceof Transformer t) {
+      return t.device();
+    }
+    if (model instanceof StreamingTransformer s) {
+      return s.device();
+    }
+    return Device.cpu();
   }
 
   static int pick(float[] logits, GenerationSettings s, Random random) {

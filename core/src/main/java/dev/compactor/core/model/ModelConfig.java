@@ -57,6 +57,16 @@ public final class ModelConfig {
       throw new IllegalArgumentException(
           "config.json: expected a \"model_type\" field, found none");
     }
+    JsonNode architectures = raw.get("architectures");
+    if (architectures != null && architectures.isArray() && architectures.size() > 0) {
+      String arch = architectures.get(0).asText();
+      if (!arch.endsWith("ForCausalLM")
+          && !arch.equals("GPT2LMHeadModel")
+          && !arch.equals("GPT2Model")) {
+        throw new UnsupportedModelException(
+            "not supported: " + modelType + " architecture " + arch + " (only causal LMs)");
+      }
+    }
     switch (modelType) {
       case "llama", "mistral", "qwen2" -> {
         family = Family.LLAMA;
@@ -99,12 +109,15 @@ public final class ModelConfig {
         headDim = numHeads > 0 ? hiddenSize / numHeads : 0;
         normEps = dbl(raw, "layer_norm_epsilon", 1e-5);
         ropeTheta = 0;
-        maxPositions = opt(raw, "n_positions", 1024);
+        maxPositions = opt(raw, "n_positions", opt(raw, "n_ctx", 1024));
         qkvBias = true;
         outputBias = true;
         mlpBias = true;
         tieWordEmbeddings = true;
         slidingWindow = 0;
+        if (!bool(raw, "tie_word_embeddings", true)) {
+          throw new UnsupportedModelException("not supported yet: gpt2 with an untied lm_head");
+        }
         String act = text(raw, "activation_function", "gelu_new");
         if (!act.equals("gelu_new")) {
           throw new UnsupportedModelException(

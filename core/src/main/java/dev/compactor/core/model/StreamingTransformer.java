@@ -53,6 +53,7 @@ public final class StreamingTransformer implements CausalLM {
       for (Layout.Spec s : Layout.globals(config, base)) {
         resident.put(s.name(), loader.load(manager, source, s.name(), s.shape()));
       }
+      java.util.Set<String> used = new java.util.HashSet<>(resident.keySet());
       for (int i = 0; i < config.numLayers(); i++) {
         String prefix = Layout.layerPrefix(config, base, i);
         for (Layout.Spec s : Layout.layer(config)) {
@@ -60,8 +61,10 @@ public final class StreamingTransformer implements CausalLM {
             throw new CheckpointFormatException(
                 "checkpoint: expected tensor \"" + prefix + s.name() + "\", absent");
           }
+          used.add(prefix + s.name());
         }
       }
+      Transformer.warnAboutUnused(source, used);
     } catch (IOException | RuntimeException e) {
       manager.close();
       throw e;
@@ -97,6 +100,11 @@ public final class StreamingTransformer implements CausalLM {
   public static StreamingTransformer open(ModelConfig config, TensorSource source, Device device)
       throws IOException {
     return new StreamingTransformer(config, source, device);
+  }
+
+  /** The device computations run on. */
+  public Device device() {
+    return manager.getDevice();
   }
 
   public ModelConfig config() {

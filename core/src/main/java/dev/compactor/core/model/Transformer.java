@@ -19,6 +19,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A causal LM with every weight resident in fp32 on a DJL device: evaluation, generation,
@@ -28,12 +30,15 @@ import java.util.Random;
  */
 public final class Transformer implements CausalLM {
 
+  private static final Logger LOG = LoggerFactory.getLogger(Transformer.class);
+
   private final ModelConfig config;
   private final String base;
   private final NDManager manager;
   private final Map<String, NDArray> parameters;
   private final Forward forward;
   private final Forward.Weights weights;
+  private final List<Map<String, NDArray>> layers;
 
   private Transformer(ModelConfig config, String base, NDManager manager, Map<String, NDArray> p) {
     this.config = config;
@@ -41,6 +46,11 @@ public final class Transformer implements CausalLM {
     this.manager = manager;
     this.parameters = Collections.unmodifiableMap(p);
     this.forward = new Forward(config, base, manager);
+    List<Map<String, NDArray>> views = new java.util.ArrayList<>();
+    for (int i = 0; i < config.numLayers(); i++) {
+      views.add(layerView(i));
+    }
+    this.layers = List.copyOf(views);
     this.weights =
         new Forward.Weights() {
           @Override
@@ -50,7 +60,7 @@ public final class Transformer implements CausalLM {
 
           @Override
           public Map<String, NDArray> layer(int i, NDManager scratch) {
-            return layerView(i);
+            return layers.get(i);
           }
         };
   }
@@ -83,10 +93,30 @@ public final class Transformer implements CausalLM {
           p.put(name, loader.load(manager, source, name, s.shape()));
         }
       }
+      warnAboutUnused(source, p.keySet());
       return new Transformer(config, base, manager, p);
     } catch (IOException | RuntimeException e) {
       manager.close();
       throw e;
+    }
+  }
+
+  /** Tensors the forward never reads usually mean a variant this code does not model. */
+  static void warnAboutUnused(TensorSource source, java.util.Set<String> used) {
+    List<String> unused = new java.util.ArrayList<>();
+    for (String name : source.names()) {
+      boolean buffer = name.endsWith("attn.bias") || name.endsWith("attn.masked_bias");
+      boolean tiedCopy = name.equals("lm_head.weight");
+      if (!used.contains(name) && !buffer && !tiedCopy && !name.endsWith("rotary_emb.inv_freq")) {
+        unused.add(name);
+      }
+    }
+    if (!unused.isEmpty()) {
+      LOG.warn(
+          "{} checkpoint tensors are not used by the forward (first: {}); the model may be a variant"
+              + " this code does not implement",
+          unused.size(),
+          unused.subList(0, Math.min(5, unused.size())));
     }
   }
 
@@ -205,7 +235,7 @@ public final class Transformer implements CausalLM {
     for (Layout.Spec s : specs) {
       view.put(s.name(), parameters.get(prefix + s.name()));
     }
-    return view;
+    return Collections.unmodifiableMap(view);
   }
 
   /**

@@ -13,7 +13,6 @@ import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HexFormat;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -61,8 +60,7 @@ class GoldenSafetensorsTest {
 
   private static void compareAll(TensorSource st, JsonNode tensors) throws IOException {
     assertEquals(tensors.size(), st.names().size(), "tensor count");
-    for (Iterator<Map.Entry<String, JsonNode>> it = tensors.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> e = it.next();
+    for (Map.Entry<String, JsonNode> e : tensors.properties()) {
       compare(st, e.getKey(), e.getValue());
     }
   }
@@ -77,6 +75,12 @@ class GoldenSafetensorsTest {
     assertEquals(e.get("raw_hex").asText(), HexFormat.of().formatHex(bytes), name + " raw bytes");
     if (e.has("fp32_bits")) {
       float[] values = st.readFloats(name);
+      ByteBuffer direct = st.readFloatsDirect(name);
+      assertTrue(direct.isDirect());
+      assertEquals(ByteOrder.nativeOrder(), direct.order());
+      float[] fromDirect = new float[values.length];
+      direct.asFloatBuffer().get(fromDirect);
+      assertArrayEquals(values, fromDirect, name + " direct and heap reads agree");
       int[] want = ints(e.get("fp32_bits"));
       assertEquals(want.length, values.length, name);
       for (int i = 0; i < want.length; i++) {

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
@@ -61,6 +62,36 @@ class SafetensorsFileTest {
     try (SafetensorsFile st = SafetensorsFile.open(f)) {
       assertEquals(0, st.readFloats("e").length);
       assertArrayEquals(new float[] {7f}, st.readFloats("s"));
+    }
+  }
+
+  @Test
+  void filesBeyond2GiBAreMappedPerTensorAndHugeTensorsAreRefusedClearly() throws IOException {
+    long big = 1L << 31;
+    String h =
+        "{\"big\":{\"dtype\":\"U8\",\"shape\":["
+            + big
+            + "],\"data_offsets\":[0,"
+            + big
+            + "]},"
+            + "\"tail\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":["
+            + big
+            + ","
+            + (big + 8)
+            + "]}}";
+    byte[] head = StFiles.bytes(h, new byte[0]);
+    Path f = tmp.resolve("sparse.safetensors");
+    try (RandomAccessFile raf = new RandomAccessFile(f.toFile(), "rw")) {
+      raf.write(head);
+      raf.seek(head.length + big); // the 2 GiB in between stay a hole: no disk used
+      raf.write(StFiles.f32(0.5f, -4f));
+    }
+    try (SafetensorsFile st = SafetensorsFile.open(f)) {
+      assertArrayEquals(new float[] {0.5f, -4f}, st.readFloats("tail"));
+      UnsupportedOperationException e =
+          assertThrows(UnsupportedOperationException.class, () -> st.raw("big"));
+      assertTrue(e.getMessage().startsWith("not supported yet"), e.getMessage());
+      assertTrue(e.getMessage().contains("2147483648 bytes"), e.getMessage());
     }
   }
 

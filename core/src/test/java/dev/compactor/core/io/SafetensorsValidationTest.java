@@ -81,7 +81,12 @@ class SafetensorsValidationTest {
     reject("{\"a\":", 0, "header", "well-formed JSON");
     reject("{}{}", 0, "header", "nothing after the closing '}'");
     reject("{} x", 0, "header", "well-formed JSON");
-    reject("{\"__metadata__\":{},\"__metadata__\":{}}", 0, "header", "Duplicate field");
+    reject(
+        "{\"__metadata__\":{},\"__metadata__\":{}}",
+        0,
+        "header",
+        "Duplicate field",
+        "at character 33");
     reject("{" + entry("t", "F32", "[[1]]", "[0,4]") + "}", 4, "header", "nesting depth");
     reject("{\"t\":[1]}", 0, "t", "an object {dtype, shape, data_offsets}", "found an array");
   }

@@ -156,6 +156,28 @@ class SafetensorsWriterTest {
   }
 
   @Test
+  void aFailedWriteDiscardsThePartialOutputOnClose() throws IOException {
+    SafetensorsWriter w = new SafetensorsWriter(tmp, 100, Map.of());
+    w.write("a", DType.F32, new long[] {30}, new float[30]); // 120 bytes: shard 1 is full
+    w.write("b", DType.F32, new long[] {2}, new float[2]);
+    Thread.currentThread().interrupt(); // the next channel write fails (ClosedByInterrupt)
+    try {
+      assertThrows(IOException.class, () -> w.write("c", DType.F32, new long[] {2}, new float[2]));
+    } finally {
+      Thread.interrupted();
+    }
+    IllegalStateException again =
+        assertThrows(
+            IllegalStateException.class,
+            () -> w.write("d", DType.F32, new long[] {1}, new float[1]));
+    assertTrue(again.getMessage().contains("earlier write"), again.getMessage());
+    w.close();
+    try (Stream<Path> files = Files.list(tmp)) {
+      assertEquals(List.of(), files.toList(), "no shard, index or temporary file is left");
+    }
+  }
+
+  @Test
   void emptyWriterProducesAValidEmptyFile() throws IOException {
     new SafetensorsWriter(tmp, Map.of()).close();
     try (SafetensorsFile st = SafetensorsFile.open(tmp.resolve("model.safetensors"))) {

@@ -83,22 +83,30 @@ class GoldenModelTest {
   void kvCacheDecodingMatchesReference() throws Exception {
     for (String name : List.of("llama_gqa_untied_bias_bf16", "gpt2_tied")) {
       try (Golden g = new Golden(name);
-          Transformer model = Transformer.load(g.dir, Device.cpu());
-          NDManager m = NDManager.newBaseManager();
-          CausalLM.Decoder decoder = model.decoder(m, 2)) {
-        NDArray ids = g.inputIds(m);
-        long seq = ids.getShape().get(1);
-        List<NDArray> parts = new ArrayList<>();
-        parts.add(decoder.step(ids.get(new NDIndex(":, 0:3"))));
-        for (long t = 3; t < seq; t++) {
-          parts.add(decoder.step(ids.get(new NDIndex(":, {}:{}", t, t + 1))));
+          Transformer resident = Transformer.load(g.dir, Device.cpu());
+          StreamingTransformer streaming = StreamingTransformer.open(g.dir, Device.cpu())) {
+        for (CausalLM model : List.of(resident, streaming)) {
+          checkDecoder(g, model);
         }
-        NDArray all = parts.get(0);
-        for (int i = 1; i < parts.size(); i++) {
-          all = all.concat(parts.get(i), 1);
-        }
-        g.assertClose("logits", all, "KV cache: check key positions / RoPE offset / mask offset");
       }
+    }
+  }
+
+  private static void checkDecoder(Golden g, CausalLM model) throws Exception {
+    try (NDManager m = NDManager.newBaseManager();
+        CausalLM.Decoder decoder = model.decoder(m, 2)) {
+      NDArray ids = g.inputIds(m);
+      long seq = ids.getShape().get(1);
+      List<NDArray> parts = new ArrayList<>();
+      parts.add(decoder.step(ids.get(new NDIndex(":, 0:3"))));
+      for (long t = 3; t < seq; t++) {
+        parts.add(decoder.step(ids.get(new NDIndex(":, {}:{}", t, t + 1))));
+      }
+      NDArray all = parts.get(0);
+      for (int i = 1; i < parts.size(); i++) {
+        all = all.concat(parts.get(i), 1);
+      }
+      g.assertClose("logits", all, "KV cache: check key positions / RoPE offset / mask offset");
     }
   }
 

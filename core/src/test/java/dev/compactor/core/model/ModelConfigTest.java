@@ -69,6 +69,11 @@ class ModelConfigTest {
         UnsupportedModelException.class,
         () -> ModelConfig.fromJson(LLAMA).with("{\"hidden_act\":\"gelu\"}"));
     ModelConfig.fromJson(LLAMA).with("{\"rope_scaling\":null}");
+    assertThrows(
+        UnsupportedModelException.class,
+        () ->
+            ModelConfig.fromJson(LLAMA)
+                .with("{\"architectures\":[\"LlamaForSequenceClassification\"]}"));
   }
 
   @Test

@@ -2,6 +2,7 @@ package dev.compactor.core.model;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
@@ -9,7 +10,10 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
+import dev.compactor.core.io.CheckpointFormatException;
+import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.DType;
+import dev.compactor.core.io.TensorSource;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -57,6 +61,32 @@ class TransformerTest {
   }
 
   @Test
+  void refusesSequencesBeyondContextOrSlidingWindow() {
+    ModelConfig mistral =
+        ModelConfig.fromJson(
+            LLAMA_GQA
+                .toJson()
+                .replace("\"llama\"", "\"mistral\"")
+                .replace("{", "{\"sliding_window\":4,"));
+    try (Transformer model = Transformer.randomInit(mistral, 1, Device.cpu());
+        NDManager m = NDManager.newBaseManager()) {
+      model.logits(m, m.create(new int[4], new Shape(1, 4)));
+      String msg =
+          assertThrows(
+                  UnsupportedOperationException.class,
+                  () -> model.logits(m, m.create(new int[5], new Shape(1, 5))))
+              .getMessage();
+      assertTrue(msg.startsWith("not supported yet: sliding-window"), msg);
+    }
+    try (Transformer model = Transformer.randomInit(GPT2, 1, Device.cpu());
+        NDManager m = NDManager.newBaseManager()) {
+      assertThrows(
+          IllegalArgumentException.class,
+          () -> model.logits(m, m.create(new int[41], new Shape(1, 41))));
+    }
+  }
+
+  @Test
   void observerSeesEveryLinearInputOfEveryLayer() {
     try (Transformer model = Transformer.randomInit(LLAMA_GQA, 1, Device.cpu());
         NDManager m = NDManager.newBaseManager()) {
@@ -83,6 +113,18 @@ class TransformerTest {
       int[] b = Generation.generate(model, new int[] {1, 2, 3}, 5, GenerationSettings.greedy());
       assertArrayEquals(a, b);
       assertEquals(5, a.length);
+      try (NDManager m = NDManager.newBaseManager()) {
+        float[] last =
+            model
+                .logits(m, m.create(new int[] {1, 2, 3}, new Shape(1, 3)))
+                .get(new NDIndex("0, 2"))
+                .toFloatArray();
+        int argmax = 0;
+        for (int i = 1; i < last.length; i++) {
+          argmax = last[i] > last[argmax] ? i : argmax;
+        }
+        assertEquals(argmax, a[0], "greedy picks the argmax of the full forward");
+      }
       int[] sampled =
           Generation.generate(model, new int[] {1, 2, 3}, 100, new GenerationSettings(1.0, 5, 42));
       assertEquals(37, sampled.length);
@@ -101,6 +143,12 @@ class TransformerTest {
         Path bf16 = tmp.resolve(config.modelType() + "-bf16");
         model.save(f32, DType.F32, Map.of("producer", "test"));
         model.save(bf16, DType.BF16, Map.of());
+        Path f16 = tmp.resolve(config.modelType() + "-f16");
+        model.save(f16, DType.F16, Map.of());
+        try (Transformer half = Transformer.load(f16, Device.cpu())) {
+          float[] approx = half.logits(m, tokens).toFloatArray();
+          assertTrue(GoldenModelTest.maxAbs(expected, approx) < 1e-3);
+        }
         try (Transformer again = Transformer.load(f32, Device.cpu());
             Transformer rounded = Transformer.load(bf16, Device.cpu())) {
           assertArrayEquals(expected, again.logits(m, tokens).toFloatArray());
@@ -115,6 +163,30 @@ class TransformerTest {
           assertTrue(reread.toJson().contains("custom_field"));
         }
       }
+    }
+  }
+
+  @Test
+  void mismatchedCheckpointGivesATypedErrorNamingTheTensor(@TempDir Path tmp) throws Exception {
+    try (Transformer model = Transformer.randomInit(LLAMA_GQA, 2, Device.cpu())) {
+      model.save(tmp, DType.F32, Map.of());
+    }
+    ModelConfig wider = LLAMA_GQA.with("{\"intermediate_size\":64}");
+    try (TensorSource source = Checkpoints.open(tmp)) {
+      String msg =
+          assertThrows(
+                  CheckpointFormatException.class,
+                  () -> Transformer.load(wider, source, Device.cpu()))
+              .getMessage();
+      assertTrue(
+          msg.contains("model.layers.0.mlp.gate_proj.weight") && msg.contains("[64, 32]"), msg);
+      ModelConfig tied = LLAMA_GQA.with("{\"tie_word_embeddings\":true,\"num_hidden_layers\":3}");
+      msg =
+          assertThrows(
+                  CheckpointFormatException.class,
+                  () -> StreamingTransformer.open(tied, source, Device.cpu()))
+              .getMessage();
+      assertTrue(msg.contains("model.layers.2."), msg);
     }
   }
 }

@@ -14,6 +14,7 @@ import dev.compactor.core.model.Transformer;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
 
 class CausalLmTrainerTest {
 
@@ -70,6 +71,8 @@ class CausalLmTrainerTest {
         for (int i = 1; i < 50; i++) {
           last = trainer.step(batch);
         }
+        LoggerFactory.getLogger(CausalLmTrainerTest.class)
+            .info("tiny llama, fixed batch: loss {} -> {} in 50 steps", first, last);
         assertTrue(first > 3.0, "random init should be near ln(32)=3.47, was " + first);
         assertTrue(last < 0.5, "loss should drop from " + first + " to < 0.5, was " + last);
         assertTrue(trainer.lastGradNorm() > 0);
