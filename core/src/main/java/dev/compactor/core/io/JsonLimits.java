@@ -19,6 +19,9 @@ final class JsonLimits {
   /** config.json and index files nest deeper (rope_scaling, quantization_config, ...). */
   static final int DOCUMENT_MAX_DEPTH = 32;
 
+  /** Largest JSON document read (config, index); a real index is a few MB even for huge models. */
+  static final long MAX_DOCUMENT_BYTES = 100L * 1024 * 1024;
+
   static final JsonFactory HEADER = factory(HEADER_MAX_DEPTH);
   static final ObjectMapper DOCUMENT = new ObjectMapper(factory(DOCUMENT_MAX_DEPTH));
 
@@ -31,6 +34,7 @@ final class JsonLimits {
                 .maxNestingDepth(maxDepth)
                 .maxNumberLength(64)
                 .maxNameLength(64 * 1024)
+                .maxDocumentLength(MAX_DOCUMENT_BYTES)
                 .build())
         .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
         .disable(JsonFactory.Feature.INTERN_FIELD_NAMES)
