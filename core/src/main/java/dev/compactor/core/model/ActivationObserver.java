@@ -1,0 +1,24 @@
+package dev.compactor.core.model;
+
+import ai.djl.ndarray.NDArray;
+
+/**
+ * Sees the input of every linear layer of every decoder layer during a forward pass; calibration
+ * for pruning (Wanda), GPTQ and AWQ collects its statistics here.
+ *
+ * <p>Linear names are the Hugging Face module names relative to the decoder layer: Llama family
+ * {@code self_attn.q_proj}, {@code self_attn.k_proj}, {@code self_attn.v_proj}, {@code
+ * self_attn.o_proj}, {@code mlp.gate_proj}, {@code mlp.up_proj}, {@code mlp.down_proj}; GPT-2
+ * {@code attn.c_attn}, {@code attn.c_proj}, {@code mlp.c_fc}, {@code mlp.c_proj}. The weight of
+ * that linear is {@code parameters().get(prefix + linearName + ".weight")} (for GPT-2 stored {@code
+ * [in, out]}, for Llama {@code [out, in]}).
+ */
+@FunctionalInterface
+public interface ActivationObserver {
+
+  /**
+   * Called before the linear is applied. {@code input} is fp32 {@code [tokens, in_features]} (batch
+   * and sequence flattened); it is only valid during the call: copy what you keep.
+   */
+  void observe(int layerIndex, String linearName, NDArray input);
+}

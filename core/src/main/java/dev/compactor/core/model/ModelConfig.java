@@ -1,0 +1,406 @@
+package dev.compactor.core.model;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * The architecture of a causal LM, read from a Hugging Face {@code config.json}. Two families are
+ * supported: the Llama family ({@code llama}, {@code mistral}, {@code qwen2}: RoPE, RMSNorm,
+ * SiLU-gated MLP, grouped-query attention) and GPT-2 (learned positions, LayerNorm, gelu_new).
+ * Anything else is refused with {@link UnsupportedModelException} rather than run wrongly.
+ *
+ * <p>Mistral/Qwen2 {@code sliding_window} is kept but not implemented: a forward over more
+ * positions than the window throws (below the window full attention is exactly what the model
+ * computes). {@link #toJson()} writes the input back with every unknown field preserved.
+ */
+public final class ModelConfig {
+
+  /** Which forward the config asks for. */
+  public enum Family {
+    LLAMA,
+    GPT2
+  }
+
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  private final ObjectNode raw;
+  private final Family family;
+  private final String modelType;
+  private final int vocabSize;
+  private final int hiddenSize;
+  private final int intermediateSize;
+  private final int numLayers;
+  private final int numHeads;
+  private final int numKvHeads;
+  private final int headDim;
+  private final double normEps;
+  private final double ropeTheta;
+  private final int maxPositions;
+  private final boolean qkvBias;
+  private final boolean outputBias;
+  private final boolean mlpBias;
+  private final boolean tieWordEmbeddings;
+  private final int slidingWindow;
+
+  private ModelConfig(ObjectNode raw) {
+    this.raw = raw;
+    this.modelType = text(raw, "model_type", null);
+    if (modelType == null) {
+      throw new IllegalArgumentException(
+          "config.json: expected a \"model_type\" field, found none");
+    }
+    JsonNode architectures = raw.get("architectures");
+    if (architectures != null && architectures.isArray() && architectures.size() > 0) {
+      String arch = architectures.get(0).asText();
+      if (!arch.endsWith("ForCausalLM")
+          && !arch.equals("GPT2LMHeadModel")
+          && !arch.equals("GPT2Model")) {
+        throw new UnsupportedModelException(
+            "not supported: " + modelType + " architecture " + arch + " (only causal LMs)");
+      }
+    }
+    switch (modelType) {
+      case "llama", "mistral", "qwen2" -> {
+        family = Family.LLAMA;
+        vocabSize = req(raw, "vocab_size");
+        hiddenSize = req(raw, "hidden_size");
+        intermediateSize = req(raw, "intermediate_size");
+        numLayers = req(raw, "num_hidden_layers");
+        numHeads = req(raw, "num_attention_heads");
+        numKvHeads = opt(raw, "num_key_value_heads", numHeads);
+        headDim = opt(raw, "head_dim", numHeads > 0 ? hiddenSize / numHeads : 0);
+        normEps = dbl(raw, "rms_norm_eps", 1e-6);
+        ropeTheta = dbl(raw, "rope_theta", 10000.0);
+        maxPositions = opt(raw, "max_position_embeddings", 2048);
+        boolean attentionBias = bool(raw, "attention_bias", false);
+        qkvBias = modelType.equals("qwen2") || attentionBias;
+        outputBias = !modelType.equals("qwen2") && attentionBias;
+        mlpBias = bool(raw, "mlp_bias", false);
+        tieWordEmbeddings = bool(raw, "tie_word_embeddings", false);
+        String act = text(raw, "hidden_act", "silu");
+        if (!act.equals("silu") && !act.equals("swish")) {
+          throw new UnsupportedModelException(
+              "not supported yet: hidden_act " + act + " (only silu for " + modelType + ")");
+        }
+        JsonNode scaling = raw.get("rope_scaling");
+        if (scaling != null && !scaling.isNull()) {
+          String type = text(scaling, "rope_type", text(scaling, "type", "unknown"));
+          throw new UnsupportedModelException("not supported yet: rope_scaling " + type);
+        }
+        boolean windowed = !modelType.equals("qwen2") || bool(raw, "use_sliding_window", false);
+        slidingWindow = windowed ? opt(raw, "sliding_window", 0) : 0;
+      }
+      case "gpt2" -> {
+        family = Family.GPT2;
+        vocabSize = opt(raw, "vocab_size", 50257);
+        hiddenSize = opt(raw, "n_embd", 768);
+        intermediateSize = opt(raw, "n_inner", 4 * hiddenSize);
+        numLayers = opt(raw, "n_layer", 12);
+        numHeads = opt(raw, "n_head", 12);
+        numKvHeads = numHeads;
+        headDim = numHeads > 0 ? hiddenSize / numHeads : 0;
+        normEps = dbl(raw, "layer_norm_epsilon", 1e-5);
+        ropeTheta = 0;
+        maxPositions = opt(raw, "n_positions", 1024);
+        qkvBias = true;
+        outputBias = true;
+        mlpBias = true;
+        tieWordEmbeddings = true;
+        slidingWindow = 0;
+        String act = text(raw, "activation_function", "gelu_new");
+        if (!act.equals("gelu_new")) {
+          throw new UnsupportedModelException(
+              "not supported yet: activation_function " + act + " (only gelu_new for gpt2)");
+        }
+        if (bool(raw, "scale_attn_by_inverse_layer_idx", false)
+            || bool(raw, "reorder_and_upcast_attn", false)
+            || !bool(raw, "scale_attn_weights", true)) {
+          throw new UnsupportedModelException(
+              "not supported yet: gpt2 attention scaling variants (scale_attn_by_inverse_layer_idx,"
+                  + " reorder_and_upcast_attn, scale_attn_weights=false)");
+        }
+      }
+      default -> throw new UnsupportedModelException("not supported: " + modelType);
+    }
+    validate();
+  }
+
+  /** Parses {@code config.json} text. */
+  public static ModelConfig fromJson(String json) {
+    JsonNode node;
+    try {
+      node = JSON.readTree(json);
+    } catch (JsonProcessingException e) {
+      throw new IllegalArgumentException("config.json is not valid JSON: " + e.getMessage(), e);
+    }
+    if (!(node instanceof ObjectNode object)) {
+      throw new IllegalArgumentException("config.json: expected a JSON object, found " + node);
+    }
+    return new ModelConfig(object.deepCopy());
+  }
+
+  /** Reads {@code config.json} from a file, or from a model directory holding one. */
+  public static ModelConfig read(Path path) throws IOException {
+    Path file = Files.isDirectory(path) ? path.resolve("config.json") : path;
+    return fromJson(Files.readString(file));
+  }
+
+  /**
+   * A Llama config built in code (for tests, benchmarks and models trained from scratch): untied
+   * head, no biases, rope theta 10000, eps 1e-5.
+   */
+  public static ModelConfig llama(
+      int vocab, int hidden, int intermediate, int layers, int heads, int kvHeads, int maxPos) {
+    ObjectNode n = JSON.createObjectNode();
+    n.putArray("architectures").add("LlamaForCausalLM");
+    n.put("model_type", "llama");
+    n.put("vocab_size", vocab);
+    n.put("hidden_size", hidden);
+    n.put("intermediate_size", intermediate);
+    n.put("num_hidden_layers", layers);
+    n.put("num_attention_heads", heads);
+    n.put("num_key_value_heads", kvHeads);
+    n.put("max_position_embeddings", maxPos);
+    n.put("rms_norm_eps", 1e-5);
+    n.put("rope_theta", 10000.0);
+    n.put("hidden_act", "silu");
+    n.put("tie_word_embeddings", false);
+    return new ModelConfig(n);
+  }
+
+  /** A copy with some fields replaced (e.g. {@code {"tie_word_embeddings": true}}). */
+  public ModelConfig with(String jsonFields) {
+    ObjectNode copy = raw.deepCopy();
+    ObjectNode extra = (ObjectNode) fromJsonNode(jsonFields);
+    copy.setAll(extra);
+    return new ModelConfig(copy);
+  }
+
+  private static JsonNode fromJsonNode(String json) {
+    try {
+      return JSON.readTree(json);
+    } catch (JsonProcessingException e) {
+      throw new IllegalArgumentException("not valid JSON: " + json, e);
+    }
+  }
+
+  /** The config as HF {@code config.json} text; fields this class does not know are kept. */
+  public String toJson() {
+    try {
+      return JSON.writeValueAsString(raw);
+    } catch (JsonProcessingException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private void validate() {
+    positive("vocab_size", vocabSize);
+    positive("hidden size", hiddenSize);
+    positive("intermediate size", intermediateSize);
+    positive("number of layers", numLayers);
+    positive("number of attention heads", numHeads);
+    positive("num_key_value_heads", numKvHeads);
+    positive("max positions", maxPositions);
+    if (family == Family.GPT2 || !raw.has("head_dim")) {
+      if (hiddenSize % numHeads != 0) {
+        throw new IllegalArgumentException(
+            "config.json: hidden size "
+                + hiddenSize
+                + " must be divisible by the number of heads "
+                + numHeads);
+      }
+    }
+    positive("head_dim", headDim);
+    if (numHeads % numKvHeads != 0) {
+      throw new IllegalArgumentException(
+          "config.json: num_attention_heads "
+              + numHeads
+              + " must be a multiple of num_key_value_heads "
+              + numKvHeads);
+    }
+    if (family == Family.LLAMA && headDim % 2 != 0) {
+      throw new IllegalArgumentException(
+          "config.json: RoPE needs an even head_dim, found " + headDim);
+    }
+  }
+
+  private static void positive(String what, int value) {
+    if (value <= 0) {
+      throw new IllegalArgumentException(
+          "config.json: expected a positive " + what + ", found " + value);
+    }
+  }
+
+  private static int req(JsonNode n, String field) {
+    JsonNode v = n.get(field);
+    if (v == null || v.isNull()) {
+      throw new IllegalArgumentException("config.json: missing required field \"" + field + "\"");
+    }
+    if (!v.canConvertToInt() || !v.isIntegralNumber()) {
+      throw new IllegalArgumentException(
+          "config.json: expected an integer for \"" + field + "\", found " + v);
+    }
+    return v.intValue();
+  }
+
+  private static int opt(JsonNode n, String field, int dflt) {
+    JsonNode v = n.get(field);
+    return v == null || v.isNull() ? dflt : req(n, field);
+  }
+
+  private static double dbl(JsonNode n, String field, double dflt) {
+    JsonNode v = n.get(field);
+    if (v == null || v.isNull()) {
+      return dflt;
+    }
+    if (!v.isNumber()) {
+      throw new IllegalArgumentException(
+          "config.json: expected a number for \"" + field + "\", found " + v);
+    }
+    return v.doubleValue();
+  }
+
+  private static boolean bool(JsonNode n, String field, boolean dflt) {
+    JsonNode v = n.get(field);
+    if (v == null || v.isNull()) {
+      return dflt;
+    }
+    if (!v.isBoolean()) {
+      throw new IllegalArgumentException(
+          "config.json: expected true/false for \"" + field + "\", found " + v);
+    }
+    return v.booleanValue();
+  }
+
+  private static String text(JsonNode n, String field, String dflt) {
+    JsonNode v = n.get(field);
+    return v == null || v.isNull() ? dflt : v.asText();
+  }
+
+  public Family family() {
+    return family;
+  }
+
+  public String modelType() {
+    return modelType;
+  }
+
+  public int vocabSize() {
+    return vocabSize;
+  }
+
+  public int hiddenSize() {
+    return hiddenSize;
+  }
+
+  public int intermediateSize() {
+    return intermediateSize;
+  }
+
+  public int numLayers() {
+    return numLayers;
+  }
+
+  public int numHeads() {
+    return numHeads;
+  }
+
+  public int numKvHeads() {
+    return numKvHeads;
+  }
+
+  public int headDim() {
+    return headDim;
+  }
+
+  /** RMSNorm epsilon (Llama family) or LayerNorm epsilon (GPT-2). */
+  public double normEps() {
+    return normEps;
+  }
+
+  public double ropeTheta() {
+    return ropeTheta;
+  }
+
+  public int maxPositions() {
+    return maxPositions;
+  }
+
+  /** Whether q, k and v projections have biases. */
+  public boolean qkvBias() {
+    return qkvBias;
+  }
+
+  /** Whether the attention output projection has a bias. */
+  public boolean outputBias() {
+    return outputBias;
+  }
+
+  public boolean mlpBias() {
+    return mlpBias;
+  }
+
+  /** Whether the LM head reuses the token embedding matrix. */
+  public boolean tieWordEmbeddings() {
+    return tieWordEmbeddings;
+  }
+
+  /** Mistral-style sliding attention window, 0 when the model has none. */
+  public int slidingWindow() {
+    return slidingWindow;
+  }
+
+  /** Number of parameters (tied head counted once). */
+  public long parameterCount() {
+    long h = hiddenSize;
+    long perLayer;
+    long rest;
+    if (family == Family.GPT2) {
+      perLayer =
+          4 * h
+              + (h * 3 * h + 3 * h)
+              + (h * h + h)
+              + 2 * (h * intermediateSize)
+              + intermediateSize
+              + h;
+      rest = (long) vocabSize * h + (long) maxPositions * h + 2 * h;
+    } else {
+      long q = (long) numHeads * headDim;
+      long kv = (long) numKvHeads * headDim;
+      perLayer =
+          2 * h
+              + h * (q + 2 * kv)
+              + q * h
+              + 3 * h * intermediateSize
+              + (qkvBias ? q + 2 * kv : 0)
+              + (outputBias ? h : 0)
+              + (mlpBias ? 2L * intermediateSize + h : 0);
+      rest = (long) vocabSize * h * (tieWordEmbeddings ? 1 : 2) + h;
+    }
+    return perLayer * numLayers + rest;
+  }
+
+  @Override
+  public String toString() {
+    return modelType
+        + "(layers="
+        + numLayers
+        + ", hidden="
+        + hiddenSize
+        + ", heads="
+        + numHeads
+        + "/"
+        + numKvHeads
+        + ", vocab="
+        + vocabSize
+        + ")";
+  }
+}

@@ -1,0 +1,300 @@
+package dev.compactor.core.model.internal;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.Activation;
+import ai.djl.nn.core.Embedding;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.norm.LayerNorm;
+import dev.compactor.core.model.ActivationObserver;
+import dev.compactor.core.model.ModelConfig;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.Map;
+
+/**
+ * The decoder forward of both families, shared by the resident and the streaming model, written to
+ * match Hugging Face's {@code modeling_llama} and {@code modeling_gpt2}.
+ *
+ * <p>Memory rule: DJL attaches an op's result to the manager of its receiver, so every op here has
+ * an activation (living in the pass's manager) as receiver and weights only as arguments; weights
+ * may then live in a long-lived or a per-layer manager without leaking. Scalars are long-lived
+ * constant arrays, never {@code mul(Number)}, because DJL frees a temporary scalar that autograd
+ * still references.
+ */
+public final class Forward {
+
+  /** Where one pass gets its weights: the resident model returns its arrays, streaming loads. */
+  public interface Weights {
+    /** A non-layer tensor by full HF name (embeddings, final norm, head). */
+    NDArray global(String name);
+
+    /** Layer {@code i}'s tensors by relative name; anything loaded lives in {@code scratch}. */
+    Map<String, NDArray> layer(int i, NDManager scratch) throws IOException;
+  }
+
+  private final ModelConfig c;
+  private final String base;
+  private final NDArray eps;
+  private final NDArray scale;
+  private final NDArray half;
+  private final NDArray one;
+  private final NDArray geluCubic;
+  private final NDArray geluScale;
+
+  /** {@code constants} must outlive every pass (it holds the scalar arrays). */
+  public Forward(ModelConfig c, String base, NDManager constants) {
+    this.c = c;
+    this.base = base;
+    this.eps = constants.create((float) c.normEps());
+    this.scale = constants.create((float) (1.0 / Math.sqrt(c.headDim())));
+    this.half = constants.create(0.5f);
+    this.one = constants.create(1f);
+    this.geluCubic = constants.create(0.044715f);
+    this.geluScale = constants.create((float) Math.sqrt(2.0 / Math.PI));
+  }
+
+  /**
+   * Logits {@code [batch, seq, vocab]} for {@code tokens}, after the positions already in {@code
+   * cache} (appending to it; null for none). The result lives in {@code m}. With {@code
+   * layerScopes} each layer runs in its own sub-manager, closed when the layer is done, which frees
+   * its activations and any weights {@link Weights#layer} loaded; without, every intermediate stays
+   * in {@code m} (training: backward needs them).
+   */
+  public NDArray run(
+      NDManager m,
+      Weights w,
+      NDArray tokens,
+      KvCache cache,
+      ActivationObserver observer,
+      boolean layerScopes) {
+    int pos0 = cache == null ? 0 : cache.position();
+    long batch = tokens.getShape().get(0);
+    int seq = Math.toIntExact(tokens.getShape().get(1));
+    checkLength(pos0 + seq);
+    Pass p = new Pass(m, observer, batch, seq, pos0);
+    NDArray ids = local(m, tokens.toType(DataType.INT64, true));
+    NDArray x = Embedding.embedding(ids, w.global(embedName()), SparseFormat.DENSE).head();
+    if (c.family() == ModelConfig.Family.GPT2) {
+      NDArray positions = m.arange(pos0, pos0 + seq).toType(DataType.INT64, false);
+      x =
+          x.add(
+              Embedding.embedding(positions, w.global(base + "wpe.weight"), SparseFormat.DENSE)
+                  .head());
+    }
+    for (int i = 0; i < c.numLayers(); i++) {
+      NDManager scope = layerScopes ? m.newSubManager() : m;
+      try {
+        if (layerScopes) {
+          x.attach(scope);
+        }
+        p.scope = scope;
+        Map<String, NDArray> lw = w.layer(i, scope);
+        x =
+            c.family() == ModelConfig.Family.GPT2
+                ? gpt2Layer(p, i, lw, x, cache)
+                : llamaLayer(p, i, lw, x, cache);
+        x.attach(m);
+      } catch (IOException e) {
+        throw new UncheckedIOException("reading weights of layer " + i, e);
+      } finally {
+        if (layerScopes) {
+          scope.close();
+        }
+      }
+    }
+    p.scope = m;
+    if (cache != null) {
+      cache.advance(seq);
+    }
+    if (c.family() == ModelConfig.Family.GPT2) {
+      x = layerNorm(x, w.global(base + "ln_f.weight"), w.global(base + "ln_f.bias"));
+      return Linear.linear(x, w.global(embedName())).head();
+    }
+    x = rmsNorm(x, w.global("model.norm.weight"));
+    String head = c.tieWordEmbeddings() ? embedName() : "lm_head.weight";
+    return Linear.linear(x, w.global(head)).head();
+  }
+
+  private NDArray llamaLayer(Pass p, int i, Map<String, NDArray> w, NDArray x, KvCache cache) {
+    NDArray h = rmsNorm(x, w.get("input_layernorm.weight"));
+    NDArray q = p.rope(heads(p, linear(p, i, w, "self_attn.q_proj", h), c.numHeads()));
+    NDArray k = p.rope(heads(p, linear(p, i, w, "self_attn.k_proj", h), c.numKvHeads()));
+    NDArray v = heads(p, linear(p, i, w, "self_attn.v_proj", h), c.numKvHeads());
+    NDArray attn = attention(p, i, q, k, v, cache);
+    x = x.add(linear(p, i, w, "self_attn.o_proj", attn));
+    h = rmsNorm(x, w.get("post_attention_layernorm.weight"));
+    NDArray gate = linear(p, i, w, "mlp.gate_proj", h);
+    NDArray up = linear(p, i, w, "mlp.up_proj", h);
+    NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);
+    return x.add(linear(p, i, w, "mlp.down_proj", act));
+  }
+
+  private NDArray gpt2Layer(Pass p, int i, Map<String, NDArray> w, NDArray x, KvCache cache) {
+    NDArray h = layerNorm(x, w.get("ln_1.weight"), w.get("ln_1.bias"));
+    NDList qkv = conv1d(p, i, w, "attn.c_attn", h).split(3, 2);
+    NDArray q = heads(p, qkv.get(0), c.numHeads());
+    NDArray k = heads(p, qkv.get(1), c.numHeads());
+    NDArray v = heads(p, qkv.get(2), c.numHeads());
+    NDArray attn = attention(p, i, q, k, v, cache);
+    x = x.add(conv1d(p, i, w, "attn.c_proj", attn));
+    h = layerNorm(x, w.get("ln_2.weight"), w.get("ln_2.bias"));
+    NDArray fc = conv1d(p, i, w, "mlp.c_fc", h);
+    NDArray gelu =
+        fc.add(fc.mul(fc).mul(fc).mul(geluCubic)).mul(geluScale).tanh().add(one).mul(fc).mul(half);
+    return x.add(conv1d(p, i, w, "mlp.c_proj", gelu));
+  }
+
+  /** Causal softmax attention; k, v have kv heads and are repeated for grouped-query attention. */
+  private NDArray attention(Pass p, int layer, NDArray q, NDArray k, NDArray v, KvCache cache) {
+    if (cache != null) {
+      NDArray[] all = cache.append(layer, k, v);
+      k = all[0];
+      v = all[1];
+    }
+    NDArray keys = repeatKv(p, k);
+    NDArray values = repeatKv(p, v);
+    NDArray scores = q.matMul(keys.transpose(0, 1, 3, 2)).mul(scale).add(p.mask);
+    NDArray context = scores.softmax(3).matMul(values);
+    return context.transpose(0, 2, 1, 3).reshape(p.batch, p.seq, (long) c.numHeads() * c.headDim());
+  }
+
+  /** [B, kv, S, d] to [B, heads, S, d], each kv head serving heads/kv consecutive heads (HF). */
+  private NDArray repeatKv(Pass p, NDArray kv) {
+    Shape s = kv.getShape();
+    int rep = c.numHeads() / c.numKvHeads();
+    NDArray e = local(p.scope, kv.expandDims(2));
+    return e.broadcast(s.get(0), s.get(1), rep, s.get(2), s.get(3))
+        .reshape(s.get(0), s.get(1) * rep, s.get(2), s.get(3));
+  }
+
+  /** [B, T, n*d] to [B, n, T, d]. */
+  private NDArray heads(Pass p, NDArray x, int n) {
+    return x.reshape(p.batch, p.seq, n, c.headDim()).transpose(0, 2, 1, 3);
+  }
+
+  private NDArray linear(Pass p, int layer, Map<String, NDArray> w, String name, NDArray x) {
+    p.observe(layer, name, x);
+    NDArray bias = w.get(name + ".bias");
+    NDArray weight = w.get(name + ".weight");
+    return (bias == null ? Linear.linear(x, weight) : Linear.linear(x, weight, bias)).head();
+  }
+
+  /** GPT-2's Conv1D: weight stored [in, out]. */
+  private NDArray conv1d(Pass p, int layer, Map<String, NDArray> w, String name, NDArray x) {
+    p.observe(layer, name, x);
+    return x.matMul(w.get(name + ".weight")).add(w.get(name + ".bias"));
+  }
+
+  private NDArray rmsNorm(NDArray x, NDArray weight) {
+    NDArray rms = x.square().mean(new int[] {2}, true).add(eps).sqrt();
+    return x.div(rms).mul(weight);
+  }
+
+  private NDArray layerNorm(NDArray x, NDArray weight, NDArray bias) {
+    return LayerNorm.layerNorm(x, new Shape(c.hiddenSize()), weight, bias, (float) c.normEps())
+        .head();
+  }
+
+  private String embedName() {
+    return c.family() == ModelConfig.Family.GPT2
+        ? base + "wte.weight"
+        : "model.embed_tokens.weight";
+  }
+
+  private void checkLength(int total) {
+    if (total > c.maxPositions()) {
+      throw new IllegalArgumentException(
+          "sequence of " + total + " positions exceeds the model's maximum " + c.maxPositions());
+    }
+    if (c.slidingWindow() > 0 && total > c.slidingWindow()) {
+      throw new UnsupportedOperationException(
+          "not supported yet: sliding-window attention (sequence of "
+              + total
+              + " positions exceeds sliding_window "
+              + c.slidingWindow()
+              + ")");
+    }
+  }
+
+  private static NDArray local(NDManager m, NDArray a) {
+    a.attach(m);
+    return a;
+  }
+
+  /** Per-pass state: the pass's manager, the causal mask and the RoPE tables of its positions. */
+  private final class Pass {
+    final NDManager m;
+    NDManager scope;
+    final ActivationObserver observer;
+    final long batch;
+    final int seq;
+    final NDArray mask;
+    final NDArray cos;
+    final NDArray sin;
+
+    Pass(NDManager m, ActivationObserver observer, long batch, int seq, int pos0) {
+      this.m = m;
+      this.scope = m;
+      this.observer = observer;
+      this.batch = batch;
+      this.seq = seq;
+      int keys = pos0 + seq;
+      float[] mk = new float[seq * keys];
+      for (int t = 0; t < seq; t++) {
+        for (int s = pos0 + t + 1; s < keys; s++) {
+          mk[t * keys + s] = Float.NEGATIVE_INFINITY;
+        }
+      }
+      this.mask = m.create(mk, new Shape(seq, keys));
+      if (c.family() == ModelConfig.Family.LLAMA) {
+        NDArray[] tables = ropeTables(m, pos0, seq);
+        this.cos = tables[0];
+        this.sin = tables[1];
+      } else {
+        this.cos = null;
+        this.sin = null;
+      }
+    }
+
+    /** HF rotate_half convention: x*cos + cat(-x2, x1)*sin over [B, n, T, d]. */
+    NDArray rope(NDArray x) {
+      NDList halves = x.split(2, 3);
+      NDArray rotated = halves.get(1).neg().concat(halves.get(0), 3);
+      return x.mul(cos).add(rotated.mul(sin));
+    }
+
+    void observe(int layer, String name, NDArray x) {
+      if (observer != null) {
+        observer.observe(layer, name, x.reshape(-1, x.getShape().get(2)));
+      }
+    }
+  }
+
+  /** cos/sin [T, d] for positions pos0.., computed in float32 steps like HF's rotary embedding. */
+  private NDArray[] ropeTables(NDManager m, int pos0, int seq) {
+    int d = c.headDim();
+    float[] invFreq = new float[d / 2];
+    for (int j = 0; j < d / 2; j++) {
+      invFreq[j] = (float) (1.0 / Math.pow(c.ropeTheta(), (2.0 * j) / d));
+    }
+    float[] cos = new float[seq * d];
+    float[] sin = new float[seq * d];
+    for (int t = 0; t < seq; t++) {
+      for (int j = 0; j < d / 2; j++) {
+        float angle = (float) (pos0 + t) * invFreq[j];
+        float cv = (float) Math.cos(angle);
+        float sv = (float) Math.sin(angle);
+        cos[t * d + j] = cv;
+        cos[t * d + j + d / 2] = cv;
+        sin[t * d + j] = sv;
+        sin[t * d + j + d / 2] = sv;
+      }
+    }
+    return new NDArray[] {m.create(cos, new Shape(seq, d)), m.create(sin, new Shape(seq, d))};
+  }
+}

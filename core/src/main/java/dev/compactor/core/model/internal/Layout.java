@@ -1,0 +1,107 @@
+package dev.compactor.core.model.internal;
+
+import dev.compactor.core.model.ModelConfig;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Hugging Face tensor names and shapes of a model, so loading, random init, saving and streaming
+ * agree on one list. Per-layer names are relative to the layer prefix ({@code model.layers.N.} or
+ * {@code [transformer.]h.N.}). GPT-2's Conv1D weights keep their checkpoint layout {@code [in,
+ * out]}.
+ */
+public final class Layout {
+
+  /** How random init fills a tensor (HF conventions: linear/embedding N(0, 0.02), norms ones). */
+  public enum Init {
+    NORMAL,
+    ONES,
+    ZEROS
+  }
+
+  /** One tensor: name, shape, init. */
+  public record Spec(String name, long[] shape, Init init) {}
+
+  private Layout() {}
+
+  /** The per-layer tensors, names relative to {@link #layerPrefix}. */
+  public static List<Spec> layer(ModelConfig c) {
+    long h = c.hiddenSize();
+    long inter = c.intermediateSize();
+    List<Spec> s = new ArrayList<>();
+    if (c.family() == ModelConfig.Family.GPT2) {
+      s.add(new Spec("ln_1.weight", new long[] {h}, Init.ONES));
+      s.add(new Spec("ln_1.bias", new long[] {h}, Init.ZEROS));
+      s.add(new Spec("attn.c_attn.weight", new long[] {h, 3 * h}, Init.NORMAL));
+      s.add(new Spec("attn.c_attn.bias", new long[] {3 * h}, Init.ZEROS));
+      s.add(new Spec("attn.c_proj.weight", new long[] {h, h}, Init.NORMAL));
+      s.add(new Spec("attn.c_proj.bias", new long[] {h}, Init.ZEROS));
+      s.add(new Spec("ln_2.weight", new long[] {h}, Init.ONES));
+      s.add(new Spec("ln_2.bias", new long[] {h}, Init.ZEROS));
+      s.add(new Spec("mlp.c_fc.weight", new long[] {h, inter}, Init.NORMAL));
+      s.add(new Spec("mlp.c_fc.bias", new long[] {inter}, Init.ZEROS));
+      s.add(new Spec("mlp.c_proj.weight", new long[] {inter, h}, Init.NORMAL));
+      s.add(new Spec("mlp.c_proj.bias", new long[] {h}, Init.ZEROS));
+      return s;
+    }
+    long q = (long) c.numHeads() * c.headDim();
+    long kv = (long) c.numKvHeads() * c.headDim();
+    s.add(new Spec("input_layernorm.weight", new long[] {h}, Init.ONES));
+    linear(s, "self_attn.q_proj", q, h, c.qkvBias());
+    linear(s, "self_attn.k_proj", kv, h, c.qkvBias());
+    linear(s, "self_attn.v_proj", kv, h, c.qkvBias());
+    linear(s, "self_attn.o_proj", h, q, c.outputBias());
+    s.add(new Spec("post_attention_layernorm.weight", new long[] {h}, Init.ONES));
+    linear(s, "mlp.gate_proj", inter, h, c.mlpBias());
+    linear(s, "mlp.up_proj", inter, h, c.mlpBias());
+    linear(s, "mlp.down_proj", h, inter, c.mlpBias());
+    return s;
+  }
+
+  private static void linear(List<Spec> s, String name, long out, long in, boolean bias) {
+    s.add(new Spec(name + ".weight", new long[] {out, in}, Init.NORMAL));
+    if (bias) {
+      s.add(new Spec(name + ".bias", new long[] {out}, Init.ZEROS));
+    }
+  }
+
+  /** Embeddings, final norm and (untied) head, full names; {@code base} is "" or "transformer.". */
+  public static List<Spec> globals(ModelConfig c, String base) {
+    long h = c.hiddenSize();
+    List<Spec> s = new ArrayList<>();
+    if (c.family() == ModelConfig.Family.GPT2) {
+      s.add(new Spec(base + "wte.weight", new long[] {c.vocabSize(), h}, Init.NORMAL));
+      s.add(new Spec(base + "wpe.weight", new long[] {c.maxPositions(), h}, Init.NORMAL));
+      s.add(new Spec(base + "ln_f.weight", new long[] {h}, Init.ONES));
+      s.add(new Spec(base + "ln_f.bias", new long[] {h}, Init.ZEROS));
+      return s;
+    }
+    s.add(new Spec("model.embed_tokens.weight", new long[] {c.vocabSize(), h}, Init.NORMAL));
+    s.add(new Spec("model.norm.weight", new long[] {h}, Init.ONES));
+    if (!c.tieWordEmbeddings()) {
+      s.add(new Spec("lm_head.weight", new long[] {c.vocabSize(), h}, Init.NORMAL));
+    }
+    return s;
+  }
+
+  /** Full-name prefix of decoder layer {@code i}. */
+  public static String layerPrefix(ModelConfig c, String base, int i) {
+    return c.family() == ModelConfig.Family.GPT2
+        ? base + "h." + i + "."
+        : "model.layers." + i + ".";
+  }
+
+  /** The linears of one decoder layer, in the order the forward applies them. */
+  public static List<String> linears(ModelConfig c) {
+    return c.family() == ModelConfig.Family.GPT2
+        ? List.of("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+        : List.of(
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj");
+  }
+}

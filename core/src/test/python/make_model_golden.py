@@ -1,0 +1,289 @@
+#!/usr/bin/python3
+"""Golden fixtures for the Java transformer: tiny HF-style model directories plus expected logits.
+
+An independent reference: plain PyTorch (1.13) written from the semantics of Hugging Face's
+modeling_llama.py (RMSNorm, rotate_half RoPE, repeat_kv GQA, SiLU-gated MLP, attention/qkv bias)
+and modeling_gpt2.py (learned positions, LayerNorm, Conv1D [in, out] weights, gelu_new).
+Safetensors files are written by hand from the spec (u64 LE header length, JSON header, data).
+
+Each case directory under core/src/test/resources/golden/<case>/ holds config.json, the weights
+(model.safetensors or shards + model.safetensors.index.json) and golden.safetensors with
+input_ids (I64 [B, T]), logits (F32 [B, T, V]) and, for one case, the loss and gradients
+(grad.<weight name>) of next-token cross entropy. __metadata__ carries magic/version.
+
+Run: /usr/bin/python3 core/src/test/python/make_model_golden.py
+"""
+import json
+import math
+import os
+import shutil
+import struct
+
+import torch
+import torch.nn.functional as F
+
+MAGIC = "compactor-model-golden"
+VERSION = "1"
+OUT = os.path.join(os.path.dirname(__file__), "..", "resources", "golden")
+
+
+# ---------------------------------------------------------------- safetensors by hand
+def st_bytes(tensors, metadata=None):
+    header = {}
+    blobs = []
+    offset = 0
+    for name, t in tensors.items():
+        t = t.contiguous()
+        if t.dtype == torch.float32:
+            dtype, raw = "F32", t.numpy().astype("<f4").tobytes()
+        elif t.dtype == torch.bfloat16:
+            dtype, raw = "BF16", t.view(torch.int16).numpy().astype("<i2").tobytes()
+        elif t.dtype == torch.int64:
+            dtype, raw = "I64", t.numpy().astype("<i8").tobytes()
+        else:
+            raise ValueError(t.dtype)
+        header[name] = {"dtype": dtype, "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    if metadata:
+        header["__metadata__"] = metadata
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
+def write_st(path, tensors, metadata=None):
+    with open(path, "wb") as f:
+        f.write(st_bytes(tensors, metadata))
+
+
+# ---------------------------------------------------------------- reference forwards
+def rms_norm(x, w, eps):
+    var = x.pow(2).mean(-1, keepdim=True)
+    return w * (x * torch.rsqrt(var + eps))
+
+
+def rotate_half(x):
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rope_cos_sin(T, d, theta):
+    inv_freq = 1.0 / (theta ** (torch.arange(0, d, 2).float() / d))
+    freqs = torch.outer(torch.arange(T).float(), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def causal_softmax(scores):
+    T = scores.shape[-1]
+    mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+    scores = scores.masked_fill(mask, torch.finfo(torch.float32).min)
+    return torch.softmax(scores, dim=-1)
+
+
+def lin(x, p, name):
+    y = x @ p[name + ".weight"].t()
+    if name + ".bias" in p:
+        y = y + p[name + ".bias"]
+    return y
+
+
+def llama_forward(cfg, p, ids):
+    B, T = ids.shape
+    H, nh = cfg["hidden_size"], cfg["num_attention_heads"]
+    nkv = cfg.get("num_key_value_heads", nh)
+    d = cfg.get("head_dim", H // nh)
+    eps = cfg["rms_norm_eps"]
+    cos, sin = rope_cos_sin(T, d, cfg.get("rope_theta", 10000.0))
+    x = p["model.embed_tokens.weight"][ids]
+    for i in range(cfg["num_hidden_layers"]):
+        pre = "model.layers.%d." % i
+        h = rms_norm(x, p[pre + "input_layernorm.weight"], eps)
+        q = lin(h, p, pre + "self_attn.q_proj").view(B, T, nh, d).transpose(1, 2)
+        k = lin(h, p, pre + "self_attn.k_proj").view(B, T, nkv, d).transpose(1, 2)
+        v = lin(h, p, pre + "self_attn.v_proj").view(B, T, nkv, d).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        rep = nh // nkv
+        k = k[:, :, None].expand(B, nkv, rep, T, d).reshape(B, nh, T, d)
+        v = v[:, :, None].expand(B, nkv, rep, T, d).reshape(B, nh, T, d)
+        a = causal_softmax(q @ k.transpose(2, 3) / math.sqrt(d)) @ v
+        a = a.transpose(1, 2).reshape(B, T, nh * d)
+        x = x + lin(a, p, pre + "self_attn.o_proj")
+        h = rms_norm(x, p[pre + "post_attention_layernorm.weight"], eps)
+        m = F.silu(lin(h, p, pre + "mlp.gate_proj")) * lin(h, p, pre + "mlp.up_proj")
+        x = x + lin(m, p, pre + "mlp.down_proj")
+    x = rms_norm(x, p["model.norm.weight"], eps)
+    head = p["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else p["lm_head.weight"]
+    return x @ head.t()
+
+
+def gelu_new(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+def gpt2_forward(cfg, p, ids, base):
+    B, T = ids.shape
+    H, nh = cfg["n_embd"], cfg["n_head"]
+    d = H // nh
+    eps = cfg.get("layer_norm_epsilon", 1e-5)
+
+    def conv(x, name):
+        return x @ p[name + ".weight"] + p[name + ".bias"]
+
+    def ln(x, name):
+        return F.layer_norm(x, (H,), p[name + ".weight"], p[name + ".bias"], eps)
+
+    x = p[base + "wte.weight"][ids] + p[base + "wpe.weight"][torch.arange(T)]
+    for i in range(cfg["n_layer"]):
+        pre = base + "h.%d." % i
+        qkv = conv(ln(x, pre + "ln_1"), pre + "attn.c_attn")
+        q, k, v = (t.view(B, T, nh, d).transpose(1, 2) for t in qkv.split(H, dim=2))
+        a = causal_softmax(q @ k.transpose(2, 3) / math.sqrt(d)) @ v
+        x = x + conv(a.transpose(1, 2).reshape(B, T, H), pre + "attn.c_proj")
+        x = x + conv(gelu_new(conv(ln(x, pre + "ln_2"), pre + "mlp.c_fc")), pre + "mlp.c_proj")
+    x = ln(x, base + "ln_f")
+    return x @ p[base + "wte.weight"].t()
+
+
+# ---------------------------------------------------------------- random weights
+def rnd(gen, *shape, std=0.2, mean=0.0):
+    return (torch.randn(*shape, generator=gen) * std + mean).float()
+
+
+def llama_params(cfg, gen):
+    H, V, I = cfg["hidden_size"], cfg["vocab_size"], cfg["intermediate_size"]
+    nh = cfg["num_attention_heads"]
+    nkv = cfg.get("num_key_value_heads", nh)
+    d = cfg.get("head_dim", H // nh)
+    qkv_bias = cfg["model_type"] == "qwen2" or cfg.get("attention_bias", False)
+    o_bias = cfg["model_type"] != "qwen2" and cfg.get("attention_bias", False)
+    mlp_bias = cfg.get("mlp_bias", False)
+    p = {"model.embed_tokens.weight": rnd(gen, V, H, std=0.5)}
+    for i in range(cfg["num_hidden_layers"]):
+        pre = "model.layers.%d." % i
+        p[pre + "input_layernorm.weight"] = rnd(gen, H, std=0.1, mean=1.0)
+        for name, out, inp, bias in (("self_attn.q_proj", nh * d, H, qkv_bias),
+                                     ("self_attn.k_proj", nkv * d, H, qkv_bias),
+                                     ("self_attn.v_proj", nkv * d, H, qkv_bias),
+                                     ("self_attn.o_proj", H, nh * d, o_bias)):
+            p[pre + name + ".weight"] = rnd(gen, out, inp)
+            if bias:
+                p[pre + name + ".bias"] = rnd(gen, out, std=0.1)
+        p[pre + "post_attention_layernorm.weight"] = rnd(gen, H, std=0.1, mean=1.0)
+        for name, out, inp in (("mlp.gate_proj", I, H), ("mlp.up_proj", I, H), ("mlp.down_proj", H, I)):
+            p[pre + name + ".weight"] = rnd(gen, out, inp)
+            if mlp_bias:
+                p[pre + name + ".bias"] = rnd(gen, out, std=0.1)
+    p["model.norm.weight"] = rnd(gen, H, std=0.1, mean=1.0)
+    if not cfg.get("tie_word_embeddings"):
+        p["lm_head.weight"] = rnd(gen, V, H)
+    return p
+
+
+def gpt2_params(cfg, gen, base):
+    H, V, P = cfg["n_embd"], cfg["vocab_size"], cfg["n_positions"]
+    I = cfg.get("n_inner") or 4 * H
+    p = {base + "wte.weight": rnd(gen, V, H, std=0.5), base + "wpe.weight": rnd(gen, P, H, std=0.1)}
+    for i in range(cfg["n_layer"]):
+        pre = base + "h.%d." % i
+        for ln in ("ln_1", "ln_2"):
+            p[pre + ln + ".weight"] = rnd(gen, H, std=0.1, mean=1.0)
+            p[pre + ln + ".bias"] = rnd(gen, H, std=0.1)
+        for name, inp, out in (("attn.c_attn", H, 3 * H), ("attn.c_proj", H, H),
+                               ("mlp.c_fc", H, I), ("mlp.c_proj", I, H)):
+            p[pre + name + ".weight"] = rnd(gen, inp, out)
+            p[pre + name + ".bias"] = rnd(gen, out, std=0.1)
+        # HF checkpoints carry these buffers; the loader must ignore them.
+        p[pre + "attn.bias"] = torch.tril(torch.ones(P, P)).view(1, 1, P, P)
+    p[base + "ln_f.weight"] = rnd(gen, H, std=0.1, mean=1.0)
+    p[base + "ln_f.bias"] = rnd(gen, H, std=0.1)
+    return p
+
+
+# ---------------------------------------------------------------- cases
+def make_case(name, cfg, storage="F32", shards=1, grads=(), base="", seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    gpt2 = cfg["model_type"] == "gpt2"
+    params = gpt2_params(cfg, gen, base) if gpt2 else llama_params(cfg, gen)
+    if storage == "BF16":
+        stored = {k: v.to(torch.bfloat16) for k, v in params.items()}
+        params = {k: v.float() for k, v in stored.items()}
+    else:
+        stored = params
+    V = cfg["vocab_size"]
+    ids = torch.randint(0, V, (2, 7), generator=gen)
+
+    d = os.path.join(OUT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    if shards == 1:
+        write_st(os.path.join(d, "model.safetensors"), stored, {"format": "pt"})
+    else:
+        names = list(stored)
+        per = (len(names) + shards - 1) // shards
+        weight_map = {}
+        for s in range(shards):
+            fname = "model-%05d-of-%05d.safetensors" % (s + 1, shards)
+            part = {n: stored[n] for n in names[s * per:(s + 1) * per]}
+            write_st(os.path.join(d, fname), part, {"format": "pt"})
+            weight_map.update({n: fname for n in part})
+        with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, f, indent=2)
+
+    leaves = {k: v.clone().requires_grad_(k in grads) for k, v in params.items()}
+    logits = gpt2_forward(cfg, leaves, ids, base) if gpt2 else llama_forward(cfg, leaves, ids)
+    golden = {"input_ids": ids, "logits": logits.detach().float()}
+    if grads:
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
+        loss.backward()
+        golden["loss"] = loss.detach().reshape(1)
+        for g in grads:
+            golden["grad." + g] = leaves[g].grad.float()
+    write_st(os.path.join(d, "golden.safetensors"), golden,
+             {"magic": MAGIC, "version": VERSION, "case": name, "storage": storage})
+    print(name, "logits", tuple(logits.shape), "max |logit| %.3f" % logits.abs().max().item())
+
+
+def llama_cfg(**kw):
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 96,
+           "hidden_size": 48, "intermediate_size": 80, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
+           "rope_theta": 10000.0, "max_position_embeddings": 64, "hidden_act": "silu",
+           "tie_word_embeddings": False, "torch_dtype": "float32"}
+    cfg.update(kw)
+    return cfg
+
+
+def main():
+    make_case("gpt2_tied", {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+                            "vocab_size": 80, "n_embd": 32, "n_layer": 2, "n_head": 4,
+                            "n_positions": 32, "n_inner": None, "layer_norm_epsilon": 1e-5,
+                            "activation_function": "gelu_new"},
+              base="transformer.", seed=1,
+              grads=("transformer.wte.weight", "transformer.h.0.attn.c_attn.weight"))
+    make_case("llama_gqa_tied", llama_cfg(tie_word_embeddings=True), seed=2,
+              grads=("model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight",
+                     "model.layers.1.mlp.down_proj.weight", "model.norm.weight"))
+    make_case("llama_gqa_untied_bias_bf16",
+              llama_cfg(attention_bias=True, mlp_bias=True, num_attention_heads=6,
+                        num_key_value_heads=3, head_dim=12, rms_norm_eps=1e-6,
+                        torch_dtype="bfloat16"),
+              storage="BF16", seed=3)
+    make_case("qwen2_sharded",
+              llama_cfg(architectures=["Qwen2ForCausalLM"], model_type="qwen2", rope_theta=1e6,
+                        num_attention_heads=4, num_key_value_heads=1, sliding_window=4096,
+                        use_sliding_window=False, bos_token_id=1),
+              shards=2, seed=4)
+    make_case("gpt2_plain_bf16", {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+                                  "vocab_size": 70, "n_embd": 32, "n_layer": 2, "n_head": 2,
+                                  "n_positions": 16, "n_inner": 48},
+              storage="BF16", seed=5)
+
+
+if __name__ == "__main__":
+    main()
