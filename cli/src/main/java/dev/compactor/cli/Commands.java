@@ -1,0 +1,26 @@
+package dev.compactor.cli;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** The registry of subcommands, in the order {@code compactor help} lists them. */
+public final class Commands {
+
+  /** Every subcommand; add a new one here (one line). */
+  static final List<Command> ALL =
+      List.of(new TinyModelCommand(), new EvalCommand(), new GenerateCommand());
+
+  private Commands() {}
+
+  /** The registry keyed by command word. */
+  public static Map<String, Command> byName() {
+    Map<String, Command> map = new LinkedHashMap<>();
+    for (Command c : ALL) {
+      if (map.put(c.name(), c) != null) {
+        throw new IllegalStateException("two commands are named " + c.name());
+      }
+    }
+    return map;
+  }
+}

@@ -1,0 +1,71 @@
+package dev.compactor.cli;
+
+import dev.compactor.core.model.CausalLM;
+import dev.compactor.core.model.Generation;
+import dev.compactor.core.model.GenerationSettings;
+import dev.compactor.core.tokenizer.TextTokenizer;
+import dev.compactor.core.tokenizer.Tokenizers;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.Set;
+
+/** {@code compactor generate}: continues a prompt with a model, greedy or sampled. */
+final class GenerateCommand implements Command {
+
+  @Override
+  public String name() {
+    return "generate";
+  }
+
+  @Override
+  public String summary() {
+    return "continue a prompt with a model";
+  }
+
+  @Override
+  public String usage() {
+    return "--model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--seed S]";
+  }
+
+  @Override
+  public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
+    Args args =
+        Args.parse(
+            argv,
+            Set.of("model", "prompt", "max-tokens", "temperature", "top-k", "seed"),
+            Set.of());
+    Path dir = args.requiredPath("model");
+    String prompt = args.required("prompt");
+    int maxTokens = args.integer("max-tokens", 100);
+    double temperature = args.number("temperature", 0.8);
+    int topK = args.integer("top-k", 0);
+    long seed = args.longValue("seed", 0);
+    if (maxTokens < 1) {
+      throw new UsageException("--max-tokens must be at least 1, found " + maxTokens);
+    }
+    if (!(temperature >= 0) || Double.isInfinite(temperature)) {
+      throw new UsageException("--temperature must be a number >= 0, found " + temperature);
+    }
+    if (topK < 0) {
+      throw new UsageException("--top-k must be >= 0, found " + topK);
+    }
+    try (TextTokenizer tokenizer = Tokenizers.forModel(dir);
+        CausalLM model = ModelLoading.resident(dir)) {
+      int[] ids = tokenizer.encode(prompt);
+      if (ids.length == 0) {
+        throw new UsageException("--prompt must not be empty");
+      }
+      if (tokenizer.bosId().isPresent()) {
+        int[] withBos = new int[ids.length + 1];
+        withBos[0] = tokenizer.bosId().getAsInt();
+        System.arraycopy(ids, 0, withBos, 1, ids.length);
+        ids = withBos;
+      }
+      int[] generated =
+          Generation.generate(
+              model, ids, maxTokens, new GenerationSettings(temperature, topK, seed));
+      out.println(prompt + tokenizer.decode(generated));
+    }
+    return 0;
+  }
+}

@@ -1,0 +1,126 @@
+package dev.compactor.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.compactor.core.data.Corpus;
+import dev.compactor.core.metrics.ProgressListener;
+import dev.compactor.core.tiny.TinyReferenceModel;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Set;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Runs the command line in-process, as the ./compactor launcher would. */
+class MainTest {
+
+  private static Path model;
+  @TempDir static Path tmp;
+  private static Path text;
+
+  @BeforeAll
+  static void setUp() throws Exception {
+    model = TinyReferenceModel.buildOrReuse(ProgressListener.NONE);
+    text = tmp.resolve("held-out.txt");
+    String validation = Corpus.europarlEnglish().validationText();
+    Files.writeString(text, validation.substring(0, 12_000), StandardCharsets.UTF_8);
+  }
+
+  private record Outcome(int code, String out, String err) {}
+
+  private static Outcome run(String... args) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int code =
+        Main.run(
+            args,
+            new PrintStream(out, true, StandardCharsets.UTF_8),
+            new PrintStream(err, true, StandardCharsets.UTF_8));
+    return new Outcome(
+        code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+  }
+
+  @Test
+  void evalJsonPrintsOneObjectWithTheMetrics() throws Exception {
+    Outcome o =
+        run("eval", "--model", model.toString(), "--text", text.toString(), "--json", "--seq-len",
+            "128", "--stride", "64", "--baseline", model.toString());
+    assertEquals(0, o.code(), o.err());
+    JsonNode json = new ObjectMapper().readTree(o.out());
+    long bytes = Files.readString(text).getBytes(StandardCharsets.UTF_8).length;
+    assertEquals(bytes, json.get("tokens").asLong(), "byte tokenizer + BOS scores every byte");
+    double bpb = json.get("bitsPerByte").asDouble();
+    double ppl = json.get("perplexity").asDouble();
+    assertTrue(bpb > 0.5 && bpb < 4.0, "bpb " + bpb);
+    // byte tokens: bits per byte is log2 of the per-token perplexity
+    assertEquals(Math.log(ppl) / Math.log(2), bpb, 1e-6);
+    assertTrue(json.get("tokensPerSecond").asDouble() > 0);
+    assertEquals(0, json.get("klDivergence").asDouble(), 1e-5, "a model against itself");
+    assertEquals(1.0, json.get("top1Agreement").asDouble());
+    assertEquals(1, o.out().strip().lines().count(), "exactly one line of JSON on stdout");
+  }
+
+  @Test
+  void evalTextReportAndGenerate() {
+    Outcome eval = run("eval", "--model", model.toString(), "--text", text.toString());
+    assertEquals(0, eval.code(), eval.err());
+    assertTrue(eval.out().contains("bits per byte"), eval.out());
+    Outcome gen =
+        run("generate", "--model", model.toString(), "--prompt", "The Commission", "--max-tokens",
+            "40", "--temperature", "0");
+    assertEquals(0, gen.code(), gen.err());
+    assertTrue(gen.out().startsWith("The Commission"), gen.out());
+    assertTrue(gen.out().strip().length() > "The Commission".length());
+  }
+
+  @Test
+  void usageErrorsExitWith2AndFailuresWith1() {
+    Outcome unknown = run("eval", "--model", model.toString(), "--txet", "x");
+    assertEquals(2, unknown.code());
+    assertTrue(unknown.err().contains("unknown option --txet"), unknown.err());
+    assertTrue(unknown.err().contains("usage: compactor eval"), unknown.err());
+    assertEquals(2, run("eval", "--text", text.toString()).code());
+    assertEquals(2, run("frobnicate").code());
+    assertEquals(2, run().code());
+    assertEquals(0, run("help").code());
+    assertEquals(
+        2, run("eval", "--model", model.toString(), "--text", text.toString(), "--seq-len", "x")
+            .code());
+    Outcome missing = run("eval", "--model", tmp.resolve("nope").toString(), "--text",
+        text.toString());
+    assertEquals(1, missing.code());
+    assertEquals(1, missing.err().strip().lines().count(), missing.err());
+    assertTrue(missing.err().startsWith("error: "), missing.err());
+    Outcome layer =
+        run("eval", "--model", model.toString(), "--text", text.toString(), "--layer-by-layer");
+    assertFalse(layer.code() == 2, layer.err());
+  }
+
+  @Test
+  void argsParserIsStrict() throws Exception {
+    Args a =
+        Args.parse(new String[] {"--n=3", "--flag", "--s", "v"}, Set.of("n", "s"), Set.of("flag"));
+    assertEquals(3, a.integer("n", 0));
+    assertTrue(a.has("flag"));
+    assertEquals("v", a.required("s"));
+    assertThrows(
+        UsageException.class,
+        () -> Args.parse(new String[] {"--n", "1", "--n", "2"}, Set.of("n"), Set.of()));
+    assertThrows(
+        UsageException.class, () -> Args.parse(new String[] {"--n"}, Set.of("n"), Set.of()));
+    assertThrows(
+        UsageException.class, () -> Args.parse(new String[] {"stray"}, Set.of("n"), Set.of()));
+    assertThrows(
+        UsageException.class,
+        () -> Args.parse(new String[] {"--flag=1"}, Set.of(), Set.of("flag")));
+  }
+}

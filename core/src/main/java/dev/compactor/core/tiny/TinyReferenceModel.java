@@ -1,0 +1,251 @@
+package dev.compactor.core.tiny;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.compactor.core.data.Corpus;
+import dev.compactor.core.io.DType;
+import dev.compactor.core.io.SafetensorsWriter;
+import dev.compactor.core.metrics.PerplexityEvaluator;
+import dev.compactor.core.metrics.PerplexityResult;
+import dev.compactor.core.metrics.ProgressListener;
+import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.model.Transformer;
+import dev.compactor.core.tokenizer.ByteLevelTokenizerFiles;
+import dev.compactor.core.tokenizer.ByteTokenizer;
+import dev.compactor.core.train.AdamW;
+import dev.compactor.core.train.CausalLmTrainer;
+import dev.compactor.core.train.CosineSchedule;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Instant;
+import java.util.Comparator;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A small byte-level Llama trained here, from a fixed seed, on the English Europarl text: a real
+ * model whose quality visibly drops when it is pruned or quantized, made in minutes on a laptop CPU
+ * with nothing downloaded. It is saved as an ordinary Hugging Face directory (config.json,
+ * model.safetensors, tokenizer.json, tokenizer_config.json) plus training_report.json, and cached:
+ * a directory built by the same recipe from the same text is reused.
+ */
+public final class TinyReferenceModel {
+
+  /** The recipe of {@code tiny-llama-v1}. */
+  public static final TinyRecipe RECIPE =
+      new TinyRecipe(
+          "tiny-llama-v1", 128, 512, 6, 4, 2, 256, 16, 600, 3e-3, 3e-4, 40, 0.1, 0.95, 1.0, 1234);
+
+  /** Windows used to measure held-out quality (the same defaults as {@code compactor eval}). */
+  public static final int EVAL_SEQ_LEN = 256;
+
+  public static final String REPORT = "training_report.json";
+
+  private static final Logger LOG = LoggerFactory.getLogger(TinyReferenceModel.class);
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  private TinyReferenceModel() {}
+
+  /** {@code $COMPACTOR_CACHE/tiny-llama-v1}, or {@code ~/.cache/compactor/tiny-llama-v1}. */
+  public static Path defaultDir() {
+    String cache = System.getenv("COMPACTOR_CACHE");
+    Path root =
+        cache != null && !cache.isBlank()
+            ? Path.of(cache)
+            : Path.of(System.getProperty("user.home"), ".cache", "compactor");
+    return root.resolve(RECIPE.name());
+  }
+
+  /** The model in the default cache directory, trained first if it is missing or stale. */
+  public static Path buildOrReuse(ProgressListener progress) throws IOException {
+    return buildOrReuse(defaultDir(), progress);
+  }
+
+  /**
+   * Returns {@code dir} holding the model of {@link #RECIPE}: reused when its recorded recipe hash
+   * matches, otherwise trained (a few minutes on two cores) and written atomically. Concurrent
+   * callers, in this JVM or others, wait for one build.
+   */
+  public static Path buildOrReuse(Path dir, ProgressListener progress) throws IOException {
+    return buildOrReuse(dir, RECIPE, progress);
+  }
+
+  static synchronized Path buildOrReuse(Path dir, TinyRecipe recipe, ProgressListener progress)
+      throws IOException {
+    Corpus corpus = Corpus.europarlEnglish();
+    String hash =
+        recipe.hash(TinyRecipe.sha256(corpus.trainText().getBytes(StandardCharsets.UTF_8)));
+    Path parent = dir.toAbsolutePath().getParent();
+    Files.createDirectories(parent);
+    Path lockFile = parent.resolve(dir.getFileName() + ".lock");
+    try (RandomAccessFile raf = new RandomAccessFile(lockFile.toFile(), "rw");
+        FileChannel channel = raf.getChannel();
+        FileLock lock = channel.lock()) {
+      if (hash.equals(recordedHash(dir))) {
+        LOG.info("reusing tiny reference model in {} (recipe {})", dir, hash.substring(0, 12));
+        return dir;
+      }
+      LOG.info("training tiny reference model {} into {}", recipe.name(), dir);
+      Path tmp = parent.resolve(dir.getFileName() + ".tmp-" + ProcessHandle.current().pid());
+      deleteRecursively(tmp);
+      build(tmp, recipe, hash, corpus, progress);
+      deleteRecursively(dir);
+      Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+      return dir;
+    }
+  }
+
+  /** The recipe hash recorded in {@code dir}, or null if it holds no complete build. */
+  static String recordedHash(Path dir) {
+    Path report = dir.resolve(REPORT);
+    for (String f : new String[] {"config.json", "model.safetensors", "tokenizer.json"}) {
+      if (!Files.isRegularFile(dir.resolve(f))) {
+        return null;
+      }
+    }
+    if (!Files.isRegularFile(report)) {
+      return null;
+    }
+    try {
+      return JSON.readTree(report.toFile()).path("recipeHash").asText(null);
+    } catch (IOException e) {
+      return null;
+    }
+  }
+
+  /** Reads the training report of a built directory. */
+  public static TrainingReport report(Path dir) throws IOException {
+    return TrainingReport.read(dir.resolve(REPORT));
+  }
+
+  private static void build(
+      Path out, TinyRecipe recipe, String hash, Corpus corpus, ProgressListener progress)
+      throws IOException {
+    ByteTokenizer tokenizer = new ByteTokenizer();
+    int[] train = tokenizer.encode(corpus.trainText());
+    ModelConfig config = recipe.config();
+    long start = System.nanoTime();
+    ArrayNode curve = JSON.createArrayNode();
+    double finalLoss;
+    try (Transformer model = Transformer.randomInit(config, recipe.seed(), Device.cpu())) {
+      finalLoss = train(model, train, recipe, curve, progress);
+      double trainingSeconds = (System.nanoTime() - start) / 1e9;
+      save(model, out);
+      ByteLevelTokenizerFiles.write(out, recipe.context());
+      PerplexityEvaluator eval = new PerplexityEvaluator(EVAL_SEQ_LEN, EVAL_SEQ_LEN);
+      PerplexityResult validation =
+          eval.evaluate(model, tokenizer, corpus.validationText(), progress);
+      PerplexityResult test = eval.evaluate(model, tokenizer, corpus.testText(), progress);
+      ByteUnigramModel unigram = ByteUnigramModel.train(corpus.trainText());
+      ObjectNode report = JSON.createObjectNode();
+      report.put("recipeHash", hash);
+      report.set("recipe", JSON.valueToTree(recipe));
+      report.put("parameters", config.parameterCount());
+      report.put("corpus", corpus.name());
+      report.put("trainBytes", train.length);
+      report.put("tokensSeen", (long) recipe.steps() * recipe.batch() * recipe.context());
+      report.put("trainingSeconds", trainingSeconds);
+      report.put("availableProcessors", Runtime.getRuntime().availableProcessors());
+      report.put("finalTrainLoss", finalLoss);
+      report.put("evalSeqLen", EVAL_SEQ_LEN);
+      report.put("evalStride", EVAL_SEQ_LEN);
+      report.set("validation", result(validation, unigram.bitsPerByte(corpus.validationText())));
+      report.set("test", result(test, unigram.bitsPerByte(corpus.testText())));
+      report.set("lossCurve", curve);
+      report.put("createdAt", Instant.now().toString());
+      JSON.writeValue(out.resolve(REPORT).toFile(), report);
+      LOG.info(
+          "tiny model trained in {} s: validation ppl {} bpb {} (unigram bpb {})",
+          String.format("%.1f", trainingSeconds),
+          String.format("%.3f", validation.perplexity()),
+          String.format("%.3f", validation.bitsPerByte()),
+          String.format("%.3f", unigram.bitsPerByte(corpus.validationText())));
+    }
+  }
+
+  private static double train(
+      Transformer model, int[] data, TinyRecipe r, ArrayNode curve, ProgressListener progress) {
+    SplittableRandom random = new SplittableRandom(r.seed());
+    double smoothed = Double.NaN;
+    try (AdamW adamw =
+        new AdamW(
+            model.parameters(),
+            0.9,
+            r.beta2(),
+            1e-8,
+            r.weightDecay(),
+            AdamW.matricesOnly(model.parameters()))) {
+      CausalLmTrainer trainer =
+          CausalLmTrainer.languageModeling(
+              model,
+              adamw,
+              new CosineSchedule(r.peakLr(), r.minLr(), r.warmupSteps(), r.steps()),
+              r.clipNorm());
+      int[][] batch = new int[r.batch()][r.context()];
+      for (int step = 0; step < r.steps(); step++) {
+        for (int[] row : batch) {
+          System.arraycopy(data, random.nextInt(data.length - r.context()), row, 0, r.context());
+        }
+        float loss = trainer.step(batch);
+        if (!Float.isFinite(loss)) {
+          throw new IllegalStateException("training diverged at step " + step + ": loss " + loss);
+        }
+        smoothed = Double.isNaN(smoothed) ? loss : 0.9 * smoothed + 0.1 * loss;
+        if ((step + 1) % 25 == 0 || step == 0) {
+          ObjectNode point = curve.addObject();
+          point.put("step", step + 1);
+          point.put("loss", smoothed);
+          LOG.info("tiny model step {}/{} loss {}", step + 1, r.steps(), smoothed);
+        }
+        progress.onProgress("train", step + 1, r.steps());
+      }
+    }
+    return smoothed;
+  }
+
+  private static void save(Transformer model, Path out) throws IOException {
+    Files.createDirectories(out);
+    Files.writeString(out.resolve("config.json"), model.config().toJson());
+    try (SafetensorsWriter writer = new SafetensorsWriter(out, Map.of())) {
+      for (Map.Entry<String, NDArray> e : model.parameters().entrySet()) {
+        NDArray p = e.getValue();
+        writer.write(e.getKey(), DType.F32, p.getShape().getShape(), p.toFloatArray());
+      }
+    }
+  }
+
+  private static ObjectNode result(PerplexityResult r, double unigramBpb) {
+    ObjectNode node = JSON.createObjectNode();
+    node.put("tokens", r.tokens());
+    node.put("bytes", r.bytes());
+    node.put("perplexity", r.perplexity());
+    node.put("bitsPerByte", r.bitsPerByte());
+    node.put("unigramBitsPerByte", unigramBpb);
+    return node;
+  }
+
+  private static void deleteRecursively(Path path) throws IOException {
+    if (!Files.exists(path)) {
+      return;
+    }
+    try (Stream<Path> walk = Files.walk(path)) {
+      for (Path p : (Iterable<Path>) walk.sorted(Comparator.reverseOrder())::iterator) {
+        Files.delete(p);
+      }
+    }
+  }
+}
