@@ -1,0 +1,287 @@
+package dev.compactor.core.gguf;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.compactor.core.io.CheckpointFormatException;
+import dev.compactor.core.io.TensorSource;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Exports a Hugging Face Llama checkpoint as a GGUF v3 file that llama.cpp loads, reading and
+ * writing one tensor at a time. It writes the {@code llama.*} hyper-parameters, the {@code
+ * tokenizer.ggml.*} vocabulary, and the weights under llama.cpp's names, with the q/k projection
+ * rows permuted as convert_hf_to_gguf.py does (see {@link #permuteForRope}).
+ *
+ * <p>Types: 1-D tensors (norms) are F32; {@code token_embd} and {@code output} use {@link
+ * Options#embeddingType()} (Q6_K by default, as llama.cpp's Q4_K_M keeps the output at Q6_K); all
+ * other matrices use {@link Options#baseType()}; {@link Options#overrides()} wins over both. A
+ * matrix whose row length is not a multiple of the type's block falls back as described in {@link
+ * #fallbackType}.
+ */
+public final class LlamaGgufExporter {
+
+  private static final Logger LOG = LoggerFactory.getLogger(LlamaGgufExporter.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /**
+   * Export settings. {@code overrides} and {@code importance} are keyed by GGUF tensor name ({@code
+   * blk.0.attn_q.weight}); an importance vector has one entry per input column.
+   */
+  public record Options(
+      String modelName,
+      GgmlType baseType,
+      GgmlType embeddingType,
+      Map<String, GgmlType> overrides,
+      Map<String, float[]> importance,
+      int threads) {
+
+    public Options {
+      overrides = Map.copyOf(overrides);
+      importance = Map.copyOf(importance);
+      if (threads < 1) {
+        throw new IllegalArgumentException("threads must be >= 1, found " + threads);
+      }
+    }
+
+    /** Base type for the matrices, Q6_K for embedding and output, no imatrix, one thread. */
+    public static Options of(String modelName, GgmlType baseType) {
+      return new Options(modelName, baseType, GgmlType.Q6_K, Map.of(), Map.of(), 1);
+    }
+  }
+
+  /** What was written. */
+  public record Result(Path path, List<GgufTensorInfo> tensors, long bytes) {}
+
+  private LlamaGgufExporter() {}
+
+  /** {@code config} and {@code tokenizer} as maps (e.g. parsed elsewhere) instead of JsonNodes. */
+  public static Result export(
+      Map<String, ?> config,
+      TensorSource source,
+      Map<String, ?> tokenizer,
+      Options options,
+      Path out)
+      throws IOException {
+    JsonNode c = JSON.valueToTree(config);
+    JsonNode t = JSON.valueToTree(tokenizer);
+    return export(c, source, t, options, out);
+  }
+
+  /** Writes {@code out} from the config.json, the weights and the tokenizer.json. */
+  public static Result export(
+      JsonNode config, TensorSource source, JsonNode tokenizer, Options options, Path out)
+      throws IOException {
+    LlamaHyperParams hp = LlamaHyperParams.from(config);
+    List<Planned> plan = plan(hp, source, options);
+    List<GgufTensorInfo> tensors;
+    try (GgufWriter w = GgufWriter.create(out)) {
+      w.put("general.architecture", GgufValue.string("llama"));
+      w.put("general.name", GgufValue.string(options.modelName()));
+      w.put(GgufWriter.ALIGNMENT_KEY, GgufValue.u32(GgufWriter.DEFAULT_ALIGNMENT));
+      w.put("general.file_type", GgufValue.u32(fileType(options.baseType())));
+      w.put("general.quantization_version", GgufValue.u32(2));
+      hp.putMetadata(w);
+      for (Map.Entry<String, GgufValue> e :
+          LlamaTokenizerMetadata.from(tokenizer, config).entrySet()) {
+        w.put(e.getKey(), e.getValue());
+      }
+      for (Planned p : plan) {
+        w.addTensor(p.ggufName, p.shape, p.type);
+      }
+      w.writeHeader();
+      for (Planned p : plan) {
+        float[] data = source.readFloats(p.hfName);
+        int cols = (int) p.shape[p.shape.length - 1];
+        int rows = (int) (data.length / cols);
+        if (p.permuteHeads > 0) {
+          data = permuteForRope(data, rows, cols, p.permuteHeads);
+        }
+        float[] imp = options.importance().get(p.ggufName);
+        if (imp != null && imp.length != cols) {
+          throw new IllegalArgumentException(
+              "importance for " + p.ggufName + " has " + imp.length + " entries, expected " + cols);
+        }
+        byte[] bytes =
+            FastRowQuantizer.quantizeMatrix(p.type, data, rows, cols, imp, options.threads());
+        w.writeTensor(p.ggufName, bytes);
+        LOG.debug("wrote {} {} {} from {}", p.ggufName, p.type, Arrays.toString(p.shape), p.hfName);
+      }
+      tensors = w.tensors();
+    }
+    long size = Files.size(out);
+    LOG.info(
+        "GGUF export of {}: {} tensors, {} bytes, to {}",
+        options.modelName(),
+        tensors.size(),
+        size,
+        out);
+    return new Result(out, tensors, size);
+  }
+
+  /**
+   * convert_hf_to_gguf.py's {@code permute(weights, n_head, n_head_kv)} for q_proj (nHead =
+   * attention heads) and k_proj (nHead = key/value heads): HF stores each head's rows as [first
+   * half of the rotary pairs; second half] (rotate_half layout), ggml's RoPE wants the pairs
+   * interleaved. Row {@code h*hd + s*hd/2 + i} moves to {@code h*hd + 2*i + s}.
+   */
+  public static float[] permuteForRope(float[] w, int rows, int cols, int nHead) {
+    if (rows % (2 * nHead) != 0 || (long) rows * cols != w.length) {
+      throw new IllegalArgumentException(
+          "cannot permute "
+              + rows
+              + "x"
+              + cols
+              + " ("
+              + w.length
+              + " values) into "
+              + nHead
+              + " heads of interleaved pairs");
+    }
+    int half = rows / nHead / 2;
+    float[] out = new float[w.length];
+    for (int h = 0; h < nHead; h++) {
+      for (int s = 0; s < 2; s++) {
+        for (int i = 0; i < half; i++) {
+          int src = h * 2 * half + s * half + i;
+          int dst = h * 2 * half + 2 * i + s;
+          System.arraycopy(w, src * cols, out, dst * cols, cols);
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The type actually used for a row of {@code rowLength} values when {@code wanted} was asked:
+   * llama.cpp falls back when a row is not a multiple of the k-quant super-block (Q4_K to Q5_0,
+   * Q6_K to Q8_0). This project has no Q5_0, so both k-quants fall back to Q8_0 (larger but more
+   * accurate than Q5_0); any block type falls back to F16 when the row is not a multiple of 32.
+   */
+  public static GgmlType fallbackType(GgmlType wanted, long rowLength) {
+    if (wanted.fitsRowLength(rowLength)) {
+      return wanted;
+    }
+    if ((wanted == GgmlType.Q4_K || wanted == GgmlType.Q6_K)
+        && GgmlType.Q8_0.fitsRowLength(rowLength)) {
+      return GgmlType.Q8_0;
+    }
+    return GgmlType.F16;
+  }
+
+  /** llama.cpp's {@code llama_ftype} for a file whose bulk is {@code base}. */
+  static int fileType(GgmlType base) {
+    return switch (base) {
+      case F32 -> 0;
+      case F16 -> 1;
+      case Q4_0 -> 2;
+      case Q8_0 -> 7;
+      case Q4_K -> 15; // MOSTLY_Q4_K_M: Q4_K bulk with a Q6_K output, as written here
+      case Q6_K -> 18;
+    };
+  }
+
+  private record Planned(
+      String hfName, String ggufName, long[] shape, GgmlType type, int permuteHeads) {}
+
+  private static List<Planned> plan(LlamaHyperParams hp, TensorSource src, Options o)
+      throws CheckpointFormatException {
+    List<Planned> plan = new ArrayList<>();
+    long h = hp.hidden();
+    long qRows = (long) hp.heads() * hp.headDim();
+    long kvRows = (long) hp.kvHeads() * hp.headDim();
+    add(plan, src, o, "model.embed_tokens.weight", "token_embd.weight", 0, hp.vocabSize(), h);
+    for (int l = 0; l < hp.layers(); l++) {
+      String p = "model.layers." + l + ".";
+      String b = "blk." + l + ".";
+      add(plan, src, o, p + "input_layernorm.weight", b + "attn_norm.weight", 0, h);
+      add(plan, src, o, p + "self_attn.q_proj.weight", b + "attn_q.weight", hp.heads(), qRows, h);
+      add(
+          plan,
+          src,
+          o,
+          p + "self_attn.k_proj.weight",
+          b + "attn_k.weight",
+          hp.kvHeads(),
+          kvRows,
+          h);
+      add(plan, src, o, p + "self_attn.v_proj.weight", b + "attn_v.weight", 0, kvRows, h);
+      add(plan, src, o, p + "self_attn.o_proj.weight", b + "attn_output.weight", 0, h, qRows);
+      add(plan, src, o, p + "post_attention_layernorm.weight", b + "ffn_norm.weight", 0, h);
+      add(plan, src, o, p + "mlp.gate_proj.weight", b + "ffn_gate.weight", 0, hp.ffn(), h);
+      add(plan, src, o, p + "mlp.up_proj.weight", b + "ffn_up.weight", 0, hp.ffn(), h);
+      add(plan, src, o, p + "mlp.down_proj.weight", b + "ffn_down.weight", 0, h, hp.ffn());
+    }
+    add(plan, src, o, "model.norm.weight", "output_norm.weight", 0, h);
+    boolean hasHead = src.contains("lm_head.weight");
+    if (!hp.tiedEmbeddings() && !hasHead) {
+      throw new CheckpointFormatException(
+          "lm_head.weight is missing and tie_word_embeddings is false");
+    }
+    if (hasHead && !hp.tiedEmbeddings()) {
+      add(plan, src, o, "lm_head.weight", "output.weight", 0, hp.vocabSize(), h);
+    }
+    for (String name : src.names()) {
+      boolean known =
+          name.equals("lm_head.weight")
+              || name.endsWith("rotary_emb.inv_freq")
+              || plan.stream().anyMatch(p -> p.hfName.equals(name));
+      if (!known) {
+        throw new UnsupportedOperationException(
+            "not supported yet: tensor " + name + " has no place in the llama GGUF layout");
+      }
+    }
+    return plan;
+  }
+
+  private static void add(
+      List<Planned> plan,
+      TensorSource src,
+      Options o,
+      String hf,
+      String gguf,
+      int permuteHeads,
+      long... expected)
+      throws CheckpointFormatException {
+    if (!src.contains(hf)) {
+      throw new CheckpointFormatException("tensor " + hf + " is missing from the checkpoint");
+    }
+    long[] shape = src.info(hf).shape();
+    if (!Arrays.equals(shape, expected)) {
+      throw new CheckpointFormatException(
+          "tensor "
+              + hf
+              + ": expected shape "
+              + Arrays.toString(expected)
+              + " from config.json, found "
+              + Arrays.toString(shape));
+    }
+    GgmlType wanted;
+    if (o.overrides().containsKey(gguf)) {
+      wanted = o.overrides().get(gguf);
+    } else if (shape.length == 1) {
+      wanted = GgmlType.F32;
+    } else if (gguf.equals("token_embd.weight") || gguf.equals("output.weight")) {
+      wanted = o.embeddingType();
+    } else {
+      wanted = o.baseType();
+    }
+    GgmlType type = fallbackType(wanted, shape[shape.length - 1]);
+    if (type != wanted) {
+      LOG.info(
+          "{}: rows of {} do not fit {} blocks, using {}",
+          gguf,
+          shape[shape.length - 1],
+          wanted,
+          type);
+    }
+    plan.add(new Planned(hf, gguf, shape, type, permuteHeads));
+  }
+}

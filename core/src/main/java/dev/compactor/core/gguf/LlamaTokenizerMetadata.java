@@ -1,0 +1,183 @@
+package dev.compactor.core.gguf;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.compactor.core.io.CheckpointFormatException;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Turns a Hugging Face {@code tokenizer.json} into the {@code tokenizer.ggml.*} metadata a
+ * llama.cpp runtime loads, as convert_hf_to_gguf.py does: byte-level BPE becomes model {@code gpt2}
+ * with tokens, token types and merges; SentencePiece-style BPE with byte fallback becomes model
+ * {@code llama} with tokens, scores ({@code -id}, the merge priority such vocabularies encode by
+ * order) and types. Ids the tokenizer does not define up to the model's vocab size become {@code
+ * [PADn]} UNUSED tokens.
+ */
+public final class LlamaTokenizerMetadata {
+
+  /** llama.cpp's {@code llama_token_type}. */
+  static final int NORMAL = 1;
+
+  static final int UNKNOWN = 2;
+  static final int CONTROL = 3;
+  static final int USER_DEFINED = 4;
+  static final int UNUSED = 5;
+  static final int BYTE = 6;
+
+  /** The pre-tokenizer regex of Llama 3, which llama.cpp calls {@code llama-bpe}. */
+  static final String LLAMA3_PATTERN =
+      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
+          + " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+  private LlamaTokenizerMetadata() {}
+
+  /** The metadata pairs for {@code tokenizer} given the model's config.json. */
+  public static Map<String, GgufValue> from(JsonNode tokenizer, JsonNode config)
+      throws CheckpointFormatException {
+    JsonNode model = tokenizer.path("model");
+    String type = model.path("type").asText("");
+    if (!"BPE".equals(type)) {
+      throw new UnsupportedOperationException(
+          "not supported yet: tokenizer model type '" + type + "' (only BPE is exported)");
+    }
+    JsonNode vocab = model.path("vocab");
+    if (!vocab.isObject() || vocab.isEmpty()) {
+      throw new CheckpointFormatException("tokenizer.json: model.vocab must be a non-empty object");
+    }
+    int vocabSize = config.path("vocab_size").asInt(0);
+    String[] tokens = new String[vocabSize];
+    int[] types = new int[vocabSize];
+    Iterator<Map.Entry<String, JsonNode>> it = vocab.fields();
+    while (it.hasNext()) {
+      Map.Entry<String, JsonNode> e = it.next();
+      put(tokens, types, e.getValue().asInt(-1), e.getKey(), NORMAL);
+    }
+    for (JsonNode added : tokenizer.path("added_tokens")) {
+      int id = added.path("id").asInt(-1);
+      put(
+          tokens,
+          types,
+          id,
+          added.path("content").asText(),
+          added.path("special").asBoolean(false) ? CONTROL : USER_DEFINED);
+    }
+    boolean byteLevel =
+        mentionsByteLevel(tokenizer.path("pre_tokenizer"))
+            || mentionsByteLevel(tokenizer.path("decoder"));
+    boolean byteFallback = model.path("byte_fallback").asBoolean(false);
+    if (!byteLevel && !byteFallback) {
+      throw new UnsupportedOperationException(
+          "not supported yet: a BPE tokenizer that is neither byte-level nor byte-fallback");
+    }
+    String unk = model.path("unk_token").isTextual() ? model.path("unk_token").asText() : null;
+    for (int id = 0; id < vocabSize; id++) {
+      if (tokens[id] == null) {
+        tokens[id] = "[PAD" + id + "]";
+        types[id] = UNUSED;
+      } else if (!byteLevel && types[id] == NORMAL && tokens[id].matches("<0x[0-9A-Fa-f]{2}>")) {
+        types[id] = BYTE;
+      } else if (unk != null && tokens[id].equals(unk)) {
+        types[id] = UNKNOWN;
+      }
+    }
+    Map<String, GgufValue> md = new LinkedHashMap<>();
+    md.put("tokenizer.ggml.model", GgufValue.string(byteLevel ? "gpt2" : "llama"));
+    md.put("tokenizer.ggml.pre", GgufValue.string(byteLevel ? preTokenizer(tokenizer) : "default"));
+    md.put("tokenizer.ggml.tokens", GgufValue.stringArray(List.of(tokens)));
+    if (!byteLevel) {
+      float[] scores = new float[vocabSize];
+      for (int i = 0; i < vocabSize; i++) {
+        scores[i] = -i;
+      }
+      md.put("tokenizer.ggml.scores", GgufValue.f32Array(scores));
+    }
+    md.put("tokenizer.ggml.token_type", GgufValue.i32Array(types));
+    if (byteLevel) {
+      List<String> merges = new ArrayList<>();
+      for (JsonNode m : model.path("merges")) {
+        merges.add(m.isArray() ? m.get(0).asText() + " " + m.get(1).asText() : m.asText());
+      }
+      md.put("tokenizer.ggml.merges", GgufValue.stringArray(merges));
+    }
+    putId(md, "tokenizer.ggml.bos_token_id", config.path("bos_token_id"), vocabSize);
+    putId(md, "tokenizer.ggml.eos_token_id", config.path("eos_token_id"), vocabSize);
+    putId(md, "tokenizer.ggml.padding_token_id", config.path("pad_token_id"), vocabSize);
+    if (unk != null && vocab.has(unk)) {
+      md.put("tokenizer.ggml.unknown_token_id", GgufValue.u32(vocab.get(unk).asInt()));
+    }
+    md.put("tokenizer.ggml.add_bos_token", GgufValue.bool(true));
+    md.put("tokenizer.ggml.add_eos_token", GgufValue.bool(false));
+    return md;
+  }
+
+  private static void put(String[] tokens, int[] types, int id, String text, int type)
+      throws CheckpointFormatException {
+    if (id < 0 || id >= tokens.length) {
+      throw new CheckpointFormatException(
+          "tokenizer.json: token '"
+              + text
+              + "' has id "
+              + id
+              + ", outside the model's vocab_size "
+              + tokens.length);
+    }
+    tokens[id] = text;
+    types[id] = type;
+  }
+
+  private static void putId(Map<String, GgufValue> md, String key, JsonNode id, int vocabSize) {
+    JsonNode v = id.isArray() && !id.isEmpty() ? id.get(0) : id;
+    if (v.isIntegralNumber() && v.asInt() >= 0 && v.asInt() < vocabSize) {
+      md.put(key, GgufValue.u32(v.asInt()));
+    }
+  }
+
+  private static boolean mentionsByteLevel(JsonNode node) {
+    if (node.isObject()) {
+      if ("ByteLevel".equals(node.path("type").asText())) {
+        return true;
+      }
+      for (JsonNode child : node) {
+        if (mentionsByteLevel(child)) {
+          return true;
+        }
+      }
+    } else if (node.isArray()) {
+      for (JsonNode child : node) {
+        if (mentionsByteLevel(child)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /**
+   * llama.cpp's pre-tokenizer name: Llama 3's split regex, GPT-2's plain ByteLevel, else default.
+   */
+  static String preTokenizer(JsonNode tokenizer) {
+    JsonNode pre = tokenizer.path("pre_tokenizer");
+    if (containsText(pre, LLAMA3_PATTERN)) {
+      return "llama-bpe";
+    }
+    if ("ByteLevel".equals(pre.path("type").asText())) {
+      return "gpt-2";
+    }
+    return "default";
+  }
+
+  private static boolean containsText(JsonNode node, String text) {
+    if (node.isTextual()) {
+      return node.asText().equals(text);
+    }
+    for (JsonNode child : node) {
+      if (containsText(child, text)) {
+        return true;
+      }
+    }
+    return false;
+  }
+}

@@ -1,0 +1,460 @@
+package dev.compactor.core.gguf;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.compactor.core.io.CheckpointFormatException;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A small random Llama through the exporter and back through GgufReader. */
+class LlamaGgufExporterTest {
+
+  static final ObjectMapper JSON = new ObjectMapper();
+  static final int HIDDEN = 256;
+  static final int LAYERS = 2;
+  static final int HEADS = 4;
+  static final int KV_HEADS = 2;
+  static final int HEAD_DIM = HIDDEN / HEADS;
+  static final int FFN = 288; // a multiple of 32 but not of 256: ffn_down must fall back
+  static final int VOCAB = 80;
+
+  @TempDir Path dir;
+
+  static ObjectNode config(boolean tied) {
+    ObjectNode c = JSON.createObjectNode();
+    c.put("model_type", "llama");
+    c.putArray("architectures").add("LlamaForCausalLM");
+    c.put("hidden_size", HIDDEN);
+    c.put("num_hidden_layers", LAYERS);
+    c.put("num_attention_heads", HEADS);
+    c.put("num_key_value_heads", KV_HEADS);
+    c.put("intermediate_size", FFN);
+    c.put("vocab_size", VOCAB);
+    c.put("max_position_embeddings", 2048);
+    c.put("rope_theta", 500000.0);
+    c.put("rms_norm_eps", 1e-5);
+    c.put("tie_word_embeddings", tied);
+    c.put("bos_token_id", 78);
+    c.putArray("eos_token_id").add(79).add(3);
+    return c;
+  }
+
+  static ObjectNode tokenizer() {
+    ObjectNode t = JSON.createObjectNode();
+    ObjectNode model = t.putObject("model");
+    model.put("type", "BPE");
+    ObjectNode vocab = model.putObject("vocab");
+    for (int i = 0; i < 70; i++) {
+      vocab.put(i < 26 ? String.valueOf((char) ('a' + i)) : "tok" + i, i);
+    }
+    ArrayNode merges = model.putArray("merges");
+    merges.add("a b");
+    merges.addArray().add("c").add("d"); // the newer tokenizers format
+    ArrayNode added = t.putArray("added_tokens");
+    added.addObject().put("id", 78).put("content", "<|begin_of_text|>").put("special", true);
+    added.addObject().put("id", 79).put("content", "<|end_of_text|>").put("special", true);
+    added.addObject().put("id", 77).put("content", "<extra>").put("special", false);
+    ObjectNode pre = t.putObject("pre_tokenizer");
+    pre.put("type", "Sequence");
+    ArrayNode seq = pre.putArray("pretokenizers");
+    seq.addObject()
+        .put("type", "Split")
+        .putObject("pattern")
+        .put("Regex", LlamaTokenizerMetadata.LLAMA3_PATTERN);
+    seq.addObject().put("type", "ByteLevel");
+    return t;
+  }
+
+  static InMemoryTensorSource checkpoint(boolean withHead, long seed) {
+    Random r = new Random(seed);
+    InMemoryTensorSource s = new InMemoryTensorSource();
+    s.put("model.embed_tokens.weight", rnd(r, VOCAB * HIDDEN), VOCAB, HIDDEN);
+    for (int l = 0; l < LAYERS; l++) {
+      String p = "model.layers." + l + ".";
+      s.put(p + "input_layernorm.weight", rnd(r, HIDDEN), HIDDEN);
+      s.put(p + "self_attn.q_proj.weight", rnd(r, HIDDEN * HIDDEN), HIDDEN, HIDDEN);
+      s.put(
+          p + "self_attn.k_proj.weight",
+          rnd(r, KV_HEADS * HEAD_DIM * HIDDEN),
+          KV_HEADS * HEAD_DIM,
+          HIDDEN);
+      s.put(
+          p + "self_attn.v_proj.weight",
+          rnd(r, KV_HEADS * HEAD_DIM * HIDDEN),
+          KV_HEADS * HEAD_DIM,
+          HIDDEN);
+      s.put(p + "self_attn.o_proj.weight", rnd(r, HIDDEN * HIDDEN), HIDDEN, HIDDEN);
+      s.put(p + "post_attention_layernorm.weight", rnd(r, HIDDEN), HIDDEN);
+      s.put(p + "mlp.gate_proj.weight", rnd(r, FFN * HIDDEN), FFN, HIDDEN);
+      s.put(p + "mlp.up_proj.weight", rnd(r, FFN * HIDDEN), FFN, HIDDEN);
+      s.put(p + "mlp.down_proj.weight", rnd(r, HIDDEN * FFN), HIDDEN, FFN);
+    }
+    s.put("model.norm.weight", rnd(r, HIDDEN), HIDDEN);
+    if (withHead) {
+      s.put("lm_head.weight", rnd(r, VOCAB * HIDDEN), VOCAB, HIDDEN);
+    }
+    return s;
+  }
+
+  static float[] rnd(Random r, int n) {
+    float[] x = new float[n];
+    for (int i = 0; i < n; i++) {
+      x[i] = (float) (r.nextGaussian() * 0.02);
+    }
+    return x;
+  }
+
+  @Test
+  void exportsALoadableLlamaAndReadsItBack() throws IOException {
+    InMemoryTensorSource src = checkpoint(true, 1);
+    Path out = dir.resolve("tiny.gguf");
+    LlamaGgufExporter.Result res =
+        LlamaGgufExporter.export(
+            config(false),
+            src,
+            tokenizer(),
+            LlamaGgufExporter.Options.of("tiny-llama", GgmlType.Q4_K),
+            out);
+    assertEquals(Files.size(out), res.bytes());
+    assertEquals(src.names().size(), src.reads, "each tensor read exactly once (streaming)");
+    String copyTo = System.getProperty("gguf.llama.write"); // for read_gguf.py by hand
+    if (copyTo != null) {
+      Files.copy(out, Path.of(copyTo), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    try (GgufReader r = GgufReader.open(out)) {
+      Map<String, GgufValue> md = r.metadata();
+      assertEquals("llama", md.get("general.architecture").asString());
+      assertEquals("tiny-llama", md.get("general.name").asString());
+      assertEquals(15L, md.get("general.file_type").asLong());
+      assertEquals(2048L, md.get("llama.context_length").asLong());
+      assertEquals((long) HIDDEN, md.get("llama.embedding_length").asLong());
+      assertEquals((long) LAYERS, md.get("llama.block_count").asLong());
+      assertEquals((long) FFN, md.get("llama.feed_forward_length").asLong());
+      assertEquals((long) HEADS, md.get("llama.attention.head_count").asLong());
+      assertEquals((long) KV_HEADS, md.get("llama.attention.head_count_kv").asLong());
+      assertEquals(500000.0, md.get("llama.rope.freq_base").asDouble());
+      assertEquals(1e-5f, (float) md.get("llama.attention.layer_norm_rms_epsilon").asDouble());
+      assertEquals((long) HEAD_DIM, md.get("llama.rope.dimension_count").asLong());
+      assertEquals((long) VOCAB, md.get("llama.vocab_size").asLong());
+      assertEquals(GgufValueType.FLOAT32, md.get("llama.rope.freq_base").type());
+      assertEquals(GgufValueType.UINT32, md.get("llama.block_count").type());
+
+      assertEquals("gpt2", md.get("tokenizer.ggml.model").asString());
+      assertEquals("llama-bpe", md.get("tokenizer.ggml.pre").asString());
+      List<Object> tokens = md.get("tokenizer.ggml.tokens").asList();
+      List<Object> types = md.get("tokenizer.ggml.token_type").asList();
+      assertEquals(VOCAB, tokens.size());
+      assertEquals(VOCAB, types.size());
+      assertEquals("a", tokens.get(0));
+      assertEquals("[PAD70]", tokens.get(70));
+      assertEquals(5, types.get(70)); // UNUSED
+      assertEquals("<|begin_of_text|>", tokens.get(78));
+      assertEquals(3, types.get(78)); // CONTROL
+      assertEquals(4, types.get(77)); // USER_DEFINED
+      assertEquals(1, types.get(5)); // NORMAL
+      assertEquals(List.of("a b", "c d"), md.get("tokenizer.ggml.merges").asList());
+      assertEquals(78L, md.get("tokenizer.ggml.bos_token_id").asLong());
+      assertEquals(79L, md.get("tokenizer.ggml.eos_token_id").asLong());
+
+      assertEquals(GgmlType.Q6_K, r.tensor("token_embd.weight").type());
+      assertEquals(GgmlType.Q6_K, r.tensor("output.weight").type());
+      assertEquals(GgmlType.F32, r.tensor("output_norm.weight").type());
+      assertEquals(GgmlType.Q4_K, r.tensor("blk.1.attn_q.weight").type());
+      assertEquals(GgmlType.Q8_0, r.tensor("blk.0.ffn_down.weight").type()); // fallback
+      assertEquals(2 + LAYERS * 9 + 1, r.tensors().size());
+      assertArrayEquals(new long[] {HIDDEN, VOCAB}, r.tensor("token_embd.weight").ggmlDims());
+
+      for (GgufTensorInfo t : r.tensors()) {
+        String hf = hfName(t.name());
+        float[] expect = src.get(hf);
+        int cols = (int) t.rowLength();
+        if (t.name().contains("attn_q")) {
+          expect = LlamaGgufExporter.permuteForRope(expect, HIDDEN, cols, HEADS);
+        } else if (t.name().contains("attn_k")) {
+          expect = LlamaGgufExporter.permuteForRope(expect, KV_HEADS * HEAD_DIM, cols, KV_HEADS);
+        }
+        double err = relRmse(expect, r.readTensorFloats(t.name()));
+        double ceiling =
+            switch (t.type()) {
+              case F32 -> 0.0;
+              case F16 -> 3e-4;
+              case Q8_0 -> 0.0065;
+              case Q6_K -> 0.022;
+              case Q4_K -> 0.086;
+              case Q4_0 -> 0.103;
+            };
+        assertTrue(err <= ceiling, t + ": relative RMSE " + err + " > " + ceiling);
+      }
+    }
+  }
+
+  static String hfName(String gguf) {
+    Map<String, String> fixed =
+        Map.of(
+            "token_embd.weight", "model.embed_tokens.weight",
+            "output_norm.weight", "model.norm.weight",
+            "output.weight", "lm_head.weight");
+    if (fixed.containsKey(gguf)) {
+      return fixed.get(gguf);
+    }
+    String[] p = gguf.split("\\.");
+    String layer = "model.layers." + p[1] + ".";
+    return layer
+        + switch (p[2]) {
+          case "attn_norm" -> "input_layernorm.weight";
+          case "attn_q" -> "self_attn.q_proj.weight";
+          case "attn_k" -> "self_attn.k_proj.weight";
+          case "attn_v" -> "self_attn.v_proj.weight";
+          case "attn_output" -> "self_attn.o_proj.weight";
+          case "ffn_norm" -> "post_attention_layernorm.weight";
+          case "ffn_gate" -> "mlp.gate_proj.weight";
+          case "ffn_up" -> "mlp.up_proj.weight";
+          case "ffn_down" -> "mlp.down_proj.weight";
+          default -> throw new IllegalArgumentException(gguf);
+        };
+  }
+
+  static double relRmse(float[] a, float[] b) {
+    assertEquals(a.length, b.length);
+    double e = 0;
+    double n = 0;
+    for (int i = 0; i < a.length; i++) {
+      e += (a[i] - b[i]) * (double) (a[i] - b[i]);
+      n += a[i] * (double) a[i];
+    }
+    return Math.sqrt(e / n);
+  }
+
+  @Test
+  void tiedEmbeddingsOmitTheOutputTensor() throws IOException {
+    Path out = dir.resolve("tied.gguf");
+    LlamaGgufExporter.export(
+        config(true),
+        checkpoint(false, 2),
+        tokenizer(),
+        LlamaGgufExporter.Options.of("tied", GgmlType.Q8_0),
+        out);
+    try (GgufReader r = GgufReader.open(out)) {
+      assertFalse(r.tensors().stream().anyMatch(t -> t.name().equals("output.weight")));
+      assertEquals(7L, r.require("general.file_type").asLong());
+      assertEquals(GgmlType.Q8_0, r.tensor("blk.0.attn_v.weight").type());
+    }
+  }
+
+  @Test
+  void importanceAndOverridesReachTheQuantizer() throws IOException {
+    float[] imp = new float[HIDDEN];
+    Random r = new Random(3);
+    for (int i = 0; i < imp.length; i++) {
+      imp[i] = (float) Math.exp(r.nextGaussian() * 2);
+    }
+    Map<String, float[]> importance = new HashMap<>();
+    importance.put("blk.0.attn_v.weight", imp);
+    LlamaGgufExporter.Options withImp =
+        new LlamaGgufExporter.Options(
+            "m",
+            GgmlType.Q4_K,
+            GgmlType.Q6_K,
+            Map.of("blk.1.attn_v.weight", GgmlType.Q4_0),
+            importance,
+            2);
+    Path a = dir.resolve("a.gguf");
+    Path b = dir.resolve("b.gguf");
+    LlamaGgufExporter.export(config(false), checkpoint(true, 4), tokenizer(), withImp, a);
+    LlamaGgufExporter.export(
+        config(false),
+        checkpoint(true, 4),
+        tokenizer(),
+        LlamaGgufExporter.Options.of("m", GgmlType.Q4_K),
+        b);
+    try (GgufReader ra = GgufReader.open(a);
+        GgufReader rb = GgufReader.open(b)) {
+      assertEquals(GgmlType.Q4_0, ra.tensor("blk.1.attn_v.weight").type());
+      assertFalse(
+          java.util.Arrays.equals(
+              ra.readTensorBytes("blk.0.attn_v.weight"),
+              rb.readTensorBytes("blk.0.attn_v.weight")));
+      assertArrayEquals(
+          ra.readTensorBytes("blk.0.attn_k.weight"), rb.readTensorBytes("blk.0.attn_k.weight"));
+    }
+  }
+
+  @Test
+  void permutationMatchesConvertHfToGgufOnAHandExample() {
+    // one head, head_dim 4, one column: rows [a0 a1 | b0 b1] -> [a0 b0 a1 b1]
+    float[] w = {10, 11, 20, 21};
+    assertArrayEquals(new float[] {10, 20, 11, 21}, LlamaGgufExporter.permuteForRope(w, 4, 1, 1));
+    // two heads, head_dim 4, two columns
+    float[] w2 = new float[16];
+    for (int i = 0; i < 16; i++) {
+      w2[i] = i;
+    }
+    float[] p = LlamaGgufExporter.permuteForRope(w2, 8, 2, 2);
+    // numpy: w.reshape(2, 2, 2, 2).swapaxes(1, 2).reshape(8, 2)
+    float[] numpy = {0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15};
+    assertArrayEquals(numpy, p);
+  }
+
+  @Test
+  void permutedWeightsGiveTheSameRotaryResultUnderGgmlsPairing() {
+    // HF applies RoPE to pairs (i, i + d/2) of each head; ggml's normal mode to (2i, 2i + 1).
+    // Permuting q_proj's rows must make ggml's rotation of W'x equal the permuted HF rotation.
+    int heads = 2;
+    int hd = 8;
+    int cols = 5;
+    Random r = new Random(5);
+    float[] w = rnd(r, heads * hd * cols);
+    float[] x = rnd(r, cols);
+    float[] perm = LlamaGgufExporter.permuteForRope(w, heads * hd, cols, heads);
+    int pos = 7;
+    double[] hf = matvec(w, x, heads * hd, cols);
+    double[] gg = matvec(perm, x, heads * hd, cols);
+    for (int h = 0; h < heads; h++) {
+      for (int i = 0; i < hd / 2; i++) {
+        double th = pos * Math.pow(10000, -2.0 * i / hd);
+        double c = Math.cos(th);
+        double s = Math.sin(th);
+        int a = h * hd + i;
+        int b = h * hd + i + hd / 2;
+        double hfA = hf[a] * c - hf[b] * s;
+        double hfB = hf[b] * c + hf[a] * s;
+        int ga = h * hd + 2 * i;
+        int gb = ga + 1;
+        double ggA = gg[ga] * c - gg[gb] * s;
+        double ggB = gg[gb] * c + gg[ga] * s;
+        assertEquals(hfA, ggA, 1e-12);
+        assertEquals(hfB, ggB, 1e-12);
+      }
+    }
+  }
+
+  static double[] matvec(float[] w, float[] x, int rows, int cols) {
+    double[] y = new double[rows];
+    for (int i = 0; i < rows; i++) {
+      for (int j = 0; j < cols; j++) {
+        y[i] += (double) w[i * cols + j] * x[j];
+      }
+    }
+    return y;
+  }
+
+  @Test
+  void badConfigsAndCheckpointsAreRefusedWithReasons() {
+    LlamaGgufExporter.Options o = LlamaGgufExporter.Options.of("x", GgmlType.Q8_0);
+    ObjectNode noHidden = config(false);
+    noHidden.remove("hidden_size");
+    CheckpointFormatException e1 =
+        assertThrows(
+            CheckpointFormatException.class,
+            () ->
+                LlamaGgufExporter.export(
+                    noHidden, checkpoint(true, 1), tokenizer(), o, dir.resolve("x.gguf")));
+    assertTrue(e1.getMessage().contains("hidden_size"), e1.getMessage());
+
+    ObjectNode wrongFfn = config(false);
+    wrongFfn.put("intermediate_size", 320);
+    CheckpointFormatException e2 =
+        assertThrows(
+            CheckpointFormatException.class,
+            () ->
+                LlamaGgufExporter.export(
+                    wrongFfn, checkpoint(true, 1), tokenizer(), o, dir.resolve("y.gguf")));
+    assertTrue(e2.getMessage().contains("gate_proj"), e2.getMessage());
+
+    CheckpointFormatException e3 =
+        assertThrows(
+            CheckpointFormatException.class,
+            () ->
+                LlamaGgufExporter.export(
+                    config(false), checkpoint(false, 1), tokenizer(), o, dir.resolve("z.gguf")));
+    assertTrue(e3.getMessage().contains("lm_head"), e3.getMessage());
+
+    ObjectNode scaled = config(false);
+    scaled.putObject("rope_scaling").put("rope_type", "llama3");
+    assertThrows(
+        UnsupportedOperationException.class,
+        () ->
+            LlamaGgufExporter.export(
+                scaled, checkpoint(true, 1), tokenizer(), o, dir.resolve("w.gguf")));
+
+    ObjectNode mistral = config(false);
+    mistral.put("model_type", "gpt2");
+    assertThrows(
+        CheckpointFormatException.class,
+        () ->
+            LlamaGgufExporter.export(
+                mistral, checkpoint(true, 1), tokenizer(), o, dir.resolve("v.gguf")));
+  }
+
+  @Test
+  void mapInputsWorkLikeJsonNodes() throws IOException {
+    @SuppressWarnings("unchecked")
+    Map<String, Object> cfg = JSON.convertValue(config(true), Map.class);
+    @SuppressWarnings("unchecked")
+    Map<String, Object> tok = JSON.convertValue(tokenizer(), Map.class);
+    Path out = dir.resolve("m.gguf");
+    LlamaGgufExporter.export(
+        cfg, checkpoint(false, 6), tok, LlamaGgufExporter.Options.of("m", GgmlType.Q4_0), out);
+    try (GgufReader r = GgufReader.open(out)) {
+      assertEquals(GgmlType.Q4_0, r.tensor("blk.0.attn_q.weight").type());
+      assertEquals(1L, r.metadata().get("general.file_type").asLong() / 2);
+    }
+  }
+
+  @Test
+  void sentencePieceStyleBpeBecomesTheLlamaTokenizerModel() throws IOException {
+    ObjectNode t = JSON.createObjectNode();
+    ObjectNode model = t.putObject("model");
+    model.put("type", "BPE").put("byte_fallback", true).put("unk_token", "<unk>");
+    ObjectNode vocab = model.putObject("vocab");
+    String[] pieces = {"<unk>", "<s>", "</s>", "<0x00>", "<0x01>", "\u2581a", "\u2581the"};
+    for (int i = 0; i < pieces.length; i++) {
+      vocab.put(pieces[i], i);
+    }
+    ArrayNode added = t.putArray("added_tokens");
+    added.addObject().put("id", 0).put("content", "<unk>").put("special", true);
+    added.addObject().put("id", 1).put("content", "<s>").put("special", true);
+    added.addObject().put("id", 2).put("content", "</s>").put("special", true);
+    ObjectNode cfg = config(true);
+    cfg.put("bos_token_id", 1);
+    cfg.put("eos_token_id", 2);
+    java.util.Map<String, GgufValue> md = LlamaTokenizerMetadata.from(t, cfg);
+    assertEquals("llama", md.get("tokenizer.ggml.model").asString());
+    List<Object> types = md.get("tokenizer.ggml.token_type").asList();
+    assertEquals(List.of(2, 3, 3, 6, 6, 1, 1), types.subList(0, 7));
+    assertEquals(5, types.get(7)); // padding up to vocab_size
+    assertEquals(-5f, md.get("tokenizer.ggml.scores").asList().get(5));
+    assertEquals(0L, md.get("tokenizer.ggml.unknown_token_id").asLong());
+    assertEquals(1L, md.get("tokenizer.ggml.bos_token_id").asLong());
+    assertFalse(md.containsKey("tokenizer.ggml.merges"));
+
+    ObjectNode wordPiece = JSON.createObjectNode();
+    wordPiece.putObject("model").put("type", "WordPiece");
+    assertThrows(
+        UnsupportedOperationException.class, () -> LlamaTokenizerMetadata.from(wordPiece, cfg));
+  }
+
+  @Test
+  void fallbackTypes() {
+    assertEquals(GgmlType.Q4_K, LlamaGgufExporter.fallbackType(GgmlType.Q4_K, 4096));
+    assertEquals(GgmlType.Q8_0, LlamaGgufExporter.fallbackType(GgmlType.Q4_K, 11008 + 32));
+    assertEquals(GgmlType.Q8_0, LlamaGgufExporter.fallbackType(GgmlType.Q6_K, 96));
+    assertEquals(GgmlType.F16, LlamaGgufExporter.fallbackType(GgmlType.Q4_0, 100));
+    assertEquals(GgmlType.F32, LlamaGgufExporter.fallbackType(GgmlType.F32, 7));
+  }
+}
