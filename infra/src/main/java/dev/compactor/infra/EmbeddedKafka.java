@@ -230,7 +230,11 @@ public final class EmbeddedKafka implements AutoCloseable {
   }
 
   private static void format(Path logDir) {
-    // Reusing a formatted directory keeps the node's topics; a fresh one gets a new cluster id.
+    // A formatted directory is reused as is (same cluster id), so a restarted node keeps its
+    // topics and offsets; a fresh one gets a new cluster id.
+    if (Files.exists(logDir.resolve("meta.properties"))) {
+      return;
+    }
     Formatter formatter =
         new Formatter()
             .setPrintStream(

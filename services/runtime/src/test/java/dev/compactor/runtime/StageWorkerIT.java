@@ -1,0 +1,325 @@
+package dev.compactor.runtime;
+
+import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.compactor.events.ArtifactRef;
+import dev.compactor.events.StageCompleted;
+import dev.compactor.events.StageFailed;
+import dev.compactor.events.StageRequested;
+import dev.compactor.infra.LocalStack;
+import dev.compactor.schemas.Topics;
+import dev.compactor.schemas.registry.RestSchemaRegistryClient;
+import dev.compactor.schemas.registry.SchemaRegistryClient;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.Serializer;
+import org.apache.kafka.common.utils.Utils;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The stage runtime against a real broker, S3 server and schema registry: one {@link LocalStack}
+ * for the class, each test on its own stage topic so tests cannot see each other's records.
+ */
+class StageWorkerIT {
+  private static final Duration WAIT = Duration.ofSeconds(90);
+
+  @TempDir static Path dir;
+  static LocalStack stack;
+  static SchemaRegistryClient registry;
+  static BlobStore blobs;
+  static ArtifactStore artifacts;
+  static ArtifactRef input;
+  static EventReader events;
+
+  private final List<StageWorker> workers = new ArrayList<>();
+  private final TransformStage stage = new TransformStage();
+
+  @BeforeAll
+  static void startStack() throws Exception {
+    stack = LocalStack.start(dir.resolve("stack"));
+    registry = new RestSchemaRegistryClient(stack.schemaRegistryUrl());
+    blobs = BlobStore.create(config("prune", "setup"));
+    artifacts = new ArtifactStore(blobs, LocalStack.ARTIFACTS_BUCKET);
+    Path model = Files.createDirectories(dir.resolve("model/sub"));
+    Files.writeString(model.getParent().resolve("config.json"), "{\"hidden_size\": 64}");
+    Files.write(model.resolve("weights.bin"), new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9});
+    input =
+        artifacts.upload(
+            model.getParent(),
+            "hf-safetensors",
+            new ArtifactManifest.Provenance("ingestion", "", null, Map.of()));
+    events = new EventReader(stack.kafka().clientProperties(), registry);
+  }
+
+  @AfterAll
+  static void stopStack() {
+    registry.close();
+    stack.close();
+  }
+
+  @AfterEach
+  void closeWorkers() {
+    workers.forEach(StageWorker::close);
+  }
+
+  @Test
+  void completesAJobWhoseOutputDownloadsAndVerifies() throws Exception {
+    StageWorker worker = startWorker("prune", "w-prune");
+    String job = newJobId();
+    produce(request("prune", job, 1, "{}"));
+
+    StageCompleted done = awaitOne(Topics.STAGE_COMPLETED.name(), job, StageCompleted.class);
+    assertEquals(2.0, done.getMetrics().get("files"));
+    assertEquals(1, worker.health().completed());
+    ArtifactRef out = done.getOutput();
+    assertNotNull(out);
+    Path target = dir.resolve("downloaded-" + job);
+    ArtifactManifest manifest = artifacts.download(out, target);
+    assertArrayEquals(
+        new byte[] {9, 8, 7, 6, 5, 4, 3, 2, 1},
+        Files.readAllBytes(target.resolve("sub/weights.bin")));
+    assertEquals(input.getSha256(), manifest.provenance().parentSha256());
+    assertEquals("recipe of " + job, manifest.provenance().recipe());
+    assertEquals(
+        Map.of("bytes", 9.0 + "{\"hidden_size\": 64}".length(), "files", 2.0),
+        manifest.provenance().metrics());
+  }
+
+  @Test
+  void aJobLongerThanMaxPollIntervalCompletesOnceAndKeepsItsPartition() throws Exception {
+    StageWorker worker = startWorker("quantize", "w-long");
+    await().atMost(WAIT).until(() -> !worker.health().assigned().isEmpty());
+    List<String> assignedBefore = worker.health().assigned();
+    String job = newJobId();
+    // 12 s of work against max.poll.interval.ms = 6 s.
+    produce(request("quantize", job, 1, "{\"work_ms\": 12000}"));
+
+    awaitOne(Topics.STAGE_COMPLETED.name(), job, StageCompleted.class);
+    WorkerHealth h = worker.health();
+    assertEquals(1, stage.started(job, 1));
+    assertEquals(0, h.abandoned());
+    assertEquals(assignedBefore, h.assigned());
+    assertEquals(1, events.count(Topics.STAGE_COMPLETED.name(), job));
+  }
+
+  @Test
+  void aRedeliveredRequestIsNeitherRecomputedNorRepublished() throws Exception {
+    StageWorker worker = startWorker("distill", "w-dup");
+    String job = newJobId();
+    StageRequested req = request("distill", job, 2, "{}");
+    produce(req);
+    awaitOne(Topics.STAGE_COMPLETED.name(), job, StageCompleted.class);
+    produce(req);
+
+    await().atMost(WAIT).until(() -> worker.health().duplicates() == 1);
+    assertEquals(1, stage.started(job, 2));
+    assertEquals(1, events.count(Topics.STAGE_COMPLETED.name(), job));
+    assertEquals(0, events.count(Topics.STAGE_FAILED.name(), job));
+  }
+
+  @Test
+  void aFailingStageYieldsStageFailedWithTheReasonAndTheNextJobCompletes() throws Exception {
+    startWorker("factorize", "w-fail");
+    String bad = newJobId();
+    String good = newJobId();
+    produce(request("factorize", bad, 1, "{\"fail\": \"rank: expected <= 64, found 65\"}"));
+    produce(request("factorize", good, 1, "{}"));
+
+    StageFailed failed = awaitOne(Topics.STAGE_FAILED.name(), bad, StageFailed.class);
+    assertEquals("transform failed: rank: expected <= 64, found 65", failed.getReason());
+    assertEquals(IllegalArgumentException.class.getName(), failed.getErrorType());
+    assertFalse(failed.getRetriable());
+    assertEquals(1, failed.getAttempt());
+    awaitOne(Topics.STAGE_COMPLETED.name(), good, StageCompleted.class);
+    assertEquals(0, events.count(Topics.STAGE_COMPLETED.name(), bad));
+  }
+
+  @Test
+  void undecodableRecordsGoToTheDeadLetterTopicAndThePartitionKeepsFlowing() throws Exception {
+    StageWorker worker = startWorker("evaluate", "w-dlq");
+    String topic = Topics.stageRequested("evaluate").name();
+    String job = newJobId();
+    byte[] garbage = "definitely not avro".getBytes(StandardCharsets.UTF_8);
+    byte[] unknownSchema = {0, 0, 0, 0x7f, 0x7f, 1, 2, 3};
+    // Same key as the good job: all three share one partition, the garbage first.
+    produceRaw(topic, job, garbage);
+    produceRaw(topic, job, unknownSchema);
+    produce(request("evaluate", job, 1, "{}"));
+
+    awaitOne(Topics.STAGE_COMPLETED.name(), job, StageCompleted.class);
+    List<ConsumerRecord<byte[], byte[]>> dead = events.raw(Topics.DEADLETTER.name(), job);
+    assertEquals(2, dead.size());
+    assertArrayEquals(garbage, dead.get(0).value());
+    assertArrayEquals(unknownSchema, dead.get(1).value());
+    assertEquals(topic, header(dead.get(0), DeadLetters.ORIGINAL_TOPIC));
+    assertEquals(
+        header(dead.get(0), DeadLetters.ORIGINAL_PARTITION),
+        header(dead.get(1), DeadLetters.ORIGINAL_PARTITION));
+    assertEquals(
+        Long.parseLong(header(dead.get(0), DeadLetters.ORIGINAL_OFFSET)) + 1,
+        Long.parseLong(header(dead.get(1), DeadLetters.ORIGINAL_OFFSET)));
+    assertTrue(
+        header(dead.get(1), DeadLetters.ERROR).contains("schema id"),
+        header(dead.get(1), DeadLetters.ERROR));
+    assertEquals(2, worker.health().deadLettered());
+  }
+
+  @Test
+  void twoWorkersShareJobsAndEachJobCompletesExactlyOnce() throws Exception {
+    StageWorker a = startWorker("publish", "w-share-a");
+    StageWorker b = startWorker("publish", "w-share-b");
+    await()
+        .atMost(WAIT)
+        .until(
+            () ->
+                a.health().assigned().size() + b.health().assigned().size() == 6
+                    && !a.health().assigned().isEmpty()
+                    && !b.health().assigned().isEmpty());
+    List<String> jobs = jobsCoveringPartitions(Topics.stageRequested("publish").partitions());
+    for (String job : jobs) {
+      produce(request("publish", job, 3, "{\"work_ms\": 500}"));
+    }
+
+    for (String job : jobs) {
+      awaitOne(Topics.STAGE_COMPLETED.name(), job, StageCompleted.class);
+    }
+    for (String job : jobs) {
+      assertEquals(1, events.count(Topics.STAGE_COMPLETED.name(), job), job);
+      assertEquals(1, stage.started(job, 3), job);
+    }
+    assertTrue(a.health().completed() > 0 && b.health().completed() > 0, "both workers worked");
+    assertEquals(jobs.size(), a.health().completed() + b.health().completed());
+  }
+
+  @Test
+  void aJobOfAWorkerClosedMidJobIsCompletedByAnother() throws Exception {
+    StageWorker a = startWorker("ingestion", "w-first");
+    StageWorker b = startWorker("ingestion", "w-second");
+    await()
+        .atMost(WAIT)
+        .until(() -> a.health().assigned().size() + b.health().assigned().size() == 6);
+    String job = newJobId();
+    produce(request("ingestion", job, 0, "{\"work_ms\": 4000}"));
+    await().atMost(WAIT).until(() -> stage.started(job, 0) == 1);
+    StageWorker running = a.health().current() != null ? a : b;
+    StageWorker other = running == a ? b : a;
+
+    running.close();
+    StageCompleted done = awaitOne(Topics.STAGE_COMPLETED.name(), job, StageCompleted.class);
+    assertEquals(other.health().worker(), done.getWorker());
+    assertEquals(1, running.health().abandoned());
+    assertEquals(2, stage.started(job, 0));
+    assertEquals(1, stage.runs(job, 0));
+    assertEquals(1, events.count(Topics.STAGE_COMPLETED.name(), job));
+  }
+
+  private StageWorker startWorker(String stageName, String workerId) {
+    StageWorker w = new StageWorker(stage, config(stageName, workerId), blobs, registry);
+    workers.add(w);
+    w.start();
+    return w;
+  }
+
+  private static StageConfig config(String stageName, String workerId) {
+    Map<String, String> m = new HashMap<>();
+    m.put(StageConfig.KAFKA_BOOTSTRAP.envName(), stack.bootstrapServers());
+    m.put(StageConfig.SCHEMA_REGISTRY_URL.envName(), stack.schemaRegistryUrl());
+    m.put(StageConfig.S3_ENDPOINT.envName(), stack.s3Endpoint().toString());
+    m.put(StageConfig.S3_ACCESS_KEY.envName(), stack.s3AccessKey());
+    m.put(StageConfig.S3_SECRET_KEY.envName(), stack.s3SecretKey());
+    m.put(StageConfig.S3_REGION.envName(), stack.s3Region());
+    m.put(StageConfig.S3_BUCKET.envName(), LocalStack.ARTIFACTS_BUCKET);
+    m.put(StageConfig.STAGE.envName(), stageName);
+    m.put(StageConfig.WORK_DIR.envName(), dir.resolve("work-" + workerId).toString());
+    m.put(StageConfig.WORKER_ID.envName(), workerId);
+    m.put(StageConfig.MAX_POLL_INTERVAL_MS.envName(), "6000");
+    m.put(StageConfig.SESSION_TIMEOUT_MS.envName(), "6000");
+    m.put(StageConfig.POLL_TIMEOUT_MS.envName(), "200");
+    m.put(StageConfig.RETRY_ATTEMPTS.envName(), "3");
+    m.put(StageConfig.RETRY_INITIAL_BACKOFF_MS.envName(), "50");
+    m.put(StageConfig.RETRY_MAX_BACKOFF_MS.envName(), "500");
+    return StageConfig.of(m);
+  }
+
+  private static StageRequested request(String stageName, String job, int step, String params) {
+    return StageRequested.newBuilder()
+        .setJobId(job)
+        .setStep(step)
+        .setStage(stageName)
+        .setParamsJson(params)
+        .setInput(input)
+        .setRecipeYaml("recipe of " + job)
+        .setAttempt(1)
+        .setRequestedAtMs(System.currentTimeMillis())
+        .build();
+  }
+
+  private static void produce(StageRequested req) throws Exception {
+    String topic = Topics.stageRequested(req.getStage()).name();
+    Serializer<StageRequested> ser =
+        Topics.stageRequested(req.getStage()).valueSerde(registry).serializer();
+    produceRaw(topic, req.getJobId(), ser.serialize(topic, req));
+  }
+
+  private static void produceRaw(String topic, String key, byte[] value) throws Exception {
+    var props = stack.kafka().clientProperties();
+    props.put(ProducerConfig.ACKS_CONFIG, "all");
+    try (KafkaProducer<byte[], byte[]> p =
+        new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer())) {
+      p.send(new ProducerRecord<>(topic, key.getBytes(StandardCharsets.UTF_8), value)).get();
+    }
+  }
+
+  private static <V> V awaitOne(String topic, String job, Class<V> type) {
+    return await()
+        .atMost(WAIT)
+        .pollInterval(Duration.ofMillis(300))
+        .until(() -> events.values(topic, job, type), l -> !l.isEmpty())
+        .get(0);
+  }
+
+  private static String header(ConsumerRecord<?, ?> r, String name) {
+    return new String(r.headers().lastHeader(name).value(), StandardCharsets.UTF_8);
+  }
+
+  private static String newJobId() {
+    return "job-" + UUID.randomUUID();
+  }
+
+  /** Job ids whose records land on every partition of a topic with {@code n} partitions. */
+  private static List<String> jobsCoveringPartitions(int n) {
+    Set<Integer> covered = new HashSet<>();
+    List<String> jobs = new ArrayList<>();
+    while (covered.size() < n) {
+      String job = newJobId();
+      int p = Utils.toPositive(Utils.murmur2(job.getBytes(StandardCharsets.UTF_8))) % n;
+      if (covered.add(p)) {
+        jobs.add(job);
+      }
+    }
+    return jobs;
+  }
+}
