@@ -1,0 +1,118 @@
+package dev.compactor.core.recipe;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Layer-dropping distillation: a student built from a subset of the teacher's decoder layers is
+ * trained to match the teacher's token distribution on the calibration text.
+ *
+ * @param layers teacher layer indices the student keeps, ascending; empty when {@code keepLayers}
+ *     is used
+ * @param keepLayers number of evenly spaced teacher layers to keep; 0 when {@code layers} is used
+ * @param temperature softmax temperature of the distillation loss, > 0
+ * @param alpha weight of the KL term against the next-token cross-entropy term, in [0, 1]
+ * @param steps optimizer steps
+ * @param lr learning rate
+ * @param checkpointEvery write a resumable checkpoint every this many steps; 0 for only the end
+ */
+public record DistillParams(
+    List<Integer> layers,
+    int keepLayers,
+    double temperature,
+    double alpha,
+    int steps,
+    double lr,
+    int checkpointEvery)
+    implements StageParams {
+
+  public DistillParams {
+    layers = List.copyOf(layers);
+    if (layers.isEmpty() == (keepLayers == 0)) {
+      throw new IllegalArgumentException("give exactly one of layers and keep_layers");
+    }
+  }
+
+  static final ParamSchema.ObjectType SCHEMA =
+      ParamSchema.object("distill")
+          .optional("layers", ParamSchema.listOf(ParamSchema.integerAtLeast(0)))
+          .optional("keep_layers", ParamSchema.integerAtLeast(1))
+          .optional("temperature", ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false))
+          .optional("alpha", ParamSchema.number(0, true, 1, true))
+          .optional("steps", ParamSchema.integerAtLeast(1))
+          .optional("lr", ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false))
+          .optional("checkpoint_every", ParamSchema.integerAtLeast(1));
+
+  static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
+    boolean hasLayers = p != null && p.has("layers");
+    boolean hasKeep = p != null && p.has("keep_layers");
+    if (hasLayers == hasKeep) {
+      out.add(
+          new RecipeProblem(
+              path,
+              hasLayers
+                  ? "give either layers or keep_layers, not both"
+                  : "missing; distill needs layers (teacher layer indices) or keep_layers (a"
+                      + " count)"));
+    }
+    if (hasLayers) {
+      JsonNode l = p.get("layers");
+      for (int i = 1; i < l.size(); i++) {
+        if (l.get(i).asInt() <= l.get(i - 1).asInt()) {
+          out.add(
+              new RecipeProblem(
+                  path + ".layers[" + i + "]",
+                  "layer indices must be strictly ascending, found "
+                      + l.get(i).asInt()
+                      + " after "
+                      + l.get(i - 1).asInt()));
+        }
+      }
+    }
+    if (p != null && p.has("checkpoint_every") && p.has("steps")) {
+      if (Json.integer(p, "checkpoint_every", 0) > Json.integer(p, "steps", 0)) {
+        out.add(
+            new RecipeProblem(
+                path + ".checkpoint_every",
+                "is larger than steps, so no checkpoint would be written"));
+      }
+    }
+  }
+
+  static DistillParams from(JsonNode p) {
+    List<Integer> layers = new ArrayList<>();
+    if (p.has("layers")) {
+      p.get("layers").forEach(n -> layers.add(n.asInt()));
+    }
+    return new DistillParams(
+        layers,
+        Json.integer(p, "keep_layers", 0),
+        Json.number(p, "temperature", 2.0),
+        Json.number(p, "alpha", 0.5),
+        Json.integer(p, "steps", 200),
+        Json.number(p, "lr", 1e-4),
+        Json.integer(p, "checkpoint_every", 0));
+  }
+
+  @Override
+  public StageKind kind() {
+    return StageKind.DISTILL;
+  }
+
+  @Override
+  public ObjectNode toJson() {
+    ObjectNode o = Json.object();
+    if (layers.isEmpty()) {
+      o.put("keep_layers", keepLayers);
+    } else {
+      layers.forEach(o.putArray("layers")::add);
+    }
+    o.put("temperature", temperature).put("alpha", alpha).put("steps", steps).put("lr", lr);
+    if (checkpointEvery > 0) {
+      o.put("checkpoint_every", checkpointEvery);
+    }
+    return o;
+  }
+}

@@ -1,0 +1,215 @@
+package dev.compactor.core.recipe;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Weight quantization and the file formats the quantized model is exported to.
+ *
+ * @param method rounding algorithm; gptq and awq read calibration activations
+ * @param bits weight bits, 4 or 8 (fp8 is always 8, nf4 always 4)
+ * @param groupSize weights sharing one scale; -1 means one scale per output channel
+ * @param symmetric symmetric (no zero point) or asymmetric quantization
+ * @param export formats written next to each other in the output artifact
+ */
+public record QuantizeParams(
+    Method method, int bits, int groupSize, boolean symmetric, List<ExportFormat> export)
+    implements StageParams {
+
+  /** Quantization algorithm. */
+  public enum Method {
+    RTN,
+    GPTQ,
+    AWQ,
+    FP8,
+    NF4;
+
+    public String key() {
+      return name().toLowerCase(Locale.ROOT);
+    }
+  }
+
+  /** GGUF tensor types a {@code gguf:<type>} export may ask for. */
+  public static final List<String> GGUF_TYPES = List.of("f32", "f16", "q8_0", "q4_0", "q4_1");
+
+  /**
+   * One export target: {@code safetensors}, {@code compressed-tensors}, {@code gguf} or {@code
+   * gguf:<type>}.
+   *
+   * @param container the file family
+   * @param ggufType the GGUF tensor type, or null to derive it from {@code bits}
+   */
+  public record ExportFormat(Container container, String ggufType) {
+
+    /** File family of an export. */
+    public enum Container {
+      SAFETENSORS("safetensors"),
+      COMPRESSED_TENSORS("compressed-tensors"),
+      GGUF("gguf");
+
+      private final String key;
+
+      Container(String key) {
+        this.key = key;
+      }
+
+      public String key() {
+        return key;
+      }
+    }
+
+    /** Parses the recipe spelling; throws with the accepted spellings when it is not one. */
+    public static ExportFormat parse(String spec) {
+      for (Container c : Container.values()) {
+        if (c.key.equals(spec)) {
+          return new ExportFormat(c, null);
+        }
+      }
+      if (spec.startsWith("gguf:") && GGUF_TYPES.contains(spec.substring(5))) {
+        return new ExportFormat(Container.GGUF, spec.substring(5));
+      }
+      throw new IllegalArgumentException("expected " + SPELLING + " but found \"" + spec + "\"");
+    }
+
+    static final String SPELLING =
+        "safetensors, compressed-tensors, gguf or gguf:<" + String.join("|", GGUF_TYPES) + ">";
+
+    @Override
+    public String toString() {
+      return ggufType == null ? container.key : container.key + ":" + ggufType;
+    }
+  }
+
+  public QuantizeParams {
+    export = List.copyOf(export);
+  }
+
+  static final ParamSchema.Type EXPORT_ITEM =
+      new ParamSchema.Type() {
+        @Override
+        public void check(JsonNode node, String path, List<RecipeProblem> out) {
+          try {
+            if (!node.isTextual()) {
+              throw new IllegalArgumentException();
+            }
+            ExportFormat.parse(node.asText());
+          } catch (IllegalArgumentException e) {
+            out.add(ParamSchema.mismatch(path, describe(), node));
+          }
+        }
+
+        @Override
+        public String describe() {
+          return ExportFormat.SPELLING;
+        }
+      };
+
+  static final ParamSchema.ObjectType SCHEMA =
+      ParamSchema.object("quantize")
+          .required("method", ParamSchema.oneOf("rtn", "gptq", "awq", "fp8", "nf4"))
+          .optional("bits", ParamSchema.intOneOf(4, 8))
+          .optional("group_size", ParamSchema.intOneOf(-1, 32, 64, 128))
+          .optional("symmetric", ParamSchema.bool())
+          .optional("export", ParamSchema.listOf(EXPORT_ITEM));
+
+  /** Checks that need more than one parameter; {@code p} already passed {@link #SCHEMA}. */
+  static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
+    String method = Json.text(p, "method", "");
+    boolean hasBits = p.has("bits");
+    int bits = Json.integer(p, "bits", 0);
+    if (method.equals("fp8") && hasBits && bits != 8) {
+      out.add(new RecipeProblem(path + ".bits", "fp8 is an 8-bit format but bits is " + bits));
+    }
+    if (method.equals("nf4") && hasBits && bits != 4) {
+      out.add(new RecipeProblem(path + ".bits", "nf4 is a 4-bit format but bits is " + bits));
+    }
+    if (method.equals("fp8") && p.has("group_size") && Json.integer(p, "group_size", -1) != -1) {
+      out.add(
+          new RecipeProblem(
+              path + ".group_size",
+              "fp8 keeps one scale per output channel: group_size must be -1 or left out"));
+    }
+    if (method.equals("awq") && hasBits && bits != 4) {
+      out.add(new RecipeProblem(path + ".bits", "awq supports bits 4 only, found " + bits));
+    }
+    int effectiveBits = defaultBits(method, bits);
+    JsonNode export = p.get("export");
+    if (export == null) {
+      return;
+    }
+    for (int i = 0; i < export.size(); i++) {
+      ExportFormat f = ExportFormat.parse(export.get(i).asText());
+      String at = path + ".export[" + i + "]";
+      if (f.container() == ExportFormat.Container.GGUF && method.equals("fp8")) {
+        out.add(new RecipeProblem(at, "gguf has no fp8 tensor type; export fp8 as safetensors"));
+      } else if (f.ggufType() != null && f.ggufType().startsWith("q")) {
+        int typeBits = f.ggufType().startsWith("q8") ? 8 : 4;
+        if (typeBits != effectiveBits) {
+          out.add(
+              new RecipeProblem(
+                  at,
+                  "gguf:"
+                      + f.ggufType()
+                      + " holds "
+                      + typeBits
+                      + "-bit weights but the model is quantized to "
+                      + effectiveBits
+                      + " bits"));
+        }
+      }
+    }
+  }
+
+  static QuantizeParams from(JsonNode p) {
+    String method = Json.text(p, "method", "rtn");
+    int bits = defaultBits(method, Json.integer(p, "bits", 0));
+    int groupSize = Json.integer(p, "group_size", method.equals("fp8") ? -1 : 128);
+    List<ExportFormat> export = new ArrayList<>();
+    JsonNode e = p.get("export");
+    if (e == null || e.isNull()) {
+      export.add(new ExportFormat(ExportFormat.Container.SAFETENSORS, null));
+    } else {
+      e.forEach(n -> export.add(ExportFormat.parse(n.asText())));
+    }
+    return new QuantizeParams(
+        Method.valueOf(method.toUpperCase(Locale.ROOT)),
+        bits,
+        groupSize,
+        Json.bool(p, "symmetric", !method.equals("awq")),
+        export);
+  }
+
+  private static int defaultBits(String method, int given) {
+    if (given != 0) {
+      return given;
+    }
+    return method.equals("fp8") ? 8 : 4;
+  }
+
+  /** Whether this stage reads calibration activations. */
+  public boolean needsCalibration() {
+    return method == Method.GPTQ || method == Method.AWQ;
+  }
+
+  @Override
+  public StageKind kind() {
+    return StageKind.QUANTIZE;
+  }
+
+  @Override
+  public ObjectNode toJson() {
+    ObjectNode o =
+        Json.object()
+            .put("method", method.key())
+            .put("bits", bits)
+            .put("group_size", groupSize)
+            .put("symmetric", symmetric);
+    ArrayNode a = o.putArray("export");
+    export.forEach(f -> a.add(f.toString()));
+    return o;
+  }
+}

@@ -1,0 +1,172 @@
+package dev.compactor.core.recipe;
+
+import java.util.List;
+
+/**
+ * The rules that span stages: what may follow what, what needs calibration, and whether publish's
+ * gates can be decided from the evaluation before it. Each broken rule is reported at the stage
+ * that breaks it.
+ */
+final class RecipeRules {
+
+  private RecipeRules() {}
+
+  static void check(
+      List<RecipeParser.Entry> entries, boolean hasCalibration, List<RecipeProblem> out) {
+    RecipeParser.Entry publish = null;
+    RecipeParser.Entry quantize = null;
+    RecipeParser.Entry prune = null;
+    RecipeParser.Entry factorize = null;
+    for (RecipeParser.Entry e : entries) {
+      if (publish != null) {
+        out.add(
+            new RecipeProblem(
+                e.path(),
+                e.kind() == StageKind.PUBLISH
+                    ? "publish is listed twice (first at " + publish.path() + ")"
+                    : "comes after publish at "
+                        + publish.path()
+                        + "; publish must be the last stage"));
+      }
+      switch (e.kind()) {
+        case PRUNE -> {
+          if (prune != null) {
+            out.add(
+                new RecipeProblem(
+                    e.path(),
+                    "prune is listed twice (first at "
+                        + prune.path()
+                        + "); sparsity is the final fraction, so give it once"));
+          }
+          prune = prune == null ? e : prune;
+        }
+        case FACTORIZE -> {
+          if (factorize != null) {
+            out.add(
+                new RecipeProblem(
+                    e.path(),
+                    "factorize is listed twice (first at "
+                        + factorize.path()
+                        + "); give the final rank once"));
+          }
+          factorize = factorize == null ? e : factorize;
+        }
+        case QUANTIZE -> {
+          if (quantize != null) {
+            out.add(
+                new RecipeProblem(
+                    e.path(),
+                    "quantize is listed twice (first at "
+                        + quantize.path()
+                        + "); re-quantizing quantized weights compounds the rounding error"));
+          }
+          quantize = quantize == null ? e : quantize;
+        }
+        case PUBLISH -> publish = publish == null ? e : publish;
+        case DISTILL, EVALUATE -> {}
+      }
+      if (e.kind().isCompression() && e.kind() != StageKind.QUANTIZE && quantize != null) {
+        out.add(
+            new RecipeProblem(
+                e.path(),
+                "would run on quantized weights (quantize at "
+                    + quantize.path()
+                    + "); put quantize after every other compression stage"));
+      }
+      checkCalibration(e, hasCalibration, out);
+    }
+    if (publish != null) {
+      checkPublishIsGated(entries, publish, out);
+    }
+  }
+
+  private static void checkCalibration(
+      RecipeParser.Entry e, boolean hasCalibration, List<RecipeProblem> out) {
+    if (hasCalibration || e.params() == null) {
+      return;
+    }
+    String what = null;
+    if (e.params() instanceof PruneParams p && p.needsCalibration()) {
+      what = "method wanda";
+    } else if (e.params() instanceof QuantizeParams q && q.needsCalibration()) {
+      what = "method " + q.method().key();
+    } else if (e.params() instanceof DistillParams) {
+      what = "distillation";
+    }
+    if (what != null) {
+      String at = e.kind() == StageKind.DISTILL ? e.path() : e.path() + ".method";
+      out.add(
+          new RecipeProblem(
+              at,
+              what
+                  + " needs calibration text but the recipe has no calibration section (add"
+                  + " calibration: {dataset: ..., samples: ..., seq_len: ...})"));
+    }
+  }
+
+  /**
+   * Publish judges the model by the last evaluate before it, so that one must see the final model.
+   */
+  private static void checkPublishIsGated(
+      List<RecipeParser.Entry> entries, RecipeParser.Entry publish, List<RecipeProblem> out) {
+    RecipeParser.Entry lastEvaluate = null;
+    for (RecipeParser.Entry e : entries) {
+      if (e == publish) {
+        break;
+      }
+      if (e.kind() == StageKind.EVALUATE) {
+        lastEvaluate = e;
+      }
+    }
+    if (lastEvaluate == null) {
+      out.add(
+          new RecipeProblem(
+              publish.path(),
+              "has no evaluate before it; publish's gates need the evaluation's metrics"));
+      return;
+    }
+    boolean afterEvaluate = false;
+    for (RecipeParser.Entry e : entries) {
+      if (e == publish) {
+        break;
+      }
+      afterEvaluate |= e == lastEvaluate;
+      if (afterEvaluate && e.kind().isCompression()) {
+        out.add(
+            new RecipeProblem(
+                e.path(),
+                "runs after the last evaluate ("
+                    + lastEvaluate.path()
+                    + "), so publish would release a model nobody evaluated; add an evaluate"
+                    + " after it"));
+      }
+    }
+    if (publish.params() instanceof PublishParams p
+        && lastEvaluate.params() instanceof EvaluateParams ev) {
+      PublishParams.Gates g = p.gates();
+      String gates = publish.path() + ".gates.";
+      if (g.maxPerplexityIncrease() != null && ev.perplexity() == null) {
+        out.add(
+            new RecipeProblem(
+                gates + "max_perplexity_increase",
+                "needs perplexity but " + lastEvaluate.path() + " has perplexity: false"));
+      }
+      if (!ev.kl()) {
+        if (g.maxKlDivergence() != null) {
+          out.add(
+              new RecipeProblem(
+                  gates + "max_kl_divergence",
+                  "needs kl but " + lastEvaluate.path() + " has kl: false"));
+        }
+        if (g.minTop1Agreement() != null) {
+          out.add(
+              new RecipeProblem(
+                  gates + "min_top1_agreement",
+                  "needs kl (top-1 agreement is measured with it) but "
+                      + lastEvaluate.path()
+                      + " has kl: false"));
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,331 @@
+package dev.compactor.core.recipe;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** One test per validation rule: each names the path of the problem and what was wrong. */
+class RecipeValidationTest {
+
+  private static final String CAL =
+      "calibration: { dataset: s3://d/c.txt, samples: 8, seq_len: 64 }\n";
+
+  /** Validates a recipe whose stages are the given YAML list items. */
+  private static List<RecipeProblem> problems(String stages, boolean withCalibration) {
+    String yaml = "name: t\nstages:\n" + stages + (withCalibration ? CAL : "");
+    List<RecipeProblem> problems = Recipe.validate(yaml);
+    assertTrue(!problems.isEmpty(), "expected problems for:\n" + yaml);
+    return problems;
+  }
+
+  private static void assertOnlyProblem(
+      List<RecipeProblem> problems, String path, String messagePart) {
+    assertEquals(1, problems.size(), "problems: " + problems);
+    assertProblem(problems, path, messagePart);
+  }
+
+  private static void assertProblem(List<RecipeProblem> problems, String path, String messagePart) {
+    assertTrue(
+        problems.stream().anyMatch(p -> p.path().equals(path) && p.message().contains(messagePart)),
+        "expected a problem at " + path + " containing '" + messagePart + "' in " + problems);
+  }
+
+  @Test
+  void notYaml() {
+    assertProblem(Recipe.validate("name: [unclosed"), "", "not valid YAML");
+    assertProblem(Recipe.validate("   "), "", "empty");
+    assertProblem(Recipe.validate("- a list"), "", "expected a mapping");
+  }
+
+  @Test
+  void duplicateKeysAreRejected() {
+    assertProblem(
+        Recipe.validate("name: a\nname: b\nstages:\n  - evaluate: {}\n"), "", "Duplicate field");
+  }
+
+  @Test
+  void topLevelShape() {
+    List<RecipeProblem> p = Recipe.validate("colour: red\nstages: []\n");
+    assertProblem(p, "colour", "unknown parameter");
+    assertProblem(p, "name", "missing");
+    assertProblem(p, "stages", "non-empty list");
+    assertProblem(
+        Recipe.validate("name: 'bad name!'\nstages:\n  - evaluate:\n"), "name", "bad name!");
+  }
+
+  @Test
+  void stageEntryMustHaveExactlyOneName() {
+    assertOnlyProblem(
+        problems("  - { prune: { sparsity: 0.5 }, evaluate: {} }\n", false),
+        "stages[0]",
+        "exactly one stage name");
+  }
+
+  @Test
+  void unknownStage() {
+    assertOnlyProblem(problems("  - shrink: {}\n", false), "stages[0].shrink", "unknown stage");
+  }
+
+  @Test
+  void ingestionMustNotBeListed() {
+    assertOnlyProblem(
+        problems("  - ingestion: {}\n  - evaluate:\n", false),
+        "stages[0].ingestion",
+        "ingestion is implicit");
+  }
+
+  @Test
+  void unknownParameterNamesTheAcceptedOnes() {
+    assertOnlyProblem(
+        problems("  - quantize: { method: rtn, bits: 4, colour: red }\n", false),
+        "stages[0].quantize.colour",
+        "quantize accepts method, bits, group_size, symmetric, export");
+  }
+
+  @Test
+  void illTypedParameters() {
+    List<RecipeProblem> p =
+        problems(
+            "  - prune: { method: random, sparsity: 1.0 }\n"
+                + "  - quantize: { method: rtn, bits: 3, group_size: 100, symmetric: maybe,"
+                + " export: [onnx] }\n",
+            false);
+    assertProblem(p, "stages[0].prune.method", "one of magnitude, wanda but found \"random\"");
+    assertProblem(p, "stages[0].prune.sparsity", "a number in (0, 1) but found 1.0");
+    assertProblem(p, "stages[1].quantize.bits", "one of 4, 8 but found 3");
+    assertProblem(p, "stages[1].quantize.group_size", "one of -1, 32, 64, 128 but found 100");
+    assertProblem(p, "stages[1].quantize.symmetric", "true or false");
+    assertProblem(p, "stages[1].quantize.export[0]", "gguf:<");
+    assertEquals(6, p.size(), "every problem is listed: " + p);
+  }
+
+  @Test
+  void missingRequiredParameter() {
+    assertOnlyProblem(
+        problems("  - prune: { method: magnitude }\n", false),
+        "stages[0].prune.sparsity",
+        "missing");
+    assertOnlyProblem(
+        problems("  - quantize: {}\n", false), "stages[0].quantize.method", "missing");
+  }
+
+  @Test
+  void distillParameters() {
+    assertOnlyProblem(
+        problems("  - distill: { temperature: 2 }\n", true), "stages[0].distill", "layers");
+    assertOnlyProblem(
+        problems("  - distill: { layers: [0, 1], keep_layers: 2 }\n", true),
+        "stages[0].distill",
+        "not both");
+    assertOnlyProblem(
+        problems("  - distill: { layers: [2, 1] }\n", true),
+        "stages[0].distill.layers[1]",
+        "strictly ascending");
+    List<RecipeProblem> p =
+        problems(
+            "  - distill: { layers: [-1], temperature: 0, alpha: 1.5, steps: 0, lr: -1 }\n", true);
+    assertProblem(p, "stages[0].distill.layers[0]", "an integer >= 0");
+    assertProblem(p, "stages[0].distill.temperature", "(0, inf)");
+    assertProblem(p, "stages[0].distill.alpha", "[0, 1]");
+    assertProblem(p, "stages[0].distill.steps", "an integer >= 1");
+    assertProblem(p, "stages[0].distill.lr", "(0, inf)");
+    assertOnlyProblem(
+        problems("  - distill: { keep_layers: 2, steps: 10, checkpoint_every: 50 }\n", true),
+        "stages[0].distill.checkpoint_every",
+        "larger than steps");
+  }
+
+  @Test
+  void factorizeNeedsExactlyOneOfRankAndRatio() {
+    assertOnlyProblem(problems("  - factorize: {}\n", false), "stages[0].factorize", "rank");
+    assertOnlyProblem(
+        problems("  - factorize: { rank: 8, rank_ratio: 0.5 }\n", false),
+        "stages[0].factorize",
+        "not both");
+  }
+
+  @Test
+  void evaluateParameters() {
+    assertOnlyProblem(
+        problems("  - evaluate: { perplexity: { seq_len: 64, stride: 128 } }\n", false),
+        "stages[0].evaluate.perplexity.stride",
+        "larger than seq_len");
+    assertOnlyProblem(
+        problems("  - evaluate: { perplexity: { window: 64 } }\n", false),
+        "stages[0].evaluate.perplexity.window",
+        "perplexity accepts seq_len, stride");
+    assertOnlyProblem(
+        problems("  - evaluate: { perplexity: 7 }\n", false),
+        "stages[0].evaluate.perplexity",
+        "true or false or a mapping");
+    assertOnlyProblem(
+        problems("  - evaluate: { perplexity: false, kl: false, latency: false }\n", false),
+        "stages[0].evaluate",
+        "measures nothing");
+  }
+
+  @Test
+  void publishGatesAreTyped() {
+    List<RecipeProblem> p =
+        problems(
+            "  - evaluate:\n  - publish: { gates: { min_top1_agreement: 1.5, max_size_ratio: 0,"
+                + " max_accuracy_drop: 1 } }\n",
+            false);
+    assertProblem(p, "stages[1].publish.gates.min_top1_agreement", "[0, 1]");
+    assertProblem(p, "stages[1].publish.gates.max_size_ratio", "(0, inf)");
+    assertProblem(p, "stages[1].publish.gates.max_accuracy_drop", "unknown parameter");
+  }
+
+  @Test
+  void publishWithoutEvaluate() {
+    assertOnlyProblem(
+        problems("  - prune: { sparsity: 0.5 }\n  - publish: {}\n", false),
+        "stages[1].publish",
+        "no evaluate before it");
+  }
+
+  @Test
+  void stagesAfterPublish() {
+    assertOnlyProblem(
+        problems("  - evaluate:\n  - publish: {}\n  - evaluate:\n", false),
+        "stages[2].evaluate",
+        "publish must be the last stage");
+  }
+
+  @Test
+  void publishListedTwice() {
+    assertOnlyProblem(
+        problems("  - evaluate:\n  - publish: {}\n  - publish: {}\n", false),
+        "stages[2].publish",
+        "listed twice");
+  }
+
+  @Test
+  void compressionAfterTheLastEvaluateIsNotGated() {
+    assertOnlyProblem(
+        problems(
+            "  - prune: { sparsity: 0.5 }\n  - evaluate:\n  - quantize: { method: rtn }\n"
+                + "  - publish: {}\n",
+            false),
+        "stages[2].quantize",
+        "runs after the last evaluate (stages[1].evaluate)");
+  }
+
+  @Test
+  void dataAwareMethodsNeedCalibration() {
+    List<RecipeProblem> p =
+        problems(
+            "  - prune: { method: wanda, sparsity: 0.5 }\n  - distill: { keep_layers: 2 }\n"
+                + "  - quantize: { method: gptq, bits: 4 }\n",
+            false);
+    assertProblem(p, "stages[0].prune.method", "method wanda needs calibration");
+    assertProblem(p, "stages[1].distill", "distillation needs calibration");
+    assertProblem(p, "stages[2].quantize.method", "method gptq needs calibration");
+    assertEquals(3, p.size(), "problems: " + p);
+    assertOnlyProblem(
+        problems("  - quantize: { method: awq }\n", false),
+        "stages[0].quantize.method",
+        "method awq needs calibration");
+    assertTrue(
+        Recipe.validate("name: t\nstages:\n  - quantize: { method: awq }\n" + CAL).isEmpty());
+  }
+
+  @Test
+  void calibrationShape() {
+    List<RecipeProblem> p =
+        Recipe.validate(
+            "name: t\nstages:\n  - evaluate:\ncalibration: { dataset: '', samples: 0, rows: 1 }\n");
+    assertProblem(p, "calibration.dataset", "non-empty string");
+    assertProblem(p, "calibration.samples", "an integer >= 1");
+    assertProblem(p, "calibration.seq_len", "missing");
+    assertProblem(p, "calibration.rows", "unknown parameter");
+    assertEquals(4, p.size(), "problems: " + p);
+  }
+
+  @Test
+  void fp8WithBits4AndOtherFormatMismatches() {
+    assertOnlyProblem(
+        problems("  - quantize: { method: fp8, bits: 4 }\n", false),
+        "stages[0].quantize.bits",
+        "fp8 is an 8-bit format");
+    assertOnlyProblem(
+        problems("  - quantize: { method: nf4, bits: 8 }\n", false),
+        "stages[0].quantize.bits",
+        "nf4 is a 4-bit format");
+    assertOnlyProblem(
+        problems("  - quantize: { method: fp8, group_size: 128 }\n", false),
+        "stages[0].quantize.group_size",
+        "fp8 keeps one scale per output channel");
+    assertOnlyProblem(
+        problems("  - quantize: { method: fp8, export: [safetensors, gguf] }\n", false),
+        "stages[0].quantize.export[1]",
+        "gguf has no fp8");
+    assertOnlyProblem(
+        problems("  - quantize: { method: rtn, bits: 4, export: [\"gguf:q8_0\"] }\n", false),
+        "stages[0].quantize.export[0]",
+        "holds 8-bit weights but the model is quantized to 4 bits");
+    assertOnlyProblem(
+        problems("  - quantize: { method: awq, bits: 8 }\n", true),
+        "stages[0].quantize.bits",
+        "awq supports bits 4 only");
+  }
+
+  @Test
+  void stagesListedTwiceWhereThatMakesNoSense() {
+    assertOnlyProblem(
+        problems("  - quantize: { method: rtn }\n  - quantize: { method: rtn, bits: 8 }\n", false),
+        "stages[1].quantize",
+        "quantize is listed twice");
+    assertOnlyProblem(
+        problems("  - prune: { sparsity: 0.2 }\n  - prune: { sparsity: 0.4 }\n", false),
+        "stages[1].prune",
+        "prune is listed twice");
+    assertOnlyProblem(
+        problems("  - factorize: { rank: 4 }\n  - factorize: { rank: 2 }\n", false),
+        "stages[1].factorize",
+        "factorize is listed twice");
+    assertTrue(
+        Recipe.validate(
+                "name: t\nstages:\n  - evaluate:\n  - distill: { keep_layers: 1 }\n"
+                    + "  - distill: { keep_layers: 1 }\n  - evaluate:\n"
+                    + CAL)
+            .isEmpty(),
+        "evaluate and distill may repeat");
+  }
+
+  @Test
+  void compressionAfterQuantizeWouldRunOnQuantizedWeights() {
+    assertOnlyProblem(
+        problems("  - quantize: { method: rtn }\n  - prune: { sparsity: 0.5 }\n", false),
+        "stages[1].prune",
+        "would run on quantized weights");
+  }
+
+  @Test
+  void gatesNeedTheMetricsTheEvaluationMeasures() {
+    List<RecipeProblem> p =
+        problems(
+            "  - evaluate: { perplexity: false, kl: false, latency: true }\n"
+                + "  - publish: { gates: { max_perplexity_increase: 0.1, max_kl_divergence: 0.2,"
+                + " min_top1_agreement: 0.9, max_size_ratio: 0.5 } }\n",
+            false);
+    assertProblem(p, "stages[1].publish.gates.max_perplexity_increase", "perplexity: false");
+    assertProblem(p, "stages[1].publish.gates.max_kl_divergence", "kl: false");
+    assertProblem(p, "stages[1].publish.gates.min_top1_agreement", "kl: false");
+    assertEquals(3, p.size(), "max_size_ratio is always measurable: " + p);
+  }
+
+  @Test
+  void exceptionMessageListsEveryProblem() {
+    InvalidRecipeException e =
+        assertThrows(
+            InvalidRecipeException.class,
+            () -> Recipe.parse("name: t\nstages:\n  - prune: { sparsity: 2 }\n  - shrink: {}\n"));
+    assertEquals(2, e.problems().size());
+    assertTrue(e.getMessage().contains("stages[0].prune.sparsity"), e.getMessage());
+    assertTrue(e.getMessage().contains("stages[1].shrink"), e.getMessage());
+  }
+}

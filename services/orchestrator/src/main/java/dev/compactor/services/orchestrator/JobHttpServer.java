@@ -1,0 +1,133 @@
+package dev.compactor.services.orchestrator;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.util.Optional;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import org.apache.kafka.streams.errors.InvalidStateStoreException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The orchestrator's read-only HTTP API, answered from the job-state store:
+ *
+ * <ul>
+ *   <li>{@code GET /jobs} — every job this instance holds, newest first: {@code {"jobs": [{jobId,
+ *       state, step, totalSteps, stage, recipe, message, updatedAtMs}, ...]}}
+ *   <li>{@code GET /jobs/{id}} — the whole {@link JobRecord} (plan, steps with input and output
+ *       artifacts and metrics, baseline, history); 404 when unknown; 307 to the owning instance
+ *       when another orchestrator holds it
+ *   <li>{@code GET /health} — {@code {"status": "RUNNING"}}; 503 while the store is not queryable
+ * </ul>
+ *
+ * Errors are JSON too: {@code {"error": "..."}}.
+ */
+public final class JobHttpServer implements AutoCloseable {
+
+  private static final Logger LOG = LoggerFactory.getLogger(JobHttpServer.class);
+
+  private final HttpServer server;
+  private final ExecutorService executor;
+  private final JobQueries queries;
+
+  /** Starts serving on {@code address} (port 0 = any free port). */
+  public JobHttpServer(JobQueries queries, InetSocketAddress address) throws IOException {
+    this.queries = queries;
+    this.server = HttpServer.create(address, 0);
+    this.executor = Executors.newFixedThreadPool(2, r -> new Thread(r, "orchestrator-http"));
+    server.setExecutor(executor);
+    server.createContext("/", this::handle);
+    server.start();
+    LOG.info("job status API on http://{}:{}/jobs", address.getHostString(), port());
+  }
+
+  /** The port actually bound. */
+  public int port() {
+    return server.getAddress().getPort();
+  }
+
+  private void handle(HttpExchange exchange) throws IOException {
+    try (exchange) {
+      if (!"GET".equals(exchange.getRequestMethod())) {
+        exchange.getResponseHeaders().add("Allow", "GET");
+        send(exchange, 405, error("only GET is supported"));
+        return;
+      }
+      String path = exchange.getRequestURI().getPath();
+      if (path.equals("/health")) {
+        JobQueries.Health h = queries.health();
+        send(
+            exchange,
+            h.ok() ? 200 : 503,
+            JobJson.MAPPER.createObjectNode().put("status", h.state()).toString());
+      } else if (path.equals("/jobs") || path.equals("/jobs/")) {
+        ObjectNode body = JobJson.MAPPER.createObjectNode();
+        ArrayNode jobs = body.putArray("jobs");
+        queries.jobs().forEach(j -> jobs.add(JobJson.summary(j)));
+        send(exchange, 200, body.toString());
+      } else if (path.startsWith("/jobs/")) {
+        job(exchange, URLDecoder.decode(path.substring("/jobs/".length()), StandardCharsets.UTF_8));
+      } else {
+        send(exchange, 404, error("no such resource " + path + "; try /jobs, /jobs/{id}, /health"));
+      }
+    } catch (InvalidStateStoreException e) {
+      sendQuietly(
+          exchange,
+          503,
+          error("job state is not queryable right now (rebalancing?): " + e.getMessage()));
+    } catch (RuntimeException e) {
+      LOG.warn("HTTP {} failed", exchange.getRequestURI(), e);
+      sendQuietly(exchange, 500, error(e.toString()));
+    }
+  }
+
+  private void job(HttpExchange exchange, String id) throws IOException {
+    Optional<JobRecord> job = queries.job(id);
+    if (job.isPresent()) {
+      send(exchange, 200, JobJson.toJson(job.get()));
+      return;
+    }
+    Optional<String> owner = queries.ownerUrl(id);
+    if (owner.isPresent()) {
+      exchange.getResponseHeaders().add("Location", owner.get() + "/jobs/" + id);
+      send(exchange, 307, error("job " + id + " is held by " + owner.get()));
+      return;
+    }
+    send(exchange, 404, error("no job " + id));
+  }
+
+  private static String error(String message) {
+    return JobJson.MAPPER.createObjectNode().put("error", message).toString();
+  }
+
+  private static void send(HttpExchange exchange, int status, String json) throws IOException {
+    byte[] body = json.getBytes(StandardCharsets.UTF_8);
+    exchange.getResponseHeaders().set("Content-Type", "application/json; charset=utf-8");
+    exchange.sendResponseHeaders(status, body.length);
+    try (OutputStream out = exchange.getResponseBody()) {
+      out.write(body);
+    }
+  }
+
+  private static void sendQuietly(HttpExchange exchange, int status, String json) {
+    try {
+      send(exchange, status, json);
+    } catch (IOException | RuntimeException e) {
+      LOG.debug("could not send error response", e);
+    }
+  }
+
+  @Override
+  public void close() {
+    server.stop(0);
+    executor.shutdownNow();
+  }
+}
