@@ -1,0 +1,235 @@
+package dev.compactor.core.distill;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import dev.compactor.core.model.CausalLM;
+import dev.compactor.core.model.Transformer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Trains a student to imitate a teacher on the calibration text: each step feeds a batch of token
+ * windows to both, computes {@link DistillationLoss} on the student's logits against the teacher's
+ * (computed outside the gradient tape, so the teacher is never differentiated) and the true next
+ * tokens, and takes an AdamW step on a warm-up + cosine learning-rate schedule.
+ *
+ * <p>Every {@code checkpointEvery} steps the student's weights, the optimizer's moments and the
+ * step are handed to a {@link CheckpointSink}. A run started with a sink that already holds a
+ * checkpoint continues from it: the data order is a pure function of seed and step ({@link
+ * TrainingOrder}), so the resumed run sees exactly the batches the uninterrupted one would have.
+ */
+public final class Distiller {
+
+  private static final Logger LOG = LoggerFactory.getLogger(Distiller.class);
+  private static final int CURVE_POINTS = 50;
+  private static final int LOSS_WINDOW = 5;
+
+  private final DistillationSpec spec;
+  private final CheckpointSink sink;
+
+  public Distiller(DistillationSpec spec, CheckpointSink sink) {
+    this.spec = spec;
+    this.sink = sink;
+  }
+
+  /**
+   * Trains {@code student} in place. Each window holds {@code seq + 1} token ids: the model reads
+   * the first {@code seq}, and the last {@code seq} are the next-token targets.
+   */
+  public DistillationReport distill(CausalLM teacher, Transformer student, List<int[]> windows)
+      throws IOException {
+    int seq = checkWindows(windows, student);
+    if (teacher.vocabSize() != student.vocabSize()) {
+      throw new IllegalArgumentException(
+          "teacher and student must share a vocabulary: "
+              + teacher.vocabSize()
+              + " vs "
+              + student.vocabSize());
+    }
+    long started = System.nanoTime();
+    TrainingOrder order = new TrainingOrder(windows.size(), spec.batchSize(), spec.seed());
+    Map<String, NDArray> params = student.parameters();
+    try (NDManager constants = NDManager.newBaseManager(student.device());
+        DistillationLoss loss = new DistillationLoss(constants, spec.temperature(), spec.alpha());
+        StudentOptimizer optimizer = new StudentOptimizer(params, spec, constants)) {
+      long first = 0;
+      Optional<CheckpointSink.Checkpoint> latest = sink.latest();
+      if (latest.isPresent()) {
+        first =
+            DistillationCheckpoint.restore(latest.get(), spec, windows.size(), params, optimizer);
+        LOG.info("resuming distillation at step {} from {}", first, latest.get().directory());
+      }
+      List<Double> losses = new ArrayList<>();
+      List<DistillationReport.LossPoint> curve = new ArrayList<>();
+      int sampleEvery = Math.max(1, (int) ((spec.steps() - first) / CURVE_POINTS));
+      int checkpoints = 0;
+      for (long step = first; step < spec.steps(); step++) {
+        double value =
+            trainStep(teacher, student, windows, order.batch(step), seq, loss, optimizer, step);
+        losses.add(value);
+        if ((step - first) % sampleEvery == 0 || step == spec.steps() - 1) {
+          curve.add(new DistillationReport.LossPoint(step + 1, value));
+        }
+        boolean last = step == spec.steps() - 1;
+        if (last || (spec.checkpointEvery() > 0 && (step + 1) % spec.checkpointEvery() == 0)) {
+          Path dir = Files.createTempDirectory("compactor-distill-ckpt-");
+          try {
+            DistillationCheckpoint.write(dir, step + 1, spec, windows.size(), params, optimizer);
+            sink.save(step + 1, dir);
+            checkpoints++;
+          } finally {
+            DistillationCheckpoint.deleteTree(dir);
+          }
+        }
+      }
+      double seconds = (System.nanoTime() - started) / 1e9;
+      long trained = spec.steps() - first;
+      LOG.info(
+          "distilled {} steps ({} -> {}) in {} s, loss {} -> {}",
+          trained,
+          first,
+          spec.steps(),
+          String.format("%.1f", seconds),
+          mean(losses, true),
+          mean(losses, false));
+      return new DistillationReport(
+          spec.steps(),
+          first,
+          mean(losses, true),
+          mean(losses, false),
+          curve,
+          trained * spec.batchSize() * seq,
+          seconds,
+          checkpoints);
+    }
+  }
+
+  private static double trainStep(
+      CausalLM teacher,
+      Transformer student,
+      List<int[]> windows,
+      int[] batch,
+      int seq,
+      DistillationLoss loss,
+      StudentOptimizer optimizer,
+      long step) {
+    int[] inputs = new int[batch.length * seq];
+    int[] targets = new int[batch.length * seq];
+    for (int b = 0; b < batch.length; b++) {
+      int[] w = windows.get(batch[b]);
+      System.arraycopy(w, 0, inputs, b * seq, seq);
+      System.arraycopy(w, 1, targets, b * seq, seq);
+    }
+    try (NDManager m = NDManager.newBaseManager(student.device())) {
+      NDArray in = m.create(inputs, new Shape(batch.length, seq));
+      NDArray y = m.create(targets, new Shape(batch.length, seq));
+      NDArray teacherLogits = teacher.logits(m, in);
+      float value;
+      try (GradientCollector tape = Engine.getInstance().newGradientCollector()) {
+        tape.zeroGradients();
+        NDArray studentLogits = student.forward(m, in);
+        NDArray l = loss.compute(studentLogits, teacherLogits, y);
+        tape.backward(l);
+        value = l.getFloat();
+      }
+      if (!Float.isFinite(value)) {
+        throw new IllegalStateException(
+            "distillation loss became " + value + " at step " + step + ": lower the learning rate");
+      }
+      optimizer.step(step);
+      return value;
+    }
+  }
+
+  /**
+   * Mean per-token KL(teacher || student) at temperature 1 over {@code windows} (the first {@code
+   * seq} tokens of each are read): how far the student's next-token distribution is from the
+   * teacher's.
+   */
+  public static double meanKl(
+      CausalLM teacher, CausalLM student, List<int[]> windows, int batchSize) {
+    double sum = 0;
+    long positions = 0;
+    int seq = windows.get(0).length - 1;
+    try (NDManager m = NDManager.newBaseManager();
+        DistillationLoss kl = new DistillationLoss(m, 1f, 1f)) {
+      for (int start = 0; start < windows.size(); start += batchSize) {
+        int n = Math.min(batchSize, windows.size() - start);
+        int[] inputs = new int[n * seq];
+        for (int b = 0; b < n; b++) {
+          System.arraycopy(windows.get(start + b), 0, inputs, b * seq, seq);
+        }
+        try (NDManager batch = m.newSubManager()) {
+          NDArray in = batch.create(inputs, new Shape(n, seq));
+          NDArray t = teacher.logits(batch, in);
+          NDArray s = student.logits(batch, in);
+          double value = kl.terms(s, t, batch.zeros(new Shape(n, seq))).kl().getFloat();
+          sum += value * n * seq;
+          positions += (long) n * seq;
+        }
+      }
+    }
+    return sum / positions;
+  }
+
+  private static int checkWindows(List<int[]> windows, Transformer student) {
+    if (windows.isEmpty()) {
+      throw new IllegalArgumentException("distillation needs calibration text, found no windows");
+    }
+    int len = windows.get(0).length;
+    if (len < 2) {
+      throw new IllegalArgumentException("a window needs at least 2 tokens, found " + len);
+    }
+    if (len - 1 > student.maxSequenceLength()) {
+      throw new IllegalArgumentException(
+          "windows of "
+              + (len - 1)
+              + " input tokens exceed the student's context of "
+              + student.maxSequenceLength());
+    }
+    for (int i = 0; i < windows.size(); i++) {
+      int[] w = windows.get(i);
+      if (w.length != len) {
+        throw new IllegalArgumentException(
+            "windows must share one length: window 0 has "
+                + len
+                + ", window "
+                + i
+                + " has "
+                + w.length);
+      }
+      for (int t : w) {
+        if (t < 0 || t >= student.vocabSize()) {
+          throw new IllegalArgumentException(
+              "window "
+                  + i
+                  + " holds token id "
+                  + t
+                  + " outside the vocabulary of "
+                  + student.vocabSize());
+        }
+      }
+    }
+    return len - 1;
+  }
+
+  private static double mean(List<Double> values, boolean head) {
+    if (values.isEmpty()) {
+      return Double.NaN;
+    }
+    int n = Math.min(LOSS_WINDOW, values.size());
+    List<Double> part =
+        head ? values.subList(0, n) : values.subList(values.size() - n, values.size());
+    return part.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
+  }
+}

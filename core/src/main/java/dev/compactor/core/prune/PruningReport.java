@@ -1,0 +1,55 @@
+package dev.compactor.core.prune;
+
+import dev.compactor.core.prune.PruningSpec.Granularity;
+import dev.compactor.core.prune.PruningSpec.Method;
+import java.util.List;
+
+/**
+ * What a pruning run did, for the job's metrics and the model card: the sparsity reached by every
+ * pruned tensor and overall, counted from the written values (zeros that were already there count
+ * too).
+ *
+ * @param method the scoring used
+ * @param targetSparsity the sparsity asked for
+ * @param granularity the comparison group
+ * @param tensors one entry per pruned tensor, in file order
+ * @param copiedTensors tensors written unchanged (embeddings, norms, head, biases)
+ * @param calibrationTokens tokens the Wanda input norms were computed from (0 for magnitude)
+ */
+public record PruningReport(
+    Method method,
+    double targetSparsity,
+    Granularity granularity,
+    List<TensorSparsity> tensors,
+    int copiedTensors,
+    long calibrationTokens) {
+
+  /** One pruned tensor: elements, how many the mask removed, and how many are zero now. */
+  public record TensorSparsity(String name, long elements, long masked, long zeros) {
+
+    /** Fraction of the tensor's elements that are zero after pruning. */
+    public double sparsity() {
+      return elements == 0 ? 0.0 : (double) zeros / elements;
+    }
+  }
+
+  public PruningReport {
+    tensors = List.copyOf(tensors);
+  }
+
+  /** Zero fraction over all pruned tensors together. */
+  public double overallSparsity() {
+    long n = 0;
+    long z = 0;
+    for (TensorSparsity t : tensors) {
+      n += t.elements();
+      z += t.zeros();
+    }
+    return n == 0 ? 0.0 : (double) z / n;
+  }
+
+  /** Elements in the pruned tensors. */
+  public long prunedElements() {
+    return tensors.stream().mapToLong(TensorSparsity::elements).sum();
+  }
+}
