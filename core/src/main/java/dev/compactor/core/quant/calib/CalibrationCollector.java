@@ -1,0 +1,245 @@
+package dev.compactor.core.quant.calib;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.core.Embedding;
+import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.model.internal.Layout;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Runs calibration token windows through a checkpoint one decoder layer at a time and lets a {@link
+ * LayerQuantizer} quantize each layer from the statistics ({@link LinearStats}) of its linears'
+ * inputs, the way GPTQ and AWQ calibrate: only the token embedding, the current layer's weights and
+ * the hidden states of the windows ({@code samples x seq x hidden} fp32) are in memory, never the
+ * whole model.
+ *
+ * <p>{@link Propagation#QUANTIZED} feeds layer {@code i+1} the outputs of the already-quantized
+ * layer {@code i} (GPTQ); {@link Propagation#ORIGINAL} feeds it the full-precision outputs
+ * (AutoAWQ). Within a layer the linears are quantized in {@code stages}: each stage re-runs the
+ * layer with the earlier stages already quantized and collects the statistics of its own linears
+ * (GPTQ's "true sequential" order is {@link #TRUE_SEQUENTIAL}; AWQ uses {@link #ONE_STAGE}, all
+ * scales from the unmodified layer).
+ *
+ * <p>Llama family (llama, mistral, qwen2) only; GPT-2 throws "not supported yet".
+ */
+public final class CalibrationCollector {
+
+  /** Which outputs become the next layer's calibration inputs. */
+  public enum Propagation {
+    QUANTIZED,
+    ORIGINAL
+  }
+
+  /** q/k/v, then o, then gate/up, then down: each sees the earlier ones quantized. */
+  public static final List<List<String>> TRUE_SEQUENTIAL =
+      List.of(
+          LlamaLayerRunner.ATTENTION_IN,
+          LlamaLayerRunner.O_IN,
+          LlamaLayerRunner.MLP_IN,
+          LlamaLayerRunner.DOWN_IN);
+
+  /** Every linear's statistics from the unmodified layer, quantized in one call. */
+  public static final List<List<String>> ONE_STAGE =
+      List.of(
+          List.of(
+              "self_attn.q_proj",
+              "self_attn.k_proj",
+              "self_attn.v_proj",
+              "self_attn.o_proj",
+              "mlp.gate_proj",
+              "mlp.up_proj",
+              "mlp.down_proj"));
+
+  private static final Logger LOG = LoggerFactory.getLogger(CalibrationCollector.class);
+
+  private final ModelConfig config;
+  private final List<List<String>> stages;
+  private final Propagation propagation;
+  private final boolean withGram;
+  private final int batchSize;
+
+  /**
+   * @param stages groups of linear names (relative to the layer), quantized in this order
+   * @param withGram collect {@code X^T X} (GPTQ and AWQ need it; imatrix alone does not)
+   * @param batchSize windows per layer pass (bounds the attention activations' memory)
+   */
+  public CalibrationCollector(
+      ModelConfig config,
+      List<List<String>> stages,
+      Propagation propagation,
+      boolean withGram,
+      int batchSize) {
+    if (config.family() != ModelConfig.Family.LLAMA) {
+      throw new UnsupportedOperationException(
+          "not supported yet: layer-wise calibration of " + config.modelType() + " (Llama only)");
+    }
+    if (batchSize <= 0) {
+      throw new IllegalArgumentException("batchSize must be positive, found " + batchSize);
+    }
+    List<String> known = Layout.linears(config);
+    for (List<String> stage : stages) {
+      for (String linear : stage) {
+        if (!known.contains(linear)) {
+          throw new IllegalArgumentException(
+              "unknown linear '" + linear + "'; expected one of " + known);
+        }
+      }
+    }
+    this.config = config;
+    this.stages = List.copyOf(stages);
+    this.propagation = propagation;
+    this.withGram = withGram;
+    this.batchSize = batchSize;
+  }
+
+  /**
+   * Calibrates every decoder layer of {@code source} on {@code samples} (token windows of equal
+   * length), calling {@code quantizer} per stage and {@link LayerQuantizer#layerDone} per layer.
+   */
+  public void run(TensorSource source, List<int[]> samples, LayerQuantizer quantizer)
+      throws IOException {
+    if (samples.isEmpty()) {
+      throw new IllegalArgumentException("calibration needs at least one token window");
+    }
+    int seq = samples.get(0).length;
+    for (int[] s : samples) {
+      if (s.length != seq) {
+        throw new IllegalArgumentException(
+            "calibration windows must have equal length: " + seq + " and " + s.length);
+      }
+    }
+    if (seq > config.maxPositions()) {
+      throw new IllegalArgumentException(
+          "calibration windows of " + seq + " tokens exceed the context " + config.maxPositions());
+    }
+    try (NDManager root = NDManager.newBaseManager(Device.cpu())) {
+      LlamaLayerRunner runner = new LlamaLayerRunner(config, root);
+      NDManager hiddenScope = root.newSubManager();
+      List<NDArray> hidden = embed(source, samples, hiddenScope);
+      for (int i = 0; i < config.numLayers(); i++) {
+        Map<String, float[]> weights = readLayer(source, i);
+        NDManager next = root.newSubManager();
+        List<NDArray> outputs = null;
+        for (List<String> stage : stages) {
+          Map<String, LinearStats> stats = new HashMap<>();
+          boolean keepOutputs = outputs == null && propagation == Propagation.ORIGINAL;
+          List<NDArray> out =
+              pass(runner, weights, hidden, stage, stats, keepOutputs ? next : null);
+          if (keepOutputs) {
+            outputs = out;
+          }
+          quantizer.quantize(i, stage, weights, stats);
+        }
+        if (outputs == null) {
+          outputs = pass(runner, weights, hidden, List.of(), new HashMap<>(), next);
+        }
+        quantizer.layerDone(i, weights);
+        hiddenScope.close();
+        hiddenScope = next;
+        hidden = outputs;
+        LOG.info("calibrated layer {}/{}", i + 1, config.numLayers());
+      }
+      hiddenScope.close();
+    }
+  }
+
+  /** One pass of every batch through the layer; outputs kept in {@code keep} when non-null. */
+  private List<NDArray> pass(
+      LlamaLayerRunner runner,
+      Map<String, float[]> weights,
+      List<NDArray> hidden,
+      List<String> observed,
+      Map<String, LinearStats> stats,
+      NDManager keep) {
+    List<NDArray> outputs = keep == null ? null : new ArrayList<>();
+    NDManager parent = hidden.get(0).getManager();
+    try (NDManager scope = parent.newSubManager()) {
+      Map<String, NDArray> w = new HashMap<>();
+      for (Layout.Spec s : Layout.layer(config)) {
+        w.put(s.name(), scope.create(weights.get(s.name()), new Shape(s.shape())));
+      }
+      for (NDArray x : hidden) {
+        try (NDManager batch = scope.newSubManager()) {
+          NDArray in = x.duplicate();
+          in.attach(batch);
+          NDArray out =
+              runner.apply(
+                  w,
+                  in,
+                  (linears, input) -> {
+                    LinearStats shared = null;
+                    for (String linear : linears) {
+                      if (observed.contains(linear)) {
+                        if (shared == null) {
+                          shared =
+                              stats.computeIfAbsent(
+                                  linear,
+                                  k -> new LinearStats((int) input.getShape().get(1), withGram));
+                        }
+                        stats.put(linear, shared);
+                      }
+                    }
+                    if (shared != null) {
+                      shared.accumulate(input);
+                    }
+                  });
+          if (outputs != null) {
+            out.attach(keep);
+            outputs.add(out);
+          }
+        }
+      }
+    }
+    return outputs;
+  }
+
+  private Map<String, float[]> readLayer(TensorSource source, int i) throws IOException {
+    String prefix = Layout.layerPrefix(config, "", i);
+    Map<String, float[]> weights = new LinkedHashMap<>();
+    for (Layout.Spec s : Layout.layer(config)) {
+      weights.put(s.name(), source.readFloats(prefix + s.name()));
+    }
+    return weights;
+  }
+
+  private List<NDArray> embed(TensorSource source, List<int[]> samples, NDManager scope)
+      throws IOException {
+    NDArray table =
+        scope.create(
+            source.readFloats("model.embed_tokens.weight"),
+            new Shape(config.vocabSize(), config.hiddenSize()));
+    List<NDArray> batches = new ArrayList<>();
+    int seq = samples.get(0).length;
+    for (int b = 0; b < samples.size(); b += batchSize) {
+      int n = Math.min(batchSize, samples.size() - b);
+      long[] ids = new long[n * seq];
+      for (int k = 0; k < n; k++) {
+        for (int t = 0; t < seq; t++) {
+          int id = samples.get(b + k)[t];
+          if (id < 0 || id >= config.vocabSize()) {
+            throw new IllegalArgumentException(
+                "token id " + id + " outside the vocabulary of " + config.vocabSize());
+          }
+          ids[k * seq + t] = id;
+        }
+      }
+      NDArray idx = scope.create(ids, new Shape(n, seq)).toType(DataType.INT64, false);
+      batches.add(Embedding.embedding(idx, table, SparseFormat.DENSE).head());
+    }
+    table.close();
+    return batches;
+  }
+}

@@ -1,0 +1,75 @@
+package dev.compactor.core.quant.export;
+
+import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.model.internal.Layout;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * A {@link QuantizedLayerSink} that stores each finished layer in a compressed-tensors checkpoint:
+ * quantized linears through {@link CompressedTensorsWriter#writeLinear}, norms and biases dense;
+ * {@link #finish} adds the embeddings, final norm and head from the source checkpoint (kept dense,
+ * {@code lm_head} listed in {@code ignore}), config.json and the tokenizer files.
+ */
+public final class QuantizedCheckpointWriter implements QuantizedLayerSink {
+
+  private final ModelConfig config;
+  private final CompressedTensorsWriter writer;
+
+  public QuantizedCheckpointWriter(ModelConfig config, CompressedTensorsWriter writer) {
+    this.config = config;
+    this.writer = writer;
+  }
+
+  @Override
+  public void accept(
+      int layer, Map<String, float[]> weights, Map<String, QuantizedLinear> quantized)
+      throws IOException {
+    String prefix = Layout.layerPrefix(config, "", layer);
+    for (Layout.Spec s : Layout.layer(config)) {
+      String name = s.name();
+      String linear = name.endsWith(".weight") ? name.substring(0, name.length() - 7) : null;
+      if (linear != null && quantized.containsKey(linear)) {
+        writer.writeLinear(prefix + linear, quantized.get(linear));
+      } else if (linear != null && Layout.linears(config).contains(linear)) {
+        throw new IllegalStateException(
+            "layer " + layer + ": linear " + linear + " was not quantized");
+      } else {
+        writer.writeDense(prefix + name, s.shape(), weights.get(name));
+      }
+    }
+  }
+
+  /**
+   * Writes the non-layer tensors of {@code source}, config.json, and copies the tokenizer files of
+   * {@code sourceDir} (may be null) next to the weights.
+   */
+  public void finish(TensorSource source, Path sourceDir, Path outDir) throws IOException {
+    for (Layout.Spec s : Layout.globals(config, "")) {
+      writer.writeDense(s.name(), s.shape(), source.readFloats(s.name()));
+    }
+    writer.finish(config, List.of("lm_head"));
+    if (sourceDir != null) {
+      try (Stream<Path> files = Files.list(sourceDir)) {
+        for (Path p : (Iterable<Path>) files::iterator) {
+          String n = p.getFileName().toString();
+          boolean tokenizer =
+              n.startsWith("tokenizer")
+                  || n.equals("special_tokens_map.json")
+                  || n.equals("generation_config.json")
+                  || n.equals("vocab.json")
+                  || n.equals("merges.txt");
+          if (tokenizer && Files.isRegularFile(p)) {
+            Files.copy(p, outDir.resolve(n), StandardCopyOption.REPLACE_EXISTING);
+          }
+        }
+      }
+    }
+  }
+}
