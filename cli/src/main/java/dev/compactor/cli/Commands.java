@@ -9,7 +9,12 @@ public final class Commands {
 
   /** Every subcommand; add a new one here (one line). */
   static final List<Command> ALL =
-      List.of(new TinyModelCommand(), new EvalCommand(), new GenerateCommand());
+      List.of(
+          new TinyModelCommand(),
+          new EvalCommand(),
+          new GenerateCommand(),
+          new dev.compactor.cli.quant.QuantizeCommand(),
+          new dev.compactor.cli.quant.QualityTableCommand());
 
   private Commands() {}
 
