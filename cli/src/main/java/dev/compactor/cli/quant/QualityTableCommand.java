@@ -34,7 +34,7 @@ import java.util.stream.Stream;
  */
 public final class QualityTableCommand implements Command {
 
-  private static final int DEFAULT_MAX_BYTES = 200_000;
+  private static final int DEFAULT_MAX_BYTES = 100_000;
 
   @Override
   public String name() {
