@@ -91,7 +91,9 @@ public final class TinyReferenceModel {
         recipe.hash(TinyRecipe.sha256(corpus.trainText().getBytes(StandardCharsets.UTF_8)));
     Path parent = dir.toAbsolutePath().getParent();
     Files.createDirectories(parent);
-    Path lockFile = parent.resolve(dir.getFileName() + ".lock");
+    // One lock per recipe: a build of another recipe (an older checkout sharing the cache) must
+    // not keep this one waiting; whichever finishes last owns the directory.
+    Path lockFile = parent.resolve(dir.getFileName() + "." + hash.substring(0, 12) + ".lock");
     try (RandomAccessFile raf = new RandomAccessFile(lockFile.toFile(), "rw");
         FileChannel channel = raf.getChannel();
         FileLock lock = channel.lock()) {
