@@ -52,8 +52,19 @@ class MainTest {
   @Test
   void evalJsonPrintsOneObjectWithTheMetrics() throws Exception {
     Outcome o =
-        run("eval", "--model", model.toString(), "--text", text.toString(), "--json", "--seq-len",
-            "128", "--stride", "64", "--baseline", model.toString());
+        run(
+            "eval",
+            "--model",
+            model.toString(),
+            "--text",
+            text.toString(),
+            "--json",
+            "--seq-len",
+            "128",
+            "--stride",
+            "64",
+            "--baseline",
+            model.toString());
     assertEquals(0, o.code(), o.err());
     JsonNode json = new ObjectMapper().readTree(o.out());
     long bytes = Files.readString(text).getBytes(StandardCharsets.UTF_8).length;
@@ -75,8 +86,16 @@ class MainTest {
     assertEquals(0, eval.code(), eval.err());
     assertTrue(eval.out().contains("bits per byte"), eval.out());
     Outcome gen =
-        run("generate", "--model", model.toString(), "--prompt", "The Commission", "--max-tokens",
-            "40", "--temperature", "0");
+        run(
+            "generate",
+            "--model",
+            model.toString(),
+            "--prompt",
+            "The Commission",
+            "--max-tokens",
+            "40",
+            "--temperature",
+            "0");
     assertEquals(0, gen.code(), gen.err());
     assertTrue(gen.out().startsWith("The Commission"), gen.out());
     assertTrue(gen.out().strip().length() > "The Commission".length());
@@ -93,10 +112,11 @@ class MainTest {
     assertEquals(2, run().code());
     assertEquals(0, run("help").code());
     assertEquals(
-        2, run("eval", "--model", model.toString(), "--text", text.toString(), "--seq-len", "x")
+        2,
+        run("eval", "--model", model.toString(), "--text", text.toString(), "--seq-len", "x")
             .code());
-    Outcome missing = run("eval", "--model", tmp.resolve("nope").toString(), "--text",
-        text.toString());
+    Outcome missing =
+        run("eval", "--model", tmp.resolve("nope").toString(), "--text", text.toString());
     assertEquals(1, missing.code());
     assertEquals(1, missing.err().strip().lines().count(), missing.err());
     assertTrue(missing.err().startsWith("error: "), missing.err());
