@@ -1,5 +1,6 @@
 package dev.compactor.cli;
 
+import dev.compactor.cli.pipeline.DemoCommand;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -13,6 +14,7 @@ public final class Commands {
           new TinyModelCommand(),
           new EvalCommand(),
           new GenerateCommand(),
+          new DemoCommand(),
           new dev.compactor.cli.quant.QuantizeCommand(),
           new dev.compactor.cli.quant.QualityTableCommand());
 
