@@ -1,12 +1,13 @@
 package dev.compactor.core.quant.gptq;
 
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import dev.compactor.core.quant.export.QuantizedLinear;
 import java.util.Arrays;
 import org.ejml.data.DMatrixRMaj;
 import org.ejml.dense.row.factory.DecompositionFactory_DDRM;
-import org.ejml.dense.row.factory.LinearSolverFactory_DDRM;
 import org.ejml.interfaces.decomposition.CholeskyDecomposition_F64;
-import org.ejml.interfaces.linsol.LinearSolverDense;
 
 /**
  * GPTQ (Frantar et al., 2022): quantizes a linear layer's weight column by column and, after each
@@ -16,11 +17,11 @@ import org.ejml.interfaces.linsol.LinearSolverDense;
  *
  * <p>Follows the reference implementation ({@code gptq.py} of IST-DASLab, AutoGPTQ's {@code
  * fasterquant}): dead inputs (zero diagonal) get {@code H_jj = 1} and weight 0; dampening {@code
- * percDamp * mean(diag H)} on the diagonal; the upper Cholesky factor of {@code H^-1} (computed
- * with EJML: Cholesky solve for the inverse, then an upper Cholesky) gives the update rows; columns
- * go in blocks of {@code blockSize} with the error of a block applied to the remaining columns in
- * one batch (lazy updates). The grid is {@link dev.compactor.core.quant.RtnQuantizer}'s, so a
- * diagonal Hessian reproduces RTN exactly.
+ * percDamp * mean(diag H)} on the diagonal; the upper Cholesky factor of {@code H^-1} (one EJML
+ * Cholesky of the flipped Hessian and a triangular inverse) gives the update rows; columns go in
+ * blocks of {@code blockSize} with the error of a block applied to the remaining columns in one
+ * batch (lazy updates, one float64 DJL matmul per block). The grid is {@link
+ * dev.compactor.core.quant.RtnQuantizer}'s, so a diagonal Hessian reproduces RTN exactly.
  *
  * <p>Group scales are chosen when the first column of a group is reached, from the weights as
  * updated so far (inside the current block too). The reference code takes them from the block's
@@ -124,22 +125,37 @@ public final class GptqQuantizer {
         }
       }
       if (i2 < cols) {
-        for (int r = 0; r < rows; r++) {
-          int row = r * cols;
-          for (int k = 0; k < count; k++) {
-            double e = err[r * count + k];
-            if (e == 0) {
-              continue;
-            }
-            int hrow = (i1 + k) * cols;
-            for (int j = i2; j < cols; j++) {
-              w[row + j] -= e * hinv[hrow + j];
-            }
-          }
-        }
+        lazyUpdate(w, rows, cols, err, i1, i2, hinv);
       }
     }
     return result(rows, cols, g, perm, signed, groupOf, scales, zeros, loss, dead);
+  }
+
+  /**
+   * {@code W[:, i2:] -= Err * Hinv[i1:i2, i2:]}, the batched update of the columns after a block:
+   * nearly all of GPTQ's arithmetic, so it runs as one float64 DJL (libtorch BLAS) matmul; float64
+   * keeps the result equal to the column-by-column algorithm's up to summation order.
+   */
+  private static void lazyUpdate(
+      double[] w, int rows, int cols, double[] err, int i1, int i2, double[] hinv) {
+    int count = i2 - i1;
+    int rest = cols - i2;
+    double[] h = new double[count * rest];
+    for (int k = 0; k < count; k++) {
+      System.arraycopy(hinv, (i1 + k) * cols + i2, h, k * rest, rest);
+    }
+    double[] update;
+    try (NDManager m = NDManager.newBaseManager()) {
+      NDArray e = m.create(err, new Shape(rows, count));
+      update = e.matMul(m.create(h, new Shape(count, rest))).toDoubleArray();
+    }
+    for (int r = 0; r < rows; r++) {
+      int row = r * cols + i2;
+      int u = r * rest;
+      for (int j = 0; j < rest; j++) {
+        w[row + j] -= update[u + j];
+      }
+    }
   }
 
   private GptqResult result(
@@ -216,28 +232,69 @@ public final class GptqQuantizer {
     return h;
   }
 
-  /** Upper-triangular U with {@code H^-1 = U^T U}, row-major; entries below the diagonal are 0. */
+  /**
+   * Upper-triangular U with {@code H^-1 = U^T U}, row-major; entries below the diagonal are 0.
+   *
+   * <p>Computed from one Cholesky factorisation instead of the reference's three cubic steps
+   * (Cholesky, inverse, Cholesky): with J the exchange matrix, {@code J H J = L L^T} (EJML) gives
+   * {@code H = V V^T} with {@code V = J L J} upper triangular, so {@code H^-1 = (V^-1)^T V^-1} and
+   * {@code U = V^-1 = J L^-1 J} (unique, as a Cholesky factor with positive diagonal is).
+   */
   static double[] upperCholeskyOfInverse(double[] h, int n) {
-    LinearSolverDense<DMatrixRMaj> solver = LinearSolverFactory_DDRM.chol(n);
-    if (!solver.setA(DMatrixRMaj.wrap(n, n, h))) {
+    double[] flipped = new double[n * n];
+    for (int i = 0; i < n; i++) {
+      for (int j = 0; j < n; j++) {
+        flipped[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
+      }
+    }
+    CholeskyDecomposition_F64<DMatrixRMaj> chol = DecompositionFactory_DDRM.chol(n, true);
+    if (!chol.decompose(DMatrixRMaj.wrap(n, n, flipped))) {
       throw new ArithmeticException(
           "GPTQ: the dampened Hessian is not positive definite; raise percDamp");
     }
-    DMatrixRMaj inverse = new DMatrixRMaj(n, n);
-    solver.invert(inverse);
-    CholeskyDecomposition_F64<DMatrixRMaj> upper = DecompositionFactory_DDRM.chol(n, false);
-    if (!upper.decompose(inverse)) {
-      throw new ArithmeticException(
-          "GPTQ: the inverse Hessian is not positive definite; raise percDamp");
+    DMatrixRMaj lower = chol.getT(null);
+    double[] l = new double[n * n];
+    for (int i = 0; i < n; i++) {
+      for (int j = 0; j <= i; j++) {
+        l[i * n + j] = lower.get(i, j);
+      }
     }
-    DMatrixRMaj u = upper.getT(null);
+    double[] inv = invertLower(l, n);
     double[] out = new double[n * n];
     for (int i = 0; i < n; i++) {
       for (int j = i; j < n; j++) {
-        out[i * n + j] = u.get(i, j);
+        out[i * n + j] = inv[(n - 1 - i) * n + (n - 1 - j)];
       }
     }
     return out;
+  }
+
+  /** Inverse of lower-triangular {@code l} (row-major), row by row: X_i = -(L_i,:i X) / L_ii. */
+  static double[] invertLower(double[] l, int n) {
+    double[] x = new double[n * n];
+    double[] acc = new double[n];
+    for (int i = 0; i < n; i++) {
+      double d = l[i * n + i];
+      if (!(d > 0)) {
+        throw new ArithmeticException("GPTQ: singular Cholesky factor; raise percDamp");
+      }
+      java.util.Arrays.fill(acc, 0, i, 0);
+      for (int k = 0; k < i; k++) {
+        double a = l[i * n + k];
+        if (a == 0) {
+          continue;
+        }
+        int row = k * n;
+        for (int j = 0; j <= k; j++) {
+          acc[j] += a * x[row + j];
+        }
+      }
+      for (int j = 0; j < i; j++) {
+        x[i * n + j] = -acc[j] / d;
+      }
+      x[i * n + i] = 1 / d;
+    }
+    return x;
   }
 
   /** Column order by decreasing Hessian diagonal; ties keep the natural order. */
