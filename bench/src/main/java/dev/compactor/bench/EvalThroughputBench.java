@@ -20,7 +20,11 @@ import java.util.SplittableRandom;
  * How close perplexity evaluation comes to the machine's matmul speed: evaluation tokens/s on the
  * tiny reference model and on a random ~100M-parameter Llama, each turned into achieved FLOP/s (2 ×
  * matmul parameters per token, plus the attention products) and divided by the fp32 matmul GFLOP/s
- * DJL reaches in the same run. Run: see the report; arguments {@code [tokens-for-100M]}.
+ * DJL reaches in the same run. Argument: {@code [tokens-for-100M]} (default 2048).
+ *
+ * <p>Run from the repository root: {@code mvn -B -q -ntp -DskipTests package -pl cli,bench -am &&
+ * java -Dai.djl.offline=true -cp "bench/target/classes:cli/target/lib/*"
+ * dev.compactor.bench.EvalThroughputBench}
  */
 public final class EvalThroughputBench {
 

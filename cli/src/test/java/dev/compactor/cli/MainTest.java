@@ -31,7 +31,7 @@ class MainTest {
     model = TinyReferenceModel.buildOrReuse(ProgressListener.NONE);
     text = tmp.resolve("held-out.txt");
     String validation = Corpus.europarlEnglish().validationText();
-    Files.writeString(text, validation.substring(0, 12_000), StandardCharsets.UTF_8);
+    Files.writeString(text, validation.substring(0, 6_000), StandardCharsets.UTF_8);
   }
 
   private record Outcome(int code, String out, String err) {}
