@@ -60,7 +60,7 @@ abstract class PipelineScenarios {
           + "stages:\n"
           + "  - quantize: { method: rtn, bits: 8, group_size: -1 }\n"
           + "  - evaluate: { perplexity: { seq_len: 32 }, kl: true }\n"
-          + "  - publish:  { gates: { max_size_ratio: 0.5, min_top1_agreement: 0.5 } }\n"
+          + "  - publish:  { gates: { max_size_ratio: 0.6, min_top1_agreement: 0.5 } }\n"
           + "calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }\n";
 
   static final String SLOW_DISTILL =

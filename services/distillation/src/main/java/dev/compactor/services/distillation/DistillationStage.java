@@ -1,6 +1,7 @@
 package dev.compactor.services.distillation;
 
 import ai.djl.Device;
+import ai.djl.pytorch.jni.JniUtils;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.distill.CheckpointSink;
 import dev.compactor.core.distill.DistillationReport;
@@ -67,11 +68,16 @@ public final class DistillationStage implements Stage {
                         + "/step-"
                         + ctx.request().getStep()
                         + "/"),
-                ctx.workDir()));
+                ctx.workDir(),
+                ctx::checkCancelled));
   }
 
   @Override
   public StageResult run(StageContext ctx) throws Exception {
+    // PyTorch's grad mode is per thread and on by default; DJL switches it off only on the thread
+    // that started the engine. The worker's job threads would otherwise run the optimizer's
+    // in-place updates under autograd, which PyTorch refuses ("leaf Variable ... in-place").
+    JniUtils.setGradMode(false);
     StageSpec spec = StageSpec.fromJson(StageKind.DISTILL, ctx.request().getParamsJson());
     DistillParams p = (DistillParams) spec.params();
     String requested = ctx.request().getCalibrationUri();

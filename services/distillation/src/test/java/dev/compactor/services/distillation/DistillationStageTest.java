@@ -17,6 +17,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -34,7 +36,15 @@ class DistillationStageTest {
             .outputDir(Files.createDirectories(tmp.resolve(name + "-out")))
             .workDir(Files.createDirectories(tmp.resolve(name + "-work")))
             .build();
-    return new DistillationStage(c -> new LocalCheckpointSink(ckpts, 1)).run(ctx);
+    // on a fresh thread, as the worker runs jobs: PyTorch's grad mode is per thread
+    ExecutorService thread = Executors.newSingleThreadExecutor();
+    try {
+      return thread
+          .submit(() -> new DistillationStage(c -> new LocalCheckpointSink(ckpts, 1)).run(ctx))
+          .get();
+    } finally {
+      thread.shutdown();
+    }
   }
 
   @Test
@@ -67,7 +77,8 @@ class DistillationStageTest {
                       "COMPACTOR_S3_SECRET_KEY", s3.secretKey())));
       blobs.ensureBucket("ckpt");
       CheckpointSink sink =
-          new S3CheckpointSink(blobs, new S3Uri("ckpt", "job/step-2/"), tmp.resolve("local"));
+          new S3CheckpointSink(
+              blobs, new S3Uri("ckpt", "job/step-2/"), tmp.resolve("local"), () -> {});
       assertTrue(sink.latest().isEmpty());
       for (long step : new long[] {10, 20}) {
         Path dir = Files.createDirectories(tmp.resolve("c" + step));
