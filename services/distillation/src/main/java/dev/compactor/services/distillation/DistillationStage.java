@@ -28,6 +28,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * Distils the job's model into a shallower student: the student keeps the recipe's teacher layers
@@ -48,6 +49,13 @@ public final class DistillationStage implements Stage {
   static final int DEFAULT_SEQ_LEN = 128;
   static final int MAX_BATCH = 8;
   private static final long SEED = 1234;
+
+  /**
+   * DJL allows one open gradient collector per JVM, so two runs in one process (the demo, tests, or
+   * a run this worker abandoned and its successor) take turns; deployed workers are one per
+   * process.
+   */
+  private static final ReentrantLock TRAINING = new ReentrantLock();
 
   private final Sinks sinks;
 
@@ -74,6 +82,16 @@ public final class DistillationStage implements Stage {
 
   @Override
   public StageResult run(StageContext ctx) throws Exception {
+    // the whole run, models included: a successor must not load while an abandoned run unwinds
+    TRAINING.lockInterruptibly();
+    try {
+      return distill(ctx);
+    } finally {
+      TRAINING.unlock();
+    }
+  }
+
+  private StageResult distill(StageContext ctx) throws Exception {
     // PyTorch's grad mode is per thread and on by default; DJL switches it off only on the thread
     // that started the engine. The worker's job threads would otherwise run the optimizer's
     // in-place updates under autograd, which PyTorch refuses ("leaf Variable ... in-place").

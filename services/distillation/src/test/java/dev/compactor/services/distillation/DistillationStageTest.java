@@ -29,7 +29,42 @@ class DistillationStageTest {
       "{\"keep_layers\":1,\"steps\":4,\"lr\":0.001,\"checkpoint_every\":2,"
           + "\"calibration\":{\"dataset\":\"builtin:europarl\",\"samples\":4,\"seq_len\":16}}";
 
+  @Test
+  void aRunAbandonedMidwayIsResumedByTheNextAndFinishes() throws Exception {
+    Path teacher = TestModels.randomLlama(tmp.resolve("teacher2"), 2, 8);
+    Path ckpts = tmp.resolve("ckpts2");
+    LocalCheckpointSink local = new LocalCheckpointSink(ckpts, 1);
+    CheckpointSink abandonAfterFirst =
+        new CheckpointSink() {
+          @Override
+          public void save(long step, Path directory) throws java.io.IOException {
+            if (step > 2) {
+              throw new java.util.concurrent.CancellationException("taken away at step " + step);
+            }
+            local.save(step, directory);
+          }
+
+          @Override
+          public Optional<Checkpoint> latest() throws java.io.IOException {
+            return local.latest();
+          }
+        };
+    Exception e =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            Exception.class, () -> run(teacher, abandonAfterFirst, "abandoned"));
+    assertTrue(e.toString().contains("taken away at step 4"), e.toString());
+    StageResult r = run(teacher, local, "successor");
+    assertEquals(2.0, r.metrics().get("resumedFromStep"));
+    try (Transformer student = Transformer.load(r.outputDir(), Device.cpu())) {
+      assertEquals(1, student.config().numLayers());
+    }
+  }
+
   private StageResult run(Path teacher, Path ckpts, String name) throws Exception {
+    return run(teacher, new LocalCheckpointSink(ckpts, 1), name);
+  }
+
+  private StageResult run(Path teacher, CheckpointSink sink, String name) throws Exception {
     StageContext ctx =
         StageContext.builder(TestModels.request("distill", PARAMS).build())
             .inputDir(teacher)
@@ -39,9 +74,7 @@ class DistillationStageTest {
     // on a fresh thread, as the worker runs jobs: PyTorch's grad mode is per thread
     ExecutorService thread = Executors.newSingleThreadExecutor();
     try {
-      return thread
-          .submit(() -> new DistillationStage(c -> new LocalCheckpointSink(ckpts, 1)).run(ctx))
-          .get();
+      return thread.submit(() -> new DistillationStage(c -> sink).run(ctx)).get();
     } finally {
       thread.shutdown();
     }
