@@ -1,6 +1,7 @@
 package dev.compactor.services.distillation;
 
 import ai.djl.Device;
+import ai.djl.pytorch.jni.JniUtils;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.distill.CheckpointSink;
 import dev.compactor.core.distill.DistillationReport;
@@ -27,6 +28,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * Distils the job's model into a shallower student: the student keeps the recipe's teacher layers
@@ -48,6 +50,13 @@ public final class DistillationStage implements Stage {
   static final int MAX_BATCH = 8;
   private static final long SEED = 1234;
 
+  /**
+   * DJL allows one open gradient collector per JVM, so two runs in one process (the demo, tests, or
+   * a run this worker abandoned and its successor) take turns; deployed workers are one per
+   * process.
+   */
+  private static final ReentrantLock TRAINING = new ReentrantLock();
+
   private final Sinks sinks;
 
   public DistillationStage(Sinks sinks) {
@@ -67,11 +76,26 @@ public final class DistillationStage implements Stage {
                         + "/step-"
                         + ctx.request().getStep()
                         + "/"),
-                ctx.workDir()));
+                ctx.workDir(),
+                ctx::checkCancelled));
   }
 
   @Override
   public StageResult run(StageContext ctx) throws Exception {
+    // the whole run, models included: a successor must not load while an abandoned run unwinds
+    TRAINING.lockInterruptibly();
+    try {
+      return distill(ctx);
+    } finally {
+      TRAINING.unlock();
+    }
+  }
+
+  private StageResult distill(StageContext ctx) throws Exception {
+    // PyTorch's grad mode is per thread and on by default; DJL switches it off only on the thread
+    // that started the engine. The worker's job threads would otherwise run the optimizer's
+    // in-place updates under autograd, which PyTorch refuses ("leaf Variable ... in-place").
+    JniUtils.setGradMode(false);
     StageSpec spec = StageSpec.fromJson(StageKind.DISTILL, ctx.request().getParamsJson());
     DistillParams p = (DistillParams) spec.params();
     String requested = ctx.request().getCalibrationUri();

@@ -23,22 +23,27 @@ public final class S3CheckpointSink implements CheckpointSink {
   private final BlobStore blobs;
   private final S3Uri prefix;
   private final Path localRoot;
+  private final Runnable checkCancelled;
 
   /**
    * @param prefix an {@code s3://bucket/.../} prefix owned by one run
    * @param localRoot where {@link #latest()} downloads a checkpoint
+   * @param checkCancelled throws when the run was taken away from this worker, so that a run the
+   *     worker abandoned stops at its next checkpoint instead of writing beside its successor
    */
-  public S3CheckpointSink(BlobStore blobs, S3Uri prefix, Path localRoot) {
+  public S3CheckpointSink(BlobStore blobs, S3Uri prefix, Path localRoot, Runnable checkCancelled) {
     if (!prefix.isPrefix()) {
       throw new IllegalArgumentException("checkpoint prefix must end with '/', found " + prefix);
     }
     this.blobs = blobs;
     this.prefix = prefix;
     this.localRoot = localRoot;
+    this.checkCancelled = checkCancelled;
   }
 
   @Override
   public void save(long step, Path directory) throws IOException {
+    checkCancelled.run();
     S3Uri target = prefix.resolve("step-" + step + "/");
     List<Path> files;
     try (Stream<Path> s = Files.list(directory)) {
