@@ -5,9 +5,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import dev.compactor.core.quant.export.QuantizedLinear;
 import java.util.Arrays;
-import org.ejml.data.DMatrixRMaj;
-import org.ejml.dense.row.factory.DecompositionFactory_DDRM;
-import org.ejml.interfaces.decomposition.CholeskyDecomposition_F64;
 
 /**
  * GPTQ (Frantar et al., 2022): quantizes a linear layer's weight column by column and, after each
@@ -17,10 +14,10 @@ import org.ejml.interfaces.decomposition.CholeskyDecomposition_F64;
  *
  * <p>Follows the reference implementation ({@code gptq.py} of IST-DASLab, AutoGPTQ's {@code
  * fasterquant}): dead inputs (zero diagonal) get {@code H_jj = 1} and weight 0; dampening {@code
- * percDamp * mean(diag H)} on the diagonal; the upper Cholesky factor of {@code H^-1} (one EJML
- * Cholesky of the flipped Hessian and a triangular inverse) gives the update rows; columns go in
- * blocks of {@code blockSize} with the error of a block applied to the remaining columns in one
- * batch (lazy updates, one float64 DJL matmul per block). The grid is {@link
+ * percDamp * mean(diag H)} on the diagonal; the upper Cholesky factor of {@code H^-1} (libtorch
+ * inverse, then a blocked Cholesky on DJL matmuls) gives the update rows; columns go in blocks of
+ * {@code blockSize} with the error of a block applied to the remaining columns in one batch (lazy
+ * updates, one float64 DJL matmul per block). The grid is {@link
  * dev.compactor.core.quant.RtnQuantizer}'s, so a diagonal Hessian reproduces RTN exactly.
  *
  * <p>Group scales are chosen when the first column of a group is reached, from the weights as
@@ -233,68 +230,91 @@ public final class GptqQuantizer {
   }
 
   /**
-   * Upper-triangular U with {@code H^-1 = U^T U}, row-major; entries below the diagonal are 0.
-   *
-   * <p>Computed from one Cholesky factorisation instead of the reference's three cubic steps
-   * (Cholesky, inverse, Cholesky): with J the exchange matrix, {@code J H J = L L^T} (EJML) gives
-   * {@code H = V V^T} with {@code V = J L J} upper triangular, so {@code H^-1 = (V^-1)^T V^-1} and
-   * {@code U = V^-1 = J L^-1 J} (unique, as a Cholesky factor with positive diagonal is).
+   * Upper-triangular U with {@code H^-1 = U^T U}, row-major; entries below the diagonal are 0: the
+   * transpose of the lower Cholesky factor of {@code H^-1}. The inverse comes from libtorch (DJL
+   * {@code inverse}, float64); DJL has no Cholesky, so {@link #cholesky} is a blocked one whose
+   * cubic part runs as DJL matmuls.
    */
   static double[] upperCholeskyOfInverse(double[] h, int n) {
-    double[] flipped = new double[n * n];
-    for (int i = 0; i < n; i++) {
-      for (int j = 0; j < n; j++) {
-        flipped[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
+    double[] inverse;
+    try (NDManager m = NDManager.newBaseManager()) {
+      inverse = m.create(h, new Shape(n, n)).inverse().toDoubleArray();
+    }
+    for (double v : inverse) {
+      if (!Double.isFinite(v)) {
+        throw new ArithmeticException("GPTQ: the dampened Hessian is singular; raise percDamp");
       }
     }
-    CholeskyDecomposition_F64<DMatrixRMaj> chol = DecompositionFactory_DDRM.chol(n, true);
-    if (!chol.decompose(DMatrixRMaj.wrap(n, n, flipped))) {
-      throw new ArithmeticException(
-          "GPTQ: the dampened Hessian is not positive definite; raise percDamp");
-    }
-    DMatrixRMaj lower = chol.getT(null);
-    double[] l = new double[n * n];
-    for (int i = 0; i < n; i++) {
-      for (int j = 0; j <= i; j++) {
-        l[i * n + j] = lower.get(i, j);
-      }
-    }
-    double[] inv = invertLower(l, n);
-    double[] out = new double[n * n];
+    double[] l = cholesky(inverse, n);
+    double[] u = new double[n * n];
     for (int i = 0; i < n; i++) {
       for (int j = i; j < n; j++) {
-        out[i * n + j] = inv[(n - 1 - i) * n + (n - 1 - j)];
+        u[i * n + j] = l[j * n + i];
       }
     }
-    return out;
+    return u;
   }
 
-  /** Inverse of lower-triangular {@code l} (row-major), row by row: X_i = -(L_i,:i X) / L_ii. */
-  static double[] invertLower(double[] l, int n) {
-    double[] x = new double[n * n];
-    double[] acc = new double[n];
-    for (int i = 0; i < n; i++) {
-      double d = l[i * n + i];
-      if (!(d > 0)) {
-        throw new ArithmeticException("GPTQ: singular Cholesky factor; raise percDamp");
-      }
-      java.util.Arrays.fill(acc, 0, i, 0);
-      for (int k = 0; k < i; k++) {
-        double a = l[i * n + k];
-        if (a == 0) {
-          continue;
+  private static final int CHOLESKY_BLOCK = 64;
+
+  /**
+   * Lower Cholesky factor of symmetric positive definite {@code a} (row-major, overwritten),
+   * right-looking and blocked: each diagonal block is factored and its panel solved in Java, the
+   * trailing matrix updated with one float64 DJL matmul per block.
+   *
+   * @throws ArithmeticException when {@code a} is not positive definite
+   */
+  static double[] cholesky(double[] a, int n) {
+    try (NDManager m = NDManager.newBaseManager()) {
+      for (int k0 = 0; k0 < n; k0 += CHOLESKY_BLOCK) {
+        int k1 = Math.min(k0 + CHOLESKY_BLOCK, n);
+        for (int j = k0; j < k1; j++) {
+          double d = a[j * n + j];
+          for (int p = k0; p < j; p++) {
+            d -= a[j * n + p] * a[j * n + p];
+          }
+          if (!(d > 0)) {
+            throw new ArithmeticException(
+                "GPTQ: the inverse Hessian is not positive definite; raise percDamp");
+          }
+          d = Math.sqrt(d);
+          a[j * n + j] = d;
+          for (int i = j + 1; i < n; i++) {
+            double v = a[i * n + j];
+            for (int p = k0; p < j; p++) {
+              v -= a[i * n + p] * a[j * n + p];
+            }
+            a[i * n + j] = v / d;
+          }
         }
-        int row = k * n;
-        for (int j = 0; j <= k; j++) {
-          acc[j] += a * x[row + j];
+        int rest = n - k1;
+        if (rest == 0) {
+          break;
+        }
+        int kb = k1 - k0;
+        double[] panel = new double[rest * kb];
+        for (int i = 0; i < rest; i++) {
+          System.arraycopy(a, (k1 + i) * n + k0, panel, i * kb, kb);
+        }
+        double[] update;
+        try (NDManager s = m.newSubManager()) {
+          NDArray p = s.create(panel, new Shape(rest, kb));
+          update = p.matMul(p.transpose()).toDoubleArray();
+        }
+        for (int i = 0; i < rest; i++) {
+          int row = (k1 + i) * n + k1;
+          for (int j = 0; j <= i; j++) {
+            a[row + j] -= update[i * rest + j];
+          }
         }
       }
-      for (int j = 0; j < i; j++) {
-        x[i * n + j] = -acc[j] / d;
-      }
-      x[i * n + i] = 1 / d;
     }
-    return x;
+    for (int i = 0; i < n; i++) {
+      for (int j = i + 1; j < n; j++) {
+        a[i * n + j] = 0;
+      }
+    }
+    return a;
   }
 
   /** Column order by decreasing Hessian diagonal; ties keep the natural order. */

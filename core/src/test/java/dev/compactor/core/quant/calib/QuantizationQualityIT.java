@@ -40,8 +40,10 @@ import org.slf4j.LoggerFactory;
  * target/quant-quality.json}; the test asserts only the ordering of the KL divergence, with a
  * margin.
  *
- * <p>The model comes from {@link QuickModel}. Its hidden size is 128, so with group size 128 every
- * linear except down_proj (512 inputs) has one scale per row; group size 32 is measured as well.
+ * <p>The model comes from {@link QuickModel}; run with {@code mvn -pl core test
+ * -Dtest=QuantizationQualityIT} (core binds no failsafe execution). Its hidden size is 128, so with
+ * group size 128 every linear except down_proj (512 inputs) has one scale per row; group size 32 is
+ * measured as well.
  */
 class QuantizationQualityIT {
 

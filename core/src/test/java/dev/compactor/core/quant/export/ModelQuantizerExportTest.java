@@ -13,6 +13,7 @@ import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.model.internal.Layout;
+import dev.compactor.core.quant.RtnQuantizer;
 import dev.compactor.core.quant.awq.AwqConfig;
 import dev.compactor.core.quant.awq.AwqLayerQuantizer;
 import dev.compactor.core.quant.awq.AwqModelQuantizer;
@@ -79,6 +80,35 @@ class ModelQuantizerExportTest {
     check(awqOut, AwqModelQuantizer.scheme(awq), expected, null);
   }
 
+  @Test
+  void rtnCheckpointDecodesToRtnWeights() throws Exception {
+    Path model = dir.resolve("model");
+    try (Transformer t = Transformer.randomInit(CONFIG, 4, Device.cpu())) {
+      t.save(model, DType.F32, Map.of());
+    }
+    Path out = dir.resolve("rtn");
+    RtnCheckpointQuantizer.quantize(model, 4, false, 64, out, DType.BF16);
+    Map<String, float[]> expected = new HashMap<>();
+    RtnQuantizer rtn = new RtnQuantizer(4, false, 64);
+    try (TensorSource s = Checkpoints.open(model)) {
+      for (int i = 0; i < CONFIG.numLayers(); i++) {
+        for (Layout.Spec spec : Layout.layer(CONFIG)) {
+          String name = Layout.layerPrefix(CONFIG, "", i) + spec.name();
+          float[] w = s.readFloats(name);
+          String linear = spec.name().replace(".weight", "");
+          expected.put(
+              name,
+              Layout.linears(CONFIG).contains(linear)
+                  ? rtn.quantize(w, (int) spec.shape()[0], (int) spec.shape()[1]).dequantize()
+                  : w);
+        }
+      }
+    }
+    JsonNode config = new ObjectMapper().readTree(out.resolve("config.json").toFile());
+    assertEquals("bfloat16", config.get("torch_dtype").asText());
+    checkLinears(out, RtnCheckpointQuantizer.scheme(4, false, 64), expected, 1e-2f);
+  }
+
   private static QuantizedLayerSink sink(Map<String, float[]> into) {
     return (layer, weights, quantized) -> {
       for (Map.Entry<String, float[]> e : weights.entrySet()) {
@@ -107,6 +137,12 @@ class ModelQuantizerExportTest {
     JsonNode weights = config.at("/quantization_config/config_groups/group_0/weights");
     assertEquals(actorder == null, weights.get("actorder").isNull());
     assertTrue(Files.exists(out.resolve("tokenizer.json")));
+    checkLinears(out, scheme, expected, 1e-3f);
+  }
+
+  private static void checkLinears(
+      Path out, CompressedTensorsScheme scheme, Map<String, float[]> expected, float relative)
+      throws Exception {
     try (TensorSource s = Checkpoints.open(out)) {
       assertTrue(s.contains("model.embed_tokens.weight"));
       assertTrue(s.contains("lm_head.weight"));
@@ -120,7 +156,7 @@ class ModelQuantizerExportTest {
             tolerance = Math.max(tolerance, Math.abs(v));
           }
           // scales are stored as fp16: relative error below 2^-11
-          assertArrayEquals(want, got, tolerance * 1e-3f, prefix + linear);
+          assertArrayEquals(want, got, tolerance * relative, prefix + linear);
         }
         float[] norm = s.readFloats(prefix + "input_layernorm.weight");
         assertArrayEquals(expected.get(prefix + "input_layernorm.weight"), norm, 1e-2f);

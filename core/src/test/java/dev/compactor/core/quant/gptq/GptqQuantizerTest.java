@@ -218,6 +218,29 @@ class GptqQuantizerTest {
   }
 
   @Test
+  void blockedCholeskyReproducesItsInput() {
+    int n = 150; // not a multiple of the block size
+    float[] x = correlatedInputs(400, n, 9);
+    double[] a = hessian(x, 400, n);
+    for (int j = 0; j < n; j++) {
+      a[j * n + j] += 0.1;
+    }
+    double[] l = GptqQuantizer.cholesky(a.clone(), n);
+    for (int i = 0; i < n; i++) {
+      for (int j = 0; j < n; j++) {
+        double s = 0;
+        for (int k = 0; k < n; k++) {
+          s += l[i * n + k] * l[j * n + k];
+        }
+        assertEquals(a[i * n + j], s, 1e-9 * Math.abs(a[i * n + i]), i + "," + j);
+        if (j > i) {
+          assertEquals(0.0, l[i * n + j]);
+        }
+      }
+    }
+  }
+
+  @Test
   void rejectsBadInput() {
     GptqQuantizer q = new GptqQuantizer(GptqConfig.int4(32));
     assertThrows(
