@@ -1,5 +1,6 @@
 package dev.compactor.cli;
 
+import dev.compactor.cli.pipeline.DemoCommand;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -9,7 +10,13 @@ public final class Commands {
 
   /** Every subcommand; add a new one here (one line). */
   static final List<Command> ALL =
-      List.of(new TinyModelCommand(), new EvalCommand(), new GenerateCommand());
+      List.of(
+          new TinyModelCommand(),
+          new EvalCommand(),
+          new GenerateCommand(),
+          new DemoCommand(),
+          new dev.compactor.cli.quant.QuantizeCommand(),
+          new dev.compactor.cli.quant.QualityTableCommand());
 
   private Commands() {}
 

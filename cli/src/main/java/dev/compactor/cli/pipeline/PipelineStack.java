@@ -1,0 +1,222 @@
+package dev.compactor.cli.pipeline;
+
+import dev.compactor.infra.LocalStack;
+import dev.compactor.runtime.BlobStore;
+import dev.compactor.runtime.Stage;
+import dev.compactor.runtime.StageConfig;
+import dev.compactor.runtime.StageService;
+import dev.compactor.services.distillation.DistillationStage;
+import dev.compactor.services.evaluation.EvaluationStage;
+import dev.compactor.services.ingestion.IngestionStage;
+import dev.compactor.services.orchestrator.OrchestratorConfig;
+import dev.compactor.services.orchestrator.OrchestratorService;
+import dev.compactor.services.pruning.PruningStage;
+import dev.compactor.services.publishing.PublishingStage;
+import dev.compactor.services.quantization.QuantizationStage;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * The whole Compactor pipeline in one JVM: the embedded {@link LocalStack} (Kafka, S3, schema
+ * registry) or a backbone running elsewhere, the orchestrator and one worker per stage service —
+ * what {@code compactor demo} and {@code compactor up} run, and what the end-to-end tests start.
+ * Each worker is the same {@link StageService} a deployed service runs, configured against the
+ * local endpoints.
+ */
+public final class PipelineStack implements AutoCloseable {
+
+  /** The stages this stack serves, with the adapter each runs. */
+  public static final List<String> STAGES =
+      List.of("ingestion", "prune", "quantize", "distill", "evaluate", "publish");
+
+  /** Where the backbone (Kafka, schema registry, S3) of a stack is. */
+  public record Endpoints(
+      String bootstrapServers,
+      String schemaRegistryUrl,
+      String s3Endpoint,
+      String s3AccessKey,
+      String s3SecretKey,
+      String s3Region) {
+
+    /** The endpoints of an embedded stack. */
+    public static Endpoints of(LocalStack s) {
+      return new Endpoints(
+          s.bootstrapServers(),
+          s.schemaRegistryUrl(),
+          s.s3Endpoint().toString(),
+          s.s3AccessKey(),
+          s.s3SecretKey(),
+          s.s3Region());
+    }
+  }
+
+  private final LocalStack stack;
+  private final Endpoints endpoints;
+  private final OrchestratorService orchestrator;
+  private final Map<String, List<StageService>> workers = new LinkedHashMap<>();
+  private final BlobStore blobs;
+  private final Path workRoot;
+
+  private PipelineStack(
+      LocalStack stack, Endpoints endpoints, OrchestratorService orchestrator, Path workRoot) {
+    this.stack = stack;
+    this.endpoints = endpoints;
+    this.orchestrator = orchestrator;
+    this.workRoot = workRoot;
+    this.blobs = BlobStore.create(stageConfig("ingestion", "client"));
+  }
+
+  /**
+   * Starts the stack with its state under {@code dataDir} and one worker per stage.
+   *
+   * @param orchestratorPort HTTP port of the job API (0: any free port)
+   */
+  public static PipelineStack start(Path dataDir, int orchestratorPort) throws IOException {
+    LocalStack stack = LocalStack.start(dataDir.resolve("stack"));
+    try {
+      return start(stack, Endpoints.of(stack), dataDir, orchestratorPort);
+    } catch (IOException | RuntimeException e) {
+      stack.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Starts the orchestrator and one worker per stage against a backbone running elsewhere (e.g.
+   * containers); creates the buckets and topics it needs.
+   */
+  public static PipelineStack connect(Endpoints endpoints, Path dataDir, int orchestratorPort)
+      throws IOException {
+    return start(null, endpoints, dataDir, orchestratorPort);
+  }
+
+  private static PipelineStack start(
+      LocalStack stack, Endpoints endpoints, Path dataDir, int orchestratorPort)
+      throws IOException {
+    OrchestratorService orchestrator = null;
+    try {
+      Map<String, String> env = new HashMap<>();
+      env.put(OrchestratorConfig.KAFKA_BOOTSTRAP.env(), endpoints.bootstrapServers());
+      env.put(OrchestratorConfig.SCHEMA_REGISTRY_URL.env(), endpoints.schemaRegistryUrl());
+      env.put(OrchestratorConfig.HTTP_PORT.env(), Integer.toString(orchestratorPort));
+      env.put(OrchestratorConfig.STATE_DIR.env(), dataDir.resolve("orchestrator").toString());
+      orchestrator = OrchestratorService.start(OrchestratorConfig.of(env));
+      PipelineStack p =
+          new PipelineStack(
+              stack, endpoints, orchestrator, Files.createDirectories(dataDir.resolve("work")));
+      p.blobs.ensureBucket(LocalStack.ARTIFACTS_BUCKET);
+      p.blobs.ensureBucket(LocalStack.DATA_BUCKET);
+      for (String stage : STAGES) {
+        p.addWorker(stage, stage + "-1");
+      }
+      return p;
+    } catch (IOException | RuntimeException e) {
+      if (orchestrator != null) {
+        orchestrator.close();
+      }
+      throw e;
+    }
+  }
+
+  /** Starts one more worker of {@code stage} (same consumer group) with identity {@code id}. */
+  public synchronized StageService addWorker(String stage, String id) {
+    StageConfig config = stageConfig(stage, id);
+    StageService service = StageService.start(adapter(stage).apply(config), config);
+    workers.computeIfAbsent(stage, s -> new ArrayList<>()).add(service);
+    return service;
+  }
+
+  /** The running workers of {@code stage}. */
+  public synchronized List<StageService> workers(String stage) {
+    return List.copyOf(workers.getOrDefault(stage, List.of()));
+  }
+
+  /** Stops one worker as a crash would look to the others: its running job is abandoned. */
+  public synchronized void stopWorker(StageService worker) {
+    workers.values().forEach(l -> l.remove(worker));
+    worker.close();
+  }
+
+  /** The settings a stage worker of this stack gets. */
+  public StageConfig stageConfig(String stage, String workerId) {
+    Map<String, String> env = new HashMap<>();
+    env.put(StageConfig.KAFKA_BOOTSTRAP.envName(), endpoints.bootstrapServers());
+    env.put(StageConfig.SCHEMA_REGISTRY_URL.envName(), endpoints.schemaRegistryUrl());
+    env.put(StageConfig.S3_ENDPOINT.envName(), endpoints.s3Endpoint());
+    env.put(StageConfig.S3_ACCESS_KEY.envName(), endpoints.s3AccessKey());
+    env.put(StageConfig.S3_SECRET_KEY.envName(), endpoints.s3SecretKey());
+    env.put(StageConfig.S3_REGION.envName(), endpoints.s3Region());
+    env.put(StageConfig.S3_BUCKET.envName(), LocalStack.ARTIFACTS_BUCKET);
+    env.put(StageConfig.STAGE.envName(), stage);
+    env.put(StageConfig.WORKER_ID.envName(), workerId);
+    env.put(StageConfig.WORK_DIR.envName(), workRoot.resolve(workerId).toString());
+    env.put(StageConfig.SESSION_TIMEOUT_MS.envName(), "10000");
+    env.put(StageConfig.RETRY_ATTEMPTS.envName(), "3");
+    return StageConfig.of(env);
+  }
+
+  private static Function<StageConfig, Stage> adapter(String stage) {
+    return switch (stage) {
+      case "ingestion" -> c -> new IngestionStage();
+      case "prune" -> c -> new PruningStage();
+      case "quantize" -> c -> new QuantizationStage();
+      case "distill" ->
+          c ->
+              DistillationStage.withS3Checkpoints(
+                  BlobStore.create(c), c.get(StageConfig.S3_BUCKET));
+      case "evaluate" ->
+          c -> {
+            BlobStore b = BlobStore.create(c);
+            return new EvaluationStage(
+                (where, json) -> b.putBytes(where, json, "application/json"),
+                EvaluationStage.DEFAULT_MAX_CHARS);
+          };
+      case "publish" -> c -> new PublishingStage(BlobStore.create(c));
+      default -> throw new IllegalArgumentException("no service for stage " + stage);
+    };
+  }
+
+  /** The backbone's endpoints. */
+  public Endpoints endpoints() {
+    return endpoints;
+  }
+
+  /** A blob store client on the stack's S3 server. */
+  public BlobStore blobs() {
+    return blobs;
+  }
+
+  public String bootstrapServers() {
+    return endpoints.bootstrapServers();
+  }
+
+  public String schemaRegistryUrl() {
+    return endpoints.schemaRegistryUrl();
+  }
+
+  /** The orchestrator's job API, e.g. {@code http://127.0.0.1:8080}. */
+  public String orchestratorUrl() {
+    return "http://127.0.0.1:" + orchestrator.httpPort();
+  }
+
+  @Override
+  public synchronized void close() {
+    for (List<StageService> l : workers.values()) {
+      for (StageService s : l) {
+        s.close();
+      }
+    }
+    workers.clear();
+    orchestrator.close();
+    if (stack != null) {
+      stack.close();
+    }
+  }
+}

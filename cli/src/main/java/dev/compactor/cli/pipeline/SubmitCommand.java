@@ -1,0 +1,73 @@
+package dev.compactor.cli.pipeline;
+
+import dev.compactor.cli.Args;
+import dev.compactor.cli.Command;
+import dev.compactor.cli.UsageException;
+import dev.compactor.core.recipe.InvalidRecipeException;
+import dev.compactor.core.recipe.QuantizeParams;
+import dev.compactor.core.recipe.Recipe;
+import dev.compactor.core.recipe.StageSpec;
+import dev.compactor.services.quantization.QuantizationStage;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.Set;
+
+/**
+ * {@code compactor submit}: checks a recipe (including what is not built yet) and submits a job for
+ * a local model directory or an {@code s3://} prefix to a running pipeline; prints the job id.
+ */
+public final class SubmitCommand implements Command {
+  @Override
+  public String name() {
+    return "submit";
+  }
+
+  @Override
+  public String summary() {
+    return "submit a compression job to a running pipeline";
+  }
+
+  @Override
+  public String usage() {
+    return "--model DIR|s3://bucket/prefix/ --recipe FILE [--bootstrap HOST:PORT] [--registry URL]";
+  }
+
+  @Override
+  public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
+    Set<String> options = new HashSet<>(Connection.OPTIONS);
+    options.addAll(Set.of("model", "recipe"));
+    Args args = Args.parse(argv, options, Set.of());
+    Connection c = Connection.from(args);
+    String model = args.required("model");
+    if (!model.startsWith("s3://")) {
+      Path dir = Path.of(model).toAbsolutePath();
+      if (!Files.isDirectory(dir)) {
+        throw new UsageException("--model: expected a directory or s3:// prefix, found " + model);
+      }
+      model = dir.toUri().toString();
+    }
+    String yaml = Files.readString(args.requiredPath("recipe"));
+    check(yaml);
+    try (PipelineClient client = new PipelineClient(c.bootstrap(), c.registry())) {
+      out.println(client.submit(model, yaml, System.getProperty("user.name")));
+    }
+    return 0;
+  }
+
+  /** Refuses recipes that are invalid or use what is not built yet, before anything is sent. */
+  static void check(String yaml) throws UsageException {
+    Recipe recipe;
+    try {
+      recipe = Recipe.parse(yaml);
+    } catch (InvalidRecipeException e) {
+      throw new UsageException("recipe: " + e.getMessage());
+    }
+    for (StageSpec s : recipe.stages()) {
+      if (s.params() instanceof QuantizeParams q) {
+        QuantizationStage.toSpec(q);
+      }
+    }
+  }
+}

@@ -1,0 +1,83 @@
+package dev.compactor.cli.pipeline;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.compactor.cli.UsageException;
+import dev.compactor.events.ArtifactRef;
+import dev.compactor.events.EvaluationCompleted;
+import dev.compactor.events.EvaluationMetrics;
+import dev.compactor.events.ModelReady;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class PipelineCommandsTest {
+
+  @Test
+  void submitRefusesWhatIsNotBuiltYetBeforeSendingAnything() {
+    String gptq =
+        "name: g\nstages:\n  - quantize: { method: gptq, bits: 4, group_size: 128 }\n"
+            + "calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }\n";
+    UnsupportedOperationException e =
+        assertThrows(UnsupportedOperationException.class, () -> SubmitCommand.check(gptq));
+    assertTrue(e.getMessage().startsWith("not supported yet"), e.getMessage());
+    assertThrows(UsageException.class, () -> SubmitCommand.check("name: x\nstages: []\n"));
+  }
+
+  @Test
+  void theDemoRecipesPassTheSubmitCheck() throws Exception {
+    for (String r : List.of("demo-all-stages.yaml", "int8-rtn.yaml", "distill-half.yaml")) {
+      SubmitCommand.check(Files.readString(Path.of("..", "recipes", r)));
+    }
+  }
+
+  @Test
+  void demoJsonIsOneObjectWithEvaluationAndModelReady() throws Exception {
+    ArtifactRef ref =
+        ArtifactRef.newBuilder()
+            .setUri("s3://b/artifacts/x/")
+            .setSha256("a".repeat(64))
+            .setSizeBytes(10)
+            .setFormat("hf-safetensors")
+            .build();
+    EvaluationCompleted e =
+        EvaluationCompleted.newBuilder()
+            .setJobId("j")
+            .setStep(4)
+            .setModel(ref)
+            .setBaseline(ref)
+            .setMetrics(
+                EvaluationMetrics.newBuilder()
+                    .setPerplexity(3.5)
+                    .setBaselinePerplexity(3.0)
+                    .setSizeBytes(5)
+                    .setBaselineSizeBytes(10)
+                    .build())
+            .setExtra(Map.of())
+            .setCompletedAtMs(1)
+            .build();
+    ModelReady m =
+        ModelReady.newBuilder()
+            .setJobId("j")
+            .setName("n")
+            .setVersion("1")
+            .setUri("s3://b/models/n/v1/")
+            .setArtifact(ref)
+            .setModelCardUri("s3://b/models/n/v1/README.md")
+            .setRecipeName("n")
+            .setMetrics(Map.of("perplexity", 3.5))
+            .setLineage(List.of(ref))
+            .setPublishedAtMs(2)
+            .build();
+    JsonNode json = new ObjectMapper().readTree(JobReport.json(e, m));
+    assertEquals(2, json.size());
+    assertEquals(3.5, json.at("/evaluation/metrics/perplexity").asDouble());
+    assertEquals("1", json.at("/modelReady/version").asText());
+  }
+}

@@ -1,0 +1,107 @@
+package dev.compactor.core.quant.table;
+
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.compactor.core.io.DType;
+import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.core.io.SafetensorsWriter;
+import dev.compactor.core.io.TensorInfo;
+import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.model.internal.Layout;
+import dev.compactor.core.quant.export.QuantizedLayerSink;
+import dev.compactor.core.quant.export.QuantizedLinear;
+import dev.compactor.core.quant.pipeline.HfQuantizationPipeline;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * Writes each finished layer of a {@link LayerwiseQuantizer} run as plain Hugging Face safetensors
+ * holding the <em>dequantized</em> weights (exactly the values the quantized model computes with,
+ * in the source's float type), so any tool — transformers, this project's evaluators — loads the
+ * result; embeddings, final norm and head are copied byte for byte. {@code config.json} gains the
+ * same {@code quantization_config} (quant_method {@value HfQuantizationPipeline#QUANT_METHOD}) as
+ * {@link HfQuantizationPipeline} writes.
+ */
+public final class DequantizedCheckpointSink implements QuantizedLayerSink, AutoCloseable {
+
+  private final ModelDirectory source;
+  private final ModelConfig config;
+  private final TensorSource weights;
+  private final SafetensorsWriter out;
+  private final Path outDir;
+  private boolean finished;
+
+  /** Opens {@code sourceDir} for reading and {@code outDir} (absent or without weights). */
+  public DequantizedCheckpointSink(Path sourceDir, Path outDir, Map<String, String> metadata)
+      throws IOException {
+    this.source = ModelDirectory.open(sourceDir);
+    this.config = ModelConfig.read(sourceDir);
+    this.weights = source.weights();
+    this.outDir = outDir;
+    this.out = new SafetensorsWriter(outDir, 4L << 30, metadata);
+  }
+
+  @Override
+  public void accept(int layer, Map<String, float[]> layerWeights, Map<String, QuantizedLinear> q)
+      throws IOException {
+    String prefix = Layout.layerPrefix(config, "", layer);
+    for (Layout.Spec s : Layout.layer(config)) {
+      String name = prefix + s.name();
+      TensorInfo info = weights.info(name);
+      out.write(name, floatType(info.dtype()), s.shape(), layerWeights.get(s.name()));
+    }
+  }
+
+  /**
+   * Copies the global tensors and auxiliary files and writes config.json with {@code
+   * quantizationConfig} under {@code quantization_config} and {@code extra} merged at the top.
+   */
+  public void finish(ObjectNode quantizationConfig, ObjectNode extra) throws IOException {
+    for (Layout.Spec s : Layout.globals(config, "")) {
+      out.copy(weights, s.name());
+    }
+    out.close();
+    source.copyAuxiliaryFilesTo(outDir);
+    ObjectNode json = (ObjectNode) source.configJson().deepCopy();
+    json.set(HfQuantizationPipeline.CONFIG_KEY, quantizationConfig);
+    if (extra != null) {
+      json.setAll(extra);
+    }
+    ModelDirectory.writeConfig(outDir, json);
+    finished = true;
+  }
+
+  /** The {@code quantization_config} describing {@code q} (weights stored dequantized). */
+  public static ObjectNode quantizationConfig(
+      WeightQuantization q, LayerwiseQuantizer.Summary summary) {
+    ObjectNode n = JsonNodeFactory.instance.objectNode();
+    n.put("quant_method", HfQuantizationPipeline.QUANT_METHOD);
+    n.put("method", q.method().id());
+    n.put("bits", q.bits());
+    n.put("group_size", q.groupSize() == 0 ? -1 : q.groupSize());
+    n.put(
+        "symmetric",
+        q.method() == WeightQuantization.Method.FP8 || q.method() == WeightQuantization.Method.NF4);
+    n.put("weights_stored", "dequantized");
+    n.put("quantized_parameters", summary.quantizedParameters());
+    n.put("quantized_weight_bytes", summary.quantizedLinearBytes());
+    return n;
+  }
+
+  private static DType floatType(DType d) {
+    return d == DType.F16 || d == DType.BF16 ? d : DType.F32;
+  }
+
+  @Override
+  public void close() throws IOException {
+    try {
+      if (!finished) {
+        out.close();
+      }
+    } finally {
+      weights.close();
+    }
+  }
+}

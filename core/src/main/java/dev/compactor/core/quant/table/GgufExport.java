@@ -1,0 +1,114 @@
+package dev.compactor.core.quant.table;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.gguf.ImatrixCollector;
+import dev.compactor.core.gguf.LlamaGgufExporter;
+import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.model.Transformer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Writes llama.cpp GGUF files of a Hugging Face model straight from its original (fp32/bf16/fp16)
+ * weights, quantized by the ggml block quantizers as {@code llama-quantize} would, optionally
+ * guided by an importance matrix collected from calibration text as {@code llama-imatrix} does.
+ */
+public final class GgufExport {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private GgufExport() {}
+
+  /**
+   * llama.cpp's choice for {@code token_embd}/{@code output} in a file of {@code base}: Q8_0 and
+   * the float types keep their own type, lower types use Q6_K (as Q4_K_M does).
+   */
+  public static GgmlType embeddingType(GgmlType base) {
+    return switch (base) {
+      case F32, F16, Q8_0, Q6_K -> base;
+      default -> GgmlType.Q6_K;
+    };
+  }
+
+  /**
+   * Exports {@code modelDir} to {@code out} with {@code base} for the decoder matrices; {@code
+   * importance} (GGUF tensor name to per-column importance) may be empty.
+   */
+  public static LlamaGgufExporter.Result export(
+      Path modelDir, GgmlType base, Map<String, float[]> importance, Path out) throws IOException {
+    return export(modelDir, base, Map.of(), importance, out);
+  }
+
+  /** As {@link #export(Path, GgmlType, Map, Path)}, with per-tensor types in {@code overrides}. */
+  public static LlamaGgufExporter.Result export(
+      Path modelDir,
+      GgmlType base,
+      Map<String, GgmlType> overrides,
+      Map<String, float[]> importance,
+      Path out)
+      throws IOException {
+    ModelDirectory model = ModelDirectory.open(modelDir);
+    Path tokenizer = modelDir.resolve("tokenizer.json");
+    if (!Files.isRegularFile(tokenizer)) {
+      throw new IllegalArgumentException(
+          "gguf export: expected tokenizer.json in " + modelDir + ", found none");
+    }
+    JsonNode tok = JSON.readTree(tokenizer.toFile());
+    JsonNode config = model.configJson();
+    String name = config.path("_name_or_path").asText("");
+    if (name.isBlank()) {
+      name = modelDir.toAbsolutePath().getFileName().toString();
+    }
+    int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
+    LlamaGgufExporter.Options options =
+        new LlamaGgufExporter.Options(
+            name, base, embeddingType(base), overrides, importance, threads);
+    try (TensorSource src = model.weights()) {
+      return LlamaGgufExporter.export(config, src, tok, options, out);
+    }
+  }
+
+  /**
+   * The importance matrix of every decoder linear of the model in {@code modelDir} over {@code
+   * samples}: mean squared input activation per column, keyed by GGUF tensor name.
+   */
+  public static Map<String, float[]> imatrix(Path modelDir, List<int[]> samples)
+      throws IOException {
+    Map<String, ImatrixCollector> collectors = new HashMap<>();
+    try (Transformer model = Transformer.load(modelDir, Device.cpu());
+        NDManager root = NDManager.newBaseManager(Device.cpu())) {
+      for (int[] sample : samples) {
+        try (NDManager m = root.newSubManager()) {
+          NDArray tokens = m.create(sample).reshape(1, sample.length);
+          model.logits(
+              m,
+              tokens,
+              (layer, linear, input) -> {
+                long cols = input.getShape().get(1);
+                float[] x = input.toFloatArray();
+                ImatrixCollector c =
+                    collectors.computeIfAbsent(
+                        GgufToHf.ggufLinearName(layer, linear),
+                        k -> new ImatrixCollector((int) cols));
+                for (int off = 0; off < x.length; off += (int) cols) {
+                  c.accumulate(x, off);
+                }
+              });
+        }
+      }
+    }
+    Map<String, float[]> out = new HashMap<>();
+    collectors.forEach((k, v) -> out.put(k, v.importance()));
+    return out;
+  }
+}

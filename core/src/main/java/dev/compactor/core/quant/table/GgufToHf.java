@@ -1,0 +1,163 @@
+package dev.compactor.core.quant.table;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.gguf.GgufReader;
+import dev.compactor.core.gguf.GgufTensorInfo;
+import dev.compactor.core.gguf.GgufValue;
+import dev.compactor.core.io.CheckpointFormatException;
+import dev.compactor.core.io.DType;
+import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.core.io.SafetensorsWriter;
+import dev.compactor.core.model.ModelConfig;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * Turns a llama GGUF file written by {@link dev.compactor.core.gguf.LlamaGgufExporter} back into a
+ * Hugging Face directory of fp32 safetensors: every tensor is dequantized with ggml's own block
+ * decoders and the q/k rows get the inverse of convert_hf_to_gguf.py's RoPE permutation. The result
+ * computes exactly what llama.cpp computes with the GGUF's weights, so the same perplexity and
+ * divergence evaluators as for every other format measure GGUF quality without llama.cpp.
+ *
+ * <p>The hyper-parameters come from the original model's config.json ({@code templateDir}, also the
+ * source of the tokenizer files); they are checked against the GGUF's {@code llama.*} metadata.
+ */
+public final class GgufToHf {
+
+  /**
+   * What was converted.
+   *
+   * @param tensorTypes GGUF type of each tensor, by GGUF name
+   * @param ggufBytes size of the GGUF file
+   */
+  public record Result(Map<String, GgmlType> tensorTypes, long ggufBytes) {}
+
+  private GgufToHf() {}
+
+  /** Writes {@code outDir} (absent or empty) from {@code gguf} and the original's config. */
+  public static Result convert(Path gguf, Path templateDir, Path outDir) throws IOException {
+    ModelDirectory template = ModelDirectory.open(templateDir);
+    ModelConfig config = ModelConfig.read(templateDir);
+    Map<String, GgmlType> types = new TreeMap<>();
+    try (GgufReader r = GgufReader.open(gguf)) {
+      check(r, "llama.block_count", config.numLayers());
+      check(r, "llama.embedding_length", config.hiddenSize());
+      check(r, "llama.attention.head_count", config.numHeads());
+      check(r, "llama.attention.head_count_kv", config.numKvHeads());
+      try (SafetensorsWriter out =
+          new SafetensorsWriter(outDir, Map.of("compactor.from_gguf", gguf.getFileName() + ""))) {
+        for (Map.Entry<String, String> e : names(config).entrySet()) {
+          String ggufName = e.getKey();
+          if (ggufName.equals("output.weight") && config.tieWordEmbeddings()) {
+            continue;
+          }
+          GgufTensorInfo info = r.tensor(ggufName);
+          float[] v = r.readTensorFloats(ggufName);
+          long[] shape = info.shape();
+          int heads = permuteHeads(config, ggufName);
+          if (heads > 0) {
+            v = unpermuteForRope(v, (int) shape[0], (int) shape[1], heads);
+          }
+          out.write(e.getValue(), DType.F32, shape, v);
+          types.put(ggufName, info.type());
+        }
+      }
+    }
+    template.copyAuxiliaryFilesTo(outDir);
+    ObjectNode json = (ObjectNode) template.configJson().deepCopy();
+    json.put("torch_dtype", "float32");
+    json.putObject("compactor_from_gguf")
+        .put("file", gguf.getFileName().toString())
+        .put("sha256", ModelDirectory.sha256(gguf));
+    ModelDirectory.writeConfig(outDir, json);
+    return new Result(types, java.nio.file.Files.size(gguf));
+  }
+
+  /**
+   * The inverse of {@link dev.compactor.core.gguf.LlamaGgufExporter#permuteForRope}: row {@code
+   * h*hd + 2*i + s} moves back to {@code h*hd + s*hd/2 + i}.
+   */
+  public static float[] unpermuteForRope(float[] w, int rows, int cols, int nHead) {
+    if (rows % (2 * nHead) != 0 || (long) rows * cols != w.length) {
+      throw new IllegalArgumentException(
+          "cannot un-permute " + rows + "x" + cols + " into " + nHead + " heads of pairs");
+    }
+    int half = rows / nHead / 2;
+    float[] out = new float[w.length];
+    for (int h = 0; h < nHead; h++) {
+      for (int s = 0; s < 2; s++) {
+        for (int i = 0; i < half; i++) {
+          int permuted = h * 2 * half + 2 * i + s;
+          int original = h * 2 * half + s * half + i;
+          System.arraycopy(w, permuted * cols, out, original * cols, cols);
+        }
+      }
+    }
+    return out;
+  }
+
+  /** GGUF tensor name to Hugging Face name, in the exporter's order. */
+  static Map<String, String> names(ModelConfig c) {
+    Map<String, String> m = new LinkedHashMap<>();
+    m.put("token_embd.weight", "model.embed_tokens.weight");
+    for (int l = 0; l < c.numLayers(); l++) {
+      String p = "model.layers." + l + ".";
+      String b = "blk." + l + ".";
+      m.put(b + "attn_norm.weight", p + "input_layernorm.weight");
+      m.put(b + "attn_q.weight", p + "self_attn.q_proj.weight");
+      m.put(b + "attn_k.weight", p + "self_attn.k_proj.weight");
+      m.put(b + "attn_v.weight", p + "self_attn.v_proj.weight");
+      m.put(b + "attn_output.weight", p + "self_attn.o_proj.weight");
+      m.put(b + "ffn_norm.weight", p + "post_attention_layernorm.weight");
+      m.put(b + "ffn_gate.weight", p + "mlp.gate_proj.weight");
+      m.put(b + "ffn_up.weight", p + "mlp.up_proj.weight");
+      m.put(b + "ffn_down.weight", p + "mlp.down_proj.weight");
+    }
+    m.put("output_norm.weight", "model.norm.weight");
+    m.put("output.weight", "lm_head.weight");
+    return m;
+  }
+
+  /** The GGUF name of a decoder linear, e.g. {@code blk.0.attn_q.weight} for q_proj of layer 0. */
+  public static String ggufLinearName(int layer, String hfLinear) {
+    String b = "blk." + layer + ".";
+    return switch (hfLinear) {
+      case "self_attn.q_proj" -> b + "attn_q.weight";
+      case "self_attn.k_proj" -> b + "attn_k.weight";
+      case "self_attn.v_proj" -> b + "attn_v.weight";
+      case "self_attn.o_proj" -> b + "attn_output.weight";
+      case "mlp.gate_proj" -> b + "ffn_gate.weight";
+      case "mlp.up_proj" -> b + "ffn_up.weight";
+      case "mlp.down_proj" -> b + "ffn_down.weight";
+      default -> throw new IllegalArgumentException("not a Llama decoder linear: " + hfLinear);
+    };
+  }
+
+  private static int permuteHeads(ModelConfig c, String ggufName) {
+    if (ggufName.endsWith(".attn_q.weight")) {
+      return c.numHeads();
+    }
+    if (ggufName.endsWith(".attn_k.weight")) {
+      return c.numKvHeads();
+    }
+    return 0;
+  }
+
+  private static void check(GgufReader r, String key, int expected) throws IOException {
+    GgufValue v = r.require(key);
+    long found = ((Number) v.value()).longValue();
+    if (found != expected) {
+      throw new CheckpointFormatException(
+          "GGUF "
+              + key
+              + ": expected "
+              + expected
+              + " (from the original config.json), found "
+              + found);
+    }
+  }
+}

@@ -1,0 +1,191 @@
+package dev.compactor.core.quant.table;
+
+import dev.compactor.core.io.Checkpoints;
+import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.metrics.ProgressListener;
+import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.model.internal.Layout;
+import dev.compactor.core.quant.Fp8E4M3;
+import dev.compactor.core.quant.Nf4;
+import dev.compactor.core.quant.QuantizedTensor;
+import dev.compactor.core.quant.RtnQuantizer;
+import dev.compactor.core.quant.awq.AwqConfig;
+import dev.compactor.core.quant.awq.AwqLayerQuantizer;
+import dev.compactor.core.quant.calib.CalibrationCollector;
+import dev.compactor.core.quant.export.QuantizedLayerSink;
+import dev.compactor.core.quant.export.QuantizedLinear;
+import dev.compactor.core.quant.gptq.GptqConfig;
+import dev.compactor.core.quant.gptq.GptqLayerQuantizer;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Quantizes the decoder linears of a Llama-family checkpoint one layer at a time with any {@link
+ * WeightQuantization.Method} and hands each finished layer to a {@link QuantizedLayerSink} (which
+ * writes a dequantized Hugging Face checkpoint, a compressed-tensors checkpoint, or both). GPTQ and
+ * AWQ run through {@link CalibrationCollector} with h/gptq's layer quantizers; RTN, NF4 and FP8
+ * need no calibration and stream the weights directly. Reports progress once per layer and the size
+ * the quantized linears take as stored (codes, fp16 scales, zero points, group indices).
+ */
+public final class LayerwiseQuantizer {
+
+  /** Progress phase name, one unit per decoder layer. */
+  public static final String PHASE = "quantize layers";
+
+  /**
+   * What was quantized.
+   *
+   * @param layers decoder layers processed
+   * @param quantizedLinears linear weights quantized
+   * @param quantizedParameters their element count
+   * @param quantizedLinearBytes their stored size
+   */
+  public record Summary(
+      int layers, int quantizedLinears, long quantizedParameters, long quantizedLinearBytes) {
+
+    /** Bits per quantized weight, scales and zero points included. */
+    public double bitsPerWeight() {
+      return quantizedParameters == 0 ? 0 : 8.0 * quantizedLinearBytes / quantizedParameters;
+    }
+  }
+
+  private LayerwiseQuantizer() {}
+
+  /** The GPTQ settings used here: asymmetric like RTN and AWQ, static act-order groups. */
+  public static GptqConfig gptqConfig(WeightQuantization q) {
+    return new GptqConfig(q.bits(), false, q.groupSize(), 0.01, 128, GptqConfig.ActOrder.WEIGHT);
+  }
+
+  /** The AWQ settings used here: AutoAWQ's defaults (asymmetric, scale and clip search). */
+  public static AwqConfig awqConfig(WeightQuantization q) {
+    return new AwqConfig(q.bits(), false, q.groupSize(), 20, true, 20, 0.5);
+  }
+
+  /**
+   * Quantizes {@code modelDir} with {@code q}; {@code samples} (equal-length token windows) are
+   * needed by the calibrated methods and ignored by the others.
+   */
+  public static Summary run(
+      Path modelDir,
+      WeightQuantization q,
+      List<int[]> samples,
+      QuantizedLayerSink sink,
+      ProgressListener progress)
+      throws IOException {
+    ModelConfig config = ModelConfig.read(modelDir);
+    if (config.family() != ModelConfig.Family.LLAMA) {
+      throw new UnsupportedOperationException(
+          "not supported yet: quantizing " + config.modelType() + " (Llama family only)");
+    }
+    q.checkFits(
+        config.hiddenSize(), config.intermediateSize(), config.numHeads() * config.headDim());
+    long[] counts = new long[3];
+    int layers = config.numLayers();
+    QuantizedLayerSink counting =
+        (layer, weights, quantized) -> {
+          for (QuantizedLinear l : quantized.values()) {
+            counts[0]++;
+            counts[1] += (long) l.rows() * l.cols();
+            counts[2] += storedBytes(l);
+          }
+          sink.accept(layer, weights, quantized);
+          progress.onProgress(PHASE, layer + 1, layers);
+        };
+    try (TensorSource source = Checkpoints.open(modelDir)) {
+      switch (q.method()) {
+        case GPTQ, AWQ -> {
+          if (samples == null || samples.isEmpty()) {
+            throw new IllegalArgumentException(q.method().id() + " needs calibration samples");
+          }
+          if (q.method() == WeightQuantization.Method.GPTQ) {
+            new CalibrationCollector(
+                    config,
+                    CalibrationCollector.TRUE_SEQUENTIAL,
+                    CalibrationCollector.Propagation.QUANTIZED,
+                    true,
+                    4)
+                .run(source, samples, new GptqLayerQuantizer(gptqConfig(q), counting));
+          } else {
+            new CalibrationCollector(
+                    config,
+                    CalibrationCollector.ONE_STAGE,
+                    CalibrationCollector.Propagation.ORIGINAL,
+                    true,
+                    4)
+                .run(source, samples, new AwqLayerQuantizer(config, awqConfig(q), true, counting));
+          }
+        }
+        default -> {
+          for (int i = 0; i < layers; i++) {
+            Map<String, float[]> weights = new LinkedHashMap<>();
+            String prefix = Layout.layerPrefix(config, "", i);
+            for (Layout.Spec s : Layout.layer(config)) {
+              weights.put(s.name(), source.readFloats(prefix + s.name()));
+            }
+            Map<String, QuantizedLinear> quantized = new LinkedHashMap<>();
+            for (String linear : Layout.linears(config)) {
+              Layout.Spec spec = spec(config, linear + ".weight");
+              int rows = (int) spec.shape()[0];
+              int cols = (int) spec.shape()[1];
+              float[] w = weights.get(linear + ".weight");
+              QuantizedTensor t = roundToGrid(q, w, rows, cols);
+              weights.put(linear + ".weight", t.dequantize());
+              if (t.format() == QuantizedTensor.Format.INT) {
+                quantized.put(linear, QuantizedLinear.of(t));
+              } else {
+                counts[0]++;
+                counts[1] += w.length;
+                counts[2] += storedBytes(t);
+              }
+            }
+            counting.accept(i, weights, quantized);
+          }
+        }
+      }
+    }
+    return new Summary(layers, (int) counts[0], counts[1], counts[2]);
+  }
+
+  /** One weight through RTN (asymmetric), NF4 or FP8. */
+  static QuantizedTensor roundToGrid(WeightQuantization q, float[] w, int rows, int cols) {
+    return switch (q.method()) {
+      case RTN -> new RtnQuantizer(q.bits(), false, q.groupSize()).quantize(w, rows, cols);
+      case NF4 -> Nf4.quantize(w, rows, cols, q.groupSize());
+      case FP8 -> Fp8E4M3.quantize(w, rows, cols, true);
+      default -> throw new IllegalStateException(q.method() + " is calibrated");
+    };
+  }
+
+  /** Packed codes, fp16 scales, packed zero points and int32 group indices. */
+  public static long storedBytes(QuantizedLinear l) {
+    long n = (long) l.rows() * l.cols();
+    long groups = (long) l.rows() * l.groups();
+    long bytes = n * l.bits() / 8 + 2 * groups;
+    if (!l.symmetric()) {
+      bytes += groups * l.bits() / 8;
+    }
+    if (l.gIdx() != null) {
+      bytes += 4L * l.cols();
+    }
+    return bytes;
+  }
+
+  /** Codes as packed plus fp16 scales (NF4 and FP8 have no zero points). */
+  static long storedBytes(QuantizedTensor t) {
+    return t.packedCodes().length
+        + 2L * t.scales().length
+        + (t.zeroPoints() == null ? 0 : t.zeroPoints().length);
+  }
+
+  private static Layout.Spec spec(ModelConfig config, String name) {
+    for (Layout.Spec s : Layout.layer(config)) {
+      if (s.name().equals(name)) {
+        return s;
+      }
+    }
+    throw new IllegalStateException("no layer tensor " + name);
+  }
+}

@@ -1,0 +1,24 @@
+package dev.compactor.e2e;
+
+import dev.compactor.cli.pipeline.PipelineStack;
+import java.io.IOException;
+import java.nio.file.Path;
+
+/** The pipeline on the embedded Kafka, S3 server and schema registry (no Docker needed). */
+final class EmbeddedEnvironment implements PipelineEnvironment {
+  private final PipelineStack stack;
+
+  EmbeddedEnvironment(Path dir) throws IOException {
+    this.stack = PipelineStack.start(dir, 0);
+  }
+
+  @Override
+  public PipelineStack stack() {
+    return stack;
+  }
+
+  @Override
+  public void close() {
+    stack.close();
+  }
+}

@@ -1,0 +1,162 @@
+package dev.compactor.services.distillation;
+
+import ai.djl.Device;
+import ai.djl.pytorch.jni.JniUtils;
+import dev.compactor.core.data.Corpus;
+import dev.compactor.core.distill.CheckpointSink;
+import dev.compactor.core.distill.DistillationReport;
+import dev.compactor.core.distill.DistillationSpec;
+import dev.compactor.core.distill.Distiller;
+import dev.compactor.core.distill.StudentBuilder;
+import dev.compactor.core.io.DType;
+import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.core.model.Transformer;
+import dev.compactor.core.recipe.Calibration;
+import dev.compactor.core.recipe.DistillParams;
+import dev.compactor.core.recipe.StageKind;
+import dev.compactor.core.recipe.StageSpec;
+import dev.compactor.core.tokenizer.TextTokenizer;
+import dev.compactor.core.tokenizer.Tokenizers;
+import dev.compactor.runtime.BlobStore;
+import dev.compactor.runtime.S3Uri;
+import dev.compactor.runtime.Stage;
+import dev.compactor.runtime.StageContext;
+import dev.compactor.runtime.StageResult;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Distils the job's model into a shallower student: the student keeps the recipe's teacher layers
+ * ({@code layers} or {@code keep_layers} evenly spaced) of the input model and is trained to match
+ * the uncompressed baseline's next-token distribution on the calibration text. Checkpoints go to
+ * the {@link CheckpointSink} the service provides (S3, per job and step), so a worker that takes
+ * over a job resumes instead of starting over.
+ */
+public final class DistillationStage implements Stage {
+
+  /** Makes the checkpoint store of one run. */
+  @FunctionalInterface
+  public interface Sinks {
+    CheckpointSink forRun(StageContext ctx) throws IOException;
+  }
+
+  static final int DEFAULT_SAMPLES = 64;
+  static final int DEFAULT_SEQ_LEN = 128;
+  static final int MAX_BATCH = 8;
+  private static final long SEED = 1234;
+
+  /**
+   * DJL allows one open gradient collector per JVM, so two runs in one process (the demo, tests, or
+   * a run this worker abandoned and its successor) take turns; deployed workers are one per
+   * process.
+   */
+  private static final ReentrantLock TRAINING = new ReentrantLock();
+
+  private final Sinks sinks;
+
+  public DistillationStage(Sinks sinks) {
+    this.sinks = sinks;
+  }
+
+  /** Checkpoints under {@code s3://<bucket>/checkpoints/distill/<jobId>/step-<step>/}. */
+  public static DistillationStage withS3Checkpoints(BlobStore blobs, String bucket) {
+    return new DistillationStage(
+        ctx ->
+            new S3CheckpointSink(
+                blobs,
+                new S3Uri(
+                    bucket,
+                    "checkpoints/distill/"
+                        + ctx.jobId().replaceAll("[^A-Za-z0-9._-]", "_")
+                        + "/step-"
+                        + ctx.request().getStep()
+                        + "/"),
+                ctx.workDir(),
+                ctx::checkCancelled));
+  }
+
+  @Override
+  public StageResult run(StageContext ctx) throws Exception {
+    // the whole run, models included: a successor must not load while an abandoned run unwinds
+    TRAINING.lockInterruptibly();
+    try {
+      return distill(ctx);
+    } finally {
+      TRAINING.unlock();
+    }
+  }
+
+  private StageResult distill(StageContext ctx) throws Exception {
+    // PyTorch's grad mode is per thread and on by default; DJL switches it off only on the thread
+    // that started the engine. The worker's job threads would otherwise run the optimizer's
+    // in-place updates under autograd, which PyTorch refuses ("leaf Variable ... in-place").
+    JniUtils.setGradMode(false);
+    StageSpec spec = StageSpec.fromJson(StageKind.DISTILL, ctx.request().getParamsJson());
+    DistillParams p = (DistillParams) spec.params();
+    String requested = ctx.request().getCalibrationUri();
+    Calibration cal =
+        spec.calibration()
+            .orElse(
+                new Calibration(
+                    requested == null ? CalibrationText.BUILTIN_EUROPARL : requested,
+                    DEFAULT_SAMPLES,
+                    DEFAULT_SEQ_LEN));
+    Path teacherDir = ctx.request().getBaseline() != null ? ctx.baselineDir() : ctx.inputDir();
+    Path init = ctx.workDir().resolve("student-init");
+    StudentBuilder.Student s =
+        p.layers().isEmpty()
+            ? StudentBuilder.build(ctx.inputDir(), init, p.keepLayers())
+            : StudentBuilder.buildWithLayers(
+                ctx.inputDir(), init, p.layers().stream().mapToInt(Integer::intValue).toArray());
+    ModelDirectory input = ModelDirectory.open(ctx.inputDir());
+    DType storeAs = input.dominantDType() == DType.F16 ? DType.F16 : DType.F32;
+    DistillationReport report;
+    long params;
+    try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir());
+        Transformer teacher = Transformer.load(teacherDir, Device.cpu());
+        Transformer student = Transformer.load(init, Device.cpu())) {
+      Corpus corpus = CalibrationText.corpus(ctx, cal.dataset());
+      int seq = Math.min(cal.seqLen(), student.maxSequenceLength() - 1);
+      List<int[]> windows = corpus.calibrationSamples(tokenizer, cal.samples(), seq + 1, SEED);
+      DistillationSpec ds =
+          new DistillationSpec(
+              (float) p.temperature(),
+              (float) p.alpha(),
+              p.steps(),
+              Math.min(MAX_BATCH, windows.size()),
+              (float) p.lr(),
+              p.steps() / 20,
+              0f,
+              1f,
+              p.checkpointEvery(),
+              SEED);
+      ctx.progress()
+          .report(0.05, "distilling " + s.keptLayers().length + " of " + s.teacherLayers());
+      report = new Distiller(ds, sinks.forRun(ctx)).distill(teacher, student, windows);
+      ctx.checkCancelled();
+      student.save(
+          ctx.outputDir(),
+          storeAs,
+          Map.of("compactor.distill.kept_layers", Arrays.toString(s.keptLayers())));
+      params = student.parameters().values().stream().mapToLong(a -> a.size()).sum();
+    }
+    input.copyAuxiliaryFilesTo(ctx.outputDir());
+    Map<String, Double> metrics = new LinkedHashMap<>();
+    metrics.put("teacherLayers", (double) s.teacherLayers());
+    metrics.put("studentLayers", (double) s.keptLayers().length);
+    metrics.put("steps", (double) report.totalSteps());
+    metrics.put("resumedFromStep", (double) report.resumedFromStep());
+    metrics.put("startLoss", report.startLoss());
+    metrics.put("endLoss", report.endLoss());
+    metrics.put("trainedTokens", (double) report.tokens());
+    metrics.put("checkpoints", (double) report.checkpoints());
+    metrics.put("parameterCount", (double) params);
+    metrics.values().removeIf(v -> v.isNaN());
+    return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
+  }
+}

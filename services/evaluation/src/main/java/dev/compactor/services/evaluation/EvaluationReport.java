@@ -1,0 +1,99 @@
+package dev.compactor.services.evaluation;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.compactor.runtime.S3Uri;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.Iterator;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * The figures one evaluation measured for one model of one job, stored next to the job's artifacts
+ * at {@link #location} so that the publish step of the same job can apply the recipe's quality
+ * gates to exactly the model that was evaluated (its artifact hash is part of the key).
+ *
+ * @param jobId the job
+ * @param modelSha256 the evaluated artifact's manifest hash
+ * @param baselineSha256 the baseline artifact's manifest hash
+ * @param metrics measurements by name (see {@link EvaluationStage} for the names)
+ * @param datasetUri the evaluation text's source
+ */
+public record EvaluationReport(
+    String jobId,
+    String modelSha256,
+    String baselineSha256,
+    Map<String, Double> metrics,
+    String datasetUri) {
+
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  public EvaluationReport {
+    metrics = new TreeMap<>(metrics);
+  }
+
+  /**
+   * Where the report of {@code jobId}'s evaluation of the artifact {@code modelSha256} is kept:
+   * {@code s3://<bucket>/evaluations/<jobId>/<modelSha256>.json}.
+   */
+  public static S3Uri location(String bucket, String jobId, String modelSha256) {
+    return new S3Uri(
+        bucket,
+        "evaluations/" + jobId.replaceAll("[^A-Za-z0-9._-]", "_") + "/" + modelSha256 + ".json");
+  }
+
+  /** The bucket of an {@code s3://bucket/...} artifact URI. */
+  public static String bucketOf(String artifactUri) {
+    return S3Uri.parse(artifactUri).bucket();
+  }
+
+  /** A metric, or null when it was not measured. */
+  public Double metric(String name) {
+    return metrics.get(name);
+  }
+
+  public byte[] toJson() {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("jobId", jobId);
+    o.put("modelSha256", modelSha256);
+    o.put("baselineSha256", baselineSha256);
+    o.put("datasetUri", datasetUri);
+    ObjectNode m = o.putObject("metrics");
+    metrics.forEach(m::put);
+    try {
+      return JSON.writeValueAsBytes(o);
+    } catch (IOException e) {
+      throw new IllegalStateException("a tree of strings and numbers always serializes", e);
+    }
+  }
+
+  /**
+   * @throws IllegalArgumentException when the bytes are not a report
+   */
+  public static EvaluationReport parse(byte[] json) {
+    try {
+      JsonNode o = JSON.readTree(new String(json, StandardCharsets.UTF_8));
+      Map<String, Double> metrics = new TreeMap<>();
+      for (Iterator<Map.Entry<String, JsonNode>> it = o.get("metrics").fields(); it.hasNext(); ) {
+        Map.Entry<String, JsonNode> e = it.next();
+        metrics.put(e.getKey(), e.getValue().asDouble());
+      }
+      return new EvaluationReport(
+          o.get("jobId").asText(),
+          o.get("modelSha256").asText(),
+          o.get("baselineSha256").asText(),
+          metrics,
+          o.path("datasetUri").asText(null));
+    } catch (IOException | NullPointerException e) {
+      throw new IllegalArgumentException(
+          "evaluation report: expected a JSON object with jobId, modelSha256, baselineSha256 and"
+              + " metrics, found something else: "
+              + e.getMessage(),
+          e);
+    }
+  }
+}

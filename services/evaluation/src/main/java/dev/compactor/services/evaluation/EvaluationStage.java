@@ -1,0 +1,254 @@
+package dev.compactor.services.evaluation;
+
+import ai.djl.Device;
+import dev.compactor.core.data.Corpus;
+import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.metrics.DivergenceEvaluator;
+import dev.compactor.core.metrics.DivergenceResult;
+import dev.compactor.core.metrics.EvalText;
+import dev.compactor.core.metrics.LatencyProbe;
+import dev.compactor.core.metrics.LatencyResult;
+import dev.compactor.core.metrics.PeakMemory;
+import dev.compactor.core.metrics.PerplexityEvaluator;
+import dev.compactor.core.metrics.PerplexityResult;
+import dev.compactor.core.metrics.ProgressListener;
+import dev.compactor.core.model.Transformer;
+import dev.compactor.core.recipe.EvaluateParams;
+import dev.compactor.core.recipe.StageKind;
+import dev.compactor.core.recipe.StageSpec;
+import dev.compactor.core.tokenizer.TextTokenizer;
+import dev.compactor.core.tokenizer.Tokenizers;
+import dev.compactor.events.ArtifactRef;
+import dev.compactor.events.EvaluationCompleted;
+import dev.compactor.events.EvaluationMetrics;
+import dev.compactor.runtime.ArtifactManifest;
+import dev.compactor.runtime.S3Uri;
+import dev.compactor.runtime.Stage;
+import dev.compactor.runtime.StageContext;
+import dev.compactor.runtime.StageResult;
+import dev.compactor.schemas.Topics;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * Measures the job's compressed model against its uncompressed baseline on held-out text:
+ * perplexity and bits per byte of both, KL divergence and top-1 agreement of their next-token
+ * distributions, size, parameter count, sparsity, and latency (prefill ms/token, decode tokens/s).
+ * Publishes the figures as the public {@code EvaluationCompleted} event and stores them as an
+ * {@link EvaluationReport} for the job's publish step.
+ *
+ * <p>The text is the test split of the recipe's calibration corpus (or the built-in Europarl corpus
+ * for {@code builtin:europarl} or no calibration), cut to {@code maxChars} characters so an
+ * evaluation takes seconds on a small model. The size of a quantized model is the real compressed
+ * size its quantization step recorded ({@code quantizedModelBytes}), not its dequantized files.
+ */
+public final class EvaluationStage implements Stage {
+
+  /** Stores a report at a location. */
+  @FunctionalInterface
+  public interface ReportStore {
+    void put(S3Uri location, byte[] json) throws IOException;
+  }
+
+  /** Default cut of the evaluation text: a few thousand tokens. */
+  public static final int DEFAULT_MAX_CHARS = 6_000;
+
+  static final Pattern LINEAR =
+      Pattern.compile("^model\\.layers\\.\\d+\\.(self_attn|mlp)\\.[a-z_]+_proj\\.weight$");
+  private static final int PROMPT_TOKENS = 32;
+  private static final int DECODE_TOKENS = 32;
+
+  private final ReportStore reports;
+  private final int maxChars;
+
+  public EvaluationStage(ReportStore reports, int maxChars) {
+    this.reports = reports;
+    this.maxChars = maxChars;
+  }
+
+  @Override
+  public StageResult run(StageContext ctx) throws Exception {
+    EvaluateParams p =
+        (EvaluateParams)
+            StageSpec.fromJson(StageKind.EVALUATE, ctx.request().getParamsJson()).params();
+    ArtifactRef modelRef = require(ctx.request().getInput(), "input");
+    ArtifactRef baselineRef = require(ctx.request().getBaseline(), "baseline");
+    Path modelDir = ctx.inputDir();
+    Path baseDir = ctx.baselineDir();
+    String dataset = ctx.request().getCalibrationUri();
+    Corpus corpus = CalibrationText.corpus(ctx, dataset);
+    String text = corpus.testText();
+    if (text.length() > maxChars) {
+      text = text.substring(0, maxChars);
+    }
+    Map<String, Double> m = new LinkedHashMap<>();
+    ModelDirectory model = ModelDirectory.open(modelDir);
+    ModelDirectory base = ModelDirectory.open(baseDir);
+    try (TextTokenizer tokenizer = Tokenizers.forModel(baseDir);
+        Transformer candidate = Transformer.load(modelDir, Device.cpu());
+        Transformer baseline = Transformer.load(baseDir, Device.cpu())) {
+      EvalText eval = EvalText.of(tokenizer, text);
+      m.put("evalTokens", (double) eval.tokens().length);
+      ProgressListener progress =
+          (phase, done, total) -> ctx.progress().report(0.9 * done / Math.max(1, total), phase);
+      if (p.perplexity() != null) {
+        int seq = Math.min(p.perplexity().seqLen(), candidate.maxSequenceLength());
+        int stride = Math.min(p.perplexity().stride(), seq);
+        PerplexityEvaluator ppl = new PerplexityEvaluator(seq, stride);
+        PerplexityResult b = ppl.evaluate(baseline, eval.tokens(), eval.scoredBytes(), progress);
+        ctx.checkCancelled();
+        PerplexityResult c = ppl.evaluate(candidate, eval.tokens(), eval.scoredBytes(), progress);
+        m.put("perplexity", c.perplexity());
+        m.put("baselinePerplexity", b.perplexity());
+        m.put("bitsPerByte", c.bitsPerByte());
+        m.put("baselineBitsPerByte", b.bitsPerByte());
+        m.put("evalTokensPerSecond", c.tokensPerSecond());
+        m.put("perplexityIncrease", c.perplexity() / b.perplexity() - 1);
+      }
+      if (p.kl()) {
+        int seq =
+            Math.min(
+                p.perplexity() == null ? 128 : p.perplexity().seqLen(),
+                candidate.maxSequenceLength());
+        DivergenceResult d =
+            new DivergenceEvaluator(seq, seq)
+                .evaluate(baseline, candidate, eval.tokens(), progress);
+        m.put("klDivergence", d.klDivergence());
+        m.put("klMax", d.klMax());
+        m.put("top1Agreement", d.top1Agreement());
+      }
+      ctx.checkCancelled();
+      if (p.latency()) {
+        LatencyProbe probe = new LatencyProbe(PROMPT_TOKENS, DECODE_TOKENS);
+        LatencyResult c = probe.measure(candidate, eval.tokens());
+        LatencyResult b = probe.measure(baseline, eval.tokens());
+        m.put("prefillMsPerToken", c.prefillMsPerToken());
+        m.put("decodeTokensPerSecond", c.decodeTokensPerSecond());
+        m.put("baselinePrefillMsPerToken", b.prefillMsPerToken());
+        m.put("baselineDecodeTokensPerSecond", b.decodeTokensPerSecond());
+      }
+    }
+    long artifactBytes = model.totalWeightBytes();
+    double compressed =
+        ctx.inputManifest()
+            .map(ArtifactManifest::provenance)
+            .map(pr -> pr.metrics().get("quantizedModelBytes"))
+            .orElse((double) artifactBytes);
+    m.put("sizeBytes", compressed);
+    m.put("baselineSizeBytes", (double) base.totalWeightBytes());
+    m.put("sizeRatio", compressed / base.totalWeightBytes());
+    m.put("weightBytesOnDisk", (double) artifactBytes);
+    m.put("parameterCount", (double) model.parameterCount());
+    m.put("baselineParameterCount", (double) base.parameterCount());
+    m.put("sparsity", sparsity(model));
+    m.put("peakRssBytes", (double) PeakMemory.snapshot().peakRssBytes());
+    m.values().removeIf(v -> v == null || v.isNaN() || v.isInfinite());
+
+    String bucket = EvaluationReport.bucketOf(modelRef.getUri());
+    EvaluationReport report =
+        new EvaluationReport(
+            ctx.jobId(), modelRef.getSha256(), baselineRef.getSha256(), m, datasetName(dataset));
+    reports.put(
+        EvaluationReport.location(bucket, ctx.jobId(), modelRef.getSha256()), report.toJson());
+    ctx.progress().report(1.0, "evaluated");
+    return StageResult.withoutArtifact(m)
+        .withEvent(
+            Topics.EVALUATION_COMPLETED,
+            EvaluationCompleted.newBuilder()
+                .setJobId(ctx.jobId())
+                .setStep(ctx.request().getStep())
+                .setModel(modelRef)
+                .setBaseline(baselineRef)
+                .setMetrics(toAvro(m))
+                .setExtra(extra(m))
+                .setDatasetUri(datasetName(dataset))
+                .setCompletedAtMs(System.currentTimeMillis())
+                .build());
+  }
+
+  /** Fraction of exactly-zero weights over the decoder linears. */
+  static double sparsity(ModelDirectory model) throws IOException {
+    long n = 0;
+    long zeros = 0;
+    try (TensorSource src = model.weights()) {
+      for (String name : src.names()) {
+        if (!LINEAR.matcher(name).matches()) {
+          continue;
+        }
+        float[] w = src.readFloats(name);
+        n += w.length;
+        for (float v : w) {
+          if (v == 0f) {
+            zeros++;
+          }
+        }
+      }
+    }
+    return n == 0 ? 0 : (double) zeros / n;
+  }
+
+  private static final Set<String> AVRO_FIELDS =
+      Set.of(
+          "perplexity",
+          "baselinePerplexity",
+          "bitsPerByte",
+          "baselineBitsPerByte",
+          "klDivergence",
+          "top1Agreement",
+          "sizeBytes",
+          "baselineSizeBytes",
+          "parameterCount",
+          "baselineParameterCount",
+          "sparsity",
+          "prefillMsPerToken",
+          "decodeTokensPerSecond",
+          "evalTokensPerSecond",
+          "peakRssBytes");
+
+  static EvaluationMetrics toAvro(Map<String, Double> m) {
+    return EvaluationMetrics.newBuilder()
+        .setPerplexity(m.get("perplexity"))
+        .setBaselinePerplexity(m.get("baselinePerplexity"))
+        .setBitsPerByte(m.get("bitsPerByte"))
+        .setBaselineBitsPerByte(m.get("baselineBitsPerByte"))
+        .setKlDivergence(m.get("klDivergence"))
+        .setTop1Agreement(m.get("top1Agreement"))
+        .setSizeBytes(m.get("sizeBytes").longValue())
+        .setBaselineSizeBytes(m.get("baselineSizeBytes").longValue())
+        .setParameterCount(asLong(m.get("parameterCount")))
+        .setBaselineParameterCount(asLong(m.get("baselineParameterCount")))
+        .setSparsity(m.get("sparsity"))
+        .setPrefillMsPerToken(m.get("prefillMsPerToken"))
+        .setDecodeTokensPerSecond(m.get("decodeTokensPerSecond"))
+        .setEvalTokensPerSecond(m.get("evalTokensPerSecond"))
+        .setPeakRssBytes(asLong(m.get("peakRssBytes")))
+        .build();
+  }
+
+  private static Map<String, Double> extra(Map<String, Double> m) {
+    Map<String, Double> extra = new LinkedHashMap<>(m);
+    extra.keySet().removeAll(AVRO_FIELDS);
+    return extra;
+  }
+
+  private static Long asLong(Double d) {
+    return d == null ? null : d.longValue();
+  }
+
+  private static String datasetName(String dataset) {
+    return dataset == null || dataset.isBlank() ? CalibrationText.BUILTIN_EUROPARL : dataset;
+  }
+
+  private static ArtifactRef require(ArtifactRef ref, String what) {
+    if (ref == null) {
+      throw new IllegalArgumentException(
+          "evaluate needs the request's " + what + " artifact, found none");
+    }
+    return ref;
+  }
+}

@@ -1,0 +1,85 @@
+package dev.compactor.services.evaluation;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.compactor.core.quant.pipeline.HfQuantizationPipeline;
+import dev.compactor.core.quant.pipeline.QuantizationSpec;
+import dev.compactor.events.EvaluationCompleted;
+import dev.compactor.runtime.ArtifactManifest;
+import dev.compactor.runtime.S3Uri;
+import dev.compactor.runtime.StageContext;
+import dev.compactor.runtime.StageResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class EvaluationStageTest {
+  @TempDir Path tmp;
+
+  @Test
+  void comparesAQuantizedModelWithItsBaseline() throws Exception {
+    Path base = TestModels.randomLlama(tmp.resolve("base"), 2, 3);
+    Path model = tmp.resolve("int4");
+    HfQuantizationPipeline.Result q =
+        HfQuantizationPipeline.run(base, model, QuantizationSpec.rtn(4, 32, true));
+    String modelSha = "b".repeat(64);
+    ArtifactManifest manifest =
+        new ArtifactManifest(
+            "hf-safetensors",
+            List.of(),
+            new ArtifactManifest.Provenance(
+                "quantize",
+                "",
+                "c".repeat(64),
+                Map.of("quantizedModelBytes", (double) q.quantizedModelBytes())));
+    Map<S3Uri, byte[]> stored = new HashMap<>();
+    StageContext ctx =
+        StageContext.builder(
+                TestModels.request(
+                        "evaluate",
+                        "{\"perplexity\":{\"seq_len\":32},\"kl\":true,\"latency\":true}")
+                    .setInput(TestModels.ref("bucket", modelSha))
+                    .setBaseline(TestModels.ref("bucket", "c".repeat(64)))
+                    .setCalibrationUri("builtin:europarl")
+                    .build())
+            .inputDir(model)
+            .inputManifest(manifest)
+            .baselineDir(base)
+            .outputDir(Files.createDirectories(tmp.resolve("out")))
+            .workDir(Files.createDirectories(tmp.resolve("work")))
+            .build();
+    StageResult r = new EvaluationStage(stored::put, 1_500).run(ctx);
+    Map<String, Double> m = r.metrics();
+    for (String k :
+        List.of(
+            "perplexity",
+            "baselinePerplexity",
+            "bitsPerByte",
+            "klDivergence",
+            "top1Agreement",
+            "prefillMsPerToken",
+            "decodeTokensPerSecond")) {
+      assertNotNull(m.get(k), k + " in " + m);
+    }
+    assertTrue(m.get("klDivergence") >= 0);
+    assertTrue(m.get("top1Agreement") > 0.5 && m.get("top1Agreement") <= 1);
+    assertEquals((double) q.quantizedModelBytes(), m.get("sizeBytes"));
+    assertEquals((double) q.sourceWeightBytes(), m.get("baselineSizeBytes"));
+    assertEquals(m.get("parameterCount"), m.get("baselineParameterCount"));
+    assertTrue(m.get("evalTokens") > 1000 && m.get("evalTokens") <= 1_501);
+
+    S3Uri where = EvaluationReport.location("bucket", "job-1", modelSha);
+    EvaluationReport report = EvaluationReport.parse(stored.get(where));
+    assertEquals(m, report.metrics());
+    EvaluationCompleted e = (EvaluationCompleted) r.events().get(0).value().apply(null);
+    assertEquals(m.get("perplexity"), e.getMetrics().getPerplexity());
+    assertEquals(m.get("baselinePerplexity"), e.getMetrics().getBaselinePerplexity());
+    assertEquals(q.quantizedModelBytes(), e.getMetrics().getSizeBytes());
+  }
+}

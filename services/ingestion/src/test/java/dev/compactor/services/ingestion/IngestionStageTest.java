@@ -1,0 +1,71 @@
+package dev.compactor.services.ingestion;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.events.ModelIngested;
+import dev.compactor.runtime.StageContext;
+import dev.compactor.runtime.StageResult;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class IngestionStageTest {
+  @TempDir Path tmp;
+
+  private StageContext ctx(Path model) throws Exception {
+    return StageContext.builder(
+            TestModels.request("ingestion", "{}").setModelUri(model.toUri().toString()).build())
+        .inputDir(Files.createDirectories(tmp.resolve("in")))
+        .outputDir(Files.createDirectories(tmp.resolve("out")))
+        .workDir(Files.createDirectories(tmp.resolve("work")))
+        .build();
+  }
+
+  @Test
+  void copiesAValidModelAndAnnouncesIt() throws Exception {
+    Path model = TestModels.randomLlama(tmp.resolve("model"), 2, 1);
+    StageResult r = new IngestionStage().run(ctx(model));
+    ModelDirectory out = ModelDirectory.open(r.outputDir());
+    ModelDirectory in = ModelDirectory.open(model);
+    assertEquals(in.sha256Files(), out.sha256Files());
+    assertEquals((double) in.parameterCount(), r.metrics().get("parameterCount"));
+    assertEquals(1, r.events().size());
+    ModelIngested e =
+        (ModelIngested) r.events().get(0).value().apply(TestModels.ref("b", "a".repeat(64)));
+    assertEquals("LlamaForCausalLM", e.getArchitecture());
+    assertEquals("llama", e.getModelType());
+    assertEquals("F32", e.getDtype());
+    assertEquals(in.parameterCount(), e.getParameterCount());
+    assertEquals(in.sha256Files(), e.getFileHashes());
+  }
+
+  @Test
+  void refusesPickleWeightsWithTheReason() throws Exception {
+    Path model = Files.createDirectories(tmp.resolve("pickle"));
+    Files.copy(
+        TestModels.randomLlama(tmp.resolve("m"), 1, 2).resolve("config.json"),
+        model.resolve("config.json"));
+    Files.write(model.resolve("pytorch_model.bin"), new byte[] {(byte) 0x80, 2, 'c'});
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> new IngestionStage().run(ctx(model)));
+    assertTrue(e.getMessage().contains("pickle"), e.getMessage());
+  }
+
+  @Test
+  void refusesATruncatedCheckpoint() throws Exception {
+    Path model = TestModels.randomLlama(tmp.resolve("corrupt"), 1, 3);
+    Path weights = model.resolve("model.safetensors");
+    try (FileChannel ch = FileChannel.open(weights, StandardOpenOption.WRITE)) {
+      ch.truncate(ch.size() / 2);
+    }
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> new IngestionStage().run(ctx(model)));
+    assertTrue(e.getMessage().contains("refused"), e.getMessage());
+  }
+}

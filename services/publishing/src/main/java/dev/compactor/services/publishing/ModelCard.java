@@ -1,0 +1,89 @@
+package dev.compactor.services.publishing;
+
+import dev.compactor.events.ArtifactRef;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * The README.md published with a model: what it is, its metrics next to the baseline's, the recipe
+ * that made it and the lineage of artifacts from the ingested checkpoint to this one.
+ */
+final class ModelCard {
+  private ModelCard() {}
+
+  /** One artifact in the lineage and the stage that produced it. */
+  record Lineage(ArtifactRef ref, String stage, Map<String, Double> metrics) {}
+
+  private static final String[][] ROWS = {
+    {"Perplexity", "perplexity", "baselinePerplexity"},
+    {"Bits per byte", "bitsPerByte", "baselineBitsPerByte"},
+    {"KL divergence (nats/token)", "klDivergence", null},
+    {"Top-1 agreement", "top1Agreement", null},
+    {"Size (bytes)", "sizeBytes", "baselineSizeBytes"},
+    {"Parameters", "parameterCount", "baselineParameterCount"},
+    {"Sparsity", "sparsity", null},
+    {"Prefill (ms/token)", "prefillMsPerToken", "baselinePrefillMsPerToken"},
+    {"Decode (tokens/s)", "decodeTokensPerSecond", "baselineDecodeTokensPerSecond"},
+  };
+
+  static String render(
+      String name,
+      int version,
+      String jobId,
+      String recipeYaml,
+      Map<String, Double> metrics,
+      String datasetUri,
+      List<Lineage> lineage) {
+    StringBuilder s = new StringBuilder();
+    s.append("# ").append(name).append(" v").append(version).append("\n\n");
+    s.append("Compressed by Compactor (job `")
+        .append(jobId)
+        .append("`). The weights are a Hugging")
+        .append(" Face safetensors directory; see `config.json` for how they were quantized.\n\n");
+    s.append("## Evaluation\n\nMeasured on `")
+        .append(datasetUri)
+        .append("` against the")
+        .append(" uncompressed baseline.\n\n");
+    s.append("| metric | this model | baseline |\n|---|---:|---:|\n");
+    for (String[] row : ROWS) {
+      Double v = metrics.get(row[1]);
+      if (v == null) {
+        continue;
+      }
+      Double b = row[2] == null ? null : metrics.get(row[2]);
+      s.append("| ")
+          .append(row[0])
+          .append(" | ")
+          .append(fmt(v))
+          .append(" | ")
+          .append(b == null ? "" : fmt(b))
+          .append(" |\n");
+    }
+    s.append("\n## Recipe\n\n```yaml\n").append(recipeYaml.strip()).append("\n```\n");
+    s.append(
+        "\n## Lineage\n\n| # | stage | artifact sha256 | format | bytes |\n|---|---|---|---|---:|\n");
+    for (int i = 0; i < lineage.size(); i++) {
+      Lineage l = lineage.get(i);
+      s.append("| ")
+          .append(i)
+          .append(" | ")
+          .append(l.stage())
+          .append(" | `")
+          .append(l.ref().getSha256())
+          .append("` | ")
+          .append(l.ref().getFormat())
+          .append(" | ")
+          .append(l.ref().getSizeBytes())
+          .append(" |\n");
+    }
+    return s.toString();
+  }
+
+  private static String fmt(double v) {
+    if (v == Math.rint(v) && Math.abs(v) >= 1000 && Math.abs(v) < 1e15) {
+      return String.format(Locale.ROOT, "%,d", (long) v);
+    }
+    return String.format(Locale.ROOT, "%.4f", v);
+  }
+}

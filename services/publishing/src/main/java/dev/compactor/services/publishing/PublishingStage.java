@@ -1,0 +1,219 @@
+package dev.compactor.services.publishing;
+
+import dev.compactor.core.recipe.PublishParams;
+import dev.compactor.core.recipe.Recipe;
+import dev.compactor.core.recipe.StageKind;
+import dev.compactor.core.recipe.StageSpec;
+import dev.compactor.events.ArtifactRef;
+import dev.compactor.events.ModelReady;
+import dev.compactor.runtime.ArtifactManifest;
+import dev.compactor.runtime.BlobStore;
+import dev.compactor.runtime.S3Uri;
+import dev.compactor.runtime.Stage;
+import dev.compactor.runtime.StageContext;
+import dev.compactor.runtime.StageResult;
+import dev.compactor.schemas.Topics;
+import dev.compactor.services.evaluation.EvaluationReport;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/**
+ * Publishes the job's final model when it passes the recipe's quality gates: applies the gates to
+ * the job's {@link EvaluationReport} of exactly this model, copies the model to {@code
+ * s3://<bucket>/models/<name>/v<N>/} (N = the next free version; a job published before keeps its
+ * version) with a model card (README.md: metrics vs baseline, recipe, lineage of artifact hashes),
+ * and announces it with {@code ModelReady}. A failed gate fails the step with each gate's miss.
+ */
+public final class PublishingStage implements Stage {
+  static final String PUBLICATION = "publication.json";
+  private static final Pattern VERSION = Pattern.compile("v(\\d+)/" + PUBLICATION);
+  private static final int MAX_JSON = 16 * 1024 * 1024;
+
+  private final BlobStore blobs;
+
+  public PublishingStage(BlobStore blobs) {
+    this.blobs = blobs;
+  }
+
+  @Override
+  public StageResult run(StageContext ctx) throws Exception {
+    PublishParams p =
+        (PublishParams)
+            StageSpec.fromJson(StageKind.PUBLISH, ctx.request().getParamsJson()).params();
+    ArtifactRef model = ctx.request().getInput();
+    if (model == null) {
+      throw new IllegalArgumentException("publish needs the request's input model, found none");
+    }
+    String bucket = EvaluationReport.bucketOf(model.getUri());
+    String recipeName = Recipe.parse(ctx.request().getRecipeYaml()).name();
+    String name = (p.name() == null ? recipeName : p.name()).replaceAll("[^A-Za-z0-9._-]", "-");
+    EvaluationReport report = report(bucket, ctx.jobId(), model.getSha256());
+
+    List<String> failed = QualityGates.failures(p.gates(), report.metrics());
+    if (!failed.isEmpty()) {
+      throw new QualityGateException(
+          "quality gates failed for " + name + ": " + String.join("; ", failed));
+    }
+    List<ModelCard.Lineage> lineage = lineage(bucket, model, ctx);
+    S3Uri models = new S3Uri(bucket, "models/" + name + "/");
+    int version = version(models, ctx.jobId(), model.getSha256());
+    S3Uri target = models.resolve("v" + version + "/");
+    List<ArtifactRef> exports = new ArrayList<>();
+    for (Path file : files(ctx.inputDir())) {
+      String rel = ctx.inputDir().relativize(file).toString().replace('\\', '/');
+      blobs.putFile(target.resolve(rel), file);
+      if (rel.endsWith(".gguf")) {
+        exports.add(
+            ArtifactRef.newBuilder()
+                .setUri(target.resolve(rel).toString())
+                .setSha256(sha256(file))
+                .setSizeBytes(Files.size(file))
+                .setFormat("gguf")
+                .build());
+      }
+    }
+    String card =
+        ModelCard.render(
+            name,
+            version,
+            ctx.jobId(),
+            ctx.request().getRecipeYaml(),
+            report.metrics(),
+            report.datasetUri(),
+            lineage);
+    S3Uri cardUri = target.resolve("README.md");
+    blobs.putBytes(cardUri, card.getBytes(StandardCharsets.UTF_8), "text/markdown");
+    String publication =
+        "{\"jobId\":\"" + ctx.jobId() + "\",\"modelSha256\":\"" + model.getSha256() + "\"}";
+    blobs.putBytes(
+        target.resolve(PUBLICATION),
+        publication.getBytes(StandardCharsets.UTF_8),
+        "application/json");
+
+    Map<String, Double> metrics = new LinkedHashMap<>();
+    metrics.put("version", (double) version);
+    metrics.put("lineageLength", (double) lineage.size());
+    ModelReady ready =
+        ModelReady.newBuilder()
+            .setJobId(ctx.jobId())
+            .setName(name)
+            .setVersion(Integer.toString(version))
+            .setUri(target.toString())
+            .setArtifact(model)
+            .setExports(exports)
+            .setModelCardUri(cardUri.toString())
+            .setRecipeName(recipeName)
+            .setMetrics(report.metrics())
+            .setLineage(lineage.stream().map(ModelCard.Lineage::ref).toList())
+            .setPublishedAtMs(System.currentTimeMillis())
+            .build();
+    return StageResult.withoutArtifact(metrics).withEvent(Topics.MODELS_READY, ready);
+  }
+
+  private EvaluationReport report(String bucket, String jobId, String sha) {
+    S3Uri where = EvaluationReport.location(bucket, jobId, sha);
+    try {
+      return EvaluationReport.parse(blobs.getBytes(where, MAX_JSON));
+    } catch (BlobStore.BlobNotFoundException e) {
+      throw new IllegalStateException(
+          "publish needs this job's evaluation of model "
+              + sha
+              + ", found none at "
+              + where
+              + ": add an evaluate step before publish",
+          e);
+    }
+  }
+
+  /** Artifacts from the ingested baseline to {@code model}, following manifest parents. */
+  private List<ModelCard.Lineage> lineage(String bucket, ArtifactRef model, StageContext ctx) {
+    List<ModelCard.Lineage> out = new ArrayList<>();
+    ArtifactManifest m = ctx.inputManifest().orElseGet(() -> manifest(bucket, model.getSha256()));
+    ArtifactRef ref = model;
+    for (int guard = 0; guard < 1000; guard++) {
+      out.add(new ModelCard.Lineage(ref, m.provenance().stage(), m.provenance().metrics()));
+      String parent = m.provenance().parentSha256();
+      if (parent == null) {
+        break;
+      }
+      m = manifest(bucket, parent);
+      ref =
+          ArtifactRef.newBuilder()
+              .setUri(new S3Uri(bucket, "artifacts/" + parent + "/").toString())
+              .setSha256(parent)
+              .setSizeBytes(m.totalBytes())
+              .setFormat(m.format())
+              .build();
+    }
+    Collections.reverse(out);
+    return out;
+  }
+
+  private ArtifactManifest manifest(String bucket, String sha) {
+    byte[] json =
+        blobs.getBytes(
+            new S3Uri(bucket, "artifacts/" + sha + "/" + ArtifactManifest.FILE_NAME), MAX_JSON);
+    String found = sha256(json);
+    if (!found.equals(sha)) {
+      throw new IllegalStateException(
+          "lineage: manifest of artifact " + sha + " has sha256 " + found + " (corrupt store?)");
+    }
+    return ArtifactManifest.parse(json);
+  }
+
+  /** This job's version if it published this model before, else one past the highest. */
+  private int version(S3Uri models, String jobId, String sha) {
+    int highest = 0;
+    for (BlobStore.BlobInfo b : blobs.list(models)) {
+      Matcher m = VERSION.matcher(b.uri().key().substring(models.key().length()));
+      if (!m.matches()) {
+        continue;
+      }
+      int v = Integer.parseInt(m.group(1));
+      String pub = new String(blobs.getBytes(b.uri(), MAX_JSON), StandardCharsets.UTF_8);
+      if (pub.contains("\"jobId\":\"" + jobId + "\"") && pub.contains(sha)) {
+        return v;
+      }
+      highest = Math.max(highest, v);
+    }
+    return highest + 1;
+  }
+
+  private static List<Path> files(Path dir) throws IOException {
+    try (Stream<Path> s = Files.walk(dir)) {
+      return s.filter(Files::isRegularFile).sorted().toList();
+    }
+  }
+
+  private static String sha256(Path file) throws IOException {
+    return sha256(Files.readAllBytes(file));
+  }
+
+  private static String sha256(byte[] bytes) {
+    try {
+      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("every Java runtime provides SHA-256", e);
+    }
+  }
+
+  /** The model missed one or more of the recipe's quality gates. */
+  public static final class QualityGateException extends IllegalStateException {
+    public QualityGateException(String message) {
+      super(message);
+    }
+  }
+}

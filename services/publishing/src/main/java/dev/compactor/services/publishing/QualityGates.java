@@ -1,0 +1,98 @@
+package dev.compactor.services.publishing;
+
+import dev.compactor.core.recipe.PublishParams.Gates;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Applies a recipe's quality gates to an evaluation's metrics and says, for each gate that fails,
+ * what was allowed, what was measured and by how much it missed.
+ */
+public final class QualityGates {
+  private QualityGates() {}
+
+  /**
+   * The failed gates, one sentence each; empty when every configured gate passes.
+   *
+   * @throws IllegalArgumentException when a gate needs a metric the evaluation did not measure
+   */
+  public static List<String> failures(Gates gates, Map<String, Double> metrics) {
+    List<String> out = new ArrayList<>();
+    if (gates == null) {
+      return out;
+    }
+    if (gates.maxPerplexityIncrease() != null) {
+      double ppl = need(metrics, "perplexity", "max_perplexity_increase");
+      double base = need(metrics, "baselinePerplexity", "max_perplexity_increase");
+      double increase = ppl / base - 1;
+      if (increase > gates.maxPerplexityIncrease()) {
+        out.add(
+            String.format(
+                Locale.ROOT,
+                "max_perplexity_increase: perplexity rose %.2f%% (%.4f -> %.4f), allowed %.2f%%,"
+                    + " over by %.2f points",
+                100 * increase,
+                base,
+                ppl,
+                100 * gates.maxPerplexityIncrease(),
+                100 * (increase - gates.maxPerplexityIncrease())));
+      }
+    }
+    if (gates.maxKlDivergence() != null) {
+      double kl = need(metrics, "klDivergence", "max_kl_divergence");
+      if (kl > gates.maxKlDivergence()) {
+        out.add(
+            String.format(
+                Locale.ROOT,
+                "max_kl_divergence: KL %.5f nats/token, allowed %.5f, over by %.5f",
+                kl,
+                gates.maxKlDivergence(),
+                kl - gates.maxKlDivergence()));
+      }
+    }
+    if (gates.minTop1Agreement() != null) {
+      double top1 = need(metrics, "top1Agreement", "min_top1_agreement");
+      if (top1 < gates.minTop1Agreement()) {
+        out.add(
+            String.format(
+                Locale.ROOT,
+                "min_top1_agreement: top-1 agreement %.4f, required %.4f, short by %.4f",
+                top1,
+                gates.minTop1Agreement(),
+                gates.minTop1Agreement() - top1));
+      }
+    }
+    if (gates.maxSizeRatio() != null) {
+      double size = need(metrics, "sizeBytes", "max_size_ratio");
+      double base = need(metrics, "baselineSizeBytes", "max_size_ratio");
+      double ratio = size / base;
+      if (ratio > gates.maxSizeRatio()) {
+        out.add(
+            String.format(
+                Locale.ROOT,
+                "max_size_ratio: size ratio %.4f (%d of %d bytes), allowed %.4f, over by %.4f",
+                ratio,
+                (long) size,
+                (long) base,
+                gates.maxSizeRatio(),
+                ratio - gates.maxSizeRatio()));
+      }
+    }
+    return out;
+  }
+
+  private static double need(Map<String, Double> metrics, String name, String gate) {
+    Double v = metrics.get(name);
+    if (v == null) {
+      throw new IllegalArgumentException(
+          "gate "
+              + gate
+              + " needs the metric '"
+              + name
+              + "', which the evaluation did not measure (turn it on in the evaluate step)");
+    }
+    return v;
+  }
+}

@@ -1,0 +1,139 @@
+package dev.compactor.services.publishing;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.compactor.events.ArtifactRef;
+import dev.compactor.events.ModelReady;
+import dev.compactor.infra.EmbeddedS3;
+import dev.compactor.runtime.ArtifactManifest;
+import dev.compactor.runtime.ArtifactStore;
+import dev.compactor.runtime.BlobStore;
+import dev.compactor.runtime.S3Uri;
+import dev.compactor.runtime.StageConfig;
+import dev.compactor.runtime.StageContext;
+import dev.compactor.runtime.StageResult;
+import dev.compactor.services.evaluation.EvaluationReport;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class PublishingStageTest {
+  @TempDir static Path tmp;
+  static EmbeddedS3 s3;
+  static BlobStore blobs;
+  static ArtifactRef baseline;
+  static ArtifactRef model;
+  static Path modelDir;
+
+  private static final String RECIPE =
+      "name: tiny-int8\nstages:\n  - quantize: { method: rtn, bits: 8 }\n"
+          + "  - evaluate: { kl: true }\n  - publish: { gates: { max_perplexity_increase: 0.1 } }\n";
+
+  @BeforeAll
+  static void start() throws Exception {
+    s3 = EmbeddedS3.start(tmp.resolve("s3"));
+    blobs =
+        BlobStore.create(
+            StageConfig.of(
+                Map.of(
+                    "COMPACTOR_STAGE", "publish",
+                    "COMPACTOR_S3_ENDPOINT", s3.endpoint().toString(),
+                    "COMPACTOR_S3_ACCESS_KEY", s3.accessKey(),
+                    "COMPACTOR_S3_SECRET_KEY", s3.secretKey())));
+    blobs.ensureBucket("art");
+    ArtifactStore store = new ArtifactStore(blobs, "art");
+    Path base = TestModels.randomLlama(tmp.resolve("base"), 1, 1);
+    baseline =
+        store.upload(
+            base,
+            "hf-safetensors",
+            new ArtifactManifest.Provenance("ingestion", RECIPE, null, Map.of()));
+    modelDir = TestModels.randomLlama(tmp.resolve("model"), 1, 2);
+    Files.writeString(modelDir.resolve("model-q8_0.gguf"), "not really gguf");
+    model =
+        store.upload(
+            modelDir,
+            "hf-safetensors",
+            new ArtifactManifest.Provenance(
+                "quantize", RECIPE, baseline.getSha256(), Map.of("bits", 8.0)));
+  }
+
+  @AfterAll
+  static void stop() {
+    s3.close();
+  }
+
+  private static void report(String jobId, double ppl) {
+    EvaluationReport r =
+        new EvaluationReport(
+            jobId,
+            model.getSha256(),
+            baseline.getSha256(),
+            Map.of("perplexity", ppl, "baselinePerplexity", 10.0, "sizeBytes", 5.0),
+            "builtin:europarl");
+    blobs.putBytes(
+        EvaluationReport.location("art", jobId, model.getSha256()), r.toJson(), "application/json");
+  }
+
+  private static StageResult publish(String jobId) throws Exception {
+    StageContext ctx =
+        StageContext.builder(
+                TestModels.request("publish", "{\"gates\":{\"max_perplexity_increase\":0.1}}")
+                    .setJobId(jobId)
+                    .setRecipeYaml(RECIPE)
+                    .setInput(model)
+                    .setBaseline(baseline)
+                    .build())
+            .inputDir(modelDir)
+            .inputManifest(new ArtifactStore(blobs, "art").manifest(model))
+            .outputDir(Files.createDirectories(tmp.resolve(jobId + "-out")))
+            .workDir(Files.createDirectories(tmp.resolve(jobId + "-work")))
+            .build();
+    return new PublishingStage(blobs).run(ctx);
+  }
+
+  @Test
+  void passingModelsGetTheNextVersionAndARepublishKeepsIt() throws Exception {
+    report("job-a", 10.5);
+    report("job-b", 10.9);
+    ModelReady a = (ModelReady) publish("job-a").events().get(0).value().apply(null);
+    ModelReady b = (ModelReady) publish("job-b").events().get(0).value().apply(null);
+    ModelReady again = (ModelReady) publish("job-a").events().get(0).value().apply(null);
+    assertEquals("tiny-int8", a.getName());
+    assertEquals(Integer.parseInt(a.getVersion()) + 1, Integer.parseInt(b.getVersion()));
+    assertEquals(a.getVersion(), again.getVersion());
+    assertEquals("s3://art/models/tiny-int8/v" + a.getVersion() + "/", a.getUri());
+    assertEquals(2, a.getLineage().size());
+    assertEquals(baseline.getSha256(), a.getLineage().get(0).getSha256());
+    assertEquals(model.getSha256(), a.getLineage().get(1).getSha256());
+    assertEquals(1, a.getExports().size());
+    String card =
+        new String(
+            blobs.getBytes(S3Uri.parse(a.getModelCardUri()), 1 << 20), StandardCharsets.UTF_8);
+    assertTrue(card.contains("| Perplexity | 10.5000 | 10.0000 |"), card);
+    assertTrue(card.contains(baseline.getSha256()) && card.contains("max_perplexity_increase"));
+    assertTrue(blobs.exists(S3Uri.parse(a.getUri() + "model.safetensors")));
+  }
+
+  @Test
+  void aFailedGateSaysWhichAndByHowMuch() {
+    report("job-c", 12.0);
+    PublishingStage.QualityGateException e =
+        assertThrows(PublishingStage.QualityGateException.class, () -> publish("job-c"));
+    assertTrue(e.getMessage().contains("max_perplexity_increase: perplexity rose 20.00%"));
+    assertTrue(e.getMessage().contains("over by 10.00 points"), e.getMessage());
+  }
+
+  @Test
+  void withoutAnEvaluationThereIsNothingToGate() {
+    IllegalStateException e = assertThrows(IllegalStateException.class, () -> publish("job-d"));
+    assertTrue(e.getMessage().contains("add an evaluate step"), e.getMessage());
+  }
+}

@@ -1,0 +1,47 @@
+package dev.compactor.services.publishing;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.compactor.core.recipe.PublishParams.Gates;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class QualityGatesTest {
+  static final Map<String, Double> METRICS =
+      Map.of(
+          "perplexity", 11.0,
+          "baselinePerplexity", 10.0,
+          "klDivergence", 0.02,
+          "top1Agreement", 0.9,
+          "sizeBytes", 300.0,
+          "baselineSizeBytes", 1000.0);
+
+  @Test
+  void passingGatesReportNothing() {
+    assertEquals(List.of(), QualityGates.failures(new Gates(0.11, 0.02, 0.9, 0.3), METRICS));
+    assertEquals(List.of(), QualityGates.failures(new Gates(null, null, null, null), METRICS));
+  }
+
+  @Test
+  void eachFailedGateSaysByHowMuch() {
+    List<String> f = QualityGates.failures(new Gates(0.05, 0.01, 0.95, 0.25), METRICS);
+    assertEquals(4, f.size(), f.toString());
+    assertTrue(f.get(0).contains("rose 10.00%") && f.get(0).contains("over by 5.00 points"));
+    assertTrue(f.get(1).contains("over by 0.01000"), f.get(1));
+    assertTrue(f.get(2).contains("short by 0.0500"), f.get(2));
+    assertTrue(f.get(3).contains("size ratio 0.3000") && f.get(3).contains("over by 0.0500"));
+  }
+
+  @Test
+  void aGateOnAnUnmeasuredMetricIsAnError() {
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                QualityGates.failures(new Gates(null, 0.1, null, null), Map.of("perplexity", 3.0)));
+    assertTrue(e.getMessage().contains("klDivergence"), e.getMessage());
+  }
+}
