@@ -1,6 +1,10 @@
 package dev.compactor.cli;
 
 import dev.compactor.cli.pipeline.DemoCommand;
+import dev.compactor.cli.pipeline.StatusCommand;
+import dev.compactor.cli.pipeline.SubmitCommand;
+import dev.compactor.cli.pipeline.UpCommand;
+import dev.compactor.cli.pipeline.WatchCommand;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -10,7 +14,15 @@ public final class Commands {
 
   /** Every subcommand; add a new one here (one line). */
   static final List<Command> ALL =
-      List.of(new TinyModelCommand(), new EvalCommand(), new GenerateCommand(), new DemoCommand());
+      List.of(
+          new TinyModelCommand(),
+          new EvalCommand(),
+          new GenerateCommand(),
+          new DemoCommand(),
+          new UpCommand(),
+          new SubmitCommand(),
+          new StatusCommand(),
+          new WatchCommand());
 
   private Commands() {}
 
