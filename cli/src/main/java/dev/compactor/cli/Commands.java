@@ -1,6 +1,12 @@
 package dev.compactor.cli;
 
 import dev.compactor.cli.pipeline.DemoCommand;
+import dev.compactor.cli.pipeline.StatusCommand;
+import dev.compactor.cli.pipeline.SubmitCommand;
+import dev.compactor.cli.pipeline.UpCommand;
+import dev.compactor.cli.pipeline.WatchCommand;
+import dev.compactor.cli.quant.QualityTableCommand;
+import dev.compactor.cli.quant.QuantizeCommand;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -15,8 +21,12 @@ public final class Commands {
           new EvalCommand(),
           new GenerateCommand(),
           new DemoCommand(),
-          new dev.compactor.cli.quant.QuantizeCommand(),
-          new dev.compactor.cli.quant.QualityTableCommand());
+          new UpCommand(),
+          new SubmitCommand(),
+          new StatusCommand(),
+          new WatchCommand(),
+          new QuantizeCommand(),
+          new QualityTableCommand());
 
   private Commands() {}
 
