@@ -1,5 +1,7 @@
 package dev.compactor.core.gguf;
 
+import dev.compactor.core.io.Fp16;
+
 /** Little-endian reads and writes of the fp16 fields inside ggml blocks. */
 final class BlockBytes {
 

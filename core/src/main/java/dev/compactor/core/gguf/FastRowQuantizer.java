@@ -1,5 +1,6 @@
 package dev.compactor.core.gguf;
 
+import dev.compactor.core.io.Fp16;
 import java.util.concurrent.ForkJoinPool;
 import java.util.stream.IntStream;
 

@@ -103,7 +103,7 @@ public final class DistillationStage implements Stage {
         spec.calibration()
             .orElse(
                 new Calibration(
-                    requested == null ? CalibrationText.BUILTIN_EUROPARL : requested,
+                    requested == null ? Corpus.BUILTIN_EUROPARL : requested,
                     DEFAULT_SAMPLES,
                     DEFAULT_SEQ_LEN));
     Path teacherDir = ctx.request().getBaseline() != null ? ctx.baselineDir() : ctx.inputDir();
@@ -120,7 +120,7 @@ public final class DistillationStage implements Stage {
     try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir());
         Transformer teacher = Transformer.load(teacherDir, Device.cpu());
         Transformer student = Transformer.load(init, Device.cpu())) {
-      Corpus corpus = CalibrationText.corpus(ctx, cal.dataset());
+      Corpus corpus = Corpus.forDataset(cal.dataset(, ctx::fetch));
       int seq = Math.min(cal.seqLen(), student.maxSequenceLength() - 1);
       List<int[]> windows = corpus.calibrationSamples(tokenizer, cal.samples(), seq + 1, SEED);
       DistillationSpec ds =

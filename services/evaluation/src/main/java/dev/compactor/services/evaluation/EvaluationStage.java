@@ -81,7 +81,7 @@ public final class EvaluationStage implements Stage {
     Path modelDir = ctx.inputDir();
     Path baseDir = ctx.baselineDir();
     String dataset = ctx.request().getCalibrationUri();
-    Corpus corpus = CalibrationText.corpus(ctx, dataset);
+    Corpus corpus = Corpus.forDataset(dataset, ctx::fetch);
     String text = corpus.testText();
     if (text.length() > maxChars) {
       text = text.substring(0, maxChars);
@@ -241,7 +241,7 @@ public final class EvaluationStage implements Stage {
   }
 
   private static String datasetName(String dataset) {
-    return dataset == null || dataset.isBlank() ? CalibrationText.BUILTIN_EUROPARL : dataset;
+    return dataset == null || dataset.isBlank() ? Corpus.BUILTIN_EUROPARL : dataset;
   }
 
   private static ArtifactRef require(ArtifactRef ref, String what) {

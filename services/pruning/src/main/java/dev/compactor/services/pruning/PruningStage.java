@@ -49,7 +49,7 @@ public final class PruningStage implements Stage {
           spec.calibration()
               .orElse(
                   new Calibration(
-                      dataset(ctx, CalibrationText.BUILTIN_EUROPARL),
+                      dataset(ctx, Corpus.BUILTIN_EUROPARL),
                       DEFAULT_SAMPLES,
                       DEFAULT_SEQ_LEN));
       ctx.progress().report(0.1, "calibrating Wanda on " + cal.dataset());
@@ -57,7 +57,7 @@ public final class PruningStage implements Stage {
       try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir());
           Transformer model = Transformer.load(ctx.inputDir(), Device.cpu());
           NDManager manager = NDManager.newBaseManager()) {
-        Corpus corpus = CalibrationText.corpus(ctx, cal.dataset());
+        Corpus corpus = Corpus.forDataset(cal.dataset(, ctx::fetch));
         int seqLen = Math.min(cal.seqLen(), model.maxSequenceLength());
         List<int[]> windows = corpus.calibrationSamples(tokenizer, cal.samples(), seqLen, SEED);
         norms = WandaPruner.calibrate(model::logits, manager, windows, 4);

@@ -1,4 +1,4 @@
-package dev.compactor.services.pruning;
+package dev.compactor.services.testkit;
 
 import ai.djl.Device;
 import dev.compactor.core.io.DType;
@@ -11,12 +11,12 @@ import java.nio.file.Path;
 import java.util.Map;
 
 /** A small random byte-level Llama and requests for it, so adapter tests run in seconds. */
-final class TestModels {
-  static final String RECIPE = "name: test-recipe\nstages:\n  - evaluate: { kl: true }\n";
+public final class TestModels {
+  public static final String RECIPE = "name: test-recipe\nstages:\n  - evaluate: { kl: true }\n";
 
   private TestModels() {}
 
-  static Path randomLlama(Path dir, int layers, long seed) throws Exception {
+  public static Path randomLlama(Path dir, int layers, long seed) throws Exception {
     ModelConfig config = ModelConfig.llama(257, 64, 128, layers, 4, 2, 128);
     try (Transformer t = Transformer.randomInit(config, seed, Device.cpu())) {
       t.save(dir, DType.F32, Map.of());
@@ -25,7 +25,7 @@ final class TestModels {
     return dir;
   }
 
-  static StageRequested.Builder request(String stage, String paramsJson) {
+  public static StageRequested.Builder request(String stage, String paramsJson) {
     return StageRequested.newBuilder()
         .setJobId("job-1")
         .setStep(1)
@@ -36,7 +36,7 @@ final class TestModels {
         .setRequestedAtMs(0L);
   }
 
-  static ArtifactRef ref(String bucket, String sha) {
+  public static ArtifactRef ref(String bucket, String sha) {
     return ArtifactRef.newBuilder()
         .setUri("s3://" + bucket + "/artifacts/" + sha + "/")
         .setSha256(sha)
