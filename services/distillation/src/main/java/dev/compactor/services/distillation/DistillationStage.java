@@ -120,7 +120,7 @@ public final class DistillationStage implements Stage {
     try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir());
         Transformer teacher = Transformer.load(teacherDir, Device.cpu());
         Transformer student = Transformer.load(init, Device.cpu())) {
-      Corpus corpus = Corpus.forDataset(cal.dataset(, ctx::fetch));
+      Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
       int seq = Math.min(cal.seqLen(), student.maxSequenceLength() - 1);
       List<int[]> windows = corpus.calibrationSamples(tokenizer, cal.samples(), seq + 1, SEED);
       DistillationSpec ds =

@@ -1,6 +1,5 @@
 package dev.compactor.services.distillation;
 
-import dev.compactor.services.testkit.TestModels;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -14,6 +13,7 @@ import dev.compactor.runtime.S3Uri;
 import dev.compactor.runtime.StageConfig;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
+import dev.compactor.services.testkit.TestModels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;

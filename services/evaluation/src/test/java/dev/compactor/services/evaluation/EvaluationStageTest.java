@@ -1,6 +1,5 @@
 package dev.compactor.services.evaluation;
 
-import dev.compactor.services.testkit.TestModels;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -12,6 +11,7 @@ import dev.compactor.runtime.ArtifactManifest;
 import dev.compactor.runtime.S3Uri;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
+import dev.compactor.services.testkit.TestModels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;

@@ -1,6 +1,5 @@
 package dev.compactor.services.ingestion;
 
-import dev.compactor.services.testkit.TestModels;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -9,6 +8,7 @@ import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.events.ModelIngested;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
+import dev.compactor.services.testkit.TestModels;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;

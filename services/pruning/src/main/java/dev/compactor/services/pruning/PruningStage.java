@@ -49,15 +49,13 @@ public final class PruningStage implements Stage {
           spec.calibration()
               .orElse(
                   new Calibration(
-                      dataset(ctx, Corpus.BUILTIN_EUROPARL),
-                      DEFAULT_SAMPLES,
-                      DEFAULT_SEQ_LEN));
+                      dataset(ctx, Corpus.BUILTIN_EUROPARL), DEFAULT_SAMPLES, DEFAULT_SEQ_LEN));
       ctx.progress().report(0.1, "calibrating Wanda on " + cal.dataset());
       InputNormCollector norms;
       try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir());
           Transformer model = Transformer.load(ctx.inputDir(), Device.cpu());
           NDManager manager = NDManager.newBaseManager()) {
-        Corpus corpus = Corpus.forDataset(cal.dataset(, ctx::fetch));
+        Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
         int seqLen = Math.min(cal.seqLen(), model.maxSequenceLength());
         List<int[]> windows = corpus.calibrationSamples(tokenizer, cal.samples(), seqLen, SEED);
         norms = WandaPruner.calibrate(model::logits, manager, windows, 4);
