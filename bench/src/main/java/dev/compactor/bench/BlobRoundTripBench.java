@@ -111,6 +111,7 @@ final class BlobRoundTripBench {
       }
     } finally {
       RuntimeS3Overhead.deleteTree(src);
+      blobs.close();
     }
     double mib = bytes / (double) (1 << 20);
     Map<String, Double> rates = new LinkedHashMap<>();

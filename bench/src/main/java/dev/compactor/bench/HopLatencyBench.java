@@ -423,6 +423,7 @@ final class HopLatencyBench implements AutoCloseable {
       producer.close();
     }
     services.forEach(StageService::close);
+    blobs.close();
     registry.close();
   }
 }

@@ -43,8 +43,8 @@ final class HopSegments {
           + "  readable -> running = worker wake-up + completion-marker lookup (S3 GET)"
           + " + input download and sha256 verify.\n"
           + "  returned -> stamped = output artifact hash + upload (files, manifest).\n"
-          + "  stamped -> consumed = marker PUT + wait for the worker's poll loop"
-          + " (<= poll timeout) + transaction commit + delivery.";
+          + "  stamped -> consumed = marker PUT + poll-thread wake-up (the job ends the poll at once)"
+          + " + transaction commit + delivery.";
 
   private final Map<String, List<Double>> samples = new HashMap<>();
 

@@ -7,6 +7,7 @@ import dev.compactor.schemas.Topics;
 import io.minio.BucketExistsArgs;
 import io.minio.MakeBucketArgs;
 import io.minio.MinioClient;
+import io.minio.http.HttpUtils;
 import java.io.IOException;
 import java.net.URI;
 import java.nio.file.Files;
@@ -18,6 +19,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
+import okhttp3.OkHttpClient;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
@@ -197,20 +199,30 @@ public final class LocalStack implements AutoCloseable {
   }
 
   private static void createBuckets(EmbeddedS3 s3) {
+    long timeoutMs = Duration.ofMinutes(1).toMillis();
+    // Our own HTTP client, shut down below: MinIO's default one keeps non-daemon dispatcher
+    // threads alive for 60 s, which would hold the JVM open after the stack is closed.
+    OkHttpClient http = HttpUtils.newDefaultHttpClient(timeoutMs, timeoutMs, timeoutMs);
     MinioClient client =
         MinioClient.builder()
             .endpoint(s3.endpoint().toString())
             .credentials(s3.accessKey(), s3.secretKey())
             .region(EmbeddedS3.REGION)
+            .httpClient(http)
             .build();
-    for (String bucket : List.of(ARTIFACTS_BUCKET, DATA_BUCKET)) {
-      try {
-        if (!client.bucketExists(BucketExistsArgs.builder().bucket(bucket).build())) {
-          client.makeBucket(MakeBucketArgs.builder().bucket(bucket).build());
+    try {
+      for (String bucket : List.of(ARTIFACTS_BUCKET, DATA_BUCKET)) {
+        try {
+          if (!client.bucketExists(BucketExistsArgs.builder().bucket(bucket).build())) {
+            client.makeBucket(MakeBucketArgs.builder().bucket(bucket).build());
+          }
+        } catch (Exception e) {
+          throw new IllegalStateException("could not create bucket " + bucket + ": " + e, e);
         }
-      } catch (Exception e) {
-        throw new IllegalStateException("could not create bucket " + bucket + ": " + e, e);
       }
+    } finally {
+      http.dispatcher().executorService().shutdown();
+      http.connectionPool().evictAll();
     }
   }
 

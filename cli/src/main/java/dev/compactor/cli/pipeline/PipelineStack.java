@@ -215,6 +215,7 @@ public final class PipelineStack implements AutoCloseable {
     }
     workers.clear();
     orchestrator.close();
+    blobs.close();
     if (stack != null) {
       stack.close();
     }

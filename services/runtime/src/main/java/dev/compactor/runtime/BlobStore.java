@@ -14,6 +14,7 @@ import io.minio.UploadObjectArgs;
 import io.minio.errors.ErrorResponseException;
 import io.minio.errors.InvalidResponseException;
 import io.minio.errors.ServerException;
+import io.minio.http.HttpUtils;
 import io.minio.messages.Item;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -25,6 +26,8 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import okhttp3.OkHttpClient;
 
 /**
  * Stores and fetches files in S3 (or MinIO, or the embedded S3Proxy) through the MinIO SDK.
@@ -34,30 +37,59 @@ import java.util.Set;
  * Files are streamed in both directions; nothing is held whole in the heap except the small objects
  * read with {@link #getBytes}. Failures surface as {@link BlobStoreException}; a missing object as
  * {@link BlobNotFoundException}.
+ *
+ * <p>A store made by {@link #create} owns its HTTP client: {@link #close()} stops its dispatcher
+ * threads (non-daemon, kept alive 60 s after the last call, so an unclosed store holds the JVM open
+ * for a minute) and drops its pooled connections.
  */
-public final class BlobStore {
+public final class BlobStore implements AutoCloseable {
   private static final Set<String> MISSING = Set.of("NoSuchKey", "NoSuchObject", "NoSuchBucket");
   private static final long PART_SIZE = 16L * 1024 * 1024;
 
+  /** MinIO's own defaults for the client it would otherwise build itself. */
+  private static final long HTTP_TIMEOUT_MS = TimeUnit.MINUTES.toMillis(5);
+
   private final MinioClient client;
+  private final OkHttpClient ownedHttp;
   private final Retrier retrier;
 
-  /** A store over an existing client. */
+  /** A store over an existing client, which stays the caller's to shut down. */
   public BlobStore(MinioClient client, Retrier retrier) {
+    this(client, null, retrier);
+  }
+
+  private BlobStore(MinioClient client, OkHttpClient ownedHttp, Retrier retrier) {
     this.client = client;
+    this.ownedHttp = ownedHttp;
     this.retrier = retrier;
   }
 
   /** A store for the endpoint, keys and retry settings in {@code config}. */
   public static BlobStore create(StageConfig config) {
+    OkHttpClient http =
+        HttpUtils.newDefaultHttpClient(HTTP_TIMEOUT_MS, HTTP_TIMEOUT_MS, HTTP_TIMEOUT_MS);
     MinioClient client =
         MinioClient.builder()
             .endpoint(config.get(StageConfig.S3_ENDPOINT))
             .credentials(
                 config.get(StageConfig.S3_ACCESS_KEY), config.get(StageConfig.S3_SECRET_KEY))
             .region(config.get(StageConfig.S3_REGION))
+            .httpClient(http)
             .build();
-    return new BlobStore(client, Retrier.from(config));
+    return new BlobStore(client, http, Retrier.from(config));
+  }
+
+  /**
+   * Releases the HTTP client this store owns (see {@link #create}); calls in flight are cancelled.
+   * Idempotent; a store over a caller's client leaves that client alone.
+   */
+  @Override
+  public void close() {
+    if (ownedHttp != null) {
+      ownedHttp.dispatcher().cancelAll();
+      ownedHttp.dispatcher().executorService().shutdown();
+      ownedHttp.connectionPool().evictAll();
+    }
   }
 
   /** Uploads a local file, streaming it (multipart above 16 MiB). */

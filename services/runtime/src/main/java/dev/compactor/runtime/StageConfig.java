@@ -122,7 +122,8 @@ public final class StageConfig {
           500,
           10,
           60_000,
-          "Longest single poll of the request topic.");
+          "Longest single poll of the request topic. New requests and finished jobs end a poll"
+              + " at once; this only bounds how late the end of a retry backoff is noticed.");
   public static final ConfigKey<Integer> RETRY_ATTEMPTS =
       ConfigKey.integer(
           "COMPACTOR_RETRY_ATTEMPTS",

@@ -29,11 +29,14 @@ public final class StageService implements AutoCloseable {
 
   private final SchemaRegistryClient registry;
   private final StageWorker worker;
+  private final BlobStore blobs;
   private final HttpServer health;
 
-  private StageService(SchemaRegistryClient registry, StageWorker worker, HttpServer health) {
+  private StageService(
+      SchemaRegistryClient registry, StageWorker worker, BlobStore blobs, HttpServer health) {
     this.registry = registry;
     this.worker = worker;
+    this.blobs = blobs;
     this.health = health;
   }
 
@@ -98,6 +101,7 @@ public final class StageService implements AutoCloseable {
       worker.start();
     } catch (IOException | RuntimeException e) {
       worker.close();
+      blobs.close();
       registry.close();
       throw new IllegalStateException("could not start stage service: " + e.getMessage(), e);
     }
@@ -106,7 +110,7 @@ public final class StageService implements AutoCloseable {
         config.get(StageConfig.STAGE),
         (System.nanoTime() - t0) / 1_000_000,
         server == null ? "" : ", health on port " + server.getAddress().getPort());
-    return new StageService(registry, worker, server);
+    return new StageService(registry, worker, blobs, server);
   }
 
   /** The worker's current health snapshot. */
@@ -126,6 +130,7 @@ public final class StageService implements AutoCloseable {
     if (health != null) {
       health.stop(0);
     }
+    blobs.close();
     registry.close();
     log.info("Stage service stopped: {}", worker.health().toJson());
   }

@@ -21,12 +21,14 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.kafka.clients.consumer.CloseOptions;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -56,6 +58,12 @@ import org.slf4j.LoggerFactory;
  * and nothing of it is published or committed: the new owner redoes it. Closing a worker mid-job
  * does the same. Scaling out therefore may restart up to one running job per existing worker; the
  * assignor does not know which partition is busy.
+ *
+ * <p>A job that ends calls {@code consumer.wakeup()} (the consumer's one thread-safe method), so
+ * the poll thread answers at once instead of at the end of its {@code poll(pollTimeout)}; the
+ * consumer itself is only ever used by the poll thread. Only the current job may wake the consumer,
+ * and only while it is current (checked under {@code wakeLock}), so a pending wakeup can only hit
+ * the next {@code poll()} — never a {@code committed()} lookup in the middle of handling a record.
  *
  * <h2>Effectively-once answers</h2>
  *
@@ -118,6 +126,10 @@ public final class StageWorker implements AutoCloseable {
   private volatile String state = "STARTING";
   private volatile Set<TopicPartition> assigned = Set.of();
   private volatile Running current;
+
+  /** Guards {@link #current} against a job waking the consumer after it stopped being current. */
+  private final Object wakeLock = new Object();
+
   private final AtomicLong completed = new AtomicLong();
   private final AtomicLong failed = new AtomicLong();
   private final AtomicLong duplicates = new AtomicLong();
@@ -254,7 +266,7 @@ public final class StageWorker implements AutoCloseable {
       state = "RUNNING";
       log.info("Worker {} consuming {} as group {}", workerId, requestTopic.name(), groupId());
       while (!stopping) {
-        for (ConsumerRecord<byte[], Decoded<StageRequested>> rec : consumer.poll(pollTimeout)) {
+        for (ConsumerRecord<byte[], Decoded<StageRequested>> rec : poll()) {
           handle(rec);
         }
         if (current != null) {
@@ -281,6 +293,18 @@ public final class StageWorker implements AutoCloseable {
       }
       closeClients();
       stopped.countDown();
+    }
+  }
+
+  /** Polls; a wakeup from a finished job returns nothing, one from {@link #close()} propagates. */
+  private ConsumerRecords<byte[], Decoded<StageRequested>> poll() {
+    try {
+      return consumer.poll(pollTimeout);
+    } catch (WakeupException e) {
+      if (stopping) {
+        throw e;
+      }
+      return ConsumerRecords.empty();
     }
   }
 
@@ -313,12 +337,37 @@ public final class StageWorker implements AutoCloseable {
         new JobRunner.Job(value.value(), rec.topic(), rec.partition(), rec.offset());
     log.info("{}: starting", job.coordinates());
     consumer.pause(consumer.assignment());
-    current = new Running(job, tp, jobThreads.submit(() -> runner.run(job)));
+    JobTask task = new JobTask(job);
+    setCurrent(new Running(job, tp, task));
+    jobThreads.execute(task);
+  }
+
+  /** A job that wakes the poll thread once its outcome is set (so {@code isDone()} holds then). */
+  private final class JobTask extends FutureTask<JobRunner.Outcome> {
+    JobTask(JobRunner.Job job) {
+      super(() -> runner.run(job));
+    }
+
+    @Override
+    protected void done() {
+      synchronized (wakeLock) {
+        Running r = current;
+        if (r != null && r.future() == this && consumer != null) {
+          consumer.wakeup();
+        }
+      }
+    }
+  }
+
+  private void setCurrent(Running r) {
+    synchronized (wakeLock) {
+      current = r;
+    }
   }
 
   private void finish() {
     Running r = current;
-    current = null;
+    setCurrent(null);
     JobRunner.Outcome outcome;
     try {
       outcome = r.future().get();
@@ -440,7 +489,7 @@ public final class StageWorker implements AutoCloseable {
 
   private void abandon(String why) {
     Running r = current;
-    current = null;
+    setCurrent(null);
     r.job().cancelled.set(true);
     r.future().cancel(true);
     abandoned.incrementAndGet();

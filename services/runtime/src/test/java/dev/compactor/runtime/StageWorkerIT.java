@@ -83,6 +83,7 @@ class StageWorkerIT {
 
   @AfterAll
   static void stopStack() {
+    blobs.close();
     registry.close();
     stack.close();
   }
@@ -137,6 +138,26 @@ class StageWorkerIT {
     assertEquals(0, h.abandoned());
     assertEquals(assignedBefore, h.assigned());
     assertEquals(1, events.count(Topics.STAGE_COMPLETED.name(), job));
+  }
+
+  @Test
+  void aFinishedJobIsAnsweredWithoutWaitingOutTheOneMinutePollTimeout() throws Exception {
+    StageConfig c = config("distill", "w-wakeup").with(StageConfig.POLL_TIMEOUT_MS, "60000");
+    StageWorker worker = new StageWorker(stage, c, blobs, registry);
+    workers.add(worker);
+    worker.start();
+    String first = newJobId();
+    String second = newJobId();
+    produce(request("distill", first, 1, "{}"));
+    produce(request("distill", second, 1, "{}"));
+
+    // Without the job waking the poll thread, answering the first job alone takes 60 s.
+    Duration wellUnderThePollTimeout = Duration.ofSeconds(20);
+    await()
+        .atMost(wellUnderThePollTimeout)
+        .until(() -> events.count(Topics.STAGE_COMPLETED.name(), second) == 1);
+    assertEquals(1, events.count(Topics.STAGE_COMPLETED.name(), first));
+    assertEquals(2, worker.health().completed());
   }
 
   @Test
