@@ -12,12 +12,14 @@ import dev.compactor.core.io.DType;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.tokenizer.ByteLevelTokenizerFiles;
+import dev.compactor.events.ArtifactRef;
 import dev.compactor.events.EvaluationCompleted;
 import dev.compactor.events.JobState;
 import dev.compactor.events.JobStatus;
 import dev.compactor.events.ModelReady;
 import dev.compactor.events.StageCompleted;
 import dev.compactor.runtime.S3Uri;
+import dev.compactor.runtime.Sha256;
 import dev.compactor.runtime.StageService;
 import dev.compactor.schemas.Topic;
 import dev.compactor.schemas.Topics;
@@ -68,6 +70,16 @@ abstract class PipelineScenarios {
           + "  - distill: { keep_layers: 1, steps: 400, lr: 0.001, checkpoint_every: 20 }\n"
           + "  - evaluate: { perplexity: { seq_len: 32 }, kl: true }\n"
           + "  - publish:  { gates: { max_size_ratio: 1.0 } }\n"
+          + "calibration: { dataset: builtin:europarl, samples: 8, seq_len: 32 }\n";
+
+  /** GPTQ through the quantization service with every export the recipe can ask for. */
+  static final String GPTQ_ALL_EXPORTS =
+      "name: e2e-gptq\n"
+          + "stages:\n"
+          + "  - quantize: { method: gptq, bits: 4, group_size: 32,"
+          + " export: [safetensors, compressed-tensors, \"gguf:q4_0\"] }\n"
+          + "  - evaluate: { perplexity: { seq_len: 32 }, kl: true }\n"
+          + "  - publish:  { gates: { max_size_ratio: 0.6 } }\n"
           + "calibration: { dataset: builtin:europarl, samples: 8, seq_len: 32 }\n";
 
   static final Duration JOB = Duration.ofMinutes(3);
@@ -296,6 +308,43 @@ abstract class PipelineScenarios {
       if (stack().workers("distill").contains(spare)) {
         stack().stopWorker(spare);
       }
+    }
+  }
+
+  @Test
+  void aGptqRecipePublishesTheModelWithItsGgufAndCompressedTensorsExports() throws Exception {
+    List<Topic<String, ? extends SpecificRecord>> topics = new ArrayList<>(PipelineClient.FOLLOWED);
+    topics.add(Topics.STAGE_COMPLETED);
+    try (PipelineClient.Follower f = client.follow(false, topics)) {
+      String job = client.submit(modelUri, GPTQ_ALL_EXPORTS, "e2e-gptq");
+      List<SpecificRecord> events = run(Map.of(job, GPTQ_ALL_EXPORTS), f).get(job);
+      assertEquals(JobState.SUCCEEDED, lastStatus(events).getState(), events.toString());
+      ModelReady ready =
+          (ModelReady) events.stream().filter(ModelReady.class::isInstance).findFirst().get();
+      Map<String, ArtifactRef> exports = new HashMap<>();
+      ready.getExports().forEach(e -> exports.put(e.getFormat(), e));
+      assertEquals(java.util.Set.of("gguf", "compressed-tensors"), exports.keySet());
+      ArtifactRef ct = exports.get("compressed-tensors");
+      S3Uri prefix = S3Uri.parse(ct.getUri());
+      byte[] manifest = stack().blobs().getBytes(prefix.resolve("manifest.json"), 1 << 20);
+      assertEquals(ct.getSha256(), Sha256.of(manifest));
+      String config =
+          new String(
+              stack().blobs().getBytes(prefix.resolve("config.json"), 1 << 20),
+              java.nio.charset.StandardCharsets.UTF_8);
+      assertTrue(
+          config.contains("\"quant_method\" : \"compressed-tensors\"")
+              || config.contains("\"quant_method\":\"compressed-tensors\""),
+          config);
+      assertTrue(config.contains("\"job_id\""), "provenance names the job: " + config);
+      StageCompleted quantized =
+          events.stream()
+              .filter(StageCompleted.class::isInstance)
+              .map(StageCompleted.class::cast)
+              .filter(c -> c.getStage().equals("quantize"))
+              .findFirst()
+              .orElseThrow();
+      assertEquals(14.0, quantized.getMetrics().get("quantizedTensors"));
     }
   }
 

@@ -66,7 +66,7 @@ public final class SubmitCommand implements Command {
     }
     for (StageSpec s : recipe.stages()) {
       if (s.params() instanceof QuantizeParams q) {
-        QuantizationStage.toSpec(q);
+        QuantizationStage.check(q);
       }
     }
   }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.cli.Args;
 import dev.compactor.cli.Command;
 import dev.compactor.cli.UsageException;
+import dev.compactor.core.data.CalibrationText;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.metrics.EvalText;
 import dev.compactor.core.model.ModelConfig;
@@ -86,8 +87,10 @@ public final class QualityTableCommand implements Command {
     Path work = Files.createTempDirectory("compactor-quality-table");
     try (TextTokenizer tok = Tokenizers.forModel(model)) {
       int[] tokens = EvalText.of(tok, text).tokens();
-      CalibrationText calib = CalibrationText.load(null);
-      List<int[]> samples = calib.samples(tok, seqLen);
+      List<int[]> samples =
+          CalibrationText.builtin()
+              .corpus()
+              .calibrationSamples(tok, QuantizeCommand.SAMPLES, seqLen, QuantizeCommand.SEED);
       QualityTable table = new QualityTable(model, work, tokens, samples, seqLen);
       long t0 = System.nanoTime();
       List<QualityTable.Row> rows =

@@ -21,8 +21,9 @@ import java.util.Set;
  *
  * <p>Defaults: {@code --bits} 8 for fp8, 4 for nf4 (required otherwise); {@code --group-size} 128
  * for 4-bit integer methods, 64 for nf4, -1 (per output channel) for 8-bit and fp8; {@code --export
- * safetensors}. gptq and awq without {@code --calibration} calibrate on the bundled English
- * Europarl training text and say so on stderr.
+ * safetensors}; integer grids are asymmetric (zero points) unless {@code --symmetric}. gptq and awq
+ * without {@code --calibration} calibrate on the bundled English Europarl training text and say so
+ * on stderr.
  */
 record QuantizeRequest(
     Path model,
@@ -36,7 +37,7 @@ record QuantizeRequest(
 
   static final Set<String> OPTIONS =
       Set.of("model", "method", "bits", "group-size", "calibration", "export", "out");
-  static final Set<String> FLAGS = Set.of("json");
+  static final Set<String> FLAGS = Set.of("json", "symmetric");
 
   static QuantizeRequest parse(String[] argv) throws UsageException, IOException {
     Args args = Args.parse(argv, OPTIONS, FLAGS);
@@ -68,7 +69,11 @@ record QuantizeRequest(
     }
     WeightQuantization q;
     try {
-      q = new WeightQuantization(method, bits, group == -1 ? 0 : group);
+      int g = group == -1 ? 0 : group;
+      q =
+          args.has("symmetric")
+              ? new WeightQuantization(method, bits, g, true)
+              : new WeightQuantization(method, bits, g);
     } catch (IllegalArgumentException e) {
       throw new UsageException(e.getMessage());
     }

@@ -20,19 +20,27 @@ import org.junit.jupiter.api.Test;
 class PipelineCommandsTest {
 
   @Test
-  void submitRefusesWhatIsNotBuiltYetBeforeSendingAnything() {
+  void submitRefusesAnImpossibleRecipeBeforeSendingAnything() throws Exception {
     String gptq =
-        "name: g\nstages:\n  - quantize: { method: gptq, bits: 4, group_size: 128 }\n"
+        "name: g\nstages:\n  - quantize: { method: gptq, bits: 4, group_size: 128,"
+            + " export: [safetensors, compressed-tensors, \"gguf:q4_k\"] }\n"
             + "calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }\n";
-    UnsupportedOperationException e =
-        assertThrows(UnsupportedOperationException.class, () -> SubmitCommand.check(gptq));
-    assertTrue(e.getMessage().startsWith("not supported yet"), e.getMessage());
+    SubmitCommand.check(gptq);
+    UsageException e =
+        assertThrows(
+            UsageException.class,
+            () ->
+                SubmitCommand.check(
+                    "name: f\nstages:\n  - quantize: { method: fp8, export: [compressed-tensors] }\n"));
+    assertTrue(e.getMessage().contains("compressed-tensors stores integer grids"), e.getMessage());
     assertThrows(UsageException.class, () -> SubmitCommand.check("name: x\nstages: []\n"));
   }
 
   @Test
   void theDemoRecipesPassTheSubmitCheck() throws Exception {
-    for (String r : List.of("demo-all-stages.yaml", "int8-rtn.yaml", "distill-half.yaml")) {
+    for (String r :
+        List.of(
+            "demo-all-stages.yaml", "int8-rtn.yaml", "distill-half.yaml", "wanda50-gptq4.yaml")) {
       SubmitCommand.check(Files.readString(Path.of("..", "recipes", r)));
     }
   }

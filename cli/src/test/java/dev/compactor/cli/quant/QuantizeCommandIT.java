@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.compactor.core.data.Corpus;
 import dev.compactor.core.gguf.GgmlType;
 import dev.compactor.core.gguf.GgufReader;
 import dev.compactor.core.io.Checkpoints;
@@ -15,6 +16,7 @@ import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.quant.export.CompressedTensorsReader;
+import dev.compactor.core.quant.pipeline.QuantizationPipeline;
 import dev.compactor.core.quant.table.WeightQuantization;
 import dev.compactor.core.quant.table.WeightQuantization.Method;
 import dev.compactor.core.tokenizer.ByteLevelTokenizerFiles;
@@ -124,10 +126,10 @@ class QuantizeCommandIT {
         p.at("/input/sha256/model.safetensors").asText());
     JsonNode hfConfig =
         new ObjectMapper().readTree(out.resolve("safetensors/config.json").toFile());
-    assertEquals(p, hfConfig.get(QuantizeCommand.PROVENANCE_KEY));
+    assertEquals(p, hfConfig.get(QuantizationPipeline.PROVENANCE_KEY));
     JsonNode ctConfig =
         new ObjectMapper().readTree(out.resolve("compressed-tensors/config.json").toFile());
-    assertEquals(p, ctConfig.get(QuantizeCommand.PROVENANCE_KEY));
+    assertEquals(p, ctConfig.get(QuantizationPipeline.PROVENANCE_KEY));
     assertEquals("compressed-tensors", ctConfig.at("/quantization_config/quant_method").asText());
   }
 
@@ -181,7 +183,7 @@ class QuantizeCommandIT {
     checkHf(out.resolve("safetensors"));
     checkCompressedTensors(out, new WeightQuantization(Method.AWQ, 4, 64));
     JsonNode p = new ObjectMapper().readTree(out.resolve("compactor.json").toFile());
-    assertEquals(CalibrationText.BUILTIN, p.at("/calibration/source").asText());
+    assertEquals(Corpus.BUILTIN_EUROPARL, p.at("/calibration/source").asText());
   }
 
   @Test
@@ -191,8 +193,21 @@ class QuantizeCommandIT {
     quantize(tmp.resolve("nf4"), "--method", "nf4", "--group-size", "64");
     checkHf(tmp.resolve("nf4/safetensors"));
     Path int8 = tmp.resolve("int8");
-    quantize(int8, "--method", "rtn", "--bits", "8", "--export", "compressed-tensors");
-    checkCompressedTensors(int8, new WeightQuantization(Method.RTN, 8, 0));
+    JsonNode s =
+        quantize(
+            int8,
+            "--method",
+            "rtn",
+            "--bits",
+            "8",
+            "--symmetric",
+            "--export",
+            "compressed-tensors");
+    assertTrue(s.get("symmetric").asBoolean());
+    checkCompressedTensors(int8, new WeightQuantization(Method.RTN, 8, 0, true));
+    JsonNode ct =
+        new ObjectMapper().readTree(int8.resolve("compressed-tensors/config.json").toFile());
+    assertTrue(ct.toString().contains("\"symmetric\":true"), ct.toString());
   }
 
   private static void checkHf(Path dir) throws Exception {
@@ -212,7 +227,8 @@ class QuantizeCommandIT {
         for (String linear : LINEARS) {
           String prefix = "model.layers." + l + "." + linear;
           float[] decoded =
-              CompressedTensorsReader.readLinear(c, prefix, QuantizeCommand.scheme(q)).dequantize();
+              CompressedTensorsReader.readLinear(c, prefix, QuantizationPipeline.scheme(q))
+                  .dequantize();
           assertEquals(SIZES.get(linear), decoded.length, prefix);
           if (compare) {
             float[] dense = h.readFloats(prefix + ".weight");

@@ -83,10 +83,7 @@ public final class Corpus {
    * Europarl text; anything else is a UTF-8 text file that {@code fetcher} makes local.
    */
   public static Corpus forDataset(String dataset, SourceFetcher fetcher) throws IOException {
-    if (dataset == null || dataset.isBlank() || dataset.equals(BUILTIN_EUROPARL)) {
-      return europarlEnglish();
-    }
-    return fromTextFile(fetcher.fetch(dataset));
+    return CalibrationText.forDataset(dataset, fetcher).corpus();
   }
 
   /**

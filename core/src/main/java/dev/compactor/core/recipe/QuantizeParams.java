@@ -34,7 +34,8 @@ public record QuantizeParams(
   }
 
   /** GGUF tensor types a {@code gguf:<type>} export may ask for. */
-  public static final List<String> GGUF_TYPES = List.of("f32", "f16", "q8_0", "q4_0", "q4_1");
+  public static final List<String> GGUF_TYPES =
+      List.of("f32", "f16", "q8_0", "q6_k", "q4_k", "q4_0");
 
   /**
    * One export target: {@code safetensors}, {@code compressed-tensors}, {@code gguf} or {@code
@@ -136,30 +137,28 @@ public record QuantizeParams(
     if (method.equals("awq") && hasBits && bits != 4) {
       out.add(new RecipeProblem(path + ".bits", "awq supports bits 4 only, found " + bits));
     }
-    int effectiveBits = defaultBits(method, bits);
+    if (method.equals("nf4") && Json.integer(p, "group_size", 128) == -1) {
+      out.add(
+          new RecipeProblem(
+              path + ".group_size", "nf4 stores absmax blocks: group_size must be 32, 64 or 128"));
+    }
+    boolean symmetricGrid = method.equals("fp8") || method.equals("nf4");
+    if (symmetricGrid && p.has("symmetric") && !Json.bool(p, "symmetric", true)) {
+      out.add(
+          new RecipeProblem(
+              path + ".symmetric", method + " has a symmetric grid: symmetric must be true"));
+    }
     JsonNode export = p.get("export");
-    if (export == null) {
+    if (export == null || !symmetricGrid) {
       return;
     }
     for (int i = 0; i < export.size(); i++) {
-      ExportFormat f = ExportFormat.parse(export.get(i).asText());
-      String at = path + ".export[" + i + "]";
-      if (f.container() == ExportFormat.Container.GGUF && method.equals("fp8")) {
-        out.add(new RecipeProblem(at, "gguf has no fp8 tensor type; export fp8 as safetensors"));
-      } else if (f.ggufType() != null && f.ggufType().startsWith("q")) {
-        int typeBits = f.ggufType().startsWith("q8") ? 8 : 4;
-        if (typeBits != effectiveBits) {
-          out.add(
-              new RecipeProblem(
-                  at,
-                  "gguf:"
-                      + f.ggufType()
-                      + " holds "
-                      + typeBits
-                      + "-bit weights but the model is quantized to "
-                      + effectiveBits
-                      + " bits"));
-        }
+      if (ExportFormat.parse(export.get(i).asText()).container()
+          == ExportFormat.Container.COMPRESSED_TENSORS) {
+        out.add(
+            new RecipeProblem(
+                path + ".export[" + i + "]",
+                "compressed-tensors stores integer grids (rtn, gptq, awq), not " + method));
       }
     }
   }

@@ -264,13 +264,24 @@ class RecipeValidationTest {
         "stages[0].quantize.group_size",
         "fp8 keeps one scale per output channel");
     assertOnlyProblem(
-        problems("  - quantize: { method: fp8, export: [safetensors, gguf] }\n", false),
+        problems(
+            "  - quantize: { method: fp8, export: [safetensors, compressed-tensors] }\n", false),
         "stages[0].quantize.export[1]",
-        "gguf has no fp8");
+        "compressed-tensors stores integer grids");
     assertOnlyProblem(
-        problems("  - quantize: { method: rtn, bits: 4, export: [\"gguf:q8_0\"] }\n", false),
-        "stages[0].quantize.export[0]",
-        "holds 8-bit weights but the model is quantized to 4 bits");
+        problems("  - quantize: { method: nf4, group_size: -1 }\n", false),
+        "stages[0].quantize.group_size",
+        "nf4 stores absmax blocks");
+    assertOnlyProblem(
+        problems("  - quantize: { method: nf4, symmetric: false }\n", false),
+        "stages[0].quantize.symmetric",
+        "nf4 has a symmetric grid");
+    assertEquals(
+        List.of(),
+        Recipe.validate(
+            "name: t\nstages:\n"
+                + "  - quantize: { method: rtn, bits: 4, export: [\"gguf:q8_0\", \"gguf:q6_k\"] }\n"),
+        "gguf types are independent of the method's bits: the files are quantized from the input");
     assertOnlyProblem(
         problems("  - quantize: { method: awq, bits: 8 }\n", true),
         "stages[0].quantize.bits",

@@ -11,7 +11,6 @@ import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.internal.Layout;
 import dev.compactor.core.quant.export.QuantizedLayerSink;
 import dev.compactor.core.quant.export.QuantizedLinear;
-import dev.compactor.core.quant.pipeline.HfQuantizationPipeline;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Map;
@@ -20,11 +19,19 @@ import java.util.Map;
  * Writes each finished layer of a {@link LayerwiseQuantizer} run as plain Hugging Face safetensors
  * holding the <em>dequantized</em> weights (exactly the values the quantized model computes with,
  * in the source's float type), so any tool — transformers, this project's evaluators — loads the
- * result; embeddings, final norm and head are copied byte for byte. {@code config.json} gains the
- * same {@code quantization_config} (quant_method {@value HfQuantizationPipeline#QUANT_METHOD}) as
- * {@link HfQuantizationPipeline} writes.
+ * result; embeddings, final norm and head are copied byte for byte. {@code config.json} gains a
+ * {@code quantization_config} saying what was done (quant_method {@value #QUANT_METHOD}).
  */
 public final class DequantizedCheckpointSink implements QuantizedLayerSink, AutoCloseable {
+
+  /** The config.json key, read by Hugging Face tools to learn how a model was quantized. */
+  public static final String CONFIG_KEY = "quantization_config";
+
+  /**
+   * Tag in {@code quantization_config.quant_method}; unknown to transformers, which then loads the
+   * (dequantized) weights as plain floats.
+   */
+  public static final String QUANT_METHOD = "compactor-dequantized";
 
   private final ModelDirectory source;
   private final ModelConfig config;
@@ -65,7 +72,7 @@ public final class DequantizedCheckpointSink implements QuantizedLayerSink, Auto
     out.close();
     source.copyAuxiliaryFilesTo(outDir);
     ObjectNode json = (ObjectNode) source.configJson().deepCopy();
-    json.set(HfQuantizationPipeline.CONFIG_KEY, quantizationConfig);
+    json.set(CONFIG_KEY, quantizationConfig);
     if (extra != null) {
       json.setAll(extra);
     }
@@ -77,13 +84,11 @@ public final class DequantizedCheckpointSink implements QuantizedLayerSink, Auto
   public static ObjectNode quantizationConfig(
       WeightQuantization q, LayerwiseQuantizer.Summary summary) {
     ObjectNode n = JsonNodeFactory.instance.objectNode();
-    n.put("quant_method", HfQuantizationPipeline.QUANT_METHOD);
+    n.put("quant_method", QUANT_METHOD);
     n.put("method", q.method().id());
     n.put("bits", q.bits());
     n.put("group_size", q.groupSize() == 0 ? -1 : q.groupSize());
-    n.put(
-        "symmetric",
-        q.method() == WeightQuantization.Method.FP8 || q.method() == WeightQuantization.Method.NF4);
+    n.put("symmetric", q.symmetric());
     n.put("weights_stored", "dequantized");
     n.put("quantized_parameters", summary.quantizedParameters());
     n.put("quantized_weight_bytes", summary.quantizedLinearBytes());

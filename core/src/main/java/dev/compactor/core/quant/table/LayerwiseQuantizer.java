@@ -54,14 +54,15 @@ public final class LayerwiseQuantizer {
 
   private LayerwiseQuantizer() {}
 
-  /** The GPTQ settings used here: asymmetric like RTN and AWQ, static act-order groups. */
+  /** The GPTQ settings used here: 1% dampening, blocks of 128, static act-order groups. */
   public static GptqConfig gptqConfig(WeightQuantization q) {
-    return new GptqConfig(q.bits(), false, q.groupSize(), 0.01, 128, GptqConfig.ActOrder.WEIGHT);
+    return new GptqConfig(
+        q.bits(), q.symmetric(), q.groupSize(), 0.01, 128, GptqConfig.ActOrder.WEIGHT);
   }
 
-  /** The AWQ settings used here: AutoAWQ's defaults (asymmetric, scale and clip search). */
+  /** The AWQ settings used here: AutoAWQ's defaults (grid of 20 scales, clip search). */
   public static AwqConfig awqConfig(WeightQuantization q) {
-    return new AwqConfig(q.bits(), false, q.groupSize(), 20, true, 20, 0.5);
+    return new AwqConfig(q.bits(), q.symmetric(), q.groupSize(), 20, true, 20, 0.5);
   }
 
   /**
@@ -149,10 +150,10 @@ public final class LayerwiseQuantizer {
     return new Summary(layers, (int) counts[0], counts[1], counts[2]);
   }
 
-  /** One weight through RTN (asymmetric), NF4 or FP8. */
+  /** One weight through RTN, NF4 or FP8. */
   static QuantizedTensor roundToGrid(WeightQuantization q, float[] w, int rows, int cols) {
     return switch (q.method()) {
-      case RTN -> new RtnQuantizer(q.bits(), false, q.groupSize()).quantize(w, rows, cols);
+      case RTN -> new RtnQuantizer(q.bits(), q.symmetric(), q.groupSize()).quantize(w, rows, cols);
       case NF4 -> Nf4.quantize(w, rows, cols, q.groupSize());
       case FP8 -> Fp8E4M3.quantize(w, rows, cols, true);
       default -> throw new IllegalStateException(q.method() + " is calibrated");

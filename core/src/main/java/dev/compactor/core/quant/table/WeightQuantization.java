@@ -10,16 +10,18 @@ import java.util.Locale;
  * @param method the rounding algorithm
  * @param bits 4 or 8 (nf4: 4, fp8: 8)
  * @param groupSize input columns sharing one scale; 0 for one scale per output channel
+ * @param symmetric integer grid without zero points (rtn, gptq, awq); always true for fp8 and nf4,
+ *     whose grids are symmetric by construction
  */
-public record WeightQuantization(Method method, int bits, int groupSize) {
+public record WeightQuantization(Method method, int bits, int groupSize, boolean symmetric) {
 
   /** The supported algorithms. */
   public enum Method {
-    /** Round to nearest on an asymmetric integer grid (zero points), no calibration. */
+    /** Round to nearest on an integer grid, no calibration. */
     RTN(false),
-    /** GPTQ (Frantar et al.): Hessian-based error feedback, symmetric grid, needs calibration. */
+    /** GPTQ (Frantar et al.): Hessian-based error feedback, needs calibration. */
     GPTQ(true),
-    /** AWQ (Lin et al.): activation-aware scales and clipping, asymmetric grid, calibration. */
+    /** AWQ (Lin et al.): activation-aware scales and clipping, needs calibration. */
     AWQ(true),
     /** FP8 E4M3 codes with one scale per output channel. */
     FP8(false),
@@ -58,6 +60,10 @@ public record WeightQuantization(Method method, int bits, int groupSize) {
     if (method == null) {
       throw new IllegalArgumentException("method must be given");
     }
+    if (!symmetric && (method == Method.FP8 || method == Method.NF4)) {
+      throw new IllegalArgumentException(
+          method.id() + " has a symmetric grid (no zero points); asymmetric is not possible");
+    }
     if (bits != 4 && bits != 8) {
       throw new IllegalArgumentException("bits must be 4 or 8, found " + bits);
     }
@@ -83,6 +89,14 @@ public record WeightQuantization(Method method, int bits, int groupSize) {
   }
 
   /**
+   * The method's default grid: asymmetric (zero points) for the integer methods, as AutoGPTQ,
+   * AutoAWQ and llm-compressor's asymmetric schemes store them; symmetric for fp8 and nf4.
+   */
+  public WeightQuantization(Method method, int bits, int groupSize) {
+    this(method, bits, groupSize, method == Method.FP8 || method == Method.NF4);
+  }
+
+  /**
    * Checks that the group divides every linear's input width ({@code widths}: hidden size,
    * intermediate size, attention width).
    */
@@ -104,13 +118,13 @@ public record WeightQuantization(Method method, int bits, int groupSize) {
     }
   }
 
-  /** A short label such as {@code gptq int4 g128}. */
+  /** A short label such as {@code gptq int4 g128} ({@code sym} appended for symmetric grids). */
   public String label() {
     String g = groupSize == 0 ? "per-channel" : "g" + groupSize;
     return switch (method) {
       case FP8 -> "fp8 e4m3 per-channel";
       case NF4 -> "nf4 block " + groupSize;
-      default -> method.id() + " int" + bits + " " + g;
+      default -> method.id() + " int" + bits + " " + g + (symmetric ? " sym" : "");
     };
   }
 }

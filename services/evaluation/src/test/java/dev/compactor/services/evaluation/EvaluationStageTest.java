@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.compactor.core.quant.pipeline.HfQuantizationPipeline;
-import dev.compactor.core.quant.pipeline.QuantizationSpec;
+import dev.compactor.core.quant.pipeline.QuantizationPipeline;
+import dev.compactor.core.quant.table.WeightQuantization;
 import dev.compactor.events.EvaluationCompleted;
 import dev.compactor.runtime.ArtifactManifest;
 import dev.compactor.runtime.S3Uri;
@@ -27,8 +27,16 @@ class EvaluationStageTest {
   void comparesAQuantizedModelWithItsBaseline() throws Exception {
     Path base = TestModels.randomLlama(tmp.resolve("base"), 2, 3);
     Path model = tmp.resolve("int4");
-    HfQuantizationPipeline.Result q =
-        HfQuantizationPipeline.run(base, model, QuantizationSpec.rtn(4, 32, true));
+    QuantizationPipeline.Result q =
+        QuantizationPipeline.run(
+            new QuantizationPipeline.Request(
+                base,
+                new WeightQuantization(WeightQuantization.Method.RTN, 4, 32, true),
+                null,
+                false,
+                new QuantizationPipeline.Outputs(model, null, List.of(), null)),
+            null,
+            QuantizationPipeline.Progress.NONE);
     String modelSha = "b".repeat(64);
     ArtifactManifest manifest =
         new ArtifactManifest(
@@ -71,7 +79,7 @@ class EvaluationStageTest {
     assertTrue(m.get("klDivergence") >= 0);
     assertTrue(m.get("top1Agreement") > 0.5 && m.get("top1Agreement") <= 1);
     assertEquals((double) q.quantizedModelBytes(), m.get("sizeBytes"));
-    assertEquals((double) q.sourceWeightBytes(), m.get("baselineSizeBytes"));
+    assertEquals((double) q.sourceBytes(), m.get("baselineSizeBytes"));
     assertEquals(m.get("parameterCount"), m.get("baselineParameterCount"));
     assertTrue(m.get("evalTokens") > 1000 && m.get("evalTokens") <= 1_501);
 

@@ -9,6 +9,7 @@ import dev.compactor.events.ModelReady;
 import dev.compactor.runtime.ArtifactManifest;
 import dev.compactor.runtime.BlobStore;
 import dev.compactor.runtime.S3Uri;
+import dev.compactor.runtime.Sha256;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
@@ -18,11 +19,8 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -39,6 +37,10 @@ import java.util.stream.Stream;
  */
 public final class PublishingStage implements Stage {
   static final String PUBLICATION = "publication.json";
+
+  /** The quantization stage's compressed-tensors export inside an artifact. */
+  static final String COMPRESSED_TENSORS = "compressed-tensors/";
+
   private static final Pattern VERSION = Pattern.compile("v(\\d+)/" + PUBLICATION);
   private static final int MAX_JSON = 16 * 1024 * 1024;
 
@@ -72,6 +74,7 @@ public final class PublishingStage implements Stage {
     int version = version(models, ctx.jobId(), model.getSha256());
     S3Uri target = models.resolve("v" + version + "/");
     List<ArtifactRef> exports = new ArrayList<>();
+    List<ArtifactManifest.FileEntry> compressed = new ArrayList<>();
     for (Path file : files(ctx.inputDir())) {
       String rel = ctx.inputDir().relativize(file).toString().replace('\\', '/');
       blobs.putFile(target.resolve(rel), file);
@@ -79,11 +82,23 @@ public final class PublishingStage implements Stage {
         exports.add(
             ArtifactRef.newBuilder()
                 .setUri(target.resolve(rel).toString())
-                .setSha256(sha256(file))
+                .setSha256(Sha256.of(file))
                 .setSizeBytes(Files.size(file))
                 .setFormat("gguf")
                 .build());
+      } else if (rel.startsWith(COMPRESSED_TENSORS)) {
+        compressed.add(
+            new ArtifactManifest.FileEntry(
+                rel.substring(COMPRESSED_TENSORS.length()), Files.size(file), Sha256.of(file)));
       }
+    }
+    if (!compressed.isEmpty()) {
+      exports.add(
+          compressedTensorsExport(
+              target.resolve(COMPRESSED_TENSORS),
+              compressed,
+              ctx.request().getRecipeYaml(),
+              model));
     }
     String card =
         ModelCard.render(
@@ -166,7 +181,7 @@ public final class PublishingStage implements Stage {
     byte[] json =
         blobs.getBytes(
             new S3Uri(bucket, "artifacts/" + sha + "/" + ArtifactManifest.FILE_NAME), MAX_JSON);
-    String found = sha256(json);
+    String found = Sha256.of(json);
     if (!found.equals(sha)) {
       throw new IllegalStateException(
           "lineage: manifest of artifact " + sha + " has sha256 " + found + " (corrupt store?)");
@@ -192,21 +207,31 @@ public final class PublishingStage implements Stage {
     return highest + 1;
   }
 
+  /**
+   * Publishes a manifest for the {@code compressed-tensors/} directory of the artifact (as {@link
+   * dev.compactor.runtime.ArtifactStore} does for whole artifacts) and returns its reference, so a
+   * consumer can download and verify the vLLM checkpoint on its own.
+   */
+  private ArtifactRef compressedTensorsExport(
+      S3Uri prefix, List<ArtifactManifest.FileEntry> files, String recipe, ArtifactRef model) {
+    ArtifactManifest manifest =
+        new ArtifactManifest(
+            "compressed-tensors",
+            files,
+            new ArtifactManifest.Provenance("quantize", recipe, model.getSha256(), Map.of()));
+    byte[] json = manifest.toJson();
+    blobs.putBytes(prefix.resolve(ArtifactManifest.FILE_NAME), json, "application/json");
+    return ArtifactRef.newBuilder()
+        .setUri(prefix.toString())
+        .setSha256(Sha256.of(json))
+        .setSizeBytes(manifest.totalBytes())
+        .setFormat("compressed-tensors")
+        .build();
+  }
+
   private static List<Path> files(Path dir) throws IOException {
     try (Stream<Path> s = Files.walk(dir)) {
       return s.filter(Files::isRegularFile).sorted().toList();
-    }
-  }
-
-  private static String sha256(Path file) throws IOException {
-    return sha256(Files.readAllBytes(file));
-  }
-
-  private static String sha256(byte[] bytes) {
-    try {
-      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("every Java runtime provides SHA-256", e);
     }
   }
 

@@ -1,8 +1,13 @@
 package dev.compactor.services.quantization;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.compactor.core.data.CalibrationText;
+import dev.compactor.core.data.Corpus;
 import dev.compactor.core.gguf.GgmlType;
-import dev.compactor.core.quant.pipeline.HfQuantizationPipeline;
-import dev.compactor.core.quant.pipeline.QuantizationSpec;
+import dev.compactor.core.quant.pipeline.QuantizationPipeline;
+import dev.compactor.core.quant.table.WeightQuantization;
+import dev.compactor.core.recipe.Calibration;
 import dev.compactor.core.recipe.QuantizeParams;
 import dev.compactor.core.recipe.QuantizeParams.ExportFormat;
 import dev.compactor.core.recipe.StageKind;
@@ -10,71 +15,144 @@ import dev.compactor.core.recipe.StageSpec;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * Quantizes the job's model per the recipe ({@code rtn} int8/int4, {@code nf4}, {@code fp8}) with
- * {@link HfQuantizationPipeline}: a Hugging Face directory holding the dequantized weights and a
- * {@code quantization_config}, plus the GGUF files the recipe's {@code export} asks for. The metric
- * {@code quantizedModelBytes} is the real compressed size, which evaluation and publishing report.
+ * Quantizes the job's model as the recipe says, with the same {@link QuantizationPipeline} as
+ * {@code compactor quantize}: {@code rtn}, {@code gptq}, {@code awq}, {@code fp8} or {@code nf4},
+ * any bits, group size and grid the recipe allows. The artifact is a Hugging Face directory holding
+ * the dequantized weights (what evaluation measures) with a {@code quantization_config} and the
+ * provenance (job, recipe, settings, calibration text and hashes) in config.json, plus {@code
+ * compressed-tensors/} and {@code model-<type>.gguf} files when the recipe's {@code export} asks
+ * for them. GGUF files are quantized from this stage's input by ggml's block quantizers, weighted
+ * by an importance matrix of the recipe's calibration text when the recipe has one.
+ *
+ * <p>GPTQ and AWQ calibrate on the recipe's calibration text, or the built-in Europarl text with
+ * {@value #DEFAULT_SAMPLES} windows of {@value #DEFAULT_SEQ_LEN} tokens when there is none. The
+ * metric {@code quantizedModelBytes} is the real compressed size, which evaluation and publishing
+ * report.
  */
 public final class QuantizationStage implements Stage {
+
+  /** Calibration windows when the recipe has no calibration section. */
+  static final int DEFAULT_SAMPLES = 128;
+
+  static final int DEFAULT_SEQ_LEN = 512;
+  static final long SEED = 0;
+
+  /** Where the compressed-tensors export goes inside the artifact. */
+  public static final String COMPRESSED_TENSORS_DIR = "compressed-tensors";
+
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   @Override
   public StageResult run(StageContext ctx) throws Exception {
     StageSpec stage = StageSpec.fromJson(StageKind.QUANTIZE, ctx.request().getParamsJson());
-    QuantizationSpec spec = toSpec((QuantizeParams) stage.params());
-    ctx.progress().report(0.0, "quantizing: " + spec);
-    HfQuantizationPipeline.Result r =
-        HfQuantizationPipeline.run(ctx.inputDir(), ctx.outputDir(), spec);
+    QuantizeParams params = (QuantizeParams) stage.params();
+    WeightQuantization q = quantization(params);
+    Path out = ctx.outputDir();
+    QuantizationPipeline.Outputs outputs =
+        new QuantizationPipeline.Outputs(
+            out,
+            wants(params, ExportFormat.Container.COMPRESSED_TENSORS)
+                ? out.resolve(COMPRESSED_TENSORS_DIR)
+                : null,
+            ggufTypes(params),
+            out);
+    boolean imatrix = stage.calibration().isPresent() && !outputs.gguf().isEmpty();
+    QuantizationPipeline.Calibration calibration = null;
+    if (q.method().calibrated() || imatrix) {
+      Calibration c =
+          stage
+              .calibration()
+              .orElse(new Calibration(Corpus.BUILTIN_EUROPARL, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN));
+      ctx.progress().report(0.0, "reading calibration text " + c.dataset());
+      calibration =
+          new QuantizationPipeline.Calibration(
+              CalibrationText.forDataset(c.dataset(), ctx::fetch), c.samples(), c.seqLen(), SEED);
+    }
+    ObjectNode origin = JSON.createObjectNode();
+    origin.put("tool", "compactor quantization service");
+    origin.put("job_id", ctx.jobId());
+    origin.put("step", ctx.request().getStep());
+    origin.set("stage_params", JSON.readTree(ctx.request().getParamsJson()));
+    origin.put("recipe", ctx.request().getRecipeYaml());
+    ctx.progress().report(0.0, "quantizing: " + q.label() + ", exports " + params.export());
+    QuantizationPipeline.Result r =
+        QuantizationPipeline.run(
+            new QuantizationPipeline.Request(ctx.inputDir(), q, calibration, imatrix, outputs),
+            origin,
+            (fraction, message) -> {
+              ctx.checkCancelled();
+              ctx.progress().report(fraction, message);
+            });
     Map<String, Double> metrics = new LinkedHashMap<>();
-    metrics.put("bits", (double) spec.bits());
-    metrics.put("quantizedTensors", (double) r.quantizedTensors());
-    metrics.put("quantizedParameters", (double) r.quantizedParameters());
-    metrics.put("quantizedWeightBytes", (double) r.quantizedWeightBytes());
+    metrics.put("bits", (double) q.bits());
+    metrics.put("groupSize", (double) (q.groupSize() == 0 ? -1 : q.groupSize()));
+    metrics.put("quantizedTensors", (double) r.layers().quantizedLinears());
+    metrics.put("quantizedParameters", (double) r.layers().quantizedParameters());
+    metrics.put("quantizedWeightBytes", (double) r.layers().quantizedLinearBytes());
+    metrics.put("bitsPerWeight", r.layers().bitsPerWeight());
     metrics.put("quantizedModelBytes", (double) r.quantizedModelBytes());
-    metrics.put("sourceWeightBytes", (double) r.sourceWeightBytes());
-    metrics.put("weightRmse", r.weightRmse());
-    metrics.put("ggufFiles", (double) r.ggufFiles().size());
-    return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
+    metrics.put("sourceWeightBytes", (double) r.sourceBytes());
+    metrics.put("ggufFiles", (double) r.gguf().size());
+    for (QuantizationPipeline.GgufFile g : r.gguf()) {
+      metrics.put("ggufBytes" + g.type().name(), (double) g.bytes());
+    }
+    metrics.put("seconds", r.timings().get("total_s"));
+    return StageResult.of(out, "hf-safetensors", metrics);
   }
 
   /**
-   * Maps the recipe's parameters to the pipeline's spec.
+   * The recipe's method, bits, group size and grid; fp8 and nf4 are symmetric whatever the recipe
+   * says (their grids have no zero point).
    *
-   * @throws UnsupportedOperationException for methods and exports not built yet (gptq, awq,
-   *     compressed-tensors, gguf:q4_1)
+   * @throws IllegalArgumentException for a combination the quantizers cannot do
    */
-  public static QuantizationSpec toSpec(QuantizeParams p) {
+  public static WeightQuantization quantization(QuantizeParams p) {
+    WeightQuantization.Method method = WeightQuantization.Method.parse(p.method().key());
     int group = p.groupSize() < 0 ? 0 : p.groupSize();
-    List<GgmlType> gguf = new ArrayList<>();
-    for (ExportFormat f : p.export()) {
-      switch (f.container()) {
-        case SAFETENSORS -> {
-          // the Hugging Face directory is always written
-        }
-        case COMPRESSED_TENSORS ->
-            throw new UnsupportedOperationException(
-                "not supported yet: export compressed-tensors (safetensors and gguf are)");
-        case GGUF -> gguf.add(ggufType(f.ggufType(), p.bits()));
-      }
-    }
-    String method = p.method().key();
-    boolean fp8 = p.method() == QuantizeParams.Method.FP8;
-    return new QuantizationSpec(method, p.bits(), fp8 ? 0 : group, p.symmetric(), gguf);
+    boolean inherentlySymmetric =
+        method == WeightQuantization.Method.FP8 || method == WeightQuantization.Method.NF4;
+    return new WeightQuantization(method, p.bits(), group, inherentlySymmetric || p.symmetric());
   }
 
-  private static GgmlType ggufType(String name, int bits) {
-    if (name == null) {
-      return bits == 8 ? GgmlType.Q8_0 : GgmlType.Q4_K;
+  /** The GGUF types asked for; plain {@code gguf} is q8_0 for 8 bits and q4_k for 4. */
+  public static List<GgmlType> ggufTypes(QuantizeParams p) {
+    List<GgmlType> types = new ArrayList<>();
+    for (ExportFormat f : p.export()) {
+      if (f.container() == ExportFormat.Container.GGUF) {
+        GgmlType t =
+            f.ggufType() == null
+                ? (p.bits() == 8 ? GgmlType.Q8_0 : GgmlType.Q4_K)
+                : GgmlType.parse(f.ggufType());
+        if (!types.contains(t)) {
+          types.add(t);
+        }
+      }
     }
-    if (name.equals("q4_1")) {
-      throw new UnsupportedOperationException(
-          "not supported yet: gguf:q4_1 (f32, f16, q8_0, q4_0 are; plain gguf picks q8_0/q4_k)");
+    return types;
+  }
+
+  private static boolean wants(QuantizeParams p, ExportFormat.Container c) {
+    return p.export().stream().anyMatch(f -> f.container() == c);
+  }
+
+  /**
+   * Checks a recipe's quantize stage before a job is submitted: the settings must make a valid
+   * {@link WeightQuantization} and the exports must be writable for that method.
+   *
+   * @throws IllegalArgumentException or UnsupportedOperationException with the reason
+   */
+  public static void check(QuantizeParams p) {
+    WeightQuantization q = quantization(p);
+    if (wants(p, ExportFormat.Container.COMPRESSED_TENSORS)) {
+      QuantizationPipeline.scheme(q);
     }
-    return GgmlType.parse(name);
+    ggufTypes(p);
   }
 }

@@ -6,11 +6,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.core.recipe.InvalidRecipeException;
+import dev.compactor.core.recipe.QuantizeParams;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
 import dev.compactor.services.testkit.TestModels;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -68,11 +72,63 @@ class QuantizationStageTest {
   }
 
   @Test
-  void gptqIsNotSupportedYet() {
-    UnsupportedOperationException e =
+  void gptqCalibratesOnTheRecipeTextAndWritesEveryExportWithProvenance() throws Exception {
+    Path text = tmp.resolve("calibration.txt");
+    StringBuilder sb = new StringBuilder();
+    for (int i = 0; i < 80; i++) {
+      sb.append("Paragraph ").append(i).append(" of the calibration text, about foxes.\n\n");
+    }
+    Files.writeString(text, sb);
+    String uri = text.toUri().toString();
+    StageResult r =
+        run(
+            "gptq",
+            "{\"method\":\"gptq\",\"bits\":4,\"group_size\":32,"
+                + "\"export\":[\"safetensors\",\"compressed-tensors\",\"gguf:q4_k\"],"
+                + "\"calibration\":{\"dataset\":\""
+                + uri
+                + "\",\"samples\":4,\"seq_len\":32}}");
+    Path out = r.outputDir();
+    assertTrue(Files.exists(out.resolve("model-q4_k.gguf")));
+    ObjectMapper json = new ObjectMapper();
+    JsonNode ct = json.readTree(out.resolve("compressed-tensors/config.json").toFile());
+    assertEquals("compressed-tensors", ct.at("/quantization_config/quant_method").asText());
+    JsonNode p = json.readTree(out.resolve("config.json").toFile()).get("compactor_provenance");
+    assertEquals(p, ct.get("compactor_provenance"));
+    assertEquals("job-1", p.get("job_id").asText());
+    assertEquals(TestModels.RECIPE, p.get("recipe").asText());
+    assertEquals("gptq", p.get("method").asText());
+    assertTrue(p.get("symmetric").asBoolean(), "recipes default gptq to a symmetric grid");
+    assertEquals(uri, p.at("/calibration/source").asText());
+    assertEquals(ModelDirectory.sha256(text), p.at("/calibration/sha256").asText());
+    assertTrue(p.get("gguf_note").asText().contains("importance matrix"), p.toString());
+    assertEquals(14.0, r.metrics().get("quantizedTensors"));
+    assertTrue(r.metrics().get("ggufBytesQ4_K") > 0, r.metrics().toString());
+  }
+
+  @Test
+  void awqWithoutACalibrationSectionUsesTheBuiltinText() throws Exception {
+    StageResult r = run("awq", "{\"method\":\"awq\",\"bits\":4,\"group_size\":32}");
+    JsonNode p =
+        new ObjectMapper()
+            .readTree(r.outputDir().resolve("config.json").toFile())
+            .get("compactor_provenance");
+    assertEquals("builtin:europarl", p.at("/calibration/source").asText());
+    assertEquals(QuantizationStage.DEFAULT_SAMPLES, p.at("/calibration/samples").asInt());
+    assertTrue(p.get("awq").asText().contains("symmetric=false"), p.toString());
+  }
+
+  @Test
+  void exportsAMethodCannotFillAreRefusedBeforeWork() {
+    InvalidRecipeException e =
         assertThrows(
-            UnsupportedOperationException.class,
-            () -> run("gptq", "{\"method\":\"gptq\",\"bits\":4,\"group_size\":128}"));
-    assertTrue(e.getMessage().startsWith("not supported yet"), e.getMessage());
+            InvalidRecipeException.class,
+            () -> run("nf4-ct", "{\"method\":\"nf4\",\"export\":[\"compressed-tensors\"]}"));
+    assertTrue(e.getMessage().contains("compressed-tensors stores integer grids"), e.getMessage());
+    assertThrows(
+        IllegalArgumentException.class,
+        () ->
+            QuantizationStage.check(
+                new QuantizeParams(QuantizeParams.Method.NF4, 4, -1, true, List.of())));
   }
 }
