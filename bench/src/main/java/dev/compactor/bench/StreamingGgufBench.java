@@ -2,6 +2,7 @@ package dev.compactor.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.sun.nio.file.ExtendedOpenOption;
 import dev.compactor.core.gguf.GgmlType;
 import dev.compactor.core.gguf.LlamaGgufExporter;
 import dev.compactor.core.io.Checkpoints;
@@ -10,10 +11,13 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.lang.management.ManagementFactory;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -48,7 +52,8 @@ import java.util.stream.Stream;
  * CPU-second" (0.28-0.37 GB/s) is the steadier figure.
  *
  * <p>Options: {@code --threads N} (default: all cores), {@code --xmx 1g}, {@code --chunk-values
- * 4194304}, {@code --copy-mb 256} (size of each memcpy buffer), {@code --keep} (keep the output).
+ * 4194304}, {@code --copy-mb 256} (size of each memcpy buffer), {@code --storage-probe-mb 2048}
+ * (how much of the checkpoint the disk-bandwidth probe reads), {@code --keep} (keep the output).
  * The throughput includes reading the checkpoint from disk or page cache, whichever holds it, and
  * writing the GGUF file; the load average is printed because the machine may be shared.
  */
@@ -75,6 +80,8 @@ public final class StreamingGgufBench {
         Runtime.getRuntime().availableProcessors(), loadAverage());
 
     double[] before = MemoryBandwidth.measure(copyBytes, threads, 5);
+    long probeBytes = (long) a.integer("--storage-probe-mb", 2048) << 20;
+    double disk = storageReadBandwidth(checkpoint, probeBytes);
     Map<String, String> r = runChild(a, checkpoint, out, threads, xmx);
     double[] after = MemoryBandwidth.measure(copyBytes, threads, 5);
     if (!a.flag("--keep")) {
@@ -119,7 +126,52 @@ public final class StreamingGgufBench {
         "ratio:             %.3f of the best memcpy (%.3f of 1-thread memcpy);"
             + " goal >= 0.5: %s%n",
         ratio, inGbps / copy1, ratio >= 0.5 ? "MET" : "NOT MET");
+    if (disk > 0) {
+      System.out.printf(
+          "storage read:      %.2f GB/s (O_DIRECT, first %.1f GB of the checkpoint, before the"
+              + " export): the export ran at %.2f of it%n",
+          disk, probeBytes / 1e9, inGbps / disk);
+    } else {
+      System.out.println("storage read:      not measured (no direct I/O on this file system)");
+    }
     System.out.printf("load average now:  %s%n", loadAverage());
+  }
+
+  /**
+   * Sequential read bandwidth of the disk holding the checkpoint, GB/s: the first {@code bytes} of
+   * its safetensors files read with {@code O_DIRECT} in 8 MiB requests, so the page cache neither
+   * helps nor is filled. The export cannot read faster than this when its input is not cached; -1
+   * where the file system refuses direct I/O.
+   */
+  static double storageReadBandwidth(Path checkpoint, long bytes) throws IOException {
+    List<Path> files;
+    try (Stream<Path> s = Files.list(checkpoint)) {
+      files = s.filter(f -> f.toString().endsWith(".safetensors")).sorted().toList();
+    }
+    int request = 8 << 20;
+    ByteBuffer buf = ByteBuffer.allocateDirect(request + 65536).alignedSlice(65536);
+    long read = 0;
+    long t0 = System.nanoTime();
+    for (Path f : files) {
+      if (read >= bytes) {
+        break;
+      }
+      try (FileChannel ch =
+          FileChannel.open(f, StandardOpenOption.READ, ExtendedOpenOption.DIRECT)) {
+        for (long pos = 0; read < bytes; ) {
+          buf.clear().limit(request);
+          int n = ch.read(buf, pos);
+          if (n <= 0) {
+            break;
+          }
+          pos += n;
+          read += n;
+        }
+      } catch (UnsupportedOperationException | IOException e) {
+        return -1;
+      }
+    }
+    return read / 1e9 / ((System.nanoTime() - t0) / 1e9);
   }
 
   /** Starts the exporting JVM, samples its RSS, returns its RESULT key/values. */

@@ -5,7 +5,6 @@ import dev.compactor.core.io.TensorChunkReader;
 import dev.compactor.core.io.TensorSource;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
@@ -18,10 +17,11 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * Streams tensors from a {@link TensorSource} into a {@link GgufWriter} in chunks of whole rows, so
  * exporting a checkpoint needs a working set of a few chunks whatever the model's size. Three
- * stages overlap: one reader thread fetches the raw bytes of the chunks ahead with positional reads
- * ({@link TensorSource#readRaw}: one sequential stream, nothing mapped), {@code threads} workers
- * widen and quantize the current chunk's rows, row by row, and the calling thread writes the chunk
- * before. The bytes are those of quantizing each whole tensor at once.
+ * stages overlap: one reader thread fetches the raw bytes of the chunks ahead ({@link
+ * TensorSource#readRawOnce}: one sequential stream, nothing mapped, around the page cache where the
+ * file system allows), {@code threads} workers widen and quantize the current chunk's rows, row by
+ * row, and the calling thread writes the chunk before. The bytes are those of quantizing each whole
+ * tensor at once.
  *
  * <p>Working set: three raw chunks ({@code chunkValues} values in the checkpoint's dtype), two
  * quantized chunks, and one fp32 row per worker. A chunk holds at least one row (one head's rows
@@ -124,20 +124,17 @@ final class ChunkedTensorQuantizer implements AutoCloseable {
     Job j = c.job();
     int width = source.info(j.hfName()).dtype().bytes();
     long bytes = (c.r1() - c.r0()) * j.cols() * width;
-    if (bytes > Integer.MAX_VALUE - 16) {
+    if (bytes > Integer.MAX_VALUE - 16 - TensorSource.READ_ONCE_SLACK_BYTES) {
       throw new IllegalArgumentException("chunk of " + j.hfName() + " too large: " + bytes);
     }
-    if (raw[slot] == null || raw[slot].capacity() < bytes) {
-      long size = Math.min(Integer.MAX_VALUE - 16, Math.max(bytes, chunkValues * width));
+    long slack = TensorSource.READ_ONCE_SLACK_BYTES;
+    if (raw[slot] == null || raw[slot].capacity() < bytes + slack) {
+      long size = Math.min(Integer.MAX_VALUE - 16, Math.max(bytes, chunkValues * width) + slack);
       raw[slot] = ByteBuffer.allocateDirect((int) size);
     }
     ByteBuffer buf = raw[slot];
     return reader.submit(
-        () -> {
-          buf.clear().limit((int) bytes);
-          source.readRaw(j.hfName(), c.r0() * j.cols() * width, buf);
-          return buf.flip().order(ByteOrder.LITTLE_ENDIAN);
-        });
+        () -> source.readRawOnce(j.hfName(), c.r0() * j.cols() * width, (int) bytes, buf));
   }
 
   /** Rows that must stay together: one head's rows when permuting, else one row. */

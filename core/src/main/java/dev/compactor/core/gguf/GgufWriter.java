@@ -1,12 +1,11 @@
 package dev.compactor.core.gguf;
 
-import java.io.BufferedOutputStream;
+import dev.compactor.core.io.UncachedFileOutput;
 import java.io.ByteArrayOutputStream;
 import java.io.Closeable;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -68,7 +67,7 @@ public final class GgufWriter implements Closeable {
 
   /** Opens {@code path} for writing (replacing it). */
   public static GgufWriter create(Path path) throws IOException {
-    return new GgufWriter(new BufferedOutputStream(Files.newOutputStream(path), 1 << 20));
+    return new GgufWriter(UncachedFileOutput.create(path));
   }
 
   /** Adds a metadata pair; {@code general.alignment} (UINT32, a power of two) also sets padding. */

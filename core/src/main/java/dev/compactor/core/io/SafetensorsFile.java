@@ -53,6 +53,14 @@ public final class SafetensorsFile implements TensorSource {
   private final Map<String, String> metadata;
   private volatile boolean closed;
 
+  /** Reads of at least this many bytes go around the page cache when they can. */
+  static final int DIRECT_MIN_BYTES = 1 << 20;
+
+  private final Object directLock = new Object();
+  private FileChannel direct;
+  private int directAlign;
+  private boolean directTried;
+
   private SafetensorsFile(
       Path file, FileChannel channel, long dataStart, SafetensorsHeader header) {
     this.file = file;
@@ -211,6 +219,64 @@ public final class SafetensorsFile implements TensorSource {
     }
   }
 
+  /**
+   * Reads ranges of {@value #DIRECT_MIN_BYTES} bytes or more with {@code O_DIRECT}: the aligned
+   * block span around the range goes straight into {@code scratch} and the view skips the head.
+   * Where the file system refuses direct I/O (tmpfs, some network mounts) it falls back to the
+   * positional read through the page cache.
+   */
+  @Override
+  public ByteBuffer readRawOnce(String name, long offset, int length, ByteBuffer scratch)
+      throws IOException {
+    TensorInfo t = info(name);
+    TensorRanges.check(t, offset, length);
+    FileChannel d = length >= DIRECT_MIN_BYTES && scratch.isDirect() ? directChannel() : null;
+    if (d == null) {
+      return TensorSource.super.readRawOnce(name, offset, length, scratch);
+    }
+    int align = directAlign;
+    long pos = dataStart + t.begin() + offset;
+    long start = pos - pos % align;
+    int head = (int) (pos - start);
+    long span = (head + (long) length + align - 1) / align * align;
+    ByteBuffer a = scratch.clear().alignedSlice(align);
+    if (a.capacity() < span) {
+      return TensorSource.super.readRawOnce(name, offset, length, scratch);
+    }
+    a.limit((int) span);
+    long p = start;
+    while (a.position() < head + length) {
+      int r = d.read(a, p);
+      if (r <= 0) {
+        throw new SafetensorsFormatException(
+            file, "data of " + name, "bytes up to " + (dataStart + t.end()), "end of file at " + p);
+      }
+      p += r;
+    }
+    return a.position(head).limit(head + length).slice().order(ByteOrder.LITTLE_ENDIAN);
+  }
+
+  /** The file opened for direct I/O, or null where the file system does not allow it. */
+  private FileChannel directChannel() {
+    synchronized (directLock) {
+      if (!directTried && !closed) {
+        directTried = true;
+        try {
+          long block = Files.getFileStore(file).getBlockSize();
+          if (block > 0 && block <= READ_ONCE_SLACK_BYTES / 2) {
+            direct =
+                FileChannel.open(
+                    file, StandardOpenOption.READ, com.sun.nio.file.ExtendedOpenOption.DIRECT);
+            directAlign = (int) Math.max(block, 4096);
+          }
+        } catch (IOException | UnsupportedOperationException e) {
+          direct = null;
+        }
+      }
+      return direct;
+    }
+  }
+
   @Override
   public float[] readFloats(String name) throws IOException {
     return TensorDecoding.toFloats(info(name), raw(name), file);
@@ -229,6 +295,11 @@ public final class SafetensorsFile implements TensorSource {
   @Override
   public void close() throws IOException {
     closed = true;
+    synchronized (directLock) {
+      if (direct != null) {
+        direct.close();
+      }
+    }
     channel.close();
   }
 

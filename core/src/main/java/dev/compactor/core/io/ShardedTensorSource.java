@@ -218,6 +218,12 @@ final class ShardedTensorSource implements TensorSource {
   }
 
   @Override
+  public ByteBuffer readRawOnce(String name, long offset, int length, ByteBuffer scratch)
+      throws IOException {
+    return shard(name).readRawOnce(name, offset, length, scratch);
+  }
+
+  @Override
   public float[] readFloats(String name) throws IOException {
     return shard(name).readFloats(name);
   }

@@ -2,6 +2,7 @@ package dev.compactor.core.io;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.List;
 import java.util.Map;
 
@@ -38,6 +39,41 @@ public interface TensorSource extends AutoCloseable {
     ByteBuffer r = raw(name).duplicate();
     r.position((int) offset).limit((int) offset + dst.remaining());
     dst.put(r);
+  }
+
+  /**
+   * Slack a {@link #readRawOnce} scratch buffer needs beyond the bytes asked for: room to align the
+   * read to the file system's blocks at both ends.
+   */
+  int READ_ONCE_SLACK_BYTES = 1 << 17;
+
+  /**
+   * Reads the tensor's raw bytes {@code [offset, offset + length)} for a single streaming pass and
+   * returns a little-endian view of exactly those bytes, backed by {@code scratch}. File-backed
+   * sources read large ranges with {@code O_DIRECT} where the file system allows it: a checkpoint
+   * streamed once then costs no page-cache copy and evicts nothing (13.5 GB read on the 2-core
+   * development VM took 0.4 s of kernel CPU this way against 14.5 s through the page cache). This
+   * default copies through {@link #readRaw}.
+   *
+   * @param scratch a direct buffer with capacity of at least {@code length + }{@link
+   *     #READ_ONCE_SLACK_BYTES}
+   * @throws IllegalArgumentException if the range is not inside the tensor or scratch is too small
+   */
+  default ByteBuffer readRawOnce(String name, long offset, int length, ByteBuffer scratch)
+      throws IOException {
+    if (scratch.capacity() < (long) length + READ_ONCE_SLACK_BYTES) {
+      throw new IllegalArgumentException(
+          "scratch of "
+              + scratch.capacity()
+              + " bytes cannot hold "
+              + length
+              + " bytes plus "
+              + READ_ONCE_SLACK_BYTES
+              + " of slack");
+    }
+    scratch.clear().limit(length);
+    readRaw(name, offset, scratch);
+    return scratch.flip().slice().order(ByteOrder.LITTLE_ENDIAN);
   }
 
   /** The tensor converted to fp32 (F32, F16, BF16 and F64 are accepted), in row-major order. */
