@@ -45,11 +45,14 @@ import java.util.stream.Stream;
  * rm -r /tmp/gs/llama7b-bf16
  * </pre>
  *
- * <p>Measured 2026-11-22 on the shared 2-core, 23 GB development VM (load average 14-22 from other
- * jobs), five runs as the exporter improved: peak RSS 136-341 MB, 117-177 s, 0.076-0.116 GB/s of
- * BF16, memcpy 1.3-13 GB/s, ratio 0.01-0.04. There the export gets about 0.3 of a core and 8-11 GB
- * of the input come from a slow shared disk, so the ratio says little about the code; "BF16 per
- * CPU-second" (0.28-0.37 GB/s) is the steadier figure.
+ * <p>Measured 2026-11-22 on the 2-core, 23 GB development VM, quiet: before the export read and
+ * wrote around the page cache it took 28-37 s (0.36-0.48 GB/s of BF16), with 17-44 s of kernel
+ * CPU spent copying through the page cache; with {@code O_DIRECT} reads ({@code
+ * TensorSource.readRawOnce}) and writes ({@code UncachedFileOutput}) it took 12.5-14.7 s (0.92-1.08
+ * GB/s) at 1.4 s of kernel CPU and 257-338 MB peak RSS. That is 0.73-0.86 of the disk's own
+ * sequential read bandwidth (1.26 GB/s, printed as "storage read") and 0.07-0.09 of memcpy (12.5
+ * GB/s on two threads): the goal of 0.5 of memcpy is not reachable on this disk, whose bandwidth is
+ * a tenth of memcpy's, and is only meaningful for a checkpoint already in the page cache.
  *
  * <p>Options: {@code --threads N} (default: all cores), {@code --xmx 1g}, {@code --chunk-values
  * 4194304}, {@code --copy-mb 256} (size of each memcpy buffer), {@code --storage-probe-mb 2048}
