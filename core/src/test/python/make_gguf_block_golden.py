@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden vectors for the ggml block quantizers, from an independent numpy implementation.
 
-Implements Q8_0, Q4_0, Q6_K and Q4_K (each k-quant with and without importance weights) in
+Implements Q8_0, Q4_0, Q5_0, Q6_K and Q4_K (each k-quant with and without importance weights) in
 numpy, following llama.cpp's ggml-quants.c reference algorithms (quantize_row_*_ref, make_qx_quants,
 make_qkx2_quants, make_qkx3_quants, make_qp_quants) and gguf-py's quants.py, vectorised across blocks instead of looping per block.
 All arithmetic is float32 in the C source's order; accumulations that C does sequentially are done
@@ -68,6 +68,20 @@ def q4_0(x):
     q = np.minimum(15, np.trunc(v).astype(np.int32)).astype(np.uint8)
     qs = q[:, :16] | (q[:, 16:] << 4)
     return np.concatenate([fp16_bytes(d), qs], axis=1).ravel()
+
+
+def q5_0(x):
+    b = x.reshape(-1, 32)
+    imax = np.abs(b).argmax(axis=1)
+    mx = b[np.arange(b.shape[0]), imax]
+    d = (mx / F32(-16)).astype(F32)
+    inv = safe_div(np.ones_like(d), d)
+    v = ((b * inv[:, None]).astype(F32) + F32(16.5)).astype(F32)
+    q = np.minimum(31, np.trunc(v).astype(np.int32)).astype(np.uint32)
+    qs = ((q[:, :16] & 0x0F) | ((q[:, 16:] & 0x0F) << 4)).astype(np.uint8)
+    qh = (((q >> 4) & 1) << np.arange(32, dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
+    qh_bytes = qh.astype("<u4").view(np.uint8).reshape(-1, 4)
+    return np.concatenate([fp16_bytes(d), qh_bytes, qs], axis=1).ravel()
 
 
 # ---------------------------------------------------------------- Q6_K
@@ -453,6 +467,8 @@ def main(path):
     x = inputs(rng, 5 * QK_K, QK_K)
     imp = rng.uniform(0.01, 4.0, x.size).astype(F32)
     cases.append(("q4_k_imatrix", 12, x, imp, q4_k_imatrix(x, imp)))
+    x = inputs(rng, 4096, 32)
+    cases.append(("q5_0", 6, x, None, q5_0(x)))
     with open(path, "wb") as f:
         f.write(b"CPGB")
         f.write(struct.pack("<II", 1, len(cases)))

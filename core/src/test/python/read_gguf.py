@@ -5,7 +5,7 @@ check files written by the Java GgufWriter.
   read_gguf.py FILE.gguf [EXPECTED.json]
 
 Parses the header, every metadata pair and every tensor info, checks alignment and bounds, and
-dequantizes F32/F16/Q8_0/Q4_0/Q4_K/Q6_K tensors. With EXPECTED.json (written by GgufFixtureTest)
+dequantizes F32/F16/Q8_0/Q5_0/Q4_0/Q4_K/Q6_K tensors. With EXPECTED.json (written by GgufFixtureTest)
 it compares metadata and the dequantized values with what the Java side computed and exits 1 on
 any difference. Without it, it prints a summary (and checks the llama keys when the file says
 general.architecture = llama).
@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-GGML_TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 8: ("Q8_0", 32, 34),
+GGML_TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 6: ("Q5_0", 32, 22), 8: ("Q8_0", 32, 34),
               12: ("Q4_K", 256, 144), 14: ("Q6_K", 256, 210)}
 SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
           11: "<q", 12: "<d"}
@@ -99,6 +99,13 @@ def dequant(t, raw, n):
         d = f16(blocks[:, :2].tobytes())[:, None]
         qs = blocks[:, 2:]
         q = np.concatenate([qs & 0xF, qs >> 4], axis=1).astype(np.float32) - np.float32(8)
+        return (q * d).astype(np.float32).ravel()
+    if name == "Q5_0":
+        d = f16(blocks[:, :2].tobytes())[:, None]
+        qh = blocks[:, 2:6].copy().view("<u4")[:, 0]
+        hi = ((qh[:, None] >> np.arange(32, dtype=np.uint32)) & 1).astype(np.uint8) << 4
+        qs = blocks[:, 6:]
+        q = (np.concatenate([qs & 0xF, qs >> 4], axis=1) | hi).astype(np.float32) - np.float32(16)
         return (q * d).astype(np.float32).ravel()
     if name == "Q4_K":
         d = f16(blocks[:, 0:2].tobytes())

@@ -100,7 +100,7 @@ record QuantizeRequest(
         throw new UsageException(
             "--export: unknown format '"
                 + e
-                + "'; expected safetensors, compressed-tensors or gguf:<q8_0|q6_k|q4_k|q4_0|f16|f32>");
+                + "'; expected safetensors, compressed-tensors or gguf:<q8_0|q6_k|q5_0|q4_k|q4_0|f16|f32>");
       }
     }
     if (compressed && (method == Method.FP8 || method == Method.NF4)) {

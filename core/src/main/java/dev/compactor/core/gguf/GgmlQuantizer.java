@@ -37,6 +37,7 @@ public final class GgmlQuantizer {
       }
       case Q8_0 -> FastRowQuantizer.quantizeRowQ8_0(x, xOff, n, y, yOff);
       case Q4_0 -> FastRowQuantizer.quantizeRowQ4_0(x, xOff, n, y, yOff);
+      case Q5_0 -> BlockQ5_0.quantizeRowReference(x, xOff, n, y, yOff);
       case Q4_K -> BlockQ4_K.quantizeRow(x, xOff, n, y, yOff, importance);
       case Q6_K -> BlockQ6_K.quantizeRow(x, xOff, n, y, yOff, importance);
     }
@@ -62,6 +63,7 @@ public final class GgmlQuantizer {
       }
       case Q8_0 -> BlockQ8_0.dequantizeRow(y, yOff, x, xOff, n);
       case Q4_0 -> BlockQ4_0.dequantizeRow(y, yOff, x, xOff, n);
+      case Q5_0 -> BlockQ5_0.dequantizeRow(y, yOff, x, xOff, n);
       case Q4_K -> BlockQ4_K.dequantizeRow(y, yOff, x, xOff, n);
       case Q6_K -> BlockQ6_K.dequantizeRow(y, yOff, x, xOff, n);
     }

@@ -12,6 +12,7 @@ public enum GgmlType {
   F32(0, 1, 4),
   F16(1, 1, 2),
   Q4_0(2, 32, 18),
+  Q5_0(6, 32, 22),
   Q8_0(8, 32, 34),
   Q4_K(12, 256, 144),
   Q6_K(14, 256, 210);
@@ -83,7 +84,10 @@ public enum GgmlType {
       return valueOf(name.trim().toUpperCase(java.util.Locale.ROOT));
     } catch (IllegalArgumentException e) {
       throw new IllegalArgumentException(
-          "unknown ggml type '" + name + "'; expected one of f32, f16, q4_0, q8_0, q4_k, q6_k", e);
+          "unknown ggml type '"
+              + name
+              + "'; expected one of f32, f16, q4_0, q5_0, q8_0, q4_k, q6_k",
+          e);
     }
   }
 }

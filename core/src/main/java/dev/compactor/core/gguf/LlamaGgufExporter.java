@@ -189,20 +189,22 @@ public final class LlamaGgufExporter {
   }
 
   /**
-   * The type actually used for a row of {@code rowLength} values when {@code wanted} was asked:
-   * llama.cpp falls back when a row is not a multiple of the k-quant super-block (Q4_K to Q5_0,
-   * Q6_K to Q8_0). This project has no Q5_0, so both k-quants fall back to Q8_0 (larger but more
-   * accurate than Q5_0); any block type falls back to F16 when the row is not a multiple of 32.
+   * The type actually used for a row of {@code rowLength} values when {@code wanted} was asked: as
+   * llama.cpp's {@code llama_tensor_get_type} does when a row is not a multiple of the k-quant
+   * super-block, Q4_K falls back to Q5_0 and Q6_K to Q8_0; any block type falls back to F16 when
+   * the row is not a multiple of 32.
    */
   public static GgmlType fallbackType(GgmlType wanted, long rowLength) {
     if (wanted.fitsRowLength(rowLength)) {
       return wanted;
     }
-    if ((wanted == GgmlType.Q4_K || wanted == GgmlType.Q6_K)
-        && GgmlType.Q8_0.fitsRowLength(rowLength)) {
-      return GgmlType.Q8_0;
-    }
-    return GgmlType.F16;
+    GgmlType fallback =
+        switch (wanted) {
+          case Q4_K -> GgmlType.Q5_0;
+          case Q6_K -> GgmlType.Q8_0;
+          default -> GgmlType.F16;
+        };
+    return fallback.fitsRowLength(rowLength) ? fallback : GgmlType.F16;
   }
 
   /** llama.cpp's {@code llama_ftype} for a file whose bulk is {@code base}. */
@@ -211,6 +213,7 @@ public final class LlamaGgufExporter {
       case F32 -> 0;
       case F16 -> 1;
       case Q4_0 -> 2;
+      case Q5_0 -> 8;
       case Q8_0 -> 7;
       case Q4_K -> 15; // MOSTLY_Q4_K_M: Q4_K bulk with a Q6_K output, as written here
       case Q6_K -> 18;

@@ -35,7 +35,7 @@ public record QuantizeParams(
 
   /** GGUF tensor types a {@code gguf:<type>} export may ask for. */
   public static final List<String> GGUF_TYPES =
-      List.of("f32", "f16", "q8_0", "q6_k", "q4_k", "q4_0");
+      List.of("f32", "f16", "q8_0", "q6_k", "q5_0", "q4_k", "q4_0");
 
   /**
    * One export target: {@code safetensors}, {@code compressed-tensors}, {@code gguf} or {@code

@@ -15,6 +15,10 @@ class BlockFormatTest {
   void bytesPerBlockArePinned() {
     assertEquals(34, GgmlType.Q8_0.typeSize());
     assertEquals(18, GgmlType.Q4_0.typeSize());
+    assertEquals(22, GgmlType.Q5_0.typeSize());
+    assertEquals(2 + 4 + 16, BlockQ5_0.BLOCK_BYTES);
+    assertEquals(32, GgmlType.Q5_0.blockSize());
+    assertEquals(6, GgmlType.Q5_0.id());
     assertEquals(144, GgmlType.Q4_K.typeSize());
     assertEquals(210, GgmlType.Q6_K.typeSize());
     assertEquals(2 + 32, BlockQ8_0.BLOCK_BYTES);
@@ -171,6 +175,31 @@ class BlockFormatTest {
   }
 
   @Test
+  void q5_0KnownRampPutsTheFifthBitInQh() {
+    float[] x = new float[32];
+    for (int j = 0; j < 32; j++) {
+      x[j] = j - 16; // max magnitude is -16 -> d = -16 / -16 = 1, codes q = x + 16 = j
+    }
+    byte[] ref = new byte[22];
+    BlockQ5_0.quantizeRowReference(x, 0, 32, ref, 0);
+    assertEquals(0x00, ref[0]);
+    assertEquals(0x3c, ref[1]); // d = 1.0 = fp16 0x3c00
+    // codes 16..31 (values 16..31) have bit 4 set: qh = 0xffff0000, little-endian
+    assertArrayEquals(new byte[] {0, 0, (byte) 0xff, (byte) 0xff}, slice(ref, 2, 4));
+    for (int j = 0; j < 16; j++) {
+      // low nibble: code j; high nibble: code j + 16, whose low 4 bits are j
+      assertEquals((byte) (j | (j << 4)), ref[6 + j], "qs[" + j + "]");
+    }
+    float[] back = new float[32];
+    BlockQ5_0.dequantizeRow(ref, 0, back, 0, 32);
+    assertArrayEquals(x, back);
+  }
+
+  private static byte[] slice(byte[] b, int from, int len) {
+    return java.util.Arrays.copyOfRange(b, from, from + len);
+  }
+
+  @Test
   void allZeroRowsStayZero() {
     float[] zeros = new float[256];
     for (GgmlType t : GgmlType.values()) {
@@ -191,6 +220,7 @@ class BlockFormatTest {
     double q6k = relRmse(GgmlType.Q6_K, x, rows, cols);
     double q4k = relRmse(GgmlType.Q4_K, x, rows, cols);
     double q40 = relRmse(GgmlType.Q4_0, x, rows, cols);
+    double q50 = relRmse(GgmlType.Q5_0, x, rows, cols);
     double f16 = relRmse(GgmlType.F16, x, rows, cols);
     assertEquals(0.0, relRmse(GgmlType.F32, x, rows, cols));
     // Ceilings about 1.2x what these quantizers reach on N(0,1) rows here (F16 2.1e-4, Q8_0
@@ -202,6 +232,8 @@ class BlockFormatTest {
     assertTrue(q4k < 0.086, "Q4_K " + q4k);
     assertTrue(q40 < 0.103, "Q4_0 " + q40);
     assertTrue(q8 * 2 < q6k && q6k < q4k && q4k < q40, q8 + " " + q6k + " " + q4k + " " + q40);
+    // one more bit than Q4_0 on the same grid: about half its error
+    assertTrue(q50 < 0.6 * q40 && q50 > q6k, "Q5_0 " + q50 + " vs Q4_0 " + q40);
   }
 
   static double relRmse(GgmlType t, float[] x, int rows, int cols) {

@@ -58,13 +58,14 @@ class GgufBlockGoldenTest {
   @Test
   void javaQuantizersMatchTheNumpyReferenceByteForByte() throws IOException {
     List<Case> cases = load();
-    assertEquals(6, cases.size());
+    assertEquals(7, cases.size());
     for (Case c : cases) {
       byte[] ref = new byte[c.expected.length];
       int n = c.x.length;
       switch (c.type) {
         case Q8_0 -> BlockQ8_0.quantizeRowReference(c.x, 0, n, ref, 0);
         case Q4_0 -> BlockQ4_0.quantizeRowReference(c.x, 0, n, ref, 0);
+        case Q5_0 -> BlockQ5_0.quantizeRowReference(c.x, 0, n, ref, 0);
         case Q6_K -> {
           // The importance is per position in the row; the golden rows are one super-block each.
           for (int r = 0; r < n / 256; r++) {

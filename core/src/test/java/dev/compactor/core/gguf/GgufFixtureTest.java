@@ -36,6 +36,7 @@ class GgufFixtureTest {
           new Spec("w.f16", GgmlType.F16, 2, 32),
           new Spec("w.q8_0", GgmlType.Q8_0, 4, 64),
           new Spec("w.q4_0", GgmlType.Q4_0, 4, 64),
+          new Spec("w.q5_0", GgmlType.Q5_0, 4, 64),
           new Spec("w.q4_k", GgmlType.Q4_K, 2, 256),
           new Spec("w.q6_k", GgmlType.Q6_K, 2, 256));
 

@@ -181,7 +181,7 @@ class LlamaGgufExporterTest {
       assertEquals(GgmlType.Q6_K, r.tensor("output.weight").type());
       assertEquals(GgmlType.F32, r.tensor("output_norm.weight").type());
       assertEquals(GgmlType.Q4_K, r.tensor("blk.1.attn_q.weight").type());
-      assertEquals(GgmlType.Q8_0, r.tensor("blk.0.ffn_down.weight").type()); // fallback
+      assertEquals(GgmlType.Q5_0, r.tensor("blk.0.ffn_down.weight").type()); // as llama.cpp
       assertEquals(2 + LAYERS * 9 + 1, r.tensors().size());
       assertArrayEquals(new long[] {HIDDEN, VOCAB}, r.tensor("token_embd.weight").ggmlDims());
 
@@ -203,6 +203,7 @@ class LlamaGgufExporterTest {
               case Q6_K -> 0.022;
               case Q4_K -> 0.086;
               case Q4_0 -> 0.103;
+              case Q5_0 -> 0.055;
             };
         assertTrue(err <= ceiling, t + ": relative RMSE " + err + " > " + ceiling);
       }
@@ -458,7 +459,7 @@ class LlamaGgufExporterTest {
   @Test
   void fallbackTypes() {
     assertEquals(GgmlType.Q4_K, LlamaGgufExporter.fallbackType(GgmlType.Q4_K, 4096));
-    assertEquals(GgmlType.Q8_0, LlamaGgufExporter.fallbackType(GgmlType.Q4_K, 11008 + 32));
+    assertEquals(GgmlType.Q5_0, LlamaGgufExporter.fallbackType(GgmlType.Q4_K, 11008 + 32));
     assertEquals(GgmlType.Q8_0, LlamaGgufExporter.fallbackType(GgmlType.Q6_K, 96));
     assertEquals(GgmlType.F16, LlamaGgufExporter.fallbackType(GgmlType.Q4_0, 100));
     assertEquals(GgmlType.F32, LlamaGgufExporter.fallbackType(GgmlType.F32, 7));

@@ -2,6 +2,7 @@ package dev.compactor.core.quant.table;
 
 import ai.djl.Device;
 import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.gguf.LlamaGgufExporter;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.TensorSource;
@@ -157,8 +158,8 @@ public final class QualityTable {
   }
 
   /**
-   * Q4_0 with the same Q8_0 fallbacks Q4_K takes on this model (rows shorter than a 256-value
-   * super-block), so the two 4-bit GGUF rows quantize the same tensors to 4 bits.
+   * Q4_0 with the same fallbacks Q4_K takes on this model (Q5_0 for rows shorter than a 256-value
+   * super-block), so the two rows differ only on the tensors Q4_K quantizes to 4 bits.
    */
   static Map<String, GgmlType> matchedQ4_0(ModelConfig c) {
     Map<String, GgmlType> m = new HashMap<>();
@@ -176,8 +177,9 @@ public final class QualityTable {
             linear.equals("mlp.down_proj")
                 ? c.intermediateSize()
                 : linear.equals("self_attn.o_proj") ? c.numHeads() * c.headDim() : c.hiddenSize();
-        if (!GgmlType.Q4_K.fitsRowLength(cols)) {
-          m.put(GgufToHf.ggufLinearName(l, linear), GgmlType.Q8_0);
+        GgmlType fallback = LlamaGgufExporter.fallbackType(GgmlType.Q4_K, cols);
+        if (fallback != GgmlType.Q4_K) {
+          m.put(GgufToHf.ggufLinearName(l, linear), fallback);
         }
       }
     }
