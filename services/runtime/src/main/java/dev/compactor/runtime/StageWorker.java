@@ -52,12 +52,12 @@ import org.slf4j.LoggerFactory;
  * The stage runs on a job thread while the poll thread keeps calling {@code poll()} with every
  * assigned partition <em>paused</em>: the consumer stays in its group and keeps its partitions for
  * as long as the job takes, whatever {@code max.poll.interval.ms} is. {@code max.poll.records=1}
- * and the cooperative-sticky assignor mean one job per worker, and a rebalance revokes only the
- * partitions that move. If the running job's partition moves (a worker joins and the assignor hands
- * it over) or is lost, the job is cancelled ({@link StageContext#isCancelled()}, thread interrupt)
- * and nothing of it is published or committed: the new owner redoes it. Closing a worker mid-job
- * does the same. Scaling out therefore may restart up to one running job per existing worker; the
- * assignor does not know which partition is busy.
+ * and a cooperative-sticky assignor mean one job per worker, and a rebalance revokes only the
+ * partitions that move; {@link BusyPartitionAssignor} tells the group which partition each worker
+ * is busy with and keeps it there, so a worker joining never takes a running job. If the running
+ * job's partition is lost anyway (the worker missed its session timeout) the job is cancelled
+ * ({@link StageContext#isCancelled()}, thread interrupt) and nothing of it is published or
+ * committed: the new owner redoes it. Closing a worker mid-job does the same.
  *
  * <p>A job that ends calls {@code consumer.wakeup()} (the consumer's one thread-safe method), so
  * the poll thread answers at once instead of at the end of its {@code poll(pollTimeout)}; the
@@ -260,7 +260,14 @@ public final class StageWorker implements AutoCloseable {
 
   private void pollLoop() {
     try {
-      consumer = clients.newConsumer(groupId(), requestTopic.valueSerde(registry).deserializer());
+      consumer =
+          clients.newConsumer(
+              groupId(),
+              requestTopic.valueSerde(registry).deserializer(),
+              () -> {
+                Running r = current;
+                return r == null ? Set.of() : Set.of(r.tp());
+              });
       producer = clients.newProducer();
       consumer.subscribe(List.of(requestTopic.name()), new Rebalance());
       state = "RUNNING";

@@ -2,12 +2,14 @@ package dev.compactor.runtime;
 
 import java.time.Duration;
 import java.util.Properties;
+import java.util.Set;
 import java.util.UUID;
+import java.util.function.Supplier;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
-import org.apache.kafka.clients.consumer.CooperativeStickyAssignor;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.Deserializer;
@@ -27,10 +29,12 @@ final class WorkerClients {
 
   /**
    * One record per poll (one job at a time), offsets only committed inside transactions, only
-   * committed requests read, and the cooperative-sticky assignor so that a worker joining or
-   * leaving does not revoke the partitions of running jobs elsewhere.
+   * committed requests read, and {@link BusyPartitionAssignor} (cooperative-sticky that keeps each
+   * running job's partition, {@code busy}, with its worker) so that a worker joining or leaving
+   * does not revoke the partitions of running jobs elsewhere.
    */
-  <V> KafkaConsumer<byte[], Decoded<V>> newConsumer(String groupId, Deserializer<V> values) {
+  <V> KafkaConsumer<byte[], Decoded<V>> newConsumer(
+      String groupId, Deserializer<V> values, Supplier<Set<TopicPartition>> busy) {
     Properties p = new Properties();
     p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(StageConfig.KAFKA_BOOTSTRAP));
     p.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
@@ -46,8 +50,8 @@ final class WorkerClients {
     p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, String.valueOf(session));
     p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, String.valueOf(Math.min(3000, session / 3)));
     p.put(
-        ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG,
-        CooperativeStickyAssignor.class.getName());
+        ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, BusyPartitionAssignor.class.getName());
+    p.put(BusyPartitionAssignor.BUSY_PARTITIONS_CONFIG, busy);
     p.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, String.valueOf(MAX_RECORD_BYTES));
     p.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, String.valueOf(MAX_RECORD_BYTES));
     return new KafkaConsumer<>(p, new ByteArrayDeserializer(), Decoded.capturing(values));
