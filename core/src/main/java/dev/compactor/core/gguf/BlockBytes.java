@@ -17,6 +17,23 @@ final class BlockBytes {
     return Fp16.toFloat((short) ((b[off] & 0xff) | (b[off + 1] << 8)));
   }
 
+  /**
+   * The first value of largest magnitude among {@code x[from .. from + n)}, with its sign: the
+   * strict {@code <} scan of ggml's q4_0/q5_0 reference quantizers (0 for an all-zero block).
+   */
+  static float firstLargestMagnitude(float[] x, int from, int n) {
+    float amax = 0.0f;
+    float max = 0.0f;
+    for (int j = from; j < from + n; j++) {
+      float v = x[j];
+      if (amax < Math.abs(v)) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    return max;
+  }
+
   static void checkRow(
       int n, int blockSize, float[] x, int xOff, byte[] y, int yOff, int typeSize) {
     if (n % blockSize != 0) {

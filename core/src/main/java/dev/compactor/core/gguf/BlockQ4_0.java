@@ -31,16 +31,7 @@ public final class BlockQ4_0 {
     BlockBytes.checkRow(n, QK, x, xOff, y, yOff, BLOCK_BYTES);
     int nb = n / QK;
     for (int i = 0; i < nb; i++) {
-      float amax = 0.0f;
-      float max = 0.0f;
-      for (int j = 0; j < QK; j++) {
-        float v = x[xOff + i * QK + j];
-        if (amax < Math.abs(v)) {
-          amax = Math.abs(v);
-          max = v;
-        }
-      }
-      float d = max / -8;
+      float d = BlockBytes.firstLargestMagnitude(x, xOff + i * QK, QK) / -8;
       float id = d != 0 ? 1.0f / d : 0.0f;
       int out = yOff + i * BLOCK_BYTES;
       BlockBytes.putF16(y, out, d);

@@ -32,16 +32,7 @@ public final class BlockQ5_0 {
     BlockBytes.checkRow(n, QK, x, xOff, y, yOff, BLOCK_BYTES);
     for (int i = 0; i < n / QK; i++) {
       int b = xOff + i * QK;
-      float amax = 0.0f;
-      float max = 0.0f;
-      for (int j = 0; j < QK; j++) {
-        float v = x[b + j];
-        if (amax < Math.abs(v)) {
-          amax = Math.abs(v);
-          max = v;
-        }
-      }
-      float d = max / -16;
+      float d = BlockBytes.firstLargestMagnitude(x, b, QK) / -16;
       float id = d != 0 ? 1.0f / d : 0.0f;
       int out = yOff + i * BLOCK_BYTES;
       BlockBytes.putF16(y, out, d);
