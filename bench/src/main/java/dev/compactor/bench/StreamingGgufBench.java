@@ -46,8 +46,8 @@ import java.util.stream.Stream;
  * </pre>
  *
  * <p>Measured 2026-11-22 on the 2-core, 23 GB development VM, quiet: before the export read and
- * wrote around the page cache it took 28-37 s (0.36-0.48 GB/s of BF16), with 17-44 s of kernel
- * CPU spent copying through the page cache; with {@code O_DIRECT} reads ({@code
+ * wrote around the page cache it took 28-37 s (0.36-0.48 GB/s of BF16), with 17-44 s of kernel CPU
+ * spent copying through the page cache; with {@code O_DIRECT} reads ({@code
  * TensorSource.readRawOnce}) and writes ({@code UncachedFileOutput}) it took 12.5-14.7 s (0.92-1.08
  * GB/s) at 1.4 s of kernel CPU and 257-338 MB peak RSS. That is 0.73-0.86 of the disk's own
  * sequential read bandwidth (1.26 GB/s, printed as "storage read") and 0.07-0.09 of memcpy (12.5
