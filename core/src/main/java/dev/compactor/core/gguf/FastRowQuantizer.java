@@ -100,6 +100,12 @@ public final class FastRowQuantizer {
     }
   }
 
+  private static void storeQuants(float[] rounded, int j, byte[] y, int o, int count) {
+    for (int k = 0; k < count; k++) {
+      FLOAT_LE.set(y, o + k, rounded[j + k]);
+    }
+  }
+
   /** Q8_0 of {@code n} values (a multiple of 32) of {@code x} from {@code xOff} into {@code y}. */
   public static void quantizeRowQ8_0(float[] x, int xOff, int n, byte[] y, int yOff) {
     BlockBytes.checkRow(n, BlockQ8_0.QK, x, xOff, y, yOff, BlockQ8_0.BLOCK_BYTES);
@@ -114,19 +120,21 @@ public final class FastRowQuantizer {
       Scratch s, float[] x, int xOff, int len, byte[] y, int yOff, boolean rowEnd) {
     int nb = len / 32;
     System.arraycopy(x, xOff, s.x, 0, len);
+    for (int i = 0; i < nb; i++) {
+      s.amax[i] = absMaxBits(s.x, 32 * i);
+    }
     boolean special = false;
     for (int i = 0; i < nb; i++) {
-      int m = absMaxBits(s.x, 32 * i);
+      int m = s.amax[i];
       float d = Float.intBitsToFloat(m) / 127;
       float id = d != 0 ? 1.0f / d : 0.0f;
       // Inf/NaN blocks, and blocks so tiny that 1/d overflows, go to the reference below (its C
       // comparison and conversion semantics decide their bytes); the scale 0 keeps them harmless.
       if (m >= 0x7f800000 || id == Float.POSITIVE_INFINITY) {
         special = true;
-        m = -1;
+        s.amax[i] = -1;
         id = 0;
       }
-      s.amax[i] = m;
       s.header[i] = Fp16.fromFloat(d);
       Arrays.fill(s.scale, 32 * i, 32 * i + 32, id);
     }
@@ -134,13 +142,15 @@ public final class FastRowQuantizer {
     // Each quant is the low byte of a little-endian float store; the other three bytes land on the
     // next quants (or the next block's header), which are written afterwards. Only the row's very
     // last three quants are stored as single bytes, so nothing outside the row is touched.
-    int storeEnd = rowEnd ? len - 3 : len;
-    for (int j = 0, o = yOff + 2; j < len; j += 32, o += 34) {
-      int k = 0;
-      for (; k < 32 && j + k < storeEnd; k++) {
-        FLOAT_LE.set(y, o + k, s.rounded[j + k]);
-      }
-      for (; k < 32; k++) {
+    int full = rowEnd ? nb - 1 : nb;
+    for (int j = 0, o = yOff + 2; j < 32 * full; j += 32, o += 34) {
+      storeQuants(s.rounded, j, y, o, 32);
+    }
+    if (rowEnd) {
+      int j = 32 * full;
+      int o = yOff + 34 * full + 2;
+      storeQuants(s.rounded, j, y, o, 29);
+      for (int k = 29; k < 32; k++) {
         y[o + k] = (byte) Float.floatToRawIntBits(s.rounded[j + k]);
       }
     }
