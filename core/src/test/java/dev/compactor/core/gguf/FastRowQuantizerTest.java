@@ -126,11 +126,21 @@ class FastRowQuantizerTest {
     assertSameBlocks(ref, fast, 34, "awkward");
   }
 
+  interface RowQuantizer {
+    void quantize(float[] x, int xOff, int n, byte[] y, int yOff);
+  }
+
   @Test
-  void q8_0MatchesReferenceAtManyScalesLengthsAndOffsets() {
+  void q8_0AndQ4_0MatchReferenceAtManyScalesLengthsAndOffsets() {
+    checkManyScales(34, BlockQ8_0::quantizeRowReference, FastRowQuantizer::quantizeRowQ8_0);
+    checkManyScales(18, BlockQ4_0::quantizeRowReference, FastRowQuantizer::quantizeRowQ4_0);
+  }
+
+  private static void checkManyScales(int blockBytes, RowQuantizer reference, RowQuantizer tested) {
     Random r = new Random(11);
     int[] lengths = {32, 96, 480, 512, 544, 1024, 1056, 4096};
-    // 1e-37 and 1e-41: scales whose reciprocal overflows or that are subnormal (reference path).
+    // 1e-41 and 1e-37: blocks whose 1/d overflows or whose values are subnormal (reference path);
+    // 3e37: some values overflow to infinity (reference path too).
     double[] scales = {1e-41, 1e-37, 1e-20, 1e-3, 0.02, 1, 1e3, 1e30, 3e37};
     for (int n : lengths) {
       for (double scale : scales) {
@@ -140,17 +150,49 @@ class FastRowQuantizerTest {
         for (int i = 0; i < x.length; i++) {
           x[i] = (float) (r.nextGaussian() * scale * Math.exp(r.nextDouble() * 4 - 2));
         }
-        int bytes = n / 32 * 34;
+        int bytes = n / 32 * blockBytes;
         byte[] ref = new byte[yOff + bytes + 9];
         byte[] fast = new byte[ref.length];
         r.nextBytes(ref);
         System.arraycopy(
             ref, 0, fast, 0, ref.length); // bytes outside the row must stay as they are
-        BlockQ8_0.quantizeRowReference(x, xOff, n, ref, yOff);
-        FastRowQuantizer.quantizeRowQ8_0(x, xOff, n, fast, yOff);
-        assertArrayEquals(ref, fast, "n=" + n + " scale=" + scale);
+        reference.quantize(x, xOff, n, ref, yOff);
+        tested.quantize(x, xOff, n, fast, yOff);
+        assertArrayEquals(ref, fast, blockBytes + "-byte blocks, n=" + n + " scale=" + scale);
       }
     }
+  }
+
+  @Test
+  void q4_0TruncatesEveryBoundaryAndItsNeighboursLikeTheReference() {
+    // max = -8 * 2^e gives d = 2^e and id = 2^-e exactly, so x = (k / 2 - 8.5) * 2^e makes x * id
+    // + 8.5 land exactly on integers and halves; float neighbours land just beside them.
+    Random r = new Random(6);
+    int blocks = 3 * 34 * 8;
+    float[] x = new float[32 * blocks];
+    int b = 0;
+    for (int e = -20; e <= 20; e += 20) {
+      float unit = (float) Math.scalb(1.0, e);
+      for (int k = 0; k < 34; k++) {
+        for (int variant = 0; variant < 8; variant++, b++) {
+          int base = 32 * b;
+          x[base + r.nextInt(32)] = -8 * unit;
+          for (int j = 0; j < 32; j++) {
+            if (x[base + j] == 0) {
+              float edge = Math.max(-8 * unit, Math.min(8 * unit, (k * 0.5f - 8.5f) * unit));
+              int step = r.nextInt(3) - 1;
+              x[base + j] = step == 0 ? edge : step < 0 ? Math.nextDown(edge) : Math.nextUp(edge);
+              x[base + j] = Math.max(-8 * unit, x[base + j]);
+            }
+          }
+        }
+      }
+    }
+    byte[] ref = new byte[18 * blocks];
+    byte[] fast = new byte[18 * blocks];
+    BlockQ4_0.quantizeRowReference(x, 0, x.length, ref, 0);
+    FastRowQuantizer.quantizeRowQ4_0(x, 0, x.length, fast, 0);
+    assertArrayEquals(ref, fast);
   }
 
   @Test
