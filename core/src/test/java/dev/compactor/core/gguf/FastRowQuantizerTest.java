@@ -1,7 +1,10 @@
 package dev.compactor.core.gguf;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.fail;
 
+import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -36,18 +39,81 @@ class FastRowQuantizerTest {
     return x;
   }
 
-  @Test
-  void fp32RoundingTrickEqualsRoundfOnEveryFloatUpTo128() {
-    // Every fp32 value in [0.25, 128] (75M of them), both signs; below 0.25 both give 0.
-    for (int bits = Float.floatToRawIntBits(0.25f); bits <= Float.floatToRawIntBits(128f); bits++) {
-      float v = Float.intBitsToFloat(bits);
-      int expect = BlockQ8_0.roundf(v);
-      if (FastRowQuantizer.roundHalfAway(v) != expect
-          || FastRowQuantizer.roundHalfAway(-v) != -expect) {
-        org.junit.jupiter.api.Assertions.fail("roundf differs at " + v);
+  /**
+   * Compares quantized rows block by block. A NaN block's fp16 scale is compared without its sign
+   * bit: the reference takes {@code Math.abs} of a NaN, whose sign on OpenJDK 17 depends on whether
+   * the interpreter or C2 ran it, so the reference does not agree with itself there.
+   */
+  static void assertSameBlocks(byte[] ref, byte[] got, int blockBytes, String what) {
+    assertEquals(ref.length, got.length, what);
+    for (int o = 0; o + blockBytes <= ref.length; o += blockBytes) {
+      int h = (ref[o] & 0xff) | (ref[o + 1] & 0x7f) << 8;
+      boolean nanScale = (h & 0x7c00) == 0x7c00 && (h & 0x3ff) != 0;
+      for (int k = 0; k < blockBytes; k++) {
+        int mask = nanScale && k == 1 ? 0x7f : 0xff;
+        if ((ref[o + k] & mask) != (got[o + k] & mask)) {
+          fail(
+              what
+                  + ": byte "
+                  + (o + k)
+                  + " (block "
+                  + o / blockBytes
+                  + ", offset "
+                  + k
+                  + ")"
+                  + " is "
+                  + got[o + k]
+                  + ", reference "
+                  + ref[o + k]);
+        }
       }
     }
-    org.junit.jupiter.api.Assertions.assertEquals(0, FastRowQuantizer.roundHalfAway(0.2499f));
+  }
+
+  private static void assertSameRows(GgmlType t, byte[] expected, byte[] actual) {
+    if (t == GgmlType.Q6_K) {
+      assertArrayEquals(expected, actual, t.name());
+    } else {
+      assertSameBlocks(expected, actual, t == GgmlType.Q8_0 ? 34 : 18, t.name());
+    }
+  }
+
+  @Test
+  void q8RoundingKernelEqualsRoundfOnEveryFloatUpTo128() {
+    // Every fp32 value in [2^-3, 128] (about 85M), both signs, through the loop Q8_0 uses; smaller
+    // magnitudes round to 0 and are sampled. The kernel stores MAGIC + roundf(p).
+    int n = 1 << 20;
+    float[] p = new float[n];
+    float[] one = new float[n];
+    float[] f = new float[n];
+    Arrays.fill(one, 1.0f);
+    int from = Float.floatToRawIntBits(0.125f);
+    int to = Float.floatToRawIntBits(128f);
+    for (int sign = 0; sign < 2; sign++) {
+      for (int start = from; start <= to; start += n) {
+        int count = Math.min(n, to - start + 1);
+        for (int i = 0; i < count; i++) {
+          p[i] = Float.intBitsToFloat((start + i) | sign << 31);
+        }
+        FastRowQuantizer.roundToMagic(p, one, f, count);
+        for (int i = 0; i < count; i++) {
+          if (Float.floatToRawIntBits(f[i]) - 0x4B400000 != BlockQ8_0.roundf(p[i])) {
+            fail("roundf differs at " + p[i] + ": " + (Float.floatToRawIntBits(f[i]) - 0x4B400000));
+          }
+        }
+      }
+    }
+    Random r = new Random(7);
+    for (int i = 0; i < n; i++) {
+      p[i] = Float.intBitsToFloat(r.nextInt(from) | (r.nextBoolean() ? 0x80000000 : 0));
+    }
+    p[0] = 0.0f;
+    p[1] = -0.0f;
+    p[2] = Float.MIN_VALUE;
+    FastRowQuantizer.roundToMagic(p, one, f, n);
+    for (int i = 0; i < n; i++) {
+      assertEquals(0x4B400000, Float.floatToRawIntBits(f[i]), "small value " + p[i]);
+    }
   }
 
   @Test
@@ -55,6 +121,107 @@ class FastRowQuantizerTest {
     float[] x = awkward(32 * 4096, 1);
     byte[] ref = new byte[34 * 4096];
     byte[] fast = new byte[34 * 4096];
+    BlockQ8_0.quantizeRowReference(x, 0, x.length, ref, 0);
+    FastRowQuantizer.quantizeRowQ8_0(x, 0, x.length, fast, 0);
+    assertSameBlocks(ref, fast, 34, "awkward");
+  }
+
+  interface RowQuantizer {
+    void quantize(float[] x, int xOff, int n, byte[] y, int yOff);
+  }
+
+  @Test
+  void q8_0AndQ4_0MatchReferenceAtManyScalesLengthsAndOffsets() {
+    checkManyScales(34, BlockQ8_0::quantizeRowReference, FastRowQuantizer::quantizeRowQ8_0);
+    checkManyScales(18, BlockQ4_0::quantizeRowReference, FastRowQuantizer::quantizeRowQ4_0);
+  }
+
+  private static void checkManyScales(int blockBytes, RowQuantizer reference, RowQuantizer tested) {
+    Random r = new Random(11);
+    int[] lengths = {32, 96, 480, 512, 544, 1024, 1056, 4096};
+    // 1e-41 and 1e-37: blocks whose 1/d overflows or whose values are subnormal (reference path);
+    // 3e37: some values overflow to infinity (reference path too).
+    double[] scales = {1e-41, 1e-37, 1e-20, 1e-3, 0.02, 1, 1e3, 1e30, 3e37};
+    for (int n : lengths) {
+      for (double scale : scales) {
+        int xOff = r.nextInt(40);
+        int yOff = r.nextInt(40);
+        float[] x = new float[xOff + n + 7];
+        for (int i = 0; i < x.length; i++) {
+          x[i] = (float) (r.nextGaussian() * scale * Math.exp(r.nextDouble() * 4 - 2));
+        }
+        int bytes = n / 32 * blockBytes;
+        byte[] ref = new byte[yOff + bytes + 9];
+        byte[] fast = new byte[ref.length];
+        r.nextBytes(ref);
+        System.arraycopy(
+            ref, 0, fast, 0, ref.length); // bytes outside the row must stay as they are
+        reference.quantize(x, xOff, n, ref, yOff);
+        tested.quantize(x, xOff, n, fast, yOff);
+        assertArrayEquals(ref, fast, blockBytes + "-byte blocks, n=" + n + " scale=" + scale);
+      }
+    }
+  }
+
+  @Test
+  void q4_0TruncatesEveryBoundaryAndItsNeighboursLikeTheReference() {
+    // max = -8 * 2^e gives d = 2^e and id = 2^-e exactly, so x = (k / 2 - 8.5) * 2^e makes x * id
+    // + 8.5 land exactly on integers and halves; float neighbours land just beside them.
+    Random r = new Random(6);
+    int blocks = 3 * 34 * 8;
+    float[] x = new float[32 * blocks];
+    int b = 0;
+    for (int e = -20; e <= 20; e += 20) {
+      float unit = (float) Math.scalb(1.0, e);
+      for (int k = 0; k < 34; k++) {
+        for (int variant = 0; variant < 8; variant++, b++) {
+          int base = 32 * b;
+          x[base + r.nextInt(32)] = -8 * unit;
+          for (int j = 0; j < 32; j++) {
+            if (x[base + j] == 0) {
+              float edge = Math.max(-8 * unit, Math.min(8 * unit, (k * 0.5f - 8.5f) * unit));
+              int step = r.nextInt(3) - 1;
+              x[base + j] = step == 0 ? edge : step < 0 ? Math.nextDown(edge) : Math.nextUp(edge);
+              x[base + j] = Math.max(-8 * unit, x[base + j]);
+            }
+          }
+        }
+      }
+    }
+    byte[] ref = new byte[18 * blocks];
+    byte[] fast = new byte[18 * blocks];
+    BlockQ4_0.quantizeRowReference(x, 0, x.length, ref, 0);
+    FastRowQuantizer.quantizeRowQ4_0(x, 0, x.length, fast, 0);
+    assertArrayEquals(ref, fast);
+  }
+
+  @Test
+  void q8_0RoundsEveryTieAndItsNeighboursLikeTheReference() {
+    // A block whose largest magnitude is 127 * 2^e has d = 2^e and id = 2^-e exactly, so x = (k +
+    // 0.5) * 2^e lands exactly on a tie; its float neighbours land just beside it.
+    Random r = new Random(5);
+    int blocks = 3 * 255 * 8;
+    float[] x = new float[32 * blocks];
+    int b = 0;
+    for (int e = -20; e <= 20; e += 20) {
+      float unit = (float) Math.scalb(1.0, e);
+      for (int k = -127; k <= 127; k++) {
+        for (int variant = 0; variant < 8; variant++, b++) {
+          int base = 32 * b;
+          x[base + r.nextInt(32)] = (r.nextBoolean() ? 127 : -127) * unit;
+          for (int j = 0; j < 32; j++) {
+            if (x[base + j] == 0) {
+              float tie = (k + (k < 0 ? -0.5f : 0.5f)) * unit;
+              tie = Math.max(-127 * unit, Math.min(127 * unit, tie));
+              int step = r.nextInt(3) - 1;
+              x[base + j] = step == 0 ? tie : step < 0 ? Math.nextDown(tie) : Math.nextUp(tie);
+            }
+          }
+        }
+      }
+    }
+    byte[] ref = new byte[34 * blocks];
+    byte[] fast = new byte[34 * blocks];
     BlockQ8_0.quantizeRowReference(x, 0, x.length, ref, 0);
     FastRowQuantizer.quantizeRowQ8_0(x, 0, x.length, fast, 0);
     assertArrayEquals(ref, fast);
@@ -67,7 +234,7 @@ class FastRowQuantizerTest {
     byte[] fast = new byte[18 * 4096];
     BlockQ4_0.quantizeRowReference(x, 0, x.length, ref, 0);
     FastRowQuantizer.quantizeRowQ4_0(x, 0, x.length, fast, 0);
-    assertArrayEquals(ref, fast);
+    assertSameBlocks(ref, fast, 18, "awkward");
   }
 
   @Test
@@ -78,13 +245,13 @@ class FastRowQuantizerTest {
     for (GgmlType t : new GgmlType[] {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q6_K}) {
       byte[] one = FastRowQuantizer.quantizeMatrix(t, x, rows, cols, null, 1);
       byte[] many = FastRowQuantizer.quantizeMatrix(t, x, rows, cols, null, 3);
-      assertArrayEquals(one, many, t.name());
+      assertSameRows(t, one, many);
       byte[] rowByRow = new byte[one.length];
       int rb = (int) t.bytesFor(cols);
       for (int r = 0; r < rows; r++) {
         GgmlQuantizer.quantizeRow(t, x, r * cols, cols, rowByRow, r * rb, null);
       }
-      assertArrayEquals(one, rowByRow, t.name());
+      assertSameRows(t, one, rowByRow);
     }
   }
 }
