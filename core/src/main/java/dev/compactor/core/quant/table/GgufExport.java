@@ -1,16 +1,16 @@
 package dev.compactor.core.quant.table;
 
-import ai.djl.Device;
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.compactor.core.gguf.GgmlType;
-import dev.compactor.core.gguf.ImatrixCollector;
 import dev.compactor.core.gguf.LlamaGgufExporter;
+import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.TensorSource;
-import dev.compactor.core.model.Transformer;
+import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.quant.calib.CalibrationCollector;
+import dev.compactor.core.quant.calib.LayerQuantizer;
+import dev.compactor.core.quant.calib.LinearStats;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -80,35 +80,36 @@ public final class GgufExport {
 
   /**
    * The importance matrix of every decoder linear of the model in {@code modelDir} over {@code
-   * samples}: mean squared input activation per column, keyed by GGUF tensor name.
+   * samples}: mean squared input activation per column (llama-imatrix's {@code sum / count}), keyed
+   * by GGUF tensor name. Collected one decoder layer at a time with full-precision propagation
+   * ({@link CalibrationCollector}), so a model larger than memory needs only its embedding, one
+   * layer and the windows' hidden states.
    */
   public static Map<String, float[]> imatrix(Path modelDir, List<int[]> samples)
       throws IOException {
-    Map<String, ImatrixCollector> collectors = new HashMap<>();
-    try (Transformer model = Transformer.load(modelDir, Device.cpu());
-        NDManager root = NDManager.newBaseManager(Device.cpu())) {
-      for (int[] sample : samples) {
-        try (NDManager m = root.newSubManager()) {
-          NDArray tokens = m.create(sample).reshape(1, sample.length);
-          model.logits(
-              m,
-              tokens,
-              (layer, linear, input) -> {
-                long cols = input.getShape().get(1);
-                float[] x = input.toFloatArray();
-                ImatrixCollector c =
-                    collectors.computeIfAbsent(
-                        GgufToHf.ggufLinearName(layer, linear),
-                        k -> new ImatrixCollector((int) cols));
-                for (int off = 0; off < x.length; off += (int) cols) {
-                  c.accumulate(x, off);
-                }
-              });
-        }
-      }
-    }
+    ModelConfig config = ModelConfig.read(modelDir);
     Map<String, float[]> out = new HashMap<>();
-    collectors.forEach((k, v) -> out.put(k, v.importance()));
+    LayerQuantizer collect =
+        (layer, linears, weights, stats) -> {
+          for (String linear : linears) {
+            LinearStats s = stats.get(linear);
+            double[] sq = s.sumOfSquares();
+            float[] importance = new float[sq.length];
+            for (int j = 0; j < sq.length; j++) {
+              importance[j] = (float) (sq[j] / s.tokens());
+            }
+            out.put(GgufToHf.ggufLinearName(layer, linear), importance);
+          }
+        };
+    try (TensorSource source = Checkpoints.open(modelDir)) {
+      new CalibrationCollector(
+              config,
+              CalibrationCollector.ONE_STAGE,
+              CalibrationCollector.Propagation.ORIGINAL,
+              false,
+              4)
+          .run(source, samples, collect);
+    }
     return out;
   }
 }
