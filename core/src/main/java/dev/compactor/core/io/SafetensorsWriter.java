@@ -37,9 +37,24 @@ import org.slf4j.LoggerFactory;
  * Hugging Face {@code save_pretrained} produces. {@code __metadata__} goes into every shard; {@code
  * "format": "pt"} is added unless given, because transformers refuses safetensors files without it.
  *
+ * <p>A writer made with {@link #planned} knows every tensor up front, so each shard's header is
+ * written first and the tensor bytes go straight into the shard: one write of the data instead of
+ * two, with byte-identical files. The tensors must then arrive in the plan's order.
+ *
  * <p>After a failed write, {@link #close()} deletes the partial output instead of publishing it.
  */
 public final class SafetensorsWriter implements AutoCloseable {
+
+  /** One tensor of a {@link #planned} writer, in the order it will be written. */
+  public record Planned(String name, DType dtype, long[] shape) {
+    long bytes() {
+      long n = dtype.bytes();
+      for (long d : shape) {
+        n = Math.multiplyExact(n, d);
+      }
+      return n;
+    }
+  }
 
   private static final Logger LOG = LoggerFactory.getLogger(SafetensorsWriter.class);
   private static final int CHUNK_ELEMENTS = 16 * 1024;
@@ -59,6 +74,10 @@ public final class SafetensorsWriter implements AutoCloseable {
   private long totalBytes;
   private boolean failed;
   private boolean closed;
+  private List<Planned> plan;
+  private int planned;
+  private int[] shardOf;
+  private List<List<TensorInfo>> plannedShards;
 
   /**
    * @param dir output directory (created if missing); must not already hold weights
@@ -83,6 +102,36 @@ public final class SafetensorsWriter implements AutoCloseable {
         throw new IOException(dir.resolve(existing) + " already exists; refusing to mix models");
       }
     }
+  }
+
+  /**
+   * A writer that knows every tensor in advance ({@code plan}, in writing order): shards are cut
+   * where the unplanned writer would cut them and each shard's data is written once, after its
+   * header, instead of through a temporary file.
+   */
+  public static SafetensorsWriter planned(
+      Path dir, long maxShardBytes, Map<String, String> metadata, List<Planned> plan)
+      throws IOException {
+    SafetensorsWriter w = new SafetensorsWriter(dir, maxShardBytes, metadata);
+    w.plan = List.copyOf(plan);
+    w.shardOf = new int[plan.size()];
+    w.plannedShards = new ArrayList<>();
+    List<TensorInfo> shard = null;
+    long offset = 0;
+    for (int i = 0; i < plan.size(); i++) {
+      Planned p = plan.get(i);
+      long length = p.bytes();
+      // the unplanned writer's rule: a new shard when this tensor would overflow a non-empty one
+      if (shard == null || (offset > 0 && offset + length > maxShardBytes)) {
+        shard = new ArrayList<>();
+        w.plannedShards.add(shard);
+        offset = 0;
+      }
+      shard.add(new TensorInfo(p.name(), p.dtype(), p.shape(), offset, offset + length));
+      offset += length;
+      w.shardOf[i] = w.plannedShards.size() - 1;
+    }
+    return w;
   }
 
   /** A writer producing a single {@code model.safetensors}. */
@@ -110,7 +159,7 @@ public final class SafetensorsWriter implements AutoCloseable {
               + " values");
     }
     long length = numel * storeAs.bytes();
-    FileChannel ch = beginTensor(length);
+    FileChannel ch = beginTensor(name, storeAs, shape, length);
     try {
       for (int off = 0; off < values.length; off += CHUNK_ELEMENTS) {
         int n = Math.min(CHUNK_ELEMENTS, values.length - off);
@@ -147,7 +196,7 @@ public final class SafetensorsWriter implements AutoCloseable {
               + " bytes, got "
               + bytes.remaining());
     }
-    FileChannel ch = beginTensor(length);
+    FileChannel ch = beginTensor(name, dtype, shape, length);
     try {
       writeFully(ch, bytes.duplicate());
     } catch (IOException | RuntimeException e) {
@@ -195,7 +244,11 @@ public final class SafetensorsWriter implements AutoCloseable {
     return numel;
   }
 
-  private FileChannel beginTensor(long length) throws IOException {
+  private FileChannel beginTensor(String name, DType dtype, long[] shape, long length)
+      throws IOException {
+    if (plan != null) {
+      return beginPlanned(name, dtype, shape);
+    }
     if (data != null && shardBytes > 0 && shardBytes + length > maxShardBytes) {
       finishShard();
     }
@@ -213,6 +266,54 @@ public final class SafetensorsWriter implements AutoCloseable {
     return data;
   }
 
+  /** The planned shard's file, opened with its header written, or the current one. */
+  private FileChannel beginPlanned(String name, DType dtype, long[] shape) throws IOException {
+    Planned next = planned < plan.size() ? plan.get(planned) : null;
+    if (next == null
+        || !next.name().equals(name)
+        || next.dtype() != dtype
+        || !Arrays.equals(next.shape(), shape)) {
+      failed = true;
+      throw new IllegalStateException(
+          "tensor '"
+              + name
+              + "' "
+              + dtype
+              + Arrays.toString(shape)
+              + " does not follow the plan: expected "
+              + (next == null
+                  ? "no more tensors"
+                  : "'" + next.name() + "' " + next.dtype() + Arrays.toString(next.shape())));
+    }
+    int shard = shardOf[planned];
+    if (data != null && shard != finishedShards.size()) {
+      finishShard();
+    }
+    if (data == null) {
+      openPlannedShard(shard);
+    }
+    planned++;
+    return data;
+  }
+
+  /** Opens shard {@code shard}'s file and writes its header, computed from the plan. */
+  private void openPlannedShard(int shard) throws IOException {
+    dataFile = dir.resolve(".shard-" + (shard + 1) + ".safetensors.tmp");
+    data =
+        FileChannel.open(
+            dataFile,
+            StandardOpenOption.CREATE,
+            StandardOpenOption.TRUNCATE_EXISTING,
+            StandardOpenOption.WRITE);
+    List<TensorInfo> infos = plannedShards.isEmpty() ? List.of() : plannedShards.get(shard);
+    byte[] header = header(infos, metadata);
+    ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+    len.putLong(0, header.length);
+    writeFully(data, len);
+    writeFully(data, ByteBuffer.wrap(header));
+    shardBytes = 0;
+  }
+
   private void endTensor(String name, DType dtype, long[] shape, long length) {
     written.add(name);
     entries.add(new TensorInfo(name, dtype, shape, shardBytes, shardBytes + length));
@@ -222,6 +323,14 @@ public final class SafetensorsWriter implements AutoCloseable {
 
   /** Header + data of the current shard into {@code .shard-i.safetensors.tmp}. */
   private void finishShard() throws IOException {
+    if (plan != null) {
+      data.close();
+      data = null;
+      finishedShards.add(dataFile);
+      finishedEntries.add(entries);
+      entries = new ArrayList<>();
+      return;
+    }
     Path out = dir.resolve(".shard-" + (finishedShards.size() + 1) + ".safetensors.tmp");
     byte[] header = header(entries, metadata);
     try (FileChannel dst =
@@ -303,8 +412,22 @@ public final class SafetensorsWriter implements AutoCloseable {
       return;
     }
     try {
+      if (plan != null && planned < plan.size()) {
+        throw new IllegalStateException(
+            "closed after "
+                + planned
+                + " of "
+                + plan.size()
+                + " planned tensors; missing '"
+                + plan.get(planned).name()
+                + "'");
+      }
       if (data == null && finishedShards.isEmpty()) {
-        beginTensor(0); // no tensors at all: still a valid (empty) model.safetensors
+        if (plan != null) {
+          openPlannedShard(0);
+        } else {
+          beginTensor("", DType.F32, new long[0], 0); // no tensors: a valid empty file
+        }
       }
       if (data != null) {
         finishShard();

@@ -219,4 +219,74 @@ class SafetensorsWriterTest {
         assertThrows(IOException.class, () -> new SafetensorsWriter(tmp, Map.of()));
     assertTrue(exists.getMessage().contains("already exists"));
   }
+
+  /** The tensors of the plan tests: odd sizes, a zero-length one, one larger than a shard. */
+  private static final List<SafetensorsWriter.Planned> PLAN =
+      List.of(
+          new SafetensorsWriter.Planned("emb", DType.BF16, new long[] {7, 5}),
+          new SafetensorsWriter.Planned("a", DType.F32, new long[] {10}),
+          new SafetensorsWriter.Planned("empty", DType.F16, new long[] {0, 3}),
+          new SafetensorsWriter.Planned("big", DType.F32, new long[] {40}),
+          new SafetensorsWriter.Planned("b", DType.F16, new long[] {3, 3}),
+          new SafetensorsWriter.Planned("c", DType.F32, new long[] {1}));
+
+  private static void writeAll(SafetensorsWriter w) throws IOException {
+    long seed = 0;
+    for (SafetensorsWriter.Planned p : PLAN) {
+      long n = 1;
+      for (long d : p.shape()) {
+        n *= d;
+      }
+      w.write(p.name(), p.dtype(), p.shape(), gaussian((int) n, ++seed));
+    }
+  }
+
+  private static List<String> listing(Path dir) throws IOException {
+    try (Stream<Path> files = Files.list(dir)) {
+      return files.map(f -> f.getFileName().toString()).sorted().toList();
+    }
+  }
+
+  @Test
+  void aPlannedWriterWritesTheSameBytesInOnePass() throws IOException {
+    for (long max : new long[] {Long.MAX_VALUE, 100, 1}) {
+      Path plain = tmp.resolve("plain-" + max);
+      Path planned = tmp.resolve("planned-" + max);
+      try (SafetensorsWriter w = new SafetensorsWriter(plain, max, Map.of("k", "v"))) {
+        writeAll(w);
+      }
+      try (SafetensorsWriter w = SafetensorsWriter.planned(planned, max, Map.of("k", "v"), PLAN)) {
+        writeAll(w);
+      }
+      List<String> files = listing(plain);
+      assertEquals(files, listing(planned), "max " + max);
+      assertTrue(files.size() > (max == Long.MAX_VALUE ? 0 : 2), files.toString());
+      for (String f : files) {
+        assertArrayEquals(
+            Files.readAllBytes(plain.resolve(f)),
+            Files.readAllBytes(planned.resolve(f)),
+            f + " with max " + max);
+      }
+    }
+  }
+
+  @Test
+  void aPlannedWriterRefusesOtherTensorsAndAnUnfinishedPlan() throws IOException {
+    Path wrongOrder = tmp.resolve("wrong");
+    SafetensorsWriter w = SafetensorsWriter.planned(wrongOrder, 100, Map.of(), PLAN);
+    IllegalStateException e =
+        assertThrows(
+            IllegalStateException.class,
+            () -> w.write("a", DType.F32, new long[] {10}, new float[10]));
+    assertTrue(e.getMessage().contains("expected 'emb'"), e.getMessage());
+    w.close();
+    assertEquals(List.of(), listing(wrongOrder));
+
+    Path unfinished = tmp.resolve("unfinished");
+    SafetensorsWriter u = SafetensorsWriter.planned(unfinished, 100, Map.of(), PLAN);
+    u.write("emb", DType.BF16, new long[] {7, 5}, new float[35]);
+    IllegalStateException missing = assertThrows(IllegalStateException.class, u::close);
+    assertTrue(missing.getMessage().contains("missing 'a'"), missing.getMessage());
+    assertEquals(List.of(), listing(unfinished));
+  }
 }

@@ -13,6 +13,8 @@ import dev.compactor.core.quant.export.QuantizedLayerSink;
 import dev.compactor.core.quant.export.QuantizedLinear;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -47,7 +49,28 @@ public final class DequantizedCheckpointSink implements QuantizedLayerSink, Auto
     this.config = ModelConfig.read(sourceDir);
     this.weights = source.weights();
     this.outDir = outDir;
-    this.out = new SafetensorsWriter(outDir, 4L << 30, metadata);
+    this.out = SafetensorsWriter.planned(outDir, 4L << 30, metadata, plan(config, weights));
+  }
+
+  /**
+   * Every tensor in the order this sink writes it (each layer's tensors, then the globals), so the
+   * writer puts each shard's header first and the data is written once.
+   */
+  private static List<SafetensorsWriter.Planned> plan(ModelConfig config, TensorSource weights) {
+    List<SafetensorsWriter.Planned> plan = new ArrayList<>();
+    for (int layer = 0; layer < config.numLayers(); layer++) {
+      String prefix = Layout.layerPrefix(config, "", layer);
+      for (Layout.Spec s : Layout.layer(config)) {
+        String name = prefix + s.name();
+        plan.add(
+            new SafetensorsWriter.Planned(name, floatType(weights.info(name).dtype()), s.shape()));
+      }
+    }
+    for (Layout.Spec s : Layout.globals(config, "")) {
+      TensorInfo t = weights.info(s.name());
+      plan.add(new SafetensorsWriter.Planned(s.name(), t.dtype(), t.shape()));
+    }
+    return plan;
   }
 
   @Override
