@@ -56,7 +56,15 @@ final class PruningPipeline {
       metadata.put("compactor.prune.method", spec.method().name().toLowerCase());
       metadata.put("compactor.prune.sparsity", Double.toString(spec.sparsity()));
       metadata.put("compactor.prune.granularity", spec.granularity().name().toLowerCase());
-      try (SafetensorsWriter out = new SafetensorsWriter(outputDir, MAX_SHARD_BYTES, metadata)) {
+      // Every tensor keeps its name, dtype and shape, so the writer knows the files up front and
+      // writes the data once.
+      List<SafetensorsWriter.Planned> plan = new ArrayList<>();
+      for (String name : src.names()) {
+        TensorInfo t = src.info(name);
+        plan.add(new SafetensorsWriter.Planned(name, t.dtype(), t.shape()));
+      }
+      try (SafetensorsWriter out =
+          SafetensorsWriter.planned(outputDir, MAX_SHARD_BYTES, metadata, plan)) {
         for (String name : src.names()) {
           var target = spec.target(name);
           if (target.isEmpty()) {
