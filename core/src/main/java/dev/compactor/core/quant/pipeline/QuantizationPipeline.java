@@ -170,7 +170,9 @@ public final class QuantizationPipeline {
 
   /**
    * Runs {@code request}; {@code origin} (tool, command line or job, recipe) is copied into the
-   * provenance first. Output directories must be absent or empty.
+   * provenance first. When it already holds {@code input.sha256} (file name to hash, e.g. from a
+   * verified artifact manifest) the input is not hashed again. Output directories must be absent or
+   * empty.
    *
    * @throws IOException on unreadable input or unwritable output
    * @throws IllegalArgumentException when the model does not fit the settings (e.g. group size)
@@ -369,9 +371,12 @@ public final class QuantizationPipeline {
     } else {
       p.putNull("calibration");
     }
-    ObjectNode hashes = p.putObject("input").putObject("sha256");
-    for (Map.Entry<String, String> e : input.sha256Files().entrySet()) {
-      hashes.put(e.getKey(), e.getValue());
+    if (!p.path("input").has("sha256")) {
+      ObjectNode in = p.has("input") ? (ObjectNode) p.get("input") : p.putObject("input");
+      ObjectNode hashes = in.putObject("sha256");
+      for (Map.Entry<String, String> e : input.sha256Files().entrySet()) {
+        hashes.put(e.getKey(), e.getValue());
+      }
     }
     return p;
   }

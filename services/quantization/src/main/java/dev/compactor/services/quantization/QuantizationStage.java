@@ -81,6 +81,13 @@ public final class QuantizationStage implements Stage {
     origin.put("step", ctx.request().getStep());
     origin.set("stage_params", JSON.readTree(ctx.request().getParamsJson()));
     origin.put("recipe", ctx.request().getRecipeYaml());
+    // The input was verified against its manifest on download: reuse those hashes.
+    ctx.inputManifest()
+        .ifPresent(
+            m -> {
+              ObjectNode hashes = origin.putObject("input").putObject("sha256");
+              m.files().forEach(f -> hashes.put(f.path(), f.sha256()));
+            });
     ctx.progress().report(0.0, "quantizing: " + q.label() + ", exports " + params.export());
     QuantizationPipeline.Result r =
         QuantizationPipeline.run(

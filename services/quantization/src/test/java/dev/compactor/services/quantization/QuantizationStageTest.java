@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.recipe.InvalidRecipeException;
 import dev.compactor.core.recipe.QuantizeParams;
+import dev.compactor.runtime.ArtifactManifest;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
 import dev.compactor.services.testkit.TestModels;
@@ -130,5 +131,39 @@ class QuantizationStageTest {
         () ->
             QuantizationStage.check(
                 new QuantizeParams(QuantizeParams.Method.NF4, 4, -1, true, List.of())));
+  }
+
+  @Test
+  void theVerifiedInputManifestsHashesAreRecordedWithoutHashingAgain() throws Exception {
+    List<ArtifactManifest.FileEntry> files = new java.util.ArrayList<>();
+    try (var list = Files.list(model)) {
+      for (Path f : list.sorted().toList()) {
+        // a marker hash: had the stage hashed the files itself, the real SHA-256 would show
+        files.add(
+            new ArtifactManifest.FileEntry(
+                f.getFileName().toString(), Files.size(f), "ab".repeat(32)));
+      }
+    }
+    ArtifactManifest manifest =
+        new ArtifactManifest(
+            "hf-safetensors",
+            files,
+            new ArtifactManifest.Provenance("ingestion", "", null, java.util.Map.of()));
+    StageContext ctx =
+        StageContext.builder(
+                TestModels.request("quantize", "{\"method\":\"rtn\",\"bits\":8,\"group_size\":-1}")
+                    .build())
+            .inputDir(model)
+            .inputManifest(manifest)
+            .outputDir(Files.createDirectories(tmp.resolve("manifest-out")))
+            .workDir(Files.createDirectories(tmp.resolve("manifest-work")))
+            .build();
+    StageResult r = new QuantizationStage().run(ctx);
+    JsonNode hashes =
+        new ObjectMapper()
+            .readTree(r.outputDir().resolve("config.json").toFile())
+            .at("/compactor_provenance/input/sha256");
+    assertEquals(files.size(), hashes.size());
+    assertEquals("ab".repeat(32), hashes.get("model.safetensors").asText());
   }
 }
