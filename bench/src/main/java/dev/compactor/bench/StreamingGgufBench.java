@@ -169,6 +169,9 @@ public final class StreamingGgufBench {
           }
           pos += n;
           read += n;
+          if (n < request) {
+            break; // end of file: a direct read at the unaligned position after it would fail
+          }
         }
       } catch (UnsupportedOperationException | IOException e) {
         return -1;

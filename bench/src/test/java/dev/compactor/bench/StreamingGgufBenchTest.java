@@ -93,4 +93,16 @@ class StreamingGgufBenchTest {
       assertEquals(512L, r.require("llama.vocab_size").asLong());
     }
   }
+
+  @Test
+  void theStorageProbeReadsFilesThatEndOffABlock() throws IOException {
+    Files.write(dir.resolve("a.safetensors"), new byte[3 * 4096 + 123]);
+    Files.write(dir.resolve("b.safetensors"), new byte[4096 + 7]);
+    double gbps = StreamingGgufBench.storageReadBandwidth(dir, 1L << 30);
+    // -1 only where the file system refuses direct I/O (tmpfs); otherwise both files were read
+    assertTrue(gbps > 0 || gbps == -1, "bandwidth " + gbps);
+    if (!"tmpfs".equals(Files.getFileStore(dir).type())) {
+      assertTrue(gbps > 0, "a file ending off a block must not end the probe: " + gbps);
+    }
+  }
 }
