@@ -1,11 +1,11 @@
 package dev.compactor.core.gguf;
 
 /**
- * Builds an importance matrix the way llama.cpp's {@code llama-imatrix} does for one weight: for
- * every input column, the mean over calibration tokens of the squared activation entering the
- * layer. The k-quants weight each column's rounding error by it, so columns that see large inputs
- * are kept more precisely. Feed it activation batches ({@code tokens x columns}); the model hook
- * that captures those activations lives elsewhere.
+ * llama.cpp's {@code llama-imatrix} definition written out plainly, as the independent reference of
+ * the tests: for every input column, the mean over calibration tokens of the squared activation
+ * entering the layer. Production code reads the same sums from {@code LinearStats} while
+ * calibrating layer by layer ({@code GgufExport.imatrix}); feed this one activation batches ({@code
+ * tokens x columns}) from a whole-model forward hook.
  */
 public final class ImatrixCollector {
 
