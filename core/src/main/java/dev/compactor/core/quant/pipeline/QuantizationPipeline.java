@@ -213,10 +213,10 @@ public final class QuantizationPipeline {
     long quantizedModelBytes = -1;
     if (outputs.quantizesLayers()) {
       long l0 = System.nanoTime();
-      summary = quantizeLayers(request, config, samples, provenance, done, l0);
+      summary = quantizeLayers(request, config, input, samples, provenance, done, l0);
       timings.put("quantize_s", seconds(l0));
       quantizedModelBytes =
-          input.totalWeightBytes() - linearSourceBytes(model) + summary.quantizedLinearBytes();
+          input.totalWeightBytes() - linearSourceBytes(input) + summary.quantizedLinearBytes();
     }
     List<GgufFile> gguf = new ArrayList<>();
     if (!outputs.gguf().isEmpty()) {
@@ -246,6 +246,7 @@ public final class QuantizationPipeline {
   private static LayerwiseQuantizer.Summary quantizeLayers(
       Request request,
       ModelConfig config,
+      ModelDirectory input,
       List<int[]> samples,
       ObjectNode provenance,
       Steps done,
@@ -254,7 +255,7 @@ public final class QuantizationPipeline {
     WeightQuantization q = request.quantization();
     Path model = request.model();
     Outputs o = request.outputs();
-    DType floatType = ModelDirectory.open(model).dominantDType();
+    DType floatType = input.dominantDType();
     if (floatType != DType.F16 && floatType != DType.BF16) {
       floatType = DType.F32;
     }
@@ -381,11 +382,11 @@ public final class QuantizationPipeline {
     return p;
   }
 
-  private static long linearSourceBytes(Path model) throws IOException {
+  private static long linearSourceBytes(ModelDirectory input) throws IOException {
     long bytes = 0;
-    try (TensorSource src = Checkpoints.open(model)) {
+    try (TensorSource src = input.weights()) {
       for (String n : src.names()) {
-        if (n.startsWith("model.layers.") && n.endsWith("_proj.weight")) {
+        if (LayerwiseQuantizer.isDecoderLinear(n)) {
           bytes += src.info(n).byteLength();
         }
       }

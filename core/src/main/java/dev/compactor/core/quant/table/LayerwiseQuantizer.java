@@ -160,6 +160,11 @@ public final class LayerwiseQuantizer {
     };
   }
 
+  /** Whether {@code name} is a decoder linear weight of a Llama-family checkpoint. */
+  public static boolean isDecoderLinear(String name) {
+    return name.startsWith("model.layers.") && name.endsWith("_proj.weight");
+  }
+
   /** Packed codes, fp16 scales, packed zero points and int32 group indices. */
   public static long storedBytes(QuantizedLinear l) {
     long n = (long) l.rows() * l.cols();

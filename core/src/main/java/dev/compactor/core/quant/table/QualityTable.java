@@ -118,7 +118,7 @@ public final class QualityTable {
     long linearParams = 0;
     try (TensorSource src = Checkpoints.open(model)) {
       for (String n : src.names()) {
-        if (isLinear(n)) {
+        if (LayerwiseQuantizer.isDecoderLinear(n)) {
           linearBytes += src.info(n).byteLength();
           linearParams += src.info(n).numel();
         }
@@ -216,10 +216,6 @@ public final class QualityTable {
       return new DivergenceEvaluator(setup.seqLen(), setup.seqLen())
           .evaluate(base, m, tokens, ProgressListener.NONE);
     }
-  }
-
-  private static boolean isLinear(String n) {
-    return n.startsWith("model.layers.") && n.endsWith("_proj.weight");
   }
 
   private static String label(WeightQuantization q) {
