@@ -34,6 +34,11 @@ public record WeightQuantization(Method method, int bits, int groupSize, boolean
       this.calibrated = calibrated;
     }
 
+    /** Whether its grid is symmetric by construction (fp8, nf4: no zero points). */
+    public boolean symmetricOnly() {
+      return this == FP8 || this == NF4;
+    }
+
     /** Whether it needs calibration text. */
     public boolean calibrated() {
       return calibrated;
@@ -60,7 +65,7 @@ public record WeightQuantization(Method method, int bits, int groupSize, boolean
     if (method == null) {
       throw new IllegalArgumentException("method must be given");
     }
-    if (!symmetric && (method == Method.FP8 || method == Method.NF4)) {
+    if (!symmetric && method.symmetricOnly()) {
       throw new IllegalArgumentException(
           method.id() + " has a symmetric grid (no zero points); asymmetric is not possible");
     }
@@ -93,7 +98,7 @@ public record WeightQuantization(Method method, int bits, int groupSize, boolean
    * AutoAWQ and llm-compressor's asymmetric schemes store them; symmetric for fp8 and nf4.
    */
   public WeightQuantization(Method method, int bits, int groupSize) {
-    this(method, bits, groupSize, method == Method.FP8 || method == Method.NF4);
+    this(method, bits, groupSize, method.symmetricOnly());
   }
 
   /**

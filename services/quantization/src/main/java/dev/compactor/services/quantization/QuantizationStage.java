@@ -123,9 +123,7 @@ public final class QuantizationStage implements Stage {
   public static WeightQuantization quantization(QuantizeParams p) {
     WeightQuantization.Method method = WeightQuantization.Method.parse(p.method().key());
     int group = p.groupSize() < 0 ? 0 : p.groupSize();
-    boolean inherentlySymmetric =
-        method == WeightQuantization.Method.FP8 || method == WeightQuantization.Method.NF4;
-    return new WeightQuantization(method, p.bits(), group, inherentlySymmetric || p.symmetric());
+    return new WeightQuantization(method, p.bits(), group, method.symmetricOnly() || p.symmetric());
   }
 
   /** The GGUF types asked for; plain {@code gguf} is q8_0 for 8 bits and q4_k for 4. */
