@@ -1,6 +1,7 @@
 package dev.compactor.services.distillation;
 
 import ai.djl.Device;
+import ai.djl.engine.Engine;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.distill.CheckpointSink;
@@ -95,6 +96,9 @@ public final class DistillationStage implements Stage {
     // PyTorch's grad mode is per thread and on by default; DJL switches it off only on the thread
     // that started the engine. The worker's job threads would otherwise run the optimizer's
     // in-place updates under autograd, which PyTorch refuses ("leaf Variable ... in-place").
+    // The engine must be loaded first: in a fresh JVM nothing else has loaded the native library
+    // yet, and the JNI call would fail with UnsatisfiedLinkError (torchSetGradMode).
+    Engine.getEngine("PyTorch");
     JniUtils.setGradMode(false);
     StageSpec spec = StageSpec.fromJson(StageKind.DISTILL, ctx.request().getParamsJson());
     DistillParams p = (DistillParams) spec.params();
