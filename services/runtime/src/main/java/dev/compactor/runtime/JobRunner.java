@@ -94,6 +94,7 @@ final class JobRunner {
   private final BlobStore blobs;
   private final ArtifactStore artifacts;
   private final SchemaRegistryClient registry;
+  private final int maxDeliveries;
   private final Map<String, Serializer<Object>> serializers = new ConcurrentHashMap<>();
 
   JobRunner(Stage stage, StageConfig config, BlobStore blobs, SchemaRegistryClient registry) {
@@ -103,6 +104,7 @@ final class JobRunner {
     this.bucket = config.get(StageConfig.S3_BUCKET);
     this.workRoot = Path.of(config.get(StageConfig.WORK_DIR));
     this.device = config.get(StageConfig.DEVICE_NAME);
+    this.maxDeliveries = config.get(StageConfig.MAX_DELIVERIES);
     this.blobs = blobs;
     this.artifacts = new ArtifactStore(blobs, bucket);
     this.registry = registry;
@@ -141,6 +143,12 @@ final class JobRunner {
       return new Duplicate(m);
     }
 
+    int delivery;
+    try {
+      delivery = countDelivery(markerUri);
+    } catch (RuntimeException e) {
+      return new RetryLater(e);
+    }
     long t0 = System.currentTimeMillis();
     List<CompletionMarker.OutRecord> records;
     boolean completed;
@@ -154,16 +162,30 @@ final class JobRunner {
                     + "-"
                     + UUID.randomUUID());
     try {
-      try {
-        records = compute(job, jobDir, t0);
-        completed = true;
-      } catch (Exception e) {
-        if (job.cancelled.get() || e instanceof CancellationException) {
-          return new Abandoned();
-        }
-        log.warn("{}: stage failed: {}", job.coordinates(), Failures.reason(e));
-        records = List.of(failure(req, e));
+      if (delivery > maxDeliveries) {
+        String why =
+            "started "
+                + (delivery - 1)
+                + " times without an answer (worker crashes, lost partitions or storage faults);"
+                + " giving up on this attempt after COMPACTOR_MAX_DELIVERIES="
+                + maxDeliveries;
+        log.warn("{}: {}", job.coordinates(), why);
+        records = List.of(failure(req, new DeliveriesExhausted(why)));
         completed = false;
+      } else {
+        try {
+          records = compute(job, jobDir, t0);
+          completed = true;
+        } catch (Throwable e) {
+          // Errors too (out of memory, a missing native library): every request gets an answer,
+          // or it would be redelivered forever with its partition blocked behind it.
+          if (job.cancelled.get() || e instanceof CancellationException) {
+            return new Abandoned();
+          }
+          log.warn("{}: stage failed: {}", job.coordinates(), Failures.reason(e), e);
+          records = List.of(failure(req, e));
+          completed = false;
+        }
       }
       if (job.cancelled.get()) {
         return new Abandoned();
@@ -249,7 +271,7 @@ final class JobRunner {
     return records;
   }
 
-  private CompletionMarker.OutRecord failure(StageRequested req, Exception e) {
+  private CompletionMarker.OutRecord failure(StageRequested req, Throwable e) {
     StageFailed failed =
         StageFailed.newBuilder()
             .setJobId(req.getJobId())
@@ -277,6 +299,43 @@ final class JobRunner {
             topic.name(), n -> (Serializer<Object>) topic.valueSerde(registry).serializer());
     byte[] key = topic.keySerde().serializer().serialize(topic.name(), jobId);
     return new CompletionMarker.OutRecord(topic.name(), key, ser.serialize(topic.name(), value));
+  }
+
+  /** Thrown in no stage: the reason of the StageFailed that ends a request started too often. */
+  static final class DeliveriesExhausted extends RuntimeException {
+    DeliveriesExhausted(String message) {
+      super(message);
+    }
+  }
+
+  /**
+   * Counts this start of the request in S3 next to its marker and returns the count (1 for the
+   * first): in-process counters would forget the starts that crashed their worker. Only one worker
+   * owns a partition at a time, so read-then-write is enough.
+   */
+  private int countDelivery(S3Uri markerUri) {
+    S3Uri counter =
+        new S3Uri(
+            markerUri.bucket(),
+            markerUri.key().substring(0, markerUri.key().length() - ".json".length())
+                + ".deliveries");
+    int previous = 0;
+    try {
+      previous =
+          Integer.parseInt(
+              new String(blobs.getBytes(counter, 32), java.nio.charset.StandardCharsets.US_ASCII)
+                  .strip());
+    } catch (BlobStore.BlobNotFoundException e) {
+      previous = 0;
+    } catch (NumberFormatException e) {
+      log.warn("{}: unreadable delivery counter, counting from 1", counter);
+    }
+    int now = previous + 1;
+    blobs.putBytes(
+        counter,
+        Integer.toString(now).getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+        "text/plain");
+    return now;
   }
 
   private Optional<CompletionMarker> readMarker(S3Uri uri) {

@@ -124,6 +124,16 @@ public final class StageConfig {
           60_000,
           "Longest single poll of the request topic. New requests and finished jobs end a poll"
               + " at once; this only bounds how late the end of a retry backoff is noticed.");
+  public static final ConfigKey<Integer> MAX_DELIVERIES =
+      ConfigKey.integer(
+          "COMPACTOR_MAX_DELIVERIES",
+          8,
+          1,
+          1_000,
+          "How often one request may be started before its worker answers StageFailed instead of"
+              + " trying again: bounds redeliveries after storage faults, lost partitions and"
+              + " worker crashes (counted in S3, across processes). That StageFailed is retriable,"
+              + " so the orchestrator's COMPACTOR_MAX_ATTEMPTS then applies.");
   public static final ConfigKey<Integer> RETRY_ATTEMPTS =
       ConfigKey.integer(
           "COMPACTOR_RETRY_ATTEMPTS",
@@ -165,6 +175,7 @@ public final class StageConfig {
           MAX_POLL_INTERVAL_MS,
           SESSION_TIMEOUT_MS,
           POLL_TIMEOUT_MS,
+          MAX_DELIVERIES,
           RETRY_ATTEMPTS,
           RETRY_INITIAL_BACKOFF_MS,
           RETRY_MAX_BACKOFF_MS,
