@@ -95,6 +95,7 @@ final class JobRunner {
   private final ArtifactStore artifacts;
   private final SchemaRegistryClient registry;
   private final int maxDeliveries;
+  private final long memoryBudgetBytes;
   private final Map<String, Serializer<Object>> serializers = new ConcurrentHashMap<>();
 
   JobRunner(Stage stage, StageConfig config, BlobStore blobs, SchemaRegistryClient registry) {
@@ -105,6 +106,7 @@ final class JobRunner {
     this.workRoot = Path.of(config.get(StageConfig.WORK_DIR));
     this.device = config.get(StageConfig.DEVICE_NAME);
     this.maxDeliveries = config.get(StageConfig.MAX_DELIVERIES);
+    this.memoryBudgetBytes = config.memoryBudgetBytes();
     this.blobs = blobs;
     this.artifacts = new ArtifactStore(blobs, bucket);
     this.registry = registry;
@@ -221,6 +223,7 @@ final class JobRunner {
             .outputDir(output)
             .workDir(scratch)
             .device(device)
+            .memoryBudgetBytes(memoryBudgetBytes)
             .blobs(blobs)
             .artifacts(artifacts)
             .cancelled(job.cancelled::get)

@@ -124,6 +124,15 @@ public final class StageConfig {
           60_000,
           "Longest single poll of the request topic. New requests and finished jobs end a poll"
               + " at once; this only bounds how late the end of a retry backoff is noticed.");
+  public static final ConfigKey<Long> MEMORY_BUDGET_BYTES =
+      ConfigKey.longValue(
+          "COMPACTOR_MEMORY_BUDGET_BYTES",
+          0,
+          0,
+          Long.MAX_VALUE,
+          "Bytes one step may use on this worker; a step whose estimated memory is above it is"
+              + " refused with the estimate before it loads anything (and the whole job is refused"
+              + " when it starts). 0: 80% of the machine's physical memory.");
   public static final ConfigKey<Integer> MAX_DELIVERIES =
       ConfigKey.integer(
           "COMPACTOR_MAX_DELIVERIES",
@@ -176,6 +185,7 @@ public final class StageConfig {
           SESSION_TIMEOUT_MS,
           POLL_TIMEOUT_MS,
           MAX_DELIVERIES,
+          MEMORY_BUDGET_BYTES,
           RETRY_ATTEMPTS,
           RETRY_INITIAL_BACKOFF_MS,
           RETRY_MAX_BACKOFF_MS,
@@ -373,5 +383,18 @@ public final class StageConfig {
     public List<String> problems() {
       return problems;
     }
+  }
+
+  /** {@link #MEMORY_BUDGET_BYTES}, with 0 resolved to 80% of the physical memory. */
+  public long memoryBudgetBytes() {
+    long configured = get(MEMORY_BUDGET_BYTES);
+    if (configured > 0) {
+      return configured;
+    }
+    var os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+    if (os instanceof com.sun.management.OperatingSystemMXBean sun) {
+      return sun.getTotalMemorySize() / 10 * 8;
+    }
+    return Long.MAX_VALUE;
   }
 }
