@@ -133,6 +133,14 @@ public final class StageConfig {
           "Bytes one step may use on this worker; a step whose estimated memory is above it is"
               + " refused with the estimate before it loads anything (and the whole job is refused"
               + " when it starts). 0: 80% of the machine's physical memory.");
+  public static final ConfigKey<Integer> PROGRESS_INTERVAL_MS =
+      ConfigKey.integer(
+          "COMPACTOR_PROGRESS_INTERVAL_MS",
+          2_000,
+          100,
+          3_600_000,
+          "How often a running step sends StageProgress (fraction, message) to"
+              + " compactor.stage.progress, for `watch` and `demo`.");
   public static final ConfigKey<Integer> MAX_DELIVERIES =
       ConfigKey.integer(
           "COMPACTOR_MAX_DELIVERIES",
@@ -185,6 +193,7 @@ public final class StageConfig {
           SESSION_TIMEOUT_MS,
           POLL_TIMEOUT_MS,
           MAX_DELIVERIES,
+          PROGRESS_INTERVAL_MS,
           MEMORY_BUDGET_BYTES,
           RETRY_ATTEMPTS,
           RETRY_INITIAL_BACKOFF_MS,

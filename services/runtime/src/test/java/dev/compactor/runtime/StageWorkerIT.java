@@ -8,8 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.compactor.events.ArtifactRef;
+import dev.compactor.events.JobState;
+import dev.compactor.events.JobStatus;
 import dev.compactor.events.StageCompleted;
 import dev.compactor.events.StageFailed;
+import dev.compactor.events.StageProgress;
 import dev.compactor.events.StageRequested;
 import dev.compactor.infra.LocalStack;
 import dev.compactor.schemas.Topics;
@@ -211,6 +214,52 @@ class StageWorkerIT {
     assertTrue(unlinked.getReason().startsWith("UnsatisfiedLinkError: "), unlinked.getReason());
     awaitOne(Topics.STAGE_COMPLETED.name(), good, StageCompleted.class);
     assertEquals(1, stage.started(oom, 1));
+  }
+
+  /** Issue 8: a cancelled job's running step stops and is consumed without an answer. */
+  @Test
+  void aCancelledJobsStepStopsUnpublishedAndItsLaterRequestsAreSkipped() throws Exception {
+    startWorker("quantize", "w-cancel");
+    String job = newJobId();
+    produce(request("quantize", job, 1, "{\"work_ms\": 60000}"));
+    await().atMost(WAIT).until(() -> stage.started(job, 1) == 1);
+    // progress arrives while it runs
+    StageProgress progress = awaitOne(Topics.STAGE_PROGRESS.name(), job, StageProgress.class);
+    assertEquals(1, progress.getStep());
+    assertEquals("w-cancel", progress.getWorker());
+    publishStatus(job, JobState.CANCELLED);
+    String next = newJobId();
+    produce(request("quantize", next, 1, "{}"));
+    awaitOne(Topics.STAGE_COMPLETED.name(), next, StageCompleted.class);
+    // a later request of the cancelled job (a retry in flight) is consumed without running
+    produce(request("quantize", job, 2, "{}"));
+    String last = newJobId();
+    produce(request("quantize", last, 1, "{}"));
+    awaitOne(Topics.STAGE_COMPLETED.name(), last, StageCompleted.class);
+    assertEquals(0, stage.started(job, 2));
+    assertEquals(0, events.count(Topics.STAGE_COMPLETED.name(), job));
+    assertEquals(0, events.count(Topics.STAGE_FAILED.name(), job));
+    assertEquals(0, stage.runs(job, 1));
+  }
+
+  private static void publishStatus(String job, JobState state) throws Exception {
+    JobStatus status =
+        JobStatus.newBuilder()
+            .setJobId(job)
+            .setState(state)
+            .setStep(1)
+            .setTotalSteps(3)
+            .setStage("quantize")
+            .setMessage("cancelled by test")
+            .setUpdatedAtMs(System.currentTimeMillis())
+            .build();
+    produceRaw(
+        Topics.JOBS_STATUS.name(),
+        job,
+        Topics.JOBS_STATUS
+            .valueSerde(registry)
+            .serializer()
+            .serialize(Topics.JOBS_STATUS.name(), status));
   }
 
   /** A request that keeps losing its worker is answered after COMPACTOR_MAX_DELIVERIES starts. */
