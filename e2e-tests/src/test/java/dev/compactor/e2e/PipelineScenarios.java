@@ -159,7 +159,7 @@ abstract class PipelineScenarios {
               }
               return switch (last.getState()) {
                 case SUCCEEDED -> l.stream().anyMatch(ModelReady.class::isInstance);
-                case FAILED, REJECTED -> true;
+                case FAILED, REJECTED, CANCELLED -> true;
                 default -> false;
               };
             });

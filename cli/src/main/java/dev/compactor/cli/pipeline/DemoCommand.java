@@ -54,12 +54,14 @@ public final class DemoCommand implements Command {
 
   @Override
   public String usage() {
-    return "[--json] [--recipe FILE] [--keep] [--model DIR (instead of the tiny model)]";
+    return "[--json] [--recipe FILE] [--keep] [--model DIR (instead of the tiny model)]"
+        + " [--in-process (stage workers in this JVM)]";
   }
 
   @Override
   public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
-    Args args = Args.parse(argv, Set.of("recipe", "data", "model"), Set.of("json", "keep"));
+    Args args =
+        Args.parse(argv, Set.of("recipe", "data", "model"), Set.of("json", "keep", "in-process"));
     Path recipe = Path.of(args.string("recipe", DEFAULT_RECIPE.toString()));
     if (!Files.isRegularFile(recipe)) {
       throw new UsageException("recipe " + recipe + ": expected a YAML file, found none");
@@ -84,7 +86,9 @@ public final class DemoCommand implements Command {
     ModelReady ready = null;
     JobStatus last = null;
     List<StageCompleted> seenSteps = new ArrayList<>();
-    try (PipelineStack stack = PipelineStack.start(data, 0);
+    PipelineStack.Workers mode =
+        args.has("in-process") ? PipelineStack.Workers.IN_PROCESS : PipelineStack.Workers.PROCESSES;
+    try (PipelineStack stack = PipelineStack.start(data, 0, mode);
         PipelineClient client =
             new PipelineClient(stack.bootstrapServers(), stack.schemaRegistryUrl())) {
       err.printf("demo: stack up after %.1f s%n", (System.nanoTime() - t0) / 1e9);

@@ -36,6 +36,19 @@ public final class PipelineStack implements AutoCloseable {
   public static final List<String> STAGES =
       List.of("ingestion", "prune", "quantize", "distill", "evaluate", "publish");
 
+  /** How the stage workers run. */
+  public enum Workers {
+    /** In this JVM: quick to start (tests). */
+    IN_PROCESS,
+    /**
+     * One JVM per stage service ({@link WorkerProcess}): a worker running out of memory or crashing
+     * takes down only itself ({@code up} and {@code demo}).
+     */
+    PROCESSES,
+    /** None: only the backbone and the orchestrator (workers are started by the caller). */
+    NONE
+  }
+
   /** Where the backbone (Kafka, schema registry, S3) of a stack is. */
   public record Endpoints(
       String bootstrapServers,
@@ -61,8 +74,10 @@ public final class PipelineStack implements AutoCloseable {
   private final Endpoints endpoints;
   private final OrchestratorService orchestrator;
   private final Map<String, List<StageService>> workers = new LinkedHashMap<>();
+  private final List<WorkerProcess> processes = new ArrayList<>();
   private final BlobStore blobs;
   private final Path workRoot;
+  private final Path logDir;
 
   private PipelineStack(
       LocalStack stack, Endpoints endpoints, OrchestratorService orchestrator, Path workRoot) {
@@ -70,6 +85,7 @@ public final class PipelineStack implements AutoCloseable {
     this.endpoints = endpoints;
     this.orchestrator = orchestrator;
     this.workRoot = workRoot;
+    this.logDir = workRoot.resolveSibling("logs");
     this.blobs = BlobStore.create(stageConfig("ingestion", "client"));
   }
 
@@ -79,9 +95,18 @@ public final class PipelineStack implements AutoCloseable {
    * @param orchestratorPort HTTP port of the job API (0: any free port)
    */
   public static PipelineStack start(Path dataDir, int orchestratorPort) throws IOException {
+    return start(dataDir, orchestratorPort, Workers.IN_PROCESS);
+  }
+
+  /**
+   * Starts the stack with its state under {@code dataDir} and one worker per stage, run as {@code
+   * workers} says.
+   */
+  public static PipelineStack start(Path dataDir, int orchestratorPort, Workers workers)
+      throws IOException {
     LocalStack stack = LocalStack.start(dataDir.resolve("stack"));
     try {
-      return start(stack, Endpoints.of(stack), dataDir, orchestratorPort);
+      return start(stack, Endpoints.of(stack), dataDir, orchestratorPort, workers);
     } catch (IOException | RuntimeException e) {
       stack.close();
       throw e;
@@ -94,11 +119,11 @@ public final class PipelineStack implements AutoCloseable {
    */
   public static PipelineStack connect(Endpoints endpoints, Path dataDir, int orchestratorPort)
       throws IOException {
-    return start(null, endpoints, dataDir, orchestratorPort);
+    return start(null, endpoints, dataDir, orchestratorPort, Workers.IN_PROCESS);
   }
 
   private static PipelineStack start(
-      LocalStack stack, Endpoints endpoints, Path dataDir, int orchestratorPort)
+      LocalStack stack, Endpoints endpoints, Path dataDir, int orchestratorPort, Workers workers)
       throws IOException {
     OrchestratorService orchestrator = null;
     try {
@@ -113,8 +138,17 @@ public final class PipelineStack implements AutoCloseable {
               stack, endpoints, orchestrator, Files.createDirectories(dataDir.resolve("work")));
       p.blobs.ensureBucket(LocalStack.ARTIFACTS_BUCKET);
       p.blobs.ensureBucket(LocalStack.DATA_BUCKET);
-      for (String stage : STAGES) {
-        p.addWorker(stage, stage + "-1");
+      try {
+        for (String stage : STAGES) {
+          switch (workers) {
+            case IN_PROCESS -> p.addWorker(stage, stage + "-1");
+            case PROCESSES -> p.addProcess(stage, stage + "-1", List.of());
+            case NONE -> {}
+          }
+        }
+      } catch (IOException | RuntimeException e) {
+        p.closeWorkers();
+        throw e;
       }
       return p;
     } catch (IOException | RuntimeException e) {
@@ -133,6 +167,43 @@ public final class PipelineStack implements AutoCloseable {
     return service;
   }
 
+  /**
+   * Starts one more worker of {@code stage} in a JVM of its own (same consumer group), logging to
+   * {@code <data>/logs/<id>.log}.
+   *
+   * @param jvmOptions extra JVM options, e.g. a memory limit
+   */
+  public synchronized WorkerProcess addProcess(String stage, String id, List<String> jvmOptions)
+      throws IOException {
+    return addProcess(stage, id, jvmOptions, Map.of());
+  }
+
+  /**
+   * {@link #addProcess(String, String, List)} with some settings replaced.
+   *
+   * @param settings {@code COMPACTOR_*} values that replace the stack's
+   */
+  public synchronized WorkerProcess addProcess(
+      String stage, String id, List<String> jvmOptions, Map<String, String> settings)
+      throws IOException {
+    Map<String, String> env = stageEnv(stage, id);
+    env.putAll(settings);
+    StageConfig.of(env); // a bad setting fails here, not in a log file
+    WorkerProcess w = WorkerProcess.start(stage, id, env, jvmOptions, logDir);
+    processes.add(w);
+    return w;
+  }
+
+  /** The worker processes started so far (alive or not). */
+  public synchronized List<WorkerProcess> processes() {
+    return List.copyOf(processes);
+  }
+
+  /** Where worker processes log. */
+  public Path logDir() {
+    return logDir;
+  }
+
   /** The running workers of {@code stage}. */
   public synchronized List<StageService> workers(String stage) {
     return List.copyOf(workers.getOrDefault(stage, List.of()));
@@ -146,6 +217,11 @@ public final class PipelineStack implements AutoCloseable {
 
   /** The settings a stage worker of this stack gets. */
   public StageConfig stageConfig(String stage, String workerId) {
+    return StageConfig.of(stageEnv(stage, workerId));
+  }
+
+  /** {@link #stageConfig} as environment variables. */
+  public Map<String, String> stageEnv(String stage, String workerId) {
     Map<String, String> env = new HashMap<>();
     env.put(StageConfig.KAFKA_BOOTSTRAP.envName(), endpoints.bootstrapServers());
     env.put(StageConfig.SCHEMA_REGISTRY_URL.envName(), endpoints.schemaRegistryUrl());
@@ -159,7 +235,7 @@ public final class PipelineStack implements AutoCloseable {
     env.put(StageConfig.WORK_DIR.envName(), workRoot.resolve(workerId).toString());
     env.put(StageConfig.SESSION_TIMEOUT_MS.envName(), "10000");
     env.put(StageConfig.RETRY_ATTEMPTS.envName(), "3");
-    return StageConfig.of(env);
+    return env;
   }
 
   private static Function<StageConfig, Stage> adapter(String stage) {
@@ -206,14 +282,22 @@ public final class PipelineStack implements AutoCloseable {
     return "http://127.0.0.1:" + orchestrator.httpPort();
   }
 
-  @Override
-  public synchronized void close() {
+  private synchronized void closeWorkers() {
     for (List<StageService> l : workers.values()) {
       for (StageService s : l) {
         s.close();
       }
     }
     workers.clear();
+    // SIGTERM to all first, so they stop in parallel
+    processes.forEach(w -> ProcessHandle.of(w.pid()).ifPresent(ProcessHandle::destroy));
+    processes.forEach(WorkerProcess::close);
+    processes.clear();
+  }
+
+  @Override
+  public synchronized void close() {
+    closeWorkers();
     orchestrator.close();
     blobs.close();
     if (stack != null) {

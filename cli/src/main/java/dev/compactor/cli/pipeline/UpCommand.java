@@ -26,12 +26,12 @@ public final class UpCommand implements Command {
 
   @Override
   public String usage() {
-    return "[--data DIR] [--port HTTP_PORT]";
+    return "[--data DIR] [--port HTTP_PORT] [--in-process (stage workers in this JVM)]";
   }
 
   @Override
   public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
-    Args args = Args.parse(argv, Set.of("data", "port"), Set.of());
+    Args args = Args.parse(argv, Set.of("data", "port"), Set.of("in-process"));
     Path data =
         Files.createDirectories(
             Path.of(
@@ -39,7 +39,13 @@ public final class UpCommand implements Command {
                     "data",
                     Path.of(System.getProperty("user.home"), ".cache", "compactor", "stack")
                         .toString())));
-    PipelineStack stack = PipelineStack.start(data, args.integer("port", 8080));
+    PipelineStack stack =
+        PipelineStack.start(
+            data,
+            args.integer("port", 8080),
+            args.has("in-process")
+                ? PipelineStack.Workers.IN_PROCESS
+                : PipelineStack.Workers.PROCESSES);
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime()
         .addShutdownHook(
@@ -58,6 +64,9 @@ public final class UpCommand implements Command {
     out.println("export COMPACTOR_S3_SECRET_KEY=" + e.s3SecretKey());
     out.println("export COMPACTOR_ORCHESTRATOR_URL=" + stack.orchestratorUrl());
     out.println("Jobs: " + stack.orchestratorUrl() + "/jobs");
+    if (!args.has("in-process")) {
+      out.println("Stage workers: one process each, logs in " + stack.logDir());
+    }
     out.flush();
     stopped.await();
     return 0;

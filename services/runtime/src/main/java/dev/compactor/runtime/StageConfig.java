@@ -133,6 +133,14 @@ public final class StageConfig {
           "Bytes one step may use on this worker; a step whose estimated memory is above it is"
               + " refused with the estimate before it loads anything (and the whole job is refused"
               + " when it starts). 0: 80% of the machine's physical memory.");
+  public static final ConfigKey<Long> PARENT_PID =
+      ConfigKey.longValue(
+          "COMPACTOR_PARENT_PID",
+          0,
+          0,
+          Long.MAX_VALUE,
+          "Exit when this process ends (set by `compactor up`/`demo` for the workers it starts);"
+              + " 0 = none.");
   public static final ConfigKey<Integer> PROGRESS_INTERVAL_MS =
       ConfigKey.integer(
           "COMPACTOR_PROGRESS_INTERVAL_MS",
@@ -194,6 +202,7 @@ public final class StageConfig {
           POLL_TIMEOUT_MS,
           MAX_DELIVERIES,
           PROGRESS_INTERVAL_MS,
+          PARENT_PID,
           MEMORY_BUDGET_BYTES,
           RETRY_ATTEMPTS,
           RETRY_INITIAL_BACKOFF_MS,

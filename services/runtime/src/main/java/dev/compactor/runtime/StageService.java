@@ -67,6 +67,20 @@ public final class StageService implements AutoCloseable {
     StageService service = start(stage, config);
     Thread hook = new Thread(service::close, "stage-service-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
+    long parent = config.get(StageConfig.PARENT_PID);
+    if (parent > 0) {
+      // a worker started by `compactor up` must not outlive it, even after a kill -9 of it
+      ProcessHandle.of(parent)
+          .ifPresentOrElse(
+              p ->
+                  p.onExit()
+                      .thenRun(
+                          () -> {
+                            log.info("parent process {} ended; stopping", parent);
+                            System.exit(0);
+                          }),
+              () -> System.exit(0));
+    }
     try {
       while (!service.worker.awaitTermination(Duration.ofSeconds(1))) {
         // waiting for SIGTERM or a worker failure

@@ -1,0 +1,110 @@
+package dev.compactor.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.compactor.cli.pipeline.DemoCommand;
+import dev.compactor.cli.pipeline.PipelineClient;
+import dev.compactor.cli.pipeline.PipelineStack;
+import dev.compactor.core.tiny.TinyReferenceModel;
+import dev.compactor.events.JobState;
+import dev.compactor.events.JobStatus;
+import dev.compactor.events.ModelReady;
+import dev.compactor.events.StageFailed;
+import dev.compactor.infra.LocalStack;
+import dev.compactor.runtime.S3Uri;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.apache.avro.specific.SpecificRecord;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Issue 8: every recipe in {@code recipes/} runs to its end — SUCCEEDED, published once — on the
+ * tiny reference model, on the embedded stack, all submitted at once (so the stages overlap as they
+ * would for several users).
+ */
+class RecipesIT {
+  private static final Duration TIMEOUT = Duration.ofMinutes(20);
+
+  @TempDir Path tmp;
+
+  @Test
+  void everyShippedRecipeSucceedsAndPublishesOnce() throws Exception {
+    List<Path> recipes;
+    try (Stream<Path> s = Files.list(Path.of("..", "recipes"))) {
+      recipes = s.filter(p -> p.toString().endsWith(".yaml")).sorted().toList();
+    }
+    assertTrue(recipes.size() >= 5, recipes.toString());
+    Path model = TinyReferenceModel.buildOrReuse((phase, done, total) -> {});
+    try (PipelineStack stack = PipelineStack.start(tmp.resolve("stack"), 0);
+        PipelineClient client =
+            new PipelineClient(stack.bootstrapServers(), stack.schemaRegistryUrl())) {
+      String modelUri =
+          PipelineClient.upload(
+              stack.blobs(), model, new S3Uri(LocalStack.DATA_BUCKET, "models/tiny/"));
+      stack
+          .blobs()
+          .putBytes(
+              S3Uri.parse(DemoCommand.CALIBRATION_URI),
+              DemoCommand.calibrationText().getBytes(StandardCharsets.UTF_8),
+              "text/plain");
+      try (PipelineClient.Follower f = client.follow(false)) {
+        Map<String, String> jobs = new LinkedHashMap<>();
+        for (Path r : recipes) {
+          jobs.put(client.submit(modelUri, Files.readString(r), "recipes-it"), r.toString());
+        }
+        Map<String, List<SpecificRecord>> events = new HashMap<>();
+        jobs.keySet().forEach(j -> events.put(j, new ArrayList<>()));
+        long end = System.nanoTime() + TIMEOUT.toNanos();
+        while (System.nanoTime() < end && !allPublishedOrEnded(events)) {
+          for (SpecificRecord r : f.poll(null, Duration.ofMillis(500))) {
+            Object id = r.get(r.getSchema().getField("jobId").pos());
+            if (id != null && events.containsKey(id.toString())) {
+              events.get(id.toString()).add(r);
+            }
+          }
+        }
+        for (Map.Entry<String, String> job : jobs.entrySet()) {
+          List<SpecificRecord> l = events.get(job.getKey());
+          JobStatus last = PipelineScenarios.lastStatus(l);
+          String failures =
+              l.stream()
+                  .filter(StageFailed.class::isInstance)
+                  .map(Object::toString)
+                  .toList()
+                  .toString();
+          assertEquals(
+              JobState.SUCCEEDED,
+              last == null ? null : last.getState(),
+              job.getValue() + ": " + last + " " + failures);
+          assertEquals(1, PipelineScenarios.count(l, ModelReady.class), job.getValue());
+        }
+      }
+    }
+  }
+
+  private static boolean allPublishedOrEnded(Map<String, List<SpecificRecord>> events) {
+    return events.values().stream()
+        .allMatch(
+            l -> {
+              JobStatus last = PipelineScenarios.lastStatus(l);
+              if (last == null) {
+                return false;
+              }
+              return switch (last.getState()) {
+                case SUCCEEDED -> l.stream().anyMatch(ModelReady.class::isInstance);
+                case FAILED, REJECTED, CANCELLED -> true;
+                default -> false;
+              };
+            });
+  }
+}
