@@ -2,7 +2,6 @@ package dev.compactor.core.distill;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.compactor.core.train.CosineSchedule;
 import dev.compactor.core.train.GradientClipping;
@@ -60,11 +59,11 @@ final class StudentOptimizer implements AutoCloseable {
       m.put(e.getKey(), state.zeros(e.getValue().getShape()));
       v.put(e.getKey(), state.zeros(e.getValue().getShape()));
       if (sparse.contains(e.getKey())) {
-        try (NDArray zero = state.zeros(new Shape());
-            NDArray nonZero = e.getValue().neq(zero)) {
-          NDArray mask = nonZero.toType(DataType.FLOAT32, false);
-          mask.attach(state);
-          keep.put(e.getKey(), mask);
+        // a boolean mask: a quarter of a float one, and torch multiplies floats by it in place
+        try (NDArray zero = state.zeros(new Shape())) {
+          NDArray nonZero = e.getValue().neq(zero);
+          nonZero.attach(state);
+          keep.put(e.getKey(), nonZero);
         }
       }
     }
