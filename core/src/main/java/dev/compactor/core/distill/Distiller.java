@@ -11,15 +11,18 @@ import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.StreamingTransformer;
 import dev.compactor.core.model.Transformer;
+import dev.compactor.core.quant.table.LayerwiseQuantizer;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -115,12 +118,19 @@ public final class Distiller {
     Map<String, NDArray> params = student.parameters();
     try (NDManager constants = NDManager.newBaseManager(student.device());
         DistillationLoss loss = new DistillationLoss(constants, spec.temperature(), spec.alpha());
-        StudentOptimizer optimizer = new StudentOptimizer(params, spec, constants)) {
+        StudentOptimizer optimizer =
+            new StudentOptimizer(params, spec, constants, prunedWeights(params))) {
+      if (!optimizer.maskedParameters().isEmpty()) {
+        LOG.info(
+            "keeping the zeros of {} pruned decoder linear weights at zero",
+            optimizer.maskedParameters().size());
+      }
       long first = 0;
       Optional<CheckpointSink.Checkpoint> latest = sink.latest();
       if (latest.isPresent()) {
         first =
             DistillationCheckpoint.restore(latest.get(), spec, windows.size(), params, optimizer);
+        optimizer.applyMasks();
         LOG.info("resuming distillation at step {} from {}", first, latest.get().directory());
       }
       List<Double> losses = new ArrayList<>();
@@ -166,6 +176,27 @@ public final class Distiller {
           seconds,
           checkpoints);
     }
+  }
+
+  /**
+   * The decoder linear weights that hold exact zeros: a student initialised from a pruned model
+   * must come out with the same zeros, or distillation undoes the pruning.
+   */
+  static Set<String> prunedWeights(Map<String, NDArray> params) {
+    Set<String> out = new LinkedHashSet<>();
+    for (Map.Entry<String, NDArray> e : params.entrySet()) {
+      if (!LayerwiseQuantizer.isDecoderLinear(e.getKey())) {
+        continue;
+      }
+      try (NDArray zero = e.getValue().getManager().zeros(new Shape());
+          NDArray isZero = e.getValue().eq(zero);
+          NDArray any = isZero.any()) {
+        if (any.getBoolean()) {
+          out.add(e.getKey());
+        }
+      }
+    }
+    return out;
   }
 
   private static double trainStep(

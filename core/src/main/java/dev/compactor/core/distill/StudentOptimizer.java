@@ -2,11 +2,13 @@ package dev.compactor.core.distill;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import dev.compactor.core.train.CosineSchedule;
 import dev.compactor.core.train.GradientClipping;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * AdamW (Loshchilov and Hutter 2019, PyTorch's update rule with bias correction and decoupled
@@ -31,6 +33,7 @@ final class StudentOptimizer implements AutoCloseable {
   private final NDManager state;
   private final Map<String, NDArray> m = new LinkedHashMap<>();
   private final Map<String, NDArray> v = new LinkedHashMap<>();
+  private final Map<String, NDArray> keep = new LinkedHashMap<>();
   private final NDArray beta1;
   private final NDArray oneMinusBeta1;
   private final NDArray beta2;
@@ -39,6 +42,15 @@ final class StudentOptimizer implements AutoCloseable {
   private long updates;
 
   StudentOptimizer(Map<String, NDArray> params, DistillationSpec spec, NDManager parent) {
+    this(params, spec, parent, Set.of());
+  }
+
+  /**
+   * An optimizer that keeps the exact zeros of the parameters named in {@code sparse} at zero: a
+   * pruned student stays pruned. Their zero masks are taken now, from the weights as they are.
+   */
+  StudentOptimizer(
+      Map<String, NDArray> params, DistillationSpec spec, NDManager parent, Set<String> sparse) {
     this.params = params;
     this.spec = spec;
     this.state = parent.newSubManager();
@@ -46,6 +58,14 @@ final class StudentOptimizer implements AutoCloseable {
       e.getValue().setRequiresGradient(true);
       m.put(e.getKey(), state.zeros(e.getValue().getShape()));
       v.put(e.getKey(), state.zeros(e.getValue().getShape()));
+      if (sparse.contains(e.getKey())) {
+        // a boolean mask: a quarter of a float one, and torch multiplies floats by it in place
+        try (NDArray zero = state.zeros(new Shape())) {
+          NDArray nonZero = e.getValue().neq(zero);
+          nonZero.attach(state);
+          keep.put(e.getKey(), nonZero);
+        }
+      }
     }
     beta1 = state.create(BETA1);
     oneMinusBeta1 = state.create(1f - BETA1);
@@ -70,6 +90,10 @@ final class StudentOptimizer implements AutoCloseable {
    * gradients for the next backward pass.
    */
   void step(long step) {
+    // Pruned positions get no gradient: they neither count in the clipping norm nor build moments.
+    for (Map.Entry<String, NDArray> e : keep.entrySet()) {
+      params.get(e.getKey()).getGradient().muli(e.getValue());
+    }
     if (spec.maxGradNorm() > 0f) {
       double norm = GradientClipping.clipGlobalNorm(params.values(), spec.maxGradNorm());
       if (!Double.isFinite(norm)) {
@@ -110,6 +134,22 @@ final class StudentOptimizer implements AutoCloseable {
         }
       }
     }
+    applyMasks();
+  }
+
+  /**
+   * Sets every pruned position back to exactly 0.0 (with their gradients masked the update leaves
+   * them there already; this also covers weights restored from a checkpoint).
+   */
+  void applyMasks() {
+    for (Map.Entry<String, NDArray> e : keep.entrySet()) {
+      params.get(e.getKey()).muli(e.getValue());
+    }
+  }
+
+  /** Names of the parameters whose zeros this optimizer keeps. */
+  Set<String> maskedParameters() {
+    return Collections.unmodifiableSet(keep.keySet());
   }
 
   Map<String, NDArray> firstMoments() {

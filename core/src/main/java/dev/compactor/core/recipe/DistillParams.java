@@ -2,8 +2,11 @@ package dev.compactor.core.recipe;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.compactor.core.io.DType;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 
 /**
  * Layer-dropping distillation: a student built from a subset of the teacher's decoder layers is
@@ -17,6 +20,8 @@ import java.util.List;
  * @param steps optimizer steps
  * @param lr learning rate
  * @param checkpointEvery write a resumable checkpoint every this many steps; 0 for only the end
+ * @param dtype storage type of the student's weights (F32, F16 or BF16); null keeps the input
+ *     model's
  */
 public record DistillParams(
     List<Integer> layers,
@@ -25,14 +30,33 @@ public record DistillParams(
     double alpha,
     int steps,
     double lr,
-    int checkpointEvery)
+    int checkpointEvery,
+    DType dtype)
     implements StageParams {
+
+  /** The recipe spellings of {@code dtype}. */
+  static final Map<String, DType> DTYPES =
+      Map.of("f32", DType.F32, "f16", DType.F16, "bf16", DType.BF16);
 
   public DistillParams {
     layers = List.copyOf(layers);
     if (layers.isEmpty() == (keepLayers == 0)) {
       throw new IllegalArgumentException("give exactly one of layers and keep_layers");
     }
+    if (dtype != null && !DTYPES.containsValue(dtype)) {
+      throw new IllegalArgumentException("dtype must be F32, F16 or BF16, found " + dtype);
+    }
+  }
+
+  /**
+   * The type to store the student as: the recipe's {@code dtype}, else the input's own when it is
+   * F16 or BF16, else F32. A distilled BF16 model stays BF16 rather than doubling in size.
+   */
+  public DType storeAs(DType input) {
+    if (dtype != null) {
+      return dtype;
+    }
+    return input == DType.F16 || input == DType.BF16 ? input : DType.F32;
   }
 
   static final ParamSchema.ObjectType SCHEMA =
@@ -43,7 +67,8 @@ public record DistillParams(
           .optional("alpha", ParamSchema.number(0, true, 1, true))
           .optional("steps", ParamSchema.integerAtLeast(1))
           .optional("lr", ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false))
-          .optional("checkpoint_every", ParamSchema.integerAtLeast(1));
+          .optional("checkpoint_every", ParamSchema.integerAtLeast(1))
+          .optional("dtype", ParamSchema.oneOf("f32", "f16", "bf16"));
 
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
     boolean hasLayers = p != null && p.has("layers");
@@ -93,7 +118,8 @@ public record DistillParams(
         Json.number(p, "alpha", 0.5),
         Json.integer(p, "steps", 200),
         Json.number(p, "lr", 1e-4),
-        Json.integer(p, "checkpoint_every", 0));
+        Json.integer(p, "checkpoint_every", 0),
+        p.has("dtype") ? DTYPES.get(p.get("dtype").asText()) : null);
   }
 
   @Override
@@ -112,6 +138,9 @@ public record DistillParams(
     o.put("temperature", temperature).put("alpha", alpha).put("steps", steps).put("lr", lr);
     if (checkpointEvery > 0) {
       o.put("checkpoint_every", checkpointEvery);
+    }
+    if (dtype != null) {
+      o.put("dtype", dtype.safetensorsName().toLowerCase(Locale.ROOT));
     }
     return o;
   }

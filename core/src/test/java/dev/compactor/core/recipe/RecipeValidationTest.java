@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.compactor.core.io.DType;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -140,6 +141,24 @@ class RecipeValidationTest {
         problems("  - distill: { keep_layers: 2, steps: 10, checkpoint_every: 50 }\n", true),
         "stages[0].distill.checkpoint_every",
         "larger than steps");
+    assertOnlyProblem(
+        problems("  - distill: { keep_layers: 2, dtype: fp8 }\n", true),
+        "stages[0].distill.dtype",
+        "one of f32, f16, bf16");
+  }
+
+  @Test
+  void distillKeepsTheInputDtypeUnlessTheRecipeSaysOtherwise() {
+    DistillParams keep =
+        (DistillParams) StageSpec.fromJson(StageKind.DISTILL, "{\"keep_layers\":2}").params();
+    assertEquals(DType.BF16, keep.storeAs(DType.BF16));
+    assertEquals(DType.F16, keep.storeAs(DType.F16));
+    assertEquals(DType.F32, keep.storeAs(DType.F32));
+    DistillParams f16 =
+        (DistillParams)
+            StageSpec.fromJson(StageKind.DISTILL, "{\"keep_layers\":2,\"dtype\":\"f16\"}").params();
+    assertEquals(DType.F16, f16.storeAs(DType.BF16));
+    assertEquals("f16", f16.toJson().get("dtype").asText());
   }
 
   @Test

@@ -28,6 +28,12 @@ import java.util.Arrays;
  * fixed up front from the unmodified weights, as AutoGPTQ's {@code static_groups}. Per-channel
  * scales are always fixed up front, as in the reference.
  *
+ * <p>Exact zeros of the input are pruned weights and stay exactly 0.0, as in SparseGPT (Frantar and
+ * Alistarh, 2023): such a position is quantized to the grid's code for 0 (every grid here holds 0
+ * exactly: symmetric codes have no offset, asymmetric zero points are integers of a range widened
+ * to include 0), whatever the error feedback moved it to, and the difference is fed forward like
+ * any rounding error. Group scales ignore pruned positions.
+ *
  * <p>Work memory: the weight and {@code H^-1} in double ({@code 8 * (rows * cols + 3 * cols^2)}
  * bytes at peak; about 1.4 GB for an 11008-input layer). Thread-safe: no mutable state.
  */
@@ -64,6 +70,10 @@ public final class GptqQuantizer {
     for (int i = 0; i < w.length; i++) {
       w[i] = weight[i];
     }
+    boolean[] pruned = new boolean[w.length];
+    for (int i = 0; i < w.length; i++) {
+      pruned[i] = weight[i] == 0f;
+    }
     int dead = 0;
     for (int j = 0; j < cols; j++) {
       if (h[j * cols + j] == 0) {
@@ -80,13 +90,14 @@ public final class GptqQuantizer {
         config.groupSize() == 0 || config.actOrder() == GptqConfig.ActOrder.WEIGHT;
     if (staticGroups) {
       for (int gi = 0; gi < groups; gi++) {
-        chooseGroup(w, rows, cols, gi * g, g, gi, groups, scales, zeros);
+        chooseGroup(w, pruned, rows, cols, gi * g, g, gi, groups, scales, zeros);
       }
     }
     int[] perm = identity(cols);
     if (config.actOrder() != GptqConfig.ActOrder.NONE) {
       perm = descendingDiagonal(h, cols);
       w = permuteColumns(w, rows, cols, perm);
+      pruned = permuteColumns(pruned, rows, cols, perm);
       h = permuteSymmetric(h, cols, perm);
     }
     double[] hinv = upperCholeskyOfInverse(dampen(h, cols, config.percDamp()), cols);
@@ -102,14 +113,14 @@ public final class GptqQuantizer {
       for (int i = i1; i < i2; i++) {
         int gi = staticGroups ? (config.groupSize() == 0 ? 0 : perm[i] / g) : i / g;
         if (!staticGroups && i % g == 0) {
-          chooseGroup(w, rows, cols, i, g, gi, groups, scales, zeros);
+          chooseGroup(w, pruned, rows, cols, i, g, gi, groups, scales, zeros);
         }
         groupOf[i] = gi;
         double d = hinv[i * cols + i];
         for (int r = 0; r < rows; r++) {
           int s = r * groups + gi;
           double wi = w[r * cols + i];
-          int q = grid.quantize(wi, scales[s], zeros[s]);
+          int q = pruned[r * cols + i] ? zeros[s] : grid.quantize(wi, scales[s], zeros[s]);
           signed[r * cols + i] = q;
           double e = (wi - IntGrid.value(q, scales[s], zeros[s])) / d;
           loss += e * e / 2;
@@ -193,9 +204,13 @@ public final class GptqQuantizer {
     return new GptqResult(q, q.dequantize(), loss, dead);
   }
 
-  /** Scale and zero of group {@code gi} for every row, from columns [start, start + g) of w. */
+  /**
+   * Scale and zero of group {@code gi} for every row, from columns [start, start + g) of w, pruned
+   * positions left out (they will be 0, which every range includes).
+   */
   private void chooseGroup(
       double[] w,
+      boolean[] pruned,
       int rows,
       int cols,
       int start,
@@ -208,6 +223,9 @@ public final class GptqQuantizer {
       float min = 0;
       float max = 0;
       for (int j = start; j < start + g; j++) {
+        if (pruned[r * cols + j]) {
+          continue;
+        }
         float v = (float) w[r * cols + j];
         min = Math.min(min, v);
         max = Math.max(max, v);
@@ -333,6 +351,16 @@ public final class GptqQuantizer {
 
   static double[] permuteColumns(double[] w, int rows, int cols, int[] perm) {
     double[] out = new double[w.length];
+    for (int r = 0; r < rows; r++) {
+      for (int i = 0; i < cols; i++) {
+        out[r * cols + i] = w[r * cols + perm[i]];
+      }
+    }
+    return out;
+  }
+
+  static boolean[] permuteColumns(boolean[] w, int rows, int cols, int[] perm) {
+    boolean[] out = new boolean[w.length];
     for (int r = 0; r < rows; r++) {
       for (int i = 0; i < cols; i++) {
         out[r * cols + i] = w[r * cols + perm[i]];

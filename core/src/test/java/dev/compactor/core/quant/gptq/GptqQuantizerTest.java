@@ -125,6 +125,51 @@ class GptqQuantizerTest {
   }
 
   @Test
+  void prunedWeightsStayExactlyZeroInEveryColumnOrder() {
+    int rows = 12;
+    int cols = 128;
+    int n = 200;
+    float[] x = correlatedInputs(n, cols, 3);
+    double[] h = hessian(x, n, cols);
+    float[] w = gaussian(rows * cols, 0.05, 4);
+    java.util.Random rnd = new java.util.Random(5);
+    int zeros = 0;
+    for (int i = 0; i < w.length; i++) {
+      if (rnd.nextDouble() < 0.3) {
+        w[i] = 0f;
+        zeros++;
+      }
+    }
+    for (GptqConfig c :
+        new GptqConfig[] {
+          new GptqConfig(4, true, 32, 0.01, 64, GptqConfig.ActOrder.NONE),
+          new GptqConfig(4, false, 32, 0.01, 128, GptqConfig.ActOrder.GROUP),
+          new GptqConfig(4, false, 32, 0.01, 96, GptqConfig.ActOrder.WEIGHT),
+          new GptqConfig(4, false, 0, 0.01, 32, GptqConfig.ActOrder.NONE),
+          new GptqConfig(8, false, 32, 0.01, 32, GptqConfig.ActOrder.GROUP)
+        }) {
+      GptqResult r = new GptqQuantizer(c).quantize(w, rows, cols, h);
+      float[] q = r.dequantized();
+      int kept = 0;
+      for (int i = 0; i < w.length; i++) {
+        if (w[i] == 0f) {
+          assertEquals(0f, q[i], c + " at " + i);
+          kept++;
+        }
+      }
+      assertEquals(zeros, kept);
+      // the error feedback still works: better than plain RTN of the same grid on the outputs
+      float[] rtn =
+          new dev.compactor.core.quant.RtnQuantizer(c.bits(), c.symmetric(), c.groupSize())
+              .quantize(w, rows, cols)
+              .dequantize();
+      assertTrue(
+          outputError(x, n, w, q, rows, cols) < outputError(x, n, w, rtn, rows, cols),
+          c.toString());
+    }
+  }
+
+  @Test
   void matchesPyTorchGolden() throws Exception {
     Path file = Path.of("src/test/resources/golden/gptq/gptq_golden.safetensors");
     try (SafetensorsFile golden = SafetensorsFile.open(file)) {

@@ -11,6 +11,7 @@ import dev.compactor.core.distill.Distiller;
 import dev.compactor.core.distill.StudentBuilder;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.core.metrics.WeightSparsity;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.recipe.Calibration;
@@ -122,7 +123,7 @@ public final class DistillationStage implements Stage {
             : StudentBuilder.buildWithLayers(
                 ctx.inputDir(), init, p.layers().stream().mapToInt(Integer::intValue).toArray());
     ModelDirectory input = ModelDirectory.open(ctx.inputDir());
-    DType storeAs = input.dominantDType() == DType.F16 ? DType.F16 : DType.F32;
+    DType storeAs = p.storeAs(input.dominantDType());
     DistillationReport report;
     long params;
     try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir());
@@ -164,6 +165,7 @@ public final class DistillationStage implements Stage {
     metrics.put("trainedTokens", (double) report.tokens());
     metrics.put("checkpoints", (double) report.checkpoints());
     metrics.put("parameterCount", (double) params);
+    metrics.put("sparsity", WeightSparsity.of(ctx.outputDir()).fraction());
     metrics.values().removeIf(v -> v.isNaN());
     return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
   }

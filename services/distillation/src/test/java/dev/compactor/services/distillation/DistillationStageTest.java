@@ -6,7 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.Device;
 import dev.compactor.core.distill.CheckpointSink;
 import dev.compactor.core.distill.LocalCheckpointSink;
+import dev.compactor.core.io.DType;
+import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.metrics.WeightSparsity;
 import dev.compactor.core.model.Transformer;
+import dev.compactor.core.prune.Pruning;
+import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.infra.EmbeddedS3;
 import dev.compactor.runtime.BlobStore;
 import dev.compactor.runtime.S3Uri;
@@ -16,8 +22,11 @@ import dev.compactor.runtime.StageResult;
 import dev.compactor.services.testkit.TestModels;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import org.junit.jupiter.api.Test;
@@ -61,13 +70,56 @@ class DistillationStageTest {
     }
   }
 
+  @Test
+  void aPrunedBf16ModelStaysPrunedAndBf16UnlessTheRecipeAsksForF16() throws Exception {
+    Path dense = TestModels.randomLlama(tmp.resolve("dense"), 2, 5);
+    Path bf16 = tmp.resolve("bf16");
+    try (Transformer t = Transformer.load(dense, Device.cpu())) {
+      t.save(bf16, DType.BF16, Map.of());
+    }
+    ModelDirectory.open(dense).copyAuxiliaryFilesTo(bf16);
+    Path pruned = tmp.resolve("pruned");
+    Pruning.run(
+        PruningSpec.of(PruningSpec.Method.MAGNITUDE, 0.3), bf16, pruned, List::of, Device.cpu());
+    double sparsity = WeightSparsity.of(pruned).fraction();
+    assertTrue(sparsity >= 0.29, "pruned to " + sparsity);
+
+    String keep =
+        "{\"keep_layers\":2,\"steps\":3,\"lr\":0.01,"
+            + "\"calibration\":{\"dataset\":\"builtin:europarl\",\"samples\":4,\"seq_len\":16}}";
+    StageResult r = run(pruned, new LocalCheckpointSink(tmp.resolve("k"), 1), "keep", keep);
+    assertEquals(Set.of(DType.BF16), dtypes(r.outputDir()));
+    assertEquals(sparsity, r.metrics().get("sparsity"), 1e-12);
+    assertEquals(sparsity, WeightSparsity.of(r.outputDir()).fraction(), 1e-12);
+
+    String f16 = keep.replace("\"steps\"", "\"dtype\":\"f16\",\"steps\"");
+    StageResult h = run(pruned, new LocalCheckpointSink(tmp.resolve("h"), 1), "f16", f16);
+    assertEquals(Set.of(DType.F16), dtypes(h.outputDir()));
+    assertEquals(sparsity, h.metrics().get("sparsity"), 1e-12);
+  }
+
+  private static Set<DType> dtypes(Path dir) throws Exception {
+    Set<DType> out = new HashSet<>();
+    try (TensorSource s = ModelDirectory.open(dir).weights()) {
+      for (String n : s.names()) {
+        out.add(s.info(n).dtype());
+      }
+    }
+    return out;
+  }
+
   private StageResult run(Path teacher, Path ckpts, String name) throws Exception {
     return run(teacher, new LocalCheckpointSink(ckpts, 1), name);
   }
 
   private StageResult run(Path teacher, CheckpointSink sink, String name) throws Exception {
+    return run(teacher, sink, name, PARAMS);
+  }
+
+  private StageResult run(Path teacher, CheckpointSink sink, String name, String params)
+      throws Exception {
     StageContext ctx =
-        StageContext.builder(TestModels.request("distill", PARAMS).build())
+        StageContext.builder(TestModels.request("distill", params).build())
             .inputDir(teacher)
             .outputDir(Files.createDirectories(tmp.resolve(name + "-out")))
             .workDir(Files.createDirectories(tmp.resolve(name + "-work")))

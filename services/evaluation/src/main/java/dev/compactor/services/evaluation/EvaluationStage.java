@@ -3,7 +3,6 @@ package dev.compactor.services.evaluation;
 import ai.djl.Device;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.io.ModelDirectory;
-import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.metrics.DivergenceEvaluator;
 import dev.compactor.core.metrics.DivergenceResult;
 import dev.compactor.core.metrics.EvalText;
@@ -13,6 +12,7 @@ import dev.compactor.core.metrics.PeakMemory;
 import dev.compactor.core.metrics.PerplexityEvaluator;
 import dev.compactor.core.metrics.PerplexityResult;
 import dev.compactor.core.metrics.ProgressListener;
+import dev.compactor.core.metrics.WeightSparsity;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.recipe.EvaluateParams;
@@ -35,7 +35,6 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
-import java.util.regex.Pattern;
 
 /**
  * Measures the job's compressed model against its uncompressed baseline on held-out text:
@@ -60,8 +59,6 @@ public final class EvaluationStage implements Stage {
   /** Default cut of the evaluation text: a few thousand tokens. */
   public static final int DEFAULT_MAX_CHARS = 6_000;
 
-  static final Pattern LINEAR =
-      Pattern.compile("^model\\.layers\\.\\d+\\.(self_attn|mlp)\\.[a-z_]+_proj\\.weight$");
   private static final int PROMPT_TOKENS = 32;
   private static final int DECODE_TOKENS = 32;
 
@@ -147,7 +144,8 @@ public final class EvaluationStage implements Stage {
     m.put("weightBytesOnDisk", (double) artifactBytes);
     m.put("parameterCount", (double) model.parameterCount());
     m.put("baselineParameterCount", (double) base.parameterCount());
-    m.put("sparsity", sparsity(model));
+    m.put("sparsity", WeightSparsity.of(modelDir).fraction());
+    m.put("baselineSparsity", WeightSparsity.of(baseDir).fraction());
     m.put("peakRssBytes", (double) PeakMemory.snapshot().peakRssBytes());
     m.values().removeIf(v -> v == null || v.isNaN() || v.isInfinite());
 
@@ -171,27 +169,6 @@ public final class EvaluationStage implements Stage {
                 .setDatasetUri(datasetName(dataset))
                 .setCompletedAtMs(System.currentTimeMillis())
                 .build());
-  }
-
-  /** Fraction of exactly-zero weights over the decoder linears. */
-  static double sparsity(ModelDirectory model) throws IOException {
-    long n = 0;
-    long zeros = 0;
-    try (TensorSource src = model.weights()) {
-      for (String name : src.names()) {
-        if (!LINEAR.matcher(name).matches()) {
-          continue;
-        }
-        float[] w = src.readFloats(name);
-        n += w.length;
-        for (float v : w) {
-          if (v == 0f) {
-            zeros++;
-          }
-        }
-      }
-    }
-    return n == 0 ? 0 : (double) zeros / n;
   }
 
   private static final Set<String> AVRO_FIELDS =

@@ -4,6 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.compactor.core.prune.Pruning;
+import dev.compactor.core.prune.PruningReport;
+import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.quant.pipeline.QuantizationPipeline;
 import dev.compactor.core.quant.table.WeightQuantization;
 import dev.compactor.events.EvaluationCompleted;
@@ -90,5 +93,36 @@ class EvaluationStageTest {
     assertEquals(m.get("perplexity"), e.getMetrics().getPerplexity());
     assertEquals(m.get("baselinePerplexity"), e.getMetrics().getBaselinePerplexity());
     assertEquals(q.quantizedModelBytes(), e.getMetrics().getSizeBytes());
+  }
+
+  @Test
+  void reportsTheSparsityAPruningStepLeft() throws Exception {
+    Path base = TestModels.randomLlama(tmp.resolve("base"), 2, 3);
+    Path model = tmp.resolve("pruned");
+    PruningReport pruned =
+        Pruning.run(
+            PruningSpec.of(PruningSpec.Method.MAGNITUDE, 0.3),
+            base,
+            model,
+            List::of,
+            ai.djl.Device.cpu());
+    StageContext ctx =
+        StageContext.builder(
+                TestModels.request("evaluate", "{\"perplexity\":false,\"kl\":true}")
+                    .setInput(TestModels.ref("bucket", "d".repeat(64)))
+                    .setBaseline(TestModels.ref("bucket", "c".repeat(64)))
+                    .setCalibrationUri("builtin:europarl")
+                    .build())
+            .inputDir(model)
+            .baselineDir(base)
+            .outputDir(Files.createDirectories(tmp.resolve("out")))
+            .workDir(Files.createDirectories(tmp.resolve("work")))
+            .build();
+    StageResult r = new EvaluationStage((where, json) -> {}, 800).run(ctx);
+    assertEquals(pruned.overallSparsity(), r.metrics().get("sparsity"), 1e-12);
+    assertTrue(r.metrics().get("sparsity") >= 0.29, r.metrics().toString());
+    assertEquals(0.0, r.metrics().get("baselineSparsity"));
+    EvaluationCompleted e = (EvaluationCompleted) r.events().get(0).value().apply(null);
+    assertEquals(r.metrics().get("sparsity"), e.getMetrics().getSparsity());
   }
 }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.data.CalibrationText;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.metrics.WeightSparsity;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.quant.pipeline.QuantizationPipeline;
 import dev.compactor.core.quant.table.WeightQuantization;
@@ -116,6 +117,8 @@ public final class QuantizationStage implements Stage {
       metrics.put("ggufBytes" + g.type().name(), (double) g.bytes());
     }
     metrics.put("seconds", r.timings().get("total_s"));
+    // the dequantized model's exact zeros: a pruned input must keep its sparsity through here
+    metrics.put("sparsity", WeightSparsity.of(out).fraction());
     return StageResult.of(out, "hf-safetensors", metrics);
   }
 
