@@ -3,6 +3,7 @@ package dev.compactor.services.evaluation;
 import ai.djl.Device;
 import ai.djl.engine.Engine;
 import dev.compactor.core.data.Corpus;
+import dev.compactor.core.device.ComputeDevice;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.metrics.DivergenceEvaluator;
@@ -78,6 +79,15 @@ public final class EvaluationStage implements Stage {
     this.maxChars = maxChars;
   }
 
+  /**
+   * Computes on {@code COMPACTOR_DEVICE} when this engine really has it (see {@link
+   * ComputeDevice}).
+   */
+  @Override
+  public void checkDevice(String device) {
+    ComputeDevice.resolve(device);
+  }
+
   @Override
   public StageResult run(StageContext ctx) throws Exception {
     PeakMemory.StepWindow memory = PeakMemory.startStep();
@@ -86,6 +96,7 @@ public final class EvaluationStage implements Stage {
             StageSpec.fromJson(StageKind.EVALUATE, ctx.request().getParamsJson()).params();
     ArtifactRef modelRef = require(ctx.request().getInput(), "input");
     ArtifactRef baselineRef = require(ctx.request().getBaseline(), "baseline");
+    Device device = ComputeDevice.resolve(ctx.device());
     Path modelDir = ctx.inputDir();
     Path baseDir = ctx.baselineDir();
     String dataset = ctx.request().getCalibrationUri();
@@ -99,8 +110,8 @@ public final class EvaluationStage implements Stage {
     ModelDirectory model = ModelDirectory.open(modelDir);
     ModelDirectory base = ModelDirectory.open(baseDir);
     try (TextTokenizer tokenizer = Tokenizers.forModel(baseDir);
-        Transformer candidate = Transformer.load(modelDir, Device.cpu());
-        Transformer baseline = Transformer.load(baseDir, Device.cpu())) {
+        Transformer candidate = Transformer.load(modelDir, device);
+        Transformer baseline = Transformer.load(baseDir, device)) {
       EvalText eval = EvalText.of(tokenizer, text);
       m.put("evalTokens", (double) eval.tokens().length);
       ProgressListener progress =

@@ -137,4 +137,27 @@ class EvaluationStageTest {
     assertEquals(report.files(), e.getStoredFiles());
     assertEquals(report.latencyMeasuredWith(), e.getLatencyMeasuredWith());
   }
+
+  @Test
+  void runsOnlyOnADeviceTheEngineHas() {
+    EvaluationStage stage = new EvaluationStage((where, json) -> {}, 100);
+    stage.checkDevice("cpu");
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        ai.djl.engine.Engine.getInstance().getGpuCount() == 0, "this machine has a GPU");
+    dev.compactor.runtime.StageConfig config =
+        dev.compactor.runtime.StageConfig.of(
+            Map.of(
+                "COMPACTOR_STAGE", "evaluate",
+                "COMPACTOR_S3_ACCESS_KEY", "ak",
+                "COMPACTOR_S3_SECRET_KEY", "very-secret",
+                "COMPACTOR_DEVICE", "gpu"));
+    RuntimeException e =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            dev.compactor.runtime.Devices.UnavailableDeviceException.class,
+            () -> dev.compactor.runtime.Devices.resolve(config, stage));
+    assertTrue(
+        e.getMessage().startsWith("stage evaluate cannot run on COMPACTOR_DEVICE=gpu")
+            && e.getMessage().contains("CPU build (pytorch-native-cpu)"),
+        e.getMessage());
+  }
 }
