@@ -1,5 +1,6 @@
 package dev.compactor.cli;
 
+import dev.compactor.cli.pipeline.CancelCommand;
 import dev.compactor.cli.pipeline.DemoCommand;
 import dev.compactor.cli.pipeline.StatusCommand;
 import dev.compactor.cli.pipeline.SubmitCommand;
@@ -25,6 +26,7 @@ public final class Commands {
           new SubmitCommand(),
           new StatusCommand(),
           new WatchCommand(),
+          new CancelCommand(),
           new QuantizeCommand(),
           new QualityTableCommand());
 

@@ -1,12 +1,14 @@
 package dev.compactor.schemas;
 
 import dev.compactor.events.EvaluationCompleted;
+import dev.compactor.events.JobCancelRequested;
 import dev.compactor.events.JobStatus;
 import dev.compactor.events.JobSubmitted;
 import dev.compactor.events.ModelIngested;
 import dev.compactor.events.ModelReady;
 import dev.compactor.events.StageCompleted;
 import dev.compactor.events.StageFailed;
+import dev.compactor.events.StageProgress;
 import dev.compactor.events.StageRequested;
 import dev.compactor.schemas.serde.AvroSerde;
 import java.util.ArrayList;
@@ -115,6 +117,28 @@ public final class Topics {
           COMPACT,
           null);
 
+  /** Users' requests to cancel a job, to the orchestrator and every worker. */
+  public static final Topic<String, JobCancelRequested> JOBS_CANCEL =
+      avro(
+          "compactor.jobs.cancel",
+          "JobCancelRequested: a user asked to cancel a job",
+          JobCancelRequested.class,
+          6,
+          DELETE,
+          WEEK_MS);
+
+  /**
+   * Progress of running steps, every few seconds, for watchers (informative, not transactional).
+   */
+  public static final Topic<String, StageProgress> STAGE_PROGRESS =
+      avro(
+          "compactor.stage.progress",
+          "StageProgress: how far a running step has got (fraction, message), every few seconds",
+          StageProgress.class,
+          6,
+          DELETE,
+          Long.toString(24L * 3600 * 1000));
+
   /**
    * Records no consumer could process (undecodable, unknown schema id), copied byte for byte with
    * headers saying where they came from and why they failed.
@@ -165,6 +189,8 @@ public final class Topics {
     all.add(EVALUATION_COMPLETED);
     all.add(MODELS_READY);
     all.add(JOBS_STATUS);
+    all.add(JOBS_CANCEL);
+    all.add(STAGE_PROGRESS);
     all.add(DEADLETTER);
     return List.copyOf(all);
   }

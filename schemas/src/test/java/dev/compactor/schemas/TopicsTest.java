@@ -20,7 +20,7 @@ class TopicsTest {
       assertTrue(names.add(topic.name()), "duplicate topic " + topic.name());
       assertTrue(topic.name().matches("compactor\\.[a-z.]+"), topic.name());
     }
-    assertEquals(8 + Topics.STAGES.size(), names.size());
+    assertEquals(10 + Topics.STAGES.size(), names.size());
   }
 
   @Test

@@ -9,6 +9,7 @@ import dev.compactor.events.EvaluationCompleted;
 import dev.compactor.events.JobState;
 import dev.compactor.events.JobStatus;
 import dev.compactor.events.ModelReady;
+import dev.compactor.events.StageCompleted;
 import dev.compactor.infra.LocalStack;
 import dev.compactor.runtime.S3Uri;
 import java.io.IOException;
@@ -34,7 +35,7 @@ import org.apache.avro.specific.SpecificRecord;
 public final class DemoCommand implements Command {
 
   /** The recipe used when none is given. */
-  public static final Path DEFAULT_RECIPE = Path.of("recipes", "demo-all-stages.yaml");
+  public static final Path DEFAULT_RECIPE = Path.of("recipes", "demo.yaml");
 
   /** Where the demo puts the calibration text its recipe names. */
   public static final String CALIBRATION_URI = "s3://compactor-data/calibration.txt";
@@ -82,6 +83,7 @@ public final class DemoCommand implements Command {
     EvaluationCompleted evaluation = null;
     ModelReady ready = null;
     JobStatus last = null;
+    List<StageCompleted> seenSteps = new ArrayList<>();
     try (PipelineStack stack = PipelineStack.start(data, 0);
         PipelineClient client =
             new PipelineClient(stack.bootstrapServers(), stack.schemaRegistryUrl())) {
@@ -117,6 +119,9 @@ public final class DemoCommand implements Command {
           follower.await(jobId, Duration.ofSeconds(30), seen::add, ModelReady.class::isInstance);
         }
         for (SpecificRecord r : seen) {
+          if (r instanceof StageCompleted c) {
+            seenSteps.add(c);
+          }
           if (r instanceof EvaluationCompleted e) {
             evaluation = e;
           } else if (r instanceof ModelReady m) {
@@ -136,6 +141,7 @@ public final class DemoCommand implements Command {
       out.println(JobReport.json(evaluation, ready));
     } else {
       out.println();
+      JobReport.steps(seenSteps, out);
       if (evaluation != null) {
         JobReport.table(evaluation, out);
         out.println();
@@ -149,7 +155,10 @@ public final class DemoCommand implements Command {
   }
 
   static boolean isTerminal(JobState s) {
-    return s == JobState.SUCCEEDED || s == JobState.FAILED || s == JobState.REJECTED;
+    return s == JobState.SUCCEEDED
+        || s == JobState.FAILED
+        || s == JobState.REJECTED
+        || s == JobState.CANCELLED;
   }
 
   /** A calibration file: part of the Europarl training documents and all held-out ones. */

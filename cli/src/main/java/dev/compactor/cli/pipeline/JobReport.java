@@ -7,9 +7,12 @@ import dev.compactor.events.EvaluationMetrics;
 import dev.compactor.events.JobStatus;
 import dev.compactor.events.ModelIngested;
 import dev.compactor.events.ModelReady;
+import dev.compactor.events.StageCompleted;
 import dev.compactor.events.StageFailed;
+import dev.compactor.events.StageProgress;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import org.apache.avro.specific.SpecificRecord;
@@ -32,6 +35,25 @@ final class JobReport {
           s.getStage() == null ? "-" : s.getStage(),
           s.getMessage());
     }
+    if (r instanceof StageProgress p) {
+      return String.format(
+          Locale.ROOT,
+          "  step %d %s: %3.0f%% %s (%.0f s)",
+          p.getStep(),
+          p.getStage(),
+          100 * p.getFraction(),
+          p.getMessage(),
+          p.getElapsedMs() / 1000.0);
+    }
+    if (r instanceof StageCompleted c) {
+      return String.format(
+          Locale.ROOT,
+          "StageCompleted step %d (%s) in %.1f s%s",
+          c.getStep(),
+          c.getStage(),
+          c.getDurationMs() / 1000.0,
+          effect(c).isEmpty() ? "" : ": " + effect(c));
+    }
     if (r instanceof StageFailed f) {
       return "StageFailed step " + f.getStep() + " (" + f.getStage() + "): " + f.getReason();
     }
@@ -53,6 +75,49 @@ final class JobReport {
       return "ModelReady " + m.getName() + " v" + m.getVersion() + " at " + m.getUri();
     }
     return r.getSchema().getName() + " " + r;
+  }
+
+  /** The metrics of a step that say what it did to the model, in the order people read them. */
+  private static final List<String> EFFECT_METRICS =
+      List.of(
+          "sparsity",
+          "studentLayers",
+          "bitsPerWeight",
+          "quantizedModelBytes",
+          "sizeBytes",
+          "parameterCount",
+          "perplexity",
+          "perplexityRatio",
+          "klDivergence");
+
+  /** What one step did, e.g. "sparsity 0.3000, bitsPerWeight 4.2500". */
+  static String effect(StageCompleted c) {
+    List<String> parts = new java.util.ArrayList<>();
+    for (String key : EFFECT_METRICS) {
+      Double v = get(c.getMetrics(), key);
+      if (v != null) {
+        parts.add(key + " " + fmt(v));
+      }
+    }
+    return String.join(", ", parts);
+  }
+
+  /** One line per completed step: what it did to the model. */
+  static void steps(List<StageCompleted> steps, PrintStream out) {
+    if (steps.isEmpty()) {
+      return;
+    }
+    out.println("Steps");
+    for (StageCompleted c : steps) {
+      out.printf(
+          Locale.ROOT,
+          "  %d %-10s %7.1f s  %s%n",
+          c.getStep(),
+          c.getStage(),
+          c.getDurationMs() / 1000.0,
+          effect(c));
+    }
+    out.println();
   }
 
   /** The baseline-vs-compressed table. */

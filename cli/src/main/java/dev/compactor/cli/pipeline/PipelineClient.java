@@ -43,6 +43,8 @@ public final class PipelineClient implements AutoCloseable {
   public static final List<Topic<String, ? extends SpecificRecord>> FOLLOWED =
       List.of(
           Topics.JOBS_STATUS,
+          Topics.STAGE_PROGRESS,
+          Topics.STAGE_COMPLETED,
           Topics.STAGE_FAILED,
           Topics.MODELS_INGESTED,
           Topics.EVALUATION_COMPLETED,

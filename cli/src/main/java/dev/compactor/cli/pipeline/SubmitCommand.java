@@ -6,12 +6,16 @@ import dev.compactor.cli.UsageException;
 import dev.compactor.core.recipe.InvalidRecipeException;
 import dev.compactor.core.recipe.QuantizeParams;
 import dev.compactor.core.recipe.Recipe;
+import dev.compactor.core.recipe.RecipeLimits;
 import dev.compactor.core.recipe.StageSpec;
+import dev.compactor.services.orchestrator.JobTopology;
 import dev.compactor.services.quantization.QuantizationStage;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Set;
 
 /**
@@ -64,10 +68,21 @@ public final class SubmitCommand implements Command {
     } catch (InvalidRecipeException e) {
       throw new UsageException("recipe: " + e.getMessage());
     }
-    for (StageSpec s : recipe.stages()) {
+    List<String> problems = new ArrayList<>();
+    RecipeLimits.from(System::getenv).check(recipe).forEach(p -> problems.add(p.toString()));
+    for (int i = 0; i < recipe.stages().size(); i++) {
+      StageSpec s = recipe.stage(i);
+      String stage = s.kind().recipeKey();
+      if (!JobTopology.SERVED_STAGES.contains(stage)) {
+        problems.add(
+            "stages[" + i + "]." + stage + ": not supported yet: no " + stage + " service exists");
+      }
       if (s.params() instanceof QuantizeParams q) {
         QuantizationStage.check(q);
       }
+    }
+    if (!problems.isEmpty()) {
+      throw new UsageException("recipe: " + String.join("; ", problems));
     }
   }
 }

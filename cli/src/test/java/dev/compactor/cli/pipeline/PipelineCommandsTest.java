@@ -37,12 +37,39 @@ class PipelineCommandsTest {
   }
 
   @Test
-  void theDemoRecipesPassTheSubmitCheck() throws Exception {
-    for (String r :
-        List.of(
-            "demo-all-stages.yaml", "int8-rtn.yaml", "distill-half.yaml", "wanda50-gptq4.yaml")) {
-      SubmitCommand.check(Files.readString(Path.of("..", "recipes", r)));
+  void everyShippedRecipePassesTheSubmitCheck() throws Exception {
+    List<Path> recipes;
+    try (var s = Files.list(Path.of("..", "recipes"))) {
+      recipes = s.filter(p -> p.toString().endsWith(".yaml")).sorted().toList();
     }
+    assertTrue(recipes.size() >= 5, recipes.toString());
+    assertTrue(recipes.contains(Path.of("..", "recipes", "demo.yaml")), recipes.toString());
+    for (Path r : recipes) {
+      SubmitCommand.check(Files.readString(r));
+    }
+  }
+
+  /** Issue 8: submit refused nothing the pipeline cannot run, and no size limit at all. */
+  @Test
+  void submitRefusesUnbuiltStagesAndResourceBombs() {
+    UsageException factorize =
+        assertThrows(
+            UsageException.class,
+            () -> SubmitCommand.check("name: f\nstages:\n  - factorize: { rank: 8 }\n"));
+    assertTrue(
+        factorize.getMessage().contains("stages[0].factorize: not supported yet"),
+        factorize.getMessage());
+    UsageException bomb =
+        assertThrows(
+            UsageException.class,
+            () ->
+                SubmitCommand.check(
+                    "name: b\nstages:\n  - distill: { keep_layers: 1, steps: 2000000000 }\n"
+                        + "calibration: { dataset: builtin:europarl, samples: 8, seq_len: 64"
+                        + " }\n"));
+    assertTrue(
+        bomb.getMessage().contains("stages[0].distill.steps: 2000000000 is above the limit"),
+        bomb.getMessage());
   }
 
   @Test

@@ -3,6 +3,7 @@ package dev.compactor.runtime;
 import dev.compactor.events.ArtifactRef;
 import dev.compactor.events.StageCompleted;
 import dev.compactor.events.StageFailed;
+import dev.compactor.events.StageProgress;
 import dev.compactor.events.StageRequested;
 import dev.compactor.schemas.Topic;
 import dev.compactor.schemas.Topics;
@@ -17,6 +18,8 @@ import java.util.Optional;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
+import java.util.function.Predicate;
 import org.apache.kafka.common.serialization.Serializer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -44,6 +47,9 @@ final class JobRunner {
   /** The job was taken away from this worker: publish nothing, commit nothing. */
   record Abandoned() implements Outcome {}
 
+  /** The job was cancelled by its user: commit the request without publishing anything. */
+  record Cancelled() implements Outcome {}
+
   /** Storage or registry trouble: redeliver the record to this worker after a backoff. */
   record RetryLater(Exception cause) implements Outcome {}
 
@@ -58,6 +64,7 @@ final class JobRunner {
     volatile double progress;
     volatile String progressMessage = "";
     private long lastProgressLogMs;
+    private long lastProgressSentMs;
 
     Job(StageRequested request, String topic, int partition, long offset) {
       this.request = request;
@@ -91,9 +98,28 @@ final class JobRunner {
   private final BlobStore blobs;
   private final ArtifactStore artifacts;
   private final SchemaRegistryClient registry;
+  private final int maxDeliveries;
+  private final long memoryBudgetBytes;
   private final Map<String, Serializer<Object>> serializers = new ConcurrentHashMap<>();
+  private final Predicate<String> cancelledJobs;
+  private final Consumer<CompletionMarker.OutRecord> progressSink;
+  private final long progressIntervalMs;
 
-  JobRunner(Stage stage, StageConfig config, BlobStore blobs, SchemaRegistryClient registry) {
+  /**
+   * @param cancelledJobs whether the orchestrator cancelled a job (its running step stops, its
+   *     requests are consumed without an answer)
+   * @param progressSink where StageProgress records go (best effort, outside transactions)
+   */
+  JobRunner(
+      Stage stage,
+      StageConfig config,
+      BlobStore blobs,
+      SchemaRegistryClient registry,
+      Predicate<String> cancelledJobs,
+      Consumer<CompletionMarker.OutRecord> progressSink) {
+    this.cancelledJobs = cancelledJobs;
+    this.progressSink = progressSink;
+    this.progressIntervalMs = config.get(StageConfig.PROGRESS_INTERVAL_MS);
     this.stage = stage;
     this.stageName = config.get(StageConfig.STAGE);
     this.workerId = StageWorker.workerId(config);
@@ -101,6 +127,8 @@ final class JobRunner {
     this.scratchDirs = new ScratchDirs(Path.of(config.get(StageConfig.WORK_DIR)));
     scratchDirs.deleteStale();
     this.device = config.get(StageConfig.DEVICE_NAME);
+    this.maxDeliveries = config.get(StageConfig.MAX_DELIVERIES);
+    this.memoryBudgetBytes = config.memoryBudgetBytes();
     this.blobs = blobs;
     this.artifacts = new ArtifactStore(blobs, bucket);
     this.registry = registry;
@@ -118,6 +146,10 @@ final class JobRunner {
 
   private Outcome runInContext(Job job) {
     StageRequested req = job.request;
+    if (cancelledJobs.test(req.getJobId())) {
+      log.info("{}: the job was cancelled; consumed without running", job.coordinates());
+      return new Cancelled();
+    }
     S3Uri markerUri =
         CompletionMarker.location(
             bucket, stageName, req.getJobId(), req.getStep(), req.getAttempt());
@@ -139,6 +171,12 @@ final class JobRunner {
       return new Duplicate(m);
     }
 
+    int delivery;
+    try {
+      delivery = countDelivery(markerUri);
+    } catch (RuntimeException e) {
+      return new RetryLater(e);
+    }
     long t0 = System.currentTimeMillis();
     List<CompletionMarker.OutRecord> records;
     boolean completed;
@@ -152,19 +190,41 @@ final class JobRunner {
     }
     Path jobDir = scratch.dir();
     try {
-      try {
-        records = compute(job, jobDir, t0);
-        completed = true;
-      } catch (Exception e) {
-        if (job.cancelled.get() || e instanceof CancellationException) {
-          return new Abandoned();
-        }
-        log.warn("{}: stage failed: {}", job.coordinates(), Failures.reason(e));
-        records = List.of(failure(req, e));
+      if (delivery > maxDeliveries) {
+        String why =
+            "started "
+                + (delivery - 1)
+                + " times without an answer (worker crashes, lost partitions or storage faults);"
+                + " giving up on this attempt after COMPACTOR_MAX_DELIVERIES="
+                + maxDeliveries;
+        log.warn("{}: {}", job.coordinates(), why);
+        records = List.of(failure(req, new DeliveriesExhausted(why)));
         completed = false;
+      } else {
+        try {
+          records = compute(job, jobDir, t0);
+          completed = true;
+        } catch (Throwable e) {
+          // Errors too (out of memory, a missing native library): every request gets an answer,
+          // or it would be redelivered forever with its partition blocked behind it.
+          if (cancelledJobs.test(req.getJobId())) {
+            log.info("{}: stopped, the job was cancelled", job.coordinates());
+            return new Cancelled();
+          }
+          if (job.cancelled.get() || e instanceof CancellationException) {
+            return new Abandoned();
+          }
+          log.warn("{}: stage failed: {}", job.coordinates(), Failures.reason(e), e);
+          records = List.of(failure(req, e));
+          completed = false;
+        }
       }
       if (job.cancelled.get()) {
         return new Abandoned();
+      }
+      if (completed && cancelledJobs.test(req.getJobId())) {
+        log.info("{}: finished after its job was cancelled; not published", job.coordinates());
+        return new Cancelled();
       }
       CompletionMarker marker =
           new CompletionMarker(job.topic, job.partition, job.offset, completed, workerId, records);
@@ -183,6 +243,7 @@ final class JobRunner {
       throw new IllegalArgumentException(
           "request: expected stage '" + stageName + "', found '" + req.getStage() + "'");
     }
+    progress(job, 0, "started");
     Path input = Files.createDirectories(jobDir.resolve("input"));
     Path output = Files.createDirectories(jobDir.resolve("output"));
     Path scratch = Files.createDirectories(jobDir.resolve("work"));
@@ -197,9 +258,10 @@ final class JobRunner {
             .outputDir(output)
             .workDir(scratch)
             .device(device)
+            .memoryBudgetBytes(memoryBudgetBytes)
             .blobs(blobs)
             .artifacts(artifacts)
-            .cancelled(job.cancelled::get)
+            .cancelled(() -> job.cancelled.get() || cancelledJobs.test(req.getJobId()))
             .progress((f, m) -> progress(job, f, m))
             .build();
     StageResult result = stage.run(ctx);
@@ -247,7 +309,7 @@ final class JobRunner {
     return records;
   }
 
-  private CompletionMarker.OutRecord failure(StageRequested req, Exception e) {
+  private CompletionMarker.OutRecord failure(StageRequested req, Throwable e) {
     StageFailed failed =
         StageFailed.newBuilder()
             .setJobId(req.getJobId())
@@ -277,6 +339,43 @@ final class JobRunner {
     return new CompletionMarker.OutRecord(topic.name(), key, ser.serialize(topic.name(), value));
   }
 
+  /** Thrown in no stage: the reason of the StageFailed that ends a request started too often. */
+  static final class DeliveriesExhausted extends RuntimeException {
+    DeliveriesExhausted(String message) {
+      super(message);
+    }
+  }
+
+  /**
+   * Counts this start of the request in S3 next to its marker and returns the count (1 for the
+   * first): in-process counters would forget the starts that crashed their worker. Only one worker
+   * owns a partition at a time, so read-then-write is enough.
+   */
+  private int countDelivery(S3Uri markerUri) {
+    S3Uri counter =
+        new S3Uri(
+            markerUri.bucket(),
+            markerUri.key().substring(0, markerUri.key().length() - ".json".length())
+                + ".deliveries");
+    int previous = 0;
+    try {
+      previous =
+          Integer.parseInt(
+              new String(blobs.getBytes(counter, 32), java.nio.charset.StandardCharsets.US_ASCII)
+                  .strip());
+    } catch (BlobStore.BlobNotFoundException e) {
+      previous = 0;
+    } catch (NumberFormatException e) {
+      log.warn("{}: unreadable delivery counter, counting from 1", counter);
+    }
+    int now = previous + 1;
+    blobs.putBytes(
+        counter,
+        Integer.toString(now).getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+        "text/plain");
+    return now;
+  }
+
   private Optional<CompletionMarker> readMarker(S3Uri uri) {
     try {
       return Optional.of(CompletionMarker.parse(blobs.getBytes(uri, MAX_MARKER_BYTES)));
@@ -285,16 +384,48 @@ final class JobRunner {
     }
   }
 
-  private static void progress(Job job, double fraction, String message) {
+  private void progress(Job job, double fraction, String message) {
     job.progress = Math.max(0, Math.min(1, fraction));
     job.progressMessage = message == null ? "" : message;
     long now = System.currentTimeMillis();
+    boolean logIt;
+    boolean publish;
     synchronized (job) {
-      if (now - job.lastProgressLogMs < PROGRESS_LOG_INTERVAL_MS && fraction < 1) {
-        return;
+      logIt = now - job.lastProgressLogMs >= PROGRESS_LOG_INTERVAL_MS || fraction >= 1;
+      publish = now - job.lastProgressSentMs >= progressIntervalMs || fraction >= 1;
+      if (logIt) {
+        job.lastProgressLogMs = now;
       }
-      job.lastProgressLogMs = now;
+      if (publish) {
+        job.lastProgressSentMs = now;
+      }
     }
-    log.info("{}: {}% {}", job.coordinates(), Math.round(job.progress * 100), job.progressMessage);
+    if (logIt) {
+      log.info(
+          "{}: {}% {}", job.coordinates(), Math.round(job.progress * 100), job.progressMessage);
+    }
+    if (publish) {
+      StageRequested req = job.request;
+      try {
+        progressSink.accept(
+            serialize(
+                Topics.STAGE_PROGRESS,
+                req.getJobId(),
+                StageProgress.newBuilder()
+                    .setJobId(req.getJobId())
+                    .setStep(req.getStep())
+                    .setStage(req.getStage())
+                    .setAttempt(req.getAttempt())
+                    .setFraction(job.progress)
+                    .setMessage(job.progressMessage)
+                    .setWorker(workerId)
+                    .setElapsedMs(now - job.startedAtMs)
+                    .setReportedAtMs(now)
+                    .build()));
+      } catch (RuntimeException e) {
+        // progress is informative: a registry or broker hiccup must not fail the step
+        log.debug("{}: progress not sent: {}", job.coordinates(), e.toString());
+      }
+    }
   }
 }

@@ -124,6 +124,33 @@ public final class StageConfig {
           60_000,
           "Longest single poll of the request topic. New requests and finished jobs end a poll"
               + " at once; this only bounds how late the end of a retry backoff is noticed.");
+  public static final ConfigKey<Long> MEMORY_BUDGET_BYTES =
+      ConfigKey.longValue(
+          "COMPACTOR_MEMORY_BUDGET_BYTES",
+          0,
+          0,
+          Long.MAX_VALUE,
+          "Bytes one step may use on this worker; a step whose estimated memory is above it is"
+              + " refused with the estimate before it loads anything (and the whole job is refused"
+              + " when it starts). 0: 80% of the machine's physical memory.");
+  public static final ConfigKey<Integer> PROGRESS_INTERVAL_MS =
+      ConfigKey.integer(
+          "COMPACTOR_PROGRESS_INTERVAL_MS",
+          2_000,
+          100,
+          3_600_000,
+          "How often a running step sends StageProgress (fraction, message) to"
+              + " compactor.stage.progress, for `watch` and `demo`.");
+  public static final ConfigKey<Integer> MAX_DELIVERIES =
+      ConfigKey.integer(
+          "COMPACTOR_MAX_DELIVERIES",
+          8,
+          1,
+          1_000,
+          "How often one request may be started before its worker answers StageFailed instead of"
+              + " trying again: bounds redeliveries after storage faults, lost partitions and"
+              + " worker crashes (counted in S3, across processes). That StageFailed is retriable,"
+              + " so the orchestrator's COMPACTOR_MAX_ATTEMPTS then applies.");
   public static final ConfigKey<Integer> RETRY_ATTEMPTS =
       ConfigKey.integer(
           "COMPACTOR_RETRY_ATTEMPTS",
@@ -165,6 +192,9 @@ public final class StageConfig {
           MAX_POLL_INTERVAL_MS,
           SESSION_TIMEOUT_MS,
           POLL_TIMEOUT_MS,
+          MAX_DELIVERIES,
+          PROGRESS_INTERVAL_MS,
+          MEMORY_BUDGET_BYTES,
           RETRY_ATTEMPTS,
           RETRY_INITIAL_BACKOFF_MS,
           RETRY_MAX_BACKOFF_MS,
@@ -362,5 +392,18 @@ public final class StageConfig {
     public List<String> problems() {
       return problems;
     }
+  }
+
+  /** {@link #MEMORY_BUDGET_BYTES}, with 0 resolved to 80% of the physical memory. */
+  public long memoryBudgetBytes() {
+    long configured = get(MEMORY_BUDGET_BYTES);
+    if (configured > 0) {
+      return configured;
+    }
+    var os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+    if (os instanceof com.sun.management.OperatingSystemMXBean sun) {
+      return sun.getTotalMemorySize() / 10 * 8;
+    }
+    return Long.MAX_VALUE;
   }
 }

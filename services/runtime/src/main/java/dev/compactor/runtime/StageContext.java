@@ -29,6 +29,7 @@ public final class StageContext {
   private final Path outputDir;
   private final Path workDir;
   private final String device;
+  private final long memoryBudgetBytes;
   private final ProgressReporter progress;
   private final BooleanSupplier cancelled;
   private final BlobStore blobs;
@@ -44,6 +45,7 @@ public final class StageContext {
     this.outputDir = Objects.requireNonNull(b.outputDir, "outputDir");
     this.workDir = Objects.requireNonNull(b.workDir, "workDir");
     this.device = b.device;
+    this.memoryBudgetBytes = b.memoryBudgetBytes;
     this.progress = b.progress;
     this.cancelled = b.cancelled;
     this.blobs = b.blobs;
@@ -89,6 +91,14 @@ public final class StageContext {
   /** Scratch space, deleted after the job. */
   public Path workDir() {
     return workDir;
+  }
+
+  /**
+   * Bytes one step may use on this worker ({@link StageConfig#MEMORY_BUDGET_BYTES}): stages refuse
+   * a step whose estimate is above it before they load anything.
+   */
+  public long memoryBudgetBytes() {
+    return memoryBudgetBytes;
   }
 
   /** The compute device: {@code cpu}, {@code gpu} or {@code cuda:<n>}. */
@@ -211,6 +221,7 @@ public final class StageContext {
     private Path workDir;
     private Path baselineDir;
     private String device = "cpu";
+    private long memoryBudgetBytes = Long.MAX_VALUE;
     private ProgressReporter progress = (f, m) -> {};
     private BooleanSupplier cancelled = () -> false;
     private BlobStore blobs;
@@ -243,6 +254,11 @@ public final class StageContext {
     /** A local baseline directory, instead of downloading {@code request.baseline}. */
     public Builder baselineDir(Path dir) {
       this.baselineDir = dir;
+      return this;
+    }
+
+    public Builder memoryBudgetBytes(long bytes) {
+      this.memoryBudgetBytes = bytes;
       return this;
     }
 

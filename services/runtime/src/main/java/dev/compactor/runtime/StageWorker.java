@@ -116,6 +116,8 @@ public final class StageWorker implements AutoCloseable {
   private final Topic<String, StageRequested> requestTopic;
   private final SchemaRegistryClient registry;
   private final JobRunner runner;
+  private final CancelledJobs cancelledJobs;
+  private final KafkaProducer<byte[], byte[]> progressProducer;
   private final Retrier backoff;
   private final WorkerClients clients;
   private final Duration pollTimeout;
@@ -135,6 +137,7 @@ public final class StageWorker implements AutoCloseable {
   private final AtomicLong duplicates = new AtomicLong();
   private final AtomicLong deadLettered = new AtomicLong();
   private final AtomicLong abandoned = new AtomicLong();
+  private final AtomicLong cancelled = new AtomicLong();
   private final AtomicLong retries = new AtomicLong();
 
   // Owned by the poll thread.
@@ -158,9 +161,12 @@ public final class StageWorker implements AutoCloseable {
     this.requestTopic = Topics.stageRequested(stageName);
     this.workerId = workerId(config);
     this.registry = registry;
-    this.runner = new JobRunner(stage, config, blobs, registry);
     this.backoff = Retrier.from(config);
     this.clients = new WorkerClients(config, stageName, workerId);
+    this.cancelledJobs = new CancelledJobs(clients, registry);
+    this.progressProducer = clients.newInformativeProducer();
+    this.runner =
+        new JobRunner(stage, config, blobs, registry, cancelledJobs::contains, this::sendProgress);
     this.pollTimeout = Duration.ofMillis(config.get(StageConfig.POLL_TIMEOUT_MS));
     this.jobThreads =
         Executors.newCachedThreadPool(
@@ -254,6 +260,7 @@ public final class StageWorker implements AutoCloseable {
         duplicates.get(),
         deadLettered.get(),
         abandoned.get(),
+        cancelled.get(),
         retries.get(),
         job);
   }
@@ -269,6 +276,11 @@ public final class StageWorker implements AutoCloseable {
                 return r == null ? Set.of() : Set.of(r.tp());
               });
       producer = clients.newProducer();
+      cancelledJobs.start();
+      if (!cancelledJobs.awaitCaughtUp(Duration.ofSeconds(60))) {
+        log.warn(
+            "Worker {}: job statuses not read within 60 s; cancellations may be late", workerId);
+      }
       consumer.subscribe(List.of(requestTopic.name()), new Rebalance());
       state = "RUNNING";
       log.info("Worker {} consuming {} as group {}", workerId, requestTopic.name(), groupId());
@@ -407,6 +419,13 @@ public final class StageWorker implements AutoCloseable {
             d.existing().topic(),
             d.existing().partition(),
             d.existing().offset());
+      } else {
+        retryLater(r.tp(), offset);
+      }
+    } else if (outcome instanceof JobRunner.Cancelled) {
+      if (commit(r.tp(), offset, List.of())) {
+        cancelled.incrementAndGet();
+        log.info("{}: consumed without an answer, its job was cancelled", who);
       } else {
         retryLater(r.tp(), offset);
       }
@@ -549,7 +568,23 @@ public final class StageWorker implements AutoCloseable {
     producer = clients.newProducer();
   }
 
+  private void sendProgress(CompletionMarker.OutRecord r) {
+    progressProducer.send(
+        new ProducerRecord<>(r.topic(), r.key(), r.value()),
+        (meta, e) -> {
+          if (e != null) {
+            log.debug("progress record not sent: {}", e.toString());
+          }
+        });
+  }
+
   private void closeClients() {
+    cancelledJobs.close();
+    try {
+      progressProducer.close(Duration.ofSeconds(5));
+    } catch (RuntimeException e) {
+      log.warn("closing progress producer: {}", e.toString());
+    }
     try {
       if (consumer != null) {
         // Leave the group explicitly so an abandoned job's partition moves at once.

@@ -57,6 +57,31 @@ final class WorkerClients {
     return new KafkaConsumer<>(p, new ByteArrayDeserializer(), Decoded.capturing(values));
   }
 
+  /**
+   * A consumer outside any group (the caller assigns partitions), reading committed records only:
+   * for following a topic such as the job statuses.
+   */
+  <V> KafkaConsumer<byte[], Decoded<V>> newReader(Deserializer<V> values, String purpose) {
+    Properties p = new Properties();
+    p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(StageConfig.KAFKA_BOOTSTRAP));
+    p.put(ConsumerConfig.CLIENT_ID_CONFIG, clientPrefix + "-" + purpose);
+    p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+    p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+    return new KafkaConsumer<>(p, new ByteArrayDeserializer(), Decoded.capturing(values));
+  }
+
+  /** A plain producer for informative records (progress), outside any transaction. */
+  KafkaProducer<byte[], byte[]> newInformativeProducer() {
+    Properties p = new Properties();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(StageConfig.KAFKA_BOOTSTRAP));
+    p.put(ProducerConfig.CLIENT_ID_CONFIG, clientPrefix + "-progress");
+    p.put(ProducerConfig.ACKS_CONFIG, "1");
+    p.put(ProducerConfig.LINGER_MS_CONFIG, "0");
+    p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "5000");
+    return new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
+  }
+
   /** A transactional, idempotent producer with transactions initialized. */
   KafkaProducer<byte[], byte[]> newProducer() {
     Properties p = new Properties();

@@ -30,6 +30,7 @@ public record WorkerHealth(
     long duplicates,
     long deadLettered,
     long abandoned,
+    long cancelled,
     long retries,
     CurrentJob current) {
   private static final ObjectMapper JSON = new ObjectMapper();

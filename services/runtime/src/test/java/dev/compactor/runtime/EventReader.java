@@ -23,7 +23,8 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  */
 final class EventReader implements AutoCloseable {
   private static final List<Topic<String, ?>> TOPICS =
-      List.of(Topics.STAGE_COMPLETED, Topics.STAGE_FAILED, Topics.DEADLETTER);
+      List.of(
+          Topics.STAGE_COMPLETED, Topics.STAGE_FAILED, Topics.DEADLETTER, Topics.STAGE_PROGRESS);
 
   private final KafkaConsumer<byte[], byte[]> consumer;
   private final SchemaRegistryClient registry;

@@ -36,4 +36,32 @@ class FailuresTest {
     assertFalse(Failures.retriable(new BlobStore.BlobNotFoundException("get x: NoSuchKey", null)));
     assertFalse(Failures.retriable(new IllegalArgumentException("bits: expected 2..8, found 9")));
   }
+
+  /** Issue 8: a corrupt header was tried three times; what the input causes fails at once. */
+  @Test
+  void malformedFilesFailOnTheFirstAttemptTransportFaultsDoNot() {
+    class CheckpointFormatException extends IOException {
+      CheckpointFormatException(String m) {
+        super(m);
+      }
+    }
+    assertFalse(
+        Failures.retriable(
+            new UncheckedIOException(new CheckpointFormatException("header: bad JSON"))));
+    assertFalse(Failures.retriable(new java.io.EOFException("truncated")));
+    assertFalse(Failures.retriable(new java.nio.file.NoSuchFileException("/x")));
+    assertTrue(Failures.retriable(new IllegalStateException(new java.net.ConnectException("no"))));
+    assertTrue(Failures.retriable(new java.net.SocketTimeoutException("read timed out")));
+  }
+
+  /** Issue 8: an Error was redelivered forever; it is now an answer, retried within the limit. */
+  @Test
+  void jvmErrorsAreRetriableExceptAStackOverflow() {
+    assertTrue(Failures.retriable(new OutOfMemoryError("Java heap space")));
+    assertTrue(Failures.retriable(new UnsatisfiedLinkError("torchSetGradMode")));
+    assertFalse(Failures.retriable(new StackOverflowError()));
+    assertEquals(
+        "OutOfMemoryError: Java heap space",
+        Failures.reason(new OutOfMemoryError("Java heap space")));
+  }
 }

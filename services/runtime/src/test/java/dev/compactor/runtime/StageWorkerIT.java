@@ -8,8 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.compactor.events.ArtifactRef;
+import dev.compactor.events.JobState;
+import dev.compactor.events.JobStatus;
 import dev.compactor.events.StageCompleted;
 import dev.compactor.events.StageFailed;
+import dev.compactor.events.StageProgress;
 import dev.compactor.events.StageRequested;
 import dev.compactor.infra.LocalStack;
 import dev.compactor.schemas.Topics;
@@ -190,6 +193,97 @@ class StageWorkerIT {
     assertEquals(1, failed.getAttempt());
     awaitOne(Topics.STAGE_COMPLETED.name(), good, StageCompleted.class);
     assertEquals(0, events.count(Topics.STAGE_COMPLETED.name(), bad));
+  }
+
+  /** Issue 8: an Error was redelivered forever, the job RUNNING and its partition blocked. */
+  @Test
+  void aJvmErrorInAStageIsAnsweredWithARetriableStageFailedAndThePartitionFlows() throws Exception {
+    startWorker("publish", "w-error");
+    String oom = newJobId();
+    String link = newJobId();
+    String good = newJobId();
+    produce(request("publish", oom, 1, "{\"error\": \"oom\"}"));
+    produce(request("publish", link, 1, "{\"error\": \"link\"}"));
+    produce(request("publish", good, 1, "{}"));
+
+    StageFailed failed = awaitOne(Topics.STAGE_FAILED.name(), oom, StageFailed.class);
+    assertEquals("OutOfMemoryError: Java heap space", failed.getReason());
+    assertEquals(OutOfMemoryError.class.getName(), failed.getErrorType());
+    assertTrue(failed.getRetriable());
+    StageFailed unlinked = awaitOne(Topics.STAGE_FAILED.name(), link, StageFailed.class);
+    assertTrue(unlinked.getReason().startsWith("UnsatisfiedLinkError: "), unlinked.getReason());
+    awaitOne(Topics.STAGE_COMPLETED.name(), good, StageCompleted.class);
+    assertEquals(1, stage.started(oom, 1));
+  }
+
+  /** Issue 8: a cancelled job's running step stops and is consumed without an answer. */
+  @Test
+  void aCancelledJobsStepStopsUnpublishedAndItsLaterRequestsAreSkipped() throws Exception {
+    startWorker("quantize", "w-cancel");
+    String job = newJobId();
+    produce(request("quantize", job, 1, "{\"work_ms\": 60000}"));
+    await().atMost(WAIT).until(() -> stage.started(job, 1) == 1);
+    // progress arrives while it runs
+    StageProgress progress = awaitOne(Topics.STAGE_PROGRESS.name(), job, StageProgress.class);
+    assertEquals(1, progress.getStep());
+    assertEquals("w-cancel", progress.getWorker());
+    publishStatus(job, JobState.CANCELLED);
+    String next = newJobId();
+    produce(request("quantize", next, 1, "{}"));
+    awaitOne(Topics.STAGE_COMPLETED.name(), next, StageCompleted.class);
+    // a later request of the cancelled job (a retry in flight) is consumed without running
+    produce(request("quantize", job, 2, "{}"));
+    String last = newJobId();
+    produce(request("quantize", last, 1, "{}"));
+    awaitOne(Topics.STAGE_COMPLETED.name(), last, StageCompleted.class);
+    assertEquals(0, stage.started(job, 2));
+    assertEquals(0, events.count(Topics.STAGE_COMPLETED.name(), job));
+    assertEquals(0, events.count(Topics.STAGE_FAILED.name(), job));
+    assertEquals(0, stage.runs(job, 1));
+  }
+
+  private static void publishStatus(String job, JobState state) throws Exception {
+    JobStatus status =
+        JobStatus.newBuilder()
+            .setJobId(job)
+            .setState(state)
+            .setStep(1)
+            .setTotalSteps(3)
+            .setStage("quantize")
+            .setMessage("cancelled by test")
+            .setUpdatedAtMs(System.currentTimeMillis())
+            .build();
+    produceRaw(
+        Topics.JOBS_STATUS.name(),
+        job,
+        Topics.JOBS_STATUS
+            .valueSerde(registry)
+            .serializer()
+            .serialize(Topics.JOBS_STATUS.name(), status));
+  }
+
+  /** A request that keeps losing its worker is answered after COMPACTOR_MAX_DELIVERIES starts. */
+  @Test
+  void aRequestStartedMoreThanMaxDeliveriesTimesIsAnsweredWithStageFailed() throws Exception {
+    String job = newJobId();
+    StageRequested req = request("ingestion", job, 1, "{}");
+    // three earlier starts that never answered, as three killed workers would leave them
+    S3Uri marker = CompletionMarker.location(LocalStack.ARTIFACTS_BUCKET, "ingestion", job, 1, 1);
+    blobs.putBytes(
+        new S3Uri(marker.bucket(), marker.key().replace(".json", ".deliveries")),
+        "3".getBytes(StandardCharsets.US_ASCII),
+        "text/plain");
+    Map<String, String> m = new HashMap<>(configMap("ingestion", "w-deliveries"));
+    m.put(StageConfig.MAX_DELIVERIES.envName(), "3");
+    StageWorker w = new StageWorker(stage, StageConfig.of(m), blobs, registry);
+    workers.add(w);
+    w.start();
+    produce(req);
+    StageFailed failed = awaitOne(Topics.STAGE_FAILED.name(), job, StageFailed.class);
+    assertTrue(
+        failed.getReason().contains("started 3 times without an answer"), failed.getReason());
+    assertTrue(failed.getRetriable());
+    assertEquals(0, stage.started(job, 1));
   }
 
   @Test
@@ -409,6 +503,10 @@ class StageWorkerIT {
   }
 
   private static StageConfig config(String stageName, String workerId) {
+    return StageConfig.of(configMap(stageName, workerId));
+  }
+
+  private static Map<String, String> configMap(String stageName, String workerId) {
     Map<String, String> m = new HashMap<>();
     m.put(StageConfig.KAFKA_BOOTSTRAP.envName(), stack.bootstrapServers());
     m.put(StageConfig.SCHEMA_REGISTRY_URL.envName(), stack.schemaRegistryUrl());
@@ -426,7 +524,7 @@ class StageWorkerIT {
     m.put(StageConfig.RETRY_ATTEMPTS.envName(), "3");
     m.put(StageConfig.RETRY_INITIAL_BACKOFF_MS.envName(), "50");
     m.put(StageConfig.RETRY_MAX_BACKOFF_MS.envName(), "500");
-    return StageConfig.of(m);
+    return m;
   }
 
   private static StageRequested request(String stageName, String job, int step, String params) {

@@ -14,8 +14,9 @@ import java.util.stream.Stream;
  * A small real stage for the runtime's tests: writes a byte-reversed copy of every input file and
  * reports how many files and bytes it transformed. Recipe params steer it: {@code work_ms} makes it
  * take that long (in cancellable 100 ms slices, like a stage checking between layers), {@code fail}
- * makes it throw with that message. It counts its runs per job and step, so tests can prove that
- * nothing was computed twice.
+ * makes it throw with that message, {@code error: oom|link} makes it throw that JVM {@link Error}
+ * (as a real allocation or a missing native library would). It counts its runs per job and step, so
+ * tests can prove that nothing was computed twice.
  */
 final class TransformStage implements Stage {
   final Map<String, AtomicInteger> runs = new ConcurrentHashMap<>();
@@ -34,6 +35,12 @@ final class TransformStage implements Stage {
       ctx.progress().report(1 - (deadline - System.nanoTime()) / (workMs * 1e6), "working");
     }
     ctx.checkCancelled();
+    String error = ctx.params().string("error", null);
+    if ("oom".equals(error)) {
+      throw new OutOfMemoryError("Java heap space");
+    } else if ("link".equals(error)) {
+      throw new UnsatisfiedLinkError("'void ai.djl.pytorch.jni.PyTorchLibrary.torchSetGradMode'");
+    }
     String fail = ctx.params().string("fail", null);
     if (fail != null) {
       throw new IllegalStateException("transform failed", new IllegalArgumentException(fail));

@@ -1,6 +1,7 @@
 package dev.compactor.services.distillation;
 
 import ai.djl.Device;
+import ai.djl.engine.Engine;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.device.ComputeDevice;
@@ -11,11 +12,14 @@ import dev.compactor.core.distill.Distiller;
 import dev.compactor.core.distill.StudentBuilder;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.recipe.Calibration;
 import dev.compactor.core.recipe.DistillParams;
+import dev.compactor.core.recipe.RecipeModelCheck;
 import dev.compactor.core.recipe.StageKind;
 import dev.compactor.core.recipe.StageSpec;
+import dev.compactor.core.recipe.StepMemory;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
 import dev.compactor.runtime.BlobStore;
@@ -46,9 +50,9 @@ public final class DistillationStage implements Stage {
     CheckpointSink forRun(StageContext ctx) throws IOException;
   }
 
-  static final int DEFAULT_SAMPLES = 64;
-  static final int DEFAULT_SEQ_LEN = 128;
-  static final int MAX_BATCH = 8;
+  static final int DEFAULT_SAMPLES = StepMemory.DISTILL_DEFAULT_SAMPLES;
+  static final int DEFAULT_SEQ_LEN = StepMemory.DISTILL_DEFAULT_SEQ_LEN;
+  static final int MAX_BATCH = StepMemory.DISTILL_MAX_BATCH;
   private static final long SEED = 1234;
 
   /**
@@ -105,9 +109,13 @@ public final class DistillationStage implements Stage {
     // PyTorch's grad mode is per thread and on by default; DJL switches it off only on the thread
     // that started the engine. The worker's job threads would otherwise run the optimizer's
     // in-place updates under autograd, which PyTorch refuses ("leaf Variable ... in-place").
+    // The engine must be loaded first: in a fresh JVM nothing else has loaded the native library
+    // yet, and the JNI call would fail with UnsatisfiedLinkError (torchSetGradMode).
+    Engine.getEngine("PyTorch");
     JniUtils.setGradMode(false);
     StageSpec spec = StageSpec.fromJson(StageKind.DISTILL, ctx.request().getParamsJson());
     DistillParams p = (DistillParams) spec.params();
+    RecipeModelCheck.requireMemory(spec, ModelConfig.read(ctx.inputDir()), ctx.memoryBudgetBytes());
     String requested = ctx.request().getCalibrationUri();
     Calibration cal =
         spec.calibration()

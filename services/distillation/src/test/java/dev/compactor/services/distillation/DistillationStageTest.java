@@ -81,6 +81,25 @@ class DistillationStageTest {
     }
   }
 
+  /** Issue 8: a fresh JVM's first distill step failed with UnsatisfiedLinkError, forever. */
+  @Test
+  void aDistillStepIsTheFirstThingAFreshJvmCanDo() throws Exception {
+    Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+    Process p =
+        new ProcessBuilder(
+                java.toString(),
+                "-cp",
+                System.getProperty("java.class.path"),
+                "-Dai.djl.offline=true",
+                FreshJvmDistill.class.getName(),
+                tmp.resolve("fresh").toString())
+            .redirectErrorStream(true)
+            .start();
+    String out = new String(p.getInputStream().readAllBytes());
+    assertEquals(0, p.waitFor(), out);
+    assertTrue(out.contains("distilled 1 layers"), out);
+  }
+
   @Test
   void trainsAOneLayerStudentAndResumesFromItsCheckpoint() throws Exception {
     Path teacher = TestModels.randomLlama(tmp.resolve("teacher"), 3, 4);

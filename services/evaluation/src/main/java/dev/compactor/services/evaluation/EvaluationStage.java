@@ -15,8 +15,10 @@ import dev.compactor.core.metrics.PeakMemory;
 import dev.compactor.core.metrics.PerplexityEvaluator;
 import dev.compactor.core.metrics.PerplexityResult;
 import dev.compactor.core.metrics.ProgressListener;
+import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.recipe.EvaluateParams;
+import dev.compactor.core.recipe.RecipeModelCheck;
 import dev.compactor.core.recipe.StageKind;
 import dev.compactor.core.recipe.StageSpec;
 import dev.compactor.core.tokenizer.TextTokenizer;
@@ -91,9 +93,9 @@ public final class EvaluationStage implements Stage {
   @Override
   public StageResult run(StageContext ctx) throws Exception {
     PeakMemory.StepWindow memory = PeakMemory.startStep();
-    EvaluateParams p =
-        (EvaluateParams)
-            StageSpec.fromJson(StageKind.EVALUATE, ctx.request().getParamsJson()).params();
+    StageSpec spec = StageSpec.fromJson(StageKind.EVALUATE, ctx.request().getParamsJson());
+    EvaluateParams p = (EvaluateParams) spec.params();
+    RecipeModelCheck.requireMemory(spec, ModelConfig.read(ctx.inputDir()), ctx.memoryBudgetBytes());
     ArtifactRef modelRef = require(ctx.request().getInput(), "input");
     ArtifactRef baselineRef = require(ctx.request().getBaseline(), "baseline");
     Device device = ComputeDevice.resolve(ctx.device());

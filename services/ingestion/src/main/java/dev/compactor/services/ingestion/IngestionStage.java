@@ -3,6 +3,9 @@ package dev.compactor.services.ingestion;
 import dev.compactor.core.io.CheckpointFormatException;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.recipe.Recipe;
+import dev.compactor.core.recipe.RecipeModelCheck;
+import dev.compactor.core.recipe.RecipeProblem;
 import dev.compactor.events.ModelIngested;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
@@ -12,7 +15,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.stream.Collectors;
 
 /**
  * Step 0 of every job: takes the Hugging Face model directory the user submitted ({@code file://}
@@ -51,6 +56,7 @@ public final class IngestionStage implements Stage {
               + " parameters, the safetensors hold "
               + model.parameterCount());
     }
+    checkRecipeFits(ctx, uri, config);
     ctx.progress().report(0.5, "validated; copying " + model.modelFiles().size() + " files");
     for (Path file : model.modelFiles()) {
       Files.copy(file, ctx.outputDir().resolve(file.getFileName().toString()));
@@ -80,6 +86,24 @@ public final class IngestionStage implements Stage {
                     .setFileHashes(hashes)
                     .setIngestedAtMs(System.currentTimeMillis())
                     .build());
+  }
+
+  /**
+   * The recipe problems only the model reveals (distill layers it lacks, methods not built for its
+   * architecture, steps that cannot fit this worker's memory), reported before any step runs.
+   */
+  private static void checkRecipeFits(StageContext ctx, String uri, ModelConfig config) {
+    Recipe recipe = Recipe.parse(ctx.request().getRecipeYaml());
+    List<RecipeProblem> problems = RecipeModelCheck.check(recipe, config, ctx.memoryBudgetBytes());
+    if (!problems.isEmpty()) {
+      throw new IllegalArgumentException(
+          "recipe "
+              + recipe.name()
+              + " cannot run on "
+              + uri
+              + ": "
+              + problems.stream().map(RecipeProblem::toString).collect(Collectors.joining("; ")));
+    }
   }
 
   private static long sizeOf(ModelDirectory model) throws IOException {

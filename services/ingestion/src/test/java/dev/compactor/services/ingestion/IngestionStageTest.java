@@ -20,8 +20,16 @@ class IngestionStageTest {
   @TempDir Path tmp;
 
   private StageContext ctx(Path model) throws Exception {
+    return ctx(model, TestModels.RECIPE, Long.MAX_VALUE);
+  }
+
+  private StageContext ctx(Path model, String recipe, long budget) throws Exception {
     return StageContext.builder(
-            TestModels.request("ingestion", "{}").setModelUri(model.toUri().toString()).build())
+            TestModels.request("ingestion", "{}")
+                .setModelUri(model.toUri().toString())
+                .setRecipeYaml(recipe)
+                .build())
+        .memoryBudgetBytes(budget)
         .inputDir(Files.createDirectories(tmp.resolve("in")))
         .outputDir(Files.createDirectories(tmp.resolve("out")))
         .workDir(Files.createDirectories(tmp.resolve("work")))
@@ -44,6 +52,40 @@ class IngestionStageTest {
     assertEquals("F32", e.getDtype());
     assertEquals(in.parameterCount(), e.getParameterCount());
     assertEquals(in.sha256Files(), e.getFileHashes());
+  }
+
+  /** Issue 8: a recipe wrong for this model failed late, without the model's numbers. */
+  @Test
+  void refusesARecipeTheModelCannotRunWithTheModelsNumbers() throws Exception {
+    Path model = TestModels.randomLlama(tmp.resolve("two-layers"), 2, 1);
+    String recipe =
+        """
+        name: too-deep
+        stages:
+          - distill: { layers: [0, 2, 4] }
+        calibration: { dataset: builtin:europarl, samples: 4, seq_len: 16 }
+        """;
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> new IngestionStage().run(ctx(model, recipe, Long.MAX_VALUE)));
+    assertTrue(
+        e.getMessage()
+            .contains(
+                "stages[0].distill.layers: layer 2 is outside the model, which has 2 decoder"
+                    + " layers (0..1)"),
+        e.getMessage());
+  }
+
+  @Test
+  void refusesAStepAboveTheMemoryBudgetWithItsEstimate() throws Exception {
+    Path model = TestModels.randomLlama(tmp.resolve("budget"), 2, 1);
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> new IngestionStage().run(ctx(model, TestModels.RECIPE, 64L << 20)));
+    assertTrue(e.getMessage().contains("needs about "), e.getMessage());
+    assertTrue(e.getMessage().contains("memory budget of 64.0 MiB"), e.getMessage());
   }
 
   @Test

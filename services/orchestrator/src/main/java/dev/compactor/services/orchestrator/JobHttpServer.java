@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import dev.compactor.events.JobCancelRequested;
 import dev.compactor.events.JobState;
 import dev.compactor.events.JobSubmitted;
 import java.io.IOException;
@@ -30,6 +31,8 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code POST /jobs} — submit {@code {"modelUri", "recipeYaml", "jobId"?, "submitter"?}}: 202
  *       with {@code {"jobId", "status": "/jobs/{id}"}}; 422 listing every recipe problem; 409 when
  *       the job id is taken
+ *   <li>{@code DELETE /jobs/{id}[?reason=...]} — cancel: 202 with {@code {"jobId", "status"}}; 404
+ *       when unknown; 409 when the job already ended
  *   <li>{@code GET /health} — {@code {"status": "RUNNING"}}; 503 while the store is not queryable
  * </ul>
  *
@@ -70,9 +73,22 @@ public final class JobHttpServer implements AutoCloseable {
         submit(exchange);
         return;
       }
+      boolean jobPath = path.startsWith("/jobs/") && !jobsPath;
+      if ("DELETE".equals(exchange.getRequestMethod()) && jobPath) {
+        cancel(
+            exchange,
+            URLDecoder.decode(path.substring("/jobs/".length()), StandardCharsets.UTF_8),
+            query(exchange, "reason"));
+        return;
+      }
       if (!"GET".equals(exchange.getRequestMethod())) {
-        exchange.getResponseHeaders().add("Allow", jobsPath ? "GET, POST" : "GET");
-        send(exchange, 405, error("only GET is supported here (and POST on /jobs)"));
+        exchange
+            .getResponseHeaders()
+            .add("Allow", jobsPath ? "GET, POST" : jobPath ? "GET, DELETE" : "GET");
+        send(
+            exchange,
+            405,
+            error("only GET is supported here (POST on /jobs, DELETE on /jobs/{id})"));
         return;
       }
       if (path.equals("/health")) {
@@ -136,6 +152,65 @@ public final class JobHttpServer implements AutoCloseable {
             .put("jobId", job.getJobId())
             .put("status", status)
             .toString());
+  }
+
+  private void cancel(HttpExchange exchange, String id, String reason) throws IOException {
+    Optional<JobRecord> job = queries.job(id);
+    if (job.isEmpty()) {
+      Optional<String> owner = queries.ownerUrl(id);
+      if (owner.isPresent()) {
+        exchange.getResponseHeaders().add("Location", owner.get() + "/jobs/" + id);
+        send(exchange, 307, error("job " + id + " is held by " + owner.get()));
+      } else {
+        send(exchange, 404, error("no job " + id));
+      }
+      return;
+    }
+    if (job.get().isTerminal()) {
+      send(
+          exchange,
+          409,
+          error("job " + id + " already ended " + job.get().state() + "; nothing to cancel"));
+      return;
+    }
+    try {
+      submitter.cancel(
+          JobCancelRequested.newBuilder()
+              .setJobId(id)
+              .setReason(reason)
+              .setRequestedBy("http")
+              .setRequestedAtMs(System.currentTimeMillis())
+              .build());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      send(exchange, 503, error("interrupted while cancelling"));
+      return;
+    } catch (Exception e) {
+      LOG.warn("job {}: cancel failed", id, e);
+      send(exchange, 503, error("could not cancel job " + id + ": " + e));
+      return;
+    }
+    LOG.info("job {}: cancel requested over HTTP", id);
+    send(
+        exchange,
+        202,
+        JobJson.MAPPER.createObjectNode().put("jobId", id).put("status", "/jobs/" + id).toString());
+  }
+
+  /** One query parameter, decoded; null when absent. */
+  private static String query(HttpExchange exchange, String name) {
+    String q = exchange.getRequestURI().getRawQuery();
+    if (q == null) {
+      return null;
+    }
+    for (String pair : q.split("&")) {
+      int eq = pair.indexOf('=');
+      String key = eq < 0 ? pair : pair.substring(0, eq);
+      if (URLDecoder.decode(key, StandardCharsets.UTF_8).equals(name)) {
+        return eq < 0 ? "" : URLDecoder.decode(pair.substring(eq + 1), StandardCharsets.UTF_8);
+      }
+    }
+    return null;
   }
 
   private void job(HttpExchange exchange, String id) throws IOException {

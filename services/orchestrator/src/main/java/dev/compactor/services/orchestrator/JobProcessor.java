@@ -2,8 +2,10 @@ package dev.compactor.services.orchestrator;
 
 import dev.compactor.core.recipe.InvalidRecipeException;
 import dev.compactor.core.recipe.Recipe;
+import dev.compactor.core.recipe.RecipeLimits;
 import dev.compactor.core.recipe.RecipeProblem;
 import dev.compactor.core.recipe.StageSpec;
+import dev.compactor.events.JobCancelRequested;
 import dev.compactor.events.JobState;
 import dev.compactor.events.JobStatus;
 import dev.compactor.events.JobSubmitted;
@@ -33,6 +35,9 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code StageFailed} for the attempt in flight: a retriable failure (storage down, worker
  *       lost) requests the step again with the next attempt number, up to {@code maxAttempts};
  *       otherwise FAILED with the worker's reason.
+ *   <li>{@code JobCancelRequested} for a job that has not ended: CANCELLED, and nothing more is
+ *       requested for it; the worker running its step stops it without publishing (workers follow
+ *       {@code compactor.jobs.status}). A cancelled job is terminal: a restart never resumes it.
  * </ul>
  *
  * Events for another step or an older attempt, a repeated completion, or a finished job change
@@ -45,11 +50,13 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
   private static final Logger LOG = LoggerFactory.getLogger(JobProcessor.class);
 
   private final int maxAttempts;
+  private final RecipeLimits limits;
   private ProcessorContext<String, SpecificRecord> context;
   private KeyValueStore<String, JobRecord> store;
 
-  JobProcessor(int maxAttempts) {
+  JobProcessor(int maxAttempts, RecipeLimits limits) {
     this.maxAttempts = maxAttempts;
+    this.limits = limits;
   }
 
   @Override
@@ -72,6 +79,8 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
       onCompleted(c, ts);
     } else if (event instanceof StageFailed f) {
       onFailed(f, ts);
+    } else if (event instanceof JobCancelRequested c) {
+      onCancel(c, ts);
     } else if (event != null) {
       throw new IllegalStateException("unexpected event type " + event.getClass().getName());
     }
@@ -89,6 +98,7 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
     Recipe recipe = null;
     try {
       recipe = Recipe.parse(s.getRecipeYaml());
+      limits.check(recipe).stream().map(RecipeProblem::toString).forEach(problems::add);
       for (int i = 0; i < recipe.stages().size(); i++) {
         String stage = recipe.stage(i).kind().recipeKey();
         if (!JobTopology.SERVED_STAGES.contains(stage)) {
@@ -221,6 +231,31 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
       step.failed(f.getWorker(), ts);
       fail(job, i, "step " + i + " (" + f.getStage() + ") failed: " + reason, ts);
     }
+    store.put(job.jobId(), job);
+  }
+
+  private void onCancel(JobCancelRequested c, long ts) {
+    JobRecord job = store.get(c.getJobId());
+    if (job == null || job.isTerminal()) {
+      LOG.info(
+          "job {}: cancel request ignored: {} ({})",
+          c.getJobId(),
+          job == null ? "unknown job" : "the job already ended " + job.state(),
+          coordinates());
+      return;
+    }
+    int step = job.currentStep();
+    String message =
+        "cancelled"
+            + (c.getRequestedBy() == null ? "" : " by " + c.getRequestedBy())
+            + (c.getReason() == null || c.getReason().isBlank() ? "" : ": " + c.getReason())
+            + " (during step "
+            + step
+            + ", "
+            + job.currentStage()
+            + ")";
+    transition(job, JobState.CANCELLED, step, message, ts);
+    LOG.info("job {}: {} ({})", job.jobId(), message, coordinates());
     store.put(job.jobId(), job);
   }
 

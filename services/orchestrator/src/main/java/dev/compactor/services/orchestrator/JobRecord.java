@@ -228,7 +228,10 @@ public final class JobRecord {
 
   /** True when no further event can change the job. */
   public boolean isTerminal() {
-    return state == JobState.SUCCEEDED || state == JobState.FAILED || state == JobState.REJECTED;
+    return state == JobState.SUCCEEDED
+        || state == JobState.FAILED
+        || state == JobState.REJECTED
+        || state == JobState.CANCELLED;
   }
 
   /** The stage of the current step, or null when the job has no steps (rejected). */

@@ -1,5 +1,6 @@
 package dev.compactor.services.orchestrator;
 
+import dev.compactor.core.recipe.RecipeLimits;
 import dev.compactor.events.JobStatus;
 import dev.compactor.events.StageRequested;
 import dev.compactor.schemas.Topic;
@@ -46,14 +47,16 @@ public final class JobTopology {
    * {@link #build(StreamsBuilder, SchemaRegistryClient, int)} with {@link #DEFAULT_MAX_ATTEMPTS}.
    */
   public static void build(StreamsBuilder builder, SchemaRegistryClient registry) {
-    build(builder, registry, DEFAULT_MAX_ATTEMPTS);
+    build(builder, registry, DEFAULT_MAX_ATTEMPTS, RecipeLimits.DEFAULTS);
   }
 
   /**
    * Adds the topology to {@code builder}, with Avro serdes bound to {@code registry}; a step whose
-   * worker reports a retriable failure is requested up to {@code maxAttempts} times.
+   * worker reports a retriable failure is requested up to {@code maxAttempts} times; recipes that
+   * break {@code limits} are rejected.
    */
-  public static void build(StreamsBuilder builder, SchemaRegistryClient registry, int maxAttempts) {
+  public static void build(
+      StreamsBuilder builder, SchemaRegistryClient registry, int maxAttempts, RecipeLimits limits) {
     if (maxAttempts < 1) {
       throw new IllegalArgumentException("maxAttempts must be >= 1, found " + maxAttempts);
     }
@@ -68,11 +71,15 @@ public final class JobTopology {
     KStream<String, SpecificRecord> failed =
         source(builder, Topics.STAGE_FAILED, registry, "failed");
 
+    KStream<String, SpecificRecord> cancels =
+        source(builder, Topics.JOBS_CANCEL, registry, "cancel");
+
     KStream<String, SpecificRecord> out =
         submitted
             .merge(completed, Named.as("merge-completed"))
             .merge(failed, Named.as("merge-failed"))
-            .process(() -> new JobProcessor(maxAttempts), Named.as("job-processor"), STORE);
+            .merge(cancels, Named.as("merge-cancel"))
+            .process(() -> new JobProcessor(maxAttempts, limits), Named.as("job-processor"), STORE);
 
     out.split(Named.as("out-"))
         .branch(

@@ -1,5 +1,6 @@
 package dev.compactor.services.orchestrator;
 
+import dev.compactor.core.recipe.RecipeLimits;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -92,6 +93,40 @@ public final class OrchestratorConfig {
           v -> intIn(v, 1, 100),
           "Requests per step before a retriable StageFailed fails the job.");
 
+  public static final Key LIMIT_CALIBRATION_SAMPLES =
+      limit(RecipeLimits.SAMPLES_ENV, RecipeLimits.DEFAULTS.maxCalibrationSamples(), "samples");
+  public static final Key LIMIT_SEQ_LEN =
+      limit(
+          RecipeLimits.SEQ_LEN_ENV,
+          RecipeLimits.DEFAULTS.maxSeqLen(),
+          "seq_len (calibration and evaluation windows)");
+  public static final Key LIMIT_CALIBRATION_TOKENS =
+      limit(
+          RecipeLimits.TOKENS_ENV,
+          RecipeLimits.DEFAULTS.maxCalibrationTokens(),
+          "calibration samples × seq_len");
+  public static final Key LIMIT_DISTILL_STEPS =
+      limit(
+          RecipeLimits.DISTILL_STEPS_ENV,
+          RecipeLimits.DEFAULTS.maxDistillSteps(),
+          "steps of one distill stage");
+
+  private static Key limit(String env, long dflt, String what) {
+    return new Key(
+        env,
+        String.valueOf(dflt),
+        v -> {
+          try {
+            return Long.parseLong(v.strip()) >= 1
+                ? Optional.empty()
+                : Optional.of("a positive integer");
+          } catch (NumberFormatException e) {
+            return Optional.of("a positive integer");
+          }
+        },
+        "Largest recipe " + what + " accepted; a recipe above it is REJECTED with the limit.");
+  }
+
   private static final List<Key> KEYS =
       List.of(
           KAFKA_BOOTSTRAP,
@@ -102,7 +137,11 @@ public final class OrchestratorConfig {
           APPLICATION_ID,
           REPLICATION_FACTOR,
           CREATE_TOPICS,
-          MAX_ATTEMPTS);
+          MAX_ATTEMPTS,
+          LIMIT_CALIBRATION_SAMPLES,
+          LIMIT_SEQ_LEN,
+          LIMIT_CALIBRATION_TOKENS,
+          LIMIT_DISTILL_STEPS);
 
   private final Map<Key, String> values;
 
@@ -156,6 +195,17 @@ public final class OrchestratorConfig {
           "invalid orchestrator configuration:\n  " + String.join("\n  ", problems));
     }
     return new OrchestratorConfig(values);
+  }
+
+  /** The recipe limits this orchestrator enforces. */
+  public RecipeLimits recipeLimits() {
+    return RecipeLimits.from(
+        env ->
+            KEYS.stream()
+                .filter(k -> k.env().equals(env))
+                .findFirst()
+                .map(values::get)
+                .orElse(null));
   }
 
   public String get(Key key) {

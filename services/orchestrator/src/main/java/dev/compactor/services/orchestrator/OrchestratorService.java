@@ -1,5 +1,6 @@
 package dev.compactor.services.orchestrator;
 
+import dev.compactor.events.JobCancelRequested;
 import dev.compactor.events.JobSubmitted;
 import dev.compactor.schemas.Topic;
 import dev.compactor.schemas.Topics;
@@ -54,6 +55,7 @@ public final class OrchestratorService implements AutoCloseable {
   private final KafkaStreams streams;
   private final CountDownLatch stopped = new CountDownLatch(1);
   private final KafkaProducer<String, JobSubmitted> producer;
+  private final KafkaProducer<String, JobCancelRequested> cancels;
 
   private OrchestratorService(OrchestratorConfig config, SchemaRegistryClient registry)
       throws IOException {
@@ -62,16 +64,24 @@ public final class OrchestratorService implements AutoCloseable {
       createMissingTopics(config);
     }
     StreamsBuilder builder = new StreamsBuilder();
-    JobTopology.build(builder, registry, config.getInt(OrchestratorConfig.MAX_ATTEMPTS));
+    JobTopology.build(
+        builder, registry, config.getInt(OrchestratorConfig.MAX_ATTEMPTS), config.recipeLimits());
     StreamsQueries queries = new StreamsQueries();
-    this.producer = submissionProducer(config, registry);
+    this.producer = userProducer(config, registry, Topics.JOBS_SUBMITTED, "-submit");
+    this.cancels = userProducer(config, registry, Topics.JOBS_CANCEL, "-cancel");
     this.http =
         new JobHttpServer(
             queries,
-            job ->
-                producer
-                    .send(new ProducerRecord<>(Topics.JOBS_SUBMITTED.name(), job.getJobId(), job))
-                    .get(30, TimeUnit.SECONDS),
+            JobSubmitter.of(
+                job ->
+                    producer
+                        .send(
+                            new ProducerRecord<>(Topics.JOBS_SUBMITTED.name(), job.getJobId(), job))
+                        .get(30, TimeUnit.SECONDS),
+                c ->
+                    cancels
+                        .send(new ProducerRecord<>(Topics.JOBS_CANCEL.name(), c.getJobId(), c))
+                        .get(30, TimeUnit.SECONDS)),
             new InetSocketAddress(config.getInt(OrchestratorConfig.HTTP_PORT)));
     HostInfo self = new HostInfo(config.get(OrchestratorConfig.ADVERTISED_HOST), http.port());
     this.streams = new KafkaStreams(builder.build(), streamsProperties(config, self));
@@ -139,19 +149,24 @@ public final class OrchestratorService implements AutoCloseable {
     return p;
   }
 
-  /** The producer behind POST /jobs: idempotent, waits for every in-sync replica. */
-  private static KafkaProducer<String, JobSubmitted> submissionProducer(
-      OrchestratorConfig config, SchemaRegistryClient registry) {
+  /**
+   * A producer of users' requests (POST and DELETE /jobs): idempotent, waits for every in-sync
+   * replica.
+   */
+  private static <V> KafkaProducer<String, V> userProducer(
+      OrchestratorConfig config,
+      SchemaRegistryClient registry,
+      Topic<String, V> topic,
+      String clientSuffix) {
     Properties p = new Properties();
     p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(OrchestratorConfig.KAFKA_BOOTSTRAP));
     p.put(ProducerConfig.ACKS_CONFIG, "all");
     p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
     p.put(
-        ProducerConfig.CLIENT_ID_CONFIG, config.get(OrchestratorConfig.APPLICATION_ID) + "-submit");
+        ProducerConfig.CLIENT_ID_CONFIG,
+        config.get(OrchestratorConfig.APPLICATION_ID) + clientSuffix);
     return new KafkaProducer<>(
-        p,
-        Topics.JOBS_SUBMITTED.keySerde().serializer(),
-        Topics.JOBS_SUBMITTED.valueSerde(registry).serializer());
+        p, topic.keySerde().serializer(), topic.valueSerde(registry).serializer());
   }
 
   private static void createMissingTopics(OrchestratorConfig config) {
@@ -196,6 +211,7 @@ public final class OrchestratorService implements AutoCloseable {
   public void close() {
     http.close();
     producer.close(Duration.ofSeconds(10));
+    cancels.close(Duration.ofSeconds(10));
     // leaving the group hands the partitions over now, not after the session timeout
     streams.close(
         CloseOptions.groupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP)

@@ -39,7 +39,9 @@ class JobHttpServerTest {
     server =
         new JobHttpServer(
             JobQueries.of(t::store),
-            job -> t.submitted.pipeInput(job.getJobId(), job),
+            JobSubmitter.of(
+                job -> t.submitted.pipeInput(job.getJobId(), job),
+                c -> t.cancels.pipeInput(c.getJobId(), c)),
             new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
   }
 
@@ -53,6 +55,30 @@ class JobHttpServerTest {
     return http.send(
         HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + path)).build(),
         HttpResponse.BodyHandlers.ofString());
+  }
+
+  private HttpResponse<String> delete(String path) throws IOException, InterruptedException {
+    return http.send(
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + path))
+            .DELETE()
+            .build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
+  /** Issue 8: DELETE /jobs/{id} cancels a running job; an ended one answers 409. */
+  @Test
+  void deleteCancelsARunningJobAndRefusesAnEndedOne() throws Exception {
+    HttpResponse<String> cancelled = delete("/jobs/job-1?reason=wrong%20recipe");
+    assertEquals(202, cancelled.statusCode(), cancelled.body());
+    assertEquals("job-1", json(cancelled).get("jobId").asText());
+    JsonNode job = json(get("/jobs/job-1"));
+    assertEquals("CANCELLED", job.get("state").asText());
+    assertTrue(
+        job.get("message").asText().startsWith("cancelled by http: wrong recipe"), job.toString());
+    HttpResponse<String> again = delete("/jobs/job-1");
+    assertEquals(409, again.statusCode());
+    assertTrue(json(again).get("error").asText().contains("already ended CANCELLED"));
+    assertEquals(409, delete("/jobs/job-2").statusCode(), "a rejected job has ended");
   }
 
   private static JsonNode json(HttpResponse<String> r) throws IOException {
@@ -108,14 +134,10 @@ class JobHttpServerTest {
     assertEquals(404, missing.statusCode());
     assertTrue(json(missing).get("error").asText().contains("no job nope"));
     assertEquals(404, get("/metrics").statusCode());
-    HttpResponse<String> delete =
-        http.send(
-            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/jobs/job-1"))
-                .DELETE()
-                .build(),
-            HttpResponse.BodyHandlers.ofString());
+    HttpResponse<String> delete = delete("/health");
     assertEquals(405, delete.statusCode());
     assertEquals("GET", delete.headers().firstValue("Allow").orElse(""));
+    assertEquals(404, delete("/jobs/nope").statusCode());
     assertEquals(200, get("/health").statusCode());
   }
 

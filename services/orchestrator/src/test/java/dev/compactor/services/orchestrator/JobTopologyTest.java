@@ -279,6 +279,45 @@ class JobTopologyTest {
     assertTrue(failed.getMessage().contains("attempt 3"), failed.getMessage());
   }
 
+  /** Issue 8: a cancelled job ends CANCELLED and nothing later moves it on. */
+  @Test
+  void aCancelledJobEndsCancelledAndLateAnswersChangeNothing() {
+    t.submit("job-c", MODEL, demoRecipe);
+    t.complete(onlyRequest(), artifact("b", 1000));
+    StageRequested running = onlyRequest();
+    t.status.readValuesToList();
+    t.cancel("job-c", "wrong model");
+    JobStatus cancelled = t.status.readValue();
+    assertEquals(JobState.CANCELLED, cancelled.getState());
+    assertEquals(
+        "cancelled by test: wrong model (during step 1, " + running.getStage() + ")",
+        cancelled.getMessage());
+    t.complete(running, artifact("c", 900));
+    t.fail(running, "late", true);
+    t.cancel("job-c", "twice");
+    assertTrue(t.drainRequests().isEmpty());
+    assertTrue(t.status.readValuesToList().isEmpty());
+    assertEquals(JobState.CANCELLED, t.store().get("job-c").state());
+  }
+
+  /** Issue 8: a recipe above the limits is rejected before anything runs. */
+  @Test
+  void aResourceBombIsRejectedWithTheLimitItBreaks() {
+    t.submit(
+        "job-bomb",
+        MODEL,
+        "name: bomb\nstages:\n  - prune: { method: wanda, sparsity: 0.5 }\n"
+            + "calibration: { dataset: builtin:europarl, samples: 1000000000, seq_len: 64 }\n");
+    JobStatus rejected = t.status.readValuesToList().get(0);
+    assertEquals(JobState.REJECTED, rejected.getState());
+    assertTrue(
+        rejected
+            .getMessage()
+            .contains("calibration.samples: 1000000000 is above the limit of 4096"),
+        rejected.getMessage());
+    assertTrue(t.drainRequests().isEmpty());
+  }
+
   @Test
   void aRetriedStepThatCompletesMovesOn() {
     t.submit("job-8", MODEL, demoRecipe);

@@ -1,6 +1,7 @@
 package dev.compactor.services.orchestrator;
 
 import dev.compactor.events.ArtifactRef;
+import dev.compactor.events.JobCancelRequested;
 import dev.compactor.events.JobStatus;
 import dev.compactor.events.JobSubmitted;
 import dev.compactor.events.StageCompleted;
@@ -29,6 +30,7 @@ final class TopologyFixture implements AutoCloseable {
   final TestInputTopic<String, JobSubmitted> submitted;
   final TestInputTopic<String, StageCompleted> completed;
   final TestInputTopic<String, StageFailed> failed;
+  final TestInputTopic<String, JobCancelRequested> cancels;
   final TestOutputTopic<String, JobStatus> status;
   final Map<String, TestOutputTopic<String, StageRequested>> requests = new LinkedHashMap<>();
 
@@ -57,6 +59,9 @@ final class TopologyFixture implements AutoCloseable {
             Topics.STAGE_FAILED.name(),
             keys,
             Topics.STAGE_FAILED.valueSerde(registry).serializer());
+    cancels =
+        driver.createInputTopic(
+            Topics.JOBS_CANCEL.name(), keys, Topics.JOBS_CANCEL.valueSerde(registry).serializer());
     status =
         driver.createOutputTopic(
             Topics.JOBS_STATUS.name(),
@@ -85,6 +90,17 @@ final class TopologyFixture implements AutoCloseable {
             .setModelUri(modelUri)
             .setRecipeYaml(recipeYaml)
             .setSubmitter("test")
+            .build());
+  }
+
+  void cancel(String jobId, String reason) {
+    cancels.pipeInput(
+        jobId,
+        JobCancelRequested.newBuilder()
+            .setJobId(jobId)
+            .setReason(reason)
+            .setRequestedBy("test")
+            .setRequestedAtMs(3_000)
             .build());
   }
 

@@ -3,6 +3,7 @@ package dev.compactor.services.pruning;
 import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
 import dev.compactor.core.data.Corpus;
+import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.prune.InputNormCollector;
 import dev.compactor.core.prune.MagnitudePruner;
@@ -11,8 +12,10 @@ import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.WandaPruner;
 import dev.compactor.core.recipe.Calibration;
 import dev.compactor.core.recipe.PruneParams;
+import dev.compactor.core.recipe.RecipeModelCheck;
 import dev.compactor.core.recipe.StageKind;
 import dev.compactor.core.recipe.StageSpec;
+import dev.compactor.core.recipe.StepMemory;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
 import dev.compactor.runtime.Devices;
@@ -32,9 +35,9 @@ import java.util.Map;
 public final class PruningStage implements Stage {
 
   /** Calibration windows when the recipe has no calibration section. */
-  static final int DEFAULT_SAMPLES = 16;
+  static final int DEFAULT_SAMPLES = StepMemory.PRUNE_DEFAULT_SAMPLES;
 
-  static final int DEFAULT_SEQ_LEN = 128;
+  static final int DEFAULT_SEQ_LEN = StepMemory.PRUNE_DEFAULT_SEQ_LEN;
   private static final long SEED = 1234;
 
   /** Magnitude and Wanda pruning (its calibration forward included) run on the CPU. */
@@ -47,6 +50,7 @@ public final class PruningStage implements Stage {
   public StageResult run(StageContext ctx) throws Exception {
     StageSpec spec = StageSpec.fromJson(StageKind.PRUNE, ctx.request().getParamsJson());
     PruneParams params = (PruneParams) spec.params();
+    RecipeModelCheck.requireMemory(spec, ModelConfig.read(ctx.inputDir()), ctx.memoryBudgetBytes());
     PruningSpec pruning = PruningSpec.of(params.method().key(), params.sparsity());
     PruningReport report;
     if (params.method() == PruneParams.Method.MAGNITUDE) {

@@ -5,13 +5,16 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.data.CalibrationText;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.quant.pipeline.QuantizationPipeline;
 import dev.compactor.core.quant.table.WeightQuantization;
 import dev.compactor.core.recipe.Calibration;
 import dev.compactor.core.recipe.QuantizeParams;
 import dev.compactor.core.recipe.QuantizeParams.ExportFormat;
+import dev.compactor.core.recipe.RecipeModelCheck;
 import dev.compactor.core.recipe.StageKind;
 import dev.compactor.core.recipe.StageSpec;
+import dev.compactor.core.recipe.StepMemory;
 import dev.compactor.runtime.Devices;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
@@ -40,9 +43,9 @@ import java.util.Map;
 public final class QuantizationStage implements Stage {
 
   /** Calibration windows when the recipe has no calibration section. */
-  static final int DEFAULT_SAMPLES = 128;
+  static final int DEFAULT_SAMPLES = StepMemory.QUANTIZE_DEFAULT_SAMPLES;
 
-  static final int DEFAULT_SEQ_LEN = 512;
+  static final int DEFAULT_SEQ_LEN = StepMemory.QUANTIZE_DEFAULT_SEQ_LEN;
   static final long SEED = 0;
 
   /** Where the compressed-tensors export goes inside the artifact. */
@@ -64,6 +67,8 @@ public final class QuantizationStage implements Stage {
   public StageResult run(StageContext ctx) throws Exception {
     StageSpec stage = StageSpec.fromJson(StageKind.QUANTIZE, ctx.request().getParamsJson());
     QuantizeParams params = (QuantizeParams) stage.params();
+    RecipeModelCheck.requireMemory(
+        stage, ModelConfig.read(ctx.inputDir()), ctx.memoryBudgetBytes());
     WeightQuantization q = quantization(params);
     Path out = ctx.outputDir();
     QuantizationPipeline.Outputs outputs =
