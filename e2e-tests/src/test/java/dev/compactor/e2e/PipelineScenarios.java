@@ -59,7 +59,9 @@ abstract class PipelineScenarios {
   static final String QUICK =
       "name: e2e-int8\n"
           + "stages:\n"
-          + "  - quantize: { method: rtn, bits: 8, group_size: -1 }\n"
+          // The size gate measures stored files: without a compressed export the smallest form is
+          // the dequantized safetensors, as large as the baseline.
+          + "  - quantize: { method: rtn, bits: 8, group_size: -1, export: [safetensors, \"gguf:q8_0\"] }\n"
           + "  - evaluate: { perplexity: { seq_len: 32 }, kl: true }\n"
           + "  - publish:  { gates: { max_size_ratio: 0.6, min_top1_agreement: 0.5 } }\n"
           + "calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }\n";
@@ -228,6 +230,9 @@ abstract class PipelineScenarios {
       EvaluationCompleted e = seen.get(0);
       assertTrue(e.getMetrics().getPerplexity() > 1);
       assertTrue(e.getMetrics().getSizeBytes() < e.getMetrics().getBaselineSizeBytes() / 2);
+      assertEquals("gguf:model-q8_0.gguf", e.getSizeFormat(), "the smallest stored form");
+      assertEquals(e.getMetrics().getSizeBytes(), ready.getSizeBytes());
+      assertTrue(e.getStoredFiles().stream().anyMatch(x -> x.getPath().equals("model-q8_0.gguf")));
       assertEquals(ready.getMetrics().get("perplexity"), e.getMetrics().getPerplexity());
     }
   }

@@ -194,4 +194,37 @@ class MetricsReferenceTest {
       assertTrue(m.peakRssBytes() >= m.rssBytes() && m.rssBytes() > 0);
     }
   }
+
+  /**
+   * A step window must not report an earlier allocation's peak: touch 128 MiB of native memory,
+   * free it, then start a window; the process's lifetime VmHWM still holds the 128 MiB, the
+   * window's peak must not. Checked against /proc/self/status read directly.
+   */
+  @Test
+  void stepWindowForgetsEarlierPeaks() throws Exception {
+    PeakMemory.StepWindow probe = PeakMemory.startStep();
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        probe.reset(), "VmHWM cannot be reset here: " + probe.measures());
+    int size = 128 << 20;
+    java.nio.ByteBuffer big = java.nio.ByteBuffer.allocateDirect(size);
+    for (int i = 0; i < size; i += 4096) {
+      big.put(i, (byte) 1);
+    }
+    java.lang.reflect.Field f = sun.misc.Unsafe.class.getDeclaredField("theUnsafe");
+    f.setAccessible(true);
+    ((sun.misc.Unsafe) f.get(null)).invokeCleaner(big);
+    String status = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/self/status"));
+    long lifetimePeak = PeakMemory.kib(status, "VmHWM:");
+    long rss = PeakMemory.kib(status, "VmRSS:");
+    assertTrue(
+        lifetimePeak - rss >= size / 2, "freed buffer should have left the lifetime peak up");
+
+    PeakMemory.StepWindow step = PeakMemory.startStep();
+    assertTrue(step.reset() && step.measures().contains("clear_refs"), step.measures());
+    long stepPeak = step.peakRssBytes();
+    assertTrue(
+        stepPeak < lifetimePeak - size / 2,
+        "step peak " + stepPeak + " still holds the earlier peak " + lifetimePeak);
+    assertTrue(stepPeak >= rss - (16 << 20), "step peak " + stepPeak + " below rss " + rss);
+  }
 }

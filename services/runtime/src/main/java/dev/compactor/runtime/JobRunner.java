@@ -12,17 +12,14 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.UUID;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import java.util.function.Predicate;
-import java.util.stream.Stream;
 import org.apache.kafka.common.serialization.Serializer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -96,7 +93,7 @@ final class JobRunner {
   private final String stageName;
   private final String workerId;
   private final String bucket;
-  private final Path workRoot;
+  private final ScratchDirs scratchDirs;
   private final String device;
   private final BlobStore blobs;
   private final ArtifactStore artifacts;
@@ -127,7 +124,8 @@ final class JobRunner {
     this.stageName = config.get(StageConfig.STAGE);
     this.workerId = StageWorker.workerId(config);
     this.bucket = config.get(StageConfig.S3_BUCKET);
-    this.workRoot = Path.of(config.get(StageConfig.WORK_DIR));
+    this.scratchDirs = new ScratchDirs(Path.of(config.get(StageConfig.WORK_DIR)));
+    scratchDirs.deleteStale();
     this.device = config.get(StageConfig.DEVICE_NAME);
     this.maxDeliveries = config.get(StageConfig.MAX_DELIVERIES);
     this.memoryBudgetBytes = config.memoryBudgetBytes();
@@ -182,15 +180,15 @@ final class JobRunner {
     long t0 = System.currentTimeMillis();
     List<CompletionMarker.OutRecord> records;
     boolean completed;
-    Path jobDir =
-        workRoot
-            .resolve(stageName)
-            .resolve(
-                req.getJobId().replaceAll("[^A-Za-z0-9._-]", "_")
-                    + "-"
-                    + req.getStep()
-                    + "-"
-                    + UUID.randomUUID());
+    ScratchDirs.Lease scratch;
+    try {
+      scratch =
+          scratchDirs.create(
+              stageName, req.getJobId().replaceAll("[^A-Za-z0-9._-]", "_") + "-" + req.getStep());
+    } catch (IOException e) {
+      return new RetryLater(e);
+    }
+    Path jobDir = scratch.dir();
     try {
       if (delivery > maxDeliveries) {
         String why =
@@ -235,7 +233,7 @@ final class JobRunner {
     } catch (RuntimeException e) {
       return job.cancelled.get() ? new Abandoned() : new RetryLater(e);
     } finally {
-      deleteQuietly(jobDir);
+      scratch.close();
     }
   }
 
@@ -428,25 +426,6 @@ final class JobRunner {
         // progress is informative: a registry or broker hiccup must not fail the step
         log.debug("{}: progress not sent: {}", job.coordinates(), e.toString());
       }
-    }
-  }
-
-  private static void deleteQuietly(Path dir) {
-    if (!Files.exists(dir)) {
-      return;
-    }
-    try (Stream<Path> walk = Files.walk(dir)) {
-      walk.sorted(Comparator.reverseOrder())
-          .forEach(
-              p -> {
-                try {
-                  Files.deleteIfExists(p);
-                } catch (IOException e) {
-                  log.warn("could not delete {}: {}", p, e.toString());
-                }
-              });
-    } catch (IOException e) {
-      log.warn("could not clean {}: {}", dir, e.toString());
     }
   }
 }

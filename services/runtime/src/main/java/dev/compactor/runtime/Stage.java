@@ -16,4 +16,15 @@ package dev.compactor.runtime;
 public interface Stage {
   /** Runs one step. */
   StageResult run(StageContext ctx) throws Exception;
+
+  /**
+   * Refuses a device ({@code cpu}, {@code gpu}, {@code cuda:<n>}) this stage cannot compute on
+   * here; called once before the service starts ({@link Devices#resolve}). The default accepts only
+   * the CPU: a stage with a GPU path overrides it and checks its engine really has that device.
+   *
+   * @throws RuntimeException saying what is missing
+   */
+  default void checkDevice(String device) {
+    Devices.requireCpu(device, "this stage's computation");
+  }
 }

@@ -48,7 +48,8 @@ public final class StageService implements AutoCloseable {
     StageConfig config;
     try {
       config = StageConfig.fromEnvironment();
-    } catch (StageConfig.ConfigException e) {
+      Devices.resolve(config, stage);
+    } catch (StageConfig.ConfigException | Devices.UnavailableDeviceException e) {
       log.error("{}\nSettings:\n{}", e.getMessage(), StageConfig.documentation());
       System.exit(2);
       return;
@@ -64,7 +65,13 @@ public final class StageService implements AutoCloseable {
    * @return true when it stopped because it was asked to, false when the worker failed
    */
   public static boolean run(Stage stage, StageConfig config) {
-    StageService service = start(stage, config);
+    StageService service;
+    try {
+      service = start(stage, config);
+    } catch (Devices.UnavailableDeviceException e) {
+      log.error("Not starting: {}", e.getMessage());
+      return false;
+    }
     Thread hook = new Thread(service::close, "stage-service-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
     long parent = config.get(StageConfig.PARENT_PID);
@@ -98,9 +105,14 @@ public final class StageService implements AutoCloseable {
     return ok;
   }
 
-  /** Starts {@code stage} in the background (e.g. all stages in one JVM for the demo). */
+  /**
+   * Starts {@code stage} in the background (e.g. all stages in one JVM for the demo).
+   *
+   * @throws Devices.UnavailableDeviceException when the stage cannot use {@code COMPACTOR_DEVICE}
+   */
   public static StageService start(Stage stage, StageConfig config) {
     long t0 = System.nanoTime();
+    Devices.resolve(config, stage);
     log.info("Starting stage service with settings:\n{}", config.describe());
     SchemaRegistryClient registry =
         new RestSchemaRegistryClient(config.get(StageConfig.SCHEMA_REGISTRY_URL));

@@ -4,6 +4,7 @@ import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.compactor.core.data.Corpus;
+import dev.compactor.core.device.ComputeDevice;
 import dev.compactor.core.distill.CheckpointSink;
 import dev.compactor.core.distill.DistillationReport;
 import dev.compactor.core.distill.DistillationSpec;
@@ -85,6 +86,15 @@ public final class DistillationStage implements Stage {
                 ctx::checkCancelled));
   }
 
+  /**
+   * Computes on {@code COMPACTOR_DEVICE} when this engine really has it (see {@link
+   * ComputeDevice}).
+   */
+  @Override
+  public void checkDevice(String device) {
+    ComputeDevice.resolve(device);
+  }
+
   @Override
   public StageResult run(StageContext ctx) throws Exception {
     // the whole run, models included: a successor must not load while an abandoned run unwinds
@@ -115,6 +125,7 @@ public final class DistillationStage implements Stage {
                     requested == null ? Corpus.BUILTIN_EUROPARL : requested,
                     DEFAULT_SAMPLES,
                     DEFAULT_SEQ_LEN));
+    Device device = ComputeDevice.resolve(ctx.device());
     Path teacherDir = ctx.request().getBaseline() != null ? ctx.baselineDir() : ctx.inputDir();
     Path init = ctx.workDir().resolve("student-init");
     StudentBuilder.Student s =
@@ -127,8 +138,8 @@ public final class DistillationStage implements Stage {
     DistillationReport report;
     long params;
     try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir());
-        Transformer teacher = Transformer.load(teacherDir, Device.cpu());
-        Transformer student = Transformer.load(init, Device.cpu())) {
+        Transformer teacher = Transformer.load(teacherDir, device);
+        Transformer student = Transformer.load(init, device)) {
       Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
       int seq = Math.min(cal.seqLen(), student.maxSequenceLength() - 1);
       List<int[]> windows = corpus.calibrationSamples(tokenizer, cal.samples(), seq + 1, SEED);

@@ -3,11 +3,15 @@ package dev.compactor.services.evaluation;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.compactor.events.StoredFile;
 import dev.compactor.runtime.S3Uri;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -21,19 +25,39 @@ import java.util.TreeMap;
  * @param baselineSha256 the baseline artifact's manifest hash
  * @param metrics measurements by name (see {@link EvaluationStage} for the names)
  * @param datasetUri the evaluation text's source
+ * @param sizeFormat which stored form {@code sizeBytes} is ({@link StoredForms.Form#name}), or null
+ *     in reports from before stored forms were measured
+ * @param files every stored file of the evaluated artifact (empty in older reports)
+ * @param latencyMeasuredWith what the latency metrics were measured with, or null
+ * @param peakMemoryMeasures what {@code peakRssBytes} measures, or why it is missing; or null
  */
 public record EvaluationReport(
     String jobId,
     String modelSha256,
     String baselineSha256,
     Map<String, Double> metrics,
-    String datasetUri) {
+    String datasetUri,
+    String sizeFormat,
+    List<StoredFile> files,
+    String latencyMeasuredWith,
+    String peakMemoryMeasures) {
 
   private static final ObjectMapper JSON =
       new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
   public EvaluationReport {
     metrics = new TreeMap<>(metrics);
+    files = files == null ? List.of() : List.copyOf(files);
+  }
+
+  /** A report with metrics only (no stored-file table, no labels). */
+  public EvaluationReport(
+      String jobId,
+      String modelSha256,
+      String baselineSha256,
+      Map<String, Double> metrics,
+      String datasetUri) {
+    this(jobId, modelSha256, baselineSha256, metrics, datasetUri, null, List.of(), null, null);
   }
 
   /**
@@ -62,6 +86,16 @@ public record EvaluationReport(
     o.put("modelSha256", modelSha256);
     o.put("baselineSha256", baselineSha256);
     o.put("datasetUri", datasetUri);
+    o.put("sizeFormat", sizeFormat);
+    o.put("latencyMeasuredWith", latencyMeasuredWith);
+    o.put("peakMemoryMeasures", peakMemoryMeasures);
+    ArrayNode fs = o.putArray("files");
+    for (StoredFile f : files) {
+      fs.addObject()
+          .put("path", f.getPath())
+          .put("format", f.getFormat())
+          .put("sizeBytes", f.getSizeBytes());
+    }
     ObjectNode m = o.putObject("metrics");
     metrics.forEach(m::put);
     try {
@@ -82,12 +116,22 @@ public record EvaluationReport(
         Map.Entry<String, JsonNode> e = it.next();
         metrics.put(e.getKey(), e.getValue().asDouble());
       }
+      List<StoredFile> files = new ArrayList<>();
+      for (JsonNode f : o.path("files")) {
+        files.add(
+            new StoredFile(
+                f.get("path").asText(), f.get("format").asText(), f.get("sizeBytes").asLong()));
+      }
       return new EvaluationReport(
           o.get("jobId").asText(),
           o.get("modelSha256").asText(),
           o.get("baselineSha256").asText(),
           metrics,
-          o.path("datasetUri").asText(null));
+          o.path("datasetUri").asText(null),
+          o.path("sizeFormat").asText(null),
+          files,
+          o.path("latencyMeasuredWith").asText(null),
+          o.path("peakMemoryMeasures").asText(null));
     } catch (IOException | NullPointerException e) {
       throw new IllegalArgumentException(
           "evaluation report: expected a JSON object with jobId, modelSha256, baselineSha256 and"

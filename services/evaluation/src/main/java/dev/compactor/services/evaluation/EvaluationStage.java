@@ -1,7 +1,9 @@
 package dev.compactor.services.evaluation;
 
 import ai.djl.Device;
+import ai.djl.engine.Engine;
 import dev.compactor.core.data.Corpus;
+import dev.compactor.core.device.ComputeDevice;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.metrics.DivergenceEvaluator;
 import dev.compactor.core.metrics.DivergenceResult;
@@ -24,7 +26,6 @@ import dev.compactor.core.tokenizer.Tokenizers;
 import dev.compactor.events.ArtifactRef;
 import dev.compactor.events.EvaluationCompleted;
 import dev.compactor.events.EvaluationMetrics;
-import dev.compactor.runtime.ArtifactManifest;
 import dev.compactor.runtime.S3Uri;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
@@ -45,8 +46,15 @@ import java.util.Set;
  *
  * <p>The text is the test split of the recipe's calibration corpus (or the built-in Europarl corpus
  * for {@code builtin:europarl} or no calibration), cut to {@code maxChars} characters so an
- * evaluation takes seconds on a small model. The size of a quantized model is the real compressed
- * size its quantization step recorded ({@code quantizedModelBytes}), not its dequantized files.
+ * evaluation takes seconds on a small model.
+ *
+ * <p>What the numbers are: {@code sizeBytes} is the bytes of the artifact's smallest stored form
+ * ({@link StoredForms}: the safetensors directory, each GGUF file, the compressed-tensors
+ * directory) as written, named by {@code sizeFormat}, with every file listed; {@code
+ * baselineSizeBytes} is the baseline's files. Quality and latency are measured on the dequantized
+ * safetensors weights in fp32 on DJL ({@code latencyMeasuredWith}), not with the GGUF or
+ * compressed-tensors kernels. {@code peakRssBytes} is this step's own peak ({@link
+ * PeakMemory#startStep}), absent where the high-water mark cannot be reset.
  */
 public final class EvaluationStage implements Stage {
 
@@ -70,13 +78,24 @@ public final class EvaluationStage implements Stage {
     this.maxChars = maxChars;
   }
 
+  /**
+   * Computes on {@code COMPACTOR_DEVICE} when this engine really has it (see {@link
+   * ComputeDevice}).
+   */
+  @Override
+  public void checkDevice(String device) {
+    ComputeDevice.resolve(device);
+  }
+
   @Override
   public StageResult run(StageContext ctx) throws Exception {
+    PeakMemory.StepWindow memory = PeakMemory.startStep();
     StageSpec spec = StageSpec.fromJson(StageKind.EVALUATE, ctx.request().getParamsJson());
     EvaluateParams p = (EvaluateParams) spec.params();
     RecipeModelCheck.requireMemory(spec, ModelConfig.read(ctx.inputDir()), ctx.memoryBudgetBytes());
     ArtifactRef modelRef = require(ctx.request().getInput(), "input");
     ArtifactRef baselineRef = require(ctx.request().getBaseline(), "baseline");
+    Device device = ComputeDevice.resolve(ctx.device());
     Path modelDir = ctx.inputDir();
     Path baseDir = ctx.baselineDir();
     String dataset = ctx.request().getCalibrationUri();
@@ -86,11 +105,12 @@ public final class EvaluationStage implements Stage {
       text = text.substring(0, maxChars);
     }
     Map<String, Double> m = new LinkedHashMap<>();
+    String latencyMeasuredWith = null;
     ModelDirectory model = ModelDirectory.open(modelDir);
     ModelDirectory base = ModelDirectory.open(baseDir);
     try (TextTokenizer tokenizer = Tokenizers.forModel(baseDir);
-        Transformer candidate = Transformer.load(modelDir, Device.cpu());
-        Transformer baseline = Transformer.load(baseDir, Device.cpu())) {
+        Transformer candidate = Transformer.load(modelDir, device);
+        Transformer baseline = Transformer.load(baseDir, device)) {
       EvalText eval = EvalText.of(tokenizer, text);
       m.put("evalTokens", (double) eval.tokens().length);
       ProgressListener progress =
@@ -130,29 +150,41 @@ public final class EvaluationStage implements Stage {
         m.put("decodeTokensPerSecond", c.decodeTokensPerSecond());
         m.put("baselinePrefillMsPerToken", b.prefillMsPerToken());
         m.put("baselineDecodeTokensPerSecond", b.decodeTokensPerSecond());
+        latencyMeasuredWith = latencyLabel(candidate.device());
       }
     }
-    long artifactBytes = model.totalWeightBytes();
-    double compressed =
-        ctx.inputManifest()
-            .map(ArtifactManifest::provenance)
-            .map(pr -> pr.metrics().get("quantizedModelBytes"))
-            .orElse((double) artifactBytes);
-    m.put("sizeBytes", compressed);
-    m.put("baselineSizeBytes", (double) base.totalWeightBytes());
-    m.put("sizeRatio", compressed / base.totalWeightBytes());
-    m.put("weightBytesOnDisk", (double) artifactBytes);
+    StoredForms stored = StoredForms.scan(modelDir);
+    StoredForms.Form smallest = stored.smallest();
+    long baselineBytes =
+        StoredForms.scan(baseDir).files().stream().mapToLong(f -> f.getSizeBytes()).sum();
+    m.put("sizeBytes", (double) smallest.bytes());
+    m.put("baselineSizeBytes", (double) baselineBytes);
+    m.put("sizeRatio", (double) smallest.bytes() / baselineBytes);
+    for (StoredForms.Form f : stored.forms()) {
+      m.put("sizeBytes." + f.name(), (double) f.bytes());
+    }
     m.put("parameterCount", (double) model.parameterCount());
     m.put("baselineParameterCount", (double) base.parameterCount());
     m.put("sparsity", WeightSparsity.of(modelDir).fraction());
     m.put("baselineSparsity", WeightSparsity.of(baseDir).fraction());
-    m.put("peakRssBytes", (double) PeakMemory.snapshot().peakRssBytes());
+    long peak = memory.peakRssBytes();
+    if (peak > 0) {
+      m.put("peakRssBytes", (double) peak);
+    }
     m.values().removeIf(v -> v == null || v.isNaN() || v.isInfinite());
 
     String bucket = EvaluationReport.bucketOf(modelRef.getUri());
     EvaluationReport report =
         new EvaluationReport(
-            ctx.jobId(), modelRef.getSha256(), baselineRef.getSha256(), m, datasetName(dataset));
+            ctx.jobId(),
+            modelRef.getSha256(),
+            baselineRef.getSha256(),
+            m,
+            datasetName(dataset),
+            smallest.name(),
+            stored.files(),
+            latencyMeasuredWith,
+            memory.measures());
     reports.put(
         EvaluationReport.location(bucket, ctx.jobId(), modelRef.getSha256()), report.toJson());
     ctx.progress().report(1.0, "evaluated");
@@ -167,8 +199,25 @@ public final class EvaluationStage implements Stage {
                 .setMetrics(toAvro(m))
                 .setExtra(extra(m))
                 .setDatasetUri(datasetName(dataset))
+                .setSizeFormat(smallest.name())
+                .setStoredFiles(stored.files())
+                .setLatencyMeasuredWith(latencyMeasuredWith)
                 .setCompletedAtMs(System.currentTimeMillis())
                 .build());
+  }
+
+  /**
+   * What {@link LatencyProbe} ran on: the engine, its version and device, and the weights' form.
+   */
+  static String latencyLabel(Device device) {
+    Engine e = Engine.getInstance();
+    return "DJL "
+        + e.getEngineName()
+        + " "
+        + e.getVersion()
+        + " on "
+        + device
+        + ", dequantized safetensors weights in fp32 (not the GGUF or compressed-tensors kernels)";
   }
 
   private static final Set<String> AVRO_FIELDS =

@@ -2,11 +2,13 @@ package dev.compactor.services.evaluation;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.compactor.core.prune.Pruning;
 import dev.compactor.core.prune.PruningReport;
 import dev.compactor.core.prune.PruningSpec;
+import dev.compactor.core.gguf.GgmlType;
 import dev.compactor.core.quant.pipeline.QuantizationPipeline;
 import dev.compactor.core.quant.table.WeightQuantization;
 import dev.compactor.events.EvaluationCompleted;
@@ -20,6 +22,7 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -37,7 +40,8 @@ class EvaluationStageTest {
                 new WeightQuantization(WeightQuantization.Method.RTN, 4, 32, true),
                 null,
                 false,
-                new QuantizationPipeline.Outputs(model, null, List.of(), null)),
+                new QuantizationPipeline.Outputs(
+                    model, model.resolve("compressed-tensors"), List.of(GgmlType.Q8_0), model)),
             null,
             QuantizationPipeline.Progress.NONE);
     String modelSha = "b".repeat(64);
@@ -81,18 +85,83 @@ class EvaluationStageTest {
     }
     assertTrue(m.get("klDivergence") >= 0);
     assertTrue(m.get("top1Agreement") > 0.5 && m.get("top1Agreement") <= 1);
-    assertEquals((double) q.quantizedModelBytes(), m.get("sizeBytes"));
-    assertEquals((double) q.sourceBytes(), m.get("baselineSizeBytes"));
+    // Independent of StoredForms: the bytes of each form straight from the file system.
+    long safetensors = 0;
+    long ct = 0;
+    long gguf = -1;
+    long all = 0;
+    try (Stream<Path> files = Files.walk(model)) {
+      for (Path f : files.filter(Files::isRegularFile).toList()) {
+        long n = Files.size(f);
+        all += n;
+        if (f.startsWith(model.resolve("compressed-tensors"))) {
+          ct += n;
+        } else if (f.toString().endsWith(".gguf")) {
+          gguf = n;
+        } else {
+          safetensors += n;
+        }
+      }
+    }
+    long smallest = Math.min(safetensors, Math.min(ct, gguf));
+    assertTrue(gguf > 0 && ct > 0, "exports written");
+    assertEquals((double) smallest, m.get("sizeBytes"), "the smallest stored form, as written");
+    assertEquals((double) safetensors, m.get("sizeBytes.safetensors"));
+    assertEquals((double) ct, m.get("sizeBytes.compressed-tensors"));
+    long baseBytes;
+    try (Stream<Path> files = Files.walk(base)) {
+      baseBytes = files.filter(Files::isRegularFile).mapToLong(f -> f.toFile().length()).sum();
+    }
+    assertEquals((double) baseBytes, m.get("baselineSizeBytes"));
+    assertEquals(smallest / (double) baseBytes, m.get("sizeRatio"), 1e-12);
     assertEquals(m.get("parameterCount"), m.get("baselineParameterCount"));
     assertTrue(m.get("evalTokens") > 1000 && m.get("evalTokens") <= 1_501);
 
     S3Uri where = EvaluationReport.location("bucket", "job-1", modelSha);
     EvaluationReport report = EvaluationReport.parse(stored.get(where));
     assertEquals(m, report.metrics());
+    assertEquals(all, report.files().stream().mapToLong(f -> f.getSizeBytes()).sum());
+    assertTrue(report.latencyMeasuredWith().contains("fp32"), report.latencyMeasuredWith());
+    if (Files.isWritable(Path.of("/proc/self/clear_refs"))) {
+      assertTrue(m.get("peakRssBytes") > 0, "step peak measured");
+      assertTrue(report.peakMemoryMeasures().contains("since the step started"));
+    } else {
+      assertNull(m.get("peakRssBytes"), "no lifetime peak passed off as the step's");
+    }
     EvaluationCompleted e = (EvaluationCompleted) r.events().get(0).value().apply(null);
     assertEquals(m.get("perplexity"), e.getMetrics().getPerplexity());
     assertEquals(m.get("baselinePerplexity"), e.getMetrics().getBaselinePerplexity());
-    assertEquals(q.quantizedModelBytes(), e.getMetrics().getSizeBytes());
+    assertEquals(smallest, e.getMetrics().getSizeBytes());
+    assertEquals(report.sizeFormat(), e.getSizeFormat());
+    assertTrue(
+        List.of("safetensors", "compressed-tensors", "gguf:model-q8_0.gguf")
+            .contains(e.getSizeFormat()),
+        e.getSizeFormat());
+    assertEquals(report.files(), e.getStoredFiles());
+    assertEquals(report.latencyMeasuredWith(), e.getLatencyMeasuredWith());
+  }
+
+  @Test
+  void runsOnlyOnADeviceTheEngineHas() {
+    EvaluationStage stage = new EvaluationStage((where, json) -> {}, 100);
+    stage.checkDevice("cpu");
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        ai.djl.engine.Engine.getInstance().getGpuCount() == 0, "this machine has a GPU");
+    dev.compactor.runtime.StageConfig config =
+        dev.compactor.runtime.StageConfig.of(
+            Map.of(
+                "COMPACTOR_STAGE", "evaluate",
+                "COMPACTOR_S3_ACCESS_KEY", "ak",
+                "COMPACTOR_S3_SECRET_KEY", "very-secret",
+                "COMPACTOR_DEVICE", "gpu"));
+    RuntimeException e =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            dev.compactor.runtime.Devices.UnavailableDeviceException.class,
+            () -> dev.compactor.runtime.Devices.resolve(config, stage));
+    assertTrue(
+        e.getMessage().startsWith("stage evaluate cannot run on COMPACTOR_DEVICE=gpu")
+            && e.getMessage().contains("CPU build (pytorch-native-cpu)"),
+        e.getMessage());
   }
 
   @Test

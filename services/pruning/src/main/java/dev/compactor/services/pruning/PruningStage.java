@@ -18,6 +18,7 @@ import dev.compactor.core.recipe.StageSpec;
 import dev.compactor.core.recipe.StepMemory;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
+import dev.compactor.runtime.Devices;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
@@ -38,6 +39,12 @@ public final class PruningStage implements Stage {
 
   static final int DEFAULT_SEQ_LEN = StepMemory.PRUNE_DEFAULT_SEQ_LEN;
   private static final long SEED = 1234;
+
+  /** Magnitude and Wanda pruning (its calibration forward included) run on the CPU. */
+  @Override
+  public void checkDevice(String device) {
+    Devices.requireCpu(device, "pruning (magnitude, Wanda and its calibration pass)");
+  }
 
   @Override
   public StageResult run(StageContext ctx) throws Exception {

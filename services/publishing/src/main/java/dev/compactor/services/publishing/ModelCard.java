@@ -1,13 +1,18 @@
 package dev.compactor.services.publishing;
 
 import dev.compactor.events.ArtifactRef;
+import dev.compactor.events.StoredFile;
+import dev.compactor.services.evaluation.EvaluationReport;
+import dev.compactor.services.evaluation.StoredForms;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
 /**
- * The README.md published with a model: what it is, its metrics next to the baseline's, the recipe
- * that made it and the lineage of artifacts from the ingested checkpoint to this one.
+ * The README.md published with a model: what it is, its metrics next to the baseline's (each saying
+ * what it measured: which stored form the size is, what latency ran on, what the peak memory
+ * covers), every published file with its bytes, the recipe that made it and the lineage of
+ * artifacts from the ingested checkpoint to this one.
  */
 final class ModelCard {
   private ModelCard() {}
@@ -23,6 +28,7 @@ final class ModelCard {
     {"Size (bytes)", "sizeBytes", "baselineSizeBytes"},
     {"Parameters", "parameterCount", "baselineParameterCount"},
     {"Sparsity", "sparsity", null},
+    {"Peak RSS of the evaluation step (bytes)", "peakRssBytes", null},
     {"Prefill (ms/token)", "prefillMsPerToken", "baselinePrefillMsPerToken"},
     {"Decode (tokens/s)", "decodeTokensPerSecond", "baselineDecodeTokensPerSecond"},
   };
@@ -32,9 +38,11 @@ final class ModelCard {
       int version,
       String jobId,
       String recipeYaml,
-      Map<String, Double> metrics,
-      String datasetUri,
+      EvaluationReport report,
+      StoredForms published,
       List<Lineage> lineage) {
+    Map<String, Double> metrics = report.metrics();
+    String datasetUri = report.datasetUri();
     StringBuilder s = new StringBuilder();
     s.append("# ").append(name).append(" v").append(version).append("\n\n");
     s.append("Compressed by Compactor (job `")
@@ -52,13 +60,41 @@ final class ModelCard {
         continue;
       }
       Double b = row[2] == null ? null : metrics.get(row[2]);
+      String label = row[0];
+      if (row[1].equals("sizeBytes")) {
+        label =
+            "Size (bytes; this model: its smallest stored form, "
+                + (report.sizeFormat() == null ? "form not reported" : report.sizeFormat())
+                + "; baseline: all its files)";
+      }
       s.append("| ")
-          .append(row[0])
+          .append(label)
           .append(" | ")
           .append(fmt(v))
           .append(" | ")
           .append(b == null ? "" : fmt(b))
           .append(" |\n");
+    }
+    s.append("\nQuality was measured on the dequantized safetensors weights.");
+    if (report.latencyMeasuredWith() != null) {
+      s.append(" Latency measured with: ").append(report.latencyMeasuredWith()).append('.');
+    }
+    if (report.peakMemoryMeasures() != null) {
+      s.append(" Peak memory: ").append(report.peakMemoryMeasures()).append('.');
+    }
+    s.append("\n\n## Files\n\n| file | format | bytes |\n|---|---|---:|\n");
+    for (StoredFile f : published.files()) {
+      s.append("| `")
+          .append(f.getPath())
+          .append("` | ")
+          .append(f.getFormat())
+          .append(" | ")
+          .append(f.getSizeBytes())
+          .append(" |\n");
+    }
+    s.append("\n| stored form | bytes |\n|---|---:|\n");
+    for (StoredForms.Form f : published.forms()) {
+      s.append("| ").append(f.name()).append(" | ").append(f.bytes()).append(" |\n");
     }
     s.append("\n## Recipe\n\n```yaml\n").append(recipeYaml.strip()).append("\n```\n");
     s.append(

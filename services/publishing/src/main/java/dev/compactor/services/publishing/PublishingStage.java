@@ -15,6 +15,7 @@ import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
 import dev.compactor.schemas.Topics;
 import dev.compactor.services.evaluation.EvaluationReport;
+import dev.compactor.services.evaluation.StoredForms;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -64,7 +65,11 @@ public final class PublishingStage implements Stage {
     String name = (p.name() == null ? recipeName : p.name()).replaceAll("[^A-Za-z0-9._-]", "-");
     EvaluationReport report = report(bucket, ctx.jobId(), model.getSha256());
 
-    List<String> failed = QualityGates.failures(p.gates(), report.metrics());
+    StoredForms published = StoredForms.scan(ctx.inputDir());
+    if (report.sizeFormat() == null) {
+      report = withMeasuredSize(report, published, ctx.baselineDir());
+    }
+    List<String> failed = QualityGates.failures(p.gates(), report.metrics(), report.sizeFormat());
     if (!failed.isEmpty()) {
       throw new QualityGateException(
           "quality gates failed for " + name + ": " + String.join("; ", failed));
@@ -102,13 +107,7 @@ public final class PublishingStage implements Stage {
     }
     String card =
         ModelCard.render(
-            name,
-            version,
-            ctx.jobId(),
-            ctx.request().getRecipeYaml(),
-            report.metrics(),
-            report.datasetUri(),
-            lineage);
+            name, version, ctx.jobId(), ctx.request().getRecipeYaml(), report, published, lineage);
     S3Uri cardUri = target.resolve("README.md");
     blobs.putBytes(cardUri, card.getBytes(StandardCharsets.UTF_8), "text/markdown");
     String publication =
@@ -134,8 +133,37 @@ public final class PublishingStage implements Stage {
             .setMetrics(report.metrics())
             .setLineage(lineage.stream().map(ModelCard.Lineage::ref).toList())
             .setPublishedAtMs(System.currentTimeMillis())
+            .setSizeBytes(report.metrics().get("sizeBytes").longValue())
+            .setSizeFormat(report.sizeFormat())
+            .setFiles(published.files())
+            .setLatencyMeasuredWith(report.latencyMeasuredWith())
             .build();
     return StageResult.withoutArtifact(metrics).withEvent(Topics.MODELS_READY, ready);
+  }
+
+  /**
+   * A report from an evaluator before stored forms were measured carries a computed size: replace
+   * it with the bytes of the files being published, so gate, card and event all use one number.
+   */
+  static EvaluationReport withMeasuredSize(
+      EvaluationReport report, StoredForms published, Path baselineDir) throws IOException {
+    StoredForms.Form smallest = published.smallest();
+    long base =
+        StoredForms.scan(baselineDir).files().stream().mapToLong(f -> f.getSizeBytes()).sum();
+    Map<String, Double> m = new LinkedHashMap<>(report.metrics());
+    m.put("sizeBytes", (double) smallest.bytes());
+    m.put("baselineSizeBytes", (double) base);
+    m.put("sizeRatio", (double) smallest.bytes() / base);
+    return new EvaluationReport(
+        report.jobId(),
+        report.modelSha256(),
+        report.baselineSha256(),
+        m,
+        report.datasetUri(),
+        smallest.name(),
+        published.files(),
+        report.latencyMeasuredWith(),
+        report.peakMemoryMeasures());
   }
 
   private EvaluationReport report(String bucket, String jobId, String sha) {

@@ -19,6 +19,14 @@ public final class QualityGates {
    * @throws IllegalArgumentException when a gate needs a metric the evaluation did not measure
    */
   public static List<String> failures(Gates gates, Map<String, Double> metrics) {
+    return failures(gates, metrics, null);
+  }
+
+  /**
+   * As {@link #failures(Gates, Map)}; {@code sizeFormat} names the stored form {@code sizeBytes} is
+   * (see {@code StoredForms}), so a failed size gate says which bytes it compared.
+   */
+  public static List<String> failures(Gates gates, Map<String, Double> metrics, String sizeFormat) {
     List<String> out = new ArrayList<>();
     if (gates == null) {
       return out;
@@ -72,9 +80,11 @@ public final class QualityGates {
         out.add(
             String.format(
                 Locale.ROOT,
-                "max_size_ratio: size ratio %.4f (%d of %d bytes), allowed %.4f, over by %.4f",
+                "max_size_ratio: size ratio %.4f (%d bytes of %s against the baseline's %d),"
+                    + " allowed %.4f, over by %.4f",
                 ratio,
                 (long) size,
+                sizeFormat == null ? "a stored form not reported" : "stored form " + sizeFormat,
                 (long) base,
                 gates.maxSizeRatio(),
                 ratio - gates.maxSizeRatio()));

@@ -94,6 +94,7 @@ class PublishingStageTest {
                     .build())
             .inputDir(modelDir)
             .inputManifest(new ArtifactStore(blobs, "art").manifest(model))
+            .baselineDir(tmp.resolve("base"))
             .outputDir(Files.createDirectories(tmp.resolve(jobId + "-out")))
             .workDir(Files.createDirectories(tmp.resolve(jobId + "-work")))
             .build();
@@ -121,6 +122,23 @@ class PublishingStageTest {
     assertTrue(card.contains("| Perplexity | 10.5000 | 10.0000 |"), card);
     assertTrue(card.contains(baseline.getSha256()) && card.contains("max_perplexity_increase"));
     assertTrue(blobs.exists(S3Uri.parse(a.getUri() + "model.safetensors")));
+
+    // The report carried a nominal size and no form: publishing measures the published files.
+    long gguf = Files.size(modelDir.resolve("model-q8_0.gguf"));
+    assertEquals(gguf, a.getSizeBytes(), "the smallest stored form is the (fake, tiny) GGUF");
+    assertEquals("gguf:model-q8_0.gguf", a.getSizeFormat());
+    long all;
+    try (var files = Files.walk(modelDir)) {
+      all = files.filter(Files::isRegularFile).mapToLong(f -> f.toFile().length()).sum();
+    }
+    assertEquals(all, a.getFiles().stream().mapToLong(f -> f.getSizeBytes()).sum());
+    assertTrue(
+        card.contains(
+            "| `model.safetensors` | safetensors | "
+                + Files.size(modelDir.resolve("model.safetensors"))
+                + " |"),
+        card);
+    assertTrue(card.contains("smallest stored form, gguf:model-q8_0.gguf"), card);
   }
 
   @Test

@@ -33,6 +33,10 @@ class QualityGatesTest {
     assertTrue(f.get(1).contains("over by 0.01000"), f.get(1));
     assertTrue(f.get(2).contains("short by 0.0500"), f.get(2));
     assertTrue(f.get(3).contains("size ratio 0.3000") && f.get(3).contains("over by 0.0500"));
+    String size =
+        QualityGates.failures(new Gates(null, null, null, 0.25), METRICS, "gguf:model-q4_k.gguf")
+            .get(0);
+    assertTrue(size.contains("300 bytes of stored form gguf:model-q4_k.gguf"), size);
   }
 
   @Test

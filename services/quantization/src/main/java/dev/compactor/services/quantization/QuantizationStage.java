@@ -16,6 +16,7 @@ import dev.compactor.core.recipe.RecipeModelCheck;
 import dev.compactor.core.recipe.StageKind;
 import dev.compactor.core.recipe.StageSpec;
 import dev.compactor.core.recipe.StepMemory;
+import dev.compactor.runtime.Devices;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
@@ -52,6 +53,16 @@ public final class QuantizationStage implements Stage {
   public static final String COMPRESSED_TENSORS_DIR = "compressed-tensors";
 
   private static final ObjectMapper JSON = new ObjectMapper();
+
+  /**
+   * The quantizers (RTN, GPTQ, AWQ, fp8, nf4, ggml's block quantizers) are plain Java on the CPU: a
+   * GPU is refused rather than left idle.
+   */
+  @Override
+  public void checkDevice(String device) {
+    Devices.requireCpu(
+        device, "quantization math (RTN, GPTQ, AWQ, fp8, nf4 and the GGUF block quantizers)");
+  }
 
   @Override
   public StageResult run(StageContext ctx) throws Exception {

@@ -168,4 +168,16 @@ class QuantizationStageTest {
     assertEquals(files.size(), hashes.size());
     assertEquals("ab".repeat(32), hashes.get("model.safetensors").asText());
   }
+
+  @Test
+  void quantizationMathIsCpuOnlyAndSaysSo() {
+    new QuantizationStage().checkDevice("cpu");
+    RuntimeException e =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            dev.compactor.runtime.Devices.UnavailableDeviceException.class,
+            () -> new QuantizationStage().checkDevice("cuda:0"));
+    org.junit.jupiter.api.Assertions.assertTrue(
+        e.getMessage().contains("quantization math") && e.getMessage().contains("CPU only"),
+        e.getMessage());
+  }
 }
