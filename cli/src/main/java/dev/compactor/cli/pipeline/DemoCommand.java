@@ -166,7 +166,7 @@ public final class DemoCommand implements Command {
   }
 
   /** A calibration file: part of the Europarl training documents and all held-out ones. */
-  static String calibrationText() throws IOException {
+  public static String calibrationText() throws IOException {
     Corpus c = Corpus.europarlEnglish();
     List<String> docs =
         new ArrayList<>(c.trainDocuments().subList(0, Math.min(400, c.trainDocuments().size())));

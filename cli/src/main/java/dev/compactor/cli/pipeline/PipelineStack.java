@@ -232,7 +232,8 @@ public final class PipelineStack implements AutoCloseable {
     env.put(StageConfig.S3_BUCKET.envName(), LocalStack.ARTIFACTS_BUCKET);
     env.put(StageConfig.STAGE.envName(), stage);
     env.put(StageConfig.WORKER_ID.envName(), workerId);
-    env.put(StageConfig.WORK_DIR.envName(), workRoot.resolve(workerId).toString());
+    // one scratch root for all: a starting worker deletes what killed workers left (lock free)
+    env.put(StageConfig.WORK_DIR.envName(), workRoot.toString());
     env.put(StageConfig.SESSION_TIMEOUT_MS.envName(), "10000");
     env.put(StageConfig.RETRY_ATTEMPTS.envName(), "3");
     return env;

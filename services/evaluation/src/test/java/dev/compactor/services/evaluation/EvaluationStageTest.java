@@ -5,10 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.compactor.core.gguf.GgmlType;
 import dev.compactor.core.prune.Pruning;
 import dev.compactor.core.prune.PruningReport;
 import dev.compactor.core.prune.PruningSpec;
-import dev.compactor.core.gguf.GgmlType;
 import dev.compactor.core.quant.pipeline.QuantizationPipeline;
 import dev.compactor.core.quant.table.WeightQuantization;
 import dev.compactor.events.EvaluationCompleted;
