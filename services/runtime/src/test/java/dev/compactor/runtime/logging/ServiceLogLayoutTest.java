@@ -23,6 +23,8 @@ class ServiceLogLayoutTest {
 
   private static List<String> log(String format, String level) {
     LoggerContext context = new LoggerContext();
+    // the context the services run in gets slf4j's adapter from logback's provider
+    context.setMDCAdapter(MDC.getMDCAdapter());
     ByteArrayOutputStream bytes = new ByteArrayOutputStream();
     OutputStreamAppender<ILoggingEvent> appender = new OutputStreamAppender<>();
     appender.setOutputStream(bytes);
