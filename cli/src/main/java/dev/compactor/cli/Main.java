@@ -22,13 +22,13 @@ public final class Main {
   /** Runs one command line in-process and returns its exit code. */
   public static int run(String[] args, PrintStream out, PrintStream err) {
     Map<String, Command> commands = Commands.byName();
+    if (args.length == 2 && args[0].equals("help") && commands.containsKey(args[1])) {
+      printHelp(commands.get(args[1]), out);
+      return 0;
+    }
     if (args.length == 0 || args[0].equals("help") || args[0].equals("--help")) {
       printCommands(commands, args.length == 0 ? err : out);
       return args.length == 0 ? 2 : 0;
-    }
-    if (args[0].equals("help") && args.length == 2 && commands.containsKey(args[1])) {
-      printHelp(commands.get(args[1]), out);
-      return 0;
     }
     Command command = commands.get(args[0]);
     if (command == null) {
