@@ -122,6 +122,24 @@ class MainTest {
   }
 
   @Test
+  void tinyModelNamesTheShippedCopyAndCopiesItWithoutTraining() throws Exception {
+    Outcome where = run("tiny-model");
+    assertEquals(0, where.code(), where.err());
+    assertTrue(where.out().contains(model.toAbsolutePath().toString()), where.out());
+    Path copy = tmp.resolve("tiny-copy");
+    long t0 = System.nanoTime();
+    Outcome copied = run("tiny-model", "--out", copy.toString());
+    assertEquals(0, copied.code(), copied.err());
+    assertTrue((System.nanoTime() - t0) / 1e9 < 30, "a copy, not a training run");
+    assertTrue(copied.out().contains("validation        ppl"), copied.out());
+    assertEquals(
+        Files.readString(model.resolve("SHA256SUMS")),
+        Files.readString(copy.resolve("SHA256SUMS")));
+    Outcome again = run("tiny-model", "--out", copy.toString());
+    assertEquals(2, again.code(), "refuses to overwrite: " + again.err());
+  }
+
+  @Test
   void generateJsonHoldsTheTextAndBothSpeeds() throws Exception {
     Outcome o =
         run(

@@ -5,10 +5,10 @@ import java.nio.file.Path;
 
 /**
  * The model the quality test quantizes: {@code -Dcompactor.quality.modelDir}, else the tiny
- * reference model that ships in the repository ({@code models/tiny-llama-v1}: hidden 128, 4
- * layers, intermediate 512, context 256). It used to be a 2-layer model trained here for 300 steps
- * (about 3 minutes, far more on a busy machine); the shipped build is as reproducible and costs
- * nothing to obtain.
+ * reference model that ships in the repository ({@code models/tiny-llama-v1}: hidden 128, 4 layers,
+ * intermediate 512, context 256). It used to be a 2-layer model trained here for 300 steps (about 3
+ * minutes, far more on a busy machine); the shipped build is as reproducible and costs nothing to
+ * obtain.
  */
 final class QuickModel {
 
