@@ -43,6 +43,7 @@ COPY --from=build /app /app
 ENV COMPACTOR_SERVICE=${SERVICE} \
     MAIN_CLASS=${MAIN_CLASS} \
     DJL_OFFLINE=true \
+    OMP_WAIT_POLICY=PASSIVE \
     DJL_CACHE_DIR=/var/cache/djl \
     JAVA_OPTS="-XX:MaxRAMPercentage=75 -Dai.djl.offline=true -Dorg.apache.avro.SERIALIZABLE_PACKAGES=dev.compactor,java.lang,java.util,org.apache.avro.util"
 USER compactor

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import dev.compactor.core.data.Corpus;
+import dev.compactor.core.engine.TorchThreads;
 import dev.compactor.core.metrics.EvalText;
 import dev.compactor.core.metrics.PerplexityEvaluator;
 import dev.compactor.core.metrics.PerplexityResult;
@@ -31,6 +32,7 @@ public final class EvalThroughputBench {
   private EvalThroughputBench() {}
 
   public static void main(String[] args) throws Exception {
+    TorchThreads.configure();
     int bigTokens = args.length > 0 ? Integer.parseInt(args[0]) : 2048;
     System.out.printf(
         "cores %d, DJL engine %s%n",
@@ -39,7 +41,7 @@ public final class EvalThroughputBench {
     double peak = matmulGflops(1024, 5);
     System.out.printf("fp32 matmul 1024^3: %.1f GFLOP/s (best of 5)%n", peak);
 
-    Path tinyDir = TinyReferenceModel.buildOrReuse(ProgressListener.NONE);
+    Path tinyDir = TinyReferenceModel.shipped();
     String text = Corpus.europarlEnglish().validationText();
     EvalText tiny = EvalText.of(new ByteTokenizer(), text);
     try (Transformer model = Transformer.load(tinyDir, Device.cpu())) {

@@ -4,6 +4,7 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import dev.compactor.core.engine.TorchThreads;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.SafetensorsWriter;
 import dev.compactor.core.model.ModelConfig;
@@ -34,6 +35,7 @@ public final class LayerStreamingBench {
   private LayerStreamingBench() {}
 
   public static void main(String[] args) throws Exception {
+    TorchThreads.configure();
     Args a = new Args(args);
     if (a.flag("--measure")) {
       measure(Paths.get(a.get("--dir", null)), a.integer("--tokens", 128));

@@ -1,5 +1,7 @@
 package dev.compactor.cli;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.Generation;
 import dev.compactor.core.model.GenerationSettings;
@@ -9,7 +11,11 @@ import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.Set;
 
-/** {@code compactor generate}: continues a prompt with a model, greedy or sampled. */
+/**
+ * {@code compactor generate}: continues a prompt with a model, greedy or sampled, and reports the
+ * prefill and decode speed (on stderr; with {@code --json} one JSON object on stdout holds the text
+ * and the speeds).
+ */
 final class GenerateCommand implements Command {
 
   @Override
@@ -24,7 +30,17 @@ final class GenerateCommand implements Command {
 
   @Override
   public String usage() {
-    return "--model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--seed S]";
+    return "--model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--seed S]"
+        + " [--json]";
+  }
+
+  /** JSON has no NaN: a speed that was not measured (too few tokens) is null. */
+  private static void putSpeed(ObjectNode node, String key, double value) {
+    if (Double.isFinite(value)) {
+      node.put(key, value);
+    } else {
+      node.putNull(key);
+    }
   }
 
   @Override
@@ -33,7 +49,7 @@ final class GenerateCommand implements Command {
         Args.parse(
             argv,
             Set.of("model", "prompt", "max-tokens", "temperature", "top-k", "seed"),
-            Set.of());
+            Set.of("json"));
     Path dir = args.requiredPath("model");
     String prompt = args.required("prompt");
     int maxTokens = args.integer("max-tokens", 100);
@@ -61,10 +77,30 @@ final class GenerateCommand implements Command {
         System.arraycopy(ids, 0, withBos, 1, ids.length);
         ids = withBos;
       }
-      int[] generated =
-          Generation.generate(
+      Generation.Timed g =
+          Generation.generateTimed(
               model, ids, maxTokens, new GenerationSettings(temperature, topK, seed));
-      out.println(prompt + tokenizer.decode(generated));
+      String continuation = tokenizer.decode(g.tokens());
+      if (args.has("json")) {
+        ObjectNode node = new ObjectMapper().createObjectNode();
+        node.put("prompt", prompt);
+        node.put("text", continuation);
+        node.put("promptTokens", g.promptTokens());
+        node.put("generatedTokens", g.tokens().length);
+        node.put("prefillSeconds", g.prefillNanos() / 1e9);
+        node.put("decodeSeconds", g.decodeNanos() / 1e9);
+        putSpeed(node, "prefillTokensPerSecond", g.prefillTokensPerSecond());
+        putSpeed(node, "decodeTokensPerSecond", g.decodeTokensPerSecond());
+        out.println(node);
+      } else {
+        out.println(prompt + continuation);
+        err.printf(
+            "prefill %d tokens at %.1f tokens/s, decode %d tokens at %.1f tokens/s%n",
+            g.promptTokens(),
+            g.prefillTokensPerSecond(),
+            Math.max(0, g.tokens().length - 1),
+            g.decodeTokensPerSecond());
+      }
     }
     return 0;
   }

@@ -7,8 +7,9 @@ import java.nio.file.Path;
 import java.util.Set;
 
 /**
- * {@code compactor tiny-model}: builds (or reuses) the byte-level reference Llama trained on
- * English Europarl text and prints where it is and how good it is.
+ * {@code compactor tiny-model}: the byte-level reference Llama trained on English Europarl text.
+ * Without options it names the copy that ships in the repository; {@code --out} copies it there;
+ * {@code --train} retrains it from its recipe (minutes) instead, into {@code --out} or the cache.
  */
 final class TinyModelCommand implements Command {
 
@@ -19,22 +20,38 @@ final class TinyModelCommand implements Command {
 
   @Override
   public String summary() {
-    return "train (or reuse) the tiny byte-level reference Llama";
+    return "the tiny byte-level reference Llama (shipped in "
+        + TinyReferenceModel.SHIPPED_DIR
+        + "; --train retrains it)";
   }
 
   @Override
   public String usage() {
-    return "[--out DIR]   (default: " + TinyReferenceModel.defaultDir() + ")";
+    return "[--out DIR] [--train]   (--out: copy the shipped model there; --train: retrain it into"
+        + " --out, default "
+        + TinyReferenceModel.defaultDir()
+        + ")";
   }
 
   @Override
   public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
-    Args args = Args.parse(argv, Set.of("out"), Set.of());
-    Path dir =
-        args.present("out") ? Path.of(args.required("out")) : TinyReferenceModel.defaultDir();
-    Path built = TinyReferenceModel.buildOrReuse(dir, new ProgressPrinter(err));
-    TrainingReport r = TinyReferenceModel.report(built);
-    out.printf("model             %s%n", built.toAbsolutePath());
+    Args args = Args.parse(argv, Set.of("out"), Set.of("train"));
+    Path dir;
+    if (args.has("train")) {
+      Path target =
+          args.present("out") ? Path.of(args.required("out")) : TinyReferenceModel.defaultDir();
+      dir = TinyReferenceModel.buildOrReuse(target, new ProgressPrinter(err));
+    } else if (args.present("out")) {
+      try {
+        dir = TinyReferenceModel.copyShipped(Path.of(args.required("out")));
+      } catch (IllegalArgumentException e) {
+        throw new UsageException("--out " + e.getMessage());
+      }
+    } else {
+      dir = TinyReferenceModel.shipped();
+    }
+    TrainingReport r = TinyReferenceModel.report(dir);
+    out.printf("model             %s%n", dir.toAbsolutePath());
     out.printf("parameters        %d%n", r.parameters());
     out.printf("training time     %.1f s%n", r.trainingSeconds());
     out.printf(

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.compactor.core.data.Corpus;
-import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.tiny.TinyReferenceModel;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -28,7 +27,7 @@ class MainTest {
 
   @BeforeAll
   static void setUp() throws Exception {
-    model = TinyReferenceModel.buildOrReuse(ProgressListener.NONE);
+    model = TinyReferenceModel.shipped();
     text = tmp.resolve("held-out.txt");
     String validation = Corpus.europarlEnglish().validationText();
     Files.writeString(text, validation.substring(0, 6_000), StandardCharsets.UTF_8);
@@ -98,6 +97,87 @@ class MainTest {
     assertEquals(0, gen.code(), gen.err());
     assertTrue(gen.out().startsWith("The Commission"), gen.out());
     assertTrue(gen.out().strip().length() > "The Commission".length());
+  }
+
+  @Test
+  void everyCommandExplainsItselfOnHelp() {
+    for (Command c : Commands.ALL) {
+      for (String[] argv :
+          new String[][] {
+            {c.name(), "--help"},
+            {c.name(), "-h"},
+            {"help", c.name()},
+            {c.name(), "--json", "--help"}
+          }) {
+        Outcome o = run(argv);
+        assertEquals(0, o.code(), String.join(" ", argv) + ": " + o.err());
+        assertTrue(
+            o.out().startsWith("usage: compactor " + c.name() + " " + c.usage()),
+            String.join(" ", argv) + ": " + o.out());
+        assertTrue(o.out().contains(c.summary()), o.out());
+        assertEquals("", o.err(), "help is the result, not an error");
+      }
+    }
+    assertTrue(run("--help").out().contains("--help for its options"));
+  }
+
+  @Test
+  void tinyModelNamesTheShippedCopyAndCopiesItWithoutTraining() throws Exception {
+    Outcome where = run("tiny-model");
+    assertEquals(0, where.code(), where.err());
+    assertTrue(where.out().contains(model.toAbsolutePath().toString()), where.out());
+    Path copy = tmp.resolve("tiny-copy");
+    long t0 = System.nanoTime();
+    Outcome copied = run("tiny-model", "--out", copy.toString());
+    assertEquals(0, copied.code(), copied.err());
+    assertTrue((System.nanoTime() - t0) / 1e9 < 30, "a copy, not a training run");
+    assertTrue(copied.out().contains("validation        ppl"), copied.out());
+    assertEquals(
+        Files.readString(model.resolve("SHA256SUMS")),
+        Files.readString(copy.resolve("SHA256SUMS")));
+    Outcome again = run("tiny-model", "--out", copy.toString());
+    assertEquals(2, again.code(), "refuses to overwrite: " + again.err());
+  }
+
+  @Test
+  void generateJsonHoldsTheTextAndBothSpeeds() throws Exception {
+    Outcome o =
+        run(
+            "generate",
+            "--model",
+            model.toString(),
+            "--prompt",
+            "The Commission",
+            "--max-tokens",
+            "12",
+            "--temperature",
+            "0",
+            "--json");
+    assertEquals(0, o.code(), o.err());
+    assertEquals(1, o.out().strip().lines().count(), "exactly one line of JSON on stdout");
+    JsonNode json = new ObjectMapper().readTree(o.out());
+    assertEquals("The Commission", json.get("prompt").asText());
+    assertEquals(12, json.get("generatedTokens").asInt());
+    assertEquals("The Commission".length() + 1, json.get("promptTokens").asInt(), "BOS + bytes");
+    assertTrue(json.get("prefillTokensPerSecond").asDouble() > 0, o.out());
+    assertTrue(json.get("decodeTokensPerSecond").asDouble() > 0, o.out());
+    Outcome text =
+        run(
+            "generate",
+            "--model",
+            model.toString(),
+            "--prompt",
+            "The Commission",
+            "--max-tokens",
+            "12",
+            "--temperature",
+            "0");
+    assertEquals("The Commission" + json.get("text").asText() + System.lineSeparator(), text.out());
+    assertTrue(
+        text.err()
+            .matches(
+                "(?s).*prefill 15 tokens at [0-9.]+ tokens/s, decode 11 tokens at [0-9.]+ tokens/s.*"),
+        text.err());
   }
 
   @Test

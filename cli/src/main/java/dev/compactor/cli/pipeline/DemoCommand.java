@@ -73,8 +73,7 @@ public final class DemoCommand implements Command {
     if (args.present("model")) {
       model = args.requiredPath("model");
     } else {
-      err.println("demo: making or reusing the tiny reference model...");
-      model = TinyReferenceModel.buildOrReuse((phase, done, total) -> {});
+      model = TinyReferenceModel.shipped();
     }
     Path data =
         args.present("data")

@@ -60,14 +60,7 @@ public final class QualityTableCommand implements Command {
       throw new UsageException("--max-bytes must be at least 1000, found " + maxBytes);
     }
     Path model =
-        args.present("model")
-            ? Path.of(args.required("model"))
-            : TinyReferenceModel.buildOrReuse(
-                (phase, done, total) -> {
-                  if (done == total) {
-                    err.println(phase + " done");
-                  }
-                });
+        args.present("model") ? Path.of(args.required("model")) : TinyReferenceModel.shipped();
     String text;
     String textName;
     if (args.present("text")) {

@@ -55,7 +55,7 @@ public final class QuantizeCommand implements Command {
   @Override
   public String usage() {
     return "--model DIR --method rtn|gptq|awq|fp8|nf4 --bits 4|8 [--group-size -1|32|64|128]"
-        + " [--symmetric] [--calibration FILE]"
+        + " [--asymmetric|--symmetric] [--calibration FILE]"
         + " [--export safetensors,compressed-tensors,gguf:q8_0,gguf:q6_k,gguf:q4_k,gguf:q4_0]"
         + " --out DIR [--json]";
   }

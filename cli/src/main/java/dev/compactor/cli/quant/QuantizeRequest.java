@@ -6,6 +6,7 @@ import dev.compactor.core.gguf.GgmlType;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.quant.table.WeightQuantization;
 import dev.compactor.core.quant.table.WeightQuantization.Method;
+import dev.compactor.core.recipe.QuantizeParams;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,9 +22,10 @@ import java.util.Set;
  *
  * <p>Defaults: {@code --bits} 8 for fp8, 4 for nf4 (required otherwise); {@code --group-size} 128
  * for 4-bit integer methods, 64 for nf4, -1 (per output channel) for 8-bit and fp8; {@code --export
- * safetensors}; integer grids are asymmetric (zero points) unless {@code --symmetric}. gptq and awq
- * without {@code --calibration} calibrate on the bundled English Europarl training text and say so
- * on stderr.
+ * safetensors}; the grid follows the recipe default ({@link QuantizeParams#defaultSymmetric}:
+ * symmetric, asymmetric only for awq), {@code --asymmetric} adds zero points and {@code
+ * --symmetric} drops them. gptq and awq without {@code --calibration} calibrate on the bundled
+ * English Europarl training text and say so on stderr.
  */
 record QuantizeRequest(
     Path model,
@@ -37,7 +39,7 @@ record QuantizeRequest(
 
   static final Set<String> OPTIONS =
       Set.of("model", "method", "bits", "group-size", "calibration", "export", "out");
-  static final Set<String> FLAGS = Set.of("json", "symmetric");
+  static final Set<String> FLAGS = Set.of("json", "symmetric", "asymmetric");
 
   static QuantizeRequest parse(String[] argv) throws UsageException, IOException {
     Args args = Args.parse(argv, OPTIONS, FLAGS);
@@ -70,10 +72,14 @@ record QuantizeRequest(
     WeightQuantization q;
     try {
       int g = group == -1 ? 0 : group;
-      q =
-          args.has("symmetric")
-              ? new WeightQuantization(method, bits, g, true)
-              : new WeightQuantization(method, bits, g);
+      if (args.has("symmetric") && args.has("asymmetric")) {
+        throw new UsageException("--symmetric and --asymmetric exclude each other");
+      }
+      boolean symmetric =
+          args.has("asymmetric")
+              ? false
+              : args.has("symmetric") || QuantizeParams.defaultSymmetric(method.id());
+      q = new WeightQuantization(method, bits, g, symmetric);
     } catch (IllegalArgumentException e) {
       throw new UsageException(e.getMessage());
     }

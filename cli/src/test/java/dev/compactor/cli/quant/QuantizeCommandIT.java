@@ -1,6 +1,7 @@
 package dev.compactor.cli.quant;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
@@ -99,6 +100,7 @@ class QuantizeCommandIT {
             "4",
             "--group-size",
             "128",
+            "--asymmetric",
             "--export",
             "safetensors,compressed-tensors,gguf:q8_0,gguf:q6_k,gguf:q4_k,gguf:q4_0");
     double bpw = summary.get("bits_per_weight").asDouble();
@@ -106,7 +108,8 @@ class QuantizeCommandIT {
     assertTrue(
         summary.get("quantized_model_bytes").asLong() < summary.get("source_bytes").asLong());
     checkHf(out.resolve("safetensors"));
-    checkCompressedTensors(out, new WeightQuantization(Method.RTN, 4, 128));
+    assertFalse(summary.get("symmetric").asBoolean());
+    checkCompressedTensors(out, new WeightQuantization(Method.RTN, 4, 128, false));
     for (GgmlType t : List.of(GgmlType.Q8_0, GgmlType.Q6_K, GgmlType.Q4_K, GgmlType.Q4_0)) {
       Path f = out.resolve("model-" + t.name().toLowerCase() + ".gguf");
       try (GgufReader g = GgufReader.open(f)) {
@@ -149,7 +152,8 @@ class QuantizeCommandIT {
         "--export",
         "safetensors,compressed-tensors,gguf:q4_k");
     checkHf(out.resolve("safetensors"));
-    checkCompressedTensors(out, new WeightQuantization(Method.GPTQ, 4, 32));
+    // symmetric: the default grid of recipes and of the command
+    checkCompressedTensors(out, new WeightQuantization(Method.GPTQ, 4, 32, true));
     JsonNode p = new ObjectMapper().readTree(out.resolve("compactor.json").toFile());
     assertEquals(ModelDirectory.sha256(calibration), p.at("/calibration/sha256").asText());
     assertTrue(p.at("/calibration/source").asText().startsWith("file:"));
@@ -181,7 +185,7 @@ class QuantizeCommandIT {
     assertTrue(r.err().contains("no --calibration given"), r.err());
     assertTrue(r.out().contains("bits per quantized weight"), r.out());
     checkHf(out.resolve("safetensors"));
-    checkCompressedTensors(out, new WeightQuantization(Method.AWQ, 4, 64));
+    checkCompressedTensors(out, new WeightQuantization(Method.AWQ, 4, 64, false));
     JsonNode p = new ObjectMapper().readTree(out.resolve("compactor.json").toFile());
     assertEquals(Corpus.BUILTIN_EUROPARL, p.at("/calibration/source").asText());
   }

@@ -131,4 +131,32 @@ class QuantizeCommandTest {
     usageError("unknown option --groupsize", "--method", "rtn", "--bits", "8", "--groupsize", "32");
     assertFalse(Files.exists(tmp.resolve("o")), "nothing is written on a usage error");
   }
+
+  private static QuantizeRequest parse(String... extra) throws Exception {
+    List<String> a = new ArrayList<>(List.of("--model", model.toString()));
+    a.addAll(List.of(extra));
+    a.addAll(List.of("--out", tmp.resolve("p-" + System.nanoTime()).toString()));
+    return QuantizeRequest.parse(a.toArray(String[]::new));
+  }
+
+  @Test
+  void gridDefaultIsTheRecipesSymmetricOneWithAsymmetricAsTheOptOut() throws Exception {
+    assertTrue(
+        parse("--method", "rtn", "--bits", "4", "--group-size", "32").quantization().symmetric());
+    assertTrue(parse("--method", "gptq", "--bits", "8").quantization().symmetric());
+    assertTrue(parse("--method", "rtn", "--bits", "8", "--symmetric").quantization().symmetric());
+    assertFalse(parse("--method", "rtn", "--bits", "8", "--asymmetric").quantization().symmetric());
+    // awq keeps its zero points, as in recipes (QuantizeParams.defaultSymmetric)
+    assertFalse(parse("--method", "awq", "--bits", "8").quantization().symmetric());
+    assertTrue(parse("--method", "awq", "--bits", "8", "--symmetric").quantization().symmetric());
+    usageError(
+        "--symmetric and --asymmetric exclude each other",
+        "--method",
+        "rtn",
+        "--bits",
+        "8",
+        "--symmetric",
+        "--asymmetric");
+    usageError("asymmetric is not possible", "--method", "fp8", "--asymmetric");
+  }
 }

@@ -21,6 +21,29 @@ public final class Generation {
    */
   public static int[] generate(
       CausalLM model, int[] prompt, int maxTokens, GenerationSettings settings) {
+    return generateTimed(model, prompt, maxTokens, settings).tokens();
+  }
+
+  /**
+   * What {@link #generate} produced and how long each phase took: prefill is the pass over the
+   * prompt that also yields the first new token; decode is every later single-token step.
+   */
+  public record Timed(int[] tokens, int promptTokens, long prefillNanos, long decodeNanos) {
+
+    /** Prompt tokens per second of the prefill pass (NaN when nothing was generated). */
+    public double prefillTokensPerSecond() {
+      return tokens.length == 0 ? Double.NaN : promptTokens / (prefillNanos / 1e9);
+    }
+
+    /** New tokens per second after the first (NaN when fewer than two were generated). */
+    public double decodeTokensPerSecond() {
+      return tokens.length < 2 ? Double.NaN : (tokens.length - 1) / (decodeNanos / 1e9);
+    }
+  }
+
+  /** {@link #generate}, timing the prefill and the decode steps separately. */
+  public static Timed generateTimed(
+      CausalLM model, int[] prompt, int maxTokens, GenerationSettings settings) {
     if (prompt.length == 0) {
       throw new IllegalArgumentException("prompt must hold at least one token");
     }
@@ -30,6 +53,8 @@ public final class Generation {
     try (NDManager manager = NDManager.newBaseManager(deviceOf(model));
         CausalLM.Decoder decoder = model.decoder(manager, 1)) {
       int[] feed = prompt;
+      long start = System.nanoTime();
+      long prefill = 0;
       for (int n = 0; n < budget; n++) {
         try (NDManager step = manager.newSubManager()) {
           NDArray tokens = step.create(feed, new Shape(1, feed.length));
@@ -39,9 +64,13 @@ public final class Generation {
           out[n] = pick(last, settings, random);
           feed = new int[] {out[n]};
         }
+        if (n == 0) {
+          prefill = System.nanoTime() - start;
+        }
       }
+      long total = System.nanoTime() - start;
+      return new Timed(out, prompt.length, prefill, total - prefill);
     }
-    return out;
   }
 
   private static Device deviceOf(CausalLM model) {

@@ -3,6 +3,7 @@ package dev.compactor.core.model;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import dev.compactor.core.engine.TorchThreads;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.SafetensorsWriter;
@@ -31,6 +32,16 @@ import org.slf4j.LoggerFactory;
 public final class Transformer implements CausalLM {
 
   private static final Logger LOG = LoggerFactory.getLogger(Transformer.class);
+
+  static {
+    // Entry points call TorchThreads.configure() first; this covers library users and tests,
+    // which reach the engine through a model before any NDArray of their own.
+    try {
+      TorchThreads.configure();
+    } catch (IllegalArgumentException e) {
+      LOG.warn("{}; libtorch keeps its own thread counts", e.getMessage());
+    }
+  }
 
   private final ModelConfig config;
   private final String base;

@@ -178,8 +178,17 @@ public record QuantizeParams(
         Method.valueOf(method.toUpperCase(Locale.ROOT)),
         bits,
         groupSize,
-        Json.bool(p, "symmetric", !method.equals("awq")),
+        Json.bool(p, "symmetric", defaultSymmetric(method)),
         export);
+  }
+
+  /**
+   * The one default grid of recipes and {@code compactor quantize}: symmetric, except awq, whose
+   * scale search is defined with zero points (AutoAWQ's {@code zero_point: true}); fp8 and nf4 are
+   * symmetric by construction.
+   */
+  public static boolean defaultSymmetric(String method) {
+    return !method.equalsIgnoreCase("awq");
   }
 
   private static int defaultBits(String method, int given) {

@@ -28,7 +28,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
@@ -39,8 +41,13 @@ import org.slf4j.LoggerFactory;
  * A small byte-level Llama trained here, from a fixed seed, on the English Europarl text: a real
  * model whose quality visibly drops when it is pruned or quantized, made in minutes on a laptop CPU
  * with nothing downloaded. It is saved as an ordinary Hugging Face directory (config.json,
- * model.safetensors, tokenizer.json, tokenizer_config.json) plus training_report.json, and cached:
- * a directory built by the same recipe from the same text is reused.
+ * model.safetensors, tokenizer.json, tokenizer_config.json) plus training_report.json and
+ * SHA256SUMS.
+ *
+ * <p>The project's build of it ships in the repository ({@link #shipped()}, {@code
+ * models/tiny-llama-v1/}, with its TRAINING.md): the demo, the tests and {@code compactor
+ * tiny-model} use that copy. {@link #buildOrReuse} retrains it (a directory built by the same
+ * recipe from the same text is reused).
  */
 public final class TinyReferenceModel {
 
@@ -53,6 +60,15 @@ public final class TinyReferenceModel {
   public static final int EVAL_SEQ_LEN = 256;
 
   public static final String REPORT = "training_report.json";
+
+  /** {@code sha256sum} lines of every file of a build; checked before a shipped copy is used. */
+  public static final String CHECKSUMS = "SHA256SUMS";
+
+  /** Where the repository keeps its build, relative to the repository root. */
+  public static final String SHIPPED_DIR = "models/" + RECIPE.name();
+
+  /** Overrides where {@link #shipped()} looks (a directory holding the build). */
+  public static final String SHIPPED_ENV = "COMPACTOR_TINY_MODEL_DIR";
 
   private static final Logger LOG = LoggerFactory.getLogger(TinyReferenceModel.class);
   private static final ObjectMapper JSON =
@@ -68,6 +84,133 @@ public final class TinyReferenceModel {
             ? Path.of(cache)
             : Path.of(System.getProperty("user.home"), ".cache", "compactor");
     return root.resolve(RECIPE.name());
+  }
+
+  /**
+   * The build that ships with the repository: {@code $COMPACTOR_TINY_MODEL_DIR}, else {@value
+   * #SHIPPED_DIR} found in the working directory or one of its parents (Maven runs tests in the
+   * module directory), else above the jar or classes directory this class was loaded from. Its
+   * files are checked against its SHA256SUMS, so a truncated or LFS-pointer copy fails here with
+   * the reason instead of producing garbage later.
+   *
+   * @throws IllegalStateException when no complete, intact copy is found
+   */
+  public static Path shipped() {
+    String env = System.getenv(SHIPPED_ENV);
+    List<Path> tried = new ArrayList<>();
+    if (env != null && !env.isBlank()) {
+      Path dir = Path.of(env);
+      verify(dir);
+      return dir;
+    }
+    List<Path> anchors = new ArrayList<>();
+    anchors.add(Path.of("").toAbsolutePath());
+    try {
+      anchors.add(
+          Path.of(
+                  TinyReferenceModel.class
+                      .getProtectionDomain()
+                      .getCodeSource()
+                      .getLocation()
+                      .toURI())
+              .toAbsolutePath());
+    } catch (Exception e) {
+      // no code source (e.g. a custom class loader): the working directory is the only anchor
+    }
+    for (Path anchor : anchors) {
+      for (Path p = anchor; p != null; p = p.getParent()) {
+        Path dir = p.resolve(SHIPPED_DIR);
+        if (Files.isRegularFile(dir.resolve(CHECKSUMS))) {
+          verify(dir);
+          return dir;
+        }
+        tried.add(dir);
+      }
+    }
+    throw new IllegalStateException(
+        "the tiny reference model ships in the repository under "
+            + SHIPPED_DIR
+            + " but no copy was found (looked in "
+            + tried.size()
+            + " places from "
+            + anchors
+            + "); run from a checkout, set "
+            + SHIPPED_ENV
+            + ", or retrain it with `compactor tiny-model --train`");
+  }
+
+  /**
+   * Copies the shipped build into {@code out} (created; must be absent or empty) and returns it.
+   */
+  public static Path copyShipped(Path out) throws IOException {
+    Path from = shipped();
+    if (Files.isDirectory(out)) {
+      try (Stream<Path> entries = Files.list(out)) {
+        if (entries.findAny().isPresent()) {
+          throw new IllegalArgumentException(out + " must be absent or empty");
+        }
+      }
+    }
+    Files.createDirectories(out);
+    try (Stream<Path> files = Files.list(from)) {
+      for (Path f : (Iterable<Path>) files.filter(Files::isRegularFile).sorted()::iterator) {
+        Files.copy(f, out.resolve(f.getFileName().toString()));
+      }
+    }
+    verify(out);
+    return out;
+  }
+
+  /**
+   * Checks that {@code dir} holds a complete build whose files match its SHA256SUMS.
+   *
+   * @throws IllegalStateException naming the first missing or altered file
+   */
+  public static void verify(Path dir) {
+    if (recordedHash(dir) == null) {
+      throw new IllegalStateException(
+          dir
+              + " holds no complete tiny reference model (config.json, model.safetensors, "
+              + "tokenizer.json, "
+              + REPORT
+              + ")");
+    }
+    Path sums = dir.resolve(CHECKSUMS);
+    try {
+      List<String> lines = Files.readAllLines(sums, StandardCharsets.UTF_8);
+      if (lines.isEmpty()) {
+        throw new IllegalStateException(sums + " is empty");
+      }
+      for (String line : lines) {
+        if (line.isBlank()) {
+          continue;
+        }
+        String[] parts = line.split("\\s+\\*?", 2);
+        if (parts.length != 2 || parts[0].length() != 64) {
+          throw new IllegalStateException(
+              sums + ": expected '<sha256>  <file>', found '" + line + "'");
+        }
+        Path f = dir.resolve(parts[1].trim());
+        if (!Files.isRegularFile(f)) {
+          throw new IllegalStateException(sums + " lists " + parts[1] + ", which is missing");
+        }
+        String actual = TinyRecipe.sha256(Files.readAllBytes(f));
+        if (!actual.equals(parts[0])) {
+          throw new IllegalStateException(
+              f
+                  + ": sha256 "
+                  + actual
+                  + " but "
+                  + CHECKSUMS
+                  + " records "
+                  + parts[0]
+                  + " (a git-lfs pointer, a line-ending conversion or a partial copy?)");
+        }
+      }
+    } catch (IOException e) {
+      throw new IllegalStateException(
+          dir + ": cannot check " + CHECKSUMS + ": " + e.getMessage(), e);
+    }
   }
 
   /** The model in the default cache directory, trained first if it is missing or stale. */
@@ -148,7 +291,8 @@ public final class TinyReferenceModel {
       double trainingSeconds = (System.nanoTime() - start) / 1e9;
       save(model, out);
       ByteLevelTokenizerFiles.write(out, recipe.context());
-      PerplexityEvaluator eval = new PerplexityEvaluator(EVAL_SEQ_LEN, EVAL_SEQ_LEN);
+      int window = Math.min(EVAL_SEQ_LEN, recipe.context());
+      PerplexityEvaluator eval = new PerplexityEvaluator(window, window);
       PerplexityResult validation =
           eval.evaluate(model, tokenizer, corpus.validationText(), progress);
       PerplexityResult test = eval.evaluate(model, tokenizer, corpus.testText(), progress);
@@ -163,13 +307,14 @@ public final class TinyReferenceModel {
       report.put("trainingSeconds", trainingSeconds);
       report.put("availableProcessors", Runtime.getRuntime().availableProcessors());
       report.put("finalTrainLoss", finalLoss);
-      report.put("evalSeqLen", EVAL_SEQ_LEN);
-      report.put("evalStride", EVAL_SEQ_LEN);
+      report.put("evalSeqLen", window);
+      report.put("evalStride", window);
       report.set("validation", result(validation, unigram.bitsPerByte(corpus.validationText())));
       report.set("test", result(test, unigram.bitsPerByte(corpus.testText())));
       report.set("lossCurve", curve);
       report.put("createdAt", Instant.now().toString());
       JSON.writeValue(out.resolve(REPORT).toFile(), report);
+      writeChecksums(out);
       LOG.info(
           "tiny model trained in {} s: validation ppl {} bpb {} (unigram bpb {})",
           String.format("%.1f", trainingSeconds),
@@ -228,6 +373,19 @@ public final class TinyReferenceModel {
         writer.write(e.getKey(), DType.F32, p.getShape().getShape(), p.toFloatArray());
       }
     }
+  }
+
+  private static void writeChecksums(Path dir) throws IOException {
+    StringBuilder sums = new StringBuilder();
+    try (Stream<Path> files = Files.list(dir)) {
+      for (Path f : (Iterable<Path>) files.filter(Files::isRegularFile).sorted()::iterator) {
+        sums.append(TinyRecipe.sha256(Files.readAllBytes(f)))
+            .append("  ")
+            .append(f.getFileName())
+            .append('\n');
+      }
+    }
+    Files.writeString(dir.resolve(CHECKSUMS), sums.toString(), StandardCharsets.UTF_8);
   }
 
   private static ObjectNode result(PerplexityResult r, double unigramBpb) {

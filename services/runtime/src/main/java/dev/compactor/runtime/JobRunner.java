@@ -135,7 +135,12 @@ final class JobRunner {
   }
 
   Outcome run(Job job) {
+    // Every log line about this job, here and in the stage's code on this thread, carries its
+    // coordinates (ServiceLogLayout prints them; the keys are ServiceLogLayout.JOB_KEYS).
     MDC.put("jobId", job.request.getJobId());
+    MDC.put("step", Integer.toString(job.request.getStep()));
+    MDC.put("attempt", Integer.toString(job.request.getAttempt()));
+    MDC.put("stage", stageName);
     MDC.put("record", job.topic + "-" + job.partition + "@" + job.offset);
     try {
       return runInContext(job);

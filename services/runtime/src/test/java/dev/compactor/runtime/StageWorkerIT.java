@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
 import dev.compactor.events.ArtifactRef;
 import dev.compactor.events.JobState;
 import dev.compactor.events.JobStatus;
@@ -493,6 +495,41 @@ class StageWorkerIT {
       service.close();
     }
     assertEquals("STOPPED", service.health().state());
+  }
+
+  @Test
+  void logLinesInsideAJobCarryItsCoordinates() throws Exception {
+    ch.qos.logback.classic.Logger root =
+        (ch.qos.logback.classic.Logger)
+            org.slf4j.LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
+    ListAppender<ILoggingEvent> captured = new ListAppender<>();
+    captured.start();
+    root.addAppender(captured);
+    try {
+      startWorker("prune", "w-log");
+      String job = newJobId();
+      produce(request("prune", job, 3, "{}"));
+      awaitOne(Topics.STAGE_COMPLETED.name(), job, StageCompleted.class);
+      List<ILoggingEvent> lines;
+      synchronized (captured) {
+        lines = new ArrayList<>(captured.list);
+      }
+      List<ILoggingEvent> inJob =
+          lines.stream()
+              .filter(e -> e.getLoggerName().equals(JobRunner.class.getName()))
+              .filter(e -> e.getFormattedMessage().contains(job))
+              .toList();
+      assertFalse(inJob.isEmpty(), "the job runner logs the completion of " + job);
+      for (ILoggingEvent e : inJob) {
+        Map<String, String> mdc = e.getMDCPropertyMap();
+        assertEquals(job, mdc.get("jobId"), e.getFormattedMessage());
+        assertEquals("3", mdc.get("step"), e.getFormattedMessage());
+        assertEquals("1", mdc.get("attempt"), e.getFormattedMessage());
+        assertEquals("prune", mdc.get("stage"), e.getFormattedMessage());
+      }
+    } finally {
+      root.detachAppender(captured);
+    }
   }
 
   private StageWorker startWorker(String stageName, String workerId) {

@@ -1,5 +1,6 @@
 package dev.compactor.services.distillation;
 
+import dev.compactor.core.engine.TorchThreads;
 import dev.compactor.runtime.BlobStore;
 import dev.compactor.runtime.StageConfig;
 import dev.compactor.runtime.StageService;
@@ -13,6 +14,7 @@ public final class DistillationService {
   private DistillationService() {}
 
   public static void main(String[] args) {
+    TorchThreads.configure();
     StageConfig config = StageConfig.fromEnvironment();
     BlobStore blobs = BlobStore.create(config);
     boolean ok =

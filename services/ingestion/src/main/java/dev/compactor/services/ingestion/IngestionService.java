@@ -1,5 +1,6 @@
 package dev.compactor.services.ingestion;
 
+import dev.compactor.core.engine.TorchThreads;
 import dev.compactor.runtime.StageService;
 
 /**
@@ -11,6 +12,7 @@ public final class IngestionService {
   private IngestionService() {}
 
   public static void main(String[] args) {
+    TorchThreads.configure();
     StageService.run(new IngestionStage());
   }
 }

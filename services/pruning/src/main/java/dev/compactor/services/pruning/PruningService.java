@@ -1,5 +1,6 @@
 package dev.compactor.services.pruning;
 
+import dev.compactor.core.engine.TorchThreads;
 import dev.compactor.runtime.StageService;
 
 /**
@@ -10,6 +11,7 @@ public final class PruningService {
   private PruningService() {}
 
   public static void main(String[] args) {
+    TorchThreads.configure();
     StageService.run(new PruningStage());
   }
 }

@@ -1,5 +1,6 @@
 package dev.compactor.services.publishing;
 
+import dev.compactor.core.engine.TorchThreads;
 import dev.compactor.runtime.BlobStore;
 import dev.compactor.runtime.StageConfig;
 import dev.compactor.runtime.StageService;
@@ -12,6 +13,7 @@ public final class PublishingService {
   private PublishingService() {}
 
   public static void main(String[] args) {
+    TorchThreads.configure();
     StageConfig config = StageConfig.fromEnvironment();
     boolean ok = StageService.run(new PublishingStage(BlobStore.create(config)), config);
     System.exit(ok ? 0 : 1);
