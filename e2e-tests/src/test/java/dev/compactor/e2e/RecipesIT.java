@@ -44,7 +44,7 @@ class RecipesIT {
       recipes = s.filter(p -> p.toString().endsWith(".yaml")).sorted().toList();
     }
     assertTrue(recipes.size() >= 5, recipes.toString());
-    Path model = TinyReferenceModel.buildOrReuse((phase, done, total) -> {});
+    Path model = TinyReferenceModel.shipped();
     try (PipelineStack stack = PipelineStack.start(tmp.resolve("stack"), 0);
         PipelineClient client =
             new PipelineClient(stack.bootstrapServers(), stack.schemaRegistryUrl())) {
