@@ -89,6 +89,7 @@ class ChaosIT {
       Map<String, Long> lastProgressMs = new HashMap<>(); // worker -> time of its last progress
       Map<String, String> runningStep = new HashMap<>(); // worker -> "job/step"
       Map<String, Integer> killsOfStep = new HashMap<>();
+      Map<String, Integer> killsOfStage = new LinkedHashMap<>();
       int kills = 0;
       int submitted = 0;
       long end = System.nanoTime() + TIMEOUT.toNanos();
@@ -121,12 +122,15 @@ class ChaosIT {
             w.getValue().kill(); // SIGKILL mid-step
             kills++;
             killsOfStep.merge(step, 1, Integer::sum);
+            killsOfStage.merge(w.getKey(), 1, Integer::sum);
             runningStep.remove(id);
             w.setValue(start(stack, w.getKey(), List.of()));
             break;
           }
         }
       }
+      System.out.printf(
+          "ChaosIT: %d kill -9s mid-step (%s) over %d jobs%n", kills, killsOfStage, events.size());
       assertTrue(kills >= KILLS, "only " + kills + " kills landed mid-step");
       for (Map.Entry<String, List<SpecificRecord>> job : events.entrySet()) {
         JobStatus last = PipelineScenarios.lastStatus(job.getValue());
