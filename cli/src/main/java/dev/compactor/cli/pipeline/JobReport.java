@@ -83,7 +83,6 @@ final class JobReport {
           "sparsity",
           "studentLayers",
           "bitsPerWeight",
-          "quantizedModelBytes",
           "sizeBytes",
           "parameterCount",
           "perplexity",
