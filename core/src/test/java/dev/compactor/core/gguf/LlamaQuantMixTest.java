@@ -214,6 +214,14 @@ class LlamaQuantMixTest {
     assertEquals(LlamaFileType.Q4_K_S, LlamaFileType.parse("Q4_K_S"));
     assertEquals(LlamaFileType.Q5_K_M, LlamaFileType.parse("q5_k"));
     assertEquals("q4_k_m", LlamaFileType.Q4_K_M.label());
+    for (String recipeName : dev.compactor.core.recipe.QuantizeParams.GGUF_TYPES) {
+      LlamaFileType.parse(recipeName);
+    }
+    for (LlamaFileType t : LlamaFileType.values()) {
+      assertTrue(
+          dev.compactor.core.recipe.QuantizeParams.GGUF_TYPES.contains(t.label()),
+          t + " is accepted in recipes");
+    }
     IllegalArgumentException e =
         assertThrows(IllegalArgumentException.class, () -> LlamaFileType.parse("q3_k"));
     assertTrue(e.getMessage().contains("q4_k_s"), e.getMessage());
