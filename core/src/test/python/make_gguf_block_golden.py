@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Golden vectors for the ggml block quantizers, from an independent numpy implementation.
 
-Implements Q8_0, Q4_0, Q5_0, Q6_K and Q4_K (each k-quant with and without importance weights) in
+Implements Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q6_K, Q4_K and Q5_K (Q4_1, Q5_1 and each k-quant with and
+without importance weights) in
 numpy, following llama.cpp's ggml-quants.c reference algorithms (quantize_row_*_ref, make_qx_quants,
 make_qkx2_quants, make_qkx3_quants, make_qp_quants) and gguf-py's quants.py, vectorised across blocks instead of looping per block.
 All arithmetic is float32 in the C source's order; accumulations that C does sequentially are done
@@ -436,6 +437,128 @@ def pack_q4_k(b, L, ls, lm, d, dmin):
     return np.concatenate([fp16_bytes(d), fp16_bytes(dmin), sc.astype(np.uint8), qs], axis=1).ravel()
 
 
+# ---------------------------------------------------------------- Q4_1 / Q5_1 (legacy asymmetric)
+
+def legacy_asym_ref(x, bits):
+    b = x.reshape(-1, 32)
+    mn = b.min(axis=1).astype(F32)
+    mx = b.max(axis=1).astype(F32)
+    d = ((mx - mn).astype(F32) / F32((1 << bits) - 1)).astype(F32)
+    inv = safe_div(np.ones_like(d), d)
+    v = (((b - mn[:, None]).astype(F32) * inv[:, None]).astype(F32) + F32(0.5)).astype(F32)
+    q = np.trunc(v).astype(np.int32)
+    if bits == 4:
+        q = np.minimum(15, q)
+    return d, mn, q.astype(np.uint32)
+
+
+def legacy_asym_imatrix(x, importance, bits):
+    # quantize_row_q{4,5}_1_impl: sigma2 over the whole row (here: the whole input is one row)
+    n = x.size
+    sx2 = F32(0)
+    for j in range(n):
+        sx2 = F32(sx2 + F32(x[j] * x[j]))
+    sigma2 = F32(sx2 / F32(n))
+    b = x.reshape(-1, 32)
+    w = (importance.reshape(-1, 32) * np.sqrt((sigma2 + b * b).astype(F32))).astype(F32)
+    scale, neg_min, L = make_qkx3_quants(b, w, (1 << bits) - 1, -0.9, 0.05, 36)
+    return scale, (-neg_min).astype(F32), L.astype(np.uint32)
+
+
+def pack_q4_1(d, m, q):
+    qs = (q[:, :16] | (q[:, 16:] << 4)).astype(np.uint8)
+    return np.concatenate([fp16_bytes(d), fp16_bytes(m), qs], axis=1).ravel()
+
+
+def pack_q5_1(d, m, q):
+    qs = ((q[:, :16] & 0x0F) | ((q[:, 16:] & 0x0F) << 4)).astype(np.uint8)
+    qh = (((q >> 4) & 1) << np.arange(32, dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
+    qh_bytes = qh.astype("<u4").view(np.uint8).reshape(-1, 4)
+    return np.concatenate([fp16_bytes(d), fp16_bytes(m), qh_bytes, qs], axis=1).ravel()
+
+
+# ---------------------------------------------------------------- Q5_K
+
+def pack_q5_k(b, L, ls, lm, d, dmin):
+    nb = b.shape[0]
+    sc = np.zeros((nb, 12), np.int32)
+    for j in range(8):
+        if j < 4:
+            sc[:, j] = ls[:, j]
+            sc[:, j + 4] = lm[:, j]
+        else:
+            sc[:, j + 4] = (ls[:, j] & 0xF) | ((lm[:, j] & 0xF) << 4)
+            sc[:, j - 4] |= (ls[:, j] >> 4) << 6
+            sc[:, j] |= (lm[:, j] >> 4) << 6
+    sc &= 0xFF
+    d16 = fp16_f32(d)
+    dmin16 = fp16_f32(dmin)
+    for j in range(8):
+        if j < 4:
+            s, m = sc[:, j] & 63, sc[:, j + 4] & 63
+        else:
+            s = (sc[:, j + 4] & 0xF) | ((sc[:, j - 4] >> 6) << 4)
+            m = (sc[:, j + 4] >> 4) | ((sc[:, j] >> 6) << 4)
+        dd = (d16 * s.astype(F32)).astype(F32)[:, None]
+        dm = (dmin16 * m.astype(F32)).astype(F32)[:, None]
+        xs = b[:, 32 * j:32 * j + 32]
+        with np.errstate(all="ignore"):
+            l = np.clip(nearest_int(((xs + dm).astype(F32) / np.where(dd != 0, dd, F32(1))).astype(F32)), 0, 31)
+        L[:, 32 * j:32 * j + 32] = np.where(dd != 0, l, L[:, 32 * j:32 * j + 32])
+    L = L.astype(np.uint8)
+    qh = np.zeros((nb, 32), np.uint8)
+    ql = np.zeros((nb, 128), np.uint8)
+    for c in range(4):
+        lo = L[:, 64 * c:64 * c + 32]
+        hi = L[:, 64 * c + 32:64 * c + 64]
+        qh |= (((lo >> 4) & 1) << (2 * c)).astype(np.uint8)
+        qh |= (((hi >> 4) & 1) << (2 * c + 1)).astype(np.uint8)
+        ql[:, 32 * c:32 * c + 32] = (lo & 0xF) | ((hi & 0xF) << 4)
+    return np.concatenate([fp16_bytes(d), fp16_bytes(dmin), sc.astype(np.uint8), qh, ql], axis=1).ravel()
+
+
+def q5_k(x):
+    b = x.reshape(-1, QK_K)
+    nb = b.shape[0]
+    sub = b.reshape(-1, 32)
+    sx2 = np.zeros(sub.shape[0], F32)
+    for l in range(32):
+        sx2 = (sx2 + sub[:, l] * sub[:, l]).astype(F32)
+    av = np.sqrt((sx2 / F32(32)).astype(F32)).astype(F32)
+    w = (av[:, None] + np.abs(sub)).astype(F32)
+    scales, mins, L = make_qkx2_quants(sub, w, 31, -0.5, 0.1, 15)
+    scales = scales.reshape(nb, 8)
+    mins = mins.reshape(nb, 8)
+    max_scale = np.maximum(scales.max(axis=1), F32(0)).astype(F32)
+    max_min = np.maximum(mins.max(axis=1), F32(0)).astype(F32)
+    inv_s = np.where(max_scale > 0, safe_div(np.full(nb, 63, F32), max_scale), F32(0)).astype(F32)
+    inv_m = np.where(max_min > 0, safe_div(np.full(nb, 63, F32), max_min), F32(0)).astype(F32)
+    ls = np.minimum(63, nearest_int(inv_s[:, None] * scales) & 0xFF)
+    lm = np.minimum(63, nearest_int(inv_m[:, None] * mins) & 0xFF)
+    d = (max_scale / F32(63)).astype(F32)
+    dmin = (max_min / F32(63)).astype(F32)
+    return pack_q5_k(b, L.reshape(nb, QK_K), ls, lm, d, dmin)
+
+
+def q5_k_imatrix(x, importance):
+    b = x.reshape(-1, QK_K)
+    nb = b.shape[0]
+    qw = importance.reshape(-1, QK_K)
+    sx2 = np.zeros(nb, F32)
+    for l in range(QK_K):
+        sx2 = (sx2 + b[:, l] * b[:, l]).astype(F32)
+    sigma2 = ((F32(2) * sx2) / F32(QK_K)).astype(F32)
+    sub = b.reshape(-1, 32)
+    w = (qw.reshape(-1, 32) * np.sqrt((np.repeat(sigma2, 8)[:, None] + sub * sub).astype(F32))).astype(F32)
+    sw = np.zeros(sub.shape[0], F32)
+    for l in range(32):
+        sw = (sw + w[:, l]).astype(F32)
+    scales, mins, L = make_qkx3_quants(sub, w, 31, -0.9, 0.05, 36)
+    d_block, ls = make_qp_quants(scales.reshape(nb, 8), 63, sw.reshape(nb, 8))
+    m_block, lm = make_qp_quants(mins.reshape(nb, 8), 63, sw.reshape(nb, 8))
+    return pack_q5_k(b, L.reshape(nb, QK_K), np.minimum(63, ls), np.minimum(63, lm), d_block, m_block)
+
+
 # ---------------------------------------------------------------- inputs and file
 
 def inputs(rng, n, block):
@@ -469,6 +592,22 @@ def main(path):
     cases.append(("q4_k_imatrix", 12, x, imp, q4_k_imatrix(x, imp)))
     x = inputs(rng, 4096, 32)
     cases.append(("q5_0", 6, x, None, q5_0(x)))
+    # version-1 cases above are unchanged; the Q4_1 / Q5_1 / Q5_K cases follow
+    x = inputs(rng, 4096, 32)
+    cases.append(("q4_1", 3, x, None, pack_q4_1(*legacy_asym_ref(x, 4))))
+    x = inputs(rng, 4096, 32)
+    cases.append(("q5_1", 7, x, None, pack_q5_1(*legacy_asym_ref(x, 5))))
+    x = inputs(rng, 1024, 32)
+    imp = rng.uniform(0.01, 4.0, x.size).astype(F32)
+    cases.append(("q4_1_imatrix", 3, x, imp, pack_q4_1(*legacy_asym_imatrix(x, imp, 4))))
+    x = inputs(rng, 1024, 32)
+    imp = rng.uniform(0.01, 4.0, x.size).astype(F32)
+    cases.append(("q5_1_imatrix", 7, x, imp, pack_q5_1(*legacy_asym_imatrix(x, imp, 5))))
+    x = inputs(rng, 8 * QK_K, QK_K)
+    cases.append(("q5_k", 13, x, None, q5_k(x)))
+    x = inputs(rng, 5 * QK_K, QK_K)
+    imp = rng.uniform(0.01, 4.0, x.size).astype(F32)
+    cases.append(("q5_k_imatrix", 13, x, imp, q5_k_imatrix(x, imp)))
     with open(path, "wb") as f:
         f.write(b"CPGB")
         f.write(struct.pack("<II", 1, len(cases)))

@@ -3,7 +3,7 @@ package dev.compactor.bench;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.sun.nio.file.ExtendedOpenOption;
-import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.gguf.LlamaGgufExporter;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.TensorSource;
@@ -249,8 +249,7 @@ public final class StreamingGgufBench {
     LlamaGgufExporter.Options o =
         new LlamaGgufExporter.Options(
             dir.getFileName().toString(),
-            GgmlType.Q8_0,
-            GgmlType.Q8_0,
+            LlamaFileType.Q8_0,
             Map.of(),
             Map.of(),
             a.integer("--threads", 1),

@@ -8,6 +8,7 @@ import dev.compactor.cli.Command;
 import dev.compactor.cli.UsageException;
 import dev.compactor.core.data.CalibrationText;
 import dev.compactor.core.data.Corpus;
+import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.metrics.EvalText;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.quant.table.QualityTable;
@@ -28,10 +29,10 @@ import java.util.stream.Stream;
 
 /**
  * {@code compactor quality-table}: quantizes one model (the tiny reference model by default) in
- * every format — RTN int8/int4, GPTQ, AWQ, FP8, NF4, GGUF Q8_0/Q6_K/Q4_K/Q4_0 — and prints how far
- * each moved from the fp32 model on held-out text (perplexity, KL divergence, top-1 agreement) next
- * to its stored size. GPTQ and AWQ calibrate on the bundled Europarl training split; the default
- * evaluation text is the disjoint test split.
+ * every format — RTN int8/int4, GPTQ, AWQ, FP8, NF4, GGUF Q8_0/Q6_K/Q4_K_M/Q4_K_S/Q4_0 — and prints
+ * how far each moved from the fp32 model on held-out text (perplexity, KL divergence, top-1
+ * agreement) next to its stored size. GPTQ and AWQ calibrate on the bundled Europarl training
+ * split; the default evaluation text is the disjoint test split.
  */
 public final class QualityTableCommand implements Command {
 
@@ -108,7 +109,7 @@ public final class QualityTableCommand implements Command {
       QualityTable.Setup setup,
       List<QualityTable.Row> rows,
       double seconds) {
-    out.printf("model: %s%n", model);
+    out.printf("model: %s (%s)%n", model, weightsHash(model));
     out.printf(
         "text: %s, %d tokens, windows of %d; GPTQ/AWQ calibration: %d windows of the Europarl"
             + " training split%n",
@@ -146,7 +147,9 @@ public final class QualityTableCommand implements Command {
     out.printf(
         "bytes: all tensors as quantized (HF rows: decoder linears quantized, embeddings/norms/head"
             + " as in the source; GGUF rows: the file, embeddings and output quantized too)."
-            + " bpw: stored bits per decoder-linear weight incl. scales. %.0f s.%n",
+            + " bpw: stored bits per decoder-linear weight incl. scales. Weight-only error: the"
+            + " activations stay fp32 (llama.cpp also quantizes them, so its KL at Q8_0 is ~3x"
+            + " higher). %.0f s.%n",
         seconds);
   }
 
@@ -159,6 +162,7 @@ public final class QualityTableCommand implements Command {
     ObjectMapper m = new ObjectMapper();
     ObjectNode root = m.createObjectNode();
     root.put("model", model.toString());
+    root.put("weights", weightsHash(model));
     root.put("text", textName);
     root.put("tokens", tokens);
     root.put("seqLen", setup.seqLen());
@@ -176,6 +180,21 @@ public final class QualityTableCommand implements Command {
           .put("note", r.note());
     }
     return root.toString();
+  }
+
+  /**
+   * {@code model.safetensors sha256 <hex>}: which weights the table measured, so a table kept in a
+   * document can be checked against the model it names (the path differs between machines).
+   */
+  static String weightsHash(Path model) {
+    Path weights = model.resolve("model.safetensors");
+    try {
+      return Files.isRegularFile(weights)
+          ? "model.safetensors sha256 " + ModelDirectory.sha256(weights)
+          : "sharded weights";
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
   }
 
   /** The longest prefix of at most {@code maxBytes} UTF-8 bytes, cut at a line end if possible. */

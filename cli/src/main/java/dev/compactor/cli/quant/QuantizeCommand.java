@@ -13,7 +13,6 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
-import java.util.Locale;
 import java.util.stream.Stream;
 
 /**
@@ -56,7 +55,7 @@ public final class QuantizeCommand implements Command {
   public String usage() {
     return "--model DIR --method rtn|gptq|awq|fp8|nf4 --bits 4|8 [--group-size -1|32|64|128]"
         + " [--asymmetric|--symmetric] [--calibration FILE]"
-        + " [--export safetensors,compressed-tensors,gguf:q8_0,gguf:q6_k,gguf:q4_k,gguf:q4_0]"
+        + " [--export safetensors,compressed-tensors,gguf:q8_0,gguf:q6_k,gguf:q4_k_m,gguf:q4_k_s,gguf:q4_0]"
         + " --out DIR [--json]";
   }
 
@@ -120,7 +119,7 @@ public final class QuantizeCommand implements Command {
       summary.put("bits_per_weight", result.layers().bitsPerWeight());
     }
     for (QuantizationPipeline.GgufFile g : result.gguf()) {
-      summary.put("gguf_" + g.type().name().toLowerCase(Locale.ROOT) + "_bytes", g.bytes());
+      summary.put("gguf_" + g.type().label() + "_bytes", g.bytes());
     }
     ArrayNode files = summary.putArray("files");
     try (Stream<Path> walk = Files.walk(r.out())) {

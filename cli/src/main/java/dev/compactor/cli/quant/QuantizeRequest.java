@@ -2,7 +2,7 @@ package dev.compactor.cli.quant;
 
 import dev.compactor.cli.Args;
 import dev.compactor.cli.UsageException;
-import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.quant.table.WeightQuantization;
 import dev.compactor.core.quant.table.WeightQuantization.Method;
@@ -33,7 +33,7 @@ record QuantizeRequest(
     Path calibration,
     boolean safetensors,
     boolean compressedTensors,
-    List<GgmlType> gguf,
+    List<LlamaFileType> gguf,
     Path out,
     boolean json) {
 
@@ -89,7 +89,7 @@ record QuantizeRequest(
     }
     boolean safetensors = false;
     boolean compressed = false;
-    Set<GgmlType> gguf = new LinkedHashSet<>();
+    Set<LlamaFileType> gguf = new LinkedHashSet<>();
     for (String e : args.string("export", "safetensors").split(",")) {
       String x = e.trim().toLowerCase(Locale.ROOT);
       if (x.equals("safetensors")) {
@@ -98,7 +98,7 @@ record QuantizeRequest(
         compressed = true;
       } else if (x.startsWith("gguf:")) {
         try {
-          gguf.add(GgmlType.parse(x.substring(5)));
+          gguf.add(LlamaFileType.parse(x.substring(5)));
         } catch (IllegalArgumentException ex) {
           throw new UsageException("--export " + x + ": " + ex.getMessage());
         }
@@ -106,7 +106,7 @@ record QuantizeRequest(
         throw new UsageException(
             "--export: unknown format '"
                 + e
-                + "'; expected safetensors, compressed-tensors or gguf:<q8_0|q6_k|q5_0|q4_k|q4_0|f16|f32>");
+                + "'; expected safetensors, compressed-tensors or gguf:<f32|f16|q8_0|q6_k|q5_k_m|q5_k_s|q5_1|q5_0|q4_k_m|q4_k_s|q4_1|q4_0>");
       }
     }
     if (compressed && (method == Method.FP8 || method == Method.NF4)) {

@@ -10,6 +10,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.gguf.GgmlType;
 import dev.compactor.core.gguf.GgufReader;
+import dev.compactor.core.gguf.LlamaFileType;
+import dev.compactor.core.gguf.LlamaGgufExporter;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.ModelDirectory;
@@ -110,13 +112,19 @@ class QuantizeCommandIT {
     checkHf(out.resolve("safetensors"));
     assertFalse(summary.get("symmetric").asBoolean());
     checkCompressedTensors(out, new WeightQuantization(Method.RTN, 4, 128, false));
-    for (GgmlType t : List.of(GgmlType.Q8_0, GgmlType.Q6_K, GgmlType.Q4_K, GgmlType.Q4_0)) {
-      Path f = out.resolve("model-" + t.name().toLowerCase() + ".gguf");
+    // gguf:q4_k is llama-quantize's alias of q4_k_m
+    for (LlamaFileType t :
+        List.of(LlamaFileType.Q8_0, LlamaFileType.Q6_K, LlamaFileType.Q4_K_M, LlamaFileType.Q4_0)) {
+      Path f = out.resolve("model-" + t.label() + ".gguf");
       try (GgufReader g = GgufReader.open(f)) {
-        assertEquals(t, g.tensor("blk.1.ffn_down.weight").type());
+        assertEquals(t.id(), g.require("general.file_type").asLong());
+        long cols = g.tensor("blk.1.attn_q.weight").rowLength();
+        assertEquals(
+            LlamaGgufExporter.fallbackType(t.defaultType(), cols),
+            g.tensor("blk.1.attn_q.weight").type());
         assertEquals("llama", g.require("general.architecture").value());
       }
-      assertTrue(summary.toString().contains("model-" + t.name().toLowerCase() + ".gguf"));
+      assertTrue(summary.toString().contains("model-" + t.label() + ".gguf"));
     }
     JsonNode p = new ObjectMapper().readTree(out.resolve("compactor.json").toFile());
     assertEquals("rtn", p.get("method").asText());
@@ -158,7 +166,7 @@ class QuantizeCommandIT {
     assertEquals(ModelDirectory.sha256(calibration), p.at("/calibration/sha256").asText());
     assertTrue(p.at("/calibration/source").asText().startsWith("file:"));
     assertTrue(p.get("gguf_note").asText().contains("importance matrix"));
-    try (GgufReader g = GgufReader.open(out.resolve("model-q4_k.gguf"))) {
+    try (GgufReader g = GgufReader.open(out.resolve("model-q4_k_m.gguf"))) {
       assertEquals(GgmlType.Q4_K, g.tensor("blk.0.attn_q.weight").type());
     }
   }

@@ -94,7 +94,7 @@ class QuantizeCommandTest {
     usageError(
         "unknown format 'onnx'", "--method", "rtn", "--bits", "8", "--export", "safetensors,onnx");
     usageError(
-        "unknown ggml type 'q5_1'", "--method", "rtn", "--bits", "8", "--export", "gguf:q5_1");
+        "unknown GGUF file type 'q3_k'", "--method", "rtn", "--bits", "8", "--export", "gguf:q3_k");
     usageError(
         "nf4 is not supported there yet", "--method", "nf4", "--export", "compressed-tensors");
   }

@@ -3,8 +3,9 @@ package dev.compactor.core.gguf;
 /**
  * One entry point to turn fp32 rows into the bytes of any {@link GgmlType} and back, as ggml's
  * {@code ggml_quantize_chunk} / {@code to_float} do. Q8_0 and Q4_0 go through the fast quantizers;
- * Q4_K and Q6_K through the reference ports, which take an optional per-column importance (the
- * imatrix). F32 and F16 are stored little-endian.
+ * Q4_1, Q5_1, Q4_K, Q5_K and Q6_K through the reference ports, which take an optional per-column
+ * importance (the imatrix; Q4_1/Q5_1 use it per whole row, as ggml does). F32 and F16 are stored
+ * little-endian.
  */
 public final class GgmlQuantizer {
 
@@ -38,7 +39,10 @@ public final class GgmlQuantizer {
       case Q8_0 -> FastRowQuantizer.quantizeRowQ8_0(x, xOff, n, y, yOff);
       case Q4_0 -> FastRowQuantizer.quantizeRowQ4_0(x, xOff, n, y, yOff);
       case Q5_0 -> BlockQ5_0.quantizeRowReference(x, xOff, n, y, yOff);
+      case Q4_1 -> BlockQ4_1.quantizeRow(x, xOff, n, y, yOff, importance);
+      case Q5_1 -> BlockQ5_1.quantizeRow(x, xOff, n, y, yOff, importance);
       case Q4_K -> BlockQ4_K.quantizeRow(x, xOff, n, y, yOff, importance);
+      case Q5_K -> BlockQ5_K.quantizeRow(x, xOff, n, y, yOff, importance);
       case Q6_K -> BlockQ6_K.quantizeRow(x, xOff, n, y, yOff, importance);
     }
   }
@@ -64,7 +68,10 @@ public final class GgmlQuantizer {
       case Q8_0 -> BlockQ8_0.dequantizeRow(y, yOff, x, xOff, n);
       case Q4_0 -> BlockQ4_0.dequantizeRow(y, yOff, x, xOff, n);
       case Q5_0 -> BlockQ5_0.dequantizeRow(y, yOff, x, xOff, n);
+      case Q4_1 -> BlockQ4_1.dequantizeRow(y, yOff, x, xOff, n);
+      case Q5_1 -> BlockQ5_1.dequantizeRow(y, yOff, x, xOff, n);
       case Q4_K -> BlockQ4_K.dequantizeRow(y, yOff, x, xOff, n);
+      case Q5_K -> BlockQ5_K.dequantizeRow(y, yOff, x, xOff, n);
       case Q6_K -> BlockQ6_K.dequantizeRow(y, yOff, x, xOff, n);
     }
   }

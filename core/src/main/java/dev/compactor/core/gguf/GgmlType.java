@@ -12,9 +12,12 @@ public enum GgmlType {
   F32(0, 1, 4),
   F16(1, 1, 2),
   Q4_0(2, 32, 18),
+  Q4_1(3, 32, 20),
   Q5_0(6, 32, 22),
+  Q5_1(7, 32, 24),
   Q8_0(8, 32, 34),
   Q4_K(12, 256, 144),
+  Q5_K(13, 256, 176),
   Q6_K(14, 256, 210);
 
   /** Super-block size of the k-quants ({@code QK_K} in ggml-common.h). */
@@ -86,7 +89,7 @@ public enum GgmlType {
       throw new IllegalArgumentException(
           "unknown ggml type '"
               + name
-              + "'; expected one of f32, f16, q4_0, q5_0, q8_0, q4_k, q6_k",
+              + "'; expected one of f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k",
           e);
     }
   }

@@ -22,11 +22,12 @@ import org.slf4j.LoggerFactory;
  * llama.cpp's names, with the q/k projection rows permuted as convert_hf_to_gguf.py does (see
  * {@link #permuteForRope}).
  *
- * <p>Types: 1-D tensors (norms) are F32; {@code token_embd} and {@code output} use {@link
- * Options#embeddingType()} (Q6_K by default, as llama.cpp's Q4_K_M keeps the output at Q6_K); all
- * other matrices use {@link Options#baseType()}; {@link Options#overrides()} wins over both. A
- * matrix whose row length is not a multiple of the type's block falls back as described in {@link
- * #fallbackType}.
+ * <p>Types: the file declares {@link Options#fileType()} as {@code general.file_type} and holds
+ * what llama-quantize writes for it: 1-D tensors (norms) are F32, every matrix gets the type {@link
+ * LlamaQuantMix#typeFor} picks (e.g. Q4_K_M: Q6_K for output and for half the attn_v/ffn_down
+ * layers, Q4_K elsewhere, with llama.cpp's fallbacks for short rows). {@link Options#overrides()}
+ * wins over the mix (as llama-quantize's {@code --tensor-type}), still subject to the fallbacks of
+ * {@link #fallbackType}.
  */
 public final class LlamaGgufExporter {
 
@@ -38,20 +39,22 @@ public final class LlamaGgufExporter {
 
   /**
    * Export settings. {@code overrides} and {@code importance} are keyed by GGUF tensor name ({@code
-   * blk.0.attn_q.weight}); an importance vector has one entry per input column. {@code threads}
-   * workers quantize each chunk's rows; {@code chunkValues} bounds how many weights are read and
-   * quantized at once (whole rows, or whole heads for q/k), which bounds the exporter's memory.
+   * blk.0.attn_q.weight}); an importance vector has one entry per input column. A non-empty {@code
+   * importance} also counts as llama-quantize's {@code --imatrix} for the mix rules. {@code
+   * threads} workers quantize each chunk's rows; {@code chunkValues} bounds how many weights are
+   * read and quantized at once (whole rows, or whole heads for q/k), which bounds the exporter's
+   * memory.
    */
   public record Options(
       String modelName,
-      GgmlType baseType,
-      GgmlType embeddingType,
+      LlamaFileType fileType,
       Map<String, GgmlType> overrides,
       Map<String, float[]> importance,
       int threads,
       long chunkValues) {
 
     public Options {
+      java.util.Objects.requireNonNull(fileType, "fileType");
       overrides = Map.copyOf(overrides);
       importance = Map.copyOf(importance);
       if (threads < 1) {
@@ -65,24 +68,21 @@ public final class LlamaGgufExporter {
     /** With the default chunk size. */
     public Options(
         String modelName,
-        GgmlType baseType,
-        GgmlType embeddingType,
+        LlamaFileType fileType,
         Map<String, GgmlType> overrides,
         Map<String, float[]> importance,
         int threads) {
-      this(
-          modelName, baseType, embeddingType, overrides, importance, threads, DEFAULT_CHUNK_VALUES);
+      this(modelName, fileType, overrides, importance, threads, DEFAULT_CHUNK_VALUES);
     }
 
-    /** Base type for the matrices, Q6_K for embedding and output, no imatrix, one thread. */
-    public static Options of(String modelName, GgmlType baseType) {
-      return new Options(modelName, baseType, GgmlType.Q6_K, Map.of(), Map.of(), 1);
+    /** llama-quantize's mix for {@code fileType}, no overrides, no imatrix, one thread. */
+    public static Options of(String modelName, LlamaFileType fileType) {
+      return new Options(modelName, fileType, Map.of(), Map.of(), 1);
     }
 
     /** The same settings with {@code threads} workers and chunks of {@code chunkValues}. */
     public Options withThreads(int threads, long chunkValues) {
-      return new Options(
-          modelName, baseType, embeddingType, overrides, importance, threads, chunkValues);
+      return new Options(modelName, fileType, overrides, importance, threads, chunkValues);
     }
   }
 
@@ -115,7 +115,7 @@ public final class LlamaGgufExporter {
       w.put("general.architecture", GgufValue.string("llama"));
       w.put("general.name", GgufValue.string(options.modelName()));
       w.put(GgufWriter.ALIGNMENT_KEY, GgufValue.u32(GgufWriter.DEFAULT_ALIGNMENT));
-      w.put("general.file_type", GgufValue.u32(fileType(options.baseType())));
+      w.put("general.file_type", GgufValue.u32(options.fileType().id()));
       w.put("general.quantization_version", GgufValue.u32(2));
       hp.putMetadata(w);
       for (Map.Entry<String, GgufValue> e :
@@ -191,8 +191,8 @@ public final class LlamaGgufExporter {
   /**
    * The type actually used for a row of {@code rowLength} values when {@code wanted} was asked: as
    * llama.cpp's {@code llama_tensor_get_type} does when a row is not a multiple of the k-quant
-   * super-block, Q4_K falls back to Q5_0 and Q6_K to Q8_0; any block type falls back to F16 when
-   * the row is not a multiple of 32.
+   * super-block, Q4_K falls back to Q5_0, Q5_K to Q5_1 and Q6_K to Q8_0; any block type falls back
+   * to F16 when the row is not a multiple of 32 (llama.cpp refuses those tensors instead).
    */
   public static GgmlType fallbackType(GgmlType wanted, long rowLength) {
     if (wanted.fitsRowLength(rowLength)) {
@@ -201,23 +201,11 @@ public final class LlamaGgufExporter {
     GgmlType fallback =
         switch (wanted) {
           case Q4_K -> GgmlType.Q5_0;
+          case Q5_K -> GgmlType.Q5_1;
           case Q6_K -> GgmlType.Q8_0;
           default -> GgmlType.F16;
         };
     return fallback.fitsRowLength(rowLength) ? fallback : GgmlType.F16;
-  }
-
-  /** llama.cpp's {@code llama_ftype} for a file whose bulk is {@code base}. */
-  static int fileType(GgmlType base) {
-    return switch (base) {
-      case F32 -> 0;
-      case F16 -> 1;
-      case Q4_0 -> 2;
-      case Q5_0 -> 8;
-      case Q8_0 -> 7;
-      case Q4_K -> 15; // MOSTLY_Q4_K_M: Q4_K bulk with a Q6_K output, as written here
-      case Q6_K -> 18;
-    };
   }
 
   private record Planned(
@@ -229,36 +217,50 @@ public final class LlamaGgufExporter {
     long h = hp.hidden();
     long qRows = (long) hp.heads() * hp.headDim();
     long kvRows = (long) hp.kvHeads() * hp.headDim();
-    add(plan, src, o, "model.embed_tokens.weight", "token_embd.weight", 0, hp.vocabSize(), h);
+    boolean tied = hp.tiedEmbeddings() || !src.contains("lm_head.weight");
+    LlamaQuantMix.Model m =
+        new LlamaQuantMix.Model(
+            hp.layers(), hp.heads(), hp.kvHeads(), tied, !o.importance().isEmpty());
+    add(plan, src, o, m, "model.embed_tokens.weight", "token_embd.weight", 0, hp.vocabSize(), h);
     for (int l = 0; l < hp.layers(); l++) {
       String p = "model.layers." + l + ".";
       String b = "blk." + l + ".";
-      add(plan, src, o, p + "input_layernorm.weight", b + "attn_norm.weight", 0, h);
-      add(plan, src, o, p + "self_attn.q_proj.weight", b + "attn_q.weight", hp.heads(), qRows, h);
+      add(plan, src, o, m, p + "input_layernorm.weight", b + "attn_norm.weight", 0, h);
       add(
           plan,
           src,
           o,
+          m,
+          p + "self_attn.q_proj.weight",
+          b + "attn_q.weight",
+          hp.heads(),
+          qRows,
+          h);
+      add(
+          plan,
+          src,
+          o,
+          m,
           p + "self_attn.k_proj.weight",
           b + "attn_k.weight",
           hp.kvHeads(),
           kvRows,
           h);
-      add(plan, src, o, p + "self_attn.v_proj.weight", b + "attn_v.weight", 0, kvRows, h);
-      add(plan, src, o, p + "self_attn.o_proj.weight", b + "attn_output.weight", 0, h, qRows);
-      add(plan, src, o, p + "post_attention_layernorm.weight", b + "ffn_norm.weight", 0, h);
-      add(plan, src, o, p + "mlp.gate_proj.weight", b + "ffn_gate.weight", 0, hp.ffn(), h);
-      add(plan, src, o, p + "mlp.up_proj.weight", b + "ffn_up.weight", 0, hp.ffn(), h);
-      add(plan, src, o, p + "mlp.down_proj.weight", b + "ffn_down.weight", 0, h, hp.ffn());
+      add(plan, src, o, m, p + "self_attn.v_proj.weight", b + "attn_v.weight", 0, kvRows, h);
+      add(plan, src, o, m, p + "self_attn.o_proj.weight", b + "attn_output.weight", 0, h, qRows);
+      add(plan, src, o, m, p + "post_attention_layernorm.weight", b + "ffn_norm.weight", 0, h);
+      add(plan, src, o, m, p + "mlp.gate_proj.weight", b + "ffn_gate.weight", 0, hp.ffn(), h);
+      add(plan, src, o, m, p + "mlp.up_proj.weight", b + "ffn_up.weight", 0, hp.ffn(), h);
+      add(plan, src, o, m, p + "mlp.down_proj.weight", b + "ffn_down.weight", 0, h, hp.ffn());
     }
-    add(plan, src, o, "model.norm.weight", "output_norm.weight", 0, h);
+    add(plan, src, o, m, "model.norm.weight", "output_norm.weight", 0, h);
     boolean hasHead = src.contains("lm_head.weight");
     if (!hp.tiedEmbeddings() && !hasHead) {
       throw new CheckpointFormatException(
           "lm_head.weight is missing and tie_word_embeddings is false");
     }
     if (hasHead && !hp.tiedEmbeddings()) {
-      add(plan, src, o, "lm_head.weight", "output.weight", 0, hp.vocabSize(), h);
+      add(plan, src, o, m, "lm_head.weight", "output.weight", 0, hp.vocabSize(), h);
     }
     for (String name : src.names()) {
       boolean known =
@@ -277,6 +279,7 @@ public final class LlamaGgufExporter {
       List<Planned> plan,
       TensorSource src,
       Options o,
+      LlamaQuantMix.Model m,
       String hf,
       String gguf,
       int permuteHeads,
@@ -295,24 +298,20 @@ public final class LlamaGgufExporter {
               + " from config.json, found "
               + Arrays.toString(shape));
     }
-    GgmlType wanted;
+    GgmlType type;
     if (o.overrides().containsKey(gguf)) {
-      wanted = o.overrides().get(gguf);
-    } else if (shape.length == 1) {
-      wanted = GgmlType.F32;
-    } else if (gguf.equals("token_embd.weight") || gguf.equals("output.weight")) {
-      wanted = o.embeddingType();
+      GgmlType wanted = o.overrides().get(gguf);
+      type = fallbackType(wanted, shape[shape.length - 1]);
+      if (type != wanted) {
+        LOG.info(
+            "{}: rows of {} do not fit {} blocks, using {}",
+            gguf,
+            shape[shape.length - 1],
+            wanted,
+            type);
+      }
     } else {
-      wanted = o.baseType();
-    }
-    GgmlType type = fallbackType(wanted, shape[shape.length - 1]);
-    if (type != wanted) {
-      LOG.info(
-          "{}: rows of {} do not fit {} blocks, using {}",
-          gguf,
-          shape[shape.length - 1],
-          wanted,
-          type);
+      type = LlamaQuantMix.typeFor(o.fileType(), m, gguf, shape);
     }
     plan.add(new Planned(hf, gguf, shape, type, permuteHeads));
   }

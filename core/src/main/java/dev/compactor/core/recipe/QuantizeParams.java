@@ -33,16 +33,21 @@ public record QuantizeParams(
     }
   }
 
-  /** GGUF tensor types a {@code gguf:<type>} export may ask for. */
+  /**
+   * GGUF file types a {@code gguf:<type>} export may ask for ({@code LlamaFileType} labels, with
+   * llama-quantize's aliases q5_k = q5_k_m and q4_k = q4_k_m).
+   */
   public static final List<String> GGUF_TYPES =
-      List.of("f32", "f16", "q8_0", "q6_k", "q5_0", "q4_k", "q4_0");
+      List.of(
+          "f32", "f16", "q8_0", "q6_k", "q5_k_m", "q5_k_s", "q5_k", "q5_1", "q5_0", "q4_k_m",
+          "q4_k_s", "q4_k", "q4_1", "q4_0");
 
   /**
    * One export target: {@code safetensors}, {@code compressed-tensors}, {@code gguf} or {@code
    * gguf:<type>}.
    *
    * @param container the file family
-   * @param ggufType the GGUF tensor type, or null to derive it from {@code bits}
+   * @param ggufType the GGUF file type, or null to derive it from {@code bits}
    */
   public record ExportFormat(Container container, String ggufType) {
 

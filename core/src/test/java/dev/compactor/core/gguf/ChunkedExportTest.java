@@ -51,7 +51,7 @@ class ChunkedExportTest {
   void everyChunkSizeAndThreadCountGivesTheUnchunkedBytes() throws IOException {
     InMemoryTensorSource src = LlamaGgufExporterTest.checkpoint(true, 7);
     byte[] first = null;
-    for (GgmlType base : new GgmlType[] {GgmlType.Q8_0, GgmlType.Q4_K}) {
+    for (LlamaFileType base : new LlamaFileType[] {LlamaFileType.Q8_0, LlamaFileType.Q4_K_M}) {
       for (long chunk : new long[] {1, 300, 5 * HIDDEN + 1, 1L << 22}) {
         for (int threads : new int[] {1, 3}) {
           Path out = dir.resolve(base + "-" + chunk + "-" + threads + ".gguf");
@@ -62,7 +62,7 @@ class ChunkedExportTest {
               LlamaGgufExporter.Options.of("m", base).withThreads(threads, chunk),
               out);
           assertSameAsUnchunked(out, src);
-          if (base == GgmlType.Q8_0) {
+          if (base == LlamaFileType.Q8_0) {
             byte[] bytes = Files.readAllBytes(out);
             if (first == null) {
               first = bytes;
@@ -87,8 +87,7 @@ class ChunkedExportTest {
     Path out = dir.resolve("bf16.gguf");
     try (TensorSource src = Checkpoints.open(model)) {
       LlamaGgufExporter.Options o =
-          new LlamaGgufExporter.Options(
-                  "m", GgmlType.Q8_0, GgmlType.Q8_0, Map.of(), Map.of(), 1, 1000)
+          new LlamaGgufExporter.Options("m", LlamaFileType.Q8_0, Map.of(), Map.of(), 1, 1000)
               .withThreads(2, 1000);
       LlamaGgufExporter.export(
           LlamaGgufExporterTest.config(false), src, LlamaGgufExporterTest.tokenizer(), o, out);

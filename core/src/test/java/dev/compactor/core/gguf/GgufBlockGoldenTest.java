@@ -58,7 +58,7 @@ class GgufBlockGoldenTest {
   @Test
   void javaQuantizersMatchTheNumpyReferenceByteForByte() throws IOException {
     List<Case> cases = load();
-    assertEquals(7, cases.size());
+    assertEquals(13, cases.size());
     for (Case c : cases) {
       byte[] ref = new byte[c.expected.length];
       int n = c.x.length;
@@ -66,6 +66,15 @@ class GgufBlockGoldenTest {
         case Q8_0 -> BlockQ8_0.quantizeRowReference(c.x, 0, n, ref, 0);
         case Q4_0 -> BlockQ4_0.quantizeRowReference(c.x, 0, n, ref, 0);
         case Q5_0 -> BlockQ5_0.quantizeRowReference(c.x, 0, n, ref, 0);
+        // Q4_1/Q5_1 weight by the whole row's mean square: each golden case is one row.
+        case Q4_1 -> BlockQ4_1.quantizeRow(c.x, 0, n, ref, 0, c.importance);
+        case Q5_1 -> BlockQ5_1.quantizeRow(c.x, 0, n, ref, 0, c.importance);
+        case Q5_K -> {
+          for (int r = 0; r < n / 256; r++) {
+            float[] imp = c.importance == null ? null : slice(c.importance, r * 256, 256);
+            BlockQ5_K.quantizeRow(c.x, r * 256, 256, ref, r * 176, imp);
+          }
+        }
         case Q6_K -> {
           // The importance is per position in the row; the golden rows are one super-block each.
           for (int r = 0; r < n / 256; r++) {

@@ -127,7 +127,7 @@ class LlamaGgufExporterTest {
             config(false),
             src,
             tokenizer(),
-            LlamaGgufExporter.Options.of("tiny-llama", GgmlType.Q4_K),
+            LlamaGgufExporter.Options.of("tiny-llama", LlamaFileType.Q4_K_M),
             out);
     assertEquals(Files.size(out), res.bytes());
     assertEquals(0, src.reads, "no tensor is read whole");
@@ -177,11 +177,15 @@ class LlamaGgufExporterTest {
       assertEquals(78L, md.get("tokenizer.ggml.bos_token_id").asLong());
       assertEquals(79L, md.get("tokenizer.ggml.eos_token_id").asLong());
 
-      assertEquals(GgmlType.Q6_K, r.tensor("token_embd.weight").type());
+      // Q4_K_M as llama-quantize writes it (2 layers: use_more_bits is layer 1 only)
+      assertEquals(GgmlType.Q4_K, r.tensor("token_embd.weight").type());
       assertEquals(GgmlType.Q6_K, r.tensor("output.weight").type());
       assertEquals(GgmlType.F32, r.tensor("output_norm.weight").type());
       assertEquals(GgmlType.Q4_K, r.tensor("blk.1.attn_q.weight").type());
-      assertEquals(GgmlType.Q5_0, r.tensor("blk.0.ffn_down.weight").type()); // as llama.cpp
+      assertEquals(GgmlType.Q4_K, r.tensor("blk.0.attn_v.weight").type());
+      assertEquals(GgmlType.Q6_K, r.tensor("blk.1.attn_v.weight").type());
+      assertEquals(GgmlType.Q5_0, r.tensor("blk.0.ffn_down.weight").type()); // 288: Q4_K -> Q5_0
+      assertEquals(GgmlType.Q8_0, r.tensor("blk.1.ffn_down.weight").type()); // Q6_K -> Q8_0
       assertEquals(2 + LAYERS * 9 + 1, r.tensors().size());
       assertArrayEquals(new long[] {HIDDEN, VOCAB}, r.tensor("token_embd.weight").ggmlDims());
 
@@ -204,6 +208,7 @@ class LlamaGgufExporterTest {
               case Q4_K -> 0.086;
               case Q4_0 -> 0.103;
               case Q5_0 -> 0.055;
+              default -> throw new AssertionError("unexpected type " + t);
             };
         assertTrue(err <= ceiling, t + ": relative RMSE " + err + " > " + ceiling);
       }
@@ -248,13 +253,54 @@ class LlamaGgufExporterTest {
   }
 
   @Test
+  void q4KSFileDeclaresItselfAndHoldsTheQ4KSMix() throws IOException {
+    Path out = dir.resolve("q4ks.gguf");
+    LlamaGgufExporter.Result res =
+        LlamaGgufExporter.export(
+            config(false),
+            checkpoint(true, 5),
+            tokenizer(),
+            LlamaGgufExporter.Options.of("m", LlamaFileType.Q4_K_S),
+            out);
+    LlamaQuantMix.Model m = new LlamaQuantMix.Model(LAYERS, HEADS, KV_HEADS, false, false);
+    try (GgufReader r = GgufReader.open(out)) {
+      assertEquals(14L, r.require("general.file_type").asLong());
+      assertEquals(GgmlType.Q5_K, r.tensor("blk.0.attn_v.weight").type());
+      assertEquals(GgmlType.Q5_K, r.tensor("blk.1.attn_v.weight").type());
+      for (GgufTensorInfo t : res.tensors()) {
+        long[] shape =
+            t.ggmlDims().length == 1 ? t.ggmlDims() : new long[] {t.ggmlDims()[1], t.ggmlDims()[0]};
+        assertEquals(
+            LlamaQuantMix.typeFor(LlamaFileType.Q4_K_S, m, t.name(), shape),
+            r.tensor(t.name()).type(),
+            t.name());
+        double err = relRmse(hfFloats(t.name()), r.readTensorFloats(t.name()));
+        if (t.type() == GgmlType.Q5_K) {
+          assertTrue(err < 0.045, t + ": relative RMSE " + err);
+        }
+      }
+    }
+  }
+
+  private float[] hfFloats(String ggufName) {
+    InMemoryTensorSource src = checkpoint(true, 5);
+    float[] x = src.get(hfName(ggufName));
+    if (ggufName.contains("attn_q")) {
+      return LlamaGgufExporter.permuteForRope(x, HIDDEN, HIDDEN, HEADS);
+    } else if (ggufName.contains("attn_k")) {
+      return LlamaGgufExporter.permuteForRope(x, KV_HEADS * HEAD_DIM, HIDDEN, KV_HEADS);
+    }
+    return x;
+  }
+
+  @Test
   void tiedEmbeddingsOmitTheOutputTensor() throws IOException {
     Path out = dir.resolve("tied.gguf");
     LlamaGgufExporter.export(
         config(true),
         checkpoint(false, 2),
         tokenizer(),
-        LlamaGgufExporter.Options.of("tied", GgmlType.Q8_0),
+        LlamaGgufExporter.Options.of("tied", LlamaFileType.Q8_0),
         out);
     try (GgufReader r = GgufReader.open(out)) {
       assertFalse(r.tensors().stream().anyMatch(t -> t.name().equals("output.weight")));
@@ -274,12 +320,7 @@ class LlamaGgufExporterTest {
     importance.put("blk.0.attn_v.weight", imp);
     LlamaGgufExporter.Options withImp =
         new LlamaGgufExporter.Options(
-            "m",
-            GgmlType.Q4_K,
-            GgmlType.Q6_K,
-            Map.of("blk.1.attn_v.weight", GgmlType.Q4_0),
-            importance,
-            2);
+            "m", LlamaFileType.Q4_K_M, Map.of("blk.1.attn_v.weight", GgmlType.Q4_0), importance, 2);
     Path a = dir.resolve("a.gguf");
     Path b = dir.resolve("b.gguf");
     LlamaGgufExporter.export(config(false), checkpoint(true, 4), tokenizer(), withImp, a);
@@ -287,7 +328,7 @@ class LlamaGgufExporterTest {
         config(false),
         checkpoint(true, 4),
         tokenizer(),
-        LlamaGgufExporter.Options.of("m", GgmlType.Q4_K),
+        LlamaGgufExporter.Options.of("m", LlamaFileType.Q4_K_M),
         b);
     try (GgufReader ra = GgufReader.open(a);
         GgufReader rb = GgufReader.open(b)) {
@@ -362,7 +403,7 @@ class LlamaGgufExporterTest {
 
   @Test
   void badConfigsAndCheckpointsAreRefusedWithReasons() {
-    LlamaGgufExporter.Options o = LlamaGgufExporter.Options.of("x", GgmlType.Q8_0);
+    LlamaGgufExporter.Options o = LlamaGgufExporter.Options.of("x", LlamaFileType.Q8_0);
     ObjectNode noHidden = config(false);
     noHidden.remove("hidden_size");
     CheckpointFormatException e1 =
@@ -416,7 +457,7 @@ class LlamaGgufExporterTest {
     Map<String, Object> tok = JSON.convertValue(tokenizer(), Map.class);
     Path out = dir.resolve("m.gguf");
     LlamaGgufExporter.export(
-        cfg, checkpoint(false, 6), tok, LlamaGgufExporter.Options.of("m", GgmlType.Q4_0), out);
+        cfg, checkpoint(false, 6), tok, LlamaGgufExporter.Options.of("m", LlamaFileType.Q4_0), out);
     try (GgufReader r = GgufReader.open(out)) {
       assertEquals(GgmlType.Q4_0, r.tensor("blk.0.attn_q.weight").type());
       assertEquals(1L, r.metadata().get("general.file_type").asLong() / 2);

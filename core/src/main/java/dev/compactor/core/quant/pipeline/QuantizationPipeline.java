@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.data.CalibrationText;
-import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.gguf.LlamaGgufExporter;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.DType;
@@ -86,12 +86,12 @@ public final class QuantizationPipeline {
    *
    * @param safetensors directory for the dequantized Hugging Face checkpoint, or null
    * @param compressedTensors directory for the compressed-tensors checkpoint, or null
-   * @param gguf GGUF tensor types to export (may be empty)
+   * @param gguf GGUF file types to export, each with llama-quantize's mix (may be empty)
    * @param ggufDir where the {@code model-<type>.gguf} files go (needed when {@code gguf} is not
    *     empty)
    */
   public record Outputs(
-      Path safetensors, Path compressedTensors, List<GgmlType> gguf, Path ggufDir) {
+      Path safetensors, Path compressedTensors, List<LlamaFileType> gguf, Path ggufDir) {
     public Outputs {
       gguf = List.copyOf(gguf);
       if (!gguf.isEmpty() && ggufDir == null) {
@@ -147,7 +147,7 @@ public final class QuantizationPipeline {
   }
 
   /** One GGUF file written. */
-  public record GgufFile(GgmlType type, Path path, long bytes) {}
+  public record GgufFile(LlamaFileType type, Path path, long bytes) {}
 
   /**
    * What was written.
@@ -228,9 +228,9 @@ public final class QuantizationPipeline {
         timings.put("imatrix_s", seconds(i0));
         done.step("importance matrix collected from " + samples.size() + " windows");
       }
-      for (GgmlType type : outputs.gguf()) {
+      for (LlamaFileType type : outputs.gguf()) {
         long g0 = System.nanoTime();
-        String n = type.name().toLowerCase(Locale.ROOT);
+        String n = type.label();
         Path file = outputs.ggufDir().resolve("model-" + n + ".gguf");
         LlamaGgufExporter.Result g = GgufExport.export(model, type, importance, file);
         timings.put("gguf_" + n + "_s", seconds(g0));
@@ -351,8 +351,8 @@ public final class QuantizationPipeline {
     if (o.compressedTensors() != null) {
       exports.add("compressed-tensors");
     }
-    for (GgmlType t : o.gguf()) {
-      exports.add("gguf:" + t.name().toLowerCase(Locale.ROOT));
+    for (LlamaFileType t : o.gguf()) {
+      exports.add("gguf:" + t.label());
     }
     if (!o.gguf().isEmpty()) {
       p.put(

@@ -3,6 +3,7 @@ package dev.compactor.core.quant.table;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.gguf.LlamaGgufExporter;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.ModelDirectory;
@@ -30,29 +31,22 @@ public final class GgufExport {
   private GgufExport() {}
 
   /**
-   * llama.cpp's choice for {@code token_embd}/{@code output} in a file of {@code base}: Q8_0 and
-   * the float types keep their own type, lower types use Q6_K (as Q4_K_M does).
+   * Exports {@code modelDir} to {@code out} as a {@code fileType} file with llama-quantize's tensor
+   * mix for it; {@code importance} (GGUF tensor name to per-column importance) may be empty.
    */
-  public static GgmlType embeddingType(GgmlType base) {
-    return switch (base) {
-      case F32, F16, Q8_0, Q6_K -> base;
-      default -> GgmlType.Q6_K;
-    };
+  public static LlamaGgufExporter.Result export(
+      Path modelDir, LlamaFileType fileType, Map<String, float[]> importance, Path out)
+      throws IOException {
+    return export(modelDir, fileType, Map.of(), importance, out);
   }
 
   /**
-   * Exports {@code modelDir} to {@code out} with {@code base} for the decoder matrices; {@code
-   * importance} (GGUF tensor name to per-column importance) may be empty.
+   * As {@link #export(Path, LlamaFileType, Map, Path)}, with per-tensor types in {@code overrides}
+   * (llama-quantize's {@code --tensor-type}).
    */
   public static LlamaGgufExporter.Result export(
-      Path modelDir, GgmlType base, Map<String, float[]> importance, Path out) throws IOException {
-    return export(modelDir, base, Map.of(), importance, out);
-  }
-
-  /** As {@link #export(Path, GgmlType, Map, Path)}, with per-tensor types in {@code overrides}. */
-  public static LlamaGgufExporter.Result export(
       Path modelDir,
-      GgmlType base,
+      LlamaFileType fileType,
       Map<String, GgmlType> overrides,
       Map<String, float[]> importance,
       Path out)
@@ -71,8 +65,7 @@ public final class GgufExport {
     }
     int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
     LlamaGgufExporter.Options options =
-        new LlamaGgufExporter.Options(
-            name, base, embeddingType(base), overrides, importance, threads);
+        new LlamaGgufExporter.Options(name, fileType, overrides, importance, threads);
     try (TensorSource src = model.weights()) {
       return LlamaGgufExporter.export(config, src, tok, options, out);
     }

@@ -2,7 +2,9 @@ package dev.compactor.core.quant.table;
 
 import ai.djl.Device;
 import dev.compactor.core.gguf.GgmlType;
-import dev.compactor.core.gguf.LlamaGgufExporter;
+import dev.compactor.core.gguf.GgufReader;
+import dev.compactor.core.gguf.GgufTensorInfo;
+import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.TensorSource;
@@ -15,7 +17,6 @@ import dev.compactor.core.quant.table.WeightQuantization.Method;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -109,7 +110,13 @@ public final class QualityTable {
             new WeightQuantization(Method.AWQ, 4, g),
             new WeightQuantization(Method.FP8, 8, 0),
             new WeightQuantization(Method.NF4, 4, Math.min(64, g)));
-    List<GgmlType> gguf = List.of(GgmlType.Q8_0, GgmlType.Q6_K, GgmlType.Q4_K, GgmlType.Q4_0);
+    List<LlamaFileType> gguf =
+        List.of(
+            LlamaFileType.Q8_0,
+            LlamaFileType.Q6_K,
+            LlamaFileType.Q4_K_M,
+            LlamaFileType.Q4_K_S,
+            LlamaFileType.Q4_0);
     int total = 2 + hf.size() + gguf.size();
     int done = 0;
     List<Row> rows = new ArrayList<>();
@@ -144,59 +151,50 @@ public final class QualityTable {
         rows.add(new Row(label(q), score(base, dir), bytes, s.bitsPerWeight(), ""));
         progress.onProgress("quality table", ++done, total);
       }
-      for (GgmlType t : gguf) {
+      for (LlamaFileType t : gguf) {
         rows.add(ggufRow(base, t, Map.of(), "GGUF " + t.name()));
         progress.onProgress("quality table", ++done, total);
       }
-      Map<String, GgmlType> matched = matchedQ4_0(ModelConfig.read(model));
-      if (!matched.isEmpty()) {
-        rows.add(ggufRow(base, GgmlType.Q4_0, matched, "GGUF Q4_0, Q4_K's fallbacks"));
-      }
+      Map<String, GgmlType> matched = matchedQ4_0(ggufFile("GGUF " + LlamaFileType.Q4_K_M.name()));
+      rows.add(ggufRow(base, LlamaFileType.Q4_0, matched, "GGUF Q4_0, Q4_K_M's other types"));
       progress.onProgress("quality table", ++done, total);
     }
     return rows;
   }
 
   /**
-   * Q4_0 with the same fallbacks Q4_K takes on this model (Q5_0 for rows shorter than a 256-value
-   * super-block), so the two rows differ only on the tensors Q4_K quantizes to 4 bits.
+   * Q4_0 wherever the Q4_K_M file {@code q4km} holds Q4_K, and Q4_K_M's own type everywhere else
+   * (its Q6_K layers, its Q5_0/Q8_0 fallbacks for short rows), so the two files differ only on the
+   * tensors Q4_K_M quantizes to 4 bits and compare Q4_K with Q4_0 at equal size.
    */
-  static Map<String, GgmlType> matchedQ4_0(ModelConfig c) {
-    Map<String, GgmlType> m = new HashMap<>();
-    for (int l = 0; l < c.numLayers(); l++) {
-      for (String linear :
-          List.of(
-              "self_attn.q_proj",
-              "self_attn.k_proj",
-              "self_attn.v_proj",
-              "self_attn.o_proj",
-              "mlp.gate_proj",
-              "mlp.up_proj",
-              "mlp.down_proj")) {
-        int cols =
-            linear.equals("mlp.down_proj")
-                ? c.intermediateSize()
-                : linear.equals("self_attn.o_proj") ? c.numHeads() * c.headDim() : c.hiddenSize();
-        GgmlType fallback = LlamaGgufExporter.fallbackType(GgmlType.Q4_K, cols);
-        if (fallback != GgmlType.Q4_K) {
-          m.put(GgufToHf.ggufLinearName(l, linear), fallback);
+  static Map<String, GgmlType> matchedQ4_0(Path q4km) throws IOException {
+    Map<String, GgmlType> m = new TreeMap<>();
+    try (GgufReader r = GgufReader.open(q4km)) {
+      for (GgufTensorInfo info : r.tensors()) {
+        if (info.shape().length == 2) {
+          m.put(info.name(), info.type() == GgmlType.Q4_K ? GgmlType.Q4_0 : info.type());
         }
       }
     }
     return m;
   }
 
-  private Row ggufRow(Transformer base, GgmlType t, Map<String, GgmlType> overrides, String name)
+  private Path ggufFile(String rowName) {
+    return work.resolve(rowName.replaceAll("[^A-Za-z0-9]+", "_") + ".gguf");
+  }
+
+  private Row ggufRow(
+      Transformer base, LlamaFileType t, Map<String, GgmlType> overrides, String name)
       throws IOException {
     String id = name.replaceAll("[^A-Za-z0-9]+", "_");
-    Path file = work.resolve(id + ".gguf");
+    Path file = ggufFile(name);
     GgufExport.export(model, t, overrides, Map.of(), file);
     Path dir = work.resolve(id);
     GgufToHf.Result r = GgufToHf.convert(file, model, dir);
     long bits = 0;
     long params = 0;
     Map<GgmlType, Integer> linearTypes = new TreeMap<>();
-    try (var reader = dev.compactor.core.gguf.GgufReader.open(file)) {
+    try (GgufReader reader = GgufReader.open(file)) {
       for (var info : reader.tensors()) {
         if (info.name().startsWith("blk.") && info.shape().length == 2) {
           bits += 8 * info.byteSize();

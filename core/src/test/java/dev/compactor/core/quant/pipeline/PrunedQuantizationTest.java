@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.compactor.core.data.CalibrationText;
-import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.TensorSource;
@@ -129,7 +129,7 @@ class PrunedQuantizationTest {
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("ggufTypes")
-  void ggufBlockTypesWriteZerosWhereTheInputHadThem(GgmlType type) throws Exception {
+  void ggufBlockTypesWriteZerosWhereTheInputHadThem(LlamaFileType type) throws Exception {
     for (boolean imatrix : new boolean[] {false, true}) {
       Path dir = tmp.resolve("gguf-" + type + "-" + imatrix);
       QuantizationPipeline.run(
@@ -143,19 +143,21 @@ class PrunedQuantizationTest {
           QuantizationPipeline.Progress.NONE);
       Path hf = tmp.resolve("gguf-hf-" + type + "-" + imatrix);
       GgufToHf.Result r =
-          GgufToHf.convert(
-              dir.resolve("model-" + type.name().toLowerCase(java.util.Locale.ROOT) + ".gguf"),
-              pruned,
-              hf);
+          GgufToHf.convert(dir.resolve("model-" + type.label() + ".gguf"), pruned, hf);
       assertTrue(
-          r.tensorTypes().values().stream().filter(t -> t == type).count() >= 7,
+          r.tensorTypes().values().stream().filter(t -> t == type.defaultType()).count() >= 7,
           type + " fell back on the decoder linears: " + r.tensorTypes());
       assertEquals(0, lostZeros(pruned, hf), type + (imatrix ? " with imatrix" : ""));
     }
   }
 
-  static Stream<GgmlType> ggufTypes() {
-    return Stream.of(GgmlType.F16, GgmlType.Q8_0, GgmlType.Q6_K, GgmlType.Q5_0, GgmlType.Q4_0);
+  static Stream<LlamaFileType> ggufTypes() {
+    return Stream.of(
+        LlamaFileType.F16,
+        LlamaFileType.Q8_0,
+        LlamaFileType.Q6_K,
+        LlamaFileType.Q5_0,
+        LlamaFileType.Q4_0);
   }
 
   /**
@@ -175,11 +177,11 @@ class PrunedQuantizationTest {
             new WeightQuantization(Method.RTN, 4, 32, true),
             null,
             false,
-            new QuantizationPipeline.Outputs(null, null, List.of(GgmlType.Q4_K), dir)),
+            new QuantizationPipeline.Outputs(null, null, List.of(LlamaFileType.Q4_K_M), dir)),
         JSON.createObjectNode().put("tool", "test"),
         QuantizationPipeline.Progress.NONE);
     Path hf = tmp.resolve("gguf-hf-q4k");
-    GgufToHf.convert(dir.resolve("model-q4_k.gguf"), pruned, hf);
+    GgufToHf.convert(dir.resolve("model-q4_k_m.gguf"), pruned, hf);
     assertTrue(lostZeros(pruned, hf) > 0, "Q4_K now keeps zeros: update this test and README");
     try (TensorSource a = Checkpoints.open(pruned);
         TensorSource b = Checkpoints.open(hf)) {

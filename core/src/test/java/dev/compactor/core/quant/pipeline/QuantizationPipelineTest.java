@@ -13,6 +13,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.data.CalibrationText;
 import dev.compactor.core.gguf.GgmlType;
 import dev.compactor.core.gguf.GgufReader;
+import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.ModelDirectory;
@@ -151,7 +152,7 @@ class QuantizationPipelineTest {
     WeightQuantization q = new WeightQuantization(Method.GPTQ, 4, 32, true);
     QuantizationPipeline.Outputs outputs =
         new QuantizationPipeline.Outputs(
-            dir, dir.resolve("compressed-tensors"), List.of(GgmlType.Q8_0), dir);
+            dir, dir.resolve("compressed-tensors"), List.of(LlamaFileType.Q8_0), dir);
     QuantizationPipeline.Result r =
         run(q, new QuantizationPipeline.Calibration(text, 4, 32, 0), true, outputs);
     assertEquals(1, r.gguf().size());

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.gguf.LlamaGgufExporter;
 import dev.compactor.core.io.CheckpointFormatException;
 import dev.compactor.core.io.Checkpoints;
@@ -47,7 +48,7 @@ class GgufToHfTest {
   void anF32GgufConvertsBackToTheIdenticalCheckpoint() throws Exception {
     Path model = TableTestModels.write(dir.resolve("m"), TableTestModels.CONFIG, 11);
     Path gguf = dir.resolve("m.gguf");
-    GgufExport.export(model, GgmlType.F32, Map.of(), gguf);
+    GgufExport.export(model, LlamaFileType.F32, Map.of(), gguf);
     Path back = dir.resolve("back");
     GgufToHf.Result r = GgufToHf.convert(gguf, model, back);
     assertEquals(GgmlType.F32, r.tensorTypes().get("blk.0.attn_q.weight"));
@@ -64,13 +65,13 @@ class GgufToHfTest {
   @Test
   void aQuantizedGgufConvertsBackCloseToTheOriginalRowForRow() throws Exception {
     Path model = TableTestModels.write(dir.resolve("m"), TableTestModels.CONFIG, 12);
-    for (GgmlType t : new GgmlType[] {GgmlType.Q8_0, GgmlType.Q4_K}) {
+    for (LlamaFileType t : new LlamaFileType[] {LlamaFileType.Q8_0, LlamaFileType.Q4_K_M}) {
       Path gguf = dir.resolve(t + ".gguf");
       GgufExport.export(model, t, Map.of(), gguf);
       Path back = dir.resolve("back-" + t);
       GgufToHf.Result r = GgufToHf.convert(gguf, model, back);
-      assertEquals(t, r.tensorTypes().get("blk.1.attn_k.weight"));
-      double ceiling = t == GgmlType.Q8_0 ? 0.01 : 0.12;
+      assertEquals(t.defaultType(), r.tensorTypes().get("blk.1.attn_k.weight"));
+      double ceiling = t == LlamaFileType.Q8_0 ? 0.01 : 0.12;
       try (TensorSource a = Checkpoints.open(model);
           TensorSource b = Checkpoints.open(back)) {
         for (String n : a.names()) {
@@ -94,7 +95,7 @@ class GgufToHfTest {
   void aGgufOfAnotherModelIsRefused() throws Exception {
     Path model = TableTestModels.write(dir.resolve("m"), TableTestModels.CONFIG, 13);
     Path gguf = dir.resolve("m.gguf");
-    GgufExport.export(model, GgmlType.Q8_0, Map.of(), gguf);
+    GgufExport.export(model, LlamaFileType.Q8_0, Map.of(), gguf);
     ModelConfig other = ModelConfig.llama(257, 256, 512, 3, 4, 2, 64);
     Path otherModel = TableTestModels.write(dir.resolve("o"), other, 14);
     CheckpointFormatException e =

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.prune.Pruning;
 import dev.compactor.core.prune.PruningReport;
 import dev.compactor.core.prune.PruningSpec;
@@ -41,7 +41,10 @@ class EvaluationStageTest {
                 null,
                 false,
                 new QuantizationPipeline.Outputs(
-                    model, model.resolve("compressed-tensors"), List.of(GgmlType.Q8_0), model)),
+                    model,
+                    model.resolve("compressed-tensors"),
+                    List.of(LlamaFileType.Q8_0),
+                    model)),
             null,
             QuantizationPipeline.Progress.NONE);
     String modelSha = "b".repeat(64);

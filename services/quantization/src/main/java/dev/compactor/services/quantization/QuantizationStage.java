@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.data.CalibrationText;
 import dev.compactor.core.data.Corpus;
-import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.metrics.WeightSparsity;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.quant.pipeline.QuantizationPipeline;
@@ -145,15 +145,15 @@ public final class QuantizationStage implements Stage {
     return new WeightQuantization(method, p.bits(), group, method.symmetricOnly() || p.symmetric());
   }
 
-  /** The GGUF types asked for; plain {@code gguf} is q8_0 for 8 bits and q4_k for 4. */
-  public static List<GgmlType> ggufTypes(QuantizeParams p) {
-    List<GgmlType> types = new ArrayList<>();
+  /** The GGUF file types asked for; plain {@code gguf} is q8_0 for 8 bits and q4_k_m for 4. */
+  public static List<LlamaFileType> ggufTypes(QuantizeParams p) {
+    List<LlamaFileType> types = new ArrayList<>();
     for (ExportFormat f : p.export()) {
       if (f.container() == ExportFormat.Container.GGUF) {
-        GgmlType t =
+        LlamaFileType t =
             f.ggufType() == null
-                ? (p.bits() == 8 ? GgmlType.Q8_0 : GgmlType.Q4_K)
-                : GgmlType.parse(f.ggufType());
+                ? (p.bits() == 8 ? LlamaFileType.Q8_0 : LlamaFileType.Q4_K_M)
+                : LlamaFileType.parse(f.ggufType());
         if (!types.contains(t)) {
           types.add(t);
         }

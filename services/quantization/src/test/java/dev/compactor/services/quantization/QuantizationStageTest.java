@@ -45,7 +45,7 @@ class QuantizationStageTest {
         run(
             "int4",
             "{\"method\":\"rtn\",\"bits\":4,\"group_size\":32,\"export\":[\"safetensors\",\"gguf\"]}");
-    assertTrue(Files.exists(r.outputDir().resolve("model-q4_k.gguf")));
+    assertTrue(Files.exists(r.outputDir().resolve("model-q4_k_m.gguf")));
     JsonNode qc =
         new ObjectMapper()
             .readTree(r.outputDir().resolve("config.json").toFile())
@@ -92,7 +92,7 @@ class QuantizationStageTest {
                 + uri
                 + "\",\"samples\":4,\"seq_len\":32}}");
     Path out = r.outputDir();
-    assertTrue(Files.exists(out.resolve("model-q4_k.gguf")));
+    assertTrue(Files.exists(out.resolve("model-q4_k_m.gguf")));
     ObjectMapper json = new ObjectMapper();
     JsonNode ct = json.readTree(out.resolve("compressed-tensors/config.json").toFile());
     assertEquals("compressed-tensors", ct.at("/quantization_config/quant_method").asText());
@@ -106,7 +106,7 @@ class QuantizationStageTest {
     assertEquals(ModelDirectory.sha256(text), p.at("/calibration/sha256").asText());
     assertTrue(p.get("gguf_note").asText().contains("importance matrix"), p.toString());
     assertEquals(14.0, r.metrics().get("quantizedTensors"));
-    assertTrue(r.metrics().get("ggufBytesQ4_K") > 0, r.metrics().toString());
+    assertTrue(r.metrics().get("ggufBytesQ4_K_M") > 0, r.metrics().toString());
   }
 
   @Test

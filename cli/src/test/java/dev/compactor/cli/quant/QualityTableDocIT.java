@@ -1,0 +1,116 @@
+package dev.compactor.cli.quant;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Keeps {@code cli/docs/quality-table.md} true: runs {@code compactor quality-table --model
+ * models/tiny-llama-v1} exactly as the document says it was run (the shipped tiny reference model,
+ * the default 100 kB of the Europarl test split) and compares the printed table with the one in the
+ * document, line for line. Only what legitimately differs between runs is left out: the model's
+ * directory (the weights are compared by the sha256 the command prints) and the run time at the
+ * end. Skipped, with a reason, only in a checkout without the shipped model.
+ */
+class QualityTableDocIT {
+
+  static final Path DOC = Path.of("docs/quality-table.md");
+
+  /** failsafe runs in {@code cli/}; the document's command runs in the repository root. */
+  static final Path MODEL_DIR = Path.of("..", "models", "tiny-llama-v1");
+
+  static final Pattern MODEL = Pattern.compile("^model: .*\\((.*)\\)$");
+  static final Pattern SECONDS = Pattern.compile(" \\d+ s\\.$");
+
+  /** The first fenced block that starts with {@code model:}. */
+  static List<String> docTable(String doc) {
+    List<String> lines = doc.lines().toList();
+    for (int i = 0; i < lines.size(); i++) {
+      if (lines.get(i).startsWith("```")
+          && i + 1 < lines.size()
+          && lines.get(i + 1).startsWith("model: ")) {
+        List<String> block = new ArrayList<>();
+        for (int j = i + 1; j < lines.size() && !lines.get(j).startsWith("```"); j++) {
+          block.add(lines.get(j));
+        }
+        return block;
+      }
+    }
+    throw new AssertionError(DOC + " has no ``` block starting with 'model: '");
+  }
+
+  /** The parts that must match: the weights' hash instead of the path, no run time. */
+  static List<String> comparable(List<String> table) {
+    List<String> out = new ArrayList<>();
+    for (String line : table) {
+      Matcher m = MODEL.matcher(line);
+      if (m.matches()) {
+        out.add("weights: " + m.group(1));
+      } else {
+        out.add(SECONDS.matcher(line.stripTrailing()).replaceAll(""));
+      }
+    }
+    return out;
+  }
+
+  @Test
+  void theDocumentedTableIsWhatTheCommandPrints() throws IOException {
+    List<String> doc = comparable(docTable(Files.readString(DOC, StandardCharsets.UTF_8)));
+    Assumptions.assumeTrue(
+        Files.isRegularFile(MODEL_DIR.resolve("model.safetensors")),
+        "the shipped tiny model is not in this checkout at " + MODEL_DIR);
+    CliRun r = CliRun.of("quality-table", "--model", MODEL_DIR.toString());
+    assertEquals(0, r.code(), r.err());
+    List<String> now = comparable(r.out().lines().toList());
+    assertTrue(now.get(0).startsWith("weights: "), r.out());
+    if (!doc.get(0).equals(now.get(0))) {
+      fail(
+          DOC
+              + " was made on other weights ("
+              + doc.get(0)
+              + ") than the default model now ("
+              + now.get(0)
+              + "): run ./compactor quality-table and paste its output into the document");
+    }
+    for (int i = 0; i < Math.max(doc.size(), now.size()); i++) {
+      String d = i < doc.size() ? doc.get(i) : "<missing>";
+      String n = i < now.size() ? now.get(i) : "<missing>";
+      assertEquals(
+          d,
+          n,
+          "line "
+              + (i + 1)
+              + " of the table in "
+              + DOC
+              + " differs from ./compactor quality-table; paste the new output if the change is"
+              + " intended. Whole output:\n"
+              + r.out());
+    }
+  }
+
+  @Test
+  void comparisonIgnoresOnlyThePathAndTheRunTime() {
+    List<String> a =
+        comparable(
+            List.of("model: /a/tiny (model.safetensors sha256 ab12)", "x 1.0", "bytes: ... 56 s."));
+    List<String> b =
+        comparable(
+            List.of(
+                "model: /b/c/tiny (model.safetensors sha256 ab12)", "x 1.0", "bytes: ... 7 s."));
+    assertEquals(a, b);
+    assertTrue(
+        !comparable(List.of("x 1.0001")).equals(comparable(List.of("x 1.0002"))),
+        "numbers are compared exactly");
+  }
+}

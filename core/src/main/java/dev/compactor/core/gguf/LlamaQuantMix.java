@@ -1,0 +1,134 @@
+package dev.compactor.core.gguf;
+
+/**
+ * The tensor type llama-quantize gives each tensor of a LLaMA-family model for a {@link
+ * LlamaFileType}: a port of {@code llama_tensor_get_type} ({@code llama_tensor_get_type_impl} and
+ * {@code tensor_type_fallback}) from llama.cpp's {@code src/llama-quant.cpp}, restricted to the
+ * branches a dense (non-MoE, non-Falcon) Llama reaches for the file types in {@link LlamaFileType}:
+ *
+ * <ul>
+ *   <li>{@code output.weight} (and {@code token_embd.weight} when the embeddings are tied, as
+ *       llama.cpp then quantizes it as the output): Q8_0 when its rows are not a multiple of the
+ *       default type's block, else Q6_K unless the default is Q8_0.
+ *   <li>{@code token_embd.weight} (untied): the default type.
+ *   <li>{@code attn_v}: Q4_K_M and Q5_K_M give Q6_K to the {@link #useMoreBits} layers; Q4_K_S
+ *       gives Q5_K to the first 4 layers; a 70B model (80 layers, grouped-query attention) turns a
+ *       remaining Q4_K into Q5_K.
+ *   <li>{@code ffn_down}: Q4_K_M and Q5_K_M give Q6_K to the {@link #useMoreBits} layers; Q4_K_S
+ *       gives Q5_K to the first eighth of the layers; Q4_0 / Q5_0 with an importance matrix give
+ *       Q4_1 / Q5_1 to the first eighth.
+ *   <li>everything else: the default type.
+ * </ul>
+ *
+ * Then the fallback for rows that are not a multiple of the chosen type's block: Q4_K to Q5_0, Q5_K
+ * to Q5_1, Q6_K to Q8_0, and F16 when even that does not fit (llama.cpp has no fallback for the
+ * 32-value types and stops; this project writes F16 instead, see {@link
+ * LlamaGgufExporter#fallbackType}).
+ *
+ * <p>llama.cpp counts attn_v and ffn_down tensors in the order of its weight map, which sorts by
+ * layer number first, so for one such tensor per layer the counter is the layer index; this port
+ * reads the layer from the tensor name ({@code blk.N.}).
+ */
+public final class LlamaQuantMix {
+
+  /**
+   * What the rules look at besides the tensor.
+   *
+   * @param layers decoder layers ({@code n_layer}, also {@code n_attention_wv} and {@code
+   *     n_ffn_down} for a dense Llama)
+   * @param heads attention heads
+   * @param kvHeads key/value heads
+   * @param tiedEmbeddings no separate {@code output.weight}
+   * @param hasImatrix an importance matrix is given (any tensor)
+   */
+  public record Model(
+      int layers, int heads, int kvHeads, boolean tiedEmbeddings, boolean hasImatrix) {}
+
+  private LlamaQuantMix() {}
+
+  /** {@code use_more_bits}: the first and last eighth of the layers and every third one between. */
+  public static boolean useMoreBits(int layer, int layers) {
+    return layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
+  }
+
+  /**
+   * The type of {@code ggufName} (shape in GGUF order reversed, i.e. {@code [rows, cols]} as the
+   * exporter plans it; a 1-D tensor is not quantized and stays F32).
+   */
+  public static GgmlType typeFor(LlamaFileType ft, Model m, String ggufName, long[] shape) {
+    if (shape.length < 2) {
+      return GgmlType.F32;
+    }
+    GgmlType def = ft.defaultType();
+    if (!def.isQuantized()) {
+      return def;
+    }
+    long cols = shape[shape.length - 1];
+    return LlamaGgufExporter.fallbackType(ruleType(ft, m, ggufName, cols), cols);
+  }
+
+  /** {@code llama_tensor_get_type_impl}: the type before the row-length fallback. */
+  static GgmlType ruleType(LlamaFileType ft, Model m, String name, long cols) {
+    GgmlType t = ft.defaultType();
+    boolean isOutput = name.equals("output.weight");
+    boolean isTokenEmbd = name.equals("token_embd.weight");
+    if (isOutput || (m.tiedEmbeddings() && isTokenEmbd)) {
+      if (cols % t.blockSize() != 0) {
+        return GgmlType.Q8_0;
+      }
+      return t == GgmlType.Q8_0 ? t : GgmlType.Q6_K;
+    }
+    if (isTokenEmbd) {
+      return t;
+    }
+    if (name.contains("attn_v.weight")) {
+      int layer = layerOf(name, m.layers());
+      if ((ft == LlamaFileType.Q4_K_M || ft == LlamaFileType.Q5_K_M)
+          && useMoreBits(layer, m.layers())) {
+        t = GgmlType.Q6_K;
+      } else if (ft == LlamaFileType.Q4_K_S && layer < 4) {
+        t = GgmlType.Q5_K;
+      }
+      if (is70B(m) && t == GgmlType.Q4_K) {
+        // attn_v is 8x smaller than attn_q there: more bits for almost no size
+        t = GgmlType.Q5_K;
+      }
+      return t;
+    }
+    if (name.contains("ffn_down")) {
+      int layer = layerOf(name, m.layers());
+      int n = m.layers();
+      if (ft == LlamaFileType.Q4_K_M || ft == LlamaFileType.Q5_K_M) {
+        if (useMoreBits(layer, n)) {
+          t = GgmlType.Q6_K;
+        }
+      } else if (ft == LlamaFileType.Q4_K_S && layer < n / 8) {
+        t = GgmlType.Q5_K;
+      } else if ((ft == LlamaFileType.Q4_0 || ft == LlamaFileType.Q5_0)
+          && m.hasImatrix()
+          && layer < n / 8) {
+        t = ft == LlamaFileType.Q4_0 ? GgmlType.Q4_1 : GgmlType.Q5_1;
+      }
+      return t;
+    }
+    return t;
+  }
+
+  /** llama.cpp's {@code LLM_TYPE_70B} for LLaMA: 80 layers and fewer kv heads than heads. */
+  static boolean is70B(Model m) {
+    return m.layers() == 80 && m.heads() != m.kvHeads();
+  }
+
+  private static int layerOf(String name, int layers) {
+    if (!name.startsWith("blk.")) {
+      throw new IllegalArgumentException("expected a blk.N. tensor name, found " + name);
+    }
+    int dot = name.indexOf('.', 4);
+    int layer = Integer.parseInt(name.substring(4, dot));
+    if (layer < 0 || layer >= layers) {
+      throw new IllegalArgumentException(
+          "bad layer " + layer + " for tensor " + name + ", must be in [0, " + layers + ")");
+    }
+    return layer;
+  }
+}
