@@ -89,6 +89,7 @@ final class JobRunner {
   private final String stageName;
   private final String workerId;
   private final String bucket;
+  private final SourcePolicy sources;
   private final Path workRoot;
   private final String device;
   private final BlobStore blobs;
@@ -101,6 +102,7 @@ final class JobRunner {
     this.stageName = config.get(StageConfig.STAGE);
     this.workerId = StageWorker.workerId(config);
     this.bucket = config.get(StageConfig.S3_BUCKET);
+    this.sources = SourcePolicy.of(config);
     this.workRoot = Path.of(config.get(StageConfig.WORK_DIR));
     this.device = config.get(StageConfig.DEVICE_NAME);
     this.blobs = blobs;
@@ -200,6 +202,7 @@ final class JobRunner {
             .workDir(scratch)
             .device(device)
             .blobs(blobs)
+            .sources(sources)
             .artifacts(artifacts)
             .cancelled(job.cancelled::get)
             .progress((f, m) -> progress(job, f, m))
