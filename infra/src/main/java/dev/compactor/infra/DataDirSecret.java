@@ -55,6 +55,17 @@ public final class DataDirSecret {
     return secret;
   }
 
+  /** Writes {@code text} to {@code file}, which is (made) readable by its owner only. */
+  public static void writeOwnerOnly(Path file, String text) throws IOException {
+    Files.createDirectories(file.toAbsolutePath().getParent());
+    if (!Files.exists(file) && posix(file.toAbsolutePath().getParent())) {
+      Files.createFile(file, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
+    } else if (Files.exists(file) && posix(file)) {
+      Files.setPosixFilePermissions(file, OWNER_ONLY);
+    }
+    Files.writeString(file, text, StandardCharsets.UTF_8);
+  }
+
   private static boolean posix(Path p) {
     return Files.getFileAttributeView(p, PosixFileAttributeView.class) != null;
   }
