@@ -96,7 +96,7 @@ abstract class PipelineScenarios {
   void startPipeline() throws Exception {
     tmp = Files.createTempDirectory("compactor-e2e-");
     env = start(Files.createDirectories(tmp.resolve("stack")));
-    client = new PipelineClient(stack().bootstrapServers(), stack().schemaRegistryUrl());
+    client = stack().client();
     model = randomLlama(tmp.resolve("model"), 2, 7);
     modelUri =
         PipelineClient.upload(

@@ -83,8 +83,7 @@ public final class DemoCommand implements Command {
     ModelReady ready = null;
     JobStatus last = null;
     try (PipelineStack stack = PipelineStack.start(data, 0);
-        PipelineClient client =
-            new PipelineClient(stack.bootstrapServers(), stack.schemaRegistryUrl())) {
+        PipelineClient client = stack.client()) {
       err.printf("demo: stack up after %.1f s%n", (System.nanoTime() - t0) / 1e9);
       String modelUri =
           PipelineClient.upload(
