@@ -194,6 +194,16 @@ public final class StageContext {
     return target;
   }
 
+  /**
+   * Refuses a source this worker may not read, without reading it (e.g. the calibration text at
+   * ingestion, so a bad job fails at its first step, not after hours of compute).
+   *
+   * @throws SourcePolicy.SourceRefusedException for a source outside the policy
+   */
+  public void checkSource(String uri) {
+    sources.check(uri);
+  }
+
   private ArtifactStore requireArtifacts() {
     if (artifacts == null) {
       throw new IllegalStateException("no artifact store configured for this context");
