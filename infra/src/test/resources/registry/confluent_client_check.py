@@ -1,7 +1,7 @@
 """Drives Compactor's schema registry with Confluent's official Python client (confluent-kafka).
 
 Usage: confluent_client_check.py <input.json> <output.json>
-input:  {"url", "subject", "schema", "compatible", "incompatible", "topic", "java_bytes_hex"}
+input:  {"url", "user_info", "subject", "schema", "compatible", "incompatible", "topic", "java_bytes_hex"}
 output: one entry per check, filled with what the client saw; the Java test asserts on it.
 Checks the REST API with SchemaRegistryClient and, when fastavro is installed, the wire format with
 Confluent's AvroSerializer/AvroDeserializer against bytes written by Compactor's Java serde.
@@ -25,8 +25,16 @@ def main():
     with open(sys.argv[1]) as f:
         given = json.load(f)
     out = {}
-    client = SchemaRegistryClient({"url": given["url"]})
-    fresh = SchemaRegistryClient({"url": given["url"]})
+    # credentials as Confluent's clients send them: basic auth from USER_INFO
+    conf = {"url": given["url"], "basic.auth.user.info": given["user_info"]}
+    client = SchemaRegistryClient(dict(conf))
+    fresh = SchemaRegistryClient(dict(conf))
+    anonymous = SchemaRegistryClient({"url": given["url"]})
+    try:
+        anonymous.get_subjects()
+        out["anonymous_error"] = 0
+    except SchemaRegistryError as e:
+        out["anonymous_error"] = e.http_status_code
     subject = given["subject"]
 
     schema_id = client.register_schema(subject, Schema(given["schema"], "AVRO"))

@@ -103,7 +103,8 @@ final class HopLatencyBench implements AutoCloseable {
     this.dir = dir;
     this.options = options;
     this.stages = Topics.STAGES.subList(FIRST_STEP, FIRST_STEP + options.stages());
-    this.registry = new RestSchemaRegistryClient(stack.schemaRegistryUrl());
+    this.registry =
+        new RestSchemaRegistryClient(stack.schemaRegistryUrl(), stack.schemaRegistryUserInfo());
     this.config = stageConfig(stack, dir, options.pollTimeoutMs());
     this.blobs = BlobStore.create(config);
     this.artifacts = new ArtifactStore(blobs, LocalStack.ARTIFACTS_BUCKET);
@@ -131,17 +132,22 @@ final class HopLatencyBench implements AutoCloseable {
 
   static StageConfig stageConfig(LocalStack stack, Path dir, int pollTimeoutMs) {
     return StageConfig.of(
-        Map.of(
-            StageConfig.KAFKA_BOOTSTRAP.envName(), stack.bootstrapServers(),
-            StageConfig.SCHEMA_REGISTRY_URL.envName(), stack.schemaRegistryUrl(),
-            StageConfig.S3_ENDPOINT.envName(), stack.s3Endpoint().toString(),
-            StageConfig.S3_ACCESS_KEY.envName(), stack.s3AccessKey(),
-            StageConfig.S3_SECRET_KEY.envName(), stack.s3SecretKey(),
-            StageConfig.S3_REGION.envName(), stack.s3Region(),
-            StageConfig.S3_BUCKET.envName(), LocalStack.ARTIFACTS_BUCKET,
-            StageConfig.STAGE.envName(), Topics.STAGES.get(FIRST_STEP),
-            StageConfig.WORK_DIR.envName(), dir.resolve("work").toString(),
-            StageConfig.POLL_TIMEOUT_MS.envName(), String.valueOf(pollTimeoutMs)));
+        Map.ofEntries(
+            Map.entry(
+                StageConfig.SCHEMA_REGISTRY_USER_INFO.envName(), stack.schemaRegistryUserInfo()),
+            Map.entry(
+                StageConfig.KAFKA_PROPERTIES_FILE.envName(),
+                stack.kafkaClientPropertiesFile().toString()),
+            Map.entry(StageConfig.KAFKA_BOOTSTRAP.envName(), stack.bootstrapServers()),
+            Map.entry(StageConfig.SCHEMA_REGISTRY_URL.envName(), stack.schemaRegistryUrl()),
+            Map.entry(StageConfig.S3_ENDPOINT.envName(), stack.s3Endpoint().toString()),
+            Map.entry(StageConfig.S3_ACCESS_KEY.envName(), stack.s3AccessKey()),
+            Map.entry(StageConfig.S3_SECRET_KEY.envName(), stack.s3SecretKey()),
+            Map.entry(StageConfig.S3_REGION.envName(), stack.s3Region()),
+            Map.entry(StageConfig.S3_BUCKET.envName(), LocalStack.ARTIFACTS_BUCKET),
+            Map.entry(StageConfig.STAGE.envName(), Topics.STAGES.get(FIRST_STEP)),
+            Map.entry(StageConfig.WORK_DIR.envName(), dir.resolve("work").toString()),
+            Map.entry(StageConfig.POLL_TIMEOUT_MS.envName(), String.valueOf(pollTimeoutMs))));
   }
 
   private void start() throws InterruptedException {

@@ -73,9 +73,8 @@ class ChaosIT {
   void killedWorkersLoseNoJobAnErrorFailsWithinTheLimitAndABombIsRefused() throws Exception {
     Path model = PipelineScenarios.randomLlama(tmp.resolve("model"), 4, 11);
     try (PipelineStack stack =
-            PipelineStack.start(tmp.resolve("stack"), 0, PipelineStack.Workers.NONE);
-        PipelineClient client =
-            new PipelineClient(stack.bootstrapServers(), stack.schemaRegistryUrl());
+            PipelineStack.start(tmp.resolve("stack"), 0, PipelineStack.Workers.NONE, List.of());
+        PipelineClient client = stack.client();
         PipelineClient.Follower f = client.follow(false)) {
       Map<String, WorkerProcess> workers = new LinkedHashMap<>();
       for (String stage : PipelineStack.STAGES) {

@@ -9,7 +9,10 @@ final class EmbeddedEnvironment implements PipelineEnvironment {
   private final PipelineStack stack;
 
   EmbeddedEnvironment(Path dir) throws IOException {
-    this.stack = PipelineStack.start(dir, 0);
+    // the scenarios write their models next to the data dir, not in it
+    this.stack =
+        PipelineStack.start(
+            dir, 0, PipelineStack.Workers.IN_PROCESS, java.util.List.of(dir.getParent()));
   }
 
   @Override

@@ -18,6 +18,7 @@ import dev.compactor.events.JobState;
 import dev.compactor.events.JobStatus;
 import dev.compactor.events.ModelReady;
 import dev.compactor.events.StageCompleted;
+import dev.compactor.events.StageFailed;
 import dev.compactor.runtime.S3Uri;
 import dev.compactor.runtime.Sha256;
 import dev.compactor.runtime.StageService;
@@ -98,7 +99,7 @@ abstract class PipelineScenarios {
   void startPipeline() throws Exception {
     tmp = Files.createTempDirectory("compactor-e2e-");
     env = start(Files.createDirectories(tmp.resolve("stack")));
-    client = new PipelineClient(stack().bootstrapServers(), stack().schemaRegistryUrl());
+    client = stack().client();
     model = randomLlama(tmp.resolve("model"), 2, 7);
     modelUri =
         PipelineClient.upload(
@@ -197,11 +198,13 @@ abstract class PipelineScenarios {
     Topic<String, EvaluationCompleted> t = Topics.EVALUATION_COMPLETED;
     Properties p = new Properties();
     p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, stack().bootstrapServers());
+    p.putAll(kafkaSecurity());
     p.put(ConsumerConfig.GROUP_ID_CONFIG, "dashboard-" + UUID.randomUUID());
     p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
     try (RestSchemaRegistryClient registry =
-            new RestSchemaRegistryClient(stack().schemaRegistryUrl());
+            new RestSchemaRegistryClient(
+                stack().schemaRegistryUrl(), stack().endpoints().schemaRegistryUserInfo());
         KafkaConsumer<String, EvaluationCompleted> dashboard =
             new KafkaConsumer<>(
                 p, t.keySerde().deserializer(), t.valueSerde(registry).deserializer());
@@ -378,11 +381,80 @@ abstract class PipelineScenarios {
     }
   }
 
+  /** The stack's Kafka client security settings (SASL on the embedded stack). */
+  Properties kafkaSecurity() {
+    return dev.compactor.runtime.KafkaClientProperties.load(
+        stack().endpoints().kafkaPropertiesFile());
+  }
+
+  @Test
+  void sourcesOutsideTheAllowedRootsAndBucketsFailTheJobWithoutRetries() throws Exception {
+    Path outside = Files.createTempDirectory("compactor-e2e-outside-");
+    try (PipelineClient.Follower f = client.follow(false)) {
+      Files.copy(model.resolve("config.json"), outside.resolve("config.json"));
+      String link = Files.createSymbolicLink(tmp.resolve("link-out"), outside).toUri().toString();
+      String viaLink = client.submit(link, QUICK, "e2e-symlink");
+      String bucket = client.submit("s3://someone-elses/models/x/", QUICK, "e2e-bucket");
+      String calib =
+          client.submit(
+              model.toUri().toString(),
+              QUICK.replaceAll("dataset: [^,]+,", "dataset: file:///etc/passwd,"),
+              "e2e-passwd");
+      Map<String, List<SpecificRecord>> events =
+          run(Map.of(viaLink, QUICK, bucket, QUICK, calib, QUICK), f);
+      for (String job : List.of(viaLink, bucket)) {
+        JobStatus s = lastStatus(events.get(job));
+        assertEquals(JobState.FAILED, s.getState(), job);
+        assertTrue(s.getMessage().contains("refused"), s.getMessage());
+        List<StageFailed> failures =
+            events.get(job).stream()
+                .filter(StageFailed.class::isInstance)
+                .map(StageFailed.class::cast)
+                .toList();
+        assertEquals(1, failures.size(), "one attempt, not retried: " + failures);
+        assertEquals(false, failures.get(0).getRetriable(), failures.toString());
+      }
+      JobStatus c = lastStatus(events.get(calib));
+      assertTrue(
+          c.getState() == JobState.FAILED || c.getState() == JobState.REJECTED, c.toString());
+      assertTrue(c.getMessage().contains("/etc/passwd"), c.getMessage());
+    } finally {
+      try (java.util.stream.Stream<Path> s = Files.walk(outside)) {
+        s.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+      }
+    }
+  }
+
+  @Test
+  void writesToTheJobApiNeedTheToken() throws Exception {
+    java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+    java.net.http.HttpRequest.Builder post =
+        java.net.http.HttpRequest.newBuilder(
+                java.net.URI.create(stack().orchestratorUrl() + "/jobs"))
+            .header("Content-Type", "application/json")
+            .POST(
+                java.net.http.HttpRequest.BodyPublishers.ofString(
+                    "{\"modelUri\": \"s3://compactor-data/x/\", \"recipeYaml\": \"name: x\"}"));
+    assertEquals(
+        401,
+        http.send(post.build(), java.net.http.HttpResponse.BodyHandlers.ofString()).statusCode());
+    assertEquals(
+        200,
+        http.send(
+                java.net.http.HttpRequest.newBuilder(
+                        java.net.URI.create(stack().orchestratorUrl() + "/jobs"))
+                    .build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString())
+            .statusCode(),
+        "reads stay open on the loopback");
+  }
+
   @Test
   void aRecordThatIsNotAvroGoesToTheDeadLetterTopicAndThePartitionFlows() throws Exception {
     String job = UUID.randomUUID().toString();
     Properties p = new Properties();
     p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, stack().bootstrapServers());
+    p.putAll(kafkaSecurity());
     try (KafkaProducer<String, byte[]> producer =
             new KafkaProducer<>(p, new StringSerializer(), new ByteArraySerializer());
         KafkaConsumer<byte[], byte[]> dlq = deadLetters();
@@ -412,6 +484,7 @@ abstract class PipelineScenarios {
   private KafkaConsumer<byte[], byte[]> deadLetters() {
     Properties p = new Properties();
     p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, stack().bootstrapServers());
+    p.putAll(kafkaSecurity());
     p.put(ConsumerConfig.GROUP_ID_CONFIG, "dlq-" + UUID.randomUUID());
     p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     KafkaConsumer<byte[], byte[]> c =

@@ -46,8 +46,7 @@ class RecipesIT {
     assertTrue(recipes.size() >= 5, recipes.toString());
     Path model = TinyReferenceModel.shipped();
     try (PipelineStack stack = PipelineStack.start(tmp.resolve("stack"), 0);
-        PipelineClient client =
-            new PipelineClient(stack.bootstrapServers(), stack.schemaRegistryUrl())) {
+        PipelineClient client = stack.client()) {
       String modelUri =
           PipelineClient.upload(
               stack.blobs(), model, new S3Uri(LocalStack.DATA_BUCKET, "models/tiny/"));

@@ -21,6 +21,7 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.common.Uuid;
+import org.apache.kafka.common.config.SaslConfigs;
 import org.apache.kafka.common.utils.Time;
 import org.apache.kafka.metadata.storage.Formatter;
 import org.apache.kafka.server.common.MetadataVersion;
@@ -54,18 +55,32 @@ public final class EmbeddedKafka implements AutoCloseable {
 
   private static final String CONTROLLER_LISTENER = "CONTROLLER";
   private static final String BROKER_LISTENER = "PLAINTEXT";
+  private static final String SASL_LISTENER = "SASL_PLAINTEXT";
+
+  /** The SASL/PLAIN user of a node started with a password. */
+  public static final String SASL_USER = "compactor";
+
   private static final int NODE_ID = 1;
   private static final int START_ATTEMPTS = 3;
 
   private final KafkaRaftServer server;
   private final String bootstrapServers;
   private final Path logDir;
+  private final int controllerPort;
+  private final String saslPassword;
   private boolean closed;
 
-  private EmbeddedKafka(KafkaRaftServer server, String bootstrapServers, Path logDir) {
+  private EmbeddedKafka(
+      KafkaRaftServer server,
+      String bootstrapServers,
+      Path logDir,
+      int controllerPort,
+      String saslPassword) {
     this.server = server;
     this.bootstrapServers = bootstrapServers;
     this.logDir = logDir;
+    this.controllerPort = controllerPort;
+    this.saslPassword = saslPassword;
   }
 
   /** Starts a node whose log and metadata live under {@code dataDir} (created if missing). */
@@ -80,16 +95,43 @@ public final class EmbeddedKafka implements AutoCloseable {
    */
   public static EmbeddedKafka start(Path dataDir, Map<String, String> brokerOverrides)
       throws IOException {
+    return start(dataDir, brokerOverrides, 0, 0);
+  }
+
+  /**
+   * Starts a node on the given loopback ports (0 = a free one, retried if another process takes it
+   * first); a port given but taken is a clear error, not a silent move to another port.
+   */
+  public static EmbeddedKafka start(
+      Path dataDir, Map<String, String> brokerOverrides, int fixedBrokerPort, int fixedCtrlPort)
+      throws IOException {
+    return start(dataDir, brokerOverrides, fixedBrokerPort, fixedCtrlPort, null);
+  }
+
+  /**
+   * Starts a node whose client listener requires SASL/PLAIN ({@code SASL_PLAINTEXT}: the loopback
+   * is not worth TLS) for user {@value #SASL_USER} with {@code saslPassword}; null = no
+   * authentication. {@link #clientProperties()} then carries the matching client settings.
+   */
+  public static EmbeddedKafka start(
+      Path dataDir,
+      Map<String, String> brokerOverrides,
+      int fixedBrokerPort,
+      int fixedCtrlPort,
+      String saslPassword)
+      throws IOException {
     Path logDir = dataDir.toAbsolutePath().resolve("kafka");
     Files.createDirectories(logDir);
     long t0 = System.nanoTime();
     RuntimeException last = null;
     // Free ports are found by binding port 0 and releasing it; another process can take one in
     // between, so a bind failure is retried on fresh ports.
+    boolean fixed = fixedBrokerPort > 0 || fixedCtrlPort > 0;
     for (int attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
-      int brokerPort = freePort();
-      int controllerPort = freePort();
-      Map<String, String> props = brokerProperties(logDir, brokerPort, controllerPort);
+      int brokerPort = fixedBrokerPort > 0 ? fixedBrokerPort : freePort();
+      int controllerPort = fixedCtrlPort > 0 ? fixedCtrlPort : freePort();
+      Map<String, String> props =
+          brokerProperties(logDir, brokerPort, controllerPort, saslPassword);
       props.putAll(brokerOverrides);
       KafkaConfig config = new KafkaConfig(props, false);
       format(logDir);
@@ -101,12 +143,22 @@ public final class EmbeddedKafka implements AutoCloseable {
         if (!causedByBind(e)) {
           throw e;
         }
+        if (fixed) {
+          throw new IllegalStateException(
+              "Kafka cannot listen on 127.0.0.1:"
+                  + brokerPort
+                  + " (controller "
+                  + controllerPort
+                  + "): the port is taken by another process",
+              e);
+        }
         log.warn("Kafka port taken while starting (attempt {}), retrying", attempt);
         last = e;
         continue;
       }
       String bootstrap = "127.0.0.1:" + brokerPort;
-      EmbeddedKafka kafka = new EmbeddedKafka(server, bootstrap, logDir);
+      EmbeddedKafka kafka =
+          new EmbeddedKafka(server, bootstrap, logDir, controllerPort, saslPassword);
       kafka.awaitReady();
       log.info(
           "Embedded Kafka ready at {} (controller 127.0.0.1:{}, data {}) in {} ms",
@@ -118,6 +170,16 @@ public final class EmbeddedKafka implements AutoCloseable {
     }
     throw new IllegalStateException(
         "could not bind Kafka ports in " + START_ATTEMPTS + " tries", last);
+  }
+
+  /** The broker listener's port. */
+  public int brokerPort() {
+    return Integer.parseInt(bootstrapServers.substring(bootstrapServers.lastIndexOf(':') + 1));
+  }
+
+  /** The controller listener's port. */
+  public int controllerPort() {
+    return controllerPort;
   }
 
   /** {@code host:port} of the broker listener, for {@code bootstrap.servers}. */
@@ -135,7 +197,33 @@ public final class EmbeddedKafka implements AutoCloseable {
    * and request/fetch limits matching the broker's {@link #MAX_MESSAGE_BYTES}.
    */
   public Properties clientProperties() {
-    return clientProperties(bootstrapServers);
+    Properties p = clientProperties(bootstrapServers);
+    p.putAll(securityProperties());
+    return p;
+  }
+
+  /**
+   * Only the security settings clients need ({@code security.protocol}, {@code sasl.*}); empty
+   * without SASL. What a {@code COMPACTOR_KAFKA_PROPERTIES_FILE} for this node holds.
+   */
+  public Properties securityProperties() {
+    Properties p = new Properties();
+    if (saslPassword != null) {
+      p.put(CommonClientConfigs.SECURITY_PROTOCOL_CONFIG, "SASL_PLAINTEXT");
+      p.put(SaslConfigs.SASL_MECHANISM, "PLAIN");
+      p.put(SaslConfigs.SASL_JAAS_CONFIG, plainLogin(saslPassword, false));
+    }
+    return p;
+  }
+
+  private static String plainLogin(String password, boolean broker) {
+    return "org.apache.kafka.common.security.plain.PlainLoginModule required username=\""
+        + SASL_USER
+        + "\" password=\""
+        + password
+        + "\""
+        + (broker ? " user_" + SASL_USER + "=\"" + password + "\"" : "")
+        + ";";
   }
 
   /** Client settings for any cluster whose brokers use {@link #MAX_MESSAGE_BYTES}. */
@@ -181,24 +269,38 @@ public final class EmbeddedKafka implements AutoCloseable {
     }
   }
 
-  private static Map<String, String> brokerProperties(Path logDir, int brokerPort, int ctrlPort) {
+  private static Map<String, String> brokerProperties(
+      Path logDir, int brokerPort, int ctrlPort, String saslPassword) {
     Map<String, String> p = new HashMap<>();
+    String listener = saslPassword == null ? BROKER_LISTENER : SASL_LISTENER;
     p.put("process.roles", "broker,controller");
     p.put("node.id", String.valueOf(NODE_ID));
     p.put("controller.quorum.voters", NODE_ID + "@127.0.0.1:" + ctrlPort);
     p.put("controller.listener.names", CONTROLLER_LISTENER);
-    p.put("inter.broker.listener.name", BROKER_LISTENER);
+    p.put("inter.broker.listener.name", listener);
     p.put(
         "listeners",
-        BROKER_LISTENER
+        listener
             + "://127.0.0.1:"
             + brokerPort
             + ","
             + CONTROLLER_LISTENER
             + "://127.0.0.1:"
             + ctrlPort);
-    p.put("advertised.listeners", BROKER_LISTENER + "://127.0.0.1:" + brokerPort);
-    p.put("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT");
+    p.put("advertised.listeners", listener + "://127.0.0.1:" + brokerPort);
+    p.put(
+        "listener.security.protocol.map",
+        listener + ":" + listener + "," + CONTROLLER_LISTENER + ":PLAINTEXT");
+    if (saslPassword != null) {
+      // the controller listener stays PLAINTEXT: only this JVM's broker half talks to it
+      p.put("sasl.enabled.mechanisms", "PLAIN");
+      p.put("sasl.mechanism.inter.broker.protocol", "PLAIN");
+      p.put(
+          "listener.name."
+              + SASL_LISTENER.toLowerCase(java.util.Locale.ROOT)
+              + ".plain.sasl.jaas.config",
+          plainLogin(saslPassword, true));
+    }
     p.put("log.dirs", logDir.toString());
     p.put("metadata.log.dir", logDir.toString());
     // One node: every internal topic and default must fit on it.

@@ -14,10 +14,11 @@ import org.slf4j.LoggerFactory;
  * A real S3-compatible HTTP server (S3Proxy over a plain directory) running inside the JVM, so the
  * services' S3 client code runs unchanged against it in development, the demo and tests.
  *
- * <p>It listens on the loopback on a free port, accepts AWS signature V2 and V4 with the fixed
- * credentials {@link #ACCESS_KEY}/{@link #SECRET_KEY} (region {@link #REGION}, path-style URLs),
- * and stores each bucket as a directory under {@code <dataDir>/s3}. Not supported by S3Proxy:
- * compose, tags, policies, lifecycle, versioning, object lock.
+ * <p>It listens on the loopback (on a free port unless told one), accepts AWS signature V2 and V4
+ * with access key {@link #ACCESS_KEY} and a secret generated per data directory (kept in {@code
+ * <dataDir>/s3-secret}, mode 0600, reused on restart; region {@link #REGION}, path-style URLs), and
+ * stores each bucket as a directory under {@code <dataDir>/s3}. Not supported by S3Proxy: compose,
+ * tags, policies, lifecycle, versioning, object lock.
  */
 public final class EmbeddedS3 implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(EmbeddedS3.class);
@@ -25,8 +26,8 @@ public final class EmbeddedS3 implements AutoCloseable {
   /** Access key the server accepts. */
   public static final String ACCESS_KEY = "compactor";
 
-  /** Secret key the server accepts. */
-  public static final String SECRET_KEY = "compactor-secret-key";
+  /** The file under the data directory holding the generated secret key. */
+  public static final String SECRET_FILE = "s3-secret";
 
   /** Region clients should sign for. */
   public static final String REGION = "us-east-1";
@@ -35,26 +36,35 @@ public final class EmbeddedS3 implements AutoCloseable {
   private final FilesystemNio2BlobStore blobStore;
   private final URI endpoint;
   private final Path root;
+  private final String secretKey;
   private boolean closed;
 
-  private EmbeddedS3(S3Proxy proxy, FilesystemNio2BlobStore blobStore, URI endpoint, Path root) {
+  private EmbeddedS3(
+      S3Proxy proxy, FilesystemNio2BlobStore blobStore, URI endpoint, Path root, String secret) {
     this.proxy = proxy;
     this.blobStore = blobStore;
     this.endpoint = endpoint;
     this.root = root;
+    this.secretKey = secret;
   }
 
   /** Starts a server whose buckets live under {@code dataDir/s3} (kept across restarts). */
   public static EmbeddedS3 start(Path dataDir) throws IOException {
+    return start(dataDir, 0);
+  }
+
+  /** Starts a server on {@code port} of the loopback (0 = any free port). */
+  public static EmbeddedS3 start(Path dataDir, int port) throws IOException {
     Path root = dataDir.toAbsolutePath().resolve("s3");
     Files.createDirectories(root);
+    String secret = DataDirSecret.readOrCreate(dataDir.toAbsolutePath().resolve(SECRET_FILE));
     long t0 = System.nanoTime();
     FilesystemNio2BlobStore blobStore = new FilesystemNio2BlobStore(root.toString());
     S3Proxy proxy =
         S3Proxy.builder()
             .blobStore(blobStore)
-            .endpoint(URI.create("http://127.0.0.1:0"))
-            .awsAuthentication(AuthenticationType.AWS_V2_OR_V4, ACCESS_KEY, SECRET_KEY)
+            .endpoint(URI.create("http://127.0.0.1:" + port))
+            .awsAuthentication(AuthenticationType.AWS_V2_OR_V4, ACCESS_KEY, secret)
             .jettyMaxThreads(32)
             .build();
     try {
@@ -73,7 +83,8 @@ public final class EmbeddedS3 implements AutoCloseable {
       throw new IllegalStateException("interrupted while starting S3Proxy", e);
     } catch (Exception e) {
       stopQuietly(proxy, blobStore);
-      throw new IllegalStateException("S3Proxy did not start on the loopback", e);
+      throw new IllegalStateException(
+          "S3Proxy did not start on 127.0.0.1:" + port + (port == 0 ? "" : " (port taken?)"), e);
     }
     URI endpoint = URI.create("http://127.0.0.1:" + proxy.getPort());
     log.info(
@@ -81,7 +92,7 @@ public final class EmbeddedS3 implements AutoCloseable {
         endpoint,
         root,
         (System.nanoTime() - t0) / 1_000_000);
-    return new EmbeddedS3(proxy, blobStore, endpoint, root);
+    return new EmbeddedS3(proxy, blobStore, endpoint, root, secret);
   }
 
   /** Base URL of the server, e.g. {@code http://127.0.0.1:41234}. */
@@ -96,7 +107,7 @@ public final class EmbeddedS3 implements AutoCloseable {
 
   /** Secret key clients sign with. */
   public String secretKey() {
-    return SECRET_KEY;
+    return secretKey;
   }
 
   /** Directory holding one sub-directory per bucket. */

@@ -1,6 +1,7 @@
 package dev.compactor.infra;
 
 import dev.compactor.infra.registry.KafkaSchemaStore;
+import dev.compactor.infra.registry.RegistryAuth;
 import dev.compactor.infra.registry.SchemaRegistryServer;
 import dev.compactor.schemas.Topic;
 import dev.compactor.schemas.Topics;
@@ -34,7 +35,16 @@ import org.slf4j.LoggerFactory;
  * ({@link EmbeddedKafka}) with every topic of {@link Topics} created, an S3 server ({@link
  * EmbeddedS3}) with the {@value #ARTIFACTS_BUCKET} and {@value #DATA_BUCKET} buckets, and a schema
  * registry. All state lives under one directory; starting again on the same directory keeps topics,
- * offsets and objects.
+ * offsets, objects, secrets and ports.
+ *
+ * <p>Nothing is open to other users of the host: everything listens on the loopback, Kafka requires
+ * SASL/PLAIN (user {@value EmbeddedKafka#SASL_USER}; {@link #kafkaClientPropertiesFile()} is the
+ * {@code COMPACTOR_KAFKA_PROPERTIES_FILE} for it), the registry HTTP basic auth ({@link
+ * #schemaRegistryUserInfo()} may register, {@link #schemaRegistryAdminUserInfo()} may also change
+ * compatibility), S3 a generated secret. Each secret is generated once per data directory (mode
+ * 0600) and reused. The ports chosen on the first start are recorded in {@value #PORTS_FILE} and
+ * reused, so clients and external workers configured once keep working across restarts; a port
+ * taken meanwhile is a clear error.
  *
  * <pre>{@code
  * try (LocalStack stack = LocalStack.start(Path.of("/tmp/compactor"))) {
@@ -53,6 +63,18 @@ public final class LocalStack implements AutoCloseable {
   /** Bucket for source models and calibration data. */
   public static final String DATA_BUCKET = "compactor-data";
 
+  /** The file under the data directory recording the ports of the first start. */
+  public static final String PORTS_FILE = "ports.properties";
+
+  /** The file of Kafka client security settings ({@code COMPACTOR_KAFKA_PROPERTIES_FILE}). */
+  public static final String KAFKA_CLIENT_PROPERTIES = "kafka-client.properties";
+
+  /** The registry user that may register schemas (the services). */
+  public static final String REGISTRY_USER = "compactor";
+
+  /** The registry user that may also change compatibility. */
+  public static final String REGISTRY_ADMIN = "admin";
+
   private static final Duration TOPIC_READY_TIMEOUT = Duration.ofSeconds(60);
 
   private final Path dataDir;
@@ -60,20 +82,19 @@ public final class LocalStack implements AutoCloseable {
   private final EmbeddedS3 s3;
   private final AutoCloseable registry;
   private final String registryUrl;
+  private final String registryUserInfo;
+  private final String registryAdminUserInfo;
   private final Duration startupTime;
 
   private LocalStack(
-      Path dataDir,
-      EmbeddedKafka kafka,
-      EmbeddedS3 s3,
-      AutoCloseable registry,
-      String registryUrl,
-      Duration startupTime) {
+      Path dataDir, EmbeddedKafka kafka, EmbeddedS3 s3, Registry registry, Duration startupTime) {
     this.dataDir = dataDir;
     this.kafka = kafka;
     this.s3 = s3;
-    this.registry = registry;
-    this.registryUrl = registryUrl;
+    this.registry = registry.server();
+    this.registryUrl = registry.url();
+    this.registryUserInfo = registry.userInfo();
+    this.registryAdminUserInfo = registry.adminUserInfo();
     this.startupTime = startupTime;
   }
 
@@ -82,15 +103,29 @@ public final class LocalStack implements AutoCloseable {
     long t0 = System.nanoTime();
     Path dir = Files.createDirectories(dataDir.toAbsolutePath());
     List<AutoCloseable> started = new ArrayList<>();
+    StackPorts ports = StackPorts.load(dir.resolve(PORTS_FILE));
     try {
-      EmbeddedKafka kafka = EmbeddedKafka.start(dir);
+      EmbeddedKafka kafka =
+          EmbeddedKafka.start(
+              dir,
+              Map.of(),
+              ports.get(StackPorts.KAFKA),
+              ports.get(StackPorts.KAFKA_CONTROLLER),
+              DataDirSecret.readOrCreate(dir.resolve("kafka-password")));
       started.add(kafka);
-      EmbeddedS3 s3 = EmbeddedS3.start(dir);
+      writeClientProperties(kafka, dir.resolve(KAFKA_CLIENT_PROPERTIES));
+      EmbeddedS3 s3 = EmbeddedS3.start(dir, ports.get(StackPorts.S3));
       started.add(s3);
       createBuckets(s3);
       createTopics(kafka);
-      Registry registry = startRegistry(kafka);
+      Registry registry = startRegistry(kafka, dir, ports.get(StackPorts.REGISTRY));
       started.add(registry.server());
+      ports.record(
+          Map.of(
+              StackPorts.KAFKA, kafka.brokerPort(),
+              StackPorts.KAFKA_CONTROLLER, kafka.controllerPort(),
+              StackPorts.S3, s3.endpoint().getPort(),
+              StackPorts.REGISTRY, URI.create(registry.url()).getPort()));
       Duration took = Duration.ofNanos(System.nanoTime() - t0);
       log.info(
           "Local stack ready in {} ms: kafka {}, s3 {}, schema registry {}, data {}",
@@ -99,10 +134,10 @@ public final class LocalStack implements AutoCloseable {
           s3.endpoint(),
           registry.url(),
           dir);
-      return new LocalStack(dir, kafka, s3, registry.server(), registry.url(), took);
+      return new LocalStack(dir, kafka, s3, registry, took);
     } catch (IOException | RuntimeException e) {
       closeAll(started);
-      throw e;
+      throw ports.explain(e);
     }
   }
 
@@ -158,6 +193,24 @@ public final class LocalStack implements AutoCloseable {
     return registryUrl;
   }
 
+  /** {@code user:password} of the registry user that may register schemas. */
+  public String schemaRegistryUserInfo() {
+    return registryUserInfo;
+  }
+
+  /** {@code user:password} of the registry user that may also change compatibility. */
+  public String schemaRegistryAdminUserInfo() {
+    return registryAdminUserInfo;
+  }
+
+  /**
+   * The Kafka client security settings (SASL) as a properties file, mode 0600: what {@code
+   * COMPACTOR_KAFKA_PROPERTIES_FILE} names for every client of this stack.
+   */
+  public Path kafkaClientPropertiesFile() {
+    return dataDir.resolve(KAFKA_CLIENT_PROPERTIES);
+  }
+
   /** The Kafka node (for client properties with matching size limits). */
   public EmbeddedKafka kafka() {
     return kafka;
@@ -186,16 +239,36 @@ public final class LocalStack implements AutoCloseable {
     log.info("Local stack stopped in {} ms", (System.nanoTime() - t0) / 1_000_000);
   }
 
-  private record Registry(AutoCloseable server, String url) {}
+  private record Registry(
+      AutoCloseable server, String url, String userInfo, String adminUserInfo) {}
 
-  /** The Confluent-compatible registry, its state in a compacted topic of the stack's Kafka. */
-  private static Registry startRegistry(EmbeddedKafka kafka) {
+  /**
+   * The Confluent-compatible registry, its state in a compacted topic of the stack's Kafka, behind
+   * basic auth with a writer and an admin whose passwords are kept in the data directory.
+   */
+  private static Registry startRegistry(EmbeddedKafka kafka, Path dir, int port)
+      throws IOException {
     Map<String, Object> clients = new HashMap<>();
     kafka.clientProperties().forEach((k, v) -> clients.put((String) k, v));
+    String writer = DataDirSecret.readOrCreate(dir.resolve("registry-password"));
+    String admin = DataDirSecret.readOrCreate(dir.resolve("registry-admin-password"));
     SchemaRegistryServer server =
         SchemaRegistryServer.start(
-            new KafkaSchemaStore(clients, KafkaSchemaStore.DEFAULT_TOPIC, (short) 1));
-    return new Registry(server, server.url());
+            new KafkaSchemaStore(clients, KafkaSchemaStore.DEFAULT_TOPIC, (short) 1),
+            "127.0.0.1",
+            port,
+            RegistryAuth.builder()
+                .user(REGISTRY_USER, writer, RegistryAuth.Role.WRITE)
+                .user(REGISTRY_ADMIN, admin, RegistryAuth.Role.ADMIN)
+                .build());
+    return new Registry(
+        server, server.url(), REGISTRY_USER + ":" + writer, REGISTRY_ADMIN + ":" + admin);
+  }
+
+  private static void writeClientProperties(EmbeddedKafka kafka, Path file) throws IOException {
+    java.io.StringWriter text = new java.io.StringWriter();
+    kafka.securityProperties().store(text, "Kafka client security settings of this local stack");
+    DataDirSecret.writeOwnerOnly(file, text.toString());
   }
 
   private static void createBuckets(EmbeddedS3 s3) {

@@ -49,6 +49,33 @@ class EmbeddedS3IT {
   }
 
   @Test
+  void theSecretIsGeneratedPerDataDirAndKeptAcrossRestarts(@TempDir Path other) throws Exception {
+    assertTrue(!s3.secretKey().equals("compactor-secret-key"), "no hard-coded secret");
+    assertEquals(
+        "rw-------",
+        java.nio.file.attribute.PosixFilePermissions.toString(
+            java.nio.file.Files.getPosixFilePermissions(dir.resolve(EmbeddedS3.SECRET_FILE))));
+    String otherSecret;
+    try (EmbeddedS3 second = EmbeddedS3.start(other)) {
+      otherSecret = second.secretKey();
+      MinioClient wrong =
+          MinioClient.builder()
+              .endpoint(second.endpoint().toString())
+              .credentials(s3.accessKey(), s3.secretKey())
+              .region(EmbeddedS3.REGION)
+              .build();
+      assertThrows(
+          ErrorResponseException.class,
+          () -> wrong.bucketExists(BucketExistsArgs.builder().bucket("x-bucket").build()),
+          "another data dir's secret is refused");
+    }
+    assertTrue(!otherSecret.equals(s3.secretKey()));
+    try (EmbeddedS3 again = EmbeddedS3.start(other)) {
+      assertEquals(otherSecret, again.secretKey(), "a restart reuses the secret");
+    }
+  }
+
+  @Test
   void putGetListDeleteThroughTheMinioSdk() throws Exception {
     client.makeBucket(MakeBucketArgs.builder().bucket("it-bucket").build());
     assertTrue(client.bucketExists(BucketExistsArgs.builder().bucket("it-bucket").build()));

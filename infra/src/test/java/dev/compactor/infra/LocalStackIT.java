@@ -1,6 +1,8 @@
 package dev.compactor.infra;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.compactor.events.StageRequested;
@@ -36,17 +38,33 @@ class LocalStackIT {
     int schemaId;
     int brokerPort;
     int s3Port;
+    String registryUrl;
+    String secret;
     try (LocalStack stack = LocalStack.start(dir)) {
       checkTopics(stack);
       checkBuckets(stack);
       try (RestSchemaRegistryClient registry =
-          new RestSchemaRegistryClient(stack.schemaRegistryUrl())) {
+          new RestSchemaRegistryClient(stack.schemaRegistryUrl(), stack.schemaRegistryUserInfo())) {
         schemaId =
             registry.register(
                 Topics.stageRequested("prune").name() + "-value", StageRequested.getClassSchema());
       }
       brokerPort = port(stack.bootstrapServers());
       s3Port = stack.s3Endpoint().getPort();
+      registryUrl = stack.schemaRegistryUrl();
+      secret = stack.s3SecretKey();
+      assertNotEquals("compactor-secret-key", secret);
+      try (RestSchemaRegistryClient anonymous =
+          new RestSchemaRegistryClient(stack.schemaRegistryUrl())) {
+        assertEquals(
+            401,
+            assertThrows(
+                    dev.compactor.schemas.registry.SchemaRegistryException.class,
+                    anonymous::subjects)
+                .httpStatus(),
+            "the registry needs credentials");
+      }
+      assertUnauthenticatedKafkaIsRefused(stack.bootstrapServers());
     }
     assertEquals(fdsBefore, openFilesUnder(dir), "files under the data dir left open");
     assertTrue(canBind(brokerPort), "Kafka port " + brokerPort + " still bound");
@@ -57,12 +75,37 @@ class LocalStackIT {
       checkTopics(stack);
       checkBuckets(stack);
       try (RestSchemaRegistryClient registry =
-          new RestSchemaRegistryClient(stack.schemaRegistryUrl())) {
+          new RestSchemaRegistryClient(stack.schemaRegistryUrl(), stack.schemaRegistryUserInfo())) {
         assertEquals(StageRequested.getClassSchema(), registry.getById(schemaId), "schema id kept");
       }
       assertTrue(stack.startupTime().toMillis() > 0);
+      assertEquals(brokerPort, port(stack.bootstrapServers()), "Kafka keeps its port");
+      assertEquals(s3Port, stack.s3Endpoint().getPort(), "S3 keeps its port");
+      assertEquals(registryUrl, stack.schemaRegistryUrl(), "the registry keeps its port");
+      assertEquals(secret, stack.s3SecretKey(), "the S3 secret is reused");
     }
     assertEquals(fdsBefore, openFilesUnder(dir), "files under the data dir left open");
+
+    // A recorded port taken by another process is a clear error, not a silent move.
+    try (java.net.ServerSocket squatter =
+        new java.net.ServerSocket(s3Port, 1, java.net.InetAddress.getLoopbackAddress())) {
+      IllegalStateException e =
+          assertThrows(IllegalStateException.class, () -> LocalStack.start(dir));
+      assertTrue(e.getMessage().contains(LocalStack.PORTS_FILE), e.getMessage());
+    }
+  }
+
+  private static void assertUnauthenticatedKafkaIsRefused(String bootstrap) {
+    java.util.Properties p = new java.util.Properties();
+    p.put("bootstrap.servers", bootstrap);
+    p.put("default.api.timeout.ms", "3000");
+    p.put("request.timeout.ms", "3000");
+    try (Admin admin = Admin.create(p)) {
+      assertThrows(
+          java.util.concurrent.ExecutionException.class,
+          () -> admin.listTopics().names().get(),
+          "a client without SASL credentials gets nothing");
+    }
   }
 
   private static void checkTopics(LocalStack stack) throws Exception {

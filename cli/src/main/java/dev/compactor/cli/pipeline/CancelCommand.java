@@ -32,7 +32,7 @@ public final class CancelCommand implements Command {
 
   @Override
   public String usage() {
-    return "JOB [--reason TEXT] [--http URL]";
+    return "JOB [--reason TEXT] [--http URL] [--data DIR]";
   }
 
   @Override
@@ -52,6 +52,11 @@ public final class CancelCommand implements Command {
             + (args.present("reason")
                 ? "?reason=" + URLEncoder.encode(args.string("reason", ""), StandardCharsets.UTF_8)
                 : "");
+    if (c.apiToken().isEmpty()) {
+      throw new UsageException(
+          "cancel needs the job API's token: set COMPACTOR_API_TOKEN or give --data DIR of the"
+              + " running `compactor up`");
+    }
     HttpResponse<String> r =
         HttpClient.newBuilder()
             .connectTimeout(Duration.ofSeconds(5))
@@ -60,6 +65,7 @@ public final class CancelCommand implements Command {
             .send(
                 HttpRequest.newBuilder(URI.create(url))
                     .timeout(Duration.ofSeconds(30))
+                    .header("Authorization", "Bearer " + c.apiToken())
                     .DELETE()
                     .build(),
                 HttpResponse.BodyHandlers.ofString());

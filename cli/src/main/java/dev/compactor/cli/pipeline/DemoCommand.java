@@ -87,9 +87,8 @@ public final class DemoCommand implements Command {
     List<StageCompleted> seenSteps = new ArrayList<>();
     PipelineStack.Workers mode =
         args.has("in-process") ? PipelineStack.Workers.IN_PROCESS : PipelineStack.Workers.PROCESSES;
-    try (PipelineStack stack = PipelineStack.start(data, 0, mode);
-        PipelineClient client =
-            new PipelineClient(stack.bootstrapServers(), stack.schemaRegistryUrl())) {
+    try (PipelineStack stack = PipelineStack.start(data, 0, mode, List.of());
+        PipelineClient client = stack.client()) {
       err.printf("demo: stack up after %.1f s%n", (System.nanoTime() - t0) / 1e9);
       String modelUri =
           PipelineClient.upload(

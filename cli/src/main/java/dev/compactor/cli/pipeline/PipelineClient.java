@@ -52,10 +52,24 @@ public final class PipelineClient implements AutoCloseable {
 
   private final String bootstrap;
   private final SchemaRegistryClient registry;
+  private final Properties kafkaExtras;
 
+  /** A client of a backbone without authentication. */
   public PipelineClient(String bootstrap, String registryUrl) {
+    this(bootstrap, registryUrl, "", new Properties());
+  }
+
+  /**
+   * A client with credentials.
+   *
+   * @param registryUserInfo {@code user:password} for the registry; "" or null for none
+   * @param kafkaExtras Kafka client settings added to every producer and consumer (SASL, TLS)
+   */
+  public PipelineClient(
+      String bootstrap, String registryUrl, String registryUserInfo, Properties kafkaExtras) {
     this.bootstrap = bootstrap;
-    this.registry = new RestSchemaRegistryClient(registryUrl);
+    this.registry = new RestSchemaRegistryClient(registryUrl, registryUserInfo);
+    this.kafkaExtras = kafkaExtras;
   }
 
   /** Uploads every file under {@code dir} to {@code prefix} (ending in '/'); returns its URI. */
@@ -89,6 +103,7 @@ public final class PipelineClient implements AutoCloseable {
     p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
     p.put(ProducerConfig.ACKS_CONFIG, "all");
+    p.putAll(kafkaExtras);
     Topic<String, JobSubmitted> t = Topics.JOBS_SUBMITTED;
     try (KafkaProducer<String, JobSubmitted> producer =
         new KafkaProducer<>(p, t.keySerde().serializer(), t.valueSerde(registry).serializer())) {
@@ -129,6 +144,7 @@ public final class PipelineClient implements AutoCloseable {
       p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
       p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
       p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+      p.putAll(kafkaExtras);
       consumer = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer());
       List<TopicPartition> parts = new ArrayList<>();
       for (Topic<String, ? extends SpecificRecord> t : topics) {

@@ -1,7 +1,9 @@
 package dev.compactor.cli.pipeline;
 
+import dev.compactor.infra.DataDirSecret;
 import dev.compactor.infra.LocalStack;
 import dev.compactor.runtime.BlobStore;
+import dev.compactor.runtime.KafkaClientProperties;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageConfig;
 import dev.compactor.runtime.StageService;
@@ -13,6 +15,7 @@ import dev.compactor.services.orchestrator.OrchestratorService;
 import dev.compactor.services.pruning.PruningStage;
 import dev.compactor.services.publishing.PublishingStage;
 import dev.compactor.services.quantization.QuantizationStage;
+import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -49,14 +52,41 @@ public final class PipelineStack implements AutoCloseable {
     NONE
   }
 
-  /** Where the backbone (Kafka, schema registry, S3) of a stack is. */
+  /**
+   * Where the backbone (Kafka, schema registry, S3) of a stack is, and the credentials for it.
+   *
+   * @param schemaRegistryUserInfo {@code user:password} for the registry, "" for none
+   * @param kafkaPropertiesFile Kafka client security settings (COMPACTOR_KAFKA_PROPERTIES_FILE), ""
+   *     for none
+   */
   public record Endpoints(
       String bootstrapServers,
       String schemaRegistryUrl,
       String s3Endpoint,
       String s3AccessKey,
       String s3SecretKey,
-      String s3Region) {
+      String s3Region,
+      String schemaRegistryUserInfo,
+      String kafkaPropertiesFile) {
+
+    /** A backbone without registry or Kafka authentication. */
+    public Endpoints(
+        String bootstrapServers,
+        String schemaRegistryUrl,
+        String s3Endpoint,
+        String s3AccessKey,
+        String s3SecretKey,
+        String s3Region) {
+      this(
+          bootstrapServers,
+          schemaRegistryUrl,
+          s3Endpoint,
+          s3AccessKey,
+          s3SecretKey,
+          s3Region,
+          "",
+          "");
+    }
 
     /** The endpoints of an embedded stack. */
     public static Endpoints of(LocalStack s) {
@@ -66,9 +96,17 @@ public final class PipelineStack implements AutoCloseable {
           s.s3Endpoint().toString(),
           s.s3AccessKey(),
           s.s3SecretKey(),
-          s.s3Region());
+          s.s3Region(),
+          s.schemaRegistryUserInfo(),
+          s.kafkaClientPropertiesFile().toString());
     }
   }
+
+  /** The file under the data directory holding the job API's bearer token. */
+  public static final String API_TOKEN_FILE = "api-token";
+
+  /** Where {@link #start} keeps the embedded backbone's state under the data directory. */
+  public static final String STACK_DIR = "stack";
 
   private final LocalStack stack;
   private final Endpoints endpoints;
@@ -78,14 +116,23 @@ public final class PipelineStack implements AutoCloseable {
   private final BlobStore blobs;
   private final Path workRoot;
   private final Path logDir;
+  private final String apiToken;
+  private final String fileRoots;
 
   private PipelineStack(
-      LocalStack stack, Endpoints endpoints, OrchestratorService orchestrator, Path workRoot) {
+      LocalStack stack,
+      Endpoints endpoints,
+      OrchestratorService orchestrator,
+      Path workRoot,
+      String apiToken,
+      String fileRoots) {
     this.stack = stack;
     this.endpoints = endpoints;
     this.orchestrator = orchestrator;
     this.workRoot = workRoot;
     this.logDir = workRoot.resolveSibling("logs");
+    this.apiToken = apiToken;
+    this.fileRoots = fileRoots;
     this.blobs = BlobStore.create(stageConfig("ingestion", "client"));
   }
 
@@ -95,18 +142,20 @@ public final class PipelineStack implements AutoCloseable {
    * @param orchestratorPort HTTP port of the job API (0: any free port)
    */
   public static PipelineStack start(Path dataDir, int orchestratorPort) throws IOException {
-    return start(dataDir, orchestratorPort, Workers.IN_PROCESS);
+    return start(dataDir, orchestratorPort, Workers.IN_PROCESS, List.of());
   }
 
   /**
    * Starts the stack with its state under {@code dataDir} and one worker per stage, run as {@code
-   * workers} says.
+   * workers} says; jobs may name {@code file://} sources under the data directory and under {@code
+   * fileRoots} (COMPACTOR_SOURCE_FILE_ROOTS), {@code s3://} ones in the artifact and data buckets.
    */
-  public static PipelineStack start(Path dataDir, int orchestratorPort, Workers workers)
+  public static PipelineStack start(
+      Path dataDir, int orchestratorPort, Workers workers, List<Path> fileRoots)
       throws IOException {
-    LocalStack stack = LocalStack.start(dataDir.resolve("stack"));
+    LocalStack stack = LocalStack.start(dataDir.resolve(STACK_DIR));
     try {
-      return start(stack, Endpoints.of(stack), dataDir, orchestratorPort, workers);
+      return start(stack, Endpoints.of(stack), dataDir, orchestratorPort, workers, fileRoots);
     } catch (IOException | RuntimeException e) {
       stack.close();
       throw e;
@@ -119,23 +168,43 @@ public final class PipelineStack implements AutoCloseable {
    */
   public static PipelineStack connect(Endpoints endpoints, Path dataDir, int orchestratorPort)
       throws IOException {
-    return start(null, endpoints, dataDir, orchestratorPort, Workers.IN_PROCESS);
+    return start(null, endpoints, dataDir, orchestratorPort, Workers.IN_PROCESS, List.of());
   }
 
   private static PipelineStack start(
-      LocalStack stack, Endpoints endpoints, Path dataDir, int orchestratorPort, Workers workers)
+      LocalStack stack,
+      Endpoints endpoints,
+      Path dataDir,
+      int orchestratorPort,
+      Workers workers,
+      List<Path> extraFileRoots)
       throws IOException {
     OrchestratorService orchestrator = null;
     try {
+      String token = DataDirSecret.readOrCreate(dataDir.resolve(API_TOKEN_FILE));
+      List<String> roots = new ArrayList<>();
+      roots.add(dataDir.toAbsolutePath().toString());
+      extraFileRoots.forEach(r -> roots.add(r.toAbsolutePath().toString()));
+      String fileRoots = String.join(File.pathSeparator, roots);
       Map<String, String> env = new HashMap<>();
       env.put(OrchestratorConfig.KAFKA_BOOTSTRAP.env(), endpoints.bootstrapServers());
       env.put(OrchestratorConfig.SCHEMA_REGISTRY_URL.env(), endpoints.schemaRegistryUrl());
+      env.put(
+          OrchestratorConfig.SCHEMA_REGISTRY_USER_INFO.env(), endpoints.schemaRegistryUserInfo());
+      env.put(OrchestratorConfig.KAFKA_PROPERTIES_FILE.env(), endpoints.kafkaPropertiesFile());
       env.put(OrchestratorConfig.HTTP_PORT.env(), Integer.toString(orchestratorPort));
+      env.put(OrchestratorConfig.API_TOKEN.env(), token);
+      env.put(OrchestratorConfig.SOURCE_FILE_ROOTS.env(), fileRoots);
       env.put(OrchestratorConfig.STATE_DIR.env(), dataDir.resolve("orchestrator").toString());
       orchestrator = OrchestratorService.start(OrchestratorConfig.of(env));
       PipelineStack p =
           new PipelineStack(
-              stack, endpoints, orchestrator, Files.createDirectories(dataDir.resolve("work")));
+              stack,
+              endpoints,
+              orchestrator,
+              Files.createDirectories(dataDir.resolve("work")),
+              token,
+              fileRoots);
       p.blobs.ensureBucket(LocalStack.ARTIFACTS_BUCKET);
       p.blobs.ensureBucket(LocalStack.DATA_BUCKET);
       try {
@@ -225,6 +294,9 @@ public final class PipelineStack implements AutoCloseable {
     Map<String, String> env = new HashMap<>();
     env.put(StageConfig.KAFKA_BOOTSTRAP.envName(), endpoints.bootstrapServers());
     env.put(StageConfig.SCHEMA_REGISTRY_URL.envName(), endpoints.schemaRegistryUrl());
+    env.put(StageConfig.SCHEMA_REGISTRY_USER_INFO.envName(), endpoints.schemaRegistryUserInfo());
+    env.put(StageConfig.KAFKA_PROPERTIES_FILE.envName(), endpoints.kafkaPropertiesFile());
+    env.put(StageConfig.SOURCE_FILE_ROOTS.envName(), fileRoots);
     env.put(StageConfig.S3_ENDPOINT.envName(), endpoints.s3Endpoint());
     env.put(StageConfig.S3_ACCESS_KEY.envName(), endpoints.s3AccessKey());
     env.put(StageConfig.S3_SECRET_KEY.envName(), endpoints.s3SecretKey());
@@ -276,6 +348,20 @@ public final class PipelineStack implements AutoCloseable {
 
   public String schemaRegistryUrl() {
     return endpoints.schemaRegistryUrl();
+  }
+
+  /** The bearer token writes to the job API need (kept in {@value #API_TOKEN_FILE}). */
+  public String apiToken() {
+    return apiToken;
+  }
+
+  /** A client of this stack's Kafka and registry, with its credentials. */
+  public PipelineClient client() {
+    return new PipelineClient(
+        endpoints.bootstrapServers(),
+        endpoints.schemaRegistryUrl(),
+        endpoints.schemaRegistryUserInfo(),
+        KafkaClientProperties.load(endpoints.kafkaPropertiesFile()));
   }
 
   /** The orchestrator's job API, e.g. {@code http://127.0.0.1:8080}. */

@@ -35,7 +35,8 @@ public final class SubmitCommand implements Command {
 
   @Override
   public String usage() {
-    return "--model DIR|s3://bucket/prefix/ --recipe FILE [--bootstrap HOST:PORT] [--registry URL]";
+    return "--model DIR|s3://bucket/prefix/ --recipe FILE [--http URL] [--data DIR]"
+        + " [--bootstrap HOST:PORT] [--registry URL]";
   }
 
   @Override
@@ -54,10 +55,43 @@ public final class SubmitCommand implements Command {
     }
     String yaml = Files.readString(args.requiredPath("recipe"));
     check(yaml);
-    try (PipelineClient client = new PipelineClient(c.bootstrap(), c.registry())) {
-      out.println(client.submit(model, yaml, System.getProperty("user.name")));
+    String submitter = System.getProperty("user.name");
+    if (!c.apiToken().isEmpty()) {
+      out.println(submitOverHttp(c, model, yaml, submitter));
+      return 0;
+    }
+    // no API token known: produce JobSubmitted on Kafka (needs Kafka and registry credentials)
+    try (PipelineClient client = c.client()) {
+      out.println(client.submit(model, yaml, submitter));
     }
     return 0;
+  }
+
+  /** {@code POST /jobs} with the bearer token; returns the job id. */
+  static String submitOverHttp(Connection c, String model, String yaml, String submitter)
+      throws Exception {
+    com.fasterxml.jackson.databind.ObjectMapper json =
+        new com.fasterxml.jackson.databind.ObjectMapper();
+    String body =
+        json.createObjectNode()
+            .put("modelUri", model)
+            .put("recipeYaml", yaml)
+            .put("submitter", submitter)
+            .toString();
+    java.net.http.HttpResponse<String> r =
+        java.net.http.HttpClient.newHttpClient()
+            .send(
+                java.net.http.HttpRequest.newBuilder(java.net.URI.create(c.http() + "/jobs"))
+                    .header("Content-Type", "application/json")
+                    .header("Authorization", "Bearer " + c.apiToken())
+                    .POST(java.net.http.HttpRequest.BodyPublishers.ofString(body))
+                    .build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+    if (r.statusCode() != 202) {
+      throw new UsageException(
+          "submit: " + c.http() + "/jobs answered " + r.statusCode() + ": " + r.body());
+    }
+    return json.readTree(r.body()).path("jobId").asText();
   }
 
   /** Refuses recipes that are invalid or use what is not built yet, before anything is sent. */

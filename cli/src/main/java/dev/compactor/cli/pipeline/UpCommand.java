@@ -26,26 +26,32 @@ public final class UpCommand implements Command {
 
   @Override
   public String usage() {
-    return "[--data DIR] [--port HTTP_PORT] [--in-process (stage workers in this JVM)]";
+    return "[--data DIR] [--port HTTP_PORT] [--in-process (stage workers in this JVM)]"
+        + "  (file:// sources: the data dir and COMPACTOR_SOURCE_FILE_ROOTS)";
   }
 
   @Override
   public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
     Args args = Args.parse(argv, Set.of("data", "port"), Set.of("in-process"));
     Path data =
-        Files.createDirectories(
-            Path.of(
-                args.string(
-                    "data",
-                    Path.of(System.getProperty("user.home"), ".cache", "compactor", "stack")
-                        .toString())));
+        Files.createDirectories(Path.of(args.string("data", Connection.DEFAULT_DATA.toString())));
+    java.util.List<Path> roots = new java.util.ArrayList<>();
+    String extra = System.getenv("COMPACTOR_SOURCE_FILE_ROOTS");
+    if (extra != null && !extra.isBlank()) {
+      for (String r : extra.split("[,:]")) {
+        if (!r.isBlank()) {
+          roots.add(Path.of(r.trim()));
+        }
+      }
+    }
     PipelineStack stack =
         PipelineStack.start(
             data,
             args.integer("port", 8080),
             args.has("in-process")
                 ? PipelineStack.Workers.IN_PROCESS
-                : PipelineStack.Workers.PROCESSES);
+                : PipelineStack.Workers.PROCESSES,
+            roots);
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime()
         .addShutdownHook(
@@ -62,7 +68,10 @@ public final class UpCommand implements Command {
     out.println("export COMPACTOR_S3_ENDPOINT=" + e.s3Endpoint());
     out.println("export COMPACTOR_S3_ACCESS_KEY=" + e.s3AccessKey());
     out.println("export COMPACTOR_S3_SECRET_KEY=" + e.s3SecretKey());
+    out.println("export COMPACTOR_SCHEMA_REGISTRY_USER_INFO=" + e.schemaRegistryUserInfo());
+    out.println("export COMPACTOR_KAFKA_PROPERTIES_FILE=" + e.kafkaPropertiesFile());
     out.println("export COMPACTOR_ORCHESTRATOR_URL=" + stack.orchestratorUrl());
+    out.println("export COMPACTOR_API_TOKEN=" + stack.apiToken());
     out.println("Jobs: " + stack.orchestratorUrl() + "/jobs");
     if (!args.has("in-process")) {
       out.println("Stage workers: one process each, logs in " + stack.logDir());

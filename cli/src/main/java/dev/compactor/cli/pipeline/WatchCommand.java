@@ -39,7 +39,7 @@ public final class WatchCommand implements Command {
       throw new UsageException("expected the job id");
     }
     Connection c = Connection.from(args);
-    try (PipelineClient client = new PipelineClient(c.bootstrap(), c.registry());
+    try (PipelineClient client = c.client();
         PipelineClient.Follower f = client.follow(true)) {
       JobStatus end =
           (JobStatus)

@@ -46,9 +46,12 @@ public final class SchemaRegistryServer implements AutoCloseable {
   private final SchemaStore store;
   private final HttpServer http;
   private final ExecutorService executor;
+  private final RegistryAuth auth;
 
-  private SchemaRegistryServer(SchemaRegistry registry, SchemaStore store, HttpServer http) {
+  private SchemaRegistryServer(
+      SchemaRegistry registry, SchemaStore store, HttpServer http, RegistryAuth auth) {
     this.registry = registry;
+    this.auth = auth;
     this.store = store;
     this.http = http;
     this.executor =
@@ -74,10 +77,16 @@ public final class SchemaRegistryServer implements AutoCloseable {
    * server closes the store.
    */
   public static SchemaRegistryServer start(SchemaStore store, String host, int port) {
+    return start(store, host, port, RegistryAuth.OPEN);
+  }
+
+  /** Starts a server that lets each request do only what {@code auth} grants its user. */
+  public static SchemaRegistryServer start(
+      SchemaStore store, String host, int port, RegistryAuth auth) {
     SchemaRegistry registry = new SchemaRegistry(store);
     try {
       HttpServer http = HttpServer.create(new InetSocketAddress(host, port), 0);
-      SchemaRegistryServer server = new SchemaRegistryServer(registry, store, http);
+      SchemaRegistryServer server = new SchemaRegistryServer(registry, store, http, auth);
       LOG.info(
           "schema registry listening on {} with {} subjects",
           server.url(),
@@ -157,8 +166,19 @@ public final class SchemaRegistryServer implements AutoCloseable {
     Answer answer;
     try {
       byte[] body = exchange.getRequestBody().readAllBytes();
-      answer =
-          route(method, segments(rawPath), query(exchange.getRequestURI().getRawQuery()), body);
+      List<String> path = segments(rawPath);
+      RegistryAuth.Decision d =
+          auth.check(exchange.getRequestHeaders().getFirst("Authorization"), needed(method, path));
+      if (!d.allowed()) {
+        if (d.status() == 401) {
+          exchange
+              .getResponseHeaders()
+              .set("WWW-Authenticate", "Basic realm=\"compactor-schema-registry\"");
+        }
+        answer = error(d.status(), d.errorCode(), d.message());
+      } else {
+        answer = route(method, path, query(exchange.getRequestURI().getRawQuery()), body);
+      }
     } catch (RegistryException e) {
       answer = error(e.httpStatus(), e.errorCode(), e.getMessage());
     } catch (RuntimeException e) {
@@ -173,6 +193,26 @@ public final class SchemaRegistryServer implements AutoCloseable {
     exchange.sendResponseHeaders(answer.status(), bytes.length);
     exchange.getResponseBody().write(bytes);
     exchange.close();
+  }
+
+  /**
+   * The role a request needs: reads (and lookups, compatibility tests: POSTs that change nothing)
+   * READ, registering a schema WRITE, everything else (config and mode changes, deletes) ADMIN.
+   */
+  static RegistryAuth.Role needed(String method, List<String> path) {
+    if (method.equals("GET") || method.equals("HEAD")) {
+      return RegistryAuth.Role.READ;
+    }
+    if (method.equals("POST") && !path.isEmpty()) {
+      boolean lookup = path.get(0).equals("subjects") && path.size() == 2;
+      if (lookup || path.get(0).equals("compatibility")) {
+        return RegistryAuth.Role.READ;
+      }
+      if (path.get(0).equals("subjects") && path.size() == 3) {
+        return RegistryAuth.Role.WRITE;
+      }
+    }
+    return RegistryAuth.Role.ADMIN;
   }
 
   private Answer route(String method, List<String> path, Map<String, String> query, byte[] body) {

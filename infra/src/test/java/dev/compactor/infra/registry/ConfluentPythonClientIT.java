@@ -55,8 +55,12 @@ class ConfluentPythonClientIT {
             .setUpdatedAtMs(1_700_000_000_123L)
             .build();
 
-    try (SchemaRegistryServer server = SchemaRegistryServer.start(new InMemorySchemaStore())) {
-      RestSchemaRegistryClient java = new RestSchemaRegistryClient(server.url());
+    RegistryAuth auth =
+        RegistryAuth.builder().user("py-admin", "py-pass", RegistryAuth.Role.ADMIN).build();
+    try (SchemaRegistryServer server =
+        SchemaRegistryServer.start(new InMemorySchemaStore(), "127.0.0.1", 0, auth)) {
+      RestSchemaRegistryClient java =
+          new RestSchemaRegistryClient(server.url(), "py-admin:py-pass");
       byte[] javaBytes =
           Topics.JOBS_STATUS
               .valueSerde(java)
@@ -68,6 +72,7 @@ class ConfluentPythonClientIT {
           input,
           JSON.createObjectNode()
               .put("url", server.url())
+              .put("user_info", "py-admin:py-pass")
               .put("subject", "py-check-value")
               .put("schema", v1.toString())
               .put("compatible", compatible)
@@ -99,6 +104,7 @@ class ConfluentPythonClientIT {
       assertEquals(409, out.get("register_incompatible_error").asInt());
       assertEquals(40403, out.get("unknown_id_error").asInt());
       assertEquals(40401, out.get("unknown_subject_error").asInt());
+      assertEquals(401, out.get("anonymous_error").asInt(), "no credentials, no answer");
       assertEquals("BACKWARD", out.get("global_compatibility").asText());
       assertEquals("FULL", out.get("subject_compatibility").asText());
       assertEquals("FULL", java.compatibility("py-check-value").name());
@@ -119,7 +125,7 @@ class ConfluentPythonClientIT {
         byte[] pythonBytes = HexFormat.of().parseHex(out.get("python_bytes_hex").asText());
         JobStatus fromPython =
             Topics.JOBS_STATUS
-                .valueSerde(new RestSchemaRegistryClient(server.url()))
+                .valueSerde(new RestSchemaRegistryClient(server.url(), "py-admin:py-pass"))
                 .deserializer()
                 .deserialize(Topics.JOBS_STATUS.name(), pythonBytes);
         assertEquals("written-by-python", fromPython.getJobId());

@@ -63,6 +63,11 @@ public final class ConfigKey<T> {
     return new ConfigKey<>(env, "string", s -> s, null, v -> Optional.empty(), doc, true);
   }
 
+  /** A secret that may be left unset (empty = not used). */
+  static ConfigKey<String> optionalSecret(String env, String doc) {
+    return new ConfigKey<>(env, "string", s -> s, "", v -> Optional.empty(), doc, true);
+  }
+
   static ConfigKey<Integer> integer(String env, int defaultValue, int min, int max, String doc) {
     return new ConfigKey<>(
         env,

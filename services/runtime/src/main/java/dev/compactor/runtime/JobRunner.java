@@ -94,6 +94,7 @@ final class JobRunner {
   private final String workerId;
   private final String bucket;
   private final ScratchDirs scratchDirs;
+  private final SourcePolicy sources;
   private final String device;
   private final BlobStore blobs;
   private final ArtifactStore artifacts;
@@ -126,6 +127,7 @@ final class JobRunner {
     this.bucket = config.get(StageConfig.S3_BUCKET);
     this.scratchDirs = new ScratchDirs(Path.of(config.get(StageConfig.WORK_DIR)));
     scratchDirs.deleteStale();
+    this.sources = SourcePolicy.of(config);
     this.device = config.get(StageConfig.DEVICE_NAME);
     this.maxDeliveries = config.get(StageConfig.MAX_DELIVERIES);
     this.memoryBudgetBytes = config.memoryBudgetBytes();
@@ -265,6 +267,7 @@ final class JobRunner {
             .device(device)
             .memoryBudgetBytes(memoryBudgetBytes)
             .blobs(blobs)
+            .sources(sources)
             .artifacts(artifacts)
             .cancelled(() -> job.cancelled.get() || cancelledJobs.test(req.getJobId()))
             .progress((f, m) -> progress(job, f, m))

@@ -49,6 +49,11 @@ public final class StageConfig {
           "http://localhost:8081",
           StageConfig::httpUrl,
           "Base URL of the Confluent-compatible schema registry.");
+  public static final ConfigKey<String> SCHEMA_REGISTRY_USER_INFO =
+      ConfigKey.optionalSecret(
+          "COMPACTOR_SCHEMA_REGISTRY_USER_INFO",
+          "user:password for the schema registry's HTTP basic auth (Confluent's"
+              + " basic.auth.user.info); empty = none. Never logged.");
   public static final ConfigKey<String> S3_ENDPOINT =
       ConfigKey.string(
           "COMPACTOR_S3_ENDPOINT",
@@ -183,11 +188,45 @@ public final class StageConfig {
           -1,
           65_535,
           "Port of the HTTP health endpoint (GET /health, JSON); -1 = off, 0 = any free port.");
+  public static final ConfigKey<String> HEALTH_BIND =
+      ConfigKey.string(
+          "COMPACTOR_HEALTH_BIND",
+          "127.0.0.1",
+          v -> v.matches("[A-Za-z0-9.:\\-]+") ? Optional.empty() : Optional.of("an address"),
+          "Address the health endpoint listens on; loopback by default, 0.0.0.0 for all"
+              + " interfaces (containers, where a probe connects from outside).");
+  public static final ConfigKey<String> SOURCE_FILE_ROOTS =
+      ConfigKey.string(
+          "COMPACTOR_SOURCE_FILE_ROOTS",
+          "",
+          ConfigKey.Validator.any(),
+          "Directories a job's file:// model or calibration source must lie in (canonical path,"
+              + " symlinks followed), separated by ':' or ','; empty = no file:// source allowed.");
+  public static final ConfigKey<String> SOURCE_BUCKETS =
+      ConfigKey.string(
+          "COMPACTOR_SOURCE_BUCKETS",
+          "",
+          v ->
+              v.isBlank()
+                      || java.util.Arrays.stream(v.split(","))
+                          .allMatch(b -> S3Uri.bucketProblem(b.trim()).isEmpty())
+                  ? Optional.empty()
+                  : Optional.of("comma-separated bucket names"),
+          "Buckets a job's s3:// model or calibration source must be in (comma-separated); empty"
+              + " = the artifact bucket and compactor-data.");
+  public static final ConfigKey<String> KAFKA_PROPERTIES_FILE =
+      ConfigKey.string(
+          "COMPACTOR_KAFKA_PROPERTIES_FILE",
+          "",
+          ConfigKey.Validator.any(),
+          "Properties file passed through to every Kafka client (security.protocol, sasl.*,"
+              + " ssl.*, ...); empty = none.");
 
   private static final List<ConfigKey<?>> KEYS =
       List.of(
           KAFKA_BOOTSTRAP,
           SCHEMA_REGISTRY_URL,
+          SCHEMA_REGISTRY_USER_INFO,
           S3_ENDPOINT,
           S3_ACCESS_KEY,
           S3_SECRET_KEY,
@@ -207,7 +246,14 @@ public final class StageConfig {
           RETRY_ATTEMPTS,
           RETRY_INITIAL_BACKOFF_MS,
           RETRY_MAX_BACKOFF_MS,
-          HEALTH_PORT);
+          HEALTH_PORT,
+          HEALTH_BIND,
+          SOURCE_FILE_ROOTS,
+          SOURCE_BUCKETS,
+          KAFKA_PROPERTIES_FILE);
+
+  /** The bucket of source models and calibration data allowed by default. */
+  public static final String DEFAULT_DATA_BUCKET = "compactor-data";
 
   private final Map<ConfigKey<?>, Object> values;
   private final Map<ConfigKey<?>, String> raw;

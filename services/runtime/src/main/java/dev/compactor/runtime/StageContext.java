@@ -34,6 +34,7 @@ public final class StageContext {
   private final BooleanSupplier cancelled;
   private final BlobStore blobs;
   private final ArtifactStore artifacts;
+  private final SourcePolicy sources;
   private final AtomicInteger fetches = new AtomicInteger();
   private Path baselineDir;
 
@@ -51,6 +52,7 @@ public final class StageContext {
     this.blobs = b.blobs;
     this.artifacts = b.artifacts;
     this.baselineDir = b.baselineDir;
+    this.sources = b.sources;
   }
 
   /** Starts a context for {@code request}; directories default to none and must be set. */
@@ -150,14 +152,18 @@ public final class StageContext {
   /**
    * Makes a source named by a request ({@code modelUri}, {@code calibrationUri}) available locally:
    * a {@code file://} path is returned as is; an {@code s3://} object is downloaded to a file, an
-   * {@code s3://} prefix (ending in '/') to a directory of all objects under it.
+   * {@code s3://} prefix (ending in '/') to a directory of all objects under it. Only sources the
+   * context's {@link SourcePolicy} allows are read: this is the check that counts, since the
+   * orchestrator's at submission cannot see symlinks on the workers' disks.
    *
    * @throws IllegalArgumentException for other schemes or a missing local path
+   * @throws SourcePolicy.SourceRefusedException for a source outside the policy
    */
   public Path fetch(String uri) throws IOException {
     if (uri == null || uri.isBlank()) {
       throw new IllegalArgumentException("source: expected an s3:// or file:// URI, found none");
     }
+    sources.check(uri);
     if (uri.startsWith("file:")) {
       Path p = Path.of(URI.create(uri));
       if (!Files.exists(p)) {
@@ -198,6 +204,16 @@ public final class StageContext {
     return target;
   }
 
+  /**
+   * Refuses a source this worker may not read, without reading it (e.g. the calibration text at
+   * ingestion, so a bad job fails at its first step, not after hours of compute).
+   *
+   * @throws SourcePolicy.SourceRefusedException for a source outside the policy
+   */
+  public void checkSource(String uri) {
+    sources.check(uri);
+  }
+
   private ArtifactStore requireArtifacts() {
     if (artifacts == null) {
       throw new IllegalStateException("no artifact store configured for this context");
@@ -226,6 +242,7 @@ public final class StageContext {
     private BooleanSupplier cancelled = () -> false;
     private BlobStore blobs;
     private ArtifactStore artifacts;
+    private SourcePolicy sources = SourcePolicy.UNRESTRICTED;
 
     private Builder(StageRequested request) {
       this.request = Objects.requireNonNull(request, "request");
@@ -269,6 +286,12 @@ public final class StageContext {
 
     public Builder progress(ProgressReporter progress) {
       this.progress = Objects.requireNonNull(progress);
+      return this;
+    }
+
+    /** Which sources {@link #fetch} may read; unrestricted unless set (a worker always sets it). */
+    public Builder sources(SourcePolicy sources) {
+      this.sources = Objects.requireNonNull(sources);
       return this;
     }
 

@@ -1,5 +1,7 @@
 package dev.compactor.runtime;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpServer;
 import dev.compactor.schemas.registry.RestSchemaRegistryClient;
 import dev.compactor.schemas.registry.SchemaRegistryClient;
@@ -26,18 +28,25 @@ import org.slf4j.LoggerFactory;
  */
 public final class StageService implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(StageService.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   private final SchemaRegistryClient registry;
   private final StageWorker worker;
   private final BlobStore blobs;
   private final HttpServer health;
+  private final BrokerProbe probe;
 
   private StageService(
-      SchemaRegistryClient registry, StageWorker worker, BlobStore blobs, HttpServer health) {
+      SchemaRegistryClient registry,
+      StageWorker worker,
+      BlobStore blobs,
+      HttpServer health,
+      BrokerProbe probe) {
     this.registry = registry;
     this.worker = worker;
     this.blobs = blobs;
     this.health = health;
+    this.probe = probe;
   }
 
   /**
@@ -115,17 +124,27 @@ public final class StageService implements AutoCloseable {
     Devices.resolve(config, stage);
     log.info("Starting stage service with settings:\n{}", config.describe());
     SchemaRegistryClient registry =
-        new RestSchemaRegistryClient(config.get(StageConfig.SCHEMA_REGISTRY_URL));
+        new RestSchemaRegistryClient(
+            config.get(StageConfig.SCHEMA_REGISTRY_URL),
+            config.get(StageConfig.SCHEMA_REGISTRY_USER_INFO));
     BlobStore blobs = BlobStore.create(config);
     StageWorker worker = new StageWorker(stage, config, blobs, registry);
     HttpServer server = null;
+    BrokerProbe probe = null;
     int port = config.get(StageConfig.HEALTH_PORT);
     try {
       if (port >= 0) {
-        server = healthServer(worker, port);
+        probe = new BrokerProbe(config);
+        server = healthServer(worker::health, probe, config.get(StageConfig.HEALTH_BIND), port);
       }
       worker.start();
     } catch (IOException | RuntimeException e) {
+      if (server != null) {
+        server.stop(0);
+      }
+      if (probe != null) {
+        probe.close();
+      }
       worker.close();
       blobs.close();
       registry.close();
@@ -136,7 +155,7 @@ public final class StageService implements AutoCloseable {
         config.get(StageConfig.STAGE),
         (System.nanoTime() - t0) / 1_000_000,
         server == null ? "" : ", health on port " + server.getAddress().getPort());
-    return new StageService(registry, worker, blobs, server);
+    return new StageService(registry, worker, blobs, server, probe);
   }
 
   /** The worker's current health snapshot. */
@@ -155,21 +174,35 @@ public final class StageService implements AutoCloseable {
     worker.close();
     if (health != null) {
       health.stop(0);
+      probe.close();
     }
     blobs.close();
     registry.close();
     log.info("Stage service stopped: {}", worker.health().toJson());
   }
 
-  private static HttpServer healthServer(StageWorker worker, int port) throws IOException {
-    HttpServer server = HttpServer.create(new InetSocketAddress(port), 0);
+  /**
+   * {@code GET /health}: the worker's snapshot plus {@code brokerReachable}; healthy (200) only
+   * when the worker runs and its broker answers.
+   */
+  static HttpServer healthServer(
+      java.util.function.Supplier<WorkerHealth> worker, BrokerProbe probe, String bind, int port)
+      throws IOException {
+    HttpServer server = HttpServer.create(new InetSocketAddress(bind, port), 0);
     server.createContext(
         "/health",
         exchange -> {
-          WorkerHealth h = worker.health();
-          byte[] body = h.toJson().getBytes(StandardCharsets.UTF_8);
+          WorkerHealth h = worker.get();
+          boolean broker = probe.reachable();
+          boolean healthy = h.healthy() && broker;
+          ObjectNode json = (ObjectNode) JSON.readTree(h.toJson());
+          json.put("healthy", healthy).put("brokerReachable", broker);
+          if (!broker) {
+            json.put("brokerProblem", probe.problem());
+          }
+          byte[] body = json.toString().getBytes(StandardCharsets.UTF_8);
           exchange.getResponseHeaders().add("Content-Type", "application/json");
-          exchange.sendResponseHeaders(h.healthy() ? 200 : 503, body.length);
+          exchange.sendResponseHeaders(healthy ? 200 : 503, body.length);
           try (OutputStream out = exchange.getResponseBody()) {
             out.write(body);
           }

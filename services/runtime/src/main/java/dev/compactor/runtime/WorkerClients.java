@@ -21,9 +21,11 @@ final class WorkerClients {
 
   private final StageConfig config;
   private final String clientPrefix;
+  private final Properties extra;
 
   WorkerClients(StageConfig config, String stageName, String workerId) {
     this.config = config;
+    this.extra = KafkaClientProperties.of(config);
     this.clientPrefix = "compactor-" + stageName + "-" + workerId;
   }
 
@@ -54,6 +56,7 @@ final class WorkerClients {
     p.put(BusyPartitionAssignor.BUSY_PARTITIONS_CONFIG, busy);
     p.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, String.valueOf(MAX_RECORD_BYTES));
     p.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, String.valueOf(MAX_RECORD_BYTES));
+    KafkaClientProperties.apply(p, extra);
     return new KafkaConsumer<>(p, new ByteArrayDeserializer(), Decoded.capturing(values));
   }
 
@@ -94,6 +97,7 @@ final class WorkerClients {
     p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
     p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, String.valueOf(MAX_RECORD_BYTES));
     p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, String.valueOf(Duration.ofSeconds(60).toMillis()));
+    KafkaClientProperties.apply(p, extra);
     KafkaProducer<byte[], byte[]> created =
         new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
     created.initTransactions();

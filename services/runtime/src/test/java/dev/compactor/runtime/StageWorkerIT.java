@@ -72,7 +72,8 @@ class StageWorkerIT {
   @BeforeAll
   static void startStack() throws Exception {
     stack = LocalStack.start(dir.resolve("stack"));
-    registry = new RestSchemaRegistryClient(stack.schemaRegistryUrl());
+    registry =
+        new RestSchemaRegistryClient(stack.schemaRegistryUrl(), stack.schemaRegistryUserInfo());
     blobs = BlobStore.create(config("prune", "setup"));
     artifacts = new ArtifactStore(blobs, LocalStack.ARTIFACTS_BUCKET);
     Path model = Files.createDirectories(dir.resolve("model/sub"));
@@ -547,6 +548,9 @@ class StageWorkerIT {
     Map<String, String> m = new HashMap<>();
     m.put(StageConfig.KAFKA_BOOTSTRAP.envName(), stack.bootstrapServers());
     m.put(StageConfig.SCHEMA_REGISTRY_URL.envName(), stack.schemaRegistryUrl());
+    m.put(StageConfig.SCHEMA_REGISTRY_USER_INFO.envName(), stack.schemaRegistryUserInfo());
+    m.put(
+        StageConfig.KAFKA_PROPERTIES_FILE.envName(), stack.kafkaClientPropertiesFile().toString());
     m.put(StageConfig.S3_ENDPOINT.envName(), stack.s3Endpoint().toString());
     m.put(StageConfig.S3_ACCESS_KEY.envName(), stack.s3AccessKey());
     m.put(StageConfig.S3_SECRET_KEY.envName(), stack.s3SecretKey());

@@ -23,9 +23,11 @@ import java.util.stream.Collectors;
  * Step 0 of every job: takes the Hugging Face model directory the user submitted ({@code file://}
  * path or {@code s3://} prefix), checks that Compactor can work on it — a readable {@code
  * config.json} of a supported causal-LM architecture, valid safetensors whose parameter count
- * matches the config, no pickle weights — and stores it as the job's baseline artifact. Announces
- * the model with a {@code ModelIngested} event (architecture, type, parameters, dtype, size, file
- * hashes).
+ * matches the config, no pickle weights — and stores it as the job's baseline artifact. The model
+ * and the calibration source must be ones this worker is allowed to read ({@code
+ * COMPACTOR_SOURCE_FILE_ROOTS}, {@code COMPACTOR_SOURCE_BUCKETS}); others fail the job at once.
+ * Announces the model with a {@code ModelIngested} event (architecture, type, parameters, dtype,
+ * size, file hashes).
  */
 public final class IngestionStage implements Stage {
 
@@ -35,6 +37,8 @@ public final class IngestionStage implements Stage {
   @Override
   public StageResult run(StageContext ctx) throws Exception {
     String uri = ctx.request().getModelUri();
+    // the later stages read the calibration text: refuse a forbidden one before any compute
+    ctx.checkSource(ctx.request().getCalibrationUri());
     ctx.progress().report(0.0, "fetching " + uri);
     Path source = ctx.fetch(uri);
     ModelDirectory model;

@@ -1,11 +1,13 @@
 package dev.compactor.services.ingestion;
 
+import static dev.compactor.services.ingestion.IngestionStage.FORMAT;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.events.ModelIngested;
+import dev.compactor.runtime.SourcePolicy;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
 import dev.compactor.services.testkit.TestModels;
@@ -13,6 +15,8 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.List;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -86,6 +90,47 @@ class IngestionStageTest {
             () -> new IngestionStage().run(ctx(model, TestModels.RECIPE, 64L << 20)));
     assertTrue(e.getMessage().contains("needs about "), e.getMessage());
     assertTrue(e.getMessage().contains("memory budget of 64.0 MiB"), e.getMessage());
+  }
+
+  @Test
+  void refusesModelsAndCalibrationOutsideTheAllowedSources() throws Exception {
+    Path root = Files.createDirectories(tmp.resolve("allowed"));
+    Path model = TestModels.randomLlama(root.resolve("model"), 2, 1);
+    Path outside = TestModels.randomLlama(tmp.resolve("other-users-cache"), 2, 1);
+    Files.createSymbolicLink(root.resolve("sneaky"), outside);
+    SourcePolicy policy = SourcePolicy.of(List.of(root), Set.of("compactor-data"));
+    IngestionStage stage = new IngestionStage();
+
+    assertEquals(FORMAT, stage.run(ctx(model.toUri().toString(), null, policy)).format());
+    SourcePolicy.SourceRefusedException viaLink =
+        assertThrows(
+            SourcePolicy.SourceRefusedException.class,
+            () -> stage.run(ctx(root.resolve("sneaky").toUri().toString(), null, policy)));
+    assertTrue(
+        viaLink.getMessage().contains("outside the allowed file roots"), viaLink.getMessage());
+    SourcePolicy.SourceRefusedException passwd =
+        assertThrows(
+            SourcePolicy.SourceRefusedException.class,
+            () -> stage.run(ctx(model.toUri().toString(), "file:///etc/passwd", policy)));
+    assertTrue(passwd.getMessage().contains("/etc/passwd"), passwd.getMessage());
+    assertThrows(
+        SourcePolicy.SourceRefusedException.class,
+        () -> stage.run(ctx("s3://other-bucket/m/", null, policy)));
+  }
+
+  private StageContext ctx(String modelUri, String calibrationUri, SourcePolicy policy)
+      throws Exception {
+    Path run = Files.createTempDirectory(tmp, "run");
+    return StageContext.builder(
+            TestModels.request("ingestion", "{}")
+                .setModelUri(modelUri)
+                .setCalibrationUri(calibrationUri)
+                .build())
+        .inputDir(Files.createDirectories(run.resolve("in")))
+        .outputDir(Files.createDirectories(run.resolve("out")))
+        .workDir(Files.createDirectories(run.resolve("work")))
+        .sources(policy)
+        .build();
   }
 
   @Test

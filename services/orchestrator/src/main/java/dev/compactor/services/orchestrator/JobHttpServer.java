@@ -4,14 +4,17 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import dev.compactor.core.recipe.Recipe;
 import dev.compactor.events.JobCancelRequested;
 import dev.compactor.events.JobState;
 import dev.compactor.events.JobSubmitted;
+import dev.compactor.runtime.SourcePolicy;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
 import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -20,7 +23,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The orchestrator's read-only HTTP API, answered from the job-state store:
+ * The orchestrator's HTTP API, answered from the job-state store:
  *
  * <ul>
  *   <li>{@code GET /jobs} — every job this instance holds, newest first: {@code {"jobs": [{jobId,
@@ -30,13 +33,16 @@ import org.slf4j.LoggerFactory;
  *       when another orchestrator holds it
  *   <li>{@code POST /jobs} — submit {@code {"modelUri", "recipeYaml", "jobId"?, "submitter"?}}: 202
  *       with {@code {"jobId", "status": "/jobs/{id}"}}; 422 listing every recipe problem; 409 when
- *       the job id is taken
- *   <li>{@code DELETE /jobs/{id}[?reason=...]} — cancel: 202 with {@code {"jobId", "status"}}; 404
- *       when unknown; 409 when the job already ended
+ *       the job id is taken; 401 without {@code Authorization: Bearer <token>}; 422 when the model
+ *       or calibration source is outside the {@link SourcePolicy}
+ *   <li>{@code DELETE /jobs/{id}[?reason=...]} — cancel (token required): 202 with {@code {"jobId",
+ *       "status"}}; 404 when unknown; 409 when the job already ended
  *   <li>{@code GET /health} — {@code {"status": "RUNNING"}}; 503 while the store is not queryable
  * </ul>
  *
- * Errors are JSON too: {@code {"error": "..."}}.
+ * Errors are JSON too: {@code {"error": "..."}}. Every write needs the API token (compared in
+ * constant time); without a configured token writes are refused. Reads stay open: bind to the
+ * loopback (the default) unless the network in front of it is trusted.
  */
 public final class JobHttpServer implements AutoCloseable {
 
@@ -46,18 +52,38 @@ public final class JobHttpServer implements AutoCloseable {
   private final ExecutorService executor;
   private final JobQueries queries;
   private final JobSubmitter submitter;
+  private final byte[] apiToken;
+  private final SourcePolicy sources;
 
-  /** Starts serving on {@code address} (port 0 = any free port). */
-  public JobHttpServer(JobQueries queries, JobSubmitter submitter, InetSocketAddress address)
+  /**
+   * Starts serving on {@code address} (port 0 = any free port).
+   *
+   * @param apiToken the bearer token writes must carry; null or blank refuses every write
+   * @param sources where submitted models and calibration data may come from
+   */
+  public JobHttpServer(
+      JobQueries queries,
+      JobSubmitter submitter,
+      InetSocketAddress address,
+      String apiToken,
+      SourcePolicy sources)
       throws IOException {
     this.queries = queries;
     this.submitter = submitter;
+    this.apiToken =
+        apiToken == null || apiToken.isBlank() ? null : apiToken.getBytes(StandardCharsets.UTF_8);
+    this.sources = sources;
     this.server = HttpServer.create(address, 0);
     this.executor = Executors.newFixedThreadPool(2, r -> new Thread(r, "orchestrator-http"));
     server.setExecutor(executor);
     server.createContext("/", this::handle);
     server.start();
     LOG.info("job status API on http://{}:{}/jobs", address.getHostString(), port());
+  }
+
+  /** The address actually bound. */
+  public InetSocketAddress address() {
+    return server.getAddress();
   }
 
   /** The port actually bound. */
@@ -70,15 +96,19 @@ public final class JobHttpServer implements AutoCloseable {
       String path = exchange.getRequestURI().getPath();
       boolean jobsPath = path.equals("/jobs") || path.equals("/jobs/");
       if ("POST".equals(exchange.getRequestMethod()) && jobsPath) {
-        submit(exchange);
+        if (authorized(exchange)) {
+          submit(exchange);
+        }
         return;
       }
       boolean jobPath = path.startsWith("/jobs/") && !jobsPath;
       if ("DELETE".equals(exchange.getRequestMethod()) && jobPath) {
-        cancel(
-            exchange,
-            URLDecoder.decode(path.substring("/jobs/".length()), StandardCharsets.UTF_8),
-            query(exchange, "reason"));
+        if (authorized(exchange)) {
+          cancel(
+              exchange,
+              URLDecoder.decode(path.substring("/jobs/".length()), StandardCharsets.UTF_8),
+              query(exchange, "reason"));
+        }
         return;
       }
       if (!"GET".equals(exchange.getRequestMethod())) {
@@ -118,6 +148,39 @@ public final class JobHttpServer implements AutoCloseable {
     }
   }
 
+  /** Answers 401 and returns false unless the request carries the API token. */
+  private boolean authorized(HttpExchange exchange) throws IOException {
+    if (apiToken == null) {
+      exchange.getResponseHeaders().add("WWW-Authenticate", "Bearer realm=\"compactor\"");
+      send(
+          exchange,
+          401,
+          error(
+              "writes are disabled: this orchestrator has no API token (set"
+                  + " COMPACTOR_API_TOKEN and send it as 'Authorization: Bearer <token>')"));
+      return false;
+    }
+    String header = exchange.getRequestHeaders().getFirst("Authorization");
+    byte[] given =
+        header != null && header.regionMatches(true, 0, "Bearer ", 0, 7)
+            ? header.substring(7).trim().getBytes(StandardCharsets.UTF_8)
+            : new byte[0];
+    // constant time: a timing difference must not reveal how much of a guess was right
+    if (!MessageDigest.isEqual(given, apiToken)) {
+      exchange.getResponseHeaders().add("WWW-Authenticate", "Bearer realm=\"compactor\"");
+      send(
+          exchange,
+          401,
+          error(
+              header == null
+                  ? "missing credentials: send 'Authorization: Bearer <token>' (the"
+                      + " COMPACTOR_API_TOKEN; `compactor up` keeps it in <data>/api-token)"
+                  : "invalid API token"));
+      return false;
+    }
+    return true;
+  }
+
   private void submit(HttpExchange exchange) throws IOException {
     Object parsed =
         SubmitRequest.parse(exchange.getRequestBody().readAllBytes(), System.currentTimeMillis());
@@ -126,6 +189,13 @@ public final class JobHttpServer implements AutoCloseable {
       return;
     }
     JobSubmitted job = (JobSubmitted) parsed;
+    Optional<String> refused = sourceProblem(job);
+    if (refused.isPresent()) {
+      ObjectNode b = JobJson.MAPPER.createObjectNode().put("error", refused.get());
+      b.putArray("problems").addObject().put("path", "source").put("message", refused.get());
+      send(exchange, 422, b.toString());
+      return;
+    }
     if (queries.job(job.getJobId()).filter(j -> j.state() != JobState.REJECTED).isPresent()) {
       send(exchange, 409, error("job " + job.getJobId() + " already exists"));
       return;
@@ -211,6 +281,21 @@ public final class JobHttpServer implements AutoCloseable {
       }
     }
     return null;
+  }
+
+  /** The first of the job's model and calibration sources the policy refuses. */
+  private Optional<String> sourceProblem(JobSubmitted job) {
+    Optional<String> model = sources.problem(job.getModelUri());
+    if (model.isPresent()) {
+      return model;
+    }
+    try {
+      return Recipe.parse(job.getRecipeYaml())
+          .calibration()
+          .flatMap(c -> sources.problem(c.dataset()));
+    } catch (RuntimeException e) {
+      return Optional.empty(); // already validated by SubmitRequest; the topology reports it
+    }
   }
 
   private void job(HttpExchange exchange, String id) throws IOException {

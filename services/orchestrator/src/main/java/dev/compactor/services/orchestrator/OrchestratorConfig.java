@@ -49,6 +49,48 @@ public final class OrchestratorConfig {
           "8080",
           v -> intIn(v, 0, 65_535),
           "Port of the job status API (GET /jobs, /jobs/{id}, /health); 0 = any free port.");
+  public static final Key HTTP_BIND =
+      new Key(
+          "COMPACTOR_HTTP_BIND",
+          "127.0.0.1",
+          v -> v.matches("[A-Za-z0-9.:\\-]+") ? Optional.empty() : Optional.of("an address"),
+          "Address the job API listens on; loopback by default, 0.0.0.0 for all interfaces.");
+  public static final Key API_TOKEN =
+      new Key(
+          "COMPACTOR_API_TOKEN",
+          "",
+          v -> Optional.empty(),
+          "Bearer token every write (POST /jobs) must carry; empty = writes refused. Reads stay"
+              + " open. Never logged.");
+  public static final Key SCHEMA_REGISTRY_USER_INFO =
+      new Key(
+          "COMPACTOR_SCHEMA_REGISTRY_USER_INFO",
+          "",
+          v -> v.isEmpty() || v.contains(":") ? Optional.empty() : Optional.of("user:password"),
+          "user:password for the schema registry's HTTP basic auth; empty = none.");
+  public static final Key KAFKA_PROPERTIES_FILE =
+      new Key(
+          "COMPACTOR_KAFKA_PROPERTIES_FILE",
+          "",
+          v -> Optional.empty(),
+          "Properties file passed through to every Kafka client (security.protocol, sasl.*,"
+              + " ssl.*); empty = none.");
+  public static final Key SOURCE_FILE_ROOTS =
+      new Key(
+          "COMPACTOR_SOURCE_FILE_ROOTS",
+          "",
+          v -> Optional.empty(),
+          "Directories a submitted file:// model or calibration source must lie in (':' or ','"
+              + " separated); empty = none. The ingestion stage checks again where it reads.");
+  public static final Key SOURCE_BUCKETS =
+      new Key(
+          "COMPACTOR_SOURCE_BUCKETS",
+          "compactor-artifacts,compactor-data",
+          v ->
+              v.matches("[a-z0-9.\\-]+(,\\s*[a-z0-9.\\-]+)*")
+                  ? Optional.empty()
+                  : Optional.of("bucket[,bucket...]"),
+          "Buckets a submitted s3:// model or calibration source must be in.");
   public static final Key ADVERTISED_HOST =
       new Key(
           "COMPACTOR_ADVERTISED_HOST",
@@ -132,6 +174,12 @@ public final class OrchestratorConfig {
           KAFKA_BOOTSTRAP,
           SCHEMA_REGISTRY_URL,
           HTTP_PORT,
+          HTTP_BIND,
+          API_TOKEN,
+          SCHEMA_REGISTRY_USER_INFO,
+          KAFKA_PROPERTIES_FILE,
+          SOURCE_FILE_ROOTS,
+          SOURCE_BUCKETS,
           ADVERTISED_HOST,
           STATE_DIR,
           APPLICATION_ID,

@@ -2,6 +2,8 @@ package dev.compactor.services.orchestrator;
 
 import dev.compactor.events.JobCancelRequested;
 import dev.compactor.events.JobSubmitted;
+import dev.compactor.runtime.KafkaClientProperties;
+import dev.compactor.runtime.SourcePolicy;
 import dev.compactor.schemas.Topic;
 import dev.compactor.schemas.Topics;
 import dev.compactor.schemas.registry.RestSchemaRegistryClient;
@@ -82,7 +84,13 @@ public final class OrchestratorService implements AutoCloseable {
                     cancels
                         .send(new ProducerRecord<>(Topics.JOBS_CANCEL.name(), c.getJobId(), c))
                         .get(30, TimeUnit.SECONDS)),
-            new InetSocketAddress(config.getInt(OrchestratorConfig.HTTP_PORT)));
+            new InetSocketAddress(
+                config.get(OrchestratorConfig.HTTP_BIND),
+                config.getInt(OrchestratorConfig.HTTP_PORT)),
+            config.get(OrchestratorConfig.API_TOKEN),
+            SourcePolicy.parse(
+                config.get(OrchestratorConfig.SOURCE_FILE_ROOTS),
+                config.get(OrchestratorConfig.SOURCE_BUCKETS)));
     HostInfo self = new HostInfo(config.get(OrchestratorConfig.ADVERTISED_HOST), http.port());
     this.streams = new KafkaStreams(builder.build(), streamsProperties(config, self));
     queries.bind(streams, self);
@@ -104,7 +112,10 @@ public final class OrchestratorService implements AutoCloseable {
   /** Starts an orchestrator with its own REST schema-registry client. */
   public static OrchestratorService start(OrchestratorConfig config) throws IOException {
     return start(
-        config, new RestSchemaRegistryClient(config.get(OrchestratorConfig.SCHEMA_REGISTRY_URL)));
+        config,
+        new RestSchemaRegistryClient(
+            config.get(OrchestratorConfig.SCHEMA_REGISTRY_URL),
+            config.get(OrchestratorConfig.SCHEMA_REGISTRY_USER_INFO)));
   }
 
   /** Starts an orchestrator using {@code registry} for the Avro serdes. */
@@ -146,7 +157,7 @@ public final class OrchestratorService implements AutoCloseable {
         StreamsConfig.DESERIALIZATION_EXCEPTION_HANDLER_CLASS_CONFIG,
         LogAndContinueExceptionHandler.class.getName());
     p.put(StreamsConfig.ERRORS_DEAD_LETTER_QUEUE_TOPIC_NAME_CONFIG, Topics.DEADLETTER.name());
-    return p;
+    return kafkaExtras(config, p);
   }
 
   /**
@@ -165,6 +176,7 @@ public final class OrchestratorService implements AutoCloseable {
     p.put(
         ProducerConfig.CLIENT_ID_CONFIG,
         config.get(OrchestratorConfig.APPLICATION_ID) + clientSuffix);
+    kafkaExtras(config, p);
     return new KafkaProducer<>(
         p, topic.keySerde().serializer(), topic.valueSerde(registry).serializer());
   }
@@ -174,7 +186,7 @@ public final class OrchestratorService implements AutoCloseable {
     p.put(
         AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(OrchestratorConfig.KAFKA_BOOTSTRAP));
     short rf = (short) config.getInt(OrchestratorConfig.REPLICATION_FACTOR);
-    try (Admin admin = Admin.create(p)) {
+    try (Admin admin = Admin.create(kafkaExtras(config, p))) {
       Set<String> existing = admin.listTopics().names().get();
       List<NewTopic> missing =
           Topics.all().stream()
@@ -192,6 +204,12 @@ public final class OrchestratorService implements AutoCloseable {
     } catch (ExecutionException e) {
       throw new IllegalStateException("cannot list topics: " + e.getCause(), e.getCause());
     }
+  }
+
+  /** Adds the COMPACTOR_KAFKA_PROPERTIES_FILE pass-through (SASL, TLS) to {@code p}. */
+  static Properties kafkaExtras(OrchestratorConfig config, Properties p) {
+    return KafkaClientProperties.apply(
+        p, KafkaClientProperties.load(config.get(OrchestratorConfig.KAFKA_PROPERTIES_FILE)));
   }
 
   private static void awaitCreated(String name, org.apache.kafka.common.KafkaFuture<Void> f) {

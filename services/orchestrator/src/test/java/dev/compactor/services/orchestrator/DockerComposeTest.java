@@ -231,6 +231,20 @@ class DockerComposeTest {
   }
 
   @Test
+  void everyServicePassesKafkaSecurityAndRegistryCredentialsThrough() {
+    for (String service : appServices()) {
+      Map<String, String> env = env(service);
+      assertTrue(env.containsKey("COMPACTOR_KAFKA_PROPERTIES_FILE"), service);
+      assertTrue(env.containsKey("COMPACTOR_SCHEMA_REGISTRY_USER_INFO"), service);
+    }
+    assertTrue(env("orchestrator").containsKey("COMPACTOR_API_TOKEN"));
+    assertEquals(
+        List.of("127.0.0.1:8080:8080"),
+        texts(services.get("orchestrator").get("ports")),
+        "the job API is published on the host's loopback only");
+  }
+
+  @Test
   void computeStagesReserveAnNvidiaGpuAndOthersDoNot() {
     for (String service : appServices()) {
       JsonNode devices = services.get(service).at("/deploy/resources/reservations/devices");

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.compactor.events.JobState;
+import dev.compactor.runtime.SourcePolicy;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -42,8 +43,12 @@ class JobHttpServerTest {
             JobSubmitter.of(
                 job -> t.submitted.pipeInput(job.getJobId(), job),
                 c -> t.cancels.pipeInput(c.getJobId(), c)),
-            new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+            new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
+            TOKEN,
+            SourcePolicy.parse(stateDir.resolve("models").toString(), "compactor-data"));
   }
+
+  static final String TOKEN = "s3cr3t-token";
 
   @AfterEach
   void tearDown() {
@@ -60,6 +65,7 @@ class JobHttpServerTest {
   private HttpResponse<String> delete(String path) throws IOException, InterruptedException {
     return http.send(
         HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + path))
+            .header("Authorization", "Bearer " + TOKEN)
             .DELETE()
             .build(),
         HttpResponse.BodyHandlers.ofString());
@@ -75,6 +81,13 @@ class JobHttpServerTest {
     assertEquals("CANCELLED", job.get("state").asText());
     assertTrue(
         job.get("message").asText().startsWith("cancelled by http: wrong recipe"), job.toString());
+    HttpResponse<String> anonymous =
+        http.send(
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/jobs/job-2"))
+                .DELETE()
+                .build(),
+            HttpResponse.BodyHandlers.ofString());
+    assertEquals(401, anonymous.statusCode(), "a cancel is a write: it needs the token");
     HttpResponse<String> again = delete("/jobs/job-1");
     assertEquals(409, again.statusCode());
     assertTrue(json(again).get("error").asText().contains("already ended CANCELLED"));
@@ -153,12 +166,92 @@ class JobHttpServerTest {
   }
 
   private HttpResponse<String> post(String body) throws IOException, InterruptedException {
-    return http.send(
+    return post(body, "Bearer " + TOKEN);
+  }
+
+  private HttpResponse<String> post(String body, String authorization)
+      throws IOException, InterruptedException {
+    HttpRequest.Builder b =
         HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/jobs"))
             .header("Content-Type", "application/json")
-            .POST(HttpRequest.BodyPublishers.ofString(body))
-            .build(),
-        HttpResponse.BodyHandlers.ofString());
+            .POST(HttpRequest.BodyPublishers.ofString(body));
+    if (authorization != null) {
+      b.header("Authorization", authorization);
+    }
+    return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+  }
+
+  private static String job(String id, String modelUri, String recipe) {
+    return JobJson.MAPPER
+        .createObjectNode()
+        .put("jobId", id)
+        .put("modelUri", modelUri)
+        .put("recipeYaml", recipe)
+        .toString();
+  }
+
+  @Test
+  void writesNeedTheBearerTokenAndReadsDoNot() throws Exception {
+    String recipe = Files.readString(Path.of("../../recipes/int8-rtn.yaml"));
+    String body = job("anon-1", JobTopologyTest.MODEL, recipe);
+    HttpResponse<String> none = post(body, null);
+    assertEquals(401, none.statusCode(), none.body());
+    assertTrue(json(none).get("error").asText().contains("Authorization: Bearer"), none.body());
+    assertTrue(none.headers().firstValue("WWW-Authenticate").orElse("").startsWith("Bearer"));
+    HttpResponse<String> wrong = post(body, "Bearer " + TOKEN + "x");
+    assertEquals(401, wrong.statusCode());
+    assertEquals("invalid API token", json(wrong).get("error").asText());
+    assertEquals(401, post(body, "Basic " + TOKEN).statusCode());
+    assertTrue(t.store().get("anon-1") == null, "nothing was submitted");
+    assertEquals(200, get("/jobs").statusCode(), "reads stay open");
+  }
+
+  @Test
+  void withoutAConfiguredTokenEveryWriteIsRefused() throws Exception {
+    try (JobHttpServer open =
+        new JobHttpServer(
+            JobQueries.of(t::store),
+            JobSubmitter.of(
+                job -> t.submitted.pipeInput(job.getJobId(), job),
+                c -> t.cancels.pipeInput(c.getJobId(), c)),
+            new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
+            "",
+            SourcePolicy.UNRESTRICTED)) {
+      HttpResponse<String> r =
+          http.send(
+              HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + open.port() + "/jobs"))
+                  .header("Authorization", "Bearer ")
+                  .POST(HttpRequest.BodyPublishers.ofString("{}"))
+                  .build(),
+              HttpResponse.BodyHandlers.ofString());
+      assertEquals(401, r.statusCode());
+      assertTrue(r.body().contains("COMPACTOR_API_TOKEN"), r.body());
+    }
+  }
+
+  @Test
+  void sourcesOutsideThePolicyAreRefusedAtSubmission() throws Exception {
+    String recipe = Files.readString(Path.of("../../recipes/int8-rtn.yaml"));
+    HttpResponse<String> passwd = post(job("p-1", "file:///etc/", recipe));
+    assertEquals(422, passwd.statusCode(), passwd.body());
+    assertTrue(json(passwd).get("error").asText().contains("outside the allowed"), passwd.body());
+    HttpResponse<String> dotdot =
+        post(job("p-2", stateDir.resolve("models").toUri() + "../", recipe));
+    assertEquals(422, dotdot.statusCode(), dotdot.body());
+    HttpResponse<String> bucket = post(job("p-3", "s3://other-users/models/x/", recipe));
+    assertEquals(422, bucket.statusCode(), bucket.body());
+    String calibrated = recipe.replace("s3://compactor-data/calibration.txt", "file:///etc/passwd");
+    HttpResponse<String> calib = post(job("p-4", JobTopologyTest.MODEL, calibrated));
+    assertEquals(422, calib.statusCode(), calib.body());
+    assertTrue(calib.body().contains("/etc/passwd"), calib.body());
+    assertEquals(
+        202,
+        post(job("p-5", stateDir.resolve("models/tiny").toUri().toString(), recipe)).statusCode());
+  }
+
+  @Test
+  void bindsWhereItIsTold() {
+    assertTrue(server.address().getAddress().isLoopbackAddress());
   }
 
   @Test

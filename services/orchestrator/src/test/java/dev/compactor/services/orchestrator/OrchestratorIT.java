@@ -57,7 +57,8 @@ class OrchestratorIT {
   static void startKafka() throws Exception {
     stack = LocalStack.start(dir.resolve("stack"));
     kafka = stack.kafka();
-    registry = new RestSchemaRegistryClient(stack.schemaRegistryUrl());
+    registry =
+        new RestSchemaRegistryClient(stack.schemaRegistryUrl(), stack.schemaRegistryUserInfo());
   }
 
   @AfterAll
@@ -78,7 +79,9 @@ class OrchestratorIT {
                     "COMPACTOR_ADVERTISED_HOST",
                     "127.0.0.1",
                     "COMPACTOR_STATE_DIR",
-                    dir.resolve(stateDir).toString())),
+                    dir.resolve(stateDir).toString(),
+                    "COMPACTOR_KAFKA_PROPERTIES_FILE",
+                    stack.kafkaClientPropertiesFile().toString())),
             registry);
     await().atMost(Duration.ofSeconds(60)).until(() -> s.state() == KafkaStreams.State.RUNNING);
     return s;
