@@ -189,7 +189,14 @@ public final class JobHttpServer implements AutoCloseable {
       return;
     }
     JobSubmitted job = (JobSubmitted) parsed;
-    Optional<String> refused = sourceProblem(job);
+    Optional<String> refused;
+    try {
+      refused =
+          JobProcessor.sourceProblem(
+              sources, job.getModelUri(), Recipe.parse(job.getRecipeYaml()).calibration());
+    } catch (RuntimeException e) {
+      refused = Optional.empty(); // already validated by SubmitRequest; the topology reports it
+    }
     if (refused.isPresent()) {
       ObjectNode b = JobJson.MAPPER.createObjectNode().put("error", refused.get());
       b.putArray("problems").addObject().put("path", "source").put("message", refused.get());
@@ -281,21 +288,6 @@ public final class JobHttpServer implements AutoCloseable {
       }
     }
     return null;
-  }
-
-  /** The first of the job's model and calibration sources the policy refuses. */
-  private Optional<String> sourceProblem(JobSubmitted job) {
-    Optional<String> model = sources.problem(job.getModelUri());
-    if (model.isPresent()) {
-      return model;
-    }
-    try {
-      return Recipe.parse(job.getRecipeYaml())
-          .calibration()
-          .flatMap(c -> sources.problem(c.dataset()));
-    } catch (RuntimeException e) {
-      return Optional.empty(); // already validated by SubmitRequest; the topology reports it
-    }
   }
 
   private void job(HttpExchange exchange, String id) throws IOException {

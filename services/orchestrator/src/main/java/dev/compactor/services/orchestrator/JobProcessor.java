@@ -1,5 +1,6 @@
 package dev.compactor.services.orchestrator;
 
+import dev.compactor.core.recipe.Calibration;
 import dev.compactor.core.recipe.InvalidRecipeException;
 import dev.compactor.core.recipe.Recipe;
 import dev.compactor.core.recipe.RecipeLimits;
@@ -12,8 +13,10 @@ import dev.compactor.events.JobSubmitted;
 import dev.compactor.events.StageCompleted;
 import dev.compactor.events.StageFailed;
 import dev.compactor.events.StageRequested;
+import dev.compactor.runtime.SourcePolicy;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.stream.Collectors;
 import org.apache.avro.specific.SpecificRecord;
 import org.apache.kafka.streams.processor.api.Processor;
@@ -51,12 +54,24 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
 
   private final int maxAttempts;
   private final RecipeLimits limits;
+  private final SourcePolicy sources;
   private ProcessorContext<String, SpecificRecord> context;
   private KeyValueStore<String, JobRecord> store;
 
-  JobProcessor(int maxAttempts, RecipeLimits limits) {
+  JobProcessor(int maxAttempts, RecipeLimits limits, SourcePolicy sources) {
     this.maxAttempts = maxAttempts;
     this.limits = limits;
+    this.sources = sources;
+  }
+
+  /**
+   * The first of a job's sources (its model, the recipe's calibration text) that {@code sources}
+   * refuses: checked for every submission, whichever way it arrived (HTTP or straight on Kafka).
+   */
+  static Optional<String> sourceProblem(
+      SourcePolicy sources, String modelUri, Optional<Calibration> calibration) {
+    Optional<String> model = sources.problem(modelUri);
+    return model.isPresent() ? model : calibration.flatMap(c -> sources.problem(c.dataset()));
   }
 
   @Override
@@ -99,6 +114,7 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
     try {
       recipe = Recipe.parse(s.getRecipeYaml());
       limits.check(recipe).stream().map(RecipeProblem::toString).forEach(problems::add);
+      sourceProblem(sources, s.getModelUri(), recipe.calibration()).ifPresent(problems::add);
       for (int i = 0; i < recipe.stages().size(); i++) {
         String stage = recipe.stage(i).kind().recipeKey();
         if (!JobTopology.SERVED_STAGES.contains(stage)) {

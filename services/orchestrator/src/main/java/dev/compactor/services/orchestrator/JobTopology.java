@@ -3,6 +3,7 @@ package dev.compactor.services.orchestrator;
 import dev.compactor.core.recipe.RecipeLimits;
 import dev.compactor.events.JobStatus;
 import dev.compactor.events.StageRequested;
+import dev.compactor.runtime.SourcePolicy;
 import dev.compactor.schemas.Topic;
 import dev.compactor.schemas.Topics;
 import dev.compactor.schemas.registry.SchemaRegistryClient;
@@ -47,16 +48,22 @@ public final class JobTopology {
    * {@link #build(StreamsBuilder, SchemaRegistryClient, int)} with {@link #DEFAULT_MAX_ATTEMPTS}.
    */
   public static void build(StreamsBuilder builder, SchemaRegistryClient registry) {
-    build(builder, registry, DEFAULT_MAX_ATTEMPTS, RecipeLimits.DEFAULTS);
+    build(
+        builder, registry, DEFAULT_MAX_ATTEMPTS, RecipeLimits.DEFAULTS, SourcePolicy.UNRESTRICTED);
   }
 
   /**
    * Adds the topology to {@code builder}, with Avro serdes bound to {@code registry}; a step whose
    * worker reports a retriable failure is requested up to {@code maxAttempts} times; recipes that
-   * break {@code limits} are rejected.
+   * break {@code limits}, or name a model or calibration source {@code sources} refuses, are
+   * rejected.
    */
   public static void build(
-      StreamsBuilder builder, SchemaRegistryClient registry, int maxAttempts, RecipeLimits limits) {
+      StreamsBuilder builder,
+      SchemaRegistryClient registry,
+      int maxAttempts,
+      RecipeLimits limits,
+      SourcePolicy sources) {
     if (maxAttempts < 1) {
       throw new IllegalArgumentException("maxAttempts must be >= 1, found " + maxAttempts);
     }
@@ -79,7 +86,10 @@ public final class JobTopology {
             .merge(completed, Named.as("merge-completed"))
             .merge(failed, Named.as("merge-failed"))
             .merge(cancels, Named.as("merge-cancel"))
-            .process(() -> new JobProcessor(maxAttempts, limits), Named.as("job-processor"), STORE);
+            .process(
+                () -> new JobProcessor(maxAttempts, limits, sources),
+                Named.as("job-processor"),
+                STORE);
 
     out.split(Named.as("out-"))
         .branch(

@@ -66,8 +66,16 @@ public final class OrchestratorService implements AutoCloseable {
       createMissingTopics(config);
     }
     StreamsBuilder builder = new StreamsBuilder();
+    SourcePolicy sources =
+        SourcePolicy.parse(
+            config.get(OrchestratorConfig.SOURCE_FILE_ROOTS),
+            config.get(OrchestratorConfig.SOURCE_BUCKETS));
     JobTopology.build(
-        builder, registry, config.getInt(OrchestratorConfig.MAX_ATTEMPTS), config.recipeLimits());
+        builder,
+        registry,
+        config.getInt(OrchestratorConfig.MAX_ATTEMPTS),
+        config.recipeLimits(),
+        sources);
     StreamsQueries queries = new StreamsQueries();
     this.producer = userProducer(config, registry, Topics.JOBS_SUBMITTED, "-submit");
     this.cancels = userProducer(config, registry, Topics.JOBS_CANCEL, "-cancel");
@@ -88,9 +96,7 @@ public final class OrchestratorService implements AutoCloseable {
                 config.get(OrchestratorConfig.HTTP_BIND),
                 config.getInt(OrchestratorConfig.HTTP_PORT)),
             config.get(OrchestratorConfig.API_TOKEN),
-            SourcePolicy.parse(
-                config.get(OrchestratorConfig.SOURCE_FILE_ROOTS),
-                config.get(OrchestratorConfig.SOURCE_BUCKETS)));
+            sources);
     HostInfo self = new HostInfo(config.get(OrchestratorConfig.ADVERTISED_HOST), http.port());
     this.streams = new KafkaStreams(builder.build(), streamsProperties(config, self));
     queries.bind(streams, self);

@@ -11,6 +11,7 @@ import dev.compactor.events.ArtifactRef;
 import dev.compactor.events.JobState;
 import dev.compactor.events.JobStatus;
 import dev.compactor.events.StageRequested;
+import dev.compactor.runtime.SourcePolicy;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -298,6 +299,27 @@ class JobTopologyTest {
     assertTrue(t.drainRequests().isEmpty());
     assertTrue(t.status.readValuesToList().isEmpty());
     assertEquals(JobState.CANCELLED, t.store().get("job-c").state());
+  }
+
+  /** A job produced straight to Kafka meets the same source policy as one sent over HTTP. */
+  @Test
+  void aSubmissionNamingAForbiddenSourceIsRejectedWhicheverWayItCame(@TempDir Path dir) {
+    try (TopologyFixture strict =
+        new TopologyFixture(dir, SourcePolicy.parse(dir.resolve("models").toString(), "data"))) {
+      strict.submit("job-etc", "file:///etc/", demoRecipe);
+      JobStatus rejected = strict.status.readValuesToList().get(0);
+      assertEquals(JobState.REJECTED, rejected.getState());
+      assertTrue(rejected.getMessage().contains("/etc"), rejected.getMessage());
+      strict.submit(
+          "job-passwd",
+          "s3://data/models/m/",
+          "name: p\nstages:\n  - prune: { method: wanda, sparsity: 0.5 }\n"
+              + "calibration: { dataset: file:///etc/passwd, samples: 4, seq_len: 32 }\n");
+      JobStatus refused = strict.status.readValuesToList().get(0);
+      assertEquals(JobState.REJECTED, refused.getState());
+      assertTrue(refused.getMessage().contains("passwd"), refused.getMessage());
+      assertTrue(strict.drainRequests().isEmpty());
+    }
   }
 
   /** Issue 8: a recipe above the limits is rejected before anything runs. */

@@ -1,5 +1,6 @@
 package dev.compactor.services.orchestrator;
 
+import dev.compactor.core.recipe.RecipeLimits;
 import dev.compactor.events.ArtifactRef;
 import dev.compactor.events.JobCancelRequested;
 import dev.compactor.events.JobStatus;
@@ -7,6 +8,7 @@ import dev.compactor.events.JobSubmitted;
 import dev.compactor.events.StageCompleted;
 import dev.compactor.events.StageFailed;
 import dev.compactor.events.StageRequested;
+import dev.compactor.runtime.SourcePolicy;
 import dev.compactor.schemas.Topics;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -35,8 +37,13 @@ final class TopologyFixture implements AutoCloseable {
   final Map<String, TestOutputTopic<String, StageRequested>> requests = new LinkedHashMap<>();
 
   TopologyFixture(Path stateDir) {
+    this(stateDir, SourcePolicy.UNRESTRICTED);
+  }
+
+  TopologyFixture(Path stateDir, SourcePolicy sources) {
     StreamsBuilder builder = new StreamsBuilder();
-    JobTopology.build(builder, registry);
+    JobTopology.build(
+        builder, registry, JobTopology.DEFAULT_MAX_ATTEMPTS, RecipeLimits.DEFAULTS, sources);
     Properties props = new Properties();
     props.put(StreamsConfig.APPLICATION_ID_CONFIG, "orchestrator-test");
     props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "unused:9092");
