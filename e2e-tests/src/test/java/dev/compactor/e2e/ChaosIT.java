@@ -92,7 +92,7 @@ class ChaosIT {
       int kills = 0;
       int submitted = 0;
       long end = System.nanoTime() + TIMEOUT.toNanos();
-      while (System.nanoTime() < end && (kills < KILLS || !allEnded(events))) {
+      while (System.nanoTime() < end && (kills < KILLS || !PipelineScenarios.allDone(events))) {
         if (kills < KILLS && unfinished(events) < 3) {
           String recipe = submitted % 3 == 2 ? DISTILL : PRUNE_QUANTIZE;
           events.put(client.submit(modelUri, recipe, "chaos"), new ArrayList<>());
@@ -201,22 +201,6 @@ class ChaosIT {
   }
 
   private static long unfinished(Map<String, List<SpecificRecord>> events) {
-    return events.values().stream().filter(l -> !ended(l)).count();
-  }
-
-  private static boolean allEnded(Map<String, List<SpecificRecord>> events) {
-    return events.values().stream().allMatch(ChaosIT::ended);
-  }
-
-  private static boolean ended(List<SpecificRecord> l) {
-    JobStatus last = PipelineScenarios.lastStatus(l);
-    if (last == null) {
-      return false;
-    }
-    return switch (last.getState()) {
-      case SUCCEEDED -> l.stream().anyMatch(ModelReady.class::isInstance);
-      case FAILED, REJECTED, CANCELLED -> true;
-      default -> false;
-    };
+    return events.values().stream().filter(l -> !PipelineScenarios.ended(l)).count();
   }
 }

@@ -152,20 +152,21 @@ abstract class PipelineScenarios {
     return events;
   }
 
-  private static boolean allDone(Map<String, List<SpecificRecord>> events) {
-    return events.values().stream()
-        .allMatch(
-            l -> {
-              JobStatus last = lastStatus(l);
-              if (last == null) {
-                return false;
-              }
-              return switch (last.getState()) {
-                case SUCCEEDED -> l.stream().anyMatch(ModelReady.class::isInstance);
-                case FAILED, REJECTED, CANCELLED -> true;
-                default -> false;
-              };
-            });
+  static boolean allDone(Map<String, List<SpecificRecord>> events) {
+    return events.values().stream().allMatch(PipelineScenarios::ended);
+  }
+
+  /** A job's events show its end: published after SUCCEEDED, or FAILED, REJECTED, CANCELLED. */
+  static boolean ended(List<SpecificRecord> l) {
+    JobStatus last = lastStatus(l);
+    if (last == null) {
+      return false;
+    }
+    return switch (last.getState()) {
+      case SUCCEEDED -> l.stream().anyMatch(ModelReady.class::isInstance);
+      case FAILED, REJECTED, CANCELLED -> true;
+      default -> false;
+    };
   }
 
   static JobStatus lastStatus(List<SpecificRecord> l) {

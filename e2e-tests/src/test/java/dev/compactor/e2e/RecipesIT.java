@@ -64,7 +64,7 @@ class RecipesIT {
         Map<String, List<SpecificRecord>> events = new HashMap<>();
         jobs.keySet().forEach(j -> events.put(j, new ArrayList<>()));
         long end = System.nanoTime() + TIMEOUT.toNanos();
-        while (System.nanoTime() < end && !allPublishedOrEnded(events)) {
+        while (System.nanoTime() < end && !PipelineScenarios.allDone(events)) {
           for (SpecificRecord r : f.poll(null, Duration.ofMillis(500))) {
             Object id = r.get(r.getSchema().getField("jobId").pos());
             if (id != null && events.containsKey(id.toString())) {
@@ -89,21 +89,5 @@ class RecipesIT {
         }
       }
     }
-  }
-
-  private static boolean allPublishedOrEnded(Map<String, List<SpecificRecord>> events) {
-    return events.values().stream()
-        .allMatch(
-            l -> {
-              JobStatus last = PipelineScenarios.lastStatus(l);
-              if (last == null) {
-                return false;
-              }
-              return switch (last.getState()) {
-                case SUCCEEDED -> l.stream().anyMatch(ModelReady.class::isInstance);
-                case FAILED, REJECTED, CANCELLED -> true;
-                default -> false;
-              };
-            });
   }
 }
