@@ -71,6 +71,7 @@ final class WorkerClients {
     p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
     p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+    KafkaClientProperties.apply(p, extra);
     return new KafkaConsumer<>(p, new ByteArrayDeserializer(), Decoded.capturing(values));
   }
 
@@ -82,6 +83,7 @@ final class WorkerClients {
     p.put(ProducerConfig.ACKS_CONFIG, "1");
     p.put(ProducerConfig.LINGER_MS_CONFIG, "0");
     p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "5000");
+    KafkaClientProperties.apply(p, extra);
     return new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
   }
 
