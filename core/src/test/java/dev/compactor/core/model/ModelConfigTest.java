@@ -58,13 +58,29 @@ class ModelConfigTest {
                 () -> ModelConfig.fromJson("{\"model_type\":\"bert\"}"))
             .getMessage());
     assertEquals(
-        "not supported yet: rope_scaling linear",
+        "not supported: rope_scaling.type=longrope",
         assertThrows(
                 UnsupportedModelException.class,
                 () ->
                     ModelConfig.fromJson(LLAMA)
-                        .with("{\"rope_scaling\":{\"type\":\"linear\",\"factor\":2}}"))
+                        .with("{\"rope_scaling\":{\"type\":\"longrope\",\"factor\":2}}"))
             .getMessage());
+    assertEquals(
+        "not supported: rope_scaling.finetuned=true",
+        assertThrows(
+                UnsupportedModelException.class,
+                () ->
+                    ModelConfig.fromJson(LLAMA)
+                        .with(
+                            "{\"rope_scaling\":{\"rope_type\":\"linear\",\"factor\":2.0,"
+                                + "\"finetuned\":true}}"))
+            .getMessage());
+    assertEquals(
+        RopeScaling.Type.LINEAR,
+        ModelConfig.fromJson(LLAMA)
+            .with("{\"rope_scaling\":{\"type\":\"linear\",\"factor\":2}}")
+            .ropeScaling()
+            .type());
     assertThrows(
         UnsupportedModelException.class,
         () -> ModelConfig.fromJson(LLAMA).with("{\"hidden_act\":\"gelu\"}"));
