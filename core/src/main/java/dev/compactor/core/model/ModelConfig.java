@@ -16,6 +16,9 @@ import java.nio.file.Path;
  * SiLU-gated MLP, grouped-query attention) and GPT-2 (learned positions, LayerNorm, gelu_new).
  * Anything else is refused with {@link UnsupportedModelException} rather than run wrongly.
  *
+ * <p>RoPE theta and {@code rope_scaling} (llama3, linear, dynamic, yarn) live in {@link
+ * RopeScaling}, which every forward takes its cos/sin tables from.
+ *
  * <p>Mistral/Qwen2 {@code sliding_window} is kept but not implemented: a forward over more
  * positions than the window throws (below the window full attention is exactly what the model
  * computes). {@link #toJson()} writes the input back with every unknown field preserved.
