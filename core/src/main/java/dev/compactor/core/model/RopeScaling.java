@@ -300,11 +300,12 @@ public final class RopeScaling {
   }
 
   /**
-   * The most positions a forward may cover: max_position_embeddings, or factor × the original
-   * context when a scaling type stretches it further (dynamic NTK and yarn are made to run there).
+   * The most positions a forward may cover: max_position_embeddings, or for dynamic NTK and yarn
+   * factor × the original context when that is more (configs of both often keep the pretraining
+   * length in max_position_embeddings; llama3 and linear configs carry the stretched one there).
    */
   public int positionLimit() {
-    if (type == Type.DEFAULT) {
+    if (type != Type.DYNAMIC && type != Type.YARN) {
       return maxPositions;
     }
     double stretched = factor * originalMaxPositions;
