@@ -11,20 +11,28 @@ Each case directory under core/src/test/resources/golden/<case>/ holds config.js
 input_ids (I64 [B, T]), logits (F32 [B, T, V]) and, for one case, the loss and gradients
 (grad.<weight name>) of next-token cross entropy. __metadata__ carries magic/version.
 
-Run: /usr/bin/python3 core/src/test/python/make_model_golden.py
+RoPE scaling (rope_scaling: linear, dynamic, yarn, llama3) is written here from the formulas of
+transformers' modeling_rope_utils.py (_compute_*_parameters), in plain torch float32 like it;
+transformers itself is not used. For dynamic NTK the sequence length of a pass is the end of its
+positions, so a cached decode past max_position_embeddings differs from the full pass (as in
+transformers); the dynamic case also stores logits_decode: prefill of 3 tokens, then one at a time.
+
+Run: /usr/bin/python3 core/src/test/python/make_model_golden.py [case ...]
+(no case names: every case; GOLDEN_OUT=<dir> writes elsewhere, e.g. to compare a regeneration)
 """
 import json
 import math
 import os
 import shutil
 import struct
+import sys
 
 import torch
 import torch.nn.functional as F
 
 MAGIC = "compactor-model-golden"
 VERSION = "1"
-OUT = os.path.join(os.path.dirname(__file__), "..", "resources", "golden")
+OUT = os.environ.get("GOLDEN_OUT") or os.path.join(os.path.dirname(__file__), "..", "resources", "golden")
 
 
 # ---------------------------------------------------------------- safetensors by hand
@@ -69,16 +77,79 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def rope_cos_sin(T, d, theta):
-    inv_freq = 1.0 / (theta ** (torch.arange(0, d, 2).float() / d))
-    freqs = torch.outer(torch.arange(T).float(), inv_freq)
+def default_inv_freq(base, dim):
+    return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+
+
+def rope_params(cfg, seq_len):
+    """(inv_freq, attention_factor) as modeling_rope_utils.py computes them for rope_scaling."""
+    d = cfg.get("head_dim", cfg["hidden_size"] // cfg["num_attention_heads"])
+    base = cfg.get("rope_theta", 10000.0)
+    max_pos = cfg["max_position_embeddings"]
+    rs = cfg.get("rope_scaling")
+    kind = None if rs is None else rs.get("rope_type", rs.get("type"))
+    if kind in (None, "default"):
+        return default_inv_freq(base, d), 1.0
+    factor = rs["factor"]
+    if kind == "linear":
+        return default_inv_freq(base, d) / factor, 1.0
+    if kind == "dynamic":
+        seq_len = max(seq_len, max_pos)
+        base = base * ((factor * seq_len / max_pos) - (factor - 1)) ** (d / (d - 2))
+        return default_inv_freq(base, d), 1.0
+    if kind == "yarn":
+        orig = rs.get("original_max_position_embeddings") or max_pos
+
+        def get_mscale(scale, mscale=1):
+            return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
+
+        attention_factor = rs.get("attention_factor")
+        if attention_factor is None:
+            if rs.get("mscale") and rs.get("mscale_all_dim"):
+                attention_factor = float(get_mscale(factor, rs["mscale"]) / get_mscale(factor, rs["mscale_all_dim"]))
+            else:
+                attention_factor = get_mscale(factor)
+        beta_fast = rs.get("beta_fast") or 32
+        beta_slow = rs.get("beta_slow") or 1
+
+        def correction_dim(rot):
+            return (d * math.log(orig / (rot * 2 * math.pi))) / (2 * math.log(base))
+
+        low, high = correction_dim(beta_fast), correction_dim(beta_slow)
+        if rs.get("truncate", True):
+            low, high = math.floor(low), math.ceil(high)
+        low, high = max(low, 0), min(high, d - 1)
+        if low == high:
+            high += 0.001
+        ramp = torch.clamp((torch.arange(d // 2, dtype=torch.float32) - low) / (high - low), 0, 1)
+        pos_freqs = base ** (torch.arange(0, d, 2).float() / d)
+        extra, inter = 1.0 / pos_freqs, 1.0 / (factor * pos_freqs)
+        extra_factor = 1 - ramp
+        return inter * (1 - extra_factor) + extra * extra_factor, attention_factor
+    if kind == "llama3":
+        inv = default_inv_freq(base, d)
+        low_f, high_f = rs["low_freq_factor"], rs["high_freq_factor"]
+        old = rs["original_max_position_embeddings"]
+        low_wl, high_wl = old / low_f, old / high_f
+        wavelen = 2 * math.pi / inv
+        scaled = torch.where(wavelen > low_wl, inv / factor, inv)
+        smooth = (old / wavelen - low_f) / (high_f - low_f)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < high_wl) * ~(wavelen > low_wl)
+        return torch.where(medium, smoothed, scaled), 1.0
+    raise ValueError(kind)
+
+
+def rope_cos_sin(cfg, pos0, T):
+    inv_freq, attention = rope_params(cfg, pos0 + T)
+    freqs = torch.outer(torch.arange(pos0, pos0 + T).float(), inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
-    return emb.cos(), emb.sin()
+    return emb.cos() * attention, emb.sin() * attention
 
 
 def causal_softmax(scores):
-    T = scores.shape[-1]
-    mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+    T, S = scores.shape[-2], scores.shape[-1]
+    mask = torch.triu(torch.ones(T, S, dtype=torch.bool), diagonal=S - T + 1)
     scores = scores.masked_fill(mask, torch.finfo(torch.float32).min)
     return torch.softmax(scores, dim=-1)
 
@@ -90,13 +161,15 @@ def lin(x, p, name):
     return y
 
 
-def llama_forward(cfg, p, ids):
+def llama_forward(cfg, p, ids, cache=None):
+    """Logits for ids after the positions in cache (a list of per-layer (k, v), appended to)."""
     B, T = ids.shape
+    pos0 = 0 if not cache else cache[0][0].shape[2]
     H, nh = cfg["hidden_size"], cfg["num_attention_heads"]
     nkv = cfg.get("num_key_value_heads", nh)
     d = cfg.get("head_dim", H // nh)
     eps = cfg["rms_norm_eps"]
-    cos, sin = rope_cos_sin(T, d, cfg.get("rope_theta", 10000.0))
+    cos, sin = rope_cos_sin(cfg, pos0, T)
     x = p["model.embed_tokens.weight"][ids]
     for i in range(cfg["num_hidden_layers"]):
         pre = "model.layers.%d." % i
@@ -106,9 +179,16 @@ def llama_forward(cfg, p, ids):
         v = lin(h, p, pre + "self_attn.v_proj").view(B, T, nkv, d).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
+        if cache is not None:
+            if len(cache) <= i:
+                cache.append((k, v))
+            else:
+                cache[i] = (torch.cat((cache[i][0], k), 2), torch.cat((cache[i][1], v), 2))
+            k, v = cache[i]
+        S = k.shape[2]
         rep = nh // nkv
-        k = k[:, :, None].expand(B, nkv, rep, T, d).reshape(B, nh, T, d)
-        v = v[:, :, None].expand(B, nkv, rep, T, d).reshape(B, nh, T, d)
+        k = k[:, :, None].expand(B, nkv, rep, S, d).reshape(B, nh, S, d)
+        v = v[:, :, None].expand(B, nkv, rep, S, d).reshape(B, nh, S, d)
         a = causal_softmax(q @ k.transpose(2, 3) / math.sqrt(d)) @ v
         a = a.transpose(1, 2).reshape(B, T, nh * d)
         x = x + lin(a, p, pre + "self_attn.o_proj")
@@ -204,7 +284,9 @@ def gpt2_params(cfg, gen, base):
 
 
 # ---------------------------------------------------------------- cases
-def make_case(name, cfg, storage="F32", shards=1, grads=(), base="", seed=0):
+def make_case(name, cfg, storage="F32", shards=1, grads=(), base="", seed=0, seq=7, decode=False):
+    if ONLY and name not in ONLY:
+        return
     gen = torch.Generator().manual_seed(seed)
     gpt2 = cfg["model_type"] == "gpt2"
     params = gpt2_params(cfg, gen, base) if gpt2 else llama_params(cfg, gen)
@@ -214,7 +296,7 @@ def make_case(name, cfg, storage="F32", shards=1, grads=(), base="", seed=0):
     else:
         stored = params
     V = cfg["vocab_size"]
-    ids = torch.randint(0, V, (2, 7), generator=gen)
+    ids = torch.randint(0, V, (2, seq), generator=gen)
 
     d = os.path.join(OUT, name)
     shutil.rmtree(d, ignore_errors=True)
@@ -238,6 +320,11 @@ def make_case(name, cfg, storage="F32", shards=1, grads=(), base="", seed=0):
     leaves = {k: v.clone().requires_grad_(k in grads) for k, v in params.items()}
     logits = gpt2_forward(cfg, leaves, ids, base) if gpt2 else llama_forward(cfg, leaves, ids)
     golden = {"input_ids": ids, "logits": logits.detach().float()}
+    if decode:
+        cache = []
+        steps = [llama_forward(cfg, params, ids[:, :3], cache)]
+        steps += [llama_forward(cfg, params, ids[:, t:t + 1], cache) for t in range(3, seq)]
+        golden["logits_decode"] = torch.cat(steps, 1).float()
     if grads:
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
         loss.backward()
@@ -257,6 +344,9 @@ def llama_cfg(**kw):
            "tie_word_embeddings": False, "torch_dtype": "float32"}
     cfg.update(kw)
     return cfg
+
+
+ONLY = set(sys.argv[1:])
 
 
 def main():
@@ -283,6 +373,36 @@ def main():
                                   "vocab_size": 70, "n_embd": 32, "n_layer": 2, "n_head": 2,
                                   "n_positions": 16, "n_inner": 48},
               storage="BF16", seed=5)
+    # RoPE scaling, small heads (d=16: 8 frequencies) so that each formula's branches are hit, and
+    # sequences of 24 positions, past the original context of the scaled types.
+    rope = dict(hidden_size=48, intermediate_size=48, num_attention_heads=3, num_key_value_heads=1,
+                head_dim=16)
+    # Llama 3.2 style: tied embeddings, llama3 scaling; theta 100 and an original context of 16 put
+    # one frequency in each llama3 band (kept, smoothed, divided by factor).
+    make_case("llama3_rope_tied",
+              llama_cfg(rope_theta=100.0, max_position_embeddings=128, tie_word_embeddings=True,
+                        rope_scaling={"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 2.0,
+                                      "original_max_position_embeddings": 16, "rope_type": "llama3"},
+                        **rope),
+              seed=6, seq=24)
+    make_case("qwen2_rope_yarn",
+              llama_cfg(architectures=["Qwen2ForCausalLM"], model_type="qwen2", rope_theta=100.0,
+                        max_position_embeddings=64, use_sliding_window=False,
+                        rope_scaling={"type": "yarn", "factor": 4.0,
+                                      "original_max_position_embeddings": 16},
+                        **rope),
+              seed=7, seq=24,
+              grads=("model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
+                     "model.layers.1.self_attn.k_proj.bias"))
+    make_case("llama_rope_dynamic",
+              llama_cfg(max_position_embeddings=16, rope_scaling={"type": "dynamic", "factor": 2.0},
+                        **rope),
+              seed=8, seq=24, decode=True)
+    make_case("mistral_rope_linear",
+              llama_cfg(architectures=["MistralForCausalLM"], model_type="mistral",
+                        max_position_embeddings=64,
+                        rope_scaling={"rope_type": "linear", "factor": 4.0}, **rope),
+              seed=9, seq=24)
 
 
 if __name__ == "__main__":

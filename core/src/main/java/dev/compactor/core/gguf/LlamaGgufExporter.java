@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.compactor.core.io.CheckpointFormatException;
 import dev.compactor.core.io.TensorSource;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -122,10 +124,20 @@ public final class LlamaGgufExporter {
           LlamaTokenizerMetadata.from(tokenizer, config).entrySet()) {
         w.put(e.getKey(), e.getValue());
       }
+      float[] ropeFreqs = hp.ropeFreqs();
+      if (ropeFreqs != null) {
+        // first, as convert_hf_to_gguf.py yields it before the checkpoint's tensors
+        w.addTensor(LlamaHyperParams.ROPE_FREQS, new long[] {ropeFreqs.length}, GgmlType.F32);
+      }
       for (Planned p : plan) {
         w.addTensor(p.ggufName, p.shape, p.type);
       }
       w.writeHeader();
+      if (ropeFreqs != null) {
+        ByteBuffer b = ByteBuffer.allocate(4 * ropeFreqs.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(ropeFreqs);
+        w.writeTensor(LlamaHyperParams.ROPE_FREQS, b.array());
+      }
       List<ChunkedTensorQuantizer.Job> jobs = new ArrayList<>(plan.size());
       for (Planned p : plan) {
         int cols = Math.toIntExact(p.shape[p.shape.length - 1]);

@@ -16,6 +16,9 @@ import java.nio.file.Path;
  * SiLU-gated MLP, grouped-query attention) and GPT-2 (learned positions, LayerNorm, gelu_new).
  * Anything else is refused with {@link UnsupportedModelException} rather than run wrongly.
  *
+ * <p>RoPE theta and {@code rope_scaling} (llama3, linear, dynamic, yarn) live in {@link
+ * RopeScaling}, which every forward takes its cos/sin tables from.
+ *
  * <p>Mistral/Qwen2 {@code sliding_window} is kept but not implemented: a forward over more
  * positions than the window throws (below the window full attention is exactly what the model
  * computes). {@link #toJson()} writes the input back with every unknown field preserved.
@@ -43,6 +46,7 @@ public final class ModelConfig {
   private final int headDim;
   private final double normEps;
   private final double ropeTheta;
+  private final RopeScaling rope;
   private final int maxPositions;
   private final boolean qkvBias;
   private final boolean outputBias;
@@ -78,7 +82,7 @@ public final class ModelConfig {
         numKvHeads = opt(raw, "num_key_value_heads", numHeads);
         headDim = opt(raw, "head_dim", numHeads > 0 ? hiddenSize / numHeads : 0);
         normEps = dbl(raw, "rms_norm_eps", 1e-6);
-        ropeTheta = dbl(raw, "rope_theta", 10000.0);
+        dbl(raw, "rope_theta", 10000.0); // type check; RopeScaling also reads rope_parameters
         maxPositions = opt(raw, "max_position_embeddings", 2048);
         boolean attentionBias = bool(raw, "attention_bias", false);
         qkvBias = modelType.equals("qwen2") || attentionBias;
@@ -90,11 +94,8 @@ public final class ModelConfig {
           throw new UnsupportedModelException(
               "not supported yet: hidden_act " + act + " (only silu for " + modelType + ")");
         }
-        JsonNode scaling = raw.get("rope_scaling");
-        if (scaling != null && !scaling.isNull()) {
-          String type = text(scaling, "rope_type", text(scaling, "type", "unknown"));
-          throw new UnsupportedModelException("not supported yet: rope_scaling " + type);
-        }
+        rope = RopeScaling.from(raw, headDim);
+        ropeTheta = rope.theta();
         boolean windowed = !modelType.equals("qwen2") || bool(raw, "use_sliding_window", false);
         slidingWindow = windowed ? opt(raw, "sliding_window", 0) : 0;
       }
@@ -109,6 +110,7 @@ public final class ModelConfig {
         headDim = numHeads > 0 ? hiddenSize / numHeads : 0;
         normEps = dbl(raw, "layer_norm_epsilon", 1e-5);
         ropeTheta = 0;
+        rope = null;
         maxPositions = opt(raw, "n_positions", opt(raw, "n_ctx", 1024));
         qkvBias = true;
         outputBias = true;
@@ -331,6 +333,19 @@ public final class ModelConfig {
 
   public double ropeTheta() {
     return ropeTheta;
+  }
+
+  /** RoPE theta and scaling (Llama family); null for GPT-2's learned positions. */
+  public RopeScaling ropeScaling() {
+    return rope;
+  }
+
+  /**
+   * The most positions one sequence may cover: max_position_embeddings, or more when the RoPE
+   * scaling stretches the context (see {@link RopeScaling#positionLimit()}).
+   */
+  public int positionLimit() {
+    return rope == null ? maxPositions : rope.positionLimit();
   }
 
   public int maxPositions() {

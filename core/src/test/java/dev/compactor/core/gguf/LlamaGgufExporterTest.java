@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.io.CheckpointFormatException;
+import dev.compactor.core.model.RopeScaling;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -434,11 +435,48 @@ class LlamaGgufExporterTest {
 
     ObjectNode scaled = config(false);
     scaled.putObject("rope_scaling").put("rope_type", "llama3");
-    assertThrows(
-        UnsupportedOperationException.class,
-        () ->
-            LlamaGgufExporter.export(
-                scaled, checkpoint(true, 1), tokenizer(), o, dir.resolve("w.gguf")));
+    CheckpointFormatException e4 =
+        assertThrows(
+            CheckpointFormatException.class,
+            () ->
+                LlamaGgufExporter.export(
+                    scaled, checkpoint(true, 1), tokenizer(), o, dir.resolve("w.gguf")));
+    assertTrue(e4.getMessage().contains("rope_scaling.factor"), e4.getMessage());
+    ObjectNode dynamic = config(false);
+    dynamic.putObject("rope_scaling").put("rope_type", "dynamic").put("factor", 2.0);
+    assertTrue(
+        assertThrows(
+                UnsupportedOperationException.class,
+                () ->
+                    LlamaGgufExporter.export(
+                        dynamic, checkpoint(true, 1), tokenizer(), o, dir.resolve("w.gguf")))
+            .getMessage()
+            .startsWith("not supported yet: GGUF export of rope_scaling.rope_type=dynamic"));
+    ObjectNode mscale = config(false);
+    mscale
+        .putObject("rope_scaling")
+        .put("rope_type", "yarn")
+        .put("factor", 4.0)
+        .put("mscale", 0.707)
+        .put("mscale_all_dim", 1.0);
+    assertTrue(
+        assertThrows(
+                UnsupportedOperationException.class,
+                () ->
+                    LlamaGgufExporter.export(
+                        mscale, checkpoint(true, 1), tokenizer(), o, dir.resolve("w.gguf")))
+            .getMessage()
+            .contains("attention factor"));
+    ObjectNode longrope = config(false);
+    longrope.putObject("rope_scaling").put("rope_type", "longrope");
+    assertEquals(
+        "not supported: rope_scaling.rope_type=longrope",
+        assertThrows(
+                UnsupportedOperationException.class,
+                () ->
+                    LlamaGgufExporter.export(
+                        longrope, checkpoint(true, 1), tokenizer(), o, dir.resolve("w.gguf")))
+            .getMessage());
 
     ObjectNode mistral = config(false);
     mistral.put("model_type", "gpt2");
@@ -447,6 +485,80 @@ class LlamaGgufExporterTest {
         () ->
             LlamaGgufExporter.export(
                 mistral, checkpoint(true, 1), tokenizer(), o, dir.resolve("v.gguf")));
+  }
+
+  @Test
+  void llama3ScalingWritesRopeFreqsFirst() throws IOException {
+    ObjectNode c = config(true);
+    c.put("max_position_embeddings", 131072);
+    c.putObject("rope_scaling")
+        .put("rope_type", "llama3")
+        .put("factor", 32.0)
+        .put("low_freq_factor", 1.0)
+        .put("high_freq_factor", 4.0)
+        .put("original_max_position_embeddings", 8192);
+    Path out = dir.resolve("llama32.gguf");
+    LlamaGgufExporter.export(
+        c,
+        checkpoint(false, 7),
+        tokenizer(),
+        LlamaGgufExporter.Options.of("llama32", LlamaFileType.Q8_0),
+        out);
+    String copyTo = System.getProperty("gguf.llama3.write"); // for read_gguf.py by hand
+    if (copyTo != null) {
+      Files.copy(out, Path.of(copyTo), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
+    RopeScaling rope = RopeScaling.from(c, HEAD_DIM);
+    try (GgufReader r = GgufReader.open(out)) {
+      GgufTensorInfo t = r.tensors().get(0);
+      assertEquals("rope_freqs.weight", t.name());
+      assertEquals(GgmlType.F32, t.type());
+      assertArrayEquals(new long[] {HEAD_DIM / 2}, t.shape());
+      float[] freqs = r.readTensorFloats("rope_freqs.weight");
+      // ggml divides the unscaled frequency by rope_freqs: that must give transformers' inv_freq
+      float[] base = rope.baseInvFreq();
+      float[] scaled = rope.invFreq(1);
+      for (int j = 0; j < freqs.length; j++) {
+        assertEquals(scaled[j], base[j] / freqs[j], scaled[j] * 1e-5, "frequency " + j);
+      }
+      assertEquals(1f, freqs[0], "highest frequency kept");
+      assertEquals(32f, freqs[freqs.length - 1], "lowest frequency divided by factor");
+      assertFalse(r.metadata().containsKey("llama.rope.scaling.type"), "llama3 uses no key");
+      assertFalse(r.tensors().stream().anyMatch(x -> x.name().equals("output.weight")), "tied");
+      assertEquals(131072L, r.metadata().get("llama.context_length").asLong());
+    }
+  }
+
+  @Test
+  void linearAndYarnScalingWriteLlamaCppKeys() throws IOException {
+    ObjectNode linear = config(false);
+    linear.putObject("rope_scaling").put("type", "linear").put("factor", 4.0);
+    Path a = dir.resolve("linear.gguf");
+    LlamaGgufExporter.Options o = LlamaGgufExporter.Options.of("s", LlamaFileType.Q8_0);
+    LlamaGgufExporter.export(linear, checkpoint(true, 8), tokenizer(), o, a);
+    try (GgufReader r = GgufReader.open(a)) {
+      assertEquals("linear", r.metadata().get("llama.rope.scaling.type").asString());
+      assertEquals(4.0, r.metadata().get("llama.rope.scaling.factor").asDouble());
+      assertFalse(r.tensors().stream().anyMatch(x -> x.name().equals("rope_freqs.weight")));
+    }
+    ObjectNode yarn = config(false);
+    yarn.put("max_position_embeddings", 8192);
+    yarn.putObject("rope_scaling")
+        .put("rope_type", "yarn")
+        .put("factor", 4.0)
+        .put("original_max_position_embeddings", 2048)
+        .put("beta_fast", 16.0);
+    Path b = dir.resolve("yarn.gguf");
+    LlamaGgufExporter.export(yarn, checkpoint(true, 8), tokenizer(), o, b);
+    try (GgufReader r = GgufReader.open(b)) {
+      Map<String, GgufValue> md = r.metadata();
+      assertEquals("yarn", md.get("llama.rope.scaling.type").asString());
+      assertEquals(4.0, md.get("llama.rope.scaling.factor").asDouble());
+      assertEquals(2048L, md.get("llama.rope.scaling.original_context_length").asLong());
+      assertEquals(16.0, md.get("llama.rope.scaling.yarn_beta_fast").asDouble());
+      assertEquals(1.0, md.get("llama.rope.scaling.yarn_beta_slow").asDouble());
+      assertEquals(8192L, md.get("llama.context_length").asLong());
+    }
   }
 
   @Test

@@ -50,6 +50,31 @@ class ModelConfigTest {
   }
 
   @Test
+  void llama32ConfigLoads() {
+    // the fields of meta-llama/Llama-3.2-1B's config.json
+    ModelConfig c =
+        ModelConfig.fromJson(
+            "{\"architectures\":[\"LlamaForCausalLM\"],\"attention_bias\":false,"
+                + "\"attention_dropout\":0.0,\"bos_token_id\":128000,\"eos_token_id\":128001,"
+                + "\"head_dim\":64,\"hidden_act\":\"silu\",\"hidden_size\":2048,"
+                + "\"initializer_range\":0.02,\"intermediate_size\":8192,"
+                + "\"max_position_embeddings\":131072,\"mlp_bias\":false,"
+                + "\"model_type\":\"llama\",\"num_attention_heads\":32,"
+                + "\"num_hidden_layers\":16,\"num_key_value_heads\":8,\"pretraining_tp\":1,"
+                + "\"rms_norm_eps\":1e-05,\"rope_scaling\":{\"factor\":32.0,"
+                + "\"high_freq_factor\":4.0,\"low_freq_factor\":1.0,"
+                + "\"original_max_position_embeddings\":8192,\"rope_type\":\"llama3\"},"
+                + "\"rope_theta\":500000.0,\"tie_word_embeddings\":true,"
+                + "\"torch_dtype\":\"bfloat16\",\"transformers_version\":\"4.45.0.dev0\","
+                + "\"use_cache\":true,\"vocab_size\":128256}");
+    assertEquals(RopeScaling.Type.LLAMA3, c.ropeScaling().type());
+    assertEquals(500000.0, c.ropeTheta());
+    assertTrue(c.tieWordEmbeddings());
+    assertEquals(131072, c.positionLimit());
+    assertEquals(1_235_814_400L, c.parameterCount());
+  }
+
+  @Test
   void refusesWhatItCannotRun() {
     assertEquals(
         "not supported: bert",
@@ -58,13 +83,29 @@ class ModelConfigTest {
                 () -> ModelConfig.fromJson("{\"model_type\":\"bert\"}"))
             .getMessage());
     assertEquals(
-        "not supported yet: rope_scaling linear",
+        "not supported: rope_scaling.type=longrope",
         assertThrows(
                 UnsupportedModelException.class,
                 () ->
                     ModelConfig.fromJson(LLAMA)
-                        .with("{\"rope_scaling\":{\"type\":\"linear\",\"factor\":2}}"))
+                        .with("{\"rope_scaling\":{\"type\":\"longrope\",\"factor\":2}}"))
             .getMessage());
+    assertEquals(
+        "not supported: rope_scaling.finetuned=true",
+        assertThrows(
+                UnsupportedModelException.class,
+                () ->
+                    ModelConfig.fromJson(LLAMA)
+                        .with(
+                            "{\"rope_scaling\":{\"rope_type\":\"linear\",\"factor\":2.0,"
+                                + "\"finetuned\":true}}"))
+            .getMessage());
+    assertEquals(
+        RopeScaling.Type.LINEAR,
+        ModelConfig.fromJson(LLAMA)
+            .with("{\"rope_scaling\":{\"type\":\"linear\",\"factor\":2}}")
+            .ropeScaling()
+            .type());
     assertThrows(
         UnsupportedModelException.class,
         () -> ModelConfig.fromJson(LLAMA).with("{\"hidden_act\":\"gelu\"}"));

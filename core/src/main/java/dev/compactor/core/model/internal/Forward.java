@@ -207,9 +207,9 @@ public final class Forward {
   }
 
   private void checkLength(int total) {
-    if (total > c.maxPositions()) {
+    if (total > c.positionLimit()) {
       throw new IllegalArgumentException(
-          "sequence of " + total + " positions exceeds the model's maximum " + c.maxPositions());
+          "sequence of " + total + " positions exceeds the model's maximum " + c.positionLimit());
     }
     if (c.slidingWindow() > 0 && total > c.slidingWindow()) {
       throw new UnsupportedOperationException(
@@ -252,7 +252,7 @@ public final class Forward {
       }
       this.mask = m.create(mk, new Shape(seq, keys));
       if (c.family() == ModelConfig.Family.LLAMA) {
-        NDArray[] tables = ropeTables(m, pos0, seq);
+        NDArray[] tables = c.ropeScaling().tables(m, pos0, seq);
         this.cos = tables[0];
         this.sin = tables[1];
       } else {
@@ -273,28 +273,5 @@ public final class Forward {
         observer.observe(layer, name, x.reshape(-1, x.getShape().get(2)));
       }
     }
-  }
-
-  /** cos/sin [T, d] for positions pos0.., computed in float32 steps like HF's rotary embedding. */
-  private NDArray[] ropeTables(NDManager m, int pos0, int seq) {
-    int d = c.headDim();
-    float[] invFreq = new float[d / 2];
-    for (int j = 0; j < d / 2; j++) {
-      invFreq[j] = (float) (1.0 / Math.pow(c.ropeTheta(), (2.0 * j) / d));
-    }
-    float[] cos = new float[seq * d];
-    float[] sin = new float[seq * d];
-    for (int t = 0; t < seq; t++) {
-      for (int j = 0; j < d / 2; j++) {
-        float angle = (float) (pos0 + t) * invFreq[j];
-        float cv = (float) Math.cos(angle);
-        float sv = (float) Math.sin(angle);
-        cos[t * d + j] = cv;
-        cos[t * d + j + d / 2] = cv;
-        sin[t * d + j] = sv;
-        sin[t * d + j + d / 2] = sv;
-      }
-    }
-    return new NDArray[] {m.create(cos, new Shape(seq, d)), m.create(sin, new Shape(seq, d))};
   }
 }

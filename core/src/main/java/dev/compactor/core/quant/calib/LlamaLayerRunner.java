@@ -53,7 +53,7 @@ final class LlamaLayerRunner {
           "not supported yet: calibration windows longer than sliding_window " + c.slidingWindow());
     }
     NDManager m = x.getManager();
-    NDArray[] rope = ropeTables(m, seq);
+    NDArray[] rope = c.ropeScaling().tables(m, 0, seq);
     NDArray mask = causalMask(m, seq);
     NDArray h = rmsNorm(x, w.get("input_layernorm.weight"));
     see(observer, ATTENTION_IN, h);
@@ -123,26 +123,5 @@ final class LlamaLayerRunner {
       }
     }
     return m.create(mk, new Shape(seq, seq));
-  }
-
-  /** cos/sin [T, d] in float32 steps, as HF's rotary embedding and Forward compute them. */
-  private NDArray[] ropeTables(NDManager m, int seq) {
-    int d = c.headDim();
-    float[] invFreq = new float[d / 2];
-    for (int j = 0; j < d / 2; j++) {
-      invFreq[j] = (float) (1.0 / Math.pow(c.ropeTheta(), (2.0 * j) / d));
-    }
-    float[] cos = new float[seq * d];
-    float[] sin = new float[seq * d];
-    for (int t = 0; t < seq; t++) {
-      for (int j = 0; j < d / 2; j++) {
-        float angle = (float) t * invFreq[j];
-        cos[t * d + j] = (float) Math.cos(angle);
-        cos[t * d + j + d / 2] = cos[t * d + j];
-        sin[t * d + j] = (float) Math.sin(angle);
-        sin[t * d + j + d / 2] = sin[t * d + j];
-      }
-    }
-    return new NDArray[] {m.create(cos, new Shape(seq, d)), m.create(sin, new Shape(seq, d))};
   }
 }

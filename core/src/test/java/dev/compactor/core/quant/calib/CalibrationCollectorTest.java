@@ -57,17 +57,26 @@ class CalibrationCollectorTest {
 
   @Test
   void layerRunnerReproducesTheModelsLogits() throws IOException {
-    List<int[]> samples = samples(3, 10, CONFIG.vocabSize(), 1);
-    try (Transformer model = Transformer.randomInit(CONFIG, 7, Device.cpu());
+    layerRunnerReproduces(CONFIG);
+    // scaled RoPE (yarn: frequencies and attention factor) past the original context of 4
+    layerRunnerReproduces(
+        CONFIG.with(
+            "{\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":8.0,"
+                + "\"original_max_position_embeddings\":4}}"));
+  }
+
+  private void layerRunnerReproduces(ModelConfig config) throws IOException {
+    List<int[]> samples = samples(3, 10, config.vocabSize(), 1);
+    try (Transformer model = Transformer.randomInit(config, 7, Device.cpu());
         NDManager m = NDManager.newBaseManager()) {
       float[] expected = model.logits(m, tokens(m, samples)).toFloatArray();
-      model.save(dir, DType.F32, Map.of());
-      LlamaLayerRunner runner = new LlamaLayerRunner(CONFIG, m);
+      model.save(dir.resolve(config.ropeScaling().type().name()), DType.F32, Map.of());
+      LlamaLayerRunner runner = new LlamaLayerRunner(config, m);
       Map<String, NDArray> p = model.parameters();
       NDArray x =
           p.get("model.embed_tokens.weight")
               .get(tokens(m, samples).toType(ai.djl.ndarray.types.DataType.INT64, false));
-      for (int i = 0; i < CONFIG.numLayers(); i++) {
+      for (int i = 0; i < config.numLayers(); i++) {
         Map<String, NDArray> layer = new HashMap<>();
         String prefix = model.layerPrefix(i);
         for (Map.Entry<String, NDArray> e : p.entrySet()) {
@@ -77,7 +86,7 @@ class CalibrationCollectorTest {
         }
         x = runner.apply(layer, x, null);
       }
-      NDArray eps = m.create((float) CONFIG.normEps());
+      NDArray eps = m.create((float) config.normEps());
       NDArray normed =
           x.div(x.square().mean(new int[] {2}, true).add(eps).sqrt())
               .mul(p.get("model.norm.weight"));
