@@ -29,7 +29,11 @@ public final class Golden implements AutoCloseable {
           "llama_gqa_tied",
           "llama_gqa_untied_bias_bf16",
           "qwen2_sharded",
-          "gpt2_plain_bf16");
+          "gpt2_plain_bf16",
+          "qwen3_qk_norm",
+          "mistral_window",
+          "qwen2_window_layers",
+          "phi3_fused");
   public static final double TOLERANCE = 1e-4;
 
   public final String name;
