@@ -105,7 +105,13 @@ public final class RecipeModelCheck {
     if (m.family() == ModelConfig.Family.LLAMA) {
       return;
     }
-    String model = m.modelType() + " models (only Llama-family decoders so far)";
+    boolean llamaShaped =
+        m.family() == ModelConfig.Family.QWEN3 || m.family() == ModelConfig.Family.PHI3;
+    String model =
+        m.modelType()
+            + (llamaShaped
+                ? " models (rtn, nf4 and fp8 to safetensors only so far)"
+                : " models (only Llama-family decoders so far)");
     if (s.params() instanceof PruneParams) {
       out.add(new RecipeProblem(path, "not supported yet: pruning " + model));
     }
