@@ -103,6 +103,14 @@ public final class RecipeModelCheck {
       }
     }
     if (m.family() == ModelConfig.Family.LLAMA) {
+      if (m.modelType().equals("qwen2") && s.params() instanceof QuantizeParams q) {
+        for (QuantizeParams.ExportFormat f : q.export()) {
+          if (f.container() == QuantizeParams.ExportFormat.Container.GGUF) {
+            // llama.cpp's qwen2 arch (q/k/v biases) is not written by the llama exporter.
+            out.add(new RecipeProblem(path + ".export", "not supported yet: GGUF export of qwen2"));
+          }
+        }
+      }
       return;
     }
     boolean llamaShaped =

@@ -167,4 +167,17 @@ class RecipeLimitsTest {
           p);
     }
   }
+
+  @Test
+  void qwen2GgufExportIsRefusedAtJobStart() {
+    ModelConfig qwen2 =
+        ModelConfig.llama(1024, 64, 128, 4, 4, 4, 256)
+            .with("{\"model_type\":\"qwen2\",\"architectures\":[\"Qwen2ForCausalLM\"]}");
+    String r = "name: q\nstages:\n  - quantize: { method: rtn, bits: 8, export: [gguf] }\n";
+    assertEquals(
+        List.of("stages[0].quantize.export: not supported yet: GGUF export of qwen2"),
+        RecipeModelCheck.check(Recipe.parse(r), qwen2, Long.MAX_VALUE).stream()
+            .map(RecipeProblem::toString)
+            .toList());
+  }
 }
