@@ -2,8 +2,11 @@
 """Golden fixtures for the Java transformer: tiny HF-style model directories plus expected logits.
 
 An independent reference: plain PyTorch (1.13) written from the semantics of Hugging Face's
-modeling_llama.py (RMSNorm, rotate_half RoPE, repeat_kv GQA, SiLU-gated MLP, attention/qkv bias)
-and modeling_gpt2.py (learned positions, LayerNorm, Conv1D [in, out] weights, gelu_new).
+modeling_llama.py (RMSNorm, rotate_half RoPE, repeat_kv GQA, SiLU-gated MLP, attention/qkv bias),
+modeling_qwen3.py (per-head RMSNorm of q and k before RoPE, explicit head_dim), modeling_phi3.py
+(fused qkv_proj split [q | k | v], gate_up_proj chunked [gate | up]), the sliding-window mask of
+transformers' masking_utils (query i sees key j when j <= i and j > i - window; Qwen2/Qwen3 only on
+layers >= max_window_layers with use_sliding_window) and modeling_gpt2.py (learned positions, LayerNorm, Conv1D [in, out] weights, gelu_new).
 Safetensors files are written by hand from the spec (u64 LE header length, JSON header, data).
 
 Each case directory under core/src/test/resources/golden/<case>/ holds config.json, the weights
@@ -147,11 +150,25 @@ def rope_cos_sin(cfg, pos0, T):
     return emb.cos() * attention, emb.sin() * attention
 
 
-def causal_softmax(scores):
+def causal_softmax(scores, window=None):
+    # T queries at the last T of S positions; with a window W, position i sees j when i - j < W
     T, S = scores.shape[-2], scores.shape[-1]
-    mask = torch.triu(torch.ones(T, S, dtype=torch.bool), diagonal=S - T + 1)
-    scores = scores.masked_fill(mask, torch.finfo(torch.float32).min)
+    q = torch.arange(S - T, S)[:, None]
+    kv = torch.arange(S)[None, :]
+    allowed = kv <= q
+    if window:
+        allowed = allowed & (kv > q - window)
+    scores = scores.masked_fill(~allowed, torch.finfo(torch.float32).min)
     return torch.softmax(scores, dim=-1)
+
+
+def layer_window(cfg, i):
+    """The sliding window of layer i as HF's configs derive layer_types, None for full attention."""
+    w = cfg.get("sliding_window")
+    if cfg["model_type"] in ("qwen2", "qwen3"):
+        if not cfg.get("use_sliding_window", False) or i < cfg.get("max_window_layers", 28):
+            return None
+    return w
 
 
 def lin(x, p, name):
@@ -174,9 +191,18 @@ def llama_forward(cfg, p, ids, cache=None):
     for i in range(cfg["num_hidden_layers"]):
         pre = "model.layers.%d." % i
         h = rms_norm(x, p[pre + "input_layernorm.weight"], eps)
-        q = lin(h, p, pre + "self_attn.q_proj").view(B, T, nh, d).transpose(1, 2)
-        k = lin(h, p, pre + "self_attn.k_proj").view(B, T, nkv, d).transpose(1, 2)
-        v = lin(h, p, pre + "self_attn.v_proj").view(B, T, nkv, d).transpose(1, 2)
+        if cfg["model_type"] == "phi3":
+            qkv = lin(h, p, pre + "self_attn.qkv_proj")
+            q, k, v = qkv[..., :nh * d], qkv[..., nh * d:(nh + nkv) * d], qkv[..., (nh + nkv) * d:]
+        else:
+            q = lin(h, p, pre + "self_attn.q_proj")
+            k = lin(h, p, pre + "self_attn.k_proj")
+            v = lin(h, p, pre + "self_attn.v_proj")
+        q, k, v = q.view(B, T, nh, d), k.view(B, T, nkv, d), v.view(B, T, nkv, d)
+        if cfg["model_type"] == "qwen3":
+            q = rms_norm(q, p[pre + "self_attn.q_norm.weight"], eps)
+            k = rms_norm(k, p[pre + "self_attn.k_norm.weight"], eps)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         if cache is not None:
@@ -189,11 +215,15 @@ def llama_forward(cfg, p, ids, cache=None):
         rep = nh // nkv
         k = k[:, :, None].expand(B, nkv, rep, S, d).reshape(B, nh, S, d)
         v = v[:, :, None].expand(B, nkv, rep, S, d).reshape(B, nh, S, d)
-        a = causal_softmax(q @ k.transpose(2, 3) / math.sqrt(d)) @ v
+        a = causal_softmax(q @ k.transpose(2, 3) / math.sqrt(d), layer_window(cfg, i)) @ v
         a = a.transpose(1, 2).reshape(B, T, nh * d)
         x = x + lin(a, p, pre + "self_attn.o_proj")
         h = rms_norm(x, p[pre + "post_attention_layernorm.weight"], eps)
-        m = F.silu(lin(h, p, pre + "mlp.gate_proj")) * lin(h, p, pre + "mlp.up_proj")
+        if cfg["model_type"] == "phi3":
+            gate, up = lin(h, p, pre + "mlp.gate_up_proj").chunk(2, dim=-1)
+        else:
+            gate, up = lin(h, p, pre + "mlp.gate_proj"), lin(h, p, pre + "mlp.up_proj")
+        m = F.silu(gate) * up
         x = x + lin(m, p, pre + "mlp.down_proj")
     x = rms_norm(x, p["model.norm.weight"], eps)
     head = p["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else p["lm_head.weight"]
@@ -238,22 +268,32 @@ def llama_params(cfg, gen):
     nh = cfg["num_attention_heads"]
     nkv = cfg.get("num_key_value_heads", nh)
     d = cfg.get("head_dim", H // nh)
+    phi3 = cfg["model_type"] == "phi3"
     qkv_bias = cfg["model_type"] == "qwen2" or cfg.get("attention_bias", False)
     o_bias = cfg["model_type"] != "qwen2" and cfg.get("attention_bias", False)
     mlp_bias = cfg.get("mlp_bias", False)
+    if phi3:
+        qkv_bias = o_bias = mlp_bias = False
     p = {"model.embed_tokens.weight": rnd(gen, V, H, std=0.5)}
     for i in range(cfg["num_hidden_layers"]):
         pre = "model.layers.%d." % i
         p[pre + "input_layernorm.weight"] = rnd(gen, H, std=0.1, mean=1.0)
-        for name, out, inp, bias in (("self_attn.q_proj", nh * d, H, qkv_bias),
-                                     ("self_attn.k_proj", nkv * d, H, qkv_bias),
-                                     ("self_attn.v_proj", nkv * d, H, qkv_bias),
-                                     ("self_attn.o_proj", H, nh * d, o_bias)):
+        if phi3:
+            attn = (("self_attn.qkv_proj", (nh + 2 * nkv) * d, H, False),)
+        else:
+            attn = (("self_attn.q_proj", nh * d, H, qkv_bias),
+                    ("self_attn.k_proj", nkv * d, H, qkv_bias),
+                    ("self_attn.v_proj", nkv * d, H, qkv_bias))
+        for name, out, inp, bias in attn + (("self_attn.o_proj", H, nh * d, o_bias),):
             p[pre + name + ".weight"] = rnd(gen, out, inp)
             if bias:
                 p[pre + name + ".bias"] = rnd(gen, out, std=0.1)
+        if cfg["model_type"] == "qwen3":
+            p[pre + "self_attn.q_norm.weight"] = rnd(gen, d, std=0.3, mean=1.0)
+            p[pre + "self_attn.k_norm.weight"] = rnd(gen, d, std=0.3, mean=1.0)
         p[pre + "post_attention_layernorm.weight"] = rnd(gen, H, std=0.1, mean=1.0)
-        for name, out, inp in (("mlp.gate_proj", I, H), ("mlp.up_proj", I, H), ("mlp.down_proj", H, I)):
+        mlp = (("mlp.gate_up_proj", 2 * I, H),) if phi3 else (("mlp.gate_proj", I, H), ("mlp.up_proj", I, H))
+        for name, out, inp in mlp + (("mlp.down_proj", H, I),):
             p[pre + name + ".weight"] = rnd(gen, out, inp)
             if mlp_bias:
                 p[pre + name + ".bias"] = rnd(gen, out, std=0.1)
@@ -347,9 +387,16 @@ def llama_cfg(**kw):
 
 
 ONLY = set(sys.argv[1:])
+CASES = {}
 
 
-def main():
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+@case
+def originals():
     make_case("gpt2_tied", {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
                             "vocab_size": 80, "n_embd": 32, "n_layer": 2, "n_head": 4,
                             "n_positions": 32, "n_inner": None, "layer_norm_epsilon": 1e-5,
@@ -403,6 +450,52 @@ def main():
                         max_position_embeddings=64,
                         rope_scaling={"rope_type": "linear", "factor": 4.0}, **rope),
               seed=9, seq=24)
+
+
+@case
+def qwen3_qk_norm():
+    # head_dim 16 != hidden 48 / 4 heads: q is 64 wide, o_proj maps 64 back to 48.
+    make_case("qwen3_qk_norm",
+              llama_cfg(architectures=["Qwen3ForCausalLM"], model_type="qwen3", rope_theta=1e6,
+                        head_dim=16, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                        attention_bias=False, sliding_window=None, use_sliding_window=False,
+                        max_window_layers=28),
+              seed=6, grads=("model.layers.0.self_attn.q_norm.weight",
+                             "model.layers.1.self_attn.k_norm.weight"))
+
+
+@case
+def mistral_window():
+    # 11 positions through a window of 4: most keys fall outside it.
+    make_case("mistral_window",
+              llama_cfg(architectures=["MistralForCausalLM"], model_type="mistral", sliding_window=4,
+                        rope_theta=1e6),
+              seed=7, seq=11)
+
+
+@case
+def qwen2_window_layers():
+    # use_sliding_window with max_window_layers=1: layer 0 full attention, layer 1 windowed.
+    make_case("qwen2_window_layers",
+              llama_cfg(architectures=["Qwen2ForCausalLM"], model_type="qwen2", sliding_window=3,
+                        use_sliding_window=True, max_window_layers=1),
+              seed=8, seq=9)
+
+
+@case
+def phi3_fused():
+    make_case("phi3_fused",
+              llama_cfg(architectures=["Phi3ForCausalLM"], model_type="phi3", sliding_window=5,
+                        num_attention_heads=4, num_key_value_heads=2, rope_scaling=None,
+                        original_max_position_embeddings=64, resid_pdrop=0.0),
+              seed=9, seq=9, grads=("model.layers.0.self_attn.qkv_proj.weight",
+                                    "model.layers.1.mlp.gate_up_proj.weight"))
+
+
+def main():
+    # every case function; make_case skips the cases not named on the command line
+    for fn in CASES.values():
+        fn()
 
 
 if __name__ == "__main__":

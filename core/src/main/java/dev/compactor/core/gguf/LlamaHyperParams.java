@@ -33,11 +33,32 @@ record LlamaHyperParams(
   /** The GGUF name of llama.cpp's per-frequency RoPE divisors (llama3 scaling). */
   static final String ROPE_FREQS = "rope_freqs.weight";
 
+  /**
+   * llama.cpp's llama architecture has no sliding window, so a windowed Mistral is exported with
+   * the window as its training context: within it full causal attention is exactly what the model
+   * computes (convert_hf_to_gguf writes max_position_embeddings and lets longer prompts go wrong).
+   */
+  private static int contextLength(JsonNode c) throws CheckpointFormatException {
+    int max = positive(c, "max_position_embeddings");
+    JsonNode window = c.path("sliding_window");
+    if (c.path("model_type").asText("").equals("mistral") && window.canConvertToInt()) {
+      int w = window.intValue();
+      if (w > 0 && w < max) {
+        return w;
+      }
+    }
+    return max;
+  }
+
   static LlamaHyperParams from(JsonNode c) throws CheckpointFormatException {
     String modelType = c.path("model_type").asText("");
-    if (!modelType.equals("llama")) {
-      throw new CheckpointFormatException(
-          "config.json: expected model_type 'llama', found '" + modelType + "'");
+    switch (modelType) {
+      case "llama", "mistral" -> {}
+      case "qwen2", "qwen3", "phi3" ->
+          throw new UnsupportedOperationException("not supported yet: GGUF export of " + modelType);
+      default ->
+          throw new CheckpointFormatException(
+              "config.json: expected model_type 'llama' or 'mistral', found '" + modelType + "'");
     }
     int hidden = positive(c, "hidden_size");
     int heads = positive(c, "num_attention_heads");
@@ -90,7 +111,7 @@ record LlamaHyperParams(
         headDim,
         positive(c, "intermediate_size"),
         positive(c, "vocab_size"),
-        positive(c, "max_position_embeddings"),
+        contextLength(c),
         (float) rope.theta(),
         (float) c.path("rms_norm_eps").asDouble(1e-6),
         c.path("tie_word_embeddings").asBoolean(false),

@@ -11,23 +11,33 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * The architecture of a causal LM, read from a Hugging Face {@code config.json}. Two families are
- * supported: the Llama family ({@code llama}, {@code mistral}, {@code qwen2}: RoPE, RMSNorm,
- * SiLU-gated MLP, grouped-query attention) and GPT-2 (learned positions, LayerNorm, gelu_new).
- * Anything else is refused with {@link UnsupportedModelException} rather than run wrongly.
+ * The architecture of a causal LM, read from a Hugging Face {@code config.json}. Supported: the
+ * Llama family ({@code llama}, {@code mistral}, {@code qwen2}: RoPE, RMSNorm, SiLU-gated MLP,
+ * grouped-query attention), two Llama-shaped variants that compression stages do not know yet
+ * ({@code qwen3}: per-head RMSNorm of q and k before RoPE; {@code phi3}: fused {@code qkv_proj} and
+ * {@code gate_up_proj}) and GPT-2 (learned positions, LayerNorm, gelu_new). Anything else is
+ * refused with {@link UnsupportedModelException} rather than run wrongly.
  *
  * <p>RoPE theta and {@code rope_scaling} (llama3, linear, dynamic, yarn) live in {@link
  * RopeScaling}, which every forward takes its cos/sin tables from.
  *
- * <p>Mistral/Qwen2 {@code sliding_window} is kept but not implemented: a forward over more
- * positions than the window throws (below the window full attention is exactly what the model
- * computes). {@link #toJson()} writes the input back with every unknown field preserved.
+ * <p>Sliding-window attention follows HF's masks: with window {@code W} position {@code i} sees
+ * {@code j} when {@code j <= i} and {@code i - j < W}. Mistral and Phi-3 window every layer; Qwen2
+ * and Qwen3 only with {@code use_sliding_window}, and then the layers from {@code
+ * max_window_layers} on (or as {@code layer_types} says). {@link #toJson()} writes the input back
+ * with every unknown field preserved.
  */
 public final class ModelConfig {
 
   /** Which forward the config asks for. */
   public enum Family {
     LLAMA,
+    /** Llama layout plus {@code self_attn.q_norm}/{@code k_norm} [head_dim] before RoPE. */
+    QWEN3,
+    /**
+     * Llama forward with q, k, v in one {@code qkv_proj} and gate, up in one {@code gate_up_proj}.
+     */
+    PHI3,
     GPT2
   }
 
@@ -53,6 +63,7 @@ public final class ModelConfig {
   private final boolean mlpBias;
   private final boolean tieWordEmbeddings;
   private final int slidingWindow;
+  private final boolean[] windowedLayers;
 
   private ModelConfig(ObjectNode raw) {
     this.raw = raw;
@@ -72,8 +83,13 @@ public final class ModelConfig {
       }
     }
     switch (modelType) {
-      case "llama", "mistral", "qwen2" -> {
-        family = Family.LLAMA;
+      case "llama", "mistral", "qwen2", "qwen3", "phi3" -> {
+        family =
+            switch (modelType) {
+              case "qwen3" -> Family.QWEN3;
+              case "phi3" -> Family.PHI3;
+              default -> Family.LLAMA;
+            };
         vocabSize = req(raw, "vocab_size");
         hiddenSize = req(raw, "hidden_size");
         intermediateSize = req(raw, "intermediate_size");
@@ -84,10 +100,17 @@ public final class ModelConfig {
         normEps = dbl(raw, "rms_norm_eps", 1e-6);
         dbl(raw, "rope_theta", 10000.0); // type check; RopeScaling also reads rope_parameters
         maxPositions = opt(raw, "max_position_embeddings", 2048);
-        boolean attentionBias = bool(raw, "attention_bias", false);
+        // HF's Phi-3 linears have no biases whatever the config says.
+        boolean phi3 = modelType.equals("phi3");
+        boolean attentionBias = !phi3 && bool(raw, "attention_bias", false);
         qkvBias = modelType.equals("qwen2") || attentionBias;
         outputBias = !modelType.equals("qwen2") && attentionBias;
-        mlpBias = bool(raw, "mlp_bias", false);
+        double partialRotary = dbl(raw, "partial_rotary_factor", 1.0);
+        if (partialRotary != 1.0) {
+          throw new UnsupportedModelException(
+              "not supported yet: partial_rotary_factor " + partialRotary + " (" + modelType + ")");
+        }
+        mlpBias = !phi3 && bool(raw, "mlp_bias", false);
         tieWordEmbeddings = bool(raw, "tie_word_embeddings", false);
         String act = text(raw, "hidden_act", "silu");
         if (!act.equals("silu") && !act.equals("swish")) {
@@ -96,8 +119,10 @@ public final class ModelConfig {
         }
         rope = RopeScaling.from(raw, headDim);
         ropeTheta = rope.theta();
-        boolean windowed = !modelType.equals("qwen2") || bool(raw, "use_sliding_window", false);
+        boolean qwen = modelType.startsWith("qwen");
+        boolean windowed = !qwen || bool(raw, "use_sliding_window", false);
         slidingWindow = windowed ? opt(raw, "sliding_window", 0) : 0;
+        windowedLayers = windowedLayers(raw, qwen, slidingWindow, numLayers);
       }
       case "gpt2" -> {
         family = Family.GPT2;
@@ -117,6 +142,7 @@ public final class ModelConfig {
         mlpBias = true;
         tieWordEmbeddings = true;
         slidingWindow = 0;
+        windowedLayers = new boolean[numLayers];
         if (!bool(raw, "tie_word_embeddings", true)) {
           throw new UnsupportedModelException("not supported yet: gpt2 with an untied lm_head");
         }
@@ -136,6 +162,38 @@ public final class ModelConfig {
       default -> throw new UnsupportedModelException("not supported: " + modelType);
     }
     validate();
+  }
+
+  /**
+   * Which layers use the window, as HF derives {@code layer_types}: an explicit {@code layer_types}
+   * wins; else Qwen windows layers {@code >= max_window_layers} (default 28), the others all.
+   */
+  private static boolean[] windowedLayers(JsonNode raw, boolean qwen, int window, int layers) {
+    boolean[] out = new boolean[Math.max(0, layers)];
+    if (window <= 0) {
+      return out;
+    }
+    JsonNode types = raw.get("layer_types");
+    if (types != null && !types.isNull()) {
+      if (!types.isArray() || types.size() != layers) {
+        throw new IllegalArgumentException(
+            "config.json: expected \"layer_types\" to list " + layers + " layers, found " + types);
+      }
+      for (int i = 0; i < layers; i++) {
+        String t = types.get(i).asText();
+        switch (t) {
+          case "sliding_attention" -> out[i] = true;
+          case "full_attention" -> out[i] = false;
+          default -> throw new UnsupportedModelException("not supported yet: layer type " + t);
+        }
+      }
+      return out;
+    }
+    int first = qwen ? opt(raw, "max_window_layers", 28) : 0;
+    for (int i = first; i < layers; i++) {
+      out[i] = true;
+    }
+    return out;
   }
 
   /** Parses {@code config.json} text. */
@@ -231,7 +289,7 @@ public final class ModelConfig {
               + " must be a multiple of num_key_value_heads "
               + numKvHeads);
     }
-    if (family == Family.LLAMA && headDim % 2 != 0) {
+    if (family != Family.GPT2 && headDim % 2 != 0) {
       throw new IllegalArgumentException(
           "config.json: RoPE needs an even head_dim, found " + headDim);
     }
@@ -376,6 +434,24 @@ public final class ModelConfig {
     return slidingWindow;
   }
 
+  /**
+   * The window layer {@code layer} attends through (a position sees itself and the {@code W - 1}
+   * before it), 0 for full causal attention.
+   */
+  public int slidingWindow(int layer) {
+    return windowedLayers[layer] ? slidingWindow : 0;
+  }
+
+  /** Whether q and k get a per-head RMSNorm ({@code q_norm}, {@code k_norm}) before RoPE. */
+  public boolean qkNorm() {
+    return family == Family.QWEN3;
+  }
+
+  /** Whether q/k/v and gate/up are fused into {@code qkv_proj} and {@code gate_up_proj}. */
+  public boolean fusedProjections() {
+    return family == Family.PHI3;
+  }
+
   /** Number of parameters (tied head counted once). */
   public long parameterCount() {
     long h = hiddenSize;
@@ -395,6 +471,7 @@ public final class ModelConfig {
       long kv = (long) numKvHeads * headDim;
       perLayer =
           2 * h
+              + (family == Family.QWEN3 ? 2L * headDim : 0)
               + h * (q + 2 * kv)
               + q * h
               + 3 * h * intermediateSize

@@ -103,9 +103,23 @@ public final class RecipeModelCheck {
       }
     }
     if (m.family() == ModelConfig.Family.LLAMA) {
+      if (m.modelType().equals("qwen2") && s.params() instanceof QuantizeParams q) {
+        for (QuantizeParams.ExportFormat f : q.export()) {
+          if (f.container() == QuantizeParams.ExportFormat.Container.GGUF) {
+            // llama.cpp's qwen2 arch (q/k/v biases) is not written by the llama exporter.
+            out.add(new RecipeProblem(path + ".export", "not supported yet: GGUF export of qwen2"));
+          }
+        }
+      }
       return;
     }
-    String model = m.modelType() + " models (only Llama-family decoders so far)";
+    boolean llamaShaped =
+        m.family() == ModelConfig.Family.QWEN3 || m.family() == ModelConfig.Family.PHI3;
+    String model =
+        m.modelType()
+            + (llamaShaped
+                ? " models (rtn, nf4 and fp8 to safetensors only so far)"
+                : " models (only Llama-family decoders so far)");
     if (s.params() instanceof PruneParams) {
       out.add(new RecipeProblem(path, "not supported yet: pruning " + model));
     }

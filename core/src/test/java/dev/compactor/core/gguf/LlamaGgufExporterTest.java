@@ -487,6 +487,56 @@ class LlamaGgufExporterTest {
                 mistral, checkpoint(true, 1), tokenizer(), o, dir.resolve("v.gguf")));
   }
 
+  /** llama.cpp's llama arch has no window: the GGUF claims only the context it computes exactly. */
+  @Test
+  void mistralExportsAsLlamaWithItsWindowAsContext() throws IOException {
+    ObjectNode mistral = config(false);
+    mistral.put("model_type", "mistral");
+    mistral.put("sliding_window", 512);
+    Path out = dir.resolve("mistral.gguf");
+    LlamaGgufExporter.export(
+        mistral,
+        checkpoint(true, 1),
+        tokenizer(),
+        LlamaGgufExporter.Options.of("mistral", LlamaFileType.Q8_0),
+        out);
+    try (GgufReader r = GgufReader.open(out)) {
+      assertEquals("llama", r.require("general.architecture").asString());
+      assertEquals(512L, r.require("llama.context_length").asLong());
+    }
+    mistral.putNull("sliding_window");
+    LlamaGgufExporter.export(
+        mistral,
+        checkpoint(true, 1),
+        tokenizer(),
+        LlamaGgufExporter.Options.of("mistral", LlamaFileType.Q8_0),
+        out);
+    try (GgufReader r = GgufReader.open(out)) {
+      assertEquals(2048L, r.require("llama.context_length").asLong());
+    }
+  }
+
+  @Test
+  void qwenAndPhi3AreRefusedRatherThanWrittenAsLlama() {
+    for (String type : List.of("qwen2", "qwen3", "phi3")) {
+      ObjectNode c = config(false);
+      c.put("model_type", type);
+      String msg =
+          assertThrows(
+                  UnsupportedOperationException.class,
+                  () ->
+                      LlamaGgufExporter.export(
+                          c,
+                          checkpoint(true, 1),
+                          tokenizer(),
+                          LlamaGgufExporter.Options.of("x", LlamaFileType.Q8_0),
+                          dir.resolve(type + ".gguf")))
+              .getMessage();
+      assertEquals("not supported yet: GGUF export of " + type, msg);
+      assertFalse(java.nio.file.Files.exists(dir.resolve(type + ".gguf")));
+    }
+  }
+
   @Test
   void llama3ScalingWritesRopeFreqsFirst() throws IOException {
     ObjectNode c = config(true);

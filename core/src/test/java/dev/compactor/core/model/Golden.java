@@ -33,7 +33,11 @@ public final class Golden implements AutoCloseable {
           "llama3_rope_tied",
           "qwen2_rope_yarn",
           "llama_rope_dynamic",
-          "mistral_rope_linear");
+          "mistral_rope_linear",
+          "qwen3_qk_norm",
+          "mistral_window",
+          "qwen2_window_layers",
+          "phi3_fused");
   public static final double TOLERANCE = 1e-4;
 
   public final String name;

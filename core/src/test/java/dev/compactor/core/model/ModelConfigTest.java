@@ -39,6 +39,67 @@ class ModelConfigTest {
   }
 
   @Test
+  void qwen3HasQkNormsAndItsOwnHeadDim() {
+    ModelConfig c =
+        ModelConfig.fromJson(LLAMA.replace("\"llama\"", "\"qwen3\""))
+            .with("{\"head_dim\":32,\"attention_bias\":false}");
+    assertEquals(ModelConfig.Family.QWEN3, c.family());
+    assertTrue(c.qkNorm());
+    assertFalse(c.fusedProjections());
+    assertEquals(32, c.headDim());
+    assertFalse(c.qkvBias());
+    // q [8*32, 64], k and v [2*32, 64], o [64, 256], two [32] norms per layer
+    long perLayer = 2 * 64 + 64 * (256 + 128) + 256 * 64 + 3 * 64 * 96 + 2 * 32;
+    assertEquals(2 * perLayer + 2 * 100 * 64 + 64, c.parameterCount());
+  }
+
+  @Test
+  void phi3FusesProjectionsAndHasNoBiases() {
+    ModelConfig c =
+        ModelConfig.fromJson(LLAMA.replace("\"llama\"", "\"phi3\""))
+            .with("{\"attention_bias\":true,\"mlp_bias\":true}");
+    assertEquals(ModelConfig.Family.PHI3, c.family());
+    assertTrue(c.fusedProjections());
+    assertFalse(c.qkvBias());
+    assertFalse(c.outputBias());
+    assertFalse(c.mlpBias());
+    for (String scaling : new String[] {"longrope", "su"}) {
+      String msg =
+          assertThrows(
+                  UnsupportedModelException.class,
+                  () -> c.with("{\"rope_scaling\":{\"type\":\"" + scaling + "\"}}"))
+              .getMessage();
+      assertTrue(msg.startsWith("not supported") && msg.contains(scaling), msg);
+    }
+    assertThrows(UnsupportedModelException.class, () -> c.with("{\"partial_rotary_factor\":0.75}"));
+  }
+
+  @Test
+  void slidingWindowPerLayerAsHfDerivesLayerTypes() {
+    ModelConfig mistral =
+        ModelConfig.fromJson(LLAMA.replace("\"llama\"", "\"mistral\""))
+            .with("{\"sliding_window\":16}");
+    assertEquals(16, mistral.slidingWindow(0));
+    assertEquals(16, mistral.slidingWindow(1));
+    ModelConfig qwen =
+        ModelConfig.fromJson(LLAMA.replace("\"llama\"", "\"qwen2\""))
+            .with("{\"sliding_window\":16,\"max_window_layers\":1}");
+    assertEquals(0, qwen.slidingWindow(1), "use_sliding_window is off by default");
+    ModelConfig on = qwen.with("{\"use_sliding_window\":true}");
+    assertEquals(0, on.slidingWindow(0));
+    assertEquals(16, on.slidingWindow(1));
+    ModelConfig defaultLayers = on.with("{\"max_window_layers\":null}");
+    assertEquals(0, defaultLayers.slidingWindow(1), "HF's default max_window_layers is 28");
+    ModelConfig types = on.with("{\"layer_types\":[\"sliding_attention\",\"full_attention\"]}");
+    assertEquals(16, types.slidingWindow(0));
+    assertEquals(0, types.slidingWindow(1));
+    assertThrows(
+        IllegalArgumentException.class, () -> on.with("{\"layer_types\":[\"full_attention\"]}"));
+    ModelConfig noWindow = on.with("{\"sliding_window\":null}");
+    assertEquals(0, noWindow.slidingWindow(1));
+  }
+
+  @Test
   void gpt2Defaults() {
     ModelConfig c =
         ModelConfig.fromJson("{\"model_type\":\"gpt2\",\"n_embd\":32,\"n_layer\":2,\"n_head\":4}");

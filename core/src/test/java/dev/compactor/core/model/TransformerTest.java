@@ -61,23 +61,37 @@ class TransformerTest {
   }
 
   @Test
-  void refusesSequencesBeyondContextOrSlidingWindow() {
+  void slidingWindowLimitsHowFarBackAPositionSees() {
     ModelConfig mistral =
         ModelConfig.fromJson(
             LLAMA_GQA
                 .toJson()
                 .replace("\"llama\"", "\"mistral\"")
                 .replace("{", "{\"sliding_window\":4,"));
+    int layers = mistral.numLayers();
+    // Each layer reaches back window - 1 positions, so the stack reaches layers * 3.
+    int seq = layers * 3 + 2;
     try (Transformer model = Transformer.randomInit(mistral, 1, Device.cpu());
         NDManager m = NDManager.newBaseManager()) {
-      model.logits(m, m.create(new int[4], new Shape(1, 4)));
-      String msg =
-          assertThrows(
-                  UnsupportedOperationException.class,
-                  () -> model.logits(m, m.create(new int[5], new Shape(1, 5))))
-              .getMessage();
-      assertTrue(msg.startsWith("not supported yet: sliding-window"), msg);
+      int[] a = new int[seq];
+      int[] b = new int[seq];
+      b[0] = 5;
+      float[] la = model.logits(m, m.create(a, new Shape(1, seq))).toFloatArray();
+      float[] lb = model.logits(m, m.create(b, new Shape(1, seq))).toFloatArray();
+      int v = mistral.vocabSize();
+      float first = 0;
+      float last = 0;
+      for (int j = 0; j < v; j++) {
+        first = Math.max(first, Math.abs(la[j] - lb[j]));
+        last = Math.max(last, Math.abs(la[(seq - 1) * v + j] - lb[(seq - 1) * v + j]));
+      }
+      assertTrue(first > 1e-4, "changing token 0 must change position 0, moved " + first);
+      assertEquals(0f, last, "the last position is out of token 0's reach through the window");
     }
+  }
+
+  @Test
+  void refusesSequencesBeyondContext() {
     try (Transformer model = Transformer.randomInit(GPT2, 1, Device.cpu());
         NDManager m = NDManager.newBaseManager()) {
       assertThrows(

@@ -136,4 +136,48 @@ class RecipeLimitsTest {
                 + " fewer layers than its teacher"),
         p);
   }
+
+  @Test
+  void qwen3AndPhi3RoundToSafetensorsButRefuseTheStagesNotBuiltForThem() {
+    for (String type : List.of("qwen3", "phi3")) {
+      ModelConfig m =
+          ModelConfig.llama(1024, 64, 128, 4, 4, 4, 256)
+              .with("{\"model_type\":\"" + type + "\",\"architectures\":[\"XForCausalLM\"]}");
+      String ok =
+          "name: q\nstages:\n  - quantize: { method: rtn, bits: 8, export: [safetensors] }\n";
+      assertTrue(RecipeModelCheck.check(Recipe.parse(ok), m, Long.MAX_VALUE).isEmpty(), type);
+      String bad =
+          """
+          name: b
+          stages:
+            - prune: { method: wanda, sparsity: 0.5 }
+            - quantize: { method: gptq, bits: 4, export: [gguf] }
+          calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }
+          """;
+      List<String> p =
+          RecipeModelCheck.check(Recipe.parse(bad), m, Long.MAX_VALUE).stream()
+              .map(RecipeProblem::toString)
+              .toList();
+      String why = " models (rtn, nf4 and fp8 to safetensors only so far)";
+      assertEquals(
+          List.of(
+              "stages[0].prune: not supported yet: pruning " + type + why,
+              "stages[1].quantize.method: not supported yet: gptq on " + type + why,
+              "stages[1].quantize.export: not supported yet: gguf export of " + type + why),
+          p);
+    }
+  }
+
+  @Test
+  void qwen2GgufExportIsRefusedAtJobStart() {
+    ModelConfig qwen2 =
+        ModelConfig.llama(1024, 64, 128, 4, 4, 4, 256)
+            .with("{\"model_type\":\"qwen2\",\"architectures\":[\"Qwen2ForCausalLM\"]}");
+    String r = "name: q\nstages:\n  - quantize: { method: rtn, bits: 8, export: [gguf] }\n";
+    assertEquals(
+        List.of("stages[0].quantize.export: not supported yet: GGUF export of qwen2"),
+        RecipeModelCheck.check(Recipe.parse(r), qwen2, Long.MAX_VALUE).stream()
+            .map(RecipeProblem::toString)
+            .toList());
+  }
 }

@@ -21,7 +21,8 @@ class CausalLmTrainerTest {
   /** Backward through the whole forward against PyTorch autograd on the reference model. */
   @Test
   void lossAndGradientsMatchReference() throws Exception {
-    for (String name : List.of("llama_gqa_tied", "gpt2_tied", "qwen2_rope_yarn")) {
+    for (String name :
+        List.of("llama_gqa_tied", "gpt2_tied", "qwen2_rope_yarn", "qwen3_qk_norm", "phi3_fused")) {
       try (Golden g = new Golden(name);
           Transformer model = Transformer.load(g.dir, Device.cpu());
           NDManager m = NDManager.newBaseManager()) {

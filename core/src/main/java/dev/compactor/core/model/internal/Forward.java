@@ -14,11 +14,15 @@ import dev.compactor.core.model.ActivationObserver;
 import dev.compactor.core.model.ModelConfig;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
- * The decoder forward of both families, shared by the resident and the streaming model, written to
- * match Hugging Face's {@code modeling_llama} and {@code modeling_gpt2}.
+ * The decoder forward of every family, shared by the resident and the streaming model, written to
+ * match Hugging Face's {@code modeling_llama} (with {@code modeling_qwen3}'s q/k norms, {@code
+ * modeling_phi3}'s fused projections and {@code modeling_mistral}'s sliding window) and {@code
+ * modeling_gpt2}.
  *
  * <p>Memory rule: DJL attaches an op's result to the manager of its receiver, so every op here has
  * an activation (living in the pass's manager) as receiver and weights only as arguments; weights
@@ -122,14 +126,41 @@ public final class Forward {
 
   private NDArray llamaLayer(Pass p, int i, Map<String, NDArray> w, NDArray x, KvCache cache) {
     NDArray h = rmsNorm(x, w.get("input_layernorm.weight"));
-    NDArray q = p.rope(heads(p, linear(p, i, w, "self_attn.q_proj", h), c.numHeads()));
-    NDArray k = p.rope(heads(p, linear(p, i, w, "self_attn.k_proj", h), c.numKvHeads()));
-    NDArray v = heads(p, linear(p, i, w, "self_attn.v_proj", h), c.numKvHeads());
-    NDArray attn = attention(p, i, q, k, v, cache);
+    NDArray q;
+    NDArray k;
+    NDArray v;
+    if (c.fusedProjections()) {
+      // Phi-3: qkv_proj rows are [q (heads*d) | k (kv*d) | v (kv*d)].
+      long qw = (long) c.numHeads() * c.headDim();
+      long kw = (long) c.numKvHeads() * c.headDim();
+      NDList qkv = linear(p, i, w, "self_attn.qkv_proj", h).split(new long[] {qw, qw + kw}, 2);
+      q = heads(p, qkv.get(0), c.numHeads());
+      k = heads(p, qkv.get(1), c.numKvHeads());
+      v = heads(p, qkv.get(2), c.numKvHeads());
+    } else {
+      q = heads(p, linear(p, i, w, "self_attn.q_proj", h), c.numHeads());
+      k = heads(p, linear(p, i, w, "self_attn.k_proj", h), c.numKvHeads());
+      v = heads(p, linear(p, i, w, "self_attn.v_proj", h), c.numKvHeads());
+    }
+    if (c.qkNorm()) {
+      // Qwen3: RMSNorm over each head's vector, before RoPE.
+      q = rmsNorm(q, w.get("self_attn.q_norm.weight"));
+      k = rmsNorm(k, w.get("self_attn.k_norm.weight"));
+    }
+    NDArray attn = attention(p, i, p.rope(q), p.rope(k), v, cache);
     x = x.add(linear(p, i, w, "self_attn.o_proj", attn));
     h = rmsNorm(x, w.get("post_attention_layernorm.weight"));
-    NDArray gate = linear(p, i, w, "mlp.gate_proj", h);
-    NDArray up = linear(p, i, w, "mlp.up_proj", h);
+    NDArray gate;
+    NDArray up;
+    if (c.fusedProjections()) {
+      // Phi-3: gate_up_proj output is [gate | up] (HF chunks it in two along the last axis).
+      NDList gateUp = linear(p, i, w, "mlp.gate_up_proj", h).split(2, 2);
+      gate = gateUp.get(0);
+      up = gateUp.get(1);
+    } else {
+      gate = linear(p, i, w, "mlp.gate_proj", h);
+      up = linear(p, i, w, "mlp.up_proj", h);
+    }
     NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);
     return x.add(linear(p, i, w, "mlp.down_proj", act));
   }
@@ -149,17 +180,27 @@ public final class Forward {
     return x.add(conv1d(p, i, w, "mlp.c_proj", gelu));
   }
 
-  /** Causal softmax attention; k, v have kv heads and are repeated for grouped-query attention. */
+  /**
+   * Causal softmax attention, within the layer's sliding window if it has one; k, v have kv heads
+   * and are repeated for grouped-query attention. A windowed layer's cache keeps only the last
+   * window of positions, since no later query can see further back.
+   */
   private NDArray attention(Pass p, int layer, NDArray q, NDArray k, NDArray v, KvCache cache) {
+    int window = c.slidingWindow(layer);
     if (cache != null) {
       NDArray[] all = cache.append(layer, k, v);
       k = all[0];
       v = all[1];
     }
+    int keyCount = Math.toIntExact(k.getShape().get(2));
     NDArray keys = repeatKv(p, k);
     NDArray values = repeatKv(p, v);
-    NDArray scores = q.matMul(keys.transpose(0, 1, 3, 2)).mul(scale).add(p.mask);
+    NDArray mask = p.mask(p.pos0 + p.seq - keyCount, keyCount, window);
+    NDArray scores = q.matMul(keys.transpose(0, 1, 3, 2)).mul(scale).add(mask);
     NDArray context = scores.softmax(3).matMul(values);
+    if (cache != null && window > 0) {
+      cache.retain(layer, window);
+    }
     return context.transpose(0, 2, 1, 3).reshape(p.batch, p.seq, (long) c.numHeads() * c.headDim());
   }
 
@@ -190,8 +231,10 @@ public final class Forward {
     return x.matMul(w.get(name + ".weight")).add(w.get(name + ".bias"));
   }
 
+  /** RMSNorm over the last axis. */
   private NDArray rmsNorm(NDArray x, NDArray weight) {
-    NDArray rms = x.square().mean(new int[] {2}, true).add(eps).sqrt();
+    int last = x.getShape().dimension() - 1;
+    NDArray rms = x.square().mean(new int[] {last}, true).add(eps).sqrt();
     return x.div(rms).mul(weight);
   }
 
@@ -211,14 +254,6 @@ public final class Forward {
       throw new IllegalArgumentException(
           "sequence of " + total + " positions exceeds the model's maximum " + c.positionLimit());
     }
-    if (c.slidingWindow() > 0 && total > c.slidingWindow()) {
-      throw new UnsupportedOperationException(
-          "not supported yet: sliding-window attention (sequence of "
-              + total
-              + " positions exceeds sliding_window "
-              + c.slidingWindow()
-              + ")");
-    }
   }
 
   private static NDArray local(NDManager m, NDArray a) {
@@ -226,14 +261,17 @@ public final class Forward {
     return a;
   }
 
-  /** Per-pass state: the pass's manager, the causal mask and the RoPE tables of its positions. */
+  /**
+   * Per-pass state: the pass's manager, its attention masks and the RoPE tables of its positions.
+   */
   private final class Pass {
     final NDManager m;
     NDManager scope;
     final ActivationObserver observer;
     final long batch;
     final int seq;
-    final NDArray mask;
+    final int pos0;
+    final Map<List<Integer>, NDArray> masks = new HashMap<>();
     final NDArray cos;
     final NDArray sin;
 
@@ -243,15 +281,8 @@ public final class Forward {
       this.observer = observer;
       this.batch = batch;
       this.seq = seq;
-      int keys = pos0 + seq;
-      float[] mk = new float[seq * keys];
-      for (int t = 0; t < seq; t++) {
-        for (int s = pos0 + t + 1; s < keys; s++) {
-          mk[t * keys + s] = Float.NEGATIVE_INFINITY;
-        }
-      }
-      this.mask = m.create(mk, new Shape(seq, keys));
-      if (c.family() == ModelConfig.Family.LLAMA) {
+      this.pos0 = pos0;
+      if (c.family() != ModelConfig.Family.GPT2) {
         NDArray[] tables = c.ropeScaling().tables(m, pos0, seq);
         this.cos = tables[0];
         this.sin = tables[1];
@@ -259,6 +290,29 @@ public final class Forward {
         this.cos = null;
         this.sin = null;
       }
+    }
+
+    /**
+     * Additive mask [seq, keys] for queries at positions pos0.. over keys at keyStart..: -inf where
+     * a key is in the future or, with a window W, when query - key >= W (HF's
+     * sliding_window_overlay: kv_idx > q_idx - W).
+     */
+    NDArray mask(int keyStart, int keys, int window) {
+      return masks.computeIfAbsent(
+          List.of(keyStart, keys, window),
+          key -> {
+            float[] mk = new float[seq * keys];
+            for (int t = 0; t < seq; t++) {
+              int query = pos0 + t;
+              for (int s = 0; s < keys; s++) {
+                int position = keyStart + s;
+                if (position > query || (window > 0 && query - position >= window)) {
+                  mk[t * keys + s] = Float.NEGATIVE_INFINITY;
+                }
+              }
+            }
+            return m.create(mk, new Shape(seq, keys));
+          });
     }
 
     /** HF rotate_half convention: x*cos + cat(-x2, x1)*sin over [B, n, T, d]. */

@@ -2,11 +2,13 @@ package dev.compactor.core.model.internal;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 
 /**
  * Keys and values of every layer for the positions seen so far ({@code [batch, kvHeads, seen,
  * headDim]}, keys after RoPE, as HF caches them), owned by one manager. Old arrays are closed as
- * the cache grows, so a long generation holds one copy per layer.
+ * the cache grows, so a long generation holds one copy per layer; a sliding-window layer keeps only
+ * its window ({@link #retain}), so the layers' lengths may differ.
  */
 public final class KvCache implements AutoCloseable {
 
@@ -26,6 +28,24 @@ public final class KvCache implements AutoCloseable {
     keys[layer] = grow(keys[layer], k);
     values[layer] = grow(values[layer], v);
     return new NDArray[] {keys[layer], values[layer]};
+  }
+
+  /** Drops all but the last {@code window} cached positions of {@code layer}. */
+  public void retain(int layer, int window) {
+    long seen = keys[layer].getShape().get(2);
+    if (seen > window) {
+      keys[layer] = keep(keys[layer], seen - window);
+      values[layer] = keep(values[layer], seen - window);
+    }
+  }
+
+  private NDArray keep(NDArray old, long from) {
+    NDArray view = old.get(new NDIndex(":, :, {}:", from));
+    NDArray tail = view.duplicate(); // a copy, so the dropped positions' memory is freed
+    view.close();
+    tail.attach(manager);
+    old.close();
+    return tail;
   }
 
   private NDArray grow(NDArray old, NDArray step) {

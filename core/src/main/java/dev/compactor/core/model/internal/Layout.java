@@ -47,13 +47,26 @@ public final class Layout {
     long q = (long) c.numHeads() * c.headDim();
     long kv = (long) c.numKvHeads() * c.headDim();
     s.add(new Spec("input_layernorm.weight", new long[] {h}, Init.ONES));
-    linear(s, "self_attn.q_proj", q, h, c.qkvBias());
-    linear(s, "self_attn.k_proj", kv, h, c.qkvBias());
-    linear(s, "self_attn.v_proj", kv, h, c.qkvBias());
+    if (c.fusedProjections()) {
+      // Phi-3: rows [q | k | v] and [gate | up], split by the forward as HF does.
+      linear(s, "self_attn.qkv_proj", q + 2 * kv, h, false);
+    } else {
+      linear(s, "self_attn.q_proj", q, h, c.qkvBias());
+      linear(s, "self_attn.k_proj", kv, h, c.qkvBias());
+      linear(s, "self_attn.v_proj", kv, h, c.qkvBias());
+    }
+    if (c.qkNorm()) {
+      s.add(new Spec("self_attn.q_norm.weight", new long[] {c.headDim()}, Init.ONES));
+      s.add(new Spec("self_attn.k_norm.weight", new long[] {c.headDim()}, Init.ONES));
+    }
     linear(s, "self_attn.o_proj", h, q, c.outputBias());
     s.add(new Spec("post_attention_layernorm.weight", new long[] {h}, Init.ONES));
-    linear(s, "mlp.gate_proj", inter, h, c.mlpBias());
-    linear(s, "mlp.up_proj", inter, h, c.mlpBias());
+    if (c.fusedProjections()) {
+      linear(s, "mlp.gate_up_proj", 2 * inter, h, false);
+    } else {
+      linear(s, "mlp.gate_proj", inter, h, c.mlpBias());
+      linear(s, "mlp.up_proj", inter, h, c.mlpBias());
+    }
     linear(s, "mlp.down_proj", h, inter, c.mlpBias());
     return s;
   }
@@ -93,6 +106,9 @@ public final class Layout {
 
   /** The linears of one decoder layer, in the order the forward applies them. */
   public static List<String> linears(ModelConfig c) {
+    if (c.fusedProjections()) {
+      return List.of("self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj");
+    }
     return c.family() == ModelConfig.Family.GPT2
         ? List.of("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
         : List.of(

@@ -77,9 +77,18 @@ public final class LayerwiseQuantizer {
       ProgressListener progress)
       throws IOException {
     ModelConfig config = ModelConfig.read(modelDir);
-    if (config.family() != ModelConfig.Family.LLAMA) {
+    // Rounding sees each weight alone, so Qwen3's and Phi-3's linears (fused qkv_proj and
+    // gate_up_proj included: HF stores them as one nn.Linear) round like any other; calibrated
+    // methods replay the layer forward (LlamaLayerRunner), which knows neither q/k norms nor
+    // fused projections.
+    boolean llamaShaped =
+        config.family() == ModelConfig.Family.QWEN3 || config.family() == ModelConfig.Family.PHI3;
+    if (config.family() != ModelConfig.Family.LLAMA && !(llamaShaped && !q.method().calibrated())) {
       throw new UnsupportedOperationException(
-          "not supported yet: quantizing " + config.modelType() + " (Llama family only)");
+          "not supported yet: "
+              + (llamaShaped ? q.method().id() + " on " : "quantizing ")
+              + config.modelType()
+              + (llamaShaped ? " (rtn, nf4 and fp8 only)" : " (Llama family only)"));
     }
     q.checkFits(
         config.hiddenSize(), config.intermediateSize(), config.numHeads() * config.headDim());
@@ -160,7 +169,10 @@ public final class LayerwiseQuantizer {
     };
   }
 
-  /** Whether {@code name} is a decoder linear weight of a Llama-family checkpoint. */
+  /**
+   * Whether {@code name} is a decoder linear weight of a Llama-family checkpoint (Qwen3 and Phi-3,
+   * whose fused {@code qkv_proj} and {@code gate_up_proj} end the same way, included).
+   */
   public static boolean isDecoderLinear(String name) {
     return name.startsWith("model.layers.") && name.endsWith("_proj.weight");
   }

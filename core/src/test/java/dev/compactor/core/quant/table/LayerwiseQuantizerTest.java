@@ -11,6 +11,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.metrics.ProgressListener;
+import dev.compactor.core.model.Golden;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.quant.Fp8E4M3;
@@ -68,6 +69,52 @@ class LayerwiseQuantizerTest {
       assertEquals(q.method().id(), config.at("/quantization_config/method").asText());
       try (Transformer t = Transformer.load(out, Device.cpu())) {
         assertEquals(257, t.vocabSize());
+      }
+    }
+  }
+
+  /** Qwen3's and Phi-3's linears, fused ones included, round like any other linear. */
+  @Test
+  void roundsQwen3AndPhi3LinearsAndRefusesCalibratedMethodsOnThem() throws Exception {
+    WeightQuantization q = new WeightQuantization(Method.RTN, 8, 0);
+    for (String name : List.of("qwen3_qk_norm", "phi3_fused")) {
+      try (Golden g = new Golden(name)) {
+        Path out = dir.resolve(name);
+        LayerwiseQuantizer.Summary s;
+        try (DequantizedCheckpointSink sink = new DequantizedCheckpointSink(g.dir, out, Map.of())) {
+          s = LayerwiseQuantizer.run(g.dir, q, List.of(), sink, ProgressListener.NONE);
+          sink.finish(DequantizedCheckpointSink.quantizationConfig(q, s), null);
+        }
+        int perLayer = name.startsWith("phi3") ? 4 : 7;
+        assertEquals(2 * perLayer, s.quantizedLinears(), name);
+        try (TensorSource a = Checkpoints.open(g.dir);
+            TensorSource b = Checkpoints.open(out)) {
+          assertEquals(new TreeSet<>(a.names()), new TreeSet<>(b.names()));
+          for (String n : a.names()) {
+            float[] w = a.readFloats(n);
+            long[] shape = a.info(n).shape();
+            float[] expected =
+                LayerwiseQuantizer.isDecoderLinear(n)
+                    ? reference(q, w, (int) shape[0], (int) shape[1])
+                    : w;
+            assertArrayEquals(expected, b.readFloats(n), name + " " + n);
+          }
+        }
+        try (Transformer t = Transformer.load(out, Device.cpu())) {
+          assertEquals(96, t.vocabSize());
+        }
+        String msg =
+            assertThrows(
+                    UnsupportedOperationException.class,
+                    () ->
+                        LayerwiseQuantizer.run(
+                            g.dir,
+                            new WeightQuantization(Method.GPTQ, 4, 0),
+                            List.of(new int[] {1, 2, 3}),
+                            (l, w, qq) -> {},
+                            ProgressListener.NONE))
+                .getMessage();
+        assertTrue(msg.startsWith("not supported yet: gptq on "), msg);
       }
     }
   }
