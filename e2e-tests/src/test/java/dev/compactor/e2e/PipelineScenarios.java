@@ -389,7 +389,7 @@ abstract class PipelineScenarios {
   }
 
   @Test
-  void sourcesOutsideTheAllowedRootsAndBucketsFailTheJobWithoutRetries() throws Exception {
+  void sourcesOutsideTheAllowedRootsAndBucketsAreRejectedBeforeAnythingRuns() throws Exception {
     Path outside = Files.createTempDirectory("compactor-e2e-outside-");
     try (PipelineClient.Follower f = client.follow(false)) {
       Files.copy(model.resolve("config.json"), outside.resolve("config.json"));
@@ -403,22 +403,15 @@ abstract class PipelineScenarios {
               "e2e-passwd");
       Map<String, List<SpecificRecord>> events =
           run(Map.of(viaLink, QUICK, bucket, QUICK, calib, QUICK), f);
-      for (String job : List.of(viaLink, bucket)) {
+      // the orchestrator refuses them before any step runs, however they were submitted (here
+      // straight on Kafka); the stages check again where they read (IngestionStageTest)
+      for (String job : List.of(viaLink, bucket, calib)) {
         JobStatus s = lastStatus(events.get(job));
-        assertEquals(JobState.FAILED, s.getState(), job);
+        assertEquals(JobState.REJECTED, s.getState(), job);
         assertTrue(s.getMessage().contains("refused"), s.getMessage());
-        List<StageFailed> failures =
-            events.get(job).stream()
-                .filter(StageFailed.class::isInstance)
-                .map(StageFailed.class::cast)
-                .toList();
-        assertEquals(1, failures.size(), "one attempt, not retried: " + failures);
-        assertEquals(false, failures.get(0).getRetriable(), failures.toString());
+        assertEquals(0, count(events.get(job), StageFailed.class), "nothing ran");
       }
-      JobStatus c = lastStatus(events.get(calib));
-      assertTrue(
-          c.getState() == JobState.FAILED || c.getState() == JobState.REJECTED, c.toString());
-      assertTrue(c.getMessage().contains("/etc/passwd"), c.getMessage());
+      assertTrue(lastStatus(events.get(calib)).getMessage().contains("/etc/passwd"));
     } finally {
       try (java.util.stream.Stream<Path> s = Files.walk(outside)) {
         s.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
