@@ -6,7 +6,9 @@ modeling_llama.py (RMSNorm, rotate_half RoPE, repeat_kv GQA, SiLU-gated MLP, att
 modeling_qwen3.py (per-head RMSNorm of q and k before RoPE, explicit head_dim), modeling_phi3.py
 (fused qkv_proj split [q | k | v], gate_up_proj chunked [gate | up]), the sliding-window mask of
 transformers' masking_utils (query i sees key j when j <= i and j > i - window; Qwen2/Qwen3 only on
-layers >= max_window_layers with use_sliding_window) and modeling_gpt2.py (learned positions, LayerNorm, Conv1D [in, out] weights, gelu_new).
+layers >= max_window_layers with use_sliding_window), modeling_mixtral.py (MixtralSparseMoeBlock: router
+softmax in fp32 over all experts, torch.topk, renormalised to sum 1, experts w2(silu(w1 x) * w3 x)
+index_add-ed into zeros expert by expert) and modeling_gpt2.py (learned positions, LayerNorm, Conv1D [in, out] weights, gelu_new).
 Safetensors files are written by hand from the spec (u64 LE header length, JSON header, data).
 
 Each case directory under core/src/test/resources/golden/<case>/ holds config.json, the weights
@@ -178,6 +180,28 @@ def lin(x, p, name):
     return y
 
 
+def sparse_moe(cfg, p, pre, h):
+    """MixtralSparseMoeBlock.forward: only the experts a token is routed to run on it."""
+    B, T, H = h.shape
+    E, k = cfg["num_local_experts"], cfg["num_experts_per_tok"]
+    flat = h.reshape(-1, H)
+    router_logits = lin(flat, p, pre + "block_sparse_moe.gate")
+    routing = torch.softmax(router_logits, dim=1, dtype=torch.float)
+    routing, selected = torch.topk(routing, k, dim=-1)
+    routing = routing / routing.sum(dim=-1, keepdim=True)
+    out = torch.zeros((B * T, H), dtype=h.dtype)
+    expert_mask = F.one_hot(selected, num_classes=E).permute(2, 1, 0)  # [E, k, tokens]
+    for e in range(E):
+        slot, tok = torch.where(expert_mask[e])
+        if tok.numel() == 0:
+            continue
+        ep = pre + "block_sparse_moe.experts.%d." % e
+        x = flat[tok]
+        y = lin(F.silu(lin(x, p, ep + "w1")) * lin(x, p, ep + "w3"), p, ep + "w2")
+        out = out.index_add(0, tok, y * routing[tok, slot, None])
+    return out.reshape(B, T, H)
+
+
 def llama_forward(cfg, p, ids, cache=None):
     """Logits for ids after the positions in cache (a list of per-layer (k, v), appended to)."""
     B, T = ids.shape
@@ -219,6 +243,9 @@ def llama_forward(cfg, p, ids, cache=None):
         a = a.transpose(1, 2).reshape(B, T, nh * d)
         x = x + lin(a, p, pre + "self_attn.o_proj")
         h = rms_norm(x, p[pre + "post_attention_layernorm.weight"], eps)
+        if cfg["model_type"] == "mixtral":
+            x = x + sparse_moe(cfg, p, pre, h)
+            continue
         if cfg["model_type"] == "phi3":
             gate, up = lin(h, p, pre + "mlp.gate_up_proj").chunk(2, dim=-1)
         else:
@@ -292,6 +319,15 @@ def llama_params(cfg, gen):
             p[pre + "self_attn.q_norm.weight"] = rnd(gen, d, std=0.3, mean=1.0)
             p[pre + "self_attn.k_norm.weight"] = rnd(gen, d, std=0.3, mean=1.0)
         p[pre + "post_attention_layernorm.weight"] = rnd(gen, H, std=0.1, mean=1.0)
+        if cfg["model_type"] == "mixtral":
+            # a wide router so tokens spread over the experts and the top-k margins are large
+            p[pre + "block_sparse_moe.gate.weight"] = rnd(gen, cfg["num_local_experts"], H, std=0.5)
+            for e in range(cfg["num_local_experts"]):
+                ep = pre + "block_sparse_moe.experts.%d." % e
+                p[ep + "w1.weight"] = rnd(gen, I, H)
+                p[ep + "w3.weight"] = rnd(gen, I, H)
+                p[ep + "w2.weight"] = rnd(gen, H, I)
+            continue
         mlp = (("mlp.gate_up_proj", 2 * I, H),) if phi3 else (("mlp.gate_proj", I, H), ("mlp.up_proj", I, H))
         for name, out, inp in mlp + (("mlp.down_proj", H, I),):
             p[pre + name + ".weight"] = rnd(gen, out, inp)
@@ -490,6 +526,24 @@ def phi3_fused():
                         original_max_position_embeddings=64, resid_pdrop=0.0),
               seed=9, seq=9, grads=("model.layers.0.self_attn.qkv_proj.weight",
                                     "model.layers.1.mlp.gate_up_proj.weight"))
+
+
+@case
+def mixtral_moe():
+    # 4 experts, top-2, a window of 5 over 9 positions; the gradients reach the router through
+    # the renormalised top-k weights and an expert only through the tokens routed to it.
+    make_case("mixtral_moe",
+              llama_cfg(architectures=["MixtralForCausalLM"], model_type="mixtral",
+                        hidden_size=32, intermediate_size=24, num_attention_heads=4,
+                        num_key_value_heads=2, vocab_size=64, num_local_experts=4,
+                        num_experts_per_tok=2, sliding_window=5, rope_theta=1e6,
+                        router_aux_loss_coef=0.02, output_router_logits=False,
+                        router_jitter_noise=0.0),
+              seed=10, seq=9,
+              grads=("model.layers.0.block_sparse_moe.gate.weight",
+                     "model.layers.1.block_sparse_moe.experts.2.w1.weight",
+                     "model.layers.0.block_sparse_moe.experts.0.w2.weight",
+                     "model.layers.1.self_attn.q_proj.weight"))
 
 
 def main():

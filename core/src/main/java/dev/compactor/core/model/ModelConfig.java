@@ -15,8 +15,9 @@ import java.nio.file.Path;
  * Llama family ({@code llama}, {@code mistral}, {@code qwen2}: RoPE, RMSNorm, SiLU-gated MLP,
  * grouped-query attention), two Llama-shaped variants that compression stages do not know yet
  * ({@code qwen3}: per-head RMSNorm of q and k before RoPE; {@code phi3}: fused {@code qkv_proj} and
- * {@code gate_up_proj}) and GPT-2 (learned positions, LayerNorm, gelu_new). Anything else is
- * refused with {@link UnsupportedModelException} rather than run wrongly.
+ * {@code gate_up_proj}), Mixtral ({@code mixtral}: Mistral attention, each MLP a sparse mixture of
+ * SiLU experts behind a top-k router) and GPT-2 (learned positions, LayerNorm, gelu_new). Anything
+ * else is refused with {@link UnsupportedModelException} rather than run wrongly.
  *
  * <p>RoPE theta and {@code rope_scaling} (llama3, linear, dynamic, yarn) live in {@link
  * RopeScaling}, which every forward takes its cos/sin tables from.
@@ -38,6 +39,11 @@ public final class ModelConfig {
      * Llama forward with q, k, v in one {@code qkv_proj} and gate, up in one {@code gate_up_proj}.
      */
     PHI3,
+    /**
+     * Mistral attention; the MLP is {@code block_sparse_moe}: a router {@code gate} [experts,
+     * hidden] and {@code experts.E.w1/w3/w2} (gate, up, down), top-k of the softmaxed router.
+     */
+    MIXTRAL,
     GPT2
   }
 
@@ -64,6 +70,8 @@ public final class ModelConfig {
   private final boolean tieWordEmbeddings;
   private final int slidingWindow;
   private final boolean[] windowedLayers;
+  private final int numExperts;
+  private final int expertsPerToken;
 
   private ModelConfig(ObjectNode raw) {
     this.raw = raw;
@@ -83,11 +91,12 @@ public final class ModelConfig {
       }
     }
     switch (modelType) {
-      case "llama", "mistral", "qwen2", "qwen3", "phi3" -> {
+      case "llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral" -> {
         family =
             switch (modelType) {
               case "qwen3" -> Family.QWEN3;
               case "phi3" -> Family.PHI3;
+              case "mixtral" -> Family.MIXTRAL;
               default -> Family.LLAMA;
             };
         vocabSize = req(raw, "vocab_size");
@@ -100,9 +109,10 @@ public final class ModelConfig {
         normEps = dbl(raw, "rms_norm_eps", 1e-6);
         dbl(raw, "rope_theta", 10000.0); // type check; RopeScaling also reads rope_parameters
         maxPositions = opt(raw, "max_position_embeddings", 2048);
-        // HF's Phi-3 linears have no biases whatever the config says.
+        // HF's Phi-3 and Mixtral linears have no biases whatever the config says.
         boolean phi3 = modelType.equals("phi3");
-        boolean attentionBias = !phi3 && bool(raw, "attention_bias", false);
+        boolean mixtral = family == Family.MIXTRAL;
+        boolean attentionBias = !phi3 && !mixtral && bool(raw, "attention_bias", false);
         qkvBias = modelType.equals("qwen2") || attentionBias;
         outputBias = !modelType.equals("qwen2") && attentionBias;
         double partialRotary = dbl(raw, "partial_rotary_factor", 1.0);
@@ -110,19 +120,28 @@ public final class ModelConfig {
           throw new UnsupportedModelException(
               "not supported yet: partial_rotary_factor " + partialRotary + " (" + modelType + ")");
         }
-        mlpBias = !phi3 && bool(raw, "mlp_bias", false);
+        mlpBias = !phi3 && !mixtral && bool(raw, "mlp_bias", false);
         tieWordEmbeddings = bool(raw, "tie_word_embeddings", false);
         String act = text(raw, "hidden_act", "silu");
         if (!act.equals("silu") && !act.equals("swish")) {
           throw new UnsupportedModelException(
               "not supported yet: hidden_act " + act + " (only silu for " + modelType + ")");
         }
-        rope = RopeScaling.from(raw, headDim);
+        if (mixtral && !raw.has("rope_theta") && !raw.has("rope_parameters")) {
+          // MixtralConfig's default theta is 1e6, not the 10000 of the other families.
+          ObjectNode withTheta = raw.deepCopy();
+          withTheta.put("rope_theta", 1e6);
+          rope = RopeScaling.from(withTheta, headDim);
+        } else {
+          rope = RopeScaling.from(raw, headDim);
+        }
         ropeTheta = rope.theta();
         boolean qwen = modelType.startsWith("qwen");
         boolean windowed = !qwen || bool(raw, "use_sliding_window", false);
         slidingWindow = windowed ? opt(raw, "sliding_window", 0) : 0;
         windowedLayers = windowedLayers(raw, qwen, slidingWindow, numLayers);
+        numExperts = mixtral ? opt(raw, "num_local_experts", 8) : 0;
+        expertsPerToken = mixtral ? opt(raw, "num_experts_per_tok", 2) : 0;
       }
       case "gpt2" -> {
         family = Family.GPT2;
@@ -143,6 +162,8 @@ public final class ModelConfig {
         tieWordEmbeddings = true;
         slidingWindow = 0;
         windowedLayers = new boolean[numLayers];
+        numExperts = 0;
+        expertsPerToken = 0;
         if (!bool(raw, "tie_word_embeddings", true)) {
           throw new UnsupportedModelException("not supported yet: gpt2 with an untied lm_head");
         }
@@ -288,6 +309,16 @@ public final class ModelConfig {
               + numHeads
               + " must be a multiple of num_key_value_heads "
               + numKvHeads);
+    }
+    if (family == Family.MIXTRAL) {
+      positive("num_local_experts", numExperts);
+      if (expertsPerToken < 1 || expertsPerToken > numExperts) {
+        throw new IllegalArgumentException(
+            "config.json: expected num_experts_per_tok between 1 and num_local_experts "
+                + numExperts
+                + ", found "
+                + expertsPerToken);
+      }
     }
     if (family != Family.GPT2 && headDim % 2 != 0) {
       throw new IllegalArgumentException(
@@ -452,7 +483,22 @@ public final class ModelConfig {
     return family == Family.PHI3;
   }
 
-  /** Number of parameters (tied head counted once). */
+  /** Whether each layer's MLP is a sparse mixture of experts (Mixtral). */
+  public boolean moe() {
+    return family == Family.MIXTRAL;
+  }
+
+  /** Experts per MoE layer ({@code num_local_experts}), 0 for a dense MLP. */
+  public int numExperts() {
+    return numExperts;
+  }
+
+  /** Experts each token is routed to ({@code num_experts_per_tok}), 0 for a dense MLP. */
+  public int expertsPerToken() {
+    return expertsPerToken;
+  }
+
+  /** Number of parameters (tied head counted once; every expert counted). */
   public long parameterCount() {
     long h = hiddenSize;
     long perLayer;
@@ -474,7 +520,9 @@ public final class ModelConfig {
               + (family == Family.QWEN3 ? 2L * headDim : 0)
               + h * (q + 2 * kv)
               + q * h
-              + 3 * h * intermediateSize
+              + (moe()
+                  ? (long) numExperts * 3 * h * intermediateSize + (long) numExperts * h
+                  : 3 * h * intermediateSize)
               + (qkvBias ? q + 2 * kv : 0)
               + (outputBias ? h : 0)
               + (mlpBias ? 2L * intermediateSize + h : 0);

@@ -37,7 +37,8 @@ public final class Golden implements AutoCloseable {
           "qwen3_qk_norm",
           "mistral_window",
           "qwen2_window_layers",
-          "phi3_fused");
+          "phi3_fused",
+          "mixtral_moe");
   public static final double TOLERANCE = 1e-4;
 
   public final String name;

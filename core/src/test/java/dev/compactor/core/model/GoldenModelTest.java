@@ -93,7 +93,8 @@ class GoldenModelTest {
             "qwen3_qk_norm",
             "mistral_window",
             "qwen2_window_layers",
-            "phi3_fused")) {
+            "phi3_fused",
+            "mixtral_moe")) {
       try (Golden g = new Golden(name);
           Transformer resident = Transformer.load(g.dir, Device.cpu());
           StreamingTransformer streaming = StreamingTransformer.open(g.dir, Device.cpu())) {

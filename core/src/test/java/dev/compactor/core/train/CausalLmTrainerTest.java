@@ -22,7 +22,13 @@ class CausalLmTrainerTest {
   @Test
   void lossAndGradientsMatchReference() throws Exception {
     for (String name :
-        List.of("llama_gqa_tied", "gpt2_tied", "qwen2_rope_yarn", "qwen3_qk_norm", "phi3_fused")) {
+        List.of(
+            "llama_gqa_tied",
+            "gpt2_tied",
+            "qwen2_rope_yarn",
+            "qwen3_qk_norm",
+            "phi3_fused",
+            "mixtral_moe")) {
       try (Golden g = new Golden(name);
           Transformer model = Transformer.load(g.dir, Device.cpu());
           NDManager m = NDManager.newBaseManager()) {

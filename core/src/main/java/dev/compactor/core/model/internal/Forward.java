@@ -1,6 +1,7 @@
 package dev.compactor.core.model.internal;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -21,8 +22,8 @@ import java.util.Map;
 /**
  * The decoder forward of every family, shared by the resident and the streaming model, written to
  * match Hugging Face's {@code modeling_llama} (with {@code modeling_qwen3}'s q/k norms, {@code
- * modeling_phi3}'s fused projections and {@code modeling_mistral}'s sliding window) and {@code
- * modeling_gpt2}.
+ * modeling_phi3}'s fused projections and {@code modeling_mistral}'s sliding window, {@code
+ * modeling_mixtral}'s sparse mixture of experts) and {@code modeling_gpt2}.
  *
  * <p>Memory rule: DJL attaches an op's result to the manager of its receiver, so every op here has
  * an activation (living in the pass's manager) as receiver and weights only as arguments; weights
@@ -150,6 +151,9 @@ public final class Forward {
     NDArray attn = attention(p, i, p.rope(q), p.rope(k), v, cache);
     x = x.add(linear(p, i, w, "self_attn.o_proj", attn));
     h = rmsNorm(x, w.get("post_attention_layernorm.weight"));
+    if (c.moe()) {
+      return x.add(sparseMoe(p, i, w, h));
+    }
     NDArray gate;
     NDArray up;
     if (c.fusedProjections()) {
@@ -163,6 +167,81 @@ public final class Forward {
     }
     NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);
     return x.add(linear(p, i, w, "mlp.down_proj", act));
+  }
+
+  /**
+   * Mixtral's {@code block_sparse_moe} as HF's MixtralSparseMoeBlock: router logits, softmax over
+   * all experts, the top k per token, their probabilities renormalised to sum 1, and the weighted
+   * sum of those experts' SiLU-gated MLPs. Only routed tokens run through an expert: each expert
+   * takes its rows of the flattened hidden states, and the k scaled outputs of every token are
+   * gathered back and summed. The choice is made on the host (it is not differentiable in HF
+   * either); the weights are gathered from the softmax, so gradients reach the router.
+   */
+  private NDArray sparseMoe(Pass p, int layer, Map<String, NDArray> w, NDArray h) {
+    int n = Math.toIntExact(p.batch * p.seq);
+    long hidden = c.hiddenSize();
+    int experts = c.numExperts();
+    int k = c.expertsPerToken();
+    NDArray flat = h.reshape(n, hidden);
+    NDArray probs = linear(p, layer, w, Layout.ROUTER, h).reshape(n, experts).softmax(1);
+    float[] pr = probs.toFloatArray();
+    long[] chosen = new long[n * k];
+    for (int t = 0; t < n; t++) {
+      // the k largest, largest first; a tie goes to the lower expert index
+      boolean[] taken = new boolean[experts];
+      for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int e = 0; e < experts; e++) {
+          if (!taken[e] && (best < 0 || pr[t * experts + e] > pr[t * experts + best])) {
+            best = e;
+          }
+        }
+        taken[best] = true;
+        chosen[t * k + j] = best;
+      }
+    }
+    NDArray top = probs.gather(p.scope.create(chosen, new Shape(n, k)), 1);
+    NDArray routing = top.div(top.sum(new int[] {1}, true)).reshape((long) n * k);
+    NDList outputs = new NDList();
+    long[] rowOfSlot = new long[n * k];
+    int row = 0;
+    for (int e = 0; e < experts; e++) {
+      int count = 0;
+      for (long chosenExpert : chosen) {
+        if (chosenExpert == e) {
+          count++;
+        }
+      }
+      if (count == 0) {
+        continue;
+      }
+      long[] tokens = new long[count];
+      long[] slots = new long[count];
+      int at = 0;
+      for (int s = 0; s < chosen.length; s++) {
+        if (chosen[s] == e) {
+          tokens[at] = s / k;
+          slots[at++] = s;
+          rowOfSlot[s] = row++;
+        }
+      }
+      NDArray rows = flat.gather(rowIndex(p, tokens, hidden), 0);
+      NDArray gate = linear(p, layer, w, Layout.expert(e, "w1"), rows);
+      NDArray up = linear(p, layer, w, Layout.expert(e, "w3"), rows);
+      NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);
+      NDArray scaleBy = routing.gather(p.scope.create(slots), 0).expandDims(1);
+      outputs.add(linear(p, layer, w, Layout.expert(e, "w2"), act).mul(scaleBy));
+    }
+    NDArray all = outputs.size() == 1 ? outputs.head() : NDArrays.concat(outputs, 0);
+    return all.gather(rowIndex(p, rowOfSlot, hidden), 0)
+        .reshape(n, k, hidden)
+        .sum(new int[] {1})
+        .reshape(p.batch, p.seq, hidden);
+  }
+
+  /** An index for {@code gather} along axis 0 picking whole rows {@code rows} of width cols. */
+  private static NDArray rowIndex(Pass p, long[] rows, long cols) {
+    return p.scope.create(rows, new Shape(rows.length, 1)).broadcast(rows.length, cols);
   }
 
   private NDArray gpt2Layer(Pass p, int i, Map<String, NDArray> w, NDArray x, KvCache cache) {
@@ -324,7 +403,8 @@ public final class Forward {
 
     void observe(int layer, String name, NDArray x) {
       if (observer != null) {
-        observer.observe(layer, name, x.reshape(-1, x.getShape().get(2)));
+        Shape s = x.getShape();
+        observer.observe(layer, name, x.reshape(-1, s.get(s.dimension() - 1)));
       }
     }
   }

@@ -61,6 +61,15 @@ public final class Layout {
     }
     linear(s, "self_attn.o_proj", h, q, c.outputBias());
     s.add(new Spec("post_attention_layernorm.weight", new long[] {h}, Init.ONES));
+    if (c.moe()) {
+      s.add(new Spec(ROUTER + ".weight", new long[] {c.numExperts(), h}, Init.NORMAL));
+      for (int e = 0; e < c.numExperts(); e++) {
+        linear(s, expert(e, "w1"), inter, h, false);
+        linear(s, expert(e, "w3"), inter, h, false);
+        linear(s, expert(e, "w2"), h, inter, false);
+      }
+      return s;
+    }
     if (c.fusedProjections()) {
       linear(s, "mlp.gate_up_proj", 2 * inter, h, false);
     } else {
@@ -69,6 +78,17 @@ public final class Layout {
     }
     linear(s, "mlp.down_proj", h, inter, c.mlpBias());
     return s;
+  }
+
+  /** Mixtral's router linear, relative to the layer prefix. */
+  public static final String ROUTER = "block_sparse_moe.gate";
+
+  /**
+   * Mixtral expert {@code e}'s linear {@code w} ({@code w1} gate, {@code w3} up, {@code w2} down),
+   * relative to the layer prefix.
+   */
+  public static String expert(int e, String w) {
+    return "block_sparse_moe.experts." + e + "." + w;
   }
 
   private static void linear(List<Spec> s, String name, long out, long in, boolean bias) {
@@ -106,6 +126,16 @@ public final class Layout {
 
   /** The linears of one decoder layer, in the order the forward applies them. */
   public static List<String> linears(ModelConfig c) {
+    if (c.moe()) {
+      List<String> l = new ArrayList<>();
+      l.addAll(
+          List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"));
+      l.add(ROUTER);
+      for (int e = 0; e < c.numExperts(); e++) {
+        l.addAll(List.of(expert(e, "w1"), expert(e, "w3"), expert(e, "w2")));
+      }
+      return l;
+    }
     if (c.fusedProjections()) {
       return List.of("self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj");
     }
