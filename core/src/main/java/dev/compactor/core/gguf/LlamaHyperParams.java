@@ -56,6 +56,8 @@ record LlamaHyperParams(
       case "llama", "mistral" -> {}
       case "qwen2", "qwen3", "phi3" ->
           throw new UnsupportedOperationException("not supported yet: GGUF export of " + modelType);
+      case "mixtral" ->
+          throw new UnsupportedOperationException("not supported yet: GGUF export of mixtral");
       default ->
           throw new CheckpointFormatException(
               "config.json: expected model_type 'llama' or 'mistral', found '" + modelType + "'");

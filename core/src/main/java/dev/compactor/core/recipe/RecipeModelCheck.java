@@ -102,6 +102,28 @@ public final class RecipeModelCheck {
                     + "-layer model; a student must have fewer layers than its teacher"));
       }
     }
+    if (m.moe()) {
+      // No stage knows the experts yet: each would skip them or read them as dense linears.
+      String what =
+          switch (s.kind()) {
+            case PRUNE -> "pruning";
+            case QUANTIZE -> "quantizing";
+            case DISTILL -> "distilling";
+            case FACTORIZE -> "factorizing";
+            default -> null;
+          };
+      if (what != null) {
+        out.add(
+            new RecipeProblem(
+                path,
+                "not supported yet: "
+                    + what
+                    + " "
+                    + m.modelType()
+                    + " (mixture-of-experts layers); evaluate it as is"));
+      }
+      return;
+    }
     if (m.family() == ModelConfig.Family.LLAMA) {
       if (m.modelType().equals("qwen2") && s.params() instanceof QuantizeParams q) {
         for (QuantizeParams.ExportFormat f : q.export()) {

@@ -1,0 +1,176 @@
+package dev.compactor.core.model;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Device;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.compactor.core.distill.StudentBuilder;
+import dev.compactor.core.gguf.LlamaFileType;
+import dev.compactor.core.gguf.LlamaGgufExporter;
+import dev.compactor.core.io.Checkpoints;
+import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.metrics.ProgressListener;
+import dev.compactor.core.prune.Pruning;
+import dev.compactor.core.prune.PruningSpec;
+import dev.compactor.core.quant.table.LayerwiseQuantizer;
+import dev.compactor.core.quant.table.WeightQuantization;
+import dev.compactor.core.recipe.Recipe;
+import dev.compactor.core.recipe.RecipeModelCheck;
+import dev.compactor.core.recipe.RecipeProblem;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Mixtral's config and the stages that refuse it (its forward is checked against the plain-torch
+ * reference in {@link GoldenModelTest} and the trainer test, case mixtral_moe).
+ */
+class MixtralTest {
+
+  /** Mixtral-8x7B-v0.1's published config.json. */
+  static final String MIXTRAL_8X7B =
+      """
+      {"architectures": ["MixtralForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1,
+       "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02,
+       "intermediate_size": 14336, "max_position_embeddings": 32768, "model_type": "mixtral",
+       "num_attention_heads": 32, "num_experts_per_tok": 2, "num_hidden_layers": 32,
+       "num_key_value_heads": 8, "num_local_experts": 8, "output_router_logits": false,
+       "rms_norm_eps": 1e-05, "rope_theta": 1000000.0, "router_aux_loss_coef": 0.02,
+       "sliding_window": null, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+       "transformers_version": "4.36.0.dev0", "use_cache": true, "vocab_size": 32000}
+      """;
+
+  @Test
+  void mixtral8x7bConfigHasItsPublishedParameterCount() {
+    ModelConfig c = ModelConfig.fromJson(MIXTRAL_8X7B);
+    assertEquals(ModelConfig.Family.MIXTRAL, c.family());
+    assertTrue(c.moe());
+    assertEquals(8, c.numExperts());
+    assertEquals(2, c.expertsPerToken());
+    assertEquals(0, c.slidingWindow(), "sliding_window null: full attention");
+    assertEquals(1e6, c.ropeTheta());
+    assertFalse(c.qkvBias() || c.outputBias() || c.mlpBias());
+    // 46.7 B: 32 layers of attention, router and 8 experts, embeddings and untied head
+    assertEquals(46_702_792_704L, c.parameterCount());
+  }
+
+  @Test
+  void defaultsFollowMixtralConfigAndBadExpertCountsAreRefused() {
+    String minimal =
+        "{\"model_type\":\"mixtral\",\"vocab_size\":64,\"hidden_size\":32,"
+            + "\"intermediate_size\":24,\"num_hidden_layers\":1,\"num_attention_heads\":4,"
+            + "\"attention_bias\":true,\"sliding_window\":5}";
+    ModelConfig c = ModelConfig.fromJson(minimal);
+    assertEquals(8, c.numExperts());
+    assertEquals(2, c.expertsPerToken());
+    assertEquals(1e6, c.ropeTheta(), "MixtralConfig's default rope_theta");
+    assertEquals(5, c.slidingWindow(0), "Mixtral windows every layer, as Mistral");
+    assertFalse(c.qkvBias(), "HF's Mixtral attention has no biases");
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> c.with("{\"num_local_experts\":2,\"num_experts_per_tok\":3}"));
+    assertTrue(e.getMessage().contains("num_experts_per_tok"), e.getMessage());
+  }
+
+  @Test
+  void streamingHoldsOneLayerWithAllItsExperts() throws Exception {
+    try (Golden g = new Golden("mixtral_moe");
+        StreamingTransformer s = StreamingTransformer.open(g.dir, Device.cpu())) {
+      long h = 32;
+      long inter = 24;
+      long attention = h * (4 * 8) + 2 * h * (2 * 8) + (4 * 8) * h;
+      long perLayer = 2 * h + attention + 4 * h + 4 * 3 * h * inter;
+      assertEquals(4 * perLayer, s.layerBytes());
+    }
+  }
+
+  @Test
+  void compressionStagesRefuseMixtral(@TempDir Path tmp) throws Exception {
+    try (Golden g = new Golden("mixtral_moe")) {
+      UnsupportedOperationException prune =
+          assertThrows(
+              UnsupportedOperationException.class,
+              () ->
+                  Pruning.run(
+                      PruningSpec.of("magnitude", 0.5),
+                      g.dir,
+                      tmp.resolve("pruned"),
+                      List::of,
+                      Device.cpu()));
+      assertEquals("not supported yet: pruning mixtral (mixture-of-experts layers)", msg(prune));
+      assertFalse(Files.exists(tmp.resolve("pruned")));
+
+      UnsupportedOperationException distill =
+          assertThrows(
+              UnsupportedOperationException.class,
+              () -> StudentBuilder.build(g.dir, tmp.resolve("student"), 1));
+      assertEquals(
+          "not supported yet: distilling mixtral (mixture-of-experts layers)", msg(distill));
+
+      UnsupportedOperationException quantize =
+          assertThrows(
+              UnsupportedOperationException.class,
+              () ->
+                  LayerwiseQuantizer.run(
+                      g.dir,
+                      new WeightQuantization(WeightQuantization.Method.RTN, 8, 0),
+                      List.of(),
+                      (layer, weights, quantized) -> {},
+                      ProgressListener.NONE));
+      assertTrue(msg(quantize).startsWith("not supported yet: quantizing mixtral"), msg(quantize));
+
+      ObjectMapper json = new ObjectMapper();
+      try (TensorSource src = Checkpoints.open(g.dir)) {
+        UnsupportedOperationException gguf =
+            assertThrows(
+                UnsupportedOperationException.class,
+                () ->
+                    LlamaGgufExporter.export(
+                        json.readTree(g.dir.resolve("config.json").toFile()),
+                        src,
+                        json.createObjectNode(),
+                        new LlamaGgufExporter.Options(
+                            "m", LlamaFileType.Q8_0, Map.of(), Map.of(), 1),
+                        tmp.resolve("m.gguf")));
+        assertEquals("not supported yet: GGUF export of mixtral", msg(gguf));
+      }
+    }
+  }
+
+  @Test
+  void recipeCheckRefusesEveryCompressionStepAtJobStartButNotEvaluation() {
+    ModelConfig m = ModelConfig.fromJson(MIXTRAL_8X7B);
+    String recipe =
+        """
+        name: all
+        stages:
+          - prune: { method: magnitude, sparsity: 0.5 }
+          - distill: { keep_layers: 2, steps: 10 }
+          - quantize: { method: rtn, bits: 8, export: [safetensors] }
+          - evaluate: { perplexity: { seq_len: 64 } }
+        calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }
+        """;
+    List<String> p =
+        RecipeModelCheck.check(Recipe.parse(recipe), m, Long.MAX_VALUE).stream()
+            .map(RecipeProblem::toString)
+            .toList();
+    String why = " mixtral (mixture-of-experts layers); evaluate it as is";
+    assertEquals(
+        List.of(
+            "stages[0].prune: not supported yet: pruning" + why,
+            "stages[1].distill: not supported yet: distilling" + why,
+            "stages[2].quantize: not supported yet: quantizing" + why),
+        p);
+  }
+
+  private static String msg(Throwable t) {
+    return t.getMessage();
+  }
+}
