@@ -2,6 +2,7 @@ package dev.compactor.core.quant.table;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
@@ -14,6 +15,7 @@ import dev.compactor.core.gguf.GgufReader;
 import dev.compactor.core.gguf.GgufTensorInfo;
 import dev.compactor.core.gguf.GgufValue;
 import dev.compactor.core.gguf.LlamaFileType;
+import dev.compactor.core.io.CheckpointFormatException;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.Golden;
@@ -274,6 +276,23 @@ class QwenGgufRoundTripTest {
       // Q8_0 o_proj (~0.5% relative per weight) and F16 elsewhere give ~1% on this tiny random
       // model's logits (measured 0.0103); a wrong row order or a lost bias/norm would be O(1)
       assertTrue(rel > 0 && rel < 0.03, "relative logit error " + rel);
+    }
+  }
+
+  @Test
+  void aGgufOfAnotherArchIsRefusedWhenConvertingBack() throws Exception {
+    try (Golden q3 = new Golden("qwen3_qk_norm");
+        Golden q2 = new Golden("qwen2_sharded")) {
+      Path gguf = dir.resolve("q3.gguf");
+      GgufExport.export(model(q3), LlamaFileType.F32, Map.of(), gguf);
+      Path other = model(q2);
+      CheckpointFormatException e =
+          assertThrows(
+              CheckpointFormatException.class,
+              () -> GgufToHf.convert(gguf, other, dir.resolve("x")));
+      assertEquals(
+          "GGUF general.architecture: expected qwen2 (the original is qwen2), found qwen3",
+          e.getMessage());
     }
   }
 
