@@ -8,7 +8,8 @@ Parses the header, every metadata pair and every tensor info, checks alignment a
 dequantizes F32/F16/Q8_0/Q5_0/Q4_0/Q4_K/Q6_K tensors. With EXPECTED.json (written by GgufFixtureTest)
 it compares metadata and the dequantized values with what the Java side computed and exits 1 on
 any difference. Without it, it prints a summary (and checks the llama keys when the file says
-general.architecture = llama).
+general.architecture = llama, and for qwen2/qwen3 the keys and the exact tensor table llama.cpp's
+loader wants).
 """
 import json
 import struct
@@ -146,6 +147,72 @@ def dequant(t, raw, n):
     raise ValueError(name)
 
 
+def arch_layout_failures(md, tensors):
+    """Checks a qwen2/qwen3 file against llama.cpp's loader (src/llama-model.cpp, src/models/qwen3.cpp):
+    the keys it reads, and exactly the tensors it creates with their shapes (ggml order, innermost
+    first); llama.cpp refuses a file with any other tensor ("wrong number of tensors")."""
+    arch = md["general.architecture"][1]
+    failures = []
+
+    def key(k, required=True):
+        if f"{arch}.{k}" in md:
+            return md[f"{arch}.{k}"][1]
+        if required:
+            failures.append(f"missing key {arch}.{k}")
+        return None
+
+    n_embd, n_layer, n_ff = key("embedding_length"), key("block_count"), key("feed_forward_length")
+    n_head, n_kv = key("attention.head_count"), key("attention.head_count_kv")
+    key("context_length")
+    key("rope.freq_base")
+    key("attention.layer_norm_rms_epsilon")
+    if failures:
+        return failures
+    hd = key("attention.key_length", False) or n_embd // n_head
+    if (key("attention.value_length", False) or n_embd // n_head) != hd:
+        failures.append("value_length differs from key_length (the qwen graphs assert they are equal)")
+    if key("rope.dimension_count", False) not in (None, hd):
+        failures.append("rope.dimension_count differs from the head dim (the qwen graphs assert n_rot == head dim)")
+    for k in ["tokenizer.ggml.model", "tokenizer.ggml.tokens"]:
+        if k not in md:
+            failures.append(f"missing key {k}")
+    if failures:
+        return failures
+    n_vocab = len(md["tokenizer.ggml.tokens"][1])
+    want = {"token_embd.weight": [n_embd, n_vocab], "output_norm.weight": [n_embd]}
+    for i in range(n_layer):
+        b = f"blk.{i}."
+        want[b + "attn_norm.weight"] = [n_embd]
+        want[b + "attn_q.weight"] = [n_embd, hd * n_head]
+        want[b + "attn_k.weight"] = [n_embd, hd * n_kv]
+        want[b + "attn_v.weight"] = [n_embd, hd * n_kv]
+        want[b + "attn_output.weight"] = [hd * n_head, n_embd]
+        if arch == "qwen2":
+            want[b + "attn_q.bias"] = [hd * n_head]
+            want[b + "attn_k.bias"] = [hd * n_kv]
+            want[b + "attn_v.bias"] = [hd * n_kv]
+        else:
+            want[b + "attn_q_norm.weight"] = [hd]
+            want[b + "attn_k_norm.weight"] = [hd]
+        want[b + "ffn_norm.weight"] = [n_embd]
+        want[b + "ffn_gate.weight"] = [n_embd, n_ff]
+        want[b + "ffn_down.weight"] = [n_ff, n_embd]
+        want[b + "ffn_up.weight"] = [n_embd, n_ff]
+    have = {name: (ne, t) for name, ne, t, off in tensors}
+    if "output.weight" in have:  # optional: without it llama.cpp reuses token_embd.weight
+        want["output.weight"] = [n_embd, n_vocab]
+    for name in sorted(set(want) | set(have)):
+        if name not in have:
+            failures.append(f"missing tensor {name}")
+        elif name not in want:
+            failures.append(f"tensor {name} is not in llama.cpp's {arch} layout")
+        elif have[name][0] != want[name]:
+            failures.append(f"tensor {name}: ne {have[name][0]}, llama.cpp wants {want[name]}")
+        elif len(want[name]) == 1 and have[name][1] != 0:
+            failures.append(f"tensor {name}: 1-D tensors stay F32, found type {have[name][1]}")
+    return failures
+
+
 def main():
     path = sys.argv[1]
     data, version, md, tensors, align, data_start = parse(path)
@@ -198,6 +265,13 @@ def main():
                     print(f"  {k} = {md[k][1]!r}")
             for k in ["tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"]:
                 print(f"  {k}: {len(md[k][1]) if k in md else 'MISSING'} entries")
+        if md.get("general.architecture", (8, ""))[1] in ("qwen2", "qwen3"):
+            problems = arch_layout_failures(md, tensors)
+            for p in problems:
+                print(f"  LAYOUT {p}")
+            print(f"  llama.cpp {md['general.architecture'][1]} layout: "
+                  f"{'ok' if not problems else str(len(problems)) + ' problems'}")
+            failures += len(problems)
         for name, (shape, tname, vals) in decoded.items():
             rms = float(np.sqrt(np.mean(vals.astype(np.float64) ** 2)))
             print(f"  {name:28s} {tname:5s} {shape} rms {rms:.5f} finite {bool(np.isfinite(vals).all())}")

@@ -17,12 +17,26 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Exports a Hugging Face Llama checkpoint as a GGUF v3 file that llama.cpp loads, streaming each
- * tensor in chunks of rows (positional reads, no whole tensor in memory; see {@link
- * Options#chunkValues()}), so a 7B checkpoint exports in a few hundred megabytes. It writes the
- * {@code llama.*} hyper-parameters, the {@code tokenizer.ggml.*} vocabulary, and the weights under
- * llama.cpp's names, with the q/k projection rows permuted as convert_hf_to_gguf.py does (see
- * {@link #permuteForRope}).
+ * Exports a Hugging Face Llama, Mistral, Qwen2 or Qwen3 checkpoint as a GGUF v3 file that llama.cpp
+ * loads, streaming each tensor in chunks of rows (positional reads, no whole tensor in memory; see
+ * {@link Options#chunkValues()}), so a 7B checkpoint exports in a few hundred megabytes. It writes
+ * the {@code <arch>.*} hyper-parameters (see {@link LlamaHyperParams}), the {@code
+ * tokenizer.ggml.*} vocabulary, and the weights under llama.cpp's names.
+ *
+ * <p>Per architecture, as convert_hf_to_gguf.py and llama.cpp's loader (src/llama-model.cpp,
+ * src/models/qwen3.cpp) have them:
+ *
+ * <ul>
+ *   <li>{@code llama}: the q/k projection rows are permuted (see {@link #permuteForRope}), since
+ *       llama.cpp's llama RoPE pairs neighbouring rows.
+ *   <li>{@code qwen2}: no permutation (NeoX RoPE, the HF row order); {@code blk.N.attn_q.bias},
+ *       {@code attn_k.bias}, {@code attn_v.bias} (F32), which llama.cpp requires; no o_proj bias.
+ *   <li>{@code qwen3}: no permutation; {@code blk.N.attn_q_norm.weight} and {@code
+ *       attn_k_norm.weight} (F32, one value per head dimension); no biases.
+ * </ul>
+ *
+ * For every arch a tied head writes no {@code output.weight}: llama.cpp then uses {@code
+ * token_embd.weight}. A checkpoint tensor with no place in the arch's layout is refused.
  *
  * <p>Types: the file declares {@link Options#fileType()} as {@code general.file_type} and holds
  * what llama-quantize writes for it: 1-D tensors (norms) are F32, every matrix gets the type {@link
@@ -114,14 +128,14 @@ public final class LlamaGgufExporter {
     List<Planned> plan = plan(hp, source, options);
     List<GgufTensorInfo> tensors;
     try (GgufWriter w = GgufWriter.create(out)) {
-      w.put("general.architecture", GgufValue.string("llama"));
+      w.put("general.architecture", GgufValue.string(hp.arch()));
       w.put("general.name", GgufValue.string(options.modelName()));
       w.put(GgufWriter.ALIGNMENT_KEY, GgufValue.u32(GgufWriter.DEFAULT_ALIGNMENT));
       w.put("general.file_type", GgufValue.u32(options.fileType().id()));
       w.put("general.quantization_version", GgufValue.u32(2));
       hp.putMetadata(w);
       for (Map.Entry<String, GgufValue> e :
-          LlamaTokenizerMetadata.from(tokenizer, config).entrySet()) {
+          LlamaTokenizerMetadata.from(tokenizer, config, hp.isLlama()).entrySet()) {
         w.put(e.getKey(), e.getValue());
       }
       float[] ropeFreqs = hp.ropeFreqs();
@@ -232,33 +246,31 @@ public final class LlamaGgufExporter {
     boolean tied = hp.tiedEmbeddings() || !src.contains("lm_head.weight");
     LlamaQuantMix.Model m =
         new LlamaQuantMix.Model(
-            hp.layers(), hp.heads(), hp.kvHeads(), tied, !o.importance().isEmpty());
+            hp.layers(), hp.heads(), hp.kvHeads(), tied, !o.importance().isEmpty(), hp.arch());
+    // only llama.cpp's llama RoPE pairs neighbouring rows; qwen2/qwen3 use NeoX's halves as HF does
+    int qHeads = hp.isLlama() ? hp.heads() : 0;
+    int kHeads = hp.isLlama() ? hp.kvHeads() : 0;
     add(plan, src, o, m, "model.embed_tokens.weight", "token_embd.weight", 0, hp.vocabSize(), h);
     for (int l = 0; l < hp.layers(); l++) {
       String p = "model.layers." + l + ".";
       String b = "blk." + l + ".";
       add(plan, src, o, m, p + "input_layernorm.weight", b + "attn_norm.weight", 0, h);
-      add(
-          plan,
-          src,
-          o,
-          m,
-          p + "self_attn.q_proj.weight",
-          b + "attn_q.weight",
-          hp.heads(),
-          qRows,
-          h);
-      add(
-          plan,
-          src,
-          o,
-          m,
-          p + "self_attn.k_proj.weight",
-          b + "attn_k.weight",
-          hp.kvHeads(),
-          kvRows,
-          h);
+      add(plan, src, o, m, p + "self_attn.q_proj.weight", b + "attn_q.weight", qHeads, qRows, h);
+      add(plan, src, o, m, p + "self_attn.k_proj.weight", b + "attn_k.weight", kHeads, kvRows, h);
       add(plan, src, o, m, p + "self_attn.v_proj.weight", b + "attn_v.weight", 0, kvRows, h);
+      switch (hp.arch()) {
+        case "qwen2" -> {
+          add(plan, src, o, m, p + "self_attn.q_proj.bias", b + "attn_q.bias", 0, qRows);
+          add(plan, src, o, m, p + "self_attn.k_proj.bias", b + "attn_k.bias", 0, kvRows);
+          add(plan, src, o, m, p + "self_attn.v_proj.bias", b + "attn_v.bias", 0, kvRows);
+        }
+        case "qwen3" -> {
+          long hd = hp.headDim();
+          add(plan, src, o, m, p + "self_attn.q_norm.weight", b + "attn_q_norm.weight", 0, hd);
+          add(plan, src, o, m, p + "self_attn.k_norm.weight", b + "attn_k_norm.weight", 0, hd);
+        }
+        default -> {}
+      }
       add(plan, src, o, m, p + "self_attn.o_proj.weight", b + "attn_output.weight", 0, h, qRows);
       add(plan, src, o, m, p + "post_attention_layernorm.weight", b + "ffn_norm.weight", 0, h);
       add(plan, src, o, m, p + "mlp.gate_proj.weight", b + "ffn_gate.weight", 0, hp.ffn(), h);
@@ -281,7 +293,11 @@ public final class LlamaGgufExporter {
               || plan.stream().anyMatch(p -> p.hfName.equals(name));
       if (!known) {
         throw new UnsupportedOperationException(
-            "not supported yet: tensor " + name + " has no place in the llama GGUF layout");
+            "not supported yet: tensor "
+                + name
+                + " has no place in the "
+                + hp.arch()
+                + " GGUF layout");
       }
     }
     return plan;

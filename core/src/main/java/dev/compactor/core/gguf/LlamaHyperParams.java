@@ -6,8 +6,15 @@ import dev.compactor.core.model.RopeScaling;
 import dev.compactor.core.model.UnsupportedModelException;
 
 /**
- * The Llama hyper-parameters a GGUF file needs, read from a Hugging Face config.json and checked:
- * missing or impossible values give a {@link CheckpointFormatException} naming the key.
+ * The hyper-parameters a GGUF file needs, read from a Hugging Face config.json and checked: missing
+ * or impossible values give a {@link CheckpointFormatException} naming the key.
+ *
+ * <p>{@link #arch()} is llama.cpp's architecture and the prefix of every key: {@code llama} for
+ * llama and mistral, {@code qwen2} and {@code qwen3} for those (convert_hf_to_gguf.py's
+ * Qwen2Model/Qwen3Model, which write TextModel's generic keys: no {@code rope.dimension_count} and
+ * no {@code vocab_size}, and {@code attention.key_length}/{@code value_length} exactly when
+ * config.json has {@code head_dim}). llama.cpp's qwen2/qwen3 attend to the whole context, so a
+ * checkpoint that uses Qwen's sliding window is refused rather than exported as something else.
  *
  * <p>RoPE scaling is written the way llama.cpp's convert_hf_to_gguf.py does for Llama: {@code
  * linear} as {@code llama.rope.scaling.type/.factor}; {@code yarn} as type, factor, {@code
@@ -17,6 +24,8 @@ import dev.compactor.core.model.UnsupportedModelException;
  * tensor (see {@link #ropeFreqs()}). Dynamic NTK has no llama.cpp equivalent and is refused.
  */
 record LlamaHyperParams(
+    String arch,
+    boolean explicitHeadDim,
     int hidden,
     int layers,
     int heads,
@@ -52,21 +61,27 @@ record LlamaHyperParams(
 
   static LlamaHyperParams from(JsonNode c) throws CheckpointFormatException {
     String modelType = c.path("model_type").asText("");
-    switch (modelType) {
-      case "llama", "mistral" -> {}
-      case "qwen2", "qwen3", "phi3" ->
-          throw new UnsupportedOperationException("not supported yet: GGUF export of " + modelType);
-      case "mixtral" ->
-          throw new UnsupportedOperationException("not supported yet: GGUF export of mixtral");
-      default ->
-          throw new CheckpointFormatException(
-              "config.json: expected model_type 'llama' or 'mistral', found '" + modelType + "'");
+    String arch =
+        switch (modelType) {
+          case "llama", "mistral" -> "llama";
+          case "qwen2", "qwen3" -> modelType;
+          case "phi3", "mixtral" ->
+              throw new UnsupportedOperationException(
+                  "not supported yet: GGUF export of " + modelType);
+          default ->
+              throw new CheckpointFormatException(
+                  "config.json: expected model_type 'llama', 'mistral', 'qwen2' or 'qwen3', found '"
+                      + modelType
+                      + "'");
+        };
+    if (!arch.equals("llama")) {
+      refuseSlidingWindow(c, arch);
     }
     int hidden = positive(c, "hidden_size");
     int heads = positive(c, "num_attention_heads");
     int kvHeads = c.has("num_key_value_heads") ? positive(c, "num_key_value_heads") : heads;
-    int headDim =
-        c.has("head_dim") && !c.get("head_dim").isNull() ? positive(c, "head_dim") : hidden / heads;
+    boolean explicitHeadDim = c.has("head_dim") && !c.get("head_dim").isNull();
+    int headDim = explicitHeadDim ? positive(c, "head_dim") : hidden / heads;
     if (heads % kvHeads != 0) {
       throw new CheckpointFormatException(
           "config.json: num_attention_heads "
@@ -103,9 +118,18 @@ record LlamaHyperParams(
                   + " (ggml rounds the correction range)");
         }
       }
+      case LLAMA3 -> {
+        if (!arch.equals("llama")) {
+          // llama.cpp loads rope_freqs.weight for llama only; qwen would refuse the file
+          throw new UnsupportedOperationException(
+              "not supported yet: GGUF export of " + arch + " with llama3 RoPE scaling");
+        }
+      }
       default -> {}
     }
     return new LlamaHyperParams(
+        arch,
+        explicitHeadDim,
         hidden,
         positive(c, "num_hidden_layers"),
         heads,
@@ -130,37 +154,68 @@ record LlamaHyperParams(
     return rope.type() == RopeScaling.Type.LLAMA3 ? rope.llama3FreqFactors() : null;
   }
 
+  /** llama.cpp's llama arch (convert_hf_to_gguf.py's LlamaModel, which permutes q/k for RoPE). */
+  boolean isLlama() {
+    return arch.equals("llama");
+  }
+
   void putMetadata(GgufWriter w) {
-    w.put("llama.context_length", GgufValue.u32(contextLength));
-    w.put("llama.embedding_length", GgufValue.u32(hidden));
-    w.put("llama.block_count", GgufValue.u32(layers));
-    w.put("llama.feed_forward_length", GgufValue.u32(ffn));
-    w.put("llama.attention.head_count", GgufValue.u32(heads));
-    w.put("llama.attention.head_count_kv", GgufValue.u32(kvHeads));
-    w.put("llama.rope.freq_base", GgufValue.f32(ropeTheta));
-    w.put("llama.attention.layer_norm_rms_epsilon", GgufValue.f32(rmsEps));
-    w.put("llama.rope.dimension_count", GgufValue.u32(headDim));
+    String a = arch + ".";
+    w.put(a + "context_length", GgufValue.u32(contextLength));
+    w.put(a + "embedding_length", GgufValue.u32(hidden));
+    w.put(a + "block_count", GgufValue.u32(layers));
+    w.put(a + "feed_forward_length", GgufValue.u32(ffn));
+    w.put(a + "attention.head_count", GgufValue.u32(heads));
+    w.put(a + "attention.head_count_kv", GgufValue.u32(kvHeads));
+    w.put(a + "rope.freq_base", GgufValue.f32(ropeTheta));
+    w.put(a + "attention.layer_norm_rms_epsilon", GgufValue.f32(rmsEps));
+    if (isLlama()) {
+      w.put(a + "rope.dimension_count", GgufValue.u32(headDim));
+    }
     switch (rope.type()) {
       case LINEAR -> {
-        w.put("llama.rope.scaling.type", GgufValue.string("linear"));
-        w.put("llama.rope.scaling.factor", GgufValue.f32((float) rope.factor()));
+        w.put(a + "rope.scaling.type", GgufValue.string("linear"));
+        w.put(a + "rope.scaling.factor", GgufValue.f32((float) rope.factor()));
       }
       case YARN -> {
-        w.put("llama.rope.scaling.type", GgufValue.string("yarn"));
-        w.put("llama.rope.scaling.factor", GgufValue.f32((float) rope.factor()));
+        w.put(a + "rope.scaling.type", GgufValue.string("yarn"));
+        w.put(a + "rope.scaling.factor", GgufValue.f32((float) rope.factor()));
         w.put(
-            "llama.rope.scaling.original_context_length",
-            GgufValue.u32(rope.originalMaxPositions()));
-        w.put("llama.rope.scaling.yarn_beta_fast", GgufValue.f32((float) rope.betaFast()));
-        w.put("llama.rope.scaling.yarn_beta_slow", GgufValue.f32((float) rope.betaSlow()));
+            a + "rope.scaling.original_context_length", GgufValue.u32(rope.originalMaxPositions()));
+        w.put(a + "rope.scaling.yarn_beta_fast", GgufValue.f32((float) rope.betaFast()));
+        w.put(a + "rope.scaling.yarn_beta_slow", GgufValue.f32((float) rope.betaSlow()));
       }
       default -> {}
     }
-    if (headDim != hidden / heads) {
-      w.put("llama.attention.key_length", GgufValue.u32(headDim));
-      w.put("llama.attention.value_length", GgufValue.u32(headDim));
+    if (isLlama() ? headDim != hidden / heads : explicitHeadDim) {
+      w.put(a + "attention.key_length", GgufValue.u32(headDim));
+      w.put(a + "attention.value_length", GgufValue.u32(headDim));
     }
-    w.put("llama.vocab_size", GgufValue.u32(vocabSize));
+    if (isLlama()) {
+      w.put(a + "vocab_size", GgufValue.u32(vocabSize));
+    }
+  }
+
+  /**
+   * HF Qwen windows attention only with {@code use_sliding_window} (from {@code max_window_layers}
+   * on) or with {@code layer_types}; llama.cpp's qwen2/qwen3 have no window at all.
+   */
+  private static void refuseSlidingWindow(JsonNode c, String arch) {
+    boolean windowed = c.path("use_sliding_window").asBoolean(false);
+    for (JsonNode t : c.path("layer_types")) {
+      windowed |= t.asText().equals("sliding_attention");
+    }
+    JsonNode window = c.path("sliding_window");
+    if (windowed && window.canConvertToInt() && window.intValue() > 0) {
+      throw new UnsupportedOperationException(
+          "not supported yet: GGUF export of "
+              + arch
+              + " with a sliding window of "
+              + window.intValue()
+              + " (llama.cpp's "
+              + arch
+              + " attends to the whole context)");
+    }
   }
 
   private static int positive(JsonNode c, String key) throws CheckpointFormatException {

@@ -4,7 +4,8 @@ package dev.compactor.core.gguf;
  * The tensor type llama-quantize gives each tensor of a LLaMA-family model for a {@link
  * LlamaFileType}: a port of {@code llama_tensor_get_type} ({@code llama_tensor_get_type_impl} and
  * {@code tensor_type_fallback}) from llama.cpp's {@code src/llama-quant.cpp}, restricted to the
- * branches a dense (non-MoE, non-Falcon) Llama reaches for the file types in {@link LlamaFileType}:
+ * branches a dense (non-MoE, non-Falcon) Llama, Qwen2 or Qwen3 reaches for the file types in {@link
+ * LlamaFileType} (the rules look at tensor names only, except the 70B one, see {@link #is70B}):
  *
  * <ul>
  *   <li>{@code output.weight} (and {@code token_embd.weight} when the embeddings are tied, as
@@ -40,9 +41,17 @@ public final class LlamaQuantMix {
    * @param kvHeads key/value heads
    * @param tiedEmbeddings no separate {@code output.weight}
    * @param hasImatrix an importance matrix is given (any tensor)
+   * @param arch llama.cpp's architecture ({@code llama}, {@code qwen2}, {@code qwen3}), which
+   *     decides the model type the 70B rule looks at
    */
   public record Model(
-      int layers, int heads, int kvHeads, boolean tiedEmbeddings, boolean hasImatrix) {}
+      int layers, int heads, int kvHeads, boolean tiedEmbeddings, boolean hasImatrix, String arch) {
+
+    /** A llama-arch model. */
+    public Model(int layers, int heads, int kvHeads, boolean tiedEmbeddings, boolean hasImatrix) {
+      this(layers, heads, kvHeads, tiedEmbeddings, hasImatrix, "llama");
+    }
+  }
 
   private LlamaQuantMix() {}
 
@@ -114,9 +123,16 @@ public final class LlamaQuantMix {
     return t;
   }
 
-  /** llama.cpp's {@code LLM_TYPE_70B} for LLaMA: 80 layers and fewer kv heads than heads. */
+  /**
+   * llama.cpp's {@code LLM_TYPE_70B} (src/llama-model.cpp, load_hparams): for LLaMA 80 layers and
+   * fewer kv heads than heads (else 65B); for Qwen2 any 80 layers; Qwen3 has no 70B type.
+   */
   static boolean is70B(Model m) {
-    return m.layers() == 80 && m.heads() != m.kvHeads();
+    return switch (m.arch()) {
+      case "llama" -> m.layers() == 80 && m.heads() != m.kvHeads();
+      case "qwen2" -> m.layers() == 80;
+      default -> false;
+    };
   }
 
   private static int layerOf(String name, int layers) {

@@ -32,10 +32,29 @@ public final class LlamaTokenizerMetadata {
       "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
           + " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
+  /**
+   * The pre-tokenizer regex of Qwen2/2.5/3 (single digits, unlike Llama 3's runs of up to three),
+   * which llama.cpp calls {@code qwen2}.
+   */
+  static final String QWEN2_PATTERN =
+      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
+          + " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
   private LlamaTokenizerMetadata() {}
 
-  /** The metadata pairs for {@code tokenizer} given the model's config.json. */
+  /** The metadata pairs for {@code tokenizer} of a llama-arch model given its config.json. */
   public static Map<String, GgufValue> from(JsonNode tokenizer, JsonNode config)
+      throws CheckpointFormatException {
+    return from(tokenizer, config, true);
+  }
+
+  /**
+   * The metadata pairs for {@code tokenizer} given the model's config.json. A llama-arch file
+   * always asks for a BOS token (as this exporter always did); any other arch asks for one exactly
+   * when the tokenizer's post-processor puts a special token first, which is what Hugging Face does
+   * when it encodes (Qwen's tokenizers add none).
+   */
+  public static Map<String, GgufValue> from(JsonNode tokenizer, JsonNode config, boolean llamaArch)
       throws CheckpointFormatException {
     JsonNode model = tokenizer.path("model");
     String type = model.path("type").asText("");
@@ -108,7 +127,9 @@ public final class LlamaTokenizerMetadata {
     if (unk != null && vocab.has(unk)) {
       md.put("tokenizer.ggml.unknown_token_id", GgufValue.u32(vocab.get(unk).asInt()));
     }
-    md.put("tokenizer.ggml.add_bos_token", GgufValue.bool(true));
+    md.put(
+        "tokenizer.ggml.add_bos_token",
+        GgufValue.bool(llamaArch || startsWithSpecialToken(tokenizer.path("post_processor"))));
     md.put("tokenizer.ggml.add_eos_token", GgufValue.bool(false));
     return md;
   }
@@ -156,17 +177,37 @@ public final class LlamaTokenizerMetadata {
   }
 
   /**
-   * llama.cpp's pre-tokenizer name: Llama 3's split regex, GPT-2's plain ByteLevel, else default.
+   * llama.cpp's pre-tokenizer name: Llama 3's or Qwen2's split regex, GPT-2's plain ByteLevel, else
+   * default.
    */
   static String preTokenizer(JsonNode tokenizer) {
     JsonNode pre = tokenizer.path("pre_tokenizer");
     if (containsText(pre, LLAMA3_PATTERN)) {
       return "llama-bpe";
     }
+    if (containsText(pre, QWEN2_PATTERN)) {
+      return "qwen2";
+    }
     if ("ByteLevel".equals(pre.path("type").asText())) {
       return "gpt-2";
     }
     return "default";
+  }
+
+  /**
+   * A TemplateProcessing (alone or in a Sequence) whose single-sequence template opens with one.
+   */
+  private static boolean startsWithSpecialToken(JsonNode post) {
+    if ("Sequence".equals(post.path("type").asText())) {
+      for (JsonNode p : post.path("processors")) {
+        if (startsWithSpecialToken(p)) {
+          return true;
+        }
+      }
+      return false;
+    }
+    return "TemplateProcessing".equals(post.path("type").asText())
+        && post.path("single").path(0).has("SpecialToken");
   }
 
   private static boolean containsText(JsonNode node, String text) {

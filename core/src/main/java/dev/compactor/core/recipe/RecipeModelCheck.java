@@ -125,23 +125,17 @@ public final class RecipeModelCheck {
       return;
     }
     if (m.family() == ModelConfig.Family.LLAMA) {
-      if (m.modelType().equals("qwen2") && s.params() instanceof QuantizeParams q) {
-        for (QuantizeParams.ExportFormat f : q.export()) {
-          if (f.container() == QuantizeParams.ExportFormat.Container.GGUF) {
-            // llama.cpp's qwen2 arch (q/k/v biases) is not written by the llama exporter.
-            out.add(new RecipeProblem(path + ".export", "not supported yet: GGUF export of qwen2"));
-          }
-        }
-      }
+      // llama and mistral export as llama.cpp's llama arch, qwen2 as its qwen2 arch
       return;
     }
-    boolean llamaShaped =
-        m.family() == ModelConfig.Family.QWEN3 || m.family() == ModelConfig.Family.PHI3;
+    boolean qwen3 = m.family() == ModelConfig.Family.QWEN3;
     String model =
         m.modelType()
-            + (llamaShaped
-                ? " models (rtn, nf4 and fp8 to safetensors only so far)"
-                : " models (only Llama-family decoders so far)");
+            + switch (m.family()) {
+              case QWEN3 -> " models (rtn, nf4 and fp8 to safetensors, and GGUF, only so far)";
+              case PHI3 -> " models (rtn, nf4 and fp8 to safetensors only so far)";
+              default -> " models (only Llama-family decoders so far)";
+            };
     if (s.params() instanceof PruneParams) {
       out.add(new RecipeProblem(path, "not supported yet: pruning " + model));
     }
@@ -152,12 +146,23 @@ public final class RecipeModelCheck {
                 path + ".method", "not supported yet: " + q.method().key() + " on " + model));
       }
       for (QuantizeParams.ExportFormat f : q.export()) {
-        if (f.container() != QuantizeParams.ExportFormat.Container.SAFETENSORS) {
-          out.add(
-              new RecipeProblem(
-                  path + ".export",
-                  "not supported yet: " + f.container().key() + " export of " + model));
+        if (f.container() == QuantizeParams.ExportFormat.Container.SAFETENSORS) {
+          continue;
         }
+        if (qwen3 && f.container() == QuantizeParams.ExportFormat.Container.GGUF) {
+          if (s.calibration().isPresent()) {
+            // calibration + GGUF means an importance matrix, collected by the Llama-only forward
+            out.add(
+                new RecipeProblem(
+                    path + ".export",
+                    "not supported yet: GGUF with an importance matrix (calibration) on " + model));
+          }
+          continue;
+        }
+        out.add(
+            new RecipeProblem(
+                path + ".export",
+                "not supported yet: " + f.container().key() + " export of " + model));
       }
     }
   }

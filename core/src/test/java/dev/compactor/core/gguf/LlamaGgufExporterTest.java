@@ -516,24 +516,167 @@ class LlamaGgufExporterTest {
     }
   }
 
+  /** Adds the q/k/v biases every HF Qwen2 checkpoint has. */
+  static InMemoryTensorSource withQkvBias(InMemoryTensorSource s, long seed) {
+    Random r = new Random(seed);
+    for (int l = 0; l < LAYERS; l++) {
+      String p = "model.layers." + l + ".self_attn.";
+      s.put(p + "q_proj.bias", rnd(r, HIDDEN), HIDDEN);
+      s.put(p + "k_proj.bias", rnd(r, KV_HEADS * HEAD_DIM), KV_HEADS * HEAD_DIM);
+      s.put(p + "v_proj.bias", rnd(r, KV_HEADS * HEAD_DIM), KV_HEADS * HEAD_DIM);
+    }
+    return s;
+  }
+
+  /** Adds Qwen3's per-head-dim q/k RMSNorm weights. */
+  static InMemoryTensorSource withQkNorm(InMemoryTensorSource s, long seed) {
+    Random r = new Random(seed);
+    for (int l = 0; l < LAYERS; l++) {
+      String p = "model.layers." + l + ".self_attn.";
+      s.put(p + "q_norm.weight", rnd(r, HEAD_DIM), HEAD_DIM);
+      s.put(p + "k_norm.weight", rnd(r, HEAD_DIM), HEAD_DIM);
+    }
+    return s;
+  }
+
   @Test
-  void qwenAndPhi3AreRefusedRatherThanWrittenAsLlama() {
-    for (String type : List.of("qwen2", "qwen3", "phi3")) {
+  void qwen2AndQwen3KeepHfRowOrderAndGetTheQuantMixPerTensorName() throws IOException {
+    for (String type : List.of("qwen2", "qwen3")) {
       ObjectNode c = config(false);
       c.put("model_type", type);
-      String msg =
-          assertThrows(
-                  UnsupportedOperationException.class,
-                  () ->
-                      LlamaGgufExporter.export(
-                          c,
-                          checkpoint(true, 1),
-                          tokenizer(),
-                          LlamaGgufExporter.Options.of("x", LlamaFileType.Q8_0),
-                          dir.resolve(type + ".gguf")))
-              .getMessage();
-      assertEquals("not supported yet: GGUF export of " + type, msg);
-      assertFalse(java.nio.file.Files.exists(dir.resolve(type + ".gguf")));
+      InMemoryTensorSource src = checkpoint(true, 21);
+      src = type.equals("qwen2") ? withQkvBias(src, 22) : withQkNorm(src, 23);
+      Path f32 = dir.resolve(type + "-f32.gguf");
+      LlamaGgufExporter.export(
+          c, src, tokenizer(), LlamaGgufExporter.Options.of("q", LlamaFileType.F32), f32);
+      try (GgufReader r = GgufReader.open(f32)) {
+        assertEquals(type, r.require("general.architecture").asString());
+        // NeoX RoPE: llama.cpp's qwen graphs want HF's rotate_half rows, not the llama permutation
+        assertArrayEquals(
+            src.get("model.layers.1.self_attn.q_proj.weight"),
+            r.readTensorFloats("blk.1.attn_q.weight"));
+        assertArrayEquals(
+            src.get("model.layers.1.self_attn.k_proj.weight"),
+            r.readTensorFloats("blk.1.attn_k.weight"));
+        String extra = type.equals("qwen2") ? "blk.1.attn_k.bias" : "blk.1.attn_k_norm.weight";
+        String hf =
+            type.equals("qwen2")
+                ? "model.layers.1.self_attn.k_proj.bias"
+                : "model.layers.1.self_attn.k_norm.weight";
+        assertArrayEquals(src.get(hf), r.readTensorFloats(extra));
+      }
+      Path q4 = dir.resolve(type + "-q4km.gguf");
+      LlamaGgufExporter.export(
+          c, src, tokenizer(), LlamaGgufExporter.Options.of("q", LlamaFileType.Q4_K_M), q4);
+      try (GgufReader r = GgufReader.open(q4)) {
+        // llama-quantize: 1-D stays F32; of 2 layers use_more_bits picks layer 1, whose attn_v and
+        // ffn_down get Q6_K (ffn_down's 288-value rows fall back to Q8_0, layer 0's Q4_K to Q5_0);
+        // output Q6_K; the rest Q4_K
+        Map<String, GgmlType> want = new HashMap<>();
+        want.put("token_embd.weight", GgmlType.Q4_K);
+        want.put("output.weight", GgmlType.Q6_K);
+        want.put("blk.0.attn_q.weight", GgmlType.Q4_K);
+        want.put("blk.0.attn_v.weight", GgmlType.Q4_K);
+        want.put("blk.1.attn_v.weight", GgmlType.Q6_K);
+        want.put("blk.0.ffn_down.weight", GgmlType.Q5_0);
+        want.put("blk.1.ffn_down.weight", GgmlType.Q8_0);
+        want.put("blk.1.ffn_up.weight", GgmlType.Q4_K);
+        want.put(
+            type.equals("qwen2") ? "blk.0.attn_q.bias" : "blk.0.attn_q_norm.weight", GgmlType.F32);
+        for (Map.Entry<String, GgmlType> e : want.entrySet()) {
+          assertEquals(e.getValue(), r.tensor(e.getKey()).type(), type + " " + e.getKey());
+        }
+      }
+    }
+  }
+
+  @Test
+  void layoutsLlamaCppCannotLoadAreRefusedBeforeAnyFileIsWritten() {
+    LlamaGgufExporter.Options o = LlamaGgufExporter.Options.of("x", LlamaFileType.Q8_0);
+    ObjectNode phi3 = config(false);
+    phi3.put("model_type", "phi3");
+    assertEquals(
+        "not supported yet: GGUF export of phi3",
+        assertThrows(
+                UnsupportedOperationException.class,
+                () ->
+                    LlamaGgufExporter.export(
+                        phi3, checkpoint(true, 1), tokenizer(), o, dir.resolve("a.gguf")))
+            .getMessage());
+    ObjectNode qwen2 = config(false);
+    qwen2.put("model_type", "qwen2");
+    // llama.cpp's qwen2 loader requires the q/k/v biases
+    assertEquals(
+        "tensor model.layers.0.self_attn.q_proj.bias is missing from the checkpoint",
+        assertThrows(
+                CheckpointFormatException.class,
+                () ->
+                    LlamaGgufExporter.export(
+                        qwen2, checkpoint(true, 1), tokenizer(), o, dir.resolve("b.gguf")))
+            .getMessage());
+    InMemoryTensorSource oBias = withQkvBias(checkpoint(true, 1), 2);
+    oBias.put("model.layers.0.self_attn.o_proj.bias", new float[HIDDEN], HIDDEN);
+    assertEquals(
+        "not supported yet: tensor model.layers.0.self_attn.o_proj.bias has no place in the qwen2"
+            + " GGUF layout",
+        assertThrows(
+                UnsupportedOperationException.class,
+                () -> LlamaGgufExporter.export(qwen2, oBias, tokenizer(), o, dir.resolve("c.gguf")))
+            .getMessage());
+    ObjectNode windowed = qwen2.deepCopy();
+    windowed.put("use_sliding_window", true);
+    windowed.put("sliding_window", 512);
+    assertEquals(
+        "not supported yet: GGUF export of qwen2 with a sliding window of 512 (llama.cpp's qwen2"
+            + " attends to the whole context)",
+        assertThrows(
+                UnsupportedOperationException.class,
+                () ->
+                    LlamaGgufExporter.export(
+                        windowed,
+                        withQkvBias(checkpoint(true, 1), 2),
+                        tokenizer(),
+                        o,
+                        dir.resolve("d.gguf")))
+            .getMessage());
+    ObjectNode qwen3 = config(false);
+    qwen3.put("model_type", "qwen3");
+    // Qwen3 with attention_bias: llama.cpp's qwen3 loads no biases
+    String msg =
+        assertThrows(
+                UnsupportedOperationException.class,
+                () ->
+                    LlamaGgufExporter.export(
+                        qwen3,
+                        withQkvBias(withQkNorm(checkpoint(true, 1), 3), 2),
+                        tokenizer(),
+                        o,
+                        dir.resolve("e.gguf")))
+            .getMessage();
+    assertTrue(msg.endsWith("_proj.bias has no place in the qwen3 GGUF layout"), msg);
+    ObjectNode llama3 = qwen3.deepCopy();
+    llama3.put("max_position_embeddings", 131072);
+    llama3
+        .putObject("rope_scaling")
+        .put("rope_type", "llama3")
+        .put("factor", 8.0)
+        .put("low_freq_factor", 1.0)
+        .put("high_freq_factor", 4.0)
+        .put("original_max_position_embeddings", 8192);
+    assertEquals(
+        "not supported yet: GGUF export of qwen3 with llama3 RoPE scaling",
+        assertThrows(
+                UnsupportedOperationException.class,
+                () ->
+                    LlamaGgufExporter.export(
+                        llama3,
+                        withQkNorm(checkpoint(true, 1), 3),
+                        tokenizer(),
+                        o,
+                        dir.resolve("f.gguf")))
+            .getMessage());
+    for (String f : List.of("a", "b", "c", "d", "e", "f")) {
+      assertFalse(Files.exists(dir.resolve(f + ".gguf")), f);
     }
   }
 

@@ -226,4 +226,33 @@ class LlamaQuantMixTest {
         assertThrows(IllegalArgumentException.class, () -> LlamaFileType.parse("q3_k"));
     assertTrue(e.getMessage().contains("q4_k_s"), e.getMessage());
   }
+
+  @Test
+  void the70BRuleFollowsLlamaCppsModelTypePerArch() {
+    // llama.cpp: LLaMA with 80 layers is 70B only with GQA (else 65B), Qwen2 with 80 layers is
+    // always 70B, Qwen3 has no 70B type; only a 70B turns a Q4_K attn_v into Q5_K
+    String v = "blk.5.attn_v.weight"; // past Q4_K_S's first 4 layers
+    assertEquals(
+        GgmlType.Q5_K,
+        LlamaQuantMix.ruleType(
+            LlamaFileType.Q4_K_S, new LlamaQuantMix.Model(80, 64, 8, false, false), v, 8192));
+    assertEquals(
+        GgmlType.Q4_K,
+        LlamaQuantMix.ruleType(
+            LlamaFileType.Q4_K_S, new LlamaQuantMix.Model(80, 64, 64, false, false), v, 8192));
+    assertEquals(
+        GgmlType.Q5_K,
+        LlamaQuantMix.ruleType(
+            LlamaFileType.Q4_K_S,
+            new LlamaQuantMix.Model(80, 64, 64, false, false, "qwen2"),
+            "blk.5.attn_v.weight",
+            8192));
+    assertEquals(
+        GgmlType.Q4_K,
+        LlamaQuantMix.ruleType(
+            LlamaFileType.Q4_K_S,
+            new LlamaQuantMix.Model(80, 64, 8, false, false, "qwen3"),
+            "blk.5.attn_v.weight",
+            8192));
+  }
 }

@@ -17,14 +17,17 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * Turns a llama GGUF file written by {@link dev.compactor.core.gguf.LlamaGgufExporter} back into a
- * Hugging Face directory of fp32 safetensors: every tensor is dequantized with ggml's own block
- * decoders and the q/k rows get the inverse of convert_hf_to_gguf.py's RoPE permutation. The result
- * computes exactly what llama.cpp computes with the GGUF's weights, so the same perplexity and
- * divergence evaluators as for every other format measure GGUF quality without llama.cpp.
+ * Turns a llama, qwen2 or qwen3 GGUF file written by {@link
+ * dev.compactor.core.gguf.LlamaGgufExporter} back into a Hugging Face directory of fp32
+ * safetensors: every tensor is dequantized with ggml's own block decoders and, for the llama arch
+ * only, the q/k rows get the inverse of convert_hf_to_gguf.py's RoPE permutation (qwen2/qwen3 keep
+ * HF's row order). The result computes exactly what llama.cpp computes with the GGUF's weights, so
+ * the same perplexity and divergence evaluators as for every other format measure GGUF quality
+ * without llama.cpp.
  *
  * <p>The hyper-parameters come from the original model's config.json ({@code templateDir}, also the
- * source of the tokenizer files); they are checked against the GGUF's {@code llama.*} metadata.
+ * source of the tokenizer files); they are checked against the GGUF's {@code general.architecture}
+ * and {@code <arch>.*} metadata.
  */
 public final class GgufToHf {
 
@@ -43,11 +46,22 @@ public final class GgufToHf {
     ModelDirectory template = ModelDirectory.open(templateDir);
     ModelConfig config = ModelConfig.read(templateDir);
     Map<String, GgmlType> types = new TreeMap<>();
+    String arch = ggufArch(config);
     try (GgufReader r = GgufReader.open(gguf)) {
-      check(r, "llama.block_count", config.numLayers());
-      check(r, "llama.embedding_length", config.hiddenSize());
-      check(r, "llama.attention.head_count", config.numHeads());
-      check(r, "llama.attention.head_count_kv", config.numKvHeads());
+      String found = r.require("general.architecture").value().toString();
+      if (!found.equals(arch)) {
+        throw new CheckpointFormatException(
+            "GGUF general.architecture: expected "
+                + arch
+                + " (the original is "
+                + config.modelType()
+                + "), found "
+                + found);
+      }
+      check(r, arch + ".block_count", config.numLayers());
+      check(r, arch + ".embedding_length", config.hiddenSize());
+      check(r, arch + ".attention.head_count", config.numHeads());
+      check(r, arch + ".attention.head_count_kv", config.numKvHeads());
       try (SafetensorsWriter out =
           new SafetensorsWriter(outDir, Map.of("compactor.from_gguf", gguf.getFileName() + ""))) {
         for (Map.Entry<String, String> e : names(config).entrySet()) {
@@ -58,7 +72,7 @@ public final class GgufToHf {
           GgufTensorInfo info = r.tensor(ggufName);
           float[] v = r.readTensorFloats(ggufName);
           long[] shape = info.shape();
-          int heads = permuteHeads(config, ggufName);
+          int heads = arch.equals("llama") ? permuteHeads(config, ggufName) : 0;
           if (heads > 0) {
             v = unpermuteForRope(v, (int) shape[0], (int) shape[1], heads);
           }
@@ -100,6 +114,14 @@ public final class GgufToHf {
     return out;
   }
 
+  /** llama.cpp's architecture for the original's model_type, as the exporter writes it. */
+  static String ggufArch(ModelConfig c) {
+    return switch (c.modelType()) {
+      case "qwen2", "qwen3" -> c.modelType();
+      default -> "llama";
+    };
+  }
+
   /** GGUF tensor name to Hugging Face name, in the exporter's order. */
   static Map<String, String> names(ModelConfig c) {
     Map<String, String> m = new LinkedHashMap<>();
@@ -111,6 +133,18 @@ public final class GgufToHf {
       m.put(b + "attn_q.weight", p + "self_attn.q_proj.weight");
       m.put(b + "attn_k.weight", p + "self_attn.k_proj.weight");
       m.put(b + "attn_v.weight", p + "self_attn.v_proj.weight");
+      switch (ggufArch(c)) {
+        case "qwen2" -> {
+          m.put(b + "attn_q.bias", p + "self_attn.q_proj.bias");
+          m.put(b + "attn_k.bias", p + "self_attn.k_proj.bias");
+          m.put(b + "attn_v.bias", p + "self_attn.v_proj.bias");
+        }
+        case "qwen3" -> {
+          m.put(b + "attn_q_norm.weight", p + "self_attn.q_norm.weight");
+          m.put(b + "attn_k_norm.weight", p + "self_attn.k_norm.weight");
+        }
+        default -> {}
+      }
       m.put(b + "attn_output.weight", p + "self_attn.o_proj.weight");
       m.put(b + "ffn_norm.weight", p + "post_attention_layernorm.weight");
       m.put(b + "ffn_gate.weight", p + "mlp.gate_proj.weight");
