@@ -2,6 +2,7 @@ package dev.compactor.core.gguf;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.MissingNode;
 import dev.compactor.core.io.CheckpointFormatException;
 import dev.compactor.core.io.TensorSource;
 import java.io.IOException;
@@ -124,6 +125,30 @@ public final class LlamaGgufExporter {
   public static Result export(
       JsonNode config, TensorSource source, JsonNode tokenizer, Options options, Path out)
       throws IOException {
+    return export(
+        config,
+        source,
+        tokenizer,
+        MissingNode.getInstance(),
+        MissingNode.getInstance(),
+        options,
+        out);
+  }
+
+  /**
+   * As {@link #export(JsonNode, TensorSource, JsonNode, Options, Path)}, with the model's
+   * tokenizer_config.json and generation_config.json (missing nodes when absent) supplying BOS/EOS
+   * ids, add_bos_token and the chat template.
+   */
+  public static Result export(
+      JsonNode config,
+      TensorSource source,
+      JsonNode tokenizer,
+      JsonNode tokenizerConfig,
+      JsonNode generationConfig,
+      Options options,
+      Path out)
+      throws IOException {
     LlamaHyperParams hp = LlamaHyperParams.from(config);
     List<Planned> plan = plan(hp, source, options);
     List<GgufTensorInfo> tensors;
@@ -135,7 +160,9 @@ public final class LlamaGgufExporter {
       w.put("general.quantization_version", GgufValue.u32(2));
       hp.putMetadata(w);
       for (Map.Entry<String, GgufValue> e :
-          LlamaTokenizerMetadata.from(tokenizer, config, hp.isLlama()).entrySet()) {
+          LlamaTokenizerMetadata.from(
+                  tokenizer, config, hp.isLlama(), tokenizerConfig, generationConfig)
+              .entrySet()) {
         w.put(e.getKey(), e.getValue());
       }
       float[] ropeFreqs = hp.ropeFreqs();

@@ -1,6 +1,7 @@
 package dev.compactor.core.gguf;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.MissingNode;
 import dev.compactor.core.io.CheckpointFormatException;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -55,6 +56,25 @@ public final class LlamaTokenizerMetadata {
    * when it encodes (Qwen's tokenizers add none).
    */
   public static Map<String, GgufValue> from(JsonNode tokenizer, JsonNode config, boolean llamaArch)
+      throws CheckpointFormatException {
+    return from(tokenizer, config, llamaArch, MissingNode.getInstance(), MissingNode.getInstance());
+  }
+
+  /**
+   * As {@link #from(JsonNode, JsonNode, boolean)}, also reading tokenizer_config.json and
+   * generation_config.json (either may be a missing node), as llama.cpp's gguf SpecialVocab does:
+   * BOS/EOS ids come from the token texts tokenizer_config.json names, else from
+   * generation_config.json, else from config.json; its {@code add_bos_token} / {@code
+   * add_eos_token}, when given, win over the post-processor; and its {@code chat_template} (a
+   * string, or the named-template list whose {@code default} entry is used) becomes {@code
+   * tokenizer.chat_template}.
+   */
+  public static Map<String, GgufValue> from(
+      JsonNode tokenizer,
+      JsonNode config,
+      boolean llamaArch,
+      JsonNode tokenizerConfig,
+      JsonNode generationConfig)
       throws CheckpointFormatException {
     JsonNode model = tokenizer.path("model");
     String type = model.path("type").asText("");
@@ -121,17 +141,70 @@ public final class LlamaTokenizerMetadata {
       }
       md.put("tokenizer.ggml.merges", GgufValue.stringArray(merges));
     }
-    putId(md, "tokenizer.ggml.bos_token_id", config.path("bos_token_id"), vocabSize);
-    putId(md, "tokenizer.ggml.eos_token_id", config.path("eos_token_id"), vocabSize);
-    putId(md, "tokenizer.ggml.padding_token_id", config.path("pad_token_id"), vocabSize);
+    putSpecialId(md, "bos", tokens, tokenizerConfig, generationConfig, config);
+    putSpecialId(md, "eos", tokens, tokenizerConfig, generationConfig, config);
+    putSpecialId(md, "padding", tokens, tokenizerConfig, generationConfig, config);
     if (unk != null && vocab.has(unk)) {
       md.put("tokenizer.ggml.unknown_token_id", GgufValue.u32(vocab.get(unk).asInt()));
     }
+    JsonNode addBos = tokenizerConfig.path("add_bos_token");
+    JsonNode addEos = tokenizerConfig.path("add_eos_token");
     md.put(
         "tokenizer.ggml.add_bos_token",
-        GgufValue.bool(llamaArch || startsWithSpecialToken(tokenizer.path("post_processor"))));
-    md.put("tokenizer.ggml.add_eos_token", GgufValue.bool(false));
+        GgufValue.bool(
+            addBos.isBoolean()
+                ? addBos.asBoolean()
+                : llamaArch || startsWithSpecialToken(tokenizer.path("post_processor"))));
+    md.put(
+        "tokenizer.ggml.add_eos_token", GgufValue.bool(addEos.isBoolean() && addEos.asBoolean()));
+    String template = chatTemplate(tokenizerConfig.path("chat_template"));
+    if (template != null) {
+      md.put("tokenizer.chat_template", GgufValue.string(template));
+    }
     return md;
+  }
+
+  /**
+   * {@code kind} is bos, eos or padding: the id of the token text tokenizer_config.json names
+   * ({@code bos_token}, {@code eos_token}, {@code pad_token}; a string or an AddedToken object),
+   * else generation_config.json's, else config.json's {@code *_token_id} (first of a list).
+   */
+  private static void putSpecialId(
+      Map<String, GgufValue> md,
+      String kind,
+      String[] tokens,
+      JsonNode tokenizerConfig,
+      JsonNode generationConfig,
+      JsonNode config) {
+    String key = "tokenizer.ggml." + kind + "_token_id";
+    String prefix = "padding".equals(kind) ? "pad" : kind;
+    JsonNode named = tokenizerConfig.path(prefix + "_token");
+    String text = named.isObject() ? named.path("content").asText(null) : named.textValue();
+    if (text != null) {
+      for (int id = 0; id < tokens.length; id++) {
+        if (text.equals(tokens[id])) {
+          md.put(key, GgufValue.u32(id));
+          return;
+        }
+      }
+    }
+    putId(md, key, generationConfig.path(prefix + "_token_id"), tokens.length);
+    if (!md.containsKey(key)) {
+      putId(md, key, config.path(prefix + "_token_id"), tokens.length);
+    }
+  }
+
+  /** The template text: a plain string, or the {@code default} of a [{name, template}] list. */
+  static String chatTemplate(JsonNode node) {
+    if (node.isTextual()) {
+      return node.asText();
+    }
+    for (JsonNode named : node) {
+      if ("default".equals(named.path("name").asText())) {
+        return named.path("template").asText(null);
+      }
+    }
+    return null;
   }
 
   private static void put(String[] tokens, int[] types, int id, String text, int type)

@@ -43,6 +43,9 @@ public final class ModelDirectory {
           "tokenizer_config.json",
           "special_tokens_map.json",
           "generation_config.json",
+          "chat_template.jinja",
+          "chat_template.json",
+          "added_tokens.json",
           "vocab.json",
           "merges.txt",
           "tokenizer.model");
@@ -186,6 +189,26 @@ public final class ModelDirectory {
     Files.createDirectories(out);
     for (Path p : auxiliaryFiles) {
       Files.copy(p, out.resolve(p.getFileName().toString()), StandardCopyOption.REPLACE_EXISTING);
+    }
+  }
+
+  /**
+   * Copies every {@link #AUXILIARY_FILE_NAMES} file present in {@code sourceDir} into {@code out},
+   * for writers that hold only the source path. Tokenizer, chat template and generation settings
+   * travel with every output model, so a compacted model chats and stops like its source. A file
+   * that is a link leading outside {@code sourceDir} is refused.
+   */
+  public static void copyAuxiliaryFiles(Path sourceDir, Path out) throws IOException {
+    Path realDir = sourceDir.toRealPath();
+    Files.createDirectories(out);
+    for (String name : AUXILIARY_FILE_NAMES) {
+      Path p = realDir.resolve(name);
+      if (Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
+        Files.copy(
+            Checkpoints.insideDir(realDir, p),
+            out.resolve(name),
+            StandardCopyOption.REPLACE_EXISTING);
+      }
     }
   }
 

@@ -1,15 +1,13 @@
 package dev.compactor.core.quant.export;
 
+import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.internal.Layout;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 
 /**
  * A {@link QuantizedLayerSink} that stores each finished layer in a compressed-tensors checkpoint:
@@ -56,20 +54,7 @@ public final class QuantizedCheckpointWriter implements QuantizedLayerSink {
     }
     writer.finish(config, List.of("lm_head"));
     if (sourceDir != null) {
-      try (Stream<Path> files = Files.list(sourceDir)) {
-        for (Path p : (Iterable<Path>) files::iterator) {
-          String n = p.getFileName().toString();
-          boolean tokenizer =
-              n.startsWith("tokenizer")
-                  || n.equals("special_tokens_map.json")
-                  || n.equals("generation_config.json")
-                  || n.equals("vocab.json")
-                  || n.equals("merges.txt");
-          if (tokenizer && Files.isRegularFile(p)) {
-            Files.copy(p, outDir.resolve(n), StandardCopyOption.REPLACE_EXISTING);
-          }
-        }
-      }
+      ModelDirectory.copyAuxiliaryFiles(sourceDir, outDir);
     }
   }
 }

@@ -2,6 +2,7 @@ package dev.compactor.core.quant.table;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.MissingNode;
 import dev.compactor.core.gguf.GgmlType;
 import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.gguf.LlamaGgufExporter;
@@ -67,7 +68,14 @@ public final class GgufExport {
     LlamaGgufExporter.Options options =
         new LlamaGgufExporter.Options(name, fileType, overrides, importance, threads);
     try (TensorSource src = model.weights()) {
-      return LlamaGgufExporter.export(config, src, tok, options, out);
+      return LlamaGgufExporter.export(
+          config,
+          src,
+          tok,
+          optionalJson(modelDir.resolve("tokenizer_config.json")),
+          optionalJson(modelDir.resolve("generation_config.json")),
+          options,
+          out);
     }
   }
 
@@ -104,5 +112,9 @@ public final class GgufExport {
           .run(source, samples, collect);
     }
     return out;
+  }
+
+  private static JsonNode optionalJson(Path file) throws IOException {
+    return Files.isRegularFile(file) ? JSON.readTree(file.toFile()) : MissingNode.getInstance();
   }
 }
