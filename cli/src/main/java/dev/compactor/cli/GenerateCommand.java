@@ -67,16 +67,10 @@ final class GenerateCommand implements Command {
     }
     try (TextTokenizer tokenizer = Tokenizers.forModel(dir);
         CausalLM model = ModelLoading.resident(dir)) {
-      int[] ids = tokenizer.encode(prompt);
-      if (ids.length == 0) {
+      if (tokenizer.encode(prompt).length == 0) {
         throw new UsageException("--prompt must not be empty");
       }
-      if (tokenizer.bosId().isPresent()) {
-        int[] withBos = new int[ids.length + 1];
-        withBos[0] = tokenizer.bosId().getAsInt();
-        System.arraycopy(ids, 0, withBos, 1, ids.length);
-        ids = withBos;
-      }
+      int[] ids = tokenizer.encodeWithBos(prompt);
       Generation.Timed g =
           Generation.generateTimed(
               model, ids, maxTokens, new GenerationSettings(temperature, topK, seed));

@@ -12,14 +12,11 @@ public record EvalText(int[] tokens, long scoredBytes) {
 
   /** Tokenizes {@code text} for scoring. */
   public static EvalText of(TextTokenizer tokenizer, String text) {
-    int[] ids = tokenizer.encode(text);
     long bytes = text.getBytes(StandardCharsets.UTF_8).length;
     if (tokenizer.bosId().isPresent()) {
-      int[] withBos = new int[ids.length + 1];
-      withBos[0] = tokenizer.bosId().getAsInt();
-      System.arraycopy(ids, 0, withBos, 1, ids.length);
-      return new EvalText(withBos, bytes);
+      return new EvalText(tokenizer.encodeWithBos(text), bytes);
     }
+    int[] ids = tokenizer.encode(text);
     if (ids.length == 0) {
       return new EvalText(ids, 0);
     }

@@ -32,6 +32,11 @@ public final class ByteTokenizer implements TextTokenizer {
 
   @Override
   public String decode(int[] ids) {
+    return decode(ids, true);
+  }
+
+  @Override
+  public String decode(int[] ids, boolean skipSpecialTokens) {
     ByteArrayOutputStream out = new ByteArrayOutputStream(ids.length);
     for (int id : ids) {
       if (id < 0 || id > END_OF_TEXT) {
@@ -40,6 +45,8 @@ public final class ByteTokenizer implements TextTokenizer {
       }
       if (id < BYTE_TOKENS) {
         out.write(id);
+      } else if (!skipSpecialTokens) {
+        out.writeBytes(END_OF_TEXT_TOKEN.getBytes(StandardCharsets.UTF_8));
       }
     }
     return out.toString(StandardCharsets.UTF_8);

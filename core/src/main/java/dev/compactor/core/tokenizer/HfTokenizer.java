@@ -66,8 +66,11 @@ public final class HfTokenizer implements TextTokenizer {
       throw new CheckpointFormatException(
           "the tokenizers library refused " + file + ": " + e.getMessage(), e);
     }
-    return new HfTokenizer(
-        hf, size, specialId(config, "bos_token", ids), specialId(config, "eos_token", ids));
+    OptionalInt bos = specialId(config, "bos_token", ids);
+    if (bos.isEmpty() && !config.has("bos_token")) {
+      bos = templateBos(root.path("post_processor"), ids);
+    }
+    return new HfTokenizer(hf, size, bos, specialId(config, "eos_token", ids));
   }
 
   private static Map<String, Integer> tokenIds(JsonNode root, Path file)
@@ -107,6 +110,35 @@ public final class HfTokenizer implements TextTokenizer {
     }
   }
 
+  /**
+   * The special token a TemplateProcessing post-processor (alone or in a Sequence) puts before a
+   * single sequence, as Llama 3's {@code <|begin_of_text|>}: the BOS of a directory that ships no
+   * tokenizer_config.json. A config that names {@code bos_token} (even as null, as Qwen's does)
+   * wins.
+   */
+  private static OptionalInt templateBos(JsonNode post, Map<String, Integer> ids) {
+    if ("Sequence".equals(post.path("type").asText())) {
+      for (JsonNode p : post.path("processors")) {
+        OptionalInt id = templateBos(p, ids);
+        if (id.isPresent()) {
+          return id;
+        }
+      }
+      return OptionalInt.empty();
+    }
+    if (!"TemplateProcessing".equals(post.path("type").asText())) {
+      return OptionalInt.empty();
+    }
+    String first = post.path("single").path(0).path("SpecialToken").path("id").asText(null);
+    JsonNode special = post.path("special_tokens").path(first == null ? "" : first);
+    if (special.path("ids").size() == 1) {
+      return OptionalInt.of(special.path("ids").get(0).asInt());
+    }
+    return first != null && ids.containsKey(first)
+        ? OptionalInt.of(ids.get(first))
+        : OptionalInt.empty();
+  }
+
   private static OptionalInt specialId(JsonNode config, String key, Map<String, Integer> ids) {
     JsonNode node = config.path(key);
     String text = node.isObject() ? node.path("content").asText(null) : node.asText(null);
@@ -128,11 +160,16 @@ public final class HfTokenizer implements TextTokenizer {
 
   @Override
   public String decode(int[] ids) {
+    return decode(ids, true);
+  }
+
+  @Override
+  public String decode(int[] ids, boolean skipSpecialTokens) {
     long[] longs = new long[ids.length];
     for (int i = 0; i < ids.length; i++) {
       longs[i] = ids[i];
     }
-    return tokenizer.decode(longs, true);
+    return tokenizer.decode(longs, skipSpecialTokens);
   }
 
   @Override
