@@ -61,6 +61,31 @@ class ModelDirectoryTest {
   }
 
   @Test
+  void chatTemplateAndGenerationSettingsTravelWithEveryOutput() throws IOException {
+    Map<String, String> files =
+        Map.of(
+            "tokenizer_config.json", "{\"chat_template\":\"{{ messages }}\"}",
+            "generation_config.json", "{\"eos_token_id\":[1,2]}",
+            "special_tokens_map.json", "{\"eos_token\":\"</s>\"}",
+            "chat_template.jinja", "{% for m in messages %}{{ m }}{% endfor %}");
+    for (Map.Entry<String, String> f : files.entrySet()) {
+      Files.writeString(dir.resolve(f.getKey()), f.getValue());
+    }
+    Files.writeString(dir.resolve("notes.txt"), "not a model file");
+    Path viaOpen = tmp.resolve("via-open");
+    Path viaPath = tmp.resolve("via-path");
+    ModelDirectory.open(dir).copyAuxiliaryFilesTo(viaOpen);
+    ModelDirectory.copyAuxiliaryFiles(dir, viaPath);
+    for (Path out : List.of(viaOpen, viaPath)) {
+      for (Map.Entry<String, String> f : files.entrySet()) {
+        assertEquals(f.getValue(), Files.readString(out.resolve(f.getKey())), f.getKey());
+      }
+      assertTrue(Files.exists(out.resolve("tokenizer.json")));
+      assertTrue(Files.notExists(out.resolve("notes.txt")));
+    }
+  }
+
+  @Test
   void outputDirectoryIsAgainAValidModelDirectory() throws IOException {
     ModelDirectory in = ModelDirectory.open(dir);
     Path out = tmp.resolve("out");
