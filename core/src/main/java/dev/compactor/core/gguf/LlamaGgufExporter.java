@@ -282,9 +282,16 @@ public final class LlamaGgufExporter {
       String p = "model.layers." + l + ".";
       String b = "blk." + l + ".";
       add(plan, src, o, m, p + "input_layernorm.weight", b + "attn_norm.weight", 0, h);
-      add(plan, src, o, m, p + "self_attn.q_proj.weight", b + "attn_q.weight", qHeads, qRows, h);
-      add(plan, src, o, m, p + "self_attn.k_proj.weight", b + "attn_k.weight", kHeads, kvRows, h);
-      add(plan, src, o, m, p + "self_attn.v_proj.weight", b + "attn_v.weight", 0, kvRows, h);
+      boolean phi3 = hp.arch().equals("phi3");
+      if (phi3) {
+        // llama.cpp's phi3 keeps HF's fused [q | k | v] rows (NeoX RoPE, no permutation)
+        long qkv = qRows + 2 * kvRows;
+        add(plan, src, o, m, p + "self_attn.qkv_proj.weight", b + "attn_qkv.weight", 0, qkv, h);
+      } else {
+        add(plan, src, o, m, p + "self_attn.q_proj.weight", b + "attn_q.weight", qHeads, qRows, h);
+        add(plan, src, o, m, p + "self_attn.k_proj.weight", b + "attn_k.weight", kHeads, kvRows, h);
+        add(plan, src, o, m, p + "self_attn.v_proj.weight", b + "attn_v.weight", 0, kvRows, h);
+      }
       switch (hp.arch()) {
         case "qwen2" -> {
           add(plan, src, o, m, p + "self_attn.q_proj.bias", b + "attn_q.bias", 0, qRows);
@@ -300,8 +307,14 @@ public final class LlamaGgufExporter {
       }
       add(plan, src, o, m, p + "self_attn.o_proj.weight", b + "attn_output.weight", 0, h, qRows);
       add(plan, src, o, m, p + "post_attention_layernorm.weight", b + "ffn_norm.weight", 0, h);
-      add(plan, src, o, m, p + "mlp.gate_proj.weight", b + "ffn_gate.weight", 0, hp.ffn(), h);
-      add(plan, src, o, m, p + "mlp.up_proj.weight", b + "ffn_up.weight", 0, hp.ffn(), h);
+      if (phi3) {
+        // llama.cpp's phi3 reads ffn_up as [gate | up] (2*ff rows) and splits it at run time
+        long gu = 2L * hp.ffn();
+        add(plan, src, o, m, p + "mlp.gate_up_proj.weight", b + "ffn_up.weight", 0, gu, h);
+      } else {
+        add(plan, src, o, m, p + "mlp.gate_proj.weight", b + "ffn_gate.weight", 0, hp.ffn(), h);
+        add(plan, src, o, m, p + "mlp.up_proj.weight", b + "ffn_up.weight", 0, hp.ffn(), h);
+      }
       add(plan, src, o, m, p + "mlp.down_proj.weight", b + "ffn_down.weight", 0, h, hp.ffn());
     }
     add(plan, src, o, m, "model.norm.weight", "output_norm.weight", 0, h);

@@ -37,7 +37,9 @@ record LlamaHyperParams(
     float ropeTheta,
     float rmsEps,
     boolean tiedEmbeddings,
-    RopeScaling rope) {
+    RopeScaling rope,
+    int originalContextLength,
+    int slidingWindow) {
 
   /** The GGUF name of llama.cpp's per-frequency RoPE divisors (llama3 scaling). */
   static final String ROPE_FREQS = "rope_freqs.weight";
@@ -49,6 +51,9 @@ record LlamaHyperParams(
    */
   private static int contextLength(JsonNode c) throws CheckpointFormatException {
     int max = positive(c, "max_position_embeddings");
+    if (c.path("model_type").asText("").equals("phi3")) {
+      return max;
+    }
     JsonNode window = c.path("sliding_window");
     if (c.path("model_type").asText("").equals("mistral") && window.canConvertToInt()) {
       int w = window.intValue();
@@ -64,8 +69,8 @@ record LlamaHyperParams(
     String arch =
         switch (modelType) {
           case "llama", "mistral" -> "llama";
-          case "qwen2", "qwen3" -> modelType;
-          case "phi3", "mixtral" ->
+          case "qwen2", "qwen3", "phi3" -> modelType;
+          case "mixtral" ->
               throw new UnsupportedOperationException(
                   "not supported yet: GGUF export of " + modelType);
           default ->
@@ -74,7 +79,17 @@ record LlamaHyperParams(
                       + modelType
                       + "'");
         };
-    if (!arch.equals("llama")) {
+    if (arch.equals("phi3")) {
+      String t =
+          c.path("rope_scaling")
+              .path("type")
+              .asText(c.path("rope_scaling").path("rope_type").asText(""));
+      if (t.equals("longrope") || t.equals("su")) {
+        throw new UnsupportedOperationException(
+            "not supported: rope_scaling.type=" + t + " (phi3)");
+      }
+    }
+    if (arch.startsWith("qwen")) {
       refuseSlidingWindow(c, arch);
     }
     int hidden = positive(c, "hidden_size");
@@ -141,7 +156,9 @@ record LlamaHyperParams(
         (float) rope.theta(),
         (float) c.path("rms_norm_eps").asDouble(1e-6),
         c.path("tie_word_embeddings").asBoolean(false),
-        rope);
+        rope,
+        c.path("original_max_position_embeddings").asInt(0),
+        c.path("sliding_window").canConvertToInt() ? c.path("sliding_window").intValue() : 0);
   }
 
   /**
@@ -171,6 +188,16 @@ record LlamaHyperParams(
     w.put(a + "attention.layer_norm_rms_epsilon", GgufValue.f32(rmsEps));
     if (isLlama()) {
       w.put(a + "rope.dimension_count", GgufValue.u32(headDim));
+    }
+    if (arch.equals("phi3")) {
+      // convert_hf_to_gguf.py's Phi3MiniModel: rope dims, original context, sliding window
+      w.put(a + "rope.dimension_count", GgufValue.u32(headDim));
+      if (originalContextLength > 0) {
+        w.put(a + "rope.scaling.original_context_length", GgufValue.u32(originalContextLength));
+      }
+      if (slidingWindow > 0) {
+        w.put(a + "attention.sliding_window", GgufValue.u32(slidingWindow));
+      }
     }
     switch (rope.type()) {
       case LINEAR -> {

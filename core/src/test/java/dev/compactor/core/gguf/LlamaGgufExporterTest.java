@@ -593,10 +593,11 @@ class LlamaGgufExporterTest {
   @Test
   void layoutsLlamaCppCannotLoadAreRefusedBeforeAnyFileIsWritten() {
     LlamaGgufExporter.Options o = LlamaGgufExporter.Options.of("x", LlamaFileType.Q8_0);
+    // Mixtral's stacked experts are not written yet
     ObjectNode phi3 = config(false);
-    phi3.put("model_type", "phi3");
+    phi3.put("model_type", "mixtral");
     assertEquals(
-        "not supported yet: GGUF export of phi3",
+        "not supported yet: GGUF export of mixtral",
         assertThrows(
                 UnsupportedOperationException.class,
                 () ->

@@ -117,7 +117,7 @@ public final class GgufToHf {
   /** llama.cpp's architecture for the original's model_type, as the exporter writes it. */
   static String ggufArch(ModelConfig c) {
     return switch (c.modelType()) {
-      case "qwen2", "qwen3" -> c.modelType();
+      case "qwen2", "qwen3", "phi3" -> c.modelType();
       default -> "llama";
     };
   }
@@ -130,9 +130,14 @@ public final class GgufToHf {
       String p = "model.layers." + l + ".";
       String b = "blk." + l + ".";
       m.put(b + "attn_norm.weight", p + "input_layernorm.weight");
-      m.put(b + "attn_q.weight", p + "self_attn.q_proj.weight");
-      m.put(b + "attn_k.weight", p + "self_attn.k_proj.weight");
-      m.put(b + "attn_v.weight", p + "self_attn.v_proj.weight");
+      boolean phi3 = ggufArch(c).equals("phi3");
+      if (phi3) {
+        m.put(b + "attn_qkv.weight", p + "self_attn.qkv_proj.weight");
+      } else {
+        m.put(b + "attn_q.weight", p + "self_attn.q_proj.weight");
+        m.put(b + "attn_k.weight", p + "self_attn.k_proj.weight");
+        m.put(b + "attn_v.weight", p + "self_attn.v_proj.weight");
+      }
       switch (ggufArch(c)) {
         case "qwen2" -> {
           m.put(b + "attn_q.bias", p + "self_attn.q_proj.bias");
@@ -147,8 +152,12 @@ public final class GgufToHf {
       }
       m.put(b + "attn_output.weight", p + "self_attn.o_proj.weight");
       m.put(b + "ffn_norm.weight", p + "post_attention_layernorm.weight");
-      m.put(b + "ffn_gate.weight", p + "mlp.gate_proj.weight");
-      m.put(b + "ffn_up.weight", p + "mlp.up_proj.weight");
+      if (phi3) {
+        m.put(b + "ffn_up.weight", p + "mlp.gate_up_proj.weight");
+      } else {
+        m.put(b + "ffn_gate.weight", p + "mlp.gate_proj.weight");
+        m.put(b + "ffn_up.weight", p + "mlp.up_proj.weight");
+      }
       m.put(b + "ffn_down.weight", p + "mlp.down_proj.weight");
     }
     m.put("output_norm.weight", "model.norm.weight");
