@@ -20,8 +20,12 @@ import org.junit.jupiter.api.Test;
  * models/tiny-llama-v1} exactly as the document says it was run (the shipped tiny reference model,
  * the default 100 kB of the Europarl test split) and compares the printed table with the one in the
  * document, line for line. Only what legitimately differs between runs is left out: the model's
- * directory (the weights are compared by the sha256 the command prints) and the run time at the
- * end. Skipped, with a reason, only in a checkout without the shipped model.
+ * directory (the weights are compared by the sha256 the command prints), the run time at the end,
+ * and one unit in the last printed digit of a decimal figure: libtorch picks its float kernels by
+ * CPU (AVX2 vs AVX-512), so the same weights can round one way on this machine and the other on
+ * CI's (AWQ's top-1 printed 96.45 here and 96.46 there). Integers (byte counts), labels and the
+ * number of fields stay exact. Skipped, with a reason, only in a checkout without the shipped
+ * model.
  */
 class QualityTableDocIT {
 
@@ -64,6 +68,39 @@ class QualityTableDocIT {
     return out;
   }
 
+  static final Pattern DECIMAL = Pattern.compile("[+-]?\\d+\\.(\\d+)");
+
+  /**
+   * Whether two printed lines say the same thing: the same fields, decimals allowed to differ by
+   * one unit in their last printed digit (and printed with the same number of digits).
+   */
+  static boolean sameLine(String doc, String now) {
+    if (doc.equals(now)) {
+      return true;
+    }
+    String[] a = doc.trim().split("\\s+");
+    String[] b = now.trim().split("\\s+");
+    if (a.length != b.length) {
+      return false;
+    }
+    for (int i = 0; i < a.length; i++) {
+      if (a[i].equals(b[i])) {
+        continue;
+      }
+      Matcher ma = DECIMAL.matcher(a[i]);
+      Matcher mb = DECIMAL.matcher(b[i]);
+      if (!ma.matches() || !mb.matches() || ma.group(1).length() != mb.group(1).length()) {
+        return false;
+      }
+      long x = Long.parseLong(a[i].replace(".", "").replace("+", ""));
+      long y = Long.parseLong(b[i].replace(".", "").replace("+", ""));
+      if (Math.abs(x - y) > 1) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   @Test
   void theDocumentedTableIsWhatTheCommandPrints() throws IOException {
     List<String> doc = comparable(docTable(Files.readString(DOC, StandardCharsets.UTF_8)));
@@ -86,15 +123,17 @@ class QualityTableDocIT {
     for (int i = 0; i < Math.max(doc.size(), now.size()); i++) {
       String d = i < doc.size() ? doc.get(i) : "<missing>";
       String n = i < now.size() ? now.get(i) : "<missing>";
-      assertEquals(
-          d,
-          n,
+      assertTrue(
+          sameLine(d, n),
           "line "
               + (i + 1)
               + " of the table in "
               + DOC
-              + " differs from ./compactor quality-table; paste the new output if the change is"
-              + " intended. Whole output:\n"
+              + " differs from ./compactor quality-table by more than one unit in a last digit:\n"
+              + d
+              + "\n"
+              + n
+              + "\npaste the new output if the change is intended. Whole output:\n"
               + r.out());
     }
   }
@@ -111,6 +150,19 @@ class QualityTableDocIT {
     assertEquals(a, b);
     assertTrue(
         !comparable(List.of("x 1.0001")).equals(comparable(List.of("x 1.0002"))),
-        "numbers are compared exactly");
+        "numbers are compared, not ignored");
+  }
+
+  @Test
+  void oneUnitInTheLastDigitIsTheOnlySlack() {
+    String doc = "AWQ int4 g128   3.7638   +0.547   0.005180   96.45      778,496   4.156";
+    assertTrue(sameLine(doc, doc.replace("96.45", "96.46")));
+    assertTrue(sameLine(doc, doc.replace("+0.547", "+0.546")));
+    assertTrue(!sameLine(doc, doc.replace("96.45", "96.47")), "two units is a change");
+    assertTrue(!sameLine(doc, doc.replace("96.45", "96.4")), "digits printed must match");
+    assertTrue(!sameLine(doc, doc.replace("778,496", "778,497")), "byte counts are exact");
+    assertTrue(!sameLine(doc, doc.replace("AWQ", "GPTQ")), "labels are exact");
+    assertTrue(!sameLine(doc, doc + " extra"), "field count is exact");
+    assertTrue(sameLine("x -0.001", "x +0.000"), "sign flips near zero are one unit");
   }
 }
