@@ -183,7 +183,7 @@ public final class Forward {
     int experts = c.numExperts();
     int k = c.expertsPerToken();
     NDArray flat = h.reshape(n, hidden);
-    NDArray probs = linear(p, layer, w, Layout.ROUTER, h).reshape(n, experts).softmax(1);
+    NDArray probs = linear(p, layer, w, Layout.router(c), h).reshape(n, experts).softmax(1);
     float[] pr = probs.toFloatArray();
     long[] chosen = new long[n * k];
     for (int t = 0; t < n; t++) {
@@ -226,11 +226,12 @@ public final class Forward {
         }
       }
       NDArray rows = flat.gather(rowIndex(p, tokens, hidden), 0);
-      NDArray gate = linear(p, layer, w, Layout.expert(e, "w1"), rows);
-      NDArray up = linear(p, layer, w, Layout.expert(e, "w3"), rows);
+      NDArray gate = linear(p, layer, w, Layout.expert(c, e, Layout.ExpertProj.GATE), rows);
+      NDArray up = linear(p, layer, w, Layout.expert(c, e, Layout.ExpertProj.UP), rows);
       NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);
       NDArray scaleBy = routing.gather(p.scope.create(slots), 0).expandDims(1);
-      outputs.add(linear(p, layer, w, Layout.expert(e, "w2"), act).mul(scaleBy));
+      outputs.add(
+          linear(p, layer, w, Layout.expert(c, e, Layout.ExpertProj.DOWN), act).mul(scaleBy));
     }
     NDArray all = outputs.size() == 1 ? outputs.head() : NDArrays.concat(outputs, 0);
     return all.gather(rowIndex(p, rowOfSlot, hidden), 0)

@@ -91,6 +91,42 @@ public final class Layout {
     return "block_sparse_moe.experts." + e + "." + w;
   }
 
+  /** The three projections of a SiLU-gated expert MLP. */
+  public enum ExpertProj {
+    /** {@code act(gate(x)) * up(x)}'s gate (Mixtral {@code w1}). */
+    GATE,
+    /** The up projection (Mixtral {@code w3}). */
+    UP,
+    /** The down projection (Mixtral {@code w2}). */
+    DOWN
+  }
+
+  /** The router linear of {@code c}'s sparse layers, relative to the layer prefix. */
+  public static String router(ModelConfig c) {
+    requireMoe(c);
+    return ROUTER;
+  }
+
+  /**
+   * Expert {@code e}'s projection {@code p} in {@code c}'s naming, relative to the layer prefix.
+   */
+  public static String expert(ModelConfig c, int e, ExpertProj p) {
+    requireMoe(c);
+    return expert(
+        e,
+        switch (p) {
+          case GATE -> "w1";
+          case UP -> "w3";
+          case DOWN -> "w2";
+        });
+  }
+
+  private static void requireMoe(ModelConfig c) {
+    if (!c.moe()) {
+      throw new IllegalArgumentException(c.modelType() + " has no mixture-of-experts layers");
+    }
+  }
+
   private static void linear(List<Spec> s, String name, long out, long in, boolean bias) {
     s.add(new Spec(name + ".weight", new long[] {out, in}, Init.NORMAL));
     if (bias) {
