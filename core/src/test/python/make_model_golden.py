@@ -8,7 +8,12 @@ modeling_qwen3.py (per-head RMSNorm of q and k before RoPE, explicit head_dim), 
 transformers' masking_utils (query i sees key j when j <= i and j > i - window; Qwen2/Qwen3 only on
 layers >= max_window_layers with use_sliding_window), modeling_mixtral.py (MixtralSparseMoeBlock: router
 softmax in fp32 over all experts, torch.topk, renormalised to sum 1, experts w2(silu(w1 x) * w3 x)
-index_add-ed into zeros expert by expert) and modeling_gpt2.py (learned positions, LayerNorm, Conv1D [in, out] weights, gelu_new).
+index_add-ed into zeros expert by expert), modeling_qwen2_moe.py / modeling_qwen3_moe.py (a layer is
+sparse unless in mlp_only_layers or (i + 1) % decoder_sparse_step != 0; router softmax in fp32, top-k,
+renormalised only with norm_topk_prob; Qwen2-MoE adds sigmoid(shared_expert_gate(x)) * shared_expert(x);
+the reference here runs every expert on every token and weights by a dense [tokens, experts] routing
+matrix that is zero off the top k, so it shares no gather/index bookkeeping with the Java forward)
+and modeling_gpt2.py (learned positions, LayerNorm, Conv1D [in, out] weights, gelu_new).
 Safetensors files are written by hand from the spec (u64 LE header length, JSON header, data).
 
 Each case directory under core/src/test/resources/golden/<case>/ holds config.json, the weights
@@ -167,7 +172,7 @@ def causal_softmax(scores, window=None):
 def layer_window(cfg, i):
     """The sliding window of layer i as HF's configs derive layer_types, None for full attention."""
     w = cfg.get("sliding_window")
-    if cfg["model_type"] in ("qwen2", "qwen3"):
+    if cfg["model_type"] in ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe"):
         if not cfg.get("use_sliding_window", False) or i < cfg.get("max_window_layers", 28):
             return None
     return w
@@ -202,6 +207,33 @@ def sparse_moe(cfg, p, pre, h):
     return out.reshape(B, T, H)
 
 
+def qwen_sparse_layer(cfg, i):
+    """Qwen2MoeDecoderLayer's choice: a sparse block unless listed in mlp_only_layers."""
+    return (i not in cfg.get("mlp_only_layers", [])
+            and cfg["num_experts"] > 0 and (i + 1) % cfg.get("decoder_sparse_step", 1) == 0)
+
+
+def qwen_sparse_moe(cfg, p, pre, h):
+    """Qwen2MoeSparseMoeBlock / Qwen3MoeSparseMoeBlock, written densely: all experts on all tokens."""
+    B, T, H = h.shape
+    E, k = cfg["num_experts"], cfg["num_experts_per_tok"]
+    flat = h.reshape(-1, H)
+    probs = torch.softmax(lin(flat, p, pre + "mlp.gate"), dim=-1, dtype=torch.float)
+    top, selected = torch.topk(probs, k, dim=-1)
+    if cfg.get("norm_topk_prob", False):
+        top = top / top.sum(dim=-1, keepdim=True)
+    weights = torch.zeros(B * T, E).scatter(1, selected, top)  # [tokens, experts], 0 off the top k
+
+    def mlp(x, name):
+        return lin(F.silu(lin(x, p, name + "gate_proj")) * lin(x, p, name + "up_proj"), p, name + "down_proj")
+
+    every = torch.stack([mlp(flat, pre + "mlp.experts.%d." % e) for e in range(E)], 1)  # [tokens, E, H]
+    out = (weights[:, :, None] * every).sum(1)
+    if pre + "mlp.shared_expert_gate.weight" in p:
+        out = out + torch.sigmoid(lin(flat, p, pre + "mlp.shared_expert_gate")) * mlp(flat, pre + "mlp.shared_expert.")
+    return out.reshape(B, T, H)
+
+
 def llama_forward(cfg, p, ids, cache=None):
     """Logits for ids after the positions in cache (a list of per-layer (k, v), appended to)."""
     B, T = ids.shape
@@ -223,7 +255,7 @@ def llama_forward(cfg, p, ids, cache=None):
             k = lin(h, p, pre + "self_attn.k_proj")
             v = lin(h, p, pre + "self_attn.v_proj")
         q, k, v = q.view(B, T, nh, d), k.view(B, T, nkv, d), v.view(B, T, nkv, d)
-        if cfg["model_type"] == "qwen3":
+        if cfg["model_type"] in ("qwen3", "qwen3_moe"):
             q = rms_norm(q, p[pre + "self_attn.q_norm.weight"], eps)
             k = rms_norm(k, p[pre + "self_attn.k_norm.weight"], eps)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
@@ -245,6 +277,9 @@ def llama_forward(cfg, p, ids, cache=None):
         h = rms_norm(x, p[pre + "post_attention_layernorm.weight"], eps)
         if cfg["model_type"] == "mixtral":
             x = x + sparse_moe(cfg, p, pre, h)
+            continue
+        if cfg["model_type"] in ("qwen2_moe", "qwen3_moe") and qwen_sparse_layer(cfg, i):
+            x = x + qwen_sparse_moe(cfg, p, pre, h)
             continue
         if cfg["model_type"] == "phi3":
             gate, up = lin(h, p, pre + "mlp.gate_up_proj").chunk(2, dim=-1)
@@ -298,6 +333,9 @@ def llama_params(cfg, gen):
     phi3 = cfg["model_type"] == "phi3"
     qkv_bias = cfg["model_type"] == "qwen2" or cfg.get("attention_bias", False)
     o_bias = cfg["model_type"] != "qwen2" and cfg.get("attention_bias", False)
+    if cfg["model_type"] == "qwen2_moe":
+        # Qwen2MoeAttention: q/k/v bias per qkv_bias (default True), o_proj never
+        qkv_bias, o_bias = cfg.get("qkv_bias", True), False
     mlp_bias = cfg.get("mlp_bias", False)
     if phi3:
         qkv_bias = o_bias = mlp_bias = False
@@ -315,7 +353,7 @@ def llama_params(cfg, gen):
             p[pre + name + ".weight"] = rnd(gen, out, inp)
             if bias:
                 p[pre + name + ".bias"] = rnd(gen, out, std=0.1)
-        if cfg["model_type"] == "qwen3":
+        if cfg["model_type"] in ("qwen3", "qwen3_moe"):
             p[pre + "self_attn.q_norm.weight"] = rnd(gen, d, std=0.3, mean=1.0)
             p[pre + "self_attn.k_norm.weight"] = rnd(gen, d, std=0.3, mean=1.0)
         p[pre + "post_attention_layernorm.weight"] = rnd(gen, H, std=0.1, mean=1.0)
@@ -327,6 +365,18 @@ def llama_params(cfg, gen):
                 p[ep + "w1.weight"] = rnd(gen, I, H)
                 p[ep + "w3.weight"] = rnd(gen, I, H)
                 p[ep + "w2.weight"] = rnd(gen, H, I)
+            continue
+        if cfg["model_type"] in ("qwen2_moe", "qwen3_moe") and qwen_sparse_layer(cfg, i):
+            MI = cfg["moe_intermediate_size"]
+            p[pre + "mlp.gate.weight"] = rnd(gen, cfg["num_experts"], H, std=0.5)
+            experts = [("mlp.experts.%d." % e, MI) for e in range(cfg["num_experts"])]
+            if cfg["model_type"] == "qwen2_moe" and cfg["shared_expert_intermediate_size"] > 0:
+                experts.append(("mlp.shared_expert.", cfg["shared_expert_intermediate_size"]))
+                p[pre + "mlp.shared_expert_gate.weight"] = rnd(gen, 1, H, std=0.5)
+            for ep, width in experts:
+                p[pre + ep + "gate_proj.weight"] = rnd(gen, width, H)
+                p[pre + ep + "up_proj.weight"] = rnd(gen, width, H)
+                p[pre + ep + "down_proj.weight"] = rnd(gen, H, width)
             continue
         mlp = (("mlp.gate_up_proj", 2 * I, H),) if phi3 else (("mlp.gate_proj", I, H), ("mlp.up_proj", I, H))
         for name, out, inp in mlp + (("mlp.down_proj", H, I),):
@@ -544,6 +594,49 @@ def mixtral_moe():
                      "model.layers.1.block_sparse_moe.experts.2.w1.weight",
                      "model.layers.0.block_sparse_moe.experts.0.w2.weight",
                      "model.layers.1.self_attn.q_proj.weight"))
+
+
+@case
+def qwen2_moe_shared():
+    # Qwen1.5-MoE shape in miniature: layer 0 dense (mlp_only_layers, intermediate_size 40), layers
+    # 1-2 sparse: 4 experts of width 16, top-2 not renormalised, a shared expert of width 24 behind
+    # its sigmoid gate; q/k/v biases.
+    make_case("qwen2_moe_shared",
+              llama_cfg(architectures=["Qwen2MoeForCausalLM"], model_type="qwen2_moe",
+                        hidden_size=32, intermediate_size=40, num_hidden_layers=3,
+                        num_attention_heads=4, num_key_value_heads=2, vocab_size=64,
+                        rope_theta=1e6, rms_norm_eps=1e-6, num_experts=4, num_experts_per_tok=2,
+                        moe_intermediate_size=16, shared_expert_intermediate_size=24,
+                        norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[0],
+                        use_sliding_window=False, sliding_window=4096, max_window_layers=28,
+                        router_aux_loss_coef=0.001, output_router_logits=False),
+              seed=11, seq=9,
+              grads=("model.layers.1.mlp.gate.weight",
+                     "model.layers.2.mlp.shared_expert_gate.weight",
+                     "model.layers.1.mlp.shared_expert.up_proj.weight",
+                     "model.layers.2.mlp.experts.3.down_proj.weight",
+                     "model.layers.0.mlp.gate_proj.weight"))
+
+
+@case
+def qwen3_moe_qk_norm():
+    # Qwen3-30B-A3B shape in miniature: explicit head_dim (16, q 64 wide over hidden 48), q/k norms,
+    # 8 experts of width 20, top-2 renormalised (norm_topk_prob), decoder_sparse_step 2 over 4
+    # layers: layers 1 and 3 sparse, 0 and 2 dense MLPs of intermediate_size 56.
+    make_case("qwen3_moe_qk_norm",
+              llama_cfg(architectures=["Qwen3MoeForCausalLM"], model_type="qwen3_moe",
+                        hidden_size=48, intermediate_size=56, num_hidden_layers=4, head_dim=16,
+                        num_attention_heads=4, num_key_value_heads=2, vocab_size=64,
+                        rope_theta=1e6, rms_norm_eps=1e-6, num_experts=8, num_experts_per_tok=2,
+                        moe_intermediate_size=20, norm_topk_prob=True, decoder_sparse_step=2,
+                        mlp_only_layers=[], attention_bias=False, use_sliding_window=False,
+                        sliding_window=None, tie_word_embeddings=True,
+                        router_aux_loss_coef=0.001, output_router_logits=False),
+              seed=12, seq=9,
+              grads=("model.layers.1.mlp.gate.weight",
+                     "model.layers.3.mlp.experts.5.gate_proj.weight",
+                     "model.layers.1.self_attn.k_norm.weight",
+                     "model.layers.2.mlp.down_proj.weight"))
 
 
 def main():

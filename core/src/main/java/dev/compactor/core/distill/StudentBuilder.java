@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -135,14 +136,15 @@ public final class StudentBuilder {
   }
 
   /**
-   * Training a Mixtral student would need HF's router load-balancing loss ({@code
-   * router_aux_loss_coef}), which the distillation loss does not have: the experts would collapse
-   * onto a few.
+   * Training a mixture-of-experts student (Mixtral, Qwen MoE) would need HF's router load-balancing
+   * loss ({@code router_aux_loss_coef}), which the distillation loss does not have: the experts
+   * would collapse onto a few.
    */
   private static void refuseMixtureOfExperts(JsonNode config) {
-    if (config.path("model_type").asText("").equals("mixtral")) {
+    String modelType = config.path("model_type").asText("");
+    if (List.of("mixtral", "qwen2_moe", "qwen3_moe").contains(modelType)) {
       throw new UnsupportedOperationException(
-          "not supported yet: distilling mixtral (mixture-of-experts layers)");
+          "not supported yet: distilling " + modelType + " (mixture-of-experts layers)");
     }
   }
 

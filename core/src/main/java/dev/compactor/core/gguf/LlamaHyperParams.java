@@ -70,7 +70,7 @@ record LlamaHyperParams(
         switch (modelType) {
           case "llama", "mistral" -> "llama";
           case "qwen2", "qwen3", "phi3" -> modelType;
-          case "mixtral" ->
+          case "mixtral", "qwen2_moe", "qwen3_moe" ->
               throw new UnsupportedOperationException(
                   "not supported yet: GGUF export of " + modelType);
           default ->

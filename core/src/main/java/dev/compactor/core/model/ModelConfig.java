@@ -15,9 +15,11 @@ import java.nio.file.Path;
  * Llama family ({@code llama}, {@code mistral}, {@code qwen2}: RoPE, RMSNorm, SiLU-gated MLP,
  * grouped-query attention), two Llama-shaped variants that compression stages do not know yet
  * ({@code qwen3}: per-head RMSNorm of q and k before RoPE; {@code phi3}: fused {@code qkv_proj} and
- * {@code gate_up_proj}), Mixtral ({@code mixtral}: Mistral attention, each MLP a sparse mixture of
- * SiLU experts behind a top-k router) and GPT-2 (learned positions, LayerNorm, gelu_new). Anything
- * else is refused with {@link UnsupportedModelException} rather than run wrongly.
+ * {@code gate_up_proj}), the mixtures of experts Mixtral ({@code mixtral}: Mistral attention, each
+ * MLP a sparse mixture of SiLU experts behind a top-k router), Qwen2-MoE ({@code qwen2_moe}: Qwen2
+ * attention, sparse layers with a gated shared expert) and Qwen3-MoE ({@code qwen3_moe}: Qwen3
+ * attention), and GPT-2 (learned positions, LayerNorm, gelu_new). Anything else is refused with
+ * {@link UnsupportedModelException} rather than run wrongly.
  *
  * <p>RoPE theta and {@code rope_scaling} (llama3, linear, dynamic, yarn) live in {@link
  * RopeScaling}, which every forward takes its cos/sin tables from.
@@ -44,6 +46,16 @@ public final class ModelConfig {
      * hidden] and {@code experts.E.w1/w3/w2} (gate, up, down), top-k of the softmaxed router.
      */
     MIXTRAL,
+    /**
+     * Qwen2 attention (q/k/v biases per {@code qkv_bias}); a sparse layer's MLP is {@code mlp.gate}
+     * plus {@code mlp.experts.E.gate_proj/up_proj/down_proj} and, unless {@code
+     * shared_expert_intermediate_size} is 0, {@code mlp.shared_expert} scaled by {@code
+     * sigmoid(mlp.shared_expert_gate(x))}; the other layers a dense MLP of {@code
+     * intermediate_size}.
+     */
+    QWEN2_MOE,
+    /** Qwen3 attention (q/k norms); sparse layers as {@link #QWEN2_MOE} without a shared expert. */
+    QWEN3_MOE,
     GPT2
   }
 
@@ -72,6 +84,10 @@ public final class ModelConfig {
   private final boolean[] windowedLayers;
   private final int numExperts;
   private final int expertsPerToken;
+  private final int expertIntermediateSize;
+  private final int sharedExpertIntermediateSize;
+  private final boolean normTopkProb;
+  private final boolean[] sparseLayers;
 
   private ModelConfig(ObjectNode raw) {
     this.raw = raw;
@@ -91,12 +107,14 @@ public final class ModelConfig {
       }
     }
     switch (modelType) {
-      case "llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral" -> {
+      case "llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral", "qwen2_moe", "qwen3_moe" -> {
         family =
             switch (modelType) {
               case "qwen3" -> Family.QWEN3;
               case "phi3" -> Family.PHI3;
               case "mixtral" -> Family.MIXTRAL;
+              case "qwen2_moe" -> Family.QWEN2_MOE;
+              case "qwen3_moe" -> Family.QWEN3_MOE;
               default -> Family.LLAMA;
             };
         vocabSize = req(raw, "vocab_size");
@@ -112,15 +130,21 @@ public final class ModelConfig {
         // HF's Phi-3 and Mixtral linears have no biases whatever the config says.
         boolean phi3 = modelType.equals("phi3");
         boolean mixtral = family == Family.MIXTRAL;
-        boolean attentionBias = !phi3 && !mixtral && bool(raw, "attention_bias", false);
-        qkvBias = modelType.equals("qwen2") || attentionBias;
+        boolean qwen2Moe = family == Family.QWEN2_MOE;
+        boolean qwenMoe = qwen2Moe || family == Family.QWEN3_MOE;
+        // Qwen2-MoE's attention reads qkv_bias (default true; older HF hard-codes the biases)
+        // and never attention_bias; its o_proj has no bias.
+        boolean attentionBias =
+            !phi3 && !mixtral && !qwen2Moe && bool(raw, "attention_bias", false);
+        qkvBias =
+            modelType.equals("qwen2") || attentionBias || (qwen2Moe && bool(raw, "qkv_bias", true));
         outputBias = !modelType.equals("qwen2") && attentionBias;
         double partialRotary = dbl(raw, "partial_rotary_factor", 1.0);
         if (partialRotary != 1.0) {
           throw new UnsupportedModelException(
               "not supported yet: partial_rotary_factor " + partialRotary + " (" + modelType + ")");
         }
-        mlpBias = !phi3 && !mixtral && bool(raw, "mlp_bias", false);
+        mlpBias = !phi3 && !mixtral && !qwenMoe && bool(raw, "mlp_bias", false);
         tieWordEmbeddings = bool(raw, "tie_word_embeddings", false);
         String act = text(raw, "hidden_act", "silu");
         if (!act.equals("silu") && !act.equals("swish")) {
@@ -138,10 +162,40 @@ public final class ModelConfig {
         ropeTheta = rope.theta();
         boolean qwen = modelType.startsWith("qwen");
         boolean windowed = !qwen || bool(raw, "use_sliding_window", false);
+        if (qwenMoe && windowed) {
+          // HF versions disagree on which Qwen MoE layers a window applies to (every other layer
+          // below max_window_layers for qwen2_moe in v5, all layers for qwen3_moe); published
+          // checkpoints set use_sliding_window false.
+          throw new UnsupportedModelException(
+              "not supported yet: use_sliding_window=true (" + modelType + ")");
+        }
         slidingWindow = windowed ? opt(raw, "sliding_window", 0) : 0;
         windowedLayers = windowedLayers(raw, qwen, slidingWindow, numLayers);
-        numExperts = mixtral ? opt(raw, "num_local_experts", 8) : 0;
-        expertsPerToken = mixtral ? opt(raw, "num_experts_per_tok", 2) : 0;
+        if (mixtral) {
+          numExperts = opt(raw, "num_local_experts", 8);
+          expertsPerToken = opt(raw, "num_experts_per_tok", 2);
+          expertIntermediateSize = intermediateSize;
+          sharedExpertIntermediateSize = 0;
+          normTopkProb = true;
+          sparseLayers = new boolean[Math.max(0, numLayers)];
+          java.util.Arrays.fill(sparseLayers, true);
+        } else if (qwenMoe) {
+          // defaults of HF's Qwen2MoeConfig / Qwen3MoeConfig
+          numExperts = opt(raw, "num_experts", qwen2Moe ? 60 : 128);
+          expertsPerToken = opt(raw, "num_experts_per_tok", qwen2Moe ? 4 : 8);
+          expertIntermediateSize = opt(raw, "moe_intermediate_size", qwen2Moe ? 1408 : 768);
+          sharedExpertIntermediateSize =
+              qwen2Moe ? opt(raw, "shared_expert_intermediate_size", 5632) : 0;
+          normTopkProb = bool(raw, "norm_topk_prob", false);
+          sparseLayers = sparseLayers(raw, numLayers, numExperts);
+        } else {
+          numExperts = 0;
+          expertsPerToken = 0;
+          expertIntermediateSize = 0;
+          sharedExpertIntermediateSize = 0;
+          normTopkProb = false;
+          sparseLayers = new boolean[Math.max(0, numLayers)];
+        }
       }
       case "gpt2" -> {
         family = Family.GPT2;
@@ -164,6 +218,10 @@ public final class ModelConfig {
         windowedLayers = new boolean[numLayers];
         numExperts = 0;
         expertsPerToken = 0;
+        expertIntermediateSize = 0;
+        sharedExpertIntermediateSize = 0;
+        normTopkProb = false;
+        sparseLayers = new boolean[Math.max(0, numLayers)];
         if (!bool(raw, "tie_word_embeddings", true)) {
           throw new UnsupportedModelException("not supported yet: gpt2 with an untied lm_head");
         }
@@ -213,6 +271,44 @@ public final class ModelConfig {
     int first = qwen ? opt(raw, "max_window_layers", 28) : 0;
     for (int i = first; i < layers; i++) {
       out[i] = true;
+    }
+    return out;
+  }
+
+  /**
+   * Qwen MoE's sparse layers as HF's decoder layer picks its MLP: layer {@code i} is sparse when it
+   * is not in {@code mlp_only_layers} and {@code (i + 1) % decoder_sparse_step == 0}.
+   */
+  private static boolean[] sparseLayers(JsonNode raw, int layers, int experts) {
+    boolean[] out = new boolean[Math.max(0, layers)];
+    int step = opt(raw, "decoder_sparse_step", 1);
+    if (step < 1) {
+      throw new IllegalArgumentException(
+          "config.json: expected a positive \"decoder_sparse_step\", found " + step);
+    }
+    for (int i = 0; i < out.length; i++) {
+      out[i] = experts > 0 && (i + 1) % step == 0;
+    }
+    JsonNode only = raw.get("mlp_only_layers");
+    if (only != null && !only.isNull()) {
+      if (!only.isArray()) {
+        throw new IllegalArgumentException(
+            "config.json: expected \"mlp_only_layers\" to be a list of layer indices, found "
+                + only);
+      }
+      for (JsonNode n : only) {
+        if (!n.isIntegralNumber()
+            || !n.canConvertToInt()
+            || n.intValue() < 0
+            || n.intValue() >= layers) {
+          throw new IllegalArgumentException(
+              "config.json: expected \"mlp_only_layers\" to hold layer indices 0.."
+                  + (layers - 1)
+                  + ", found "
+                  + n);
+        }
+        out[n.intValue()] = false;
+      }
     }
     return out;
   }
@@ -310,14 +406,23 @@ public final class ModelConfig {
               + " must be a multiple of num_key_value_heads "
               + numKvHeads);
     }
-    if (family == Family.MIXTRAL) {
-      positive("num_local_experts", numExperts);
+    if (moe()) {
+      String expertsField = family == Family.MIXTRAL ? "num_local_experts" : "num_experts";
+      positive(expertsField, numExperts);
       if (expertsPerToken < 1 || expertsPerToken > numExperts) {
         throw new IllegalArgumentException(
-            "config.json: expected num_experts_per_tok between 1 and num_local_experts "
+            "config.json: expected num_experts_per_tok between 1 and "
+                + expertsField
+                + " "
                 + numExperts
                 + ", found "
                 + expertsPerToken);
+      }
+      positive("moe_intermediate_size", expertIntermediateSize);
+      if (sharedExpertIntermediateSize < 0) {
+        throw new IllegalArgumentException(
+            "config.json: expected shared_expert_intermediate_size >= 0, found "
+                + sharedExpertIntermediateSize);
       }
     }
     if (family != Family.GPT2 && headDim % 2 != 0) {
@@ -475,7 +580,7 @@ public final class ModelConfig {
 
   /** Whether q and k get a per-head RMSNorm ({@code q_norm}, {@code k_norm}) before RoPE. */
   public boolean qkNorm() {
-    return family == Family.QWEN3;
+    return family == Family.QWEN3 || family == Family.QWEN3_MOE;
   }
 
   /** Whether q/k/v and gate/up are fused into {@code qkv_proj} and {@code gate_up_proj}. */
@@ -483,12 +588,47 @@ public final class ModelConfig {
     return family == Family.PHI3;
   }
 
-  /** Whether each layer's MLP is a sparse mixture of experts (Mixtral). */
+  /**
+   * Whether the model has sparse mixture-of-experts layers (Mixtral, Qwen2-MoE, Qwen3-MoE); which
+   * layers are sparse says {@link #sparseLayer}.
+   */
   public boolean moe() {
-    return family == Family.MIXTRAL;
+    return family == Family.MIXTRAL || family == Family.QWEN2_MOE || family == Family.QWEN3_MOE;
   }
 
-  /** Experts per MoE layer ({@code num_local_experts}), 0 for a dense MLP. */
+  /**
+   * Whether layer {@code i}'s MLP is a sparse mixture of experts; otherwise it is a dense SiLU MLP
+   * of {@link #intermediateSize}. Every layer of Mixtral, none of a dense family.
+   */
+  public boolean sparseLayer(int i) {
+    return sparseLayers[i];
+  }
+
+  /**
+   * Width of one expert's MLP ({@code moe_intermediate_size}; Mixtral's {@code intermediate_size}),
+   * 0 without experts.
+   */
+  public int expertIntermediateSize() {
+    return expertIntermediateSize;
+  }
+
+  /**
+   * Width of the shared expert every token of a sparse layer also runs through ({@code
+   * shared_expert_intermediate_size}, Qwen2-MoE), 0 for none.
+   */
+  public int sharedExpertIntermediateSize() {
+    return sharedExpertIntermediateSize;
+  }
+
+  /**
+   * Whether the top-k routing weights are renormalised to sum 1 (Mixtral always; Qwen MoE per
+   * {@code norm_topk_prob}); otherwise they stay the softmax over all experts.
+   */
+  public boolean normTopkProb() {
+    return normTopkProb;
+  }
+
+  /** Experts per MoE layer ({@code num_local_experts} / {@code num_experts}), 0 for a dense MLP. */
   public int numExperts() {
     return numExperts;
   }
@@ -498,37 +638,38 @@ public final class ModelConfig {
     return expertsPerToken;
   }
 
-  /** Number of parameters (tied head counted once; every expert counted). */
+  /** Number of parameters (tied head counted once; every expert, shared ones too, counted). */
   public long parameterCount() {
     long h = hiddenSize;
-    long perLayer;
-    long rest;
     if (family == Family.GPT2) {
-      perLayer =
+      long perLayer =
           4 * h
               + (h * 3 * h + 3 * h)
               + (h * h + h)
               + 2 * (h * intermediateSize)
               + intermediateSize
               + h;
-      rest = (long) vocabSize * h + (long) maxPositions * h + 2 * h;
-    } else {
-      long q = (long) numHeads * headDim;
-      long kv = (long) numKvHeads * headDim;
-      perLayer =
-          2 * h
-              + (family == Family.QWEN3 ? 2L * headDim : 0)
-              + h * (q + 2 * kv)
-              + q * h
-              + (moe()
-                  ? (long) numExperts * 3 * h * intermediateSize + (long) numExperts * h
-                  : 3 * h * intermediateSize)
-              + (qkvBias ? q + 2 * kv : 0)
-              + (outputBias ? h : 0)
-              + (mlpBias ? 2L * intermediateSize + h : 0);
-      rest = (long) vocabSize * h * (tieWordEmbeddings ? 1 : 2) + h;
+      return perLayer * numLayers + (long) vocabSize * h + (long) maxPositions * h + 2 * h;
     }
-    return perLayer * numLayers + rest;
+    long q = (long) numHeads * headDim;
+    long kv = (long) numKvHeads * headDim;
+    long attention =
+        2 * h
+            + (qkNorm() ? 2L * headDim : 0)
+            + h * (q + 2 * kv)
+            + q * h
+            + (qkvBias ? q + 2 * kv : 0)
+            + (outputBias ? h : 0);
+    long dense = 3 * h * intermediateSize + (mlpBias ? 2L * intermediateSize + h : 0);
+    long sparse =
+        (long) numExperts * 3 * h * expertIntermediateSize
+            + (long) numExperts * h
+            + (sharedExpertIntermediateSize > 0 ? 3 * h * sharedExpertIntermediateSize + h : 0);
+    long layers = 0;
+    for (int i = 0; i < numLayers; i++) {
+      layers += attention + (sparseLayers[i] ? sparse : dense);
+    }
+    return layers + (long) vocabSize * h * (tieWordEmbeddings ? 1 : 2) + h;
   }
 
   @Override

@@ -56,7 +56,7 @@ public final class StreamingTransformer implements CausalLM {
       java.util.Set<String> used = new java.util.HashSet<>(resident.keySet());
       for (int i = 0; i < config.numLayers(); i++) {
         String prefix = Layout.layerPrefix(config, base, i);
-        for (Layout.Spec s : Layout.layer(config)) {
+        for (Layout.Spec s : Layout.layer(config, i)) {
           if (!source.contains(prefix + s.name())) {
             throw new CheckpointFormatException(
                 "checkpoint: expected tensor \"" + prefix + s.name() + "\", absent");
@@ -111,23 +111,32 @@ public final class StreamingTransformer implements CausalLM {
     return config;
   }
 
-  /** Bytes of fp32 weights one decoder layer occupies while it is loaded. */
+  /**
+   * Bytes of fp32 weights the largest decoder layer occupies while it is loaded (a sparse layer
+   * with all its experts, where dense and sparse layers mix).
+   */
   public long layerBytes() {
-    long n = 0;
-    for (Layout.Spec s : Layout.layer(config)) {
-      n += numel(s.shape());
+    long most = 0;
+    for (int i = 0; i < config.numLayers(); i++) {
+      long n = 0;
+      for (Layout.Spec s : Layout.layer(config, i)) {
+        n += numel(s.shape());
+      }
+      most = Math.max(most, n);
     }
-    return 4 * n;
+    return 4 * most;
   }
 
   /**
-   * Every layer has the same tensor shapes, so one set of direct buffers (the slot) holds whichever
-   * layer is current; the arrays returned view it and die with {@code scratch}.
+   * A tensor name has one shape in every layer that has it, so one set of direct buffers (the
+   * slots, by name) holds whichever layer is current; the arrays returned view it and die with
+   * {@code scratch}. Where dense and sparse layers mix, the slots hold both kinds' tensors, one
+   * copy each, never more than one layer's experts.
    */
   private Map<String, NDArray> loadLayer(int i, NDManager scratch) throws IOException {
     String prefix = Layout.layerPrefix(config, base, i);
     Map<String, NDArray> layer = new LinkedHashMap<>();
-    for (Layout.Spec s : Layout.layer(config)) {
+    for (Layout.Spec s : Layout.layer(config, i)) {
       ByteBuffer slot =
           slots.computeIfAbsent(
               s.name(),

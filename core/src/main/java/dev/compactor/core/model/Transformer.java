@@ -99,7 +99,7 @@ public final class Transformer implements CausalLM {
       }
       for (int i = 0; i < config.numLayers(); i++) {
         String prefix = Layout.layerPrefix(config, base, i);
-        for (Layout.Spec s : Layout.layer(config)) {
+        for (Layout.Spec s : Layout.layer(config, i)) {
           String name = prefix + s.name();
           p.put(name, loader.load(manager, source, name, s.shape()));
         }
@@ -145,7 +145,7 @@ public final class Transformer implements CausalLM {
       p.put(s.name(), init(loader, manager, s, random));
     }
     for (int i = 0; i < config.numLayers(); i++) {
-      for (Layout.Spec s : Layout.layer(config)) {
+      for (Layout.Spec s : Layout.layer(config, i)) {
         p.put(Layout.layerPrefix(config, base, i) + s.name(), init(loader, manager, s, random));
       }
     }
@@ -242,7 +242,7 @@ public final class Transformer implements CausalLM {
   private Map<String, NDArray> layerView(int i) {
     String prefix = Layout.layerPrefix(config, base, i);
     Map<String, NDArray> view = new LinkedHashMap<>();
-    List<Layout.Spec> specs = Layout.layer(config);
+    List<Layout.Spec> specs = Layout.layer(config, i);
     for (Layout.Spec s : specs) {
       view.put(s.name(), parameters.get(prefix + s.name()));
     }

@@ -33,11 +33,12 @@ public final class Pruning {
       Device device)
       throws IOException {
     String modelType = ModelDirectory.open(inputDir).configJson().path("model_type").asText("");
-    if (modelType.equals("mixtral")) {
+    if (List.of("mixtral", "qwen2_moe", "qwen3_moe").contains(modelType)) {
       // The targets are the dense decoder linears; pruning would touch attention and leave every
-      // expert (block_sparse_moe.experts.E.w1/w2/w3) dense while reporting the target sparsity.
+      // expert (block_sparse_moe.experts.E.w1/w2/w3, mlp.experts.E.*) dense while reporting the
+      // target sparsity.
       throw new UnsupportedOperationException(
-          "not supported yet: pruning mixtral (mixture-of-experts layers)");
+          "not supported yet: pruning " + modelType + " (mixture-of-experts layers)");
     }
     return switch (spec.method()) {
       case MAGNITUDE -> new MagnitudePruner(spec).prune(inputDir, outputDir);

@@ -38,7 +38,9 @@ public final class Golden implements AutoCloseable {
           "mistral_window",
           "qwen2_window_layers",
           "phi3_fused",
-          "mixtral_moe");
+          "mixtral_moe",
+          "qwen2_moe_shared",
+          "qwen3_moe_qk_norm");
   public static final double TOLERANCE = 1e-4;
 
   public final String name;

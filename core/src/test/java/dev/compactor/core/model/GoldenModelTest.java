@@ -94,7 +94,9 @@ class GoldenModelTest {
             "mistral_window",
             "qwen2_window_layers",
             "phi3_fused",
-            "mixtral_moe")) {
+            "mixtral_moe",
+            "qwen2_moe_shared",
+            "qwen3_moe_qk_norm")) {
       try (Golden g = new Golden(name);
           Transformer resident = Transformer.load(g.dir, Device.cpu());
           StreamingTransformer streaming = StreamingTransformer.open(g.dir, Device.cpu())) {

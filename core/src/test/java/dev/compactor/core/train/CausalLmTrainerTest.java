@@ -28,7 +28,9 @@ class CausalLmTrainerTest {
             "qwen2_rope_yarn",
             "qwen3_qk_norm",
             "phi3_fused",
-            "mixtral_moe")) {
+            "mixtral_moe",
+            "qwen2_moe_shared",
+            "qwen3_moe_qk_norm")) {
       try (Golden g = new Golden(name);
           Transformer model = Transformer.load(g.dir, Device.cpu());
           NDManager m = NDManager.newBaseManager()) {

@@ -22,8 +22,9 @@ import java.util.Map;
 /**
  * The decoder forward of every family, shared by the resident and the streaming model, written to
  * match Hugging Face's {@code modeling_llama} (with {@code modeling_qwen3}'s q/k norms, {@code
- * modeling_phi3}'s fused projections and {@code modeling_mistral}'s sliding window, {@code
- * modeling_mixtral}'s sparse mixture of experts) and {@code modeling_gpt2}.
+ * modeling_phi3}'s fused projections and {@code modeling_mistral}'s sliding window, the sparse
+ * mixtures of experts of {@code modeling_mixtral}, {@code modeling_qwen2_moe} and {@code
+ * modeling_qwen3_moe}) and {@code modeling_gpt2}.
  *
  * <p>Memory rule: DJL attaches an op's result to the manager of its receiver, so every op here has
  * an activation (living in the pass's manager) as receiver and weights only as arguments; weights
@@ -151,7 +152,7 @@ public final class Forward {
     NDArray attn = attention(p, i, p.rope(q), p.rope(k), v, cache);
     x = x.add(linear(p, i, w, "self_attn.o_proj", attn));
     h = rmsNorm(x, w.get("post_attention_layernorm.weight"));
-    if (c.moe()) {
+    if (c.sparseLayer(i)) {
       return x.add(sparseMoe(p, i, w, h));
     }
     NDArray gate;
@@ -170,12 +171,15 @@ public final class Forward {
   }
 
   /**
-   * Mixtral's {@code block_sparse_moe} as HF's MixtralSparseMoeBlock: router logits, softmax over
-   * all experts, the top k per token, their probabilities renormalised to sum 1, and the weighted
-   * sum of those experts' SiLU-gated MLPs. Only routed tokens run through an expert: each expert
-   * takes its rows of the flattened hidden states, and the k scaled outputs of every token are
-   * gathered back and summed. The choice is made on the host (it is not differentiable in HF
-   * either); the weights are gathered from the softmax, so gradients reach the router.
+   * A sparse MLP as HF's MixtralSparseMoeBlock / Qwen2MoeSparseMoeBlock: router logits, softmax
+   * over all experts, the top k per token, their probabilities renormalised to sum 1 when the
+   * family says so (Mixtral always, Qwen per {@code norm_topk_prob}), and the weighted sum of those
+   * experts' SiLU-gated MLPs; Qwen2-MoE adds its shared expert, which every token runs, scaled by
+   * {@code sigmoid(shared_expert_gate(x))}. Only routed tokens run through an expert (calibration
+   * observes each expert's linears on exactly those rows): each expert takes its rows of the
+   * flattened hidden states, and the k scaled outputs of every token are gathered back and summed.
+   * The choice is made on the host (it is not differentiable in HF either); the weights are
+   * gathered from the softmax, so gradients reach the router.
    */
   private NDArray sparseMoe(Pass p, int layer, Map<String, NDArray> w, NDArray h) {
     int n = Math.toIntExact(p.batch * p.seq);
@@ -201,7 +205,8 @@ public final class Forward {
       }
     }
     NDArray top = probs.gather(p.scope.create(chosen, new Shape(n, k)), 1);
-    NDArray routing = top.div(top.sum(new int[] {1}, true)).reshape((long) n * k);
+    NDArray routing =
+        (c.normTopkProb() ? top.div(top.sum(new int[] {1}, true)) : top).reshape((long) n * k);
     NDList outputs = new NDList();
     long[] rowOfSlot = new long[n * k];
     int row = 0;
@@ -234,10 +239,17 @@ public final class Forward {
           linear(p, layer, w, Layout.expert(c, e, Layout.ExpertProj.DOWN), act).mul(scaleBy));
     }
     NDArray all = outputs.size() == 1 ? outputs.head() : NDArrays.concat(outputs, 0);
-    return all.gather(rowIndex(p, rowOfSlot, hidden), 0)
-        .reshape(n, k, hidden)
-        .sum(new int[] {1})
-        .reshape(p.batch, p.seq, hidden);
+    NDArray routed =
+        all.gather(rowIndex(p, rowOfSlot, hidden), 0).reshape(n, k, hidden).sum(new int[] {1});
+    if (Layout.hasSharedExpert(c)) {
+      NDArray gate = linear(p, layer, w, Layout.sharedExpert(c, Layout.ExpertProj.GATE), flat);
+      NDArray up = linear(p, layer, w, Layout.sharedExpert(c, Layout.ExpertProj.UP), flat);
+      NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);
+      NDArray shared = linear(p, layer, w, Layout.sharedExpert(c, Layout.ExpertProj.DOWN), act);
+      NDArray share = Activation.sigmoid(linear(p, layer, w, Layout.sharedExpertGate(c), flat));
+      routed = routed.add(shared.mul(share));
+    }
+    return routed.reshape(p.batch, p.seq, hidden);
   }
 
   /** An index for {@code gather} along axis 0 picking whole rows {@code rows} of width cols. */

@@ -24,8 +24,13 @@ public final class Layout {
 
   private Layout() {}
 
-  /** The per-layer tensors, names relative to {@link #layerPrefix}. */
-  public static List<Spec> layer(ModelConfig c) {
+  /**
+   * Layer {@code i}'s tensors, names relative to {@link #layerPrefix}. Layers differ only in a
+   * mixture-of-experts model whose dense and sparse layers mix (see {@link
+   * ModelConfig#sparseLayer}).
+   */
+  public static List<Spec> layer(ModelConfig c, int i) {
+    checkLayer(c, i);
     long h = c.hiddenSize();
     long inter = c.intermediateSize();
     List<Spec> s = new ArrayList<>();
@@ -61,12 +66,20 @@ public final class Layout {
     }
     linear(s, "self_attn.o_proj", h, q, c.outputBias());
     s.add(new Spec("post_attention_layernorm.weight", new long[] {h}, Init.ONES));
-    if (c.moe()) {
-      s.add(new Spec(ROUTER + ".weight", new long[] {c.numExperts(), h}, Init.NORMAL));
+    if (c.sparseLayer(i)) {
+      long width = c.expertIntermediateSize();
+      s.add(new Spec(router(c) + ".weight", new long[] {c.numExperts(), h}, Init.NORMAL));
       for (int e = 0; e < c.numExperts(); e++) {
-        linear(s, expert(e, "w1"), inter, h, false);
-        linear(s, expert(e, "w3"), inter, h, false);
-        linear(s, expert(e, "w2"), h, inter, false);
+        linear(s, expert(c, e, ExpertProj.GATE), width, h, false);
+        linear(s, expert(c, e, ExpertProj.UP), width, h, false);
+        linear(s, expert(c, e, ExpertProj.DOWN), h, width, false);
+      }
+      if (hasSharedExpert(c)) {
+        long shared = c.sharedExpertIntermediateSize();
+        linear(s, sharedExpert(c, ExpertProj.GATE), shared, h, false);
+        linear(s, sharedExpert(c, ExpertProj.UP), shared, h, false);
+        linear(s, sharedExpert(c, ExpertProj.DOWN), h, shared, false);
+        linear(s, sharedExpertGate(c), 1, h, false);
       }
       return s;
     }
@@ -80,50 +93,86 @@ public final class Layout {
     return s;
   }
 
-  /** Mixtral's router linear, relative to the layer prefix. */
-  public static final String ROUTER = "block_sparse_moe.gate";
-
-  /**
-   * Mixtral expert {@code e}'s linear {@code w} ({@code w1} gate, {@code w3} up, {@code w2} down),
-   * relative to the layer prefix.
-   */
-  public static String expert(int e, String w) {
-    return "block_sparse_moe.experts." + e + "." + w;
-  }
-
   /** The three projections of a SiLU-gated expert MLP. */
   public enum ExpertProj {
-    /** {@code act(gate(x)) * up(x)}'s gate (Mixtral {@code w1}). */
+    /** {@code act(gate(x)) * up(x)}'s gate (Mixtral {@code w1}, Qwen {@code gate_proj}). */
     GATE,
-    /** The up projection (Mixtral {@code w3}). */
+    /** The up projection (Mixtral {@code w3}, Qwen {@code up_proj}). */
     UP,
-    /** The down projection (Mixtral {@code w2}). */
+    /** The down projection (Mixtral {@code w2}, Qwen {@code down_proj}). */
     DOWN
   }
 
-  /** The router linear of {@code c}'s sparse layers, relative to the layer prefix. */
+  /**
+   * The router linear of {@code c}'s sparse layers, relative to the layer prefix: Mixtral's {@code
+   * block_sparse_moe.gate}, Qwen MoE's {@code mlp.gate}.
+   */
   public static String router(ModelConfig c) {
-    requireMoe(c);
-    return ROUTER;
+    return moeBlock(c) + ".gate";
   }
 
   /**
-   * Expert {@code e}'s projection {@code p} in {@code c}'s naming, relative to the layer prefix.
+   * Expert {@code e}'s projection {@code p} in {@code c}'s naming, relative to the layer prefix:
+   * Mixtral's {@code block_sparse_moe.experts.E.w1/w3/w2}, Qwen MoE's {@code
+   * mlp.experts.E.gate_proj/up_proj/down_proj}.
    */
   public static String expert(ModelConfig c, int e, ExpertProj p) {
-    requireMoe(c);
-    return expert(
-        e,
-        switch (p) {
-          case GATE -> "w1";
-          case UP -> "w3";
-          case DOWN -> "w2";
-        });
+    String prefix = moeBlock(c) + ".experts." + e + ".";
+    if (c.family() == ModelConfig.Family.MIXTRAL) {
+      return prefix
+          + switch (p) {
+            case GATE -> "w1";
+            case UP -> "w3";
+            case DOWN -> "w2";
+          };
+    }
+    return prefix + qwenProj(p);
   }
 
-  private static void requireMoe(ModelConfig c) {
-    if (!c.moe()) {
-      throw new IllegalArgumentException(c.modelType() + " has no mixture-of-experts layers");
+  /** Whether {@code c}'s sparse layers have a shared expert (Qwen2-MoE unless its width is 0). */
+  public static boolean hasSharedExpert(ModelConfig c) {
+    return c.moe() && c.sharedExpertIntermediateSize() > 0;
+  }
+
+  /** The shared expert's projection {@code p} ({@code mlp.shared_expert.gate_proj} ...). */
+  public static String sharedExpert(ModelConfig c, ExpertProj p) {
+    requireSharedExpert(c);
+    return "mlp.shared_expert." + qwenProj(p);
+  }
+
+  /** The [1, hidden] linear whose sigmoid scales the shared expert's output. */
+  public static String sharedExpertGate(ModelConfig c) {
+    requireSharedExpert(c);
+    return "mlp.shared_expert_gate";
+  }
+
+  private static String qwenProj(ExpertProj p) {
+    return switch (p) {
+      case GATE -> "gate_proj";
+      case UP -> "up_proj";
+      case DOWN -> "down_proj";
+    };
+  }
+
+  private static String moeBlock(ModelConfig c) {
+    return switch (c.family()) {
+      case MIXTRAL -> "block_sparse_moe";
+      case QWEN2_MOE, QWEN3_MOE -> "mlp";
+      default ->
+          throw new IllegalArgumentException(c.modelType() + " has no mixture-of-experts layers");
+    };
+  }
+
+  private static void requireSharedExpert(ModelConfig c) {
+    if (!hasSharedExpert(c)) {
+      throw new IllegalArgumentException(c.modelType() + " has no shared expert");
+    }
+  }
+
+  private static void checkLayer(ModelConfig c, int i) {
+    if (i < 0 || i >= c.numLayers()) {
+      throw new IndexOutOfBoundsException(
+          "layer " + i + " of a " + c.numLayers() + "-layer " + c.modelType());
     }
   }
 
@@ -160,15 +209,27 @@ public final class Layout {
         : "model.layers." + i + ".";
   }
 
-  /** The linears of one decoder layer, in the order the forward applies them. */
-  public static List<String> linears(ModelConfig c) {
-    if (c.moe()) {
+  /**
+   * The linears of decoder layer {@code i}, in the order the forward applies them; a sparse layer
+   * lists its router, every expert's gate, up, down, then the shared expert and its gate.
+   */
+  public static List<String> linears(ModelConfig c, int i) {
+    checkLayer(c, i);
+    if (c.sparseLayer(i)) {
       List<String> l = new ArrayList<>();
       l.addAll(
           List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"));
-      l.add(ROUTER);
+      l.add(router(c));
       for (int e = 0; e < c.numExperts(); e++) {
-        l.addAll(List.of(expert(e, "w1"), expert(e, "w3"), expert(e, "w2")));
+        for (ExpertProj p : ExpertProj.values()) {
+          l.add(expert(c, e, p));
+        }
+      }
+      if (hasSharedExpert(c)) {
+        for (ExpertProj p : ExpertProj.values()) {
+          l.add(sharedExpert(c, p));
+        }
+        l.add(sharedExpertGate(c));
       }
       return l;
     }

@@ -89,7 +89,8 @@ public final class CalibrationCollector {
     if (batchSize <= 0) {
       throw new IllegalArgumentException("batchSize must be positive, found " + batchSize);
     }
-    List<String> known = Layout.linears(config);
+    // Llama layers are all alike: layer 0's linears name every layer's.
+    List<String> known = Layout.linears(config, 0);
     for (List<String> stage : stages) {
       for (String linear : stage) {
         if (!known.contains(linear)) {
@@ -137,14 +138,14 @@ public final class CalibrationCollector {
           Map<String, LinearStats> stats = new HashMap<>();
           boolean keepOutputs = outputs == null && propagation == Propagation.ORIGINAL;
           List<NDArray> out =
-              pass(runner, weights, hidden, stage, stats, keepOutputs ? next : null);
+              pass(runner, i, weights, hidden, stage, stats, keepOutputs ? next : null);
           if (keepOutputs) {
             outputs = out;
           }
           quantizer.quantize(i, stage, weights, stats);
         }
         if (outputs == null) {
-          outputs = pass(runner, weights, hidden, List.of(), new HashMap<>(), next);
+          outputs = pass(runner, i, weights, hidden, List.of(), new HashMap<>(), next);
         }
         quantizer.layerDone(i, weights);
         hiddenScope.close();
@@ -159,6 +160,7 @@ public final class CalibrationCollector {
   /** One pass of every batch through the layer; outputs kept in {@code keep} when non-null. */
   private List<NDArray> pass(
       LlamaLayerRunner runner,
+      int layer,
       Map<String, float[]> weights,
       List<NDArray> hidden,
       List<String> observed,
@@ -168,7 +170,7 @@ public final class CalibrationCollector {
     NDManager parent = hidden.get(0).getManager();
     try (NDManager scope = parent.newSubManager()) {
       Map<String, NDArray> w = new HashMap<>();
-      for (Layout.Spec s : Layout.layer(config)) {
+      for (Layout.Spec s : Layout.layer(config, layer)) {
         w.put(s.name(), scope.create(weights.get(s.name()), new Shape(s.shape())));
       }
       for (NDArray x : hidden) {
@@ -209,7 +211,7 @@ public final class CalibrationCollector {
   private Map<String, float[]> readLayer(TensorSource source, int i) throws IOException {
     String prefix = Layout.layerPrefix(config, "", i);
     Map<String, float[]> weights = new LinkedHashMap<>();
-    for (Layout.Spec s : Layout.layer(config)) {
+    for (Layout.Spec s : Layout.layer(config, i)) {
       weights.put(s.name(), source.readFloats(prefix + s.name()));
     }
     return weights;

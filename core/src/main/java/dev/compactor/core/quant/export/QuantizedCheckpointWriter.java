@@ -30,12 +30,12 @@ public final class QuantizedCheckpointWriter implements QuantizedLayerSink {
       int layer, Map<String, float[]> weights, Map<String, QuantizedLinear> quantized)
       throws IOException {
     String prefix = Layout.layerPrefix(config, "", layer);
-    for (Layout.Spec s : Layout.layer(config)) {
+    for (Layout.Spec s : Layout.layer(config, layer)) {
       String name = s.name();
       String linear = name.endsWith(".weight") ? name.substring(0, name.length() - 7) : null;
       if (linear != null && quantized.containsKey(linear)) {
         writer.writeLinear(prefix + linear, quantized.get(linear));
-      } else if (linear != null && Layout.linears(config).contains(linear)) {
+      } else if (linear != null && Layout.linears(config, layer).contains(linear)) {
         throw new IllegalStateException(
             "layer " + layer + ": linear " + linear + " was not quantized");
       } else {

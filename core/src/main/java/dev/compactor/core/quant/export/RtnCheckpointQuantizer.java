@@ -48,11 +48,11 @@ public final class RtnCheckpointQuantizer {
         String prefix = Layout.layerPrefix(model, "", i);
         Map<String, float[]> weights = new LinkedHashMap<>();
         Map<String, QuantizedLinear> quantized = new LinkedHashMap<>();
-        for (Layout.Spec s : Layout.layer(model)) {
+        for (Layout.Spec s : Layout.layer(model, i)) {
           float[] w = source.readFloats(prefix + s.name());
           weights.put(s.name(), w);
           String linear = s.name().substring(0, s.name().length() - ".weight".length());
-          if (s.name().endsWith(".weight") && Layout.linears(model).contains(linear)) {
+          if (s.name().endsWith(".weight") && Layout.linears(model, i).contains(linear)) {
             QuantizedLinear q =
                 QuantizedLinear.of(rtn.quantize(w, (int) s.shape()[0], (int) s.shape()[1]));
             quantized.put(linear, q);

@@ -60,7 +60,7 @@ public final class DequantizedCheckpointSink implements QuantizedLayerSink, Auto
     List<SafetensorsWriter.Planned> plan = new ArrayList<>();
     for (int layer = 0; layer < config.numLayers(); layer++) {
       String prefix = Layout.layerPrefix(config, "", layer);
-      for (Layout.Spec s : Layout.layer(config)) {
+      for (Layout.Spec s : Layout.layer(config, layer)) {
         String name = prefix + s.name();
         plan.add(
             new SafetensorsWriter.Planned(name, floatType(weights.info(name).dtype()), s.shape()));
@@ -77,7 +77,7 @@ public final class DequantizedCheckpointSink implements QuantizedLayerSink, Auto
   public void accept(int layer, Map<String, float[]> layerWeights, Map<String, QuantizedLinear> q)
       throws IOException {
     String prefix = Layout.layerPrefix(config, "", layer);
-    for (Layout.Spec s : Layout.layer(config)) {
+    for (Layout.Spec s : Layout.layer(config, layer)) {
       String name = prefix + s.name();
       TensorInfo info = weights.info(name);
       out.write(name, floatType(info.dtype()), s.shape(), layerWeights.get(s.name()));

@@ -132,12 +132,12 @@ public final class LayerwiseQuantizer {
           for (int i = 0; i < layers; i++) {
             Map<String, float[]> weights = new LinkedHashMap<>();
             String prefix = Layout.layerPrefix(config, "", i);
-            for (Layout.Spec s : Layout.layer(config)) {
+            for (Layout.Spec s : Layout.layer(config, i)) {
               weights.put(s.name(), source.readFloats(prefix + s.name()));
             }
             Map<String, QuantizedLinear> quantized = new LinkedHashMap<>();
-            for (String linear : Layout.linears(config)) {
-              Layout.Spec spec = spec(config, linear + ".weight");
+            for (String linear : Layout.linears(config, i)) {
+              Layout.Spec spec = spec(config, i, linear + ".weight");
               int rows = (int) spec.shape()[0];
               int cols = (int) spec.shape()[1];
               float[] w = weights.get(linear + ".weight");
@@ -198,8 +198,8 @@ public final class LayerwiseQuantizer {
         + (t.zeroPoints() == null ? 0 : t.zeroPoints().length);
   }
 
-  private static Layout.Spec spec(ModelConfig config, String name) {
-    for (Layout.Spec s : Layout.layer(config)) {
+  private static Layout.Spec spec(ModelConfig config, int layer, String name) {
+    for (Layout.Spec s : Layout.layer(config, layer)) {
       if (s.name().equals(name)) {
         return s;
       }

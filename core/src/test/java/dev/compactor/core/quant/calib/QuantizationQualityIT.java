@@ -153,7 +153,7 @@ class QuantizationQualityIT {
   private static void rtn(Transformer model, RtnQuantizer q) {
     ModelConfig c = model.config();
     for (int i = 0; i < c.numLayers(); i++) {
-      for (String linear : Layout.linears(c)) {
+      for (String linear : Layout.linears(c, i)) {
         NDArray p = model.parameters().get(model.layerPrefix(i) + linear + ".weight");
         long[] s = p.getShape().getShape();
         p.set(q.quantize(p.toFloatArray(), (int) s[0], (int) s[1]).dequantize());

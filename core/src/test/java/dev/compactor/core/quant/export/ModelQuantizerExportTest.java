@@ -92,13 +92,13 @@ class ModelQuantizerExportTest {
     RtnQuantizer rtn = new RtnQuantizer(4, false, 64);
     try (TensorSource s = Checkpoints.open(model)) {
       for (int i = 0; i < CONFIG.numLayers(); i++) {
-        for (Layout.Spec spec : Layout.layer(CONFIG)) {
+        for (Layout.Spec spec : Layout.layer(CONFIG, i)) {
           String name = Layout.layerPrefix(CONFIG, "", i) + spec.name();
           float[] w = s.readFloats(name);
           String linear = spec.name().replace(".weight", "");
           expected.put(
               name,
-              Layout.linears(CONFIG).contains(linear)
+              Layout.linears(CONFIG, i).contains(linear)
                   ? rtn.quantize(w, (int) spec.shape()[0], (int) spec.shape()[1]).dequantize()
                   : w);
         }
@@ -148,7 +148,7 @@ class ModelQuantizerExportTest {
       assertTrue(s.contains("lm_head.weight"));
       for (int i = 0; i < CONFIG.numLayers(); i++) {
         String prefix = Layout.layerPrefix(CONFIG, "", i);
-        for (String linear : Layout.linears(CONFIG)) {
+        for (String linear : Layout.linears(CONFIG, i)) {
           float[] got = CompressedTensorsReader.readLinear(s, prefix + linear, scheme).dequantize();
           float[] want = expected.get(prefix + linear + ".weight");
           float tolerance = 0;
