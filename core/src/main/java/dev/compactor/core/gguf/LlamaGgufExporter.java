@@ -21,22 +21,25 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Exports a Hugging Face Llama, Mistral, Qwen2 or Qwen3 checkpoint as a GGUF v3 file that llama.cpp
- * loads, streaming each tensor in chunks of rows (positional reads, no whole tensor in memory; see
- * {@link Options#chunkValues()}), so a 7B checkpoint exports in a few hundred megabytes. It writes
- * the {@code <arch>.*} hyper-parameters (see {@link LlamaHyperParams}), the {@code
- * tokenizer.ggml.*} vocabulary, and the weights under llama.cpp's names.
+ * Exports a Hugging Face Llama, Mistral, Mixtral, Qwen2, Qwen3 or Phi-3 checkpoint as a GGUF v3
+ * file that llama.cpp loads, streaming each tensor in chunks of rows (positional reads, no whole
+ * tensor in memory; see {@link Options#chunkValues()}), so a 7B checkpoint exports in a few hundred
+ * megabytes. It writes the {@code <arch>.*} hyper-parameters (see {@link LlamaHyperParams}), the
+ * {@code tokenizer.ggml.*} vocabulary, and the weights under llama.cpp's names.
  *
  * <p>Per architecture, as convert_hf_to_gguf.py and llama.cpp's loader (src/llama-model.cpp,
  * src/models/qwen3.cpp) have them:
  *
  * <ul>
  *   <li>{@code llama}: the q/k projection rows are permuted (see {@link #permuteForRope}), since
- *       llama.cpp's llama RoPE pairs neighbouring rows.
+ *       llama.cpp's llama RoPE pairs neighbouring rows. Mixtral is this arch with experts: each
+ *       layer's router and stacked 3-D expert tensors of {@link GgufExperts} instead of the dense
+ *       MLP, each stack quantized row by row over {@code [E*out, in]}.
  *   <li>{@code qwen2}: no permutation (NeoX RoPE, the HF row order); {@code blk.N.attn_q.bias},
  *       {@code attn_k.bias}, {@code attn_v.bias} (F32), which llama.cpp requires; no o_proj bias.
  *   <li>{@code qwen3}: no permutation; {@code blk.N.attn_q_norm.weight} and {@code
  *       attn_k_norm.weight} (F32, one value per head dimension); no biases.
+ *   <li>{@code phi3}: HF's fused {@code attn_qkv} and {@code ffn_up} (gate | up), no permutation.
  * </ul>
  *
  * For every arch a tied head writes no {@code output.weight}: llama.cpp then uses {@code
@@ -154,6 +157,19 @@ public final class LlamaGgufExporter {
       throws IOException {
     LlamaHyperParams hp = LlamaHyperParams.from(config);
     List<Planned> plan = plan(hp, config, source, options);
+    for (Planned p : plan) {
+      float[] imp = options.importance().get(p.ggufName);
+      long cols = p.shape[p.shape.length - 1];
+      if (imp != null && imp.length != cols) {
+        throw new IllegalArgumentException(
+            "importance for " + p.ggufName + " has " + imp.length + " entries, expected " + cols);
+      }
+      if (imp != null && p.hfNames.size() > 1) {
+        // llama-imatrix keeps one vector per expert for these; none is collected for experts
+        throw new UnsupportedOperationException(
+            "not supported yet: importance for the stacked expert tensor " + p.ggufName);
+      }
+    }
     List<GgufTensorInfo> tensors;
     try (GgufWriter w = GgufWriter.create(out)) {
       w.put("general.architecture", GgufValue.string(hp.arch()));
@@ -186,15 +202,6 @@ public final class LlamaGgufExporter {
       for (Planned p : plan) {
         int cols = Math.toIntExact(p.shape[p.shape.length - 1]);
         float[] imp = options.importance().get(p.ggufName);
-        if (imp != null && imp.length != cols) {
-          throw new IllegalArgumentException(
-              "importance for " + p.ggufName + " has " + imp.length + " entries, expected " + cols);
-        }
-        if (imp != null && p.hfNames.size() > 1) {
-          // llama-imatrix keeps one vector per expert for these; none is collected for experts
-          throw new UnsupportedOperationException(
-              "not supported yet: importance for the stacked expert tensor " + p.ggufName);
-        }
         long rows = 1;
         for (int d = 0; d < p.shape.length - 1; d++) {
           rows *= p.shape[d];

@@ -198,7 +198,28 @@ class MixtralGgufRoundTripTest {
   }
 
   @Test
-  void aMixtralFileIsRefusedForADenseOriginalAndAnotherExpertCount() throws Exception {
+  void anImportanceVectorForAStackedExpertTensorIsRefusedBeforeAnyFileIsWritten() throws Exception {
+    try (Golden g = new Golden("mixtral_moe")) {
+      Path model = model(g);
+      Path out = dir.resolve("imp.gguf");
+      UnsupportedOperationException e =
+          assertThrows(
+              UnsupportedOperationException.class,
+              () ->
+                  GgufExport.export(
+                      model,
+                      LlamaFileType.Q8_0,
+                      Map.of("blk.0.ffn_up_exps.weight", new float[H]),
+                      out));
+      assertEquals(
+          "not supported yet: importance for the stacked expert tensor blk.0.ffn_up_exps.weight",
+          e.getMessage());
+      assertFalse(Files.exists(out));
+    }
+  }
+
+  @Test
+  void aMixtralFileIsRefusedForAnOriginalWithAnotherExpertCount() throws Exception {
     try (Golden mix = new Golden("mixtral_moe")) {
       Path model = model(mix);
       Path gguf = dir.resolve("m.gguf");
