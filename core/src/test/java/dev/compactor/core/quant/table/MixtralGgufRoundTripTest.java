@@ -21,6 +21,7 @@ import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.Golden;
 import dev.compactor.core.model.Transformer;
+import dev.compactor.core.quant.pipeline.QuantizationPipeline;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -194,6 +195,35 @@ class MixtralGgufRoundTripTest {
         LlamaGgufExporter.export(config, src, tok, one.withThreads(3, 50), b);
       }
       assertArrayEquals(Files.readAllBytes(a), Files.readAllBytes(b));
+    }
+  }
+
+  @Test
+  void theQuantizationPipelineWritesMixtralGgufFilesWhenOnlyGgufIsAsked() throws Exception {
+    // what a recipe's GGUF-only quantize stage runs (RecipeModelCheck lets it through for MoE)
+    try (Golden g = new Golden("mixtral_moe")) {
+      Path model = model(g);
+      Path out = dir.resolve("gguf-out");
+      QuantizationPipeline.Result r =
+          QuantizationPipeline.run(
+              new QuantizationPipeline.Request(
+                  model,
+                  new WeightQuantization(WeightQuantization.Method.RTN, 4, 0),
+                  null,
+                  false,
+                  new QuantizationPipeline.Outputs(
+                      null, null, List.of(LlamaFileType.Q8_0, LlamaFileType.Q4_K_M), out)),
+              GgufTestModels.JSON.createObjectNode().put("tool", "test"),
+              QuantizationPipeline.Progress.NONE);
+      assertEquals(2, r.gguf().size());
+      try (GgufReader q4 = GgufReader.open(out.resolve("model-q4_k_m.gguf"))) {
+        // rows of 32 fit no 256-value super-block: Q4_K falls back to Q5_0, Q6_K to Q8_0
+        assertEquals(GgmlType.Q5_0, q4.tensor("blk.0.ffn_gate_exps.weight").type());
+        assertEquals(GgmlType.F16, q4.tensor("blk.1.ffn_down_exps.weight").type());
+        assertEquals(GgmlType.F32, q4.tensor("blk.1.ffn_gate_inp.weight").type());
+        assertEquals(GgmlType.Q8_0, q4.tensor("output.weight").type());
+      }
+      GgufTestModels.assertReadGgufPyOk(out.resolve("model-q8_0.gguf"));
     }
   }
 
