@@ -153,6 +153,11 @@ public final class RecipeModelCheck {
     if (s.params() instanceof QuantizeParams q
         && q.export().stream()
             .allMatch(f -> f.container() == QuantizeParams.ExportFormat.Container.GGUF)) {
+      if (m.family() != ModelConfig.Family.MIXTRAL) {
+        // GgufExperts has Mixtral's tensor table only (no shared experts yet)
+        out.add(new RecipeProblem(path + ".export", "not supported yet: GGUF export of" + why));
+        return;
+      }
       imatrixProblem(s, path, m.modelType() + " (mixture-of-experts layers)").ifPresent(out::add);
       return;
     }
@@ -172,7 +177,9 @@ public final class RecipeModelCheck {
                   + what
                   + why
                   + "; evaluate it as is"
-                  + (s.kind() == StageKind.QUANTIZE ? " or export only GGUF" : "")));
+                  + (s.kind() == StageKind.QUANTIZE && m.family() == ModelConfig.Family.MIXTRAL
+                      ? " or export only GGUF"
+                      : "")));
     }
   }
 
