@@ -167,60 +167,51 @@ public final class GgufToHf {
    * the exporter's order.
    */
   static Map<String, List<String>> names(ModelConfig c) {
-    Map<String, String> m = new LinkedHashMap<>();
-    Map<String, List<String>> stacked = new LinkedHashMap<>();
-    m.put("token_embd.weight", "model.embed_tokens.weight");
+    Map<String, List<String>> m = new LinkedHashMap<>();
+    m.put("token_embd.weight", List.of("model.embed_tokens.weight"));
     for (int l = 0; l < c.numLayers(); l++) {
       String p = "model.layers." + l + ".";
       String b = "blk." + l + ".";
-      m.put(b + "attn_norm.weight", p + "input_layernorm.weight");
+      m.put(b + "attn_norm.weight", List.of(p + "input_layernorm.weight"));
       boolean phi3 = ggufArch(c).equals("phi3");
       if (phi3) {
-        m.put(b + "attn_qkv.weight", p + "self_attn.qkv_proj.weight");
+        m.put(b + "attn_qkv.weight", List.of(p + "self_attn.qkv_proj.weight"));
       } else {
-        m.put(b + "attn_q.weight", p + "self_attn.q_proj.weight");
-        m.put(b + "attn_k.weight", p + "self_attn.k_proj.weight");
-        m.put(b + "attn_v.weight", p + "self_attn.v_proj.weight");
+        m.put(b + "attn_q.weight", List.of(p + "self_attn.q_proj.weight"));
+        m.put(b + "attn_k.weight", List.of(p + "self_attn.k_proj.weight"));
+        m.put(b + "attn_v.weight", List.of(p + "self_attn.v_proj.weight"));
       }
       switch (ggufArch(c)) {
         case "qwen2" -> {
-          m.put(b + "attn_q.bias", p + "self_attn.q_proj.bias");
-          m.put(b + "attn_k.bias", p + "self_attn.k_proj.bias");
-          m.put(b + "attn_v.bias", p + "self_attn.v_proj.bias");
+          m.put(b + "attn_q.bias", List.of(p + "self_attn.q_proj.bias"));
+          m.put(b + "attn_k.bias", List.of(p + "self_attn.k_proj.bias"));
+          m.put(b + "attn_v.bias", List.of(p + "self_attn.v_proj.bias"));
         }
         case "qwen3" -> {
-          m.put(b + "attn_q_norm.weight", p + "self_attn.q_norm.weight");
-          m.put(b + "attn_k_norm.weight", p + "self_attn.k_norm.weight");
+          m.put(b + "attn_q_norm.weight", List.of(p + "self_attn.q_norm.weight"));
+          m.put(b + "attn_k_norm.weight", List.of(p + "self_attn.k_norm.weight"));
         }
         default -> {}
       }
-      m.put(b + "attn_output.weight", p + "self_attn.o_proj.weight");
-      m.put(b + "ffn_norm.weight", p + "post_attention_layernorm.weight");
+      m.put(b + "attn_output.weight", List.of(p + "self_attn.o_proj.weight"));
+      m.put(b + "ffn_norm.weight", List.of(p + "post_attention_layernorm.weight"));
       if (c.moe()) {
         for (GgufExperts.Tensor t : GgufExperts.layer(c)) {
-          List<String> hf = t.hf().stream().map(n -> p + n).toList();
-          if (t.stacked()) {
-            stacked.put(b + t.gguf(), hf);
-            m.put(b + t.gguf(), null);
-          } else {
-            m.put(b + t.gguf(), hf.get(0));
-          }
+          m.put(b + t.gguf(), t.hf().stream().map(n -> p + n).toList());
         }
         continue;
       }
       if (phi3) {
-        m.put(b + "ffn_up.weight", p + "mlp.gate_up_proj.weight");
+        m.put(b + "ffn_up.weight", List.of(p + "mlp.gate_up_proj.weight"));
       } else {
-        m.put(b + "ffn_gate.weight", p + "mlp.gate_proj.weight");
-        m.put(b + "ffn_up.weight", p + "mlp.up_proj.weight");
+        m.put(b + "ffn_gate.weight", List.of(p + "mlp.gate_proj.weight"));
+        m.put(b + "ffn_up.weight", List.of(p + "mlp.up_proj.weight"));
       }
-      m.put(b + "ffn_down.weight", p + "mlp.down_proj.weight");
+      m.put(b + "ffn_down.weight", List.of(p + "mlp.down_proj.weight"));
     }
-    m.put("output_norm.weight", "model.norm.weight");
-    m.put("output.weight", "lm_head.weight");
-    Map<String, List<String>> out = new LinkedHashMap<>();
-    m.forEach((g, hf) -> out.put(g, hf == null ? stacked.get(g) : List.of(hf)));
-    return out;
+    m.put("output_norm.weight", List.of("model.norm.weight"));
+    m.put("output.weight", List.of("lm_head.weight"));
+    return m;
   }
 
   /** The GGUF name of a decoder linear, e.g. {@code blk.0.attn_q.weight} for q_proj of layer 0. */
