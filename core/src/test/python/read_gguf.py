@@ -8,8 +8,8 @@ Parses the header, every metadata pair and every tensor info, checks alignment a
 dequantizes F32/F16/Q8_0/Q5_0/Q4_0/Q4_K/Q6_K tensors. With EXPECTED.json (written by GgufFixtureTest)
 it compares metadata and the dequantized values with what the Java side computed and exits 1 on
 any difference. Without it, it prints a summary (and checks the llama keys when the file says
-general.architecture = llama, and for qwen2/qwen3 the keys and the exact tensor table llama.cpp's
-loader wants).
+general.architecture = llama, and for llama (dense or with Mixtral's experts), qwen2 and qwen3 the
+keys and the exact tensor table llama.cpp's loader wants).
 """
 import json
 import struct
@@ -148,9 +148,12 @@ def dequant(t, raw, n):
 
 
 def arch_layout_failures(md, tensors):
-    """Checks a qwen2/qwen3 file against llama.cpp's loader (src/llama-model.cpp, src/models/qwen3.cpp):
-    the keys it reads, and exactly the tensors it creates with their shapes (ggml order, innermost
-    first); llama.cpp refuses a file with any other tensor ("wrong number of tensors")."""
+    """Checks a llama/qwen2/qwen3 file against llama.cpp's loader (src/llama-model.cpp, LLM_ARCH_LLAMA
+    in src/llama-arch.cpp, src/models/qwen3.cpp): the keys it reads, and exactly the tensors it creates
+    with their shapes (ggml order, innermost first); llama.cpp refuses a file with any other tensor
+    ("wrong number of tensors"). A llama file with llama.expert_count has llama.cpp's MoE FFN instead
+    of the dense one: the router ffn_gate_inp {n_embd, n_expert} and the experts stacked as 3-D
+    ffn_gate_exps/ffn_up_exps {n_embd, n_ff, n_expert} and ffn_down_exps {n_ff, n_embd, n_expert}."""
     arch = md["general.architecture"][1]
     failures = []
 
@@ -166,6 +169,11 @@ def arch_layout_failures(md, tensors):
     key("context_length")
     key("rope.freq_base")
     key("attention.layer_norm_rms_epsilon")
+    n_expert = key("expert_count", False) if arch == "llama" else None
+    if n_expert is not None:
+        n_used = key("expert_used_count")
+        if n_used is not None and not 0 < n_used <= n_expert:
+            failures.append(f"expert_used_count {n_used} outside 1..{n_expert}")
     if failures:
         return failures
     hd = key("attention.key_length", False) or n_embd // n_head
@@ -191,14 +199,22 @@ def arch_layout_failures(md, tensors):
             want[b + "attn_q.bias"] = [hd * n_head]
             want[b + "attn_k.bias"] = [hd * n_kv]
             want[b + "attn_v.bias"] = [hd * n_kv]
-        else:
+        elif arch == "qwen3":
             want[b + "attn_q_norm.weight"] = [hd]
             want[b + "attn_k_norm.weight"] = [hd]
         want[b + "ffn_norm.weight"] = [n_embd]
-        want[b + "ffn_gate.weight"] = [n_embd, n_ff]
-        want[b + "ffn_down.weight"] = [n_ff, n_embd]
-        want[b + "ffn_up.weight"] = [n_embd, n_ff]
+        if n_expert is not None:
+            want[b + "ffn_gate_inp.weight"] = [n_embd, n_expert]
+            want[b + "ffn_gate_exps.weight"] = [n_embd, n_ff, n_expert]
+            want[b + "ffn_down_exps.weight"] = [n_ff, n_embd, n_expert]
+            want[b + "ffn_up_exps.weight"] = [n_embd, n_ff, n_expert]
+        else:
+            want[b + "ffn_gate.weight"] = [n_embd, n_ff]
+            want[b + "ffn_down.weight"] = [n_ff, n_embd]
+            want[b + "ffn_up.weight"] = [n_embd, n_ff]
     have = {name: (ne, t) for name, ne, t, off in tensors}
+    if arch == "llama" and "rope_freqs.weight" in have:  # llama3 scaling's per-pair divisors
+        want["rope_freqs.weight"] = [hd // 2]
     if "output.weight" in have:  # optional: without it llama.cpp reuses token_embd.weight
         want["output.weight"] = [n_embd, n_vocab]
     for name in sorted(set(want) | set(have)):
@@ -210,6 +226,8 @@ def arch_layout_failures(md, tensors):
             failures.append(f"tensor {name}: ne {have[name][0]}, llama.cpp wants {want[name]}")
         elif len(want[name]) == 1 and have[name][1] != 0:
             failures.append(f"tensor {name}: 1-D tensors stay F32, found type {have[name][1]}")
+        elif name.endswith("ffn_gate_inp.weight") and have[name][1] != 0:
+            failures.append(f"tensor {name}: llama-quantize never quantizes the router, found type {have[name][1]}")
     return failures
 
 
@@ -265,7 +283,7 @@ def main():
                     print(f"  {k} = {md[k][1]!r}")
             for k in ["tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"]:
                 print(f"  {k}: {len(md[k][1]) if k in md else 'MISSING'} entries")
-        if md.get("general.architecture", (8, ""))[1] in ("qwen2", "qwen3"):
+        if md.get("general.architecture", (8, ""))[1] in ("llama", "qwen2", "qwen3"):
             problems = arch_layout_failures(md, tensors)
             for p in problems:
                 print(f"  LAYOUT {p}")

@@ -30,19 +30,62 @@ import java.util.concurrent.atomic.AtomicInteger;
 final class ChunkedTensorQuantizer implements AutoCloseable {
 
   /**
-   * One tensor to export. {@code permuteHeads > 0} reorders each head's rows as {@link
-   * LlamaGgufExporter#permuteForRope} does; {@code importance} may be null.
+   * One tensor to export. Its rows are those of {@code hfNames} one after the other, each holding
+   * {@code rows / hfNames.size()} rows: one name for a plain matrix, the experts in order for
+   * llama.cpp's stacked {@code ffn_*_exps} (GGML ne {@code [in, out, E]}, i.e. {@code [E*out, in]}
+   * quantized row by row). {@code permuteHeads > 0} reorders each head's rows as {@link
+   * LlamaGgufExporter#permuteForRope} does (one source only); {@code importance} may be null.
    */
   record Job(
-      String hfName,
+      List<String> hfNames,
       String ggufName,
       long rows,
       int cols,
       GgmlType type,
       int permuteHeads,
-      float[] importance) {}
+      float[] importance) {
 
-  private record Chunk(Job job, long r0, long r1) {}
+    Job {
+      hfNames = List.copyOf(hfNames);
+      if (hfNames.isEmpty() || rows % hfNames.size() != 0) {
+        throw new IllegalArgumentException(
+            ggufName + ": " + rows + " rows cannot be split over " + hfNames.size() + " sources");
+      }
+      if (permuteHeads > 0 && hfNames.size() != 1) {
+        throw new IllegalArgumentException(ggufName + ": RoPE permutation of a stacked tensor");
+      }
+    }
+
+    /** A tensor read from one checkpoint tensor. */
+    Job(
+        String hfName,
+        String ggufName,
+        long rows,
+        int cols,
+        GgmlType type,
+        int permuteHeads,
+        float[] importance) {
+      this(List.of(hfName), ggufName, rows, cols, type, permuteHeads, importance);
+    }
+
+    /** Rows of each source tensor. */
+    long rowsPerSource() {
+      return rows / hfNames.size();
+    }
+  }
+
+  /** Rows {@code [r0, r1)} of the job, all from source {@code part} (chunks never straddle two). */
+  private record Chunk(Job job, int part, long r0, long r1) {
+
+    String hfName() {
+      return job.hfNames().get(part);
+    }
+
+    /** The first row's index within its source tensor. */
+    long sourceRow() {
+      return r0 - part * job.rowsPerSource();
+    }
+  }
 
   private static final int RAW_SLOTS = 3;
 
@@ -84,8 +127,12 @@ final class ChunkedTensorQuantizer implements AutoCloseable {
     for (Job j : jobs) {
       int group = rowGroup(j);
       long perChunk = Math.max(1, chunkValues / ((long) j.cols() * group)) * group;
-      for (long r0 = 0; r0 < j.rows(); r0 += perChunk) {
-        chunks.add(new Chunk(j, r0, Math.min(j.rows(), r0 + perChunk)));
+      long per = j.rowsPerSource();
+      for (int part = 0; part < j.hfNames().size(); part++) {
+        long end = (part + 1) * per;
+        for (long r0 = part * per; r0 < end; r0 += perChunk) {
+          chunks.add(new Chunk(j, part, r0, Math.min(end, r0 + perChunk)));
+        }
       }
     }
     int n = chunks.size();
@@ -122,10 +169,11 @@ final class ChunkedTensorQuantizer implements AutoCloseable {
   /** Fetches chunk {@code c}'s raw bytes into raw slot {@code slot} on the reader thread. */
   private Future<ByteBuffer> read(Chunk c, int slot) {
     Job j = c.job();
-    int width = source.info(j.hfName()).dtype().bytes();
+    String name = c.hfName();
+    int width = source.info(name).dtype().bytes();
     long bytes = (c.r1() - c.r0()) * j.cols() * width;
     if (bytes > Integer.MAX_VALUE - 16 - TensorSource.READ_ONCE_SLACK_BYTES) {
-      throw new IllegalArgumentException("chunk of " + j.hfName() + " too large: " + bytes);
+      throw new IllegalArgumentException("chunk of " + name + " too large: " + bytes);
     }
     long slack = TensorSource.READ_ONCE_SLACK_BYTES;
     if (raw[slot] == null || raw[slot].capacity() < bytes + slack) {
@@ -134,7 +182,7 @@ final class ChunkedTensorQuantizer implements AutoCloseable {
     }
     ByteBuffer buf = raw[slot];
     return reader.submit(
-        () -> source.readRawOnce(j.hfName(), c.r0() * j.cols() * width, (int) bytes, buf));
+        () -> source.readRawOnce(name, c.sourceRow() * j.cols() * width, (int) bytes, buf));
   }
 
   /** Rows that must stay together: one head's rows when permuting, else one row. */
@@ -169,7 +217,7 @@ final class ChunkedTensorQuantizer implements AutoCloseable {
       outputs[slot] = new byte[(int) size];
     }
     byte[] out = outputs[slot];
-    DType dtype = source.info(j.hfName()).dtype();
+    DType dtype = source.info(c.hfName()).dtype();
     long groups = (c.r1() - c.r0()) / group;
     List<Future<?>> futures = new ArrayList<>(threads);
     for (int p = 0; p < threads; p++) {

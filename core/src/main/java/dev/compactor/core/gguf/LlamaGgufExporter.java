@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.MissingNode;
 import dev.compactor.core.io.CheckpointFormatException;
 import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.model.internal.Layout;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -12,28 +14,32 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Exports a Hugging Face Llama, Mistral, Qwen2 or Qwen3 checkpoint as a GGUF v3 file that llama.cpp
- * loads, streaming each tensor in chunks of rows (positional reads, no whole tensor in memory; see
- * {@link Options#chunkValues()}), so a 7B checkpoint exports in a few hundred megabytes. It writes
- * the {@code <arch>.*} hyper-parameters (see {@link LlamaHyperParams}), the {@code
- * tokenizer.ggml.*} vocabulary, and the weights under llama.cpp's names.
+ * Exports a Hugging Face Llama, Mistral, Mixtral, Qwen2, Qwen3 or Phi-3 checkpoint as a GGUF v3
+ * file that llama.cpp loads, streaming each tensor in chunks of rows (positional reads, no whole
+ * tensor in memory; see {@link Options#chunkValues()}), so a 7B checkpoint exports in a few hundred
+ * megabytes. It writes the {@code <arch>.*} hyper-parameters (see {@link LlamaHyperParams}), the
+ * {@code tokenizer.ggml.*} vocabulary, and the weights under llama.cpp's names.
  *
  * <p>Per architecture, as convert_hf_to_gguf.py and llama.cpp's loader (src/llama-model.cpp,
  * src/models/qwen3.cpp) have them:
  *
  * <ul>
  *   <li>{@code llama}: the q/k projection rows are permuted (see {@link #permuteForRope}), since
- *       llama.cpp's llama RoPE pairs neighbouring rows.
+ *       llama.cpp's llama RoPE pairs neighbouring rows. Mixtral is this arch with experts: each
+ *       layer's router and stacked 3-D expert tensors of {@link GgufExperts} instead of the dense
+ *       MLP, each stack quantized row by row over {@code [E*out, in]}.
  *   <li>{@code qwen2}: no permutation (NeoX RoPE, the HF row order); {@code blk.N.attn_q.bias},
  *       {@code attn_k.bias}, {@code attn_v.bias} (F32), which llama.cpp requires; no o_proj bias.
  *   <li>{@code qwen3}: no permutation; {@code blk.N.attn_q_norm.weight} and {@code
  *       attn_k_norm.weight} (F32, one value per head dimension); no biases.
+ *   <li>{@code phi3}: HF's fused {@code attn_qkv} and {@code ffn_up} (gate | up), no permutation.
  * </ul>
  *
  * For every arch a tied head writes no {@code output.weight}: llama.cpp then uses {@code
@@ -150,7 +156,20 @@ public final class LlamaGgufExporter {
       Path out)
       throws IOException {
     LlamaHyperParams hp = LlamaHyperParams.from(config);
-    List<Planned> plan = plan(hp, source, options);
+    List<Planned> plan = plan(hp, config, source, options);
+    for (Planned p : plan) {
+      float[] imp = options.importance().get(p.ggufName);
+      long cols = p.shape[p.shape.length - 1];
+      if (imp != null && imp.length != cols) {
+        throw new IllegalArgumentException(
+            "importance for " + p.ggufName + " has " + imp.length + " entries, expected " + cols);
+      }
+      if (imp != null && p.hfNames.size() > 1) {
+        // llama-imatrix keeps one vector per expert for these; none is collected for experts
+        throw new UnsupportedOperationException(
+            "not supported yet: importance for the stacked expert tensor " + p.ggufName);
+      }
+    }
     List<GgufTensorInfo> tensors;
     try (GgufWriter w = GgufWriter.create(out)) {
       w.put("general.architecture", GgufValue.string(hp.arch()));
@@ -183,14 +202,13 @@ public final class LlamaGgufExporter {
       for (Planned p : plan) {
         int cols = Math.toIntExact(p.shape[p.shape.length - 1]);
         float[] imp = options.importance().get(p.ggufName);
-        if (imp != null && imp.length != cols) {
-          throw new IllegalArgumentException(
-              "importance for " + p.ggufName + " has " + imp.length + " entries, expected " + cols);
+        long rows = 1;
+        for (int d = 0; d < p.shape.length - 1; d++) {
+          rows *= p.shape[d];
         }
-        long rows = p.shape.length == 1 ? 1 : p.shape[0];
         jobs.add(
             new ChunkedTensorQuantizer.Job(
-                p.hfName, p.ggufName, rows, cols, p.type, p.permuteHeads, imp));
+                p.hfNames, p.ggufName, rows, cols, p.type, p.permuteHeads, imp));
       }
       try (ChunkedTensorQuantizer q =
           new ChunkedTensorQuantizer(source, options.threads(), options.chunkValues())) {
@@ -261,19 +279,36 @@ public final class LlamaGgufExporter {
     return fallback.fitsRowLength(rowLength) ? fallback : GgmlType.F16;
   }
 
+  /** One GGUF tensor: its checkpoint tensors (the experts in order for a stacked one). */
   private record Planned(
-      String hfName, String ggufName, long[] shape, GgmlType type, int permuteHeads) {}
+      List<String> hfNames, String ggufName, long[] shape, GgmlType type, int permuteHeads) {}
 
-  private static List<Planned> plan(LlamaHyperParams hp, TensorSource src, Options o)
+  private static List<Planned> plan(
+      LlamaHyperParams hp, JsonNode config, TensorSource src, Options o)
       throws CheckpointFormatException {
     List<Planned> plan = new ArrayList<>();
+    boolean phi3 = hp.arch().equals("phi3");
     long h = hp.hidden();
     long qRows = (long) hp.heads() * hp.headDim();
     long kvRows = (long) hp.kvHeads() * hp.headDim();
     boolean tied = hp.tiedEmbeddings() || !src.contains("lm_head.weight");
     LlamaQuantMix.Model m =
         new LlamaQuantMix.Model(
-            hp.layers(), hp.heads(), hp.kvHeads(), tied, !o.importance().isEmpty(), hp.arch());
+            hp.layers(),
+            hp.heads(),
+            hp.kvHeads(),
+            tied,
+            !o.importance().isEmpty(),
+            hp.arch(),
+            hp.experts());
+    // the experts' checkpoint names and shapes, from the one table the model code uses
+    ModelConfig moe = hp.experts() > 0 ? ModelConfig.fromJson(config.toString()) : null;
+    Map<String, long[]> moeShapes = new HashMap<>();
+    if (moe != null) {
+      for (Layout.Spec spec : Layout.layer(moe)) {
+        moeShapes.put(spec.name(), spec.shape());
+      }
+    }
     // only llama.cpp's llama RoPE pairs neighbouring rows; qwen2/qwen3 use NeoX's halves as HF does
     int qHeads = hp.isLlama() ? hp.heads() : 0;
     int kHeads = hp.isLlama() ? hp.kvHeads() : 0;
@@ -282,7 +317,6 @@ public final class LlamaGgufExporter {
       String p = "model.layers." + l + ".";
       String b = "blk." + l + ".";
       add(plan, src, o, m, p + "input_layernorm.weight", b + "attn_norm.weight", 0, h);
-      boolean phi3 = hp.arch().equals("phi3");
       if (phi3) {
         // llama.cpp's phi3 keeps HF's fused [q | k | v] rows (NeoX RoPE, no permutation)
         long qkv = qRows + 2 * kvRows;
@@ -307,15 +341,22 @@ public final class LlamaGgufExporter {
       }
       add(plan, src, o, m, p + "self_attn.o_proj.weight", b + "attn_output.weight", 0, h, qRows);
       add(plan, src, o, m, p + "post_attention_layernorm.weight", b + "ffn_norm.weight", 0, h);
-      if (phi3) {
+      if (moe != null) {
+        for (GgufExperts.Tensor t : GgufExperts.layer(moe)) {
+          List<String> hf = t.hf().stream().map(n -> p + n).toList();
+          long[] one = moeShapes.get(t.hf().get(0));
+          add(plan, src, o, m, hf, b + t.gguf(), t.stacked(), 0, one);
+        }
+      } else if (phi3) {
         // llama.cpp's phi3 reads ffn_up as [gate | up] (2*ff rows) and splits it at run time
         long gu = 2L * hp.ffn();
         add(plan, src, o, m, p + "mlp.gate_up_proj.weight", b + "ffn_up.weight", 0, gu, h);
+        add(plan, src, o, m, p + "mlp.down_proj.weight", b + "ffn_down.weight", 0, h, hp.ffn());
       } else {
         add(plan, src, o, m, p + "mlp.gate_proj.weight", b + "ffn_gate.weight", 0, hp.ffn(), h);
         add(plan, src, o, m, p + "mlp.up_proj.weight", b + "ffn_up.weight", 0, hp.ffn(), h);
+        add(plan, src, o, m, p + "mlp.down_proj.weight", b + "ffn_down.weight", 0, h, hp.ffn());
       }
-      add(plan, src, o, m, p + "mlp.down_proj.weight", b + "ffn_down.weight", 0, h, hp.ffn());
     }
     add(plan, src, o, m, "model.norm.weight", "output_norm.weight", 0, h);
     boolean hasHead = src.contains("lm_head.weight");
@@ -330,7 +371,7 @@ public final class LlamaGgufExporter {
       boolean known =
           name.equals("lm_head.weight")
               || name.endsWith("rotary_emb.inv_freq")
-              || plan.stream().anyMatch(p -> p.hfName.equals(name));
+              || plan.stream().anyMatch(p -> p.hfNames.contains(name));
       if (!known) {
         throw new UnsupportedOperationException(
             "not supported yet: tensor "
@@ -353,18 +394,44 @@ public final class LlamaGgufExporter {
       int permuteHeads,
       long... expected)
       throws CheckpointFormatException {
-    if (!src.contains(hf)) {
-      throw new CheckpointFormatException("tensor " + hf + " is missing from the checkpoint");
+    add(plan, src, o, m, List.of(hf), gguf, false, permuteHeads, expected);
+  }
+
+  /**
+   * Plans {@code gguf} from the checkpoint tensors {@code hf}, each of shape {@code expected}: one
+   * tensor as it is, or ({@code stacked}) all of them along a new slowest dimension.
+   */
+  private static void add(
+      List<Planned> plan,
+      TensorSource src,
+      Options o,
+      LlamaQuantMix.Model m,
+      List<String> hf,
+      String gguf,
+      boolean stacked,
+      int permuteHeads,
+      long... expected)
+      throws CheckpointFormatException {
+    for (String name : hf) {
+      if (!src.contains(name)) {
+        throw new CheckpointFormatException("tensor " + name + " is missing from the checkpoint");
+      }
+      long[] found = src.info(name).shape();
+      if (!Arrays.equals(found, expected)) {
+        throw new CheckpointFormatException(
+            "tensor "
+                + name
+                + ": expected shape "
+                + Arrays.toString(expected)
+                + " from config.json, found "
+                + Arrays.toString(found));
+      }
     }
-    long[] shape = src.info(hf).shape();
-    if (!Arrays.equals(shape, expected)) {
-      throw new CheckpointFormatException(
-          "tensor "
-              + hf
-              + ": expected shape "
-              + Arrays.toString(expected)
-              + " from config.json, found "
-              + Arrays.toString(shape));
+    long[] shape = expected;
+    if (stacked) {
+      shape = new long[expected.length + 1];
+      shape[0] = hf.size();
+      System.arraycopy(expected, 0, shape, 1, expected.length);
     }
     GgmlType type;
     if (o.overrides().containsKey(gguf)) {

@@ -10,11 +10,13 @@ import dev.compactor.core.model.UnsupportedModelException;
  * or impossible values give a {@link CheckpointFormatException} naming the key.
  *
  * <p>{@link #arch()} is llama.cpp's architecture and the prefix of every key: {@code llama} for
- * llama and mistral, {@code qwen2} and {@code qwen3} for those (convert_hf_to_gguf.py's
- * Qwen2Model/Qwen3Model, which write TextModel's generic keys: no {@code rope.dimension_count} and
- * no {@code vocab_size}, and {@code attention.key_length}/{@code value_length} exactly when
- * config.json has {@code head_dim}). llama.cpp's qwen2/qwen3 attend to the whole context, so a
- * checkpoint that uses Qwen's sliding window is refused rather than exported as something else.
+ * llama, mistral and mixtral (whose experts add {@code llama.expert_count} and {@code
+ * llama.expert_used_count}, as convert_hf_to_gguf.py's TextModel writes them), {@code qwen2} and
+ * {@code qwen3} for those (convert_hf_to_gguf.py's Qwen2Model/Qwen3Model, which write TextModel's
+ * generic keys: no {@code rope.dimension_count} and no {@code vocab_size}, and {@code
+ * attention.key_length}/{@code value_length} exactly when config.json has {@code head_dim}).
+ * llama.cpp's qwen2/qwen3 attend to the whole context, so a checkpoint that uses Qwen's sliding
+ * window is refused rather than exported as something else.
  *
  * <p>RoPE scaling is written the way llama.cpp's convert_hf_to_gguf.py does for Llama: {@code
  * linear} as {@code llama.rope.scaling.type/.factor}; {@code yarn} as type, factor, {@code
@@ -39,15 +41,18 @@ record LlamaHyperParams(
     boolean tiedEmbeddings,
     RopeScaling rope,
     int originalContextLength,
-    int slidingWindow) {
+    int slidingWindow,
+    int experts,
+    int expertsUsed) {
 
   /** The GGUF name of llama.cpp's per-frequency RoPE divisors (llama3 scaling). */
   static final String ROPE_FREQS = "rope_freqs.weight";
 
   /**
-   * llama.cpp's llama architecture has no sliding window, so a windowed Mistral is exported with
-   * the window as its training context: within it full causal attention is exactly what the model
-   * computes (convert_hf_to_gguf writes max_position_embeddings and lets longer prompts go wrong).
+   * llama.cpp's llama architecture has no sliding window, so a windowed Mistral or Mixtral is
+   * exported with the window as its training context: within it full causal attention is exactly
+   * what the model computes (convert_hf_to_gguf writes max_position_embeddings and lets longer
+   * prompts go wrong).
    */
   private static int contextLength(JsonNode c) throws CheckpointFormatException {
     int max = positive(c, "max_position_embeddings");
@@ -55,7 +60,8 @@ record LlamaHyperParams(
       return max;
     }
     JsonNode window = c.path("sliding_window");
-    if (c.path("model_type").asText("").equals("mistral") && window.canConvertToInt()) {
+    String type = c.path("model_type").asText("");
+    if ((type.equals("mistral") || type.equals("mixtral")) && window.canConvertToInt()) {
       int w = window.intValue();
       if (w > 0 && w < max) {
         return w;
@@ -68,14 +74,15 @@ record LlamaHyperParams(
     String modelType = c.path("model_type").asText("");
     String arch =
         switch (modelType) {
-          case "llama", "mistral" -> "llama";
+          case "llama", "mistral", "mixtral" -> "llama";
           case "qwen2", "qwen3", "phi3" -> modelType;
-          case "mixtral", "qwen2_moe", "qwen3_moe" ->
+          case "qwen2_moe", "qwen3_moe" ->
               throw new UnsupportedOperationException(
                   "not supported yet: GGUF export of " + modelType);
           default ->
               throw new CheckpointFormatException(
-                  "config.json: expected model_type 'llama', 'mistral', 'qwen2' or 'qwen3', found '"
+                  "config.json: expected model_type 'llama', 'mistral', 'mixtral', 'qwen2', 'qwen3'"
+                      + " or 'phi3', found '"
                       + modelType
                       + "'");
         };
@@ -142,6 +149,20 @@ record LlamaHyperParams(
       }
       default -> {}
     }
+    int experts = 0;
+    int expertsUsed = 0;
+    if (modelType.equals("mixtral")) {
+      // MixtralConfig's defaults, as ModelConfig reads them
+      experts = c.has("num_local_experts") ? positive(c, "num_local_experts") : 8;
+      expertsUsed = c.has("num_experts_per_tok") ? positive(c, "num_experts_per_tok") : 2;
+      if (expertsUsed > experts) {
+        throw new CheckpointFormatException(
+            "config.json: num_experts_per_tok "
+                + expertsUsed
+                + " is more than num_local_experts "
+                + experts);
+      }
+    }
     return new LlamaHyperParams(
         arch,
         explicitHeadDim,
@@ -158,7 +179,9 @@ record LlamaHyperParams(
         c.path("tie_word_embeddings").asBoolean(false),
         rope,
         c.path("original_max_position_embeddings").asInt(0),
-        c.path("sliding_window").canConvertToInt() ? c.path("sliding_window").intValue() : 0);
+        c.path("sliding_window").canConvertToInt() ? c.path("sliding_window").intValue() : 0,
+        experts,
+        expertsUsed);
   }
 
   /**
@@ -220,6 +243,10 @@ record LlamaHyperParams(
     }
     if (isLlama()) {
       w.put(a + "vocab_size", GgufValue.u32(vocabSize));
+    }
+    if (experts > 0) {
+      w.put(a + "expert_count", GgufValue.u32(experts));
+      w.put(a + "expert_used_count", GgufValue.u32(expertsUsed));
     }
   }
 

@@ -4,8 +4,9 @@ package dev.compactor.core.gguf;
  * The tensor type llama-quantize gives each tensor of a LLaMA-family model for a {@link
  * LlamaFileType}: a port of {@code llama_tensor_get_type} ({@code llama_tensor_get_type_impl} and
  * {@code tensor_type_fallback}) from llama.cpp's {@code src/llama-quant.cpp}, restricted to the
- * branches a dense (non-MoE, non-Falcon) Llama, Qwen2 or Qwen3 reaches for the file types in {@link
- * LlamaFileType} (the rules look at tensor names only, except the 70B one, see {@link #is70B}):
+ * branches a Llama (dense or Mixtral-style mixture of experts), Qwen2, Qwen3 or Phi-3 reaches for
+ * the file types in {@link LlamaFileType} (the rules look at tensor names only, except the 70B one,
+ * see {@link #is70B}, and the 8-expert ones):
  *
  * <ul>
  *   <li>{@code output.weight} (and {@code token_embd.weight} when the embeddings are tied, as
@@ -18,7 +19,15 @@ package dev.compactor.core.gguf;
  *   <li>{@code ffn_down}: Q4_K_M and Q5_K_M give Q6_K to the {@link #useMoreBits} layers; Q4_K_S
  *       gives Q5_K to the first eighth of the layers; Q4_0 / Q5_0 with an importance matrix give
  *       Q4_1 / Q5_1 to the first eighth.
- *   <li>everything else: the default type.
+ *   <li>{@code attn_qkv} (Phi-3's fused projection): Q5_K for Q4_K_M, Q6_K for Q5_K_M.
+ *   <li>{@code ffn_gate_inp} (the experts' router): never quantized; it stays F32, as
+ *       convert_hf_to_gguf.py writes it and llama-quantize leaves it ({@code quantize &=
+ *       name.find("ffn_gate_inp.weight") == npos}), whatever the file type.
+ *   <li>a model with exactly 8 experts (Mixtral 8x7B, 8x22B): {@code attn_v} and {@code attn_k} are
+ *       Q8_0 (after every other attn_v rule), {@code attn_output} is Q5_K for Q4_K_S and Q4_K_M.
+ *   <li>everything else: the default type. The stacked experts {@code ffn_gate_exps}, {@code
+ *       ffn_up_exps}, {@code ffn_down_exps} follow the rules of their dense names (llama.cpp
+ *       matches {@code "ffn_down"} anywhere in the name), one tensor per layer.
  * </ul>
  *
  * Then the fallback for rows that are not a multiple of the chosen type's block: Q4_K to Q5_0, Q5_K
@@ -43,11 +52,29 @@ public final class LlamaQuantMix {
    * @param hasImatrix an importance matrix is given (any tensor)
    * @param arch llama.cpp's architecture ({@code llama}, {@code qwen2}, {@code qwen3}), which
    *     decides the model type the 70B rule looks at
+   * @param experts experts per layer ({@code n_expert}), 0 for a dense MLP
    */
   public record Model(
-      int layers, int heads, int kvHeads, boolean tiedEmbeddings, boolean hasImatrix, String arch) {
+      int layers,
+      int heads,
+      int kvHeads,
+      boolean tiedEmbeddings,
+      boolean hasImatrix,
+      String arch,
+      int experts) {
 
-    /** A llama-arch model. */
+    /** A dense model. */
+    public Model(
+        int layers,
+        int heads,
+        int kvHeads,
+        boolean tiedEmbeddings,
+        boolean hasImatrix,
+        String arch) {
+      this(layers, heads, kvHeads, tiedEmbeddings, hasImatrix, arch, 0);
+    }
+
+    /** A dense llama-arch model. */
     public Model(int layers, int heads, int kvHeads, boolean tiedEmbeddings, boolean hasImatrix) {
       this(layers, heads, kvHeads, tiedEmbeddings, hasImatrix, "llama");
     }
@@ -65,7 +92,7 @@ public final class LlamaQuantMix {
    * exporter plans it; a 1-D tensor is not quantized and stays F32).
    */
   public static GgmlType typeFor(LlamaFileType ft, Model m, String ggufName, long[] shape) {
-    if (shape.length < 2) {
+    if (shape.length < 2 || ggufName.contains("ffn_gate_inp.weight")) {
       return GgmlType.F32;
     }
     GgmlType def = ft.defaultType();
@@ -101,6 +128,28 @@ public final class LlamaQuantMix {
       if (is70B(m) && t == GgmlType.Q4_K) {
         // attn_v is 8x smaller than attn_q there: more bits for almost no size
         t = GgmlType.Q5_K;
+      }
+      if (m.experts() == 8) {
+        // llama.cpp: "for the 8-expert model, bumping this to Q8_0 trades just ~128MB"
+        t = GgmlType.Q8_0;
+      }
+      return t;
+    }
+    if (name.contains("attn_k.weight")) {
+      return m.experts() == 8 ? GgmlType.Q8_0 : t;
+    }
+    if (name.contains("attn_output.weight")) {
+      if (m.experts() == 8 && (ft == LlamaFileType.Q4_K_S || ft == LlamaFileType.Q4_K_M)) {
+        t = GgmlType.Q5_K;
+      }
+      return t;
+    }
+    if (name.contains("attn_qkv.weight")) {
+      // Phi-3's fused q|k|v
+      if (ft == LlamaFileType.Q4_K_M) {
+        t = GgmlType.Q5_K;
+      } else if (ft == LlamaFileType.Q5_K_M) {
+        t = GgmlType.Q6_K;
       }
       return t;
     }

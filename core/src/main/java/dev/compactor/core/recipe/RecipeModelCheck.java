@@ -103,39 +103,20 @@ public final class RecipeModelCheck {
       }
     }
     if (m.moe()) {
-      // No stage knows the experts yet: each would skip them or read them as dense linears.
-      String what =
-          switch (s.kind()) {
-            case PRUNE -> "pruning";
-            case QUANTIZE -> "quantizing";
-            case DISTILL -> "distilling";
-            case FACTORIZE -> "factorizing";
-            default -> null;
-          };
-      if (what != null) {
-        out.add(
-            new RecipeProblem(
-                path,
-                "not supported yet: "
-                    + what
-                    + " "
-                    + m.modelType()
-                    + " (mixture-of-experts layers); evaluate it as is"));
-      }
+      moe(s, path, m, out);
       return;
     }
     if (m.family() == ModelConfig.Family.LLAMA) {
       // llama and mistral export as llama.cpp's llama arch, qwen2 as its qwen2 arch
       return;
     }
-    boolean qwen3 = m.family() == ModelConfig.Family.QWEN3;
+    boolean ggufBuilt =
+        m.family() == ModelConfig.Family.QWEN3 || m.family() == ModelConfig.Family.PHI3;
     String model =
         m.modelType()
-            + switch (m.family()) {
-              case QWEN3 -> " models (rtn, nf4 and fp8 to safetensors, and GGUF, only so far)";
-              case PHI3 -> " models (rtn, nf4 and fp8 to safetensors only so far)";
-              default -> " models (only Llama-family decoders so far)";
-            };
+            + (ggufBuilt
+                ? " models (rtn, nf4 and fp8 to safetensors, and GGUF, only so far)"
+                : " models (only Llama-family decoders so far)");
     if (s.params() instanceof PruneParams) {
       out.add(new RecipeProblem(path, "not supported yet: pruning " + model));
     }
@@ -149,14 +130,8 @@ public final class RecipeModelCheck {
         if (f.container() == QuantizeParams.ExportFormat.Container.SAFETENSORS) {
           continue;
         }
-        if (qwen3 && f.container() == QuantizeParams.ExportFormat.Container.GGUF) {
-          if (s.calibration().isPresent()) {
-            // calibration + GGUF means an importance matrix, collected by the Llama-only forward
-            out.add(
-                new RecipeProblem(
-                    path + ".export",
-                    "not supported yet: GGUF with an importance matrix (calibration) on " + model));
-          }
+        if (ggufBuilt && f.container() == QuantizeParams.ExportFormat.Container.GGUF) {
+          imatrixProblem(s, path, model).ifPresent(out::add);
           continue;
         }
         out.add(
@@ -165,5 +140,58 @@ public final class RecipeModelCheck {
                 "not supported yet: " + f.container().key() + " export of " + model));
       }
     }
+  }
+
+  /**
+   * A mixture-of-experts model (Mixtral): no compression stage knows the experts yet (each would
+   * skip them or read them as dense linears), but a quantize stage that only writes GGUF files
+   * runs: they are quantized from the original weights by the ggml block quantizers, experts
+   * stacked as llama.cpp wants them.
+   */
+  private static void moe(StageSpec s, String path, ModelConfig m, List<RecipeProblem> out) {
+    String why = " " + m.modelType() + " (mixture-of-experts layers)";
+    if (s.params() instanceof QuantizeParams q
+        && q.export().stream()
+            .allMatch(f -> f.container() == QuantizeParams.ExportFormat.Container.GGUF)) {
+      if (m.family() != ModelConfig.Family.MIXTRAL) {
+        // GgufExperts has Mixtral's tensor table only (no shared experts yet)
+        out.add(new RecipeProblem(path + ".export", "not supported yet: GGUF export of" + why));
+        return;
+      }
+      imatrixProblem(s, path, m.modelType() + " (mixture-of-experts layers)").ifPresent(out::add);
+      return;
+    }
+    String what =
+        switch (s.kind()) {
+          case PRUNE -> "pruning";
+          case QUANTIZE -> "quantizing";
+          case DISTILL -> "distilling";
+          case FACTORIZE -> "factorizing";
+          default -> null;
+        };
+    if (what != null) {
+      out.add(
+          new RecipeProblem(
+              path,
+              "not supported yet: "
+                  + what
+                  + why
+                  + "; evaluate it as is"
+                  + (s.kind() == StageKind.QUANTIZE && m.family() == ModelConfig.Family.MIXTRAL
+                      ? " or export only GGUF"
+                      : "")));
+    }
+  }
+
+  /** Calibration with a GGUF export means an importance matrix, collected by the Llama forward. */
+  private static java.util.Optional<RecipeProblem> imatrixProblem(
+      StageSpec s, String path, String model) {
+    if (s.calibration().isEmpty()) {
+      return java.util.Optional.empty();
+    }
+    return java.util.Optional.of(
+        new RecipeProblem(
+            path + ".export",
+            "not supported yet: GGUF with an importance matrix (calibration) on " + model));
   }
 }

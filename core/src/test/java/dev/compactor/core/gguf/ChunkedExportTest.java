@@ -1,8 +1,8 @@
 package dev.compactor.core.gguf;
 
-import static dev.compactor.core.gguf.LlamaGgufExporterTest.HEADS;
-import static dev.compactor.core.gguf.LlamaGgufExporterTest.HIDDEN;
-import static dev.compactor.core.gguf.LlamaGgufExporterTest.KV_HEADS;
+import static dev.compactor.core.gguf.GgufTestModels.HEADS;
+import static dev.compactor.core.gguf.GgufTestModels.HIDDEN;
+import static dev.compactor.core.gguf.GgufTestModels.KV_HEADS;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -49,16 +49,16 @@ class ChunkedExportTest {
 
   @Test
   void everyChunkSizeAndThreadCountGivesTheUnchunkedBytes() throws IOException {
-    InMemoryTensorSource src = LlamaGgufExporterTest.checkpoint(true, 7);
+    InMemoryTensorSource src = GgufTestModels.checkpoint(true, 7);
     byte[] first = null;
     for (LlamaFileType base : new LlamaFileType[] {LlamaFileType.Q8_0, LlamaFileType.Q4_K_M}) {
       for (long chunk : new long[] {1, 300, 5 * HIDDEN + 1, 1L << 22}) {
         for (int threads : new int[] {1, 3}) {
           Path out = dir.resolve(base + "-" + chunk + "-" + threads + ".gguf");
           LlamaGgufExporter.export(
-              LlamaGgufExporterTest.config(false),
+              GgufTestModels.config(false),
               src,
-              LlamaGgufExporterTest.tokenizer(),
+              GgufTestModels.tokenizer(),
               LlamaGgufExporter.Options.of("m", base).withThreads(threads, chunk),
               out);
           assertSameAsUnchunked(out, src);
@@ -77,7 +77,7 @@ class ChunkedExportTest {
 
   @Test
   void shardedBf16CheckpointStreamsThroughPositionalReads() throws IOException {
-    InMemoryTensorSource mem = LlamaGgufExporterTest.checkpoint(true, 8);
+    InMemoryTensorSource mem = GgufTestModels.checkpoint(true, 8);
     Path model = dir.resolve("model");
     try (SafetensorsWriter w = new SafetensorsWriter(model, 200_000, Map.of())) {
       for (String name : mem.names()) {
@@ -90,7 +90,7 @@ class ChunkedExportTest {
           new LlamaGgufExporter.Options("m", LlamaFileType.Q8_0, Map.of(), Map.of(), 1, 1000)
               .withThreads(2, 1000);
       LlamaGgufExporter.export(
-          LlamaGgufExporterTest.config(false), src, LlamaGgufExporterTest.tokenizer(), o, out);
+          GgufTestModels.config(false), src, GgufTestModels.tokenizer(), o, out);
       assertSameAsUnchunked(out, src);
       try (GgufReader r = GgufReader.open(out)) {
         assertEquals(GgmlType.Q8_0, r.tensor("output.weight").type());
@@ -119,7 +119,7 @@ class ChunkedExportTest {
     ChunkedTensorQuantizer.Job j =
         new ChunkedTensorQuantizer.Job("a", "b", 6, 32, GgmlType.Q8_0, 2, null);
     try (ChunkedTensorQuantizer q =
-            new ChunkedTensorQuantizer(LlamaGgufExporterTest.checkpoint(true, 1), 1, 100);
+            new ChunkedTensorQuantizer(GgufTestModels.checkpoint(true, 1), 1, 100);
         GgufWriter w = GgufWriter.create(dir.resolve("o.gguf"))) {
       assertThrows(IllegalArgumentException.class, () -> q.run(List.of(j), w));
     }

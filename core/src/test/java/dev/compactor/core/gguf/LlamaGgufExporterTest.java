@@ -1,12 +1,23 @@
 package dev.compactor.core.gguf;
 
+import static dev.compactor.core.gguf.GgufTestModels.FFN;
+import static dev.compactor.core.gguf.GgufTestModels.HEADS;
+import static dev.compactor.core.gguf.GgufTestModels.HEAD_DIM;
+import static dev.compactor.core.gguf.GgufTestModels.HIDDEN;
+import static dev.compactor.core.gguf.GgufTestModels.JSON;
+import static dev.compactor.core.gguf.GgufTestModels.KV_HEADS;
+import static dev.compactor.core.gguf.GgufTestModels.LAYERS;
+import static dev.compactor.core.gguf.GgufTestModels.VOCAB;
+import static dev.compactor.core.gguf.GgufTestModels.checkpoint;
+import static dev.compactor.core.gguf.GgufTestModels.config;
+import static dev.compactor.core.gguf.GgufTestModels.rnd;
+import static dev.compactor.core.gguf.GgufTestModels.tokenizer;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.io.CheckpointFormatException;
@@ -21,103 +32,12 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** A small random Llama through the exporter and back through GgufReader. */
+/**
+ * A small random Llama ({@link GgufTestModels}) through the exporter and back through GgufReader.
+ */
 class LlamaGgufExporterTest {
 
-  static final ObjectMapper JSON = new ObjectMapper();
-  static final int HIDDEN = 256;
-  static final int LAYERS = 2;
-  static final int HEADS = 4;
-  static final int KV_HEADS = 2;
-  static final int HEAD_DIM = HIDDEN / HEADS;
-  static final int FFN = 288; // a multiple of 32 but not of 256: ffn_down must fall back
-  static final int VOCAB = 80;
-
   @TempDir Path dir;
-
-  static ObjectNode config(boolean tied) {
-    ObjectNode c = JSON.createObjectNode();
-    c.put("model_type", "llama");
-    c.putArray("architectures").add("LlamaForCausalLM");
-    c.put("hidden_size", HIDDEN);
-    c.put("num_hidden_layers", LAYERS);
-    c.put("num_attention_heads", HEADS);
-    c.put("num_key_value_heads", KV_HEADS);
-    c.put("intermediate_size", FFN);
-    c.put("vocab_size", VOCAB);
-    c.put("max_position_embeddings", 2048);
-    c.put("rope_theta", 500000.0);
-    c.put("rms_norm_eps", 1e-5);
-    c.put("tie_word_embeddings", tied);
-    c.put("bos_token_id", 78);
-    c.putArray("eos_token_id").add(79).add(3);
-    return c;
-  }
-
-  static ObjectNode tokenizer() {
-    ObjectNode t = JSON.createObjectNode();
-    ObjectNode model = t.putObject("model");
-    model.put("type", "BPE");
-    ObjectNode vocab = model.putObject("vocab");
-    for (int i = 0; i < 70; i++) {
-      vocab.put(i < 26 ? String.valueOf((char) ('a' + i)) : "tok" + i, i);
-    }
-    ArrayNode merges = model.putArray("merges");
-    merges.add("a b");
-    merges.addArray().add("c").add("d"); // the newer tokenizers format
-    ArrayNode added = t.putArray("added_tokens");
-    added.addObject().put("id", 78).put("content", "<|begin_of_text|>").put("special", true);
-    added.addObject().put("id", 79).put("content", "<|end_of_text|>").put("special", true);
-    added.addObject().put("id", 77).put("content", "<extra>").put("special", false);
-    ObjectNode pre = t.putObject("pre_tokenizer");
-    pre.put("type", "Sequence");
-    ArrayNode seq = pre.putArray("pretokenizers");
-    seq.addObject()
-        .put("type", "Split")
-        .putObject("pattern")
-        .put("Regex", LlamaTokenizerMetadata.LLAMA3_PATTERN);
-    seq.addObject().put("type", "ByteLevel");
-    return t;
-  }
-
-  static InMemoryTensorSource checkpoint(boolean withHead, long seed) {
-    Random r = new Random(seed);
-    InMemoryTensorSource s = new InMemoryTensorSource();
-    s.put("model.embed_tokens.weight", rnd(r, VOCAB * HIDDEN), VOCAB, HIDDEN);
-    for (int l = 0; l < LAYERS; l++) {
-      String p = "model.layers." + l + ".";
-      s.put(p + "input_layernorm.weight", rnd(r, HIDDEN), HIDDEN);
-      s.put(p + "self_attn.q_proj.weight", rnd(r, HIDDEN * HIDDEN), HIDDEN, HIDDEN);
-      s.put(
-          p + "self_attn.k_proj.weight",
-          rnd(r, KV_HEADS * HEAD_DIM * HIDDEN),
-          KV_HEADS * HEAD_DIM,
-          HIDDEN);
-      s.put(
-          p + "self_attn.v_proj.weight",
-          rnd(r, KV_HEADS * HEAD_DIM * HIDDEN),
-          KV_HEADS * HEAD_DIM,
-          HIDDEN);
-      s.put(p + "self_attn.o_proj.weight", rnd(r, HIDDEN * HIDDEN), HIDDEN, HIDDEN);
-      s.put(p + "post_attention_layernorm.weight", rnd(r, HIDDEN), HIDDEN);
-      s.put(p + "mlp.gate_proj.weight", rnd(r, FFN * HIDDEN), FFN, HIDDEN);
-      s.put(p + "mlp.up_proj.weight", rnd(r, FFN * HIDDEN), FFN, HIDDEN);
-      s.put(p + "mlp.down_proj.weight", rnd(r, HIDDEN * FFN), HIDDEN, FFN);
-    }
-    s.put("model.norm.weight", rnd(r, HIDDEN), HIDDEN);
-    if (withHead) {
-      s.put("lm_head.weight", rnd(r, VOCAB * HIDDEN), VOCAB, HIDDEN);
-    }
-    return s;
-  }
-
-  static float[] rnd(Random r, int n) {
-    float[] x = new float[n];
-    for (int i = 0; i < n; i++) {
-      x[i] = (float) (r.nextGaussian() * 0.02);
-    }
-    return x;
-  }
 
   @Test
   void exportsALoadableLlamaAndReadsItBack() throws IOException {
@@ -593,17 +513,19 @@ class LlamaGgufExporterTest {
   @Test
   void layoutsLlamaCppCannotLoadAreRefusedBeforeAnyFileIsWritten() {
     LlamaGgufExporter.Options o = LlamaGgufExporter.Options.of("x", LlamaFileType.Q8_0);
-    // Mixtral's stacked experts are not written yet
-    ObjectNode phi3 = config(false);
-    phi3.put("model_type", "mixtral");
+    // a Mixtral config over a dense checkpoint: the experts it names are not there
+    ObjectNode mixtral = config(false);
+    mixtral.put("model_type", "mixtral");
+    mixtral.put("num_local_experts", 4);
     assertEquals(
-        "not supported yet: GGUF export of mixtral",
+        "tensor model.layers.0.block_sparse_moe.gate.weight is missing from the checkpoint",
         assertThrows(
-                UnsupportedOperationException.class,
+                CheckpointFormatException.class,
                 () ->
                     LlamaGgufExporter.export(
-                        phi3, checkpoint(true, 1), tokenizer(), o, dir.resolve("a.gguf")))
+                        mixtral, checkpoint(true, 1), tokenizer(), o, dir.resolve("a.gguf")))
             .getMessage());
+    assertFalse(Files.exists(dir.resolve("a.gguf")));
     ObjectNode qwen2 = config(false);
     qwen2.put("model_type", "qwen2");
     // llama.cpp's qwen2 loader requires the q/k/v biases

@@ -94,6 +94,73 @@ class LlamaQuantMixTest {
   }
 
   @Test
+  void eightExpertsGetLlamaCppsMixtralRulesAndTheRouterIsNeverQuantized() {
+    // Mixtral-8x7B's layout (32 layers, 32 heads, 8 kv heads, 8 experts), rows of 4096 and 14336
+    LlamaQuantMix.Model m = new LlamaQuantMix.Model(32, 32, 8, false, false, "llama", 8);
+    long[] sq = {4096, 4096};
+    long[] kv = {1024, 4096};
+    long[] upExps = {8, 14336, 4096};
+    long[] downExps = {8, 4096, 14336};
+    for (int l = 0; l < 32; l++) {
+      String b = "blk." + l + ".";
+      GgmlType down = LlamaQuantMix.useMoreBits(l, 32) ? GgmlType.Q6_K : GgmlType.Q4_K;
+      Map<String, GgmlType> want = new LinkedHashMap<>();
+      want.put(b + "attn_q.weight", GgmlType.Q4_K);
+      want.put(b + "attn_k.weight", GgmlType.Q8_0);
+      want.put(b + "attn_v.weight", GgmlType.Q8_0);
+      want.put(b + "attn_output.weight", GgmlType.Q5_K);
+      want.put(b + "ffn_gate_inp.weight", GgmlType.F32);
+      want.put(b + "ffn_gate_exps.weight", GgmlType.Q4_K);
+      want.put(b + "ffn_up_exps.weight", GgmlType.Q4_K);
+      want.put(b + "ffn_down_exps.weight", down);
+      for (Map.Entry<String, GgmlType> e : want.entrySet()) {
+        String n = e.getKey();
+        long[] shape =
+            n.contains("attn_k") || n.contains("attn_v")
+                ? kv
+                : n.contains("down_exps")
+                    ? downExps
+                    : n.contains("_exps")
+                        ? upExps
+                        : n.contains("gate_inp") ? new long[] {8, 4096} : sq;
+        assertEquals(e.getValue(), LlamaQuantMix.typeFor(LlamaFileType.Q4_K_M, m, n, shape), n);
+      }
+    }
+    // Q5_K_M keeps attn_output at the default; F16 and Q8_0 files still keep the router F32
+    assertEquals(
+        GgmlType.Q5_K,
+        LlamaQuantMix.typeFor(LlamaFileType.Q5_K_M, m, "blk.3.attn_output.weight", sq));
+    for (LlamaFileType ft : List.of(LlamaFileType.F16, LlamaFileType.Q8_0, LlamaFileType.Q4_0)) {
+      assertEquals(
+          GgmlType.F32,
+          LlamaQuantMix.typeFor(ft, m, "blk.0.ffn_gate_inp.weight", new long[] {8, 4096}),
+          ft.name());
+    }
+    // the 8-expert bumps are for exactly 8 experts: 4 experts follow the dense rules
+    LlamaQuantMix.Model four = new LlamaQuantMix.Model(32, 32, 8, false, false, "llama", 4);
+    assertEquals(
+        GgmlType.Q4_K,
+        LlamaQuantMix.typeFor(LlamaFileType.Q4_K_M, four, "blk.5.attn_v.weight", kv));
+    assertEquals(
+        GgmlType.Q4_K,
+        LlamaQuantMix.typeFor(LlamaFileType.Q4_K_M, four, "blk.5.attn_k.weight", kv));
+    assertEquals(
+        GgmlType.Q4_K,
+        LlamaQuantMix.typeFor(LlamaFileType.Q4_K_M, four, "blk.5.attn_output.weight", sq));
+  }
+
+  @Test
+  void phi3FusedQkvGetsOneMoreKQuantStepInTheMMixes() {
+    LlamaQuantMix.Model m = new LlamaQuantMix.Model(32, 32, 32, false, false, "phi3");
+    long[] qkv = {9216, 3072};
+    String n = "blk.0.attn_qkv.weight";
+    assertEquals(GgmlType.Q5_K, LlamaQuantMix.typeFor(LlamaFileType.Q4_K_M, m, n, qkv));
+    assertEquals(GgmlType.Q6_K, LlamaQuantMix.typeFor(LlamaFileType.Q5_K_M, m, n, qkv));
+    assertEquals(GgmlType.Q4_K, LlamaQuantMix.typeFor(LlamaFileType.Q4_K_S, m, n, qkv));
+    assertEquals(GgmlType.Q8_0, LlamaQuantMix.typeFor(LlamaFileType.Q8_0, m, n, qkv));
+  }
+
+  @Test
   void q4KMOnEightLayersWithSuperBlockRows() {
     LlamaQuantMix.Model m = new LlamaQuantMix.Model(8, 8, 2, false, false);
     Map<String, GgmlType> q6 =

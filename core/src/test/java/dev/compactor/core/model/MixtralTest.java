@@ -6,12 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.compactor.core.distill.StudentBuilder;
-import dev.compactor.core.gguf.LlamaFileType;
-import dev.compactor.core.gguf.LlamaGgufExporter;
-import dev.compactor.core.io.Checkpoints;
-import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.prune.Pruning;
 import dev.compactor.core.prune.PruningSpec;
@@ -23,7 +18,6 @@ import dev.compactor.core.recipe.RecipeProblem;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -125,22 +119,6 @@ class MixtralTest {
                       (layer, weights, quantized) -> {},
                       ProgressListener.NONE));
       assertTrue(msg(quantize).startsWith("not supported yet: quantizing mixtral"), msg(quantize));
-
-      ObjectMapper json = new ObjectMapper();
-      try (TensorSource src = Checkpoints.open(g.dir)) {
-        UnsupportedOperationException gguf =
-            assertThrows(
-                UnsupportedOperationException.class,
-                () ->
-                    LlamaGgufExporter.export(
-                        json.readTree(g.dir.resolve("config.json").toFile()),
-                        src,
-                        json.createObjectNode(),
-                        new LlamaGgufExporter.Options(
-                            "m", LlamaFileType.Q8_0, Map.of(), Map.of(), 1),
-                        tmp.resolve("m.gguf")));
-        assertEquals("not supported yet: GGUF export of mixtral", msg(gguf));
-      }
     }
   }
 
@@ -166,8 +144,47 @@ class MixtralTest {
         List.of(
             "stages[0].prune: not supported yet: pruning" + why,
             "stages[1].distill: not supported yet: distilling" + why,
-            "stages[2].quantize: not supported yet: quantizing" + why),
+            "stages[2].quantize: not supported yet: quantizing" + why + " or export only GGUF"),
         p);
+  }
+
+  @Test
+  void recipeCheckLetsAQuantizeStageExportOnlyGgufWithoutAnImportanceMatrix() {
+    ModelConfig m = ModelConfig.fromJson(MIXTRAL_8X7B);
+    String gguf =
+        """
+        name: g
+        stages:
+          - quantize: { method: rtn, bits: 8, export: [gguf, "gguf:q4_k_m"] }
+        """;
+    assertEquals(List.of(), RecipeModelCheck.check(Recipe.parse(gguf), m, Long.MAX_VALUE));
+    String both =
+        """
+        name: b
+        stages:
+          - quantize: { method: rtn, bits: 8, export: [gguf, safetensors] }
+        """;
+    assertEquals(
+        List.of(
+            "stages[0].quantize: not supported yet: quantizing mixtral (mixture-of-experts"
+                + " layers); evaluate it as is or export only GGUF"),
+        RecipeModelCheck.check(Recipe.parse(both), m, Long.MAX_VALUE).stream()
+            .map(RecipeProblem::toString)
+            .toList());
+    String imatrix =
+        """
+        name: i
+        stages:
+          - quantize: { method: rtn, bits: 4, export: [gguf] }
+        calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }
+        """;
+    assertEquals(
+        List.of(
+            "stages[0].quantize.export: not supported yet: GGUF with an importance matrix"
+                + " (calibration) on mixtral (mixture-of-experts layers)"),
+        RecipeModelCheck.check(Recipe.parse(imatrix), m, Long.MAX_VALUE).stream()
+            .map(RecipeProblem::toString)
+            .toList());
   }
 
   private static String msg(Throwable t) {

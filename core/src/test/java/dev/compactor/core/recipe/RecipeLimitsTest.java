@@ -158,17 +158,13 @@ class RecipeLimitsTest {
           RecipeModelCheck.check(Recipe.parse(bad), m, Long.MAX_VALUE).stream()
               .map(RecipeProblem::toString)
               .toList();
-      String why =
-          type.equals("qwen3")
-              ? " models (rtn, nf4 and fp8 to safetensors, and GGUF, only so far)"
-              : " models (rtn, nf4 and fp8 to safetensors only so far)";
+      String why = " models (rtn, nf4 and fp8 to safetensors, and GGUF, only so far)";
       // with calibration a GGUF export would collect an importance matrix: Llama-family only
       String gguf =
-          type.equals("qwen3")
-              ? "stages[1].quantize.export: not supported yet: GGUF with an importance matrix"
-                  + " (calibration) on qwen3"
-                  + why
-              : "stages[1].quantize.export: not supported yet: gguf export of phi3" + why;
+          "stages[1].quantize.export: not supported yet: GGUF with an importance matrix"
+              + " (calibration) on "
+              + type
+              + why;
       assertEquals(
           List.of(
               "stages[0].prune: not supported yet: pruning " + type + why,
@@ -179,8 +175,8 @@ class RecipeLimitsTest {
   }
 
   @Test
-  void qwen2AndQwen3GgufExportIsAllowedAtJobStart() {
-    for (String type : List.of("qwen2", "qwen3")) {
+  void qwen2Qwen3AndPhi3GgufExportIsAllowedAtJobStart() {
+    for (String type : List.of("qwen2", "qwen3", "phi3")) {
       ModelConfig m =
           ModelConfig.llama(1024, 64, 128, 4, 4, 4, 256)
               .with("{\"model_type\":\"" + type + "\",\"architectures\":[\"XForCausalLM\"]}");

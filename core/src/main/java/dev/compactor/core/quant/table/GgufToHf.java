@@ -2,6 +2,7 @@ package dev.compactor.core.quant.table;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.gguf.GgmlType;
+import dev.compactor.core.gguf.GgufExperts;
 import dev.compactor.core.gguf.GgufReader;
 import dev.compactor.core.gguf.GgufTensorInfo;
 import dev.compactor.core.gguf.GgufValue;
@@ -13,17 +14,19 @@ import dev.compactor.core.model.ModelConfig;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * Turns a llama, qwen2 or qwen3 GGUF file written by {@link
+ * Turns a llama (dense or Mixtral), qwen2, qwen3 or phi3 GGUF file written by {@link
  * dev.compactor.core.gguf.LlamaGgufExporter} back into a Hugging Face directory of fp32
  * safetensors: every tensor is dequantized with ggml's own block decoders and, for the llama arch
- * only, the q/k rows get the inverse of convert_hf_to_gguf.py's RoPE permutation (qwen2/qwen3 keep
- * HF's row order). The result computes exactly what llama.cpp computes with the GGUF's weights, so
- * the same perplexity and divergence evaluators as for every other format measure GGUF quality
- * without llama.cpp.
+ * only, the q/k rows get the inverse of convert_hf_to_gguf.py's RoPE permutation (qwen2/qwen3/phi3
+ * keep HF's row order). A stacked expert tensor ({@code ffn_*_exps}, see {@link GgufExperts}) is
+ * cut back into one {@code [out, in]} tensor per expert. The result computes exactly what llama.cpp
+ * computes with the GGUF's weights, so the same perplexity and divergence evaluators as for every
+ * other format measure GGUF quality without llama.cpp.
  *
  * <p>The hyper-parameters come from the original model's config.json ({@code templateDir}, also the
  * source of the tokenizer files); they are checked against the GGUF's {@code general.architecture}
@@ -62,9 +65,21 @@ public final class GgufToHf {
       check(r, arch + ".embedding_length", config.hiddenSize());
       check(r, arch + ".attention.head_count", config.numHeads());
       check(r, arch + ".attention.head_count_kv", config.numKvHeads());
+      if (config.moe()) {
+        check(r, arch + ".expert_count", config.numExperts());
+        check(r, arch + ".expert_used_count", config.expertsPerToken());
+      } else if (r.metadata().containsKey(arch + ".expert_count")) {
+        throw new CheckpointFormatException(
+            "GGUF "
+                + arch
+                + ".expert_count: the original "
+                + config.modelType()
+                + " has no experts, the file has "
+                + r.metadata().get(arch + ".expert_count").value());
+      }
       try (SafetensorsWriter out =
           new SafetensorsWriter(outDir, Map.of("compactor.from_gguf", gguf.getFileName() + ""))) {
-        for (Map.Entry<String, String> e : names(config).entrySet()) {
+        for (Map.Entry<String, List<String>> e : names(config).entrySet()) {
           String ggufName = e.getKey();
           if (ggufName.equals("output.weight") && config.tieWordEmbeddings()) {
             continue;
@@ -72,11 +87,16 @@ public final class GgufToHf {
           GgufTensorInfo info = r.tensor(ggufName);
           float[] v = r.readTensorFloats(ggufName);
           long[] shape = info.shape();
-          int heads = arch.equals("llama") ? permuteHeads(config, ggufName) : 0;
-          if (heads > 0) {
-            v = unpermuteForRope(v, (int) shape[0], (int) shape[1], heads);
+          List<String> hf = e.getValue();
+          if (hf.size() > 1 || shape.length == 3) {
+            writeExperts(out, ggufName, shape, v, hf);
+          } else {
+            int heads = arch.equals("llama") ? permuteHeads(config, ggufName) : 0;
+            if (heads > 0) {
+              v = unpermuteForRope(v, (int) shape[0], (int) shape[1], heads);
+            }
+            out.write(hf.get(0), DType.F32, shape, v);
           }
-          out.write(e.getValue(), DType.F32, shape, v);
           types.put(ggufName, info.type());
         }
       }
@@ -89,6 +109,26 @@ public final class GgufToHf {
         .put("sha256", ModelDirectory.sha256(gguf));
     ModelDirectory.writeConfig(outDir, json);
     return new Result(types, java.nio.file.Files.size(gguf));
+  }
+
+  /** Cuts a stacked {@code [E, out, in]} tensor into the E experts' {@code [out, in]} tensors. */
+  private static void writeExperts(
+      SafetensorsWriter out, String ggufName, long[] shape, float[] v, List<String> hf)
+      throws IOException {
+    if (shape.length != 3 || shape[0] != hf.size()) {
+      throw new CheckpointFormatException(
+          "GGUF tensor "
+              + ggufName
+              + ": expected "
+              + hf.size()
+              + " stacked experts [E, out, in], found shape "
+              + java.util.Arrays.toString(shape));
+    }
+    int per = Math.toIntExact(shape[1] * shape[2]);
+    for (int e = 0; e < hf.size(); e++) {
+      float[] one = java.util.Arrays.copyOfRange(v, e * per, (e + 1) * per);
+      out.write(hf.get(e), DType.F32, new long[] {shape[1], shape[2]}, one);
+    }
   }
 
   /**
@@ -122,46 +162,55 @@ public final class GgufToHf {
     };
   }
 
-  /** GGUF tensor name to Hugging Face name, in the exporter's order. */
-  static Map<String, String> names(ModelConfig c) {
-    Map<String, String> m = new LinkedHashMap<>();
-    m.put("token_embd.weight", "model.embed_tokens.weight");
+  /**
+   * GGUF tensor name to Hugging Face names (one, or the experts in order for a stacked tensor), in
+   * the exporter's order.
+   */
+  static Map<String, List<String>> names(ModelConfig c) {
+    Map<String, List<String>> m = new LinkedHashMap<>();
+    m.put("token_embd.weight", List.of("model.embed_tokens.weight"));
     for (int l = 0; l < c.numLayers(); l++) {
       String p = "model.layers." + l + ".";
       String b = "blk." + l + ".";
-      m.put(b + "attn_norm.weight", p + "input_layernorm.weight");
+      m.put(b + "attn_norm.weight", List.of(p + "input_layernorm.weight"));
       boolean phi3 = ggufArch(c).equals("phi3");
       if (phi3) {
-        m.put(b + "attn_qkv.weight", p + "self_attn.qkv_proj.weight");
+        m.put(b + "attn_qkv.weight", List.of(p + "self_attn.qkv_proj.weight"));
       } else {
-        m.put(b + "attn_q.weight", p + "self_attn.q_proj.weight");
-        m.put(b + "attn_k.weight", p + "self_attn.k_proj.weight");
-        m.put(b + "attn_v.weight", p + "self_attn.v_proj.weight");
+        m.put(b + "attn_q.weight", List.of(p + "self_attn.q_proj.weight"));
+        m.put(b + "attn_k.weight", List.of(p + "self_attn.k_proj.weight"));
+        m.put(b + "attn_v.weight", List.of(p + "self_attn.v_proj.weight"));
       }
       switch (ggufArch(c)) {
         case "qwen2" -> {
-          m.put(b + "attn_q.bias", p + "self_attn.q_proj.bias");
-          m.put(b + "attn_k.bias", p + "self_attn.k_proj.bias");
-          m.put(b + "attn_v.bias", p + "self_attn.v_proj.bias");
+          m.put(b + "attn_q.bias", List.of(p + "self_attn.q_proj.bias"));
+          m.put(b + "attn_k.bias", List.of(p + "self_attn.k_proj.bias"));
+          m.put(b + "attn_v.bias", List.of(p + "self_attn.v_proj.bias"));
         }
         case "qwen3" -> {
-          m.put(b + "attn_q_norm.weight", p + "self_attn.q_norm.weight");
-          m.put(b + "attn_k_norm.weight", p + "self_attn.k_norm.weight");
+          m.put(b + "attn_q_norm.weight", List.of(p + "self_attn.q_norm.weight"));
+          m.put(b + "attn_k_norm.weight", List.of(p + "self_attn.k_norm.weight"));
         }
         default -> {}
       }
-      m.put(b + "attn_output.weight", p + "self_attn.o_proj.weight");
-      m.put(b + "ffn_norm.weight", p + "post_attention_layernorm.weight");
-      if (phi3) {
-        m.put(b + "ffn_up.weight", p + "mlp.gate_up_proj.weight");
-      } else {
-        m.put(b + "ffn_gate.weight", p + "mlp.gate_proj.weight");
-        m.put(b + "ffn_up.weight", p + "mlp.up_proj.weight");
+      m.put(b + "attn_output.weight", List.of(p + "self_attn.o_proj.weight"));
+      m.put(b + "ffn_norm.weight", List.of(p + "post_attention_layernorm.weight"));
+      if (c.moe()) {
+        for (GgufExperts.Tensor t : GgufExperts.layer(c)) {
+          m.put(b + t.gguf(), t.hf().stream().map(n -> p + n).toList());
+        }
+        continue;
       }
-      m.put(b + "ffn_down.weight", p + "mlp.down_proj.weight");
+      if (phi3) {
+        m.put(b + "ffn_up.weight", List.of(p + "mlp.gate_up_proj.weight"));
+      } else {
+        m.put(b + "ffn_gate.weight", List.of(p + "mlp.gate_proj.weight"));
+        m.put(b + "ffn_up.weight", List.of(p + "mlp.up_proj.weight"));
+      }
+      m.put(b + "ffn_down.weight", List.of(p + "mlp.down_proj.weight"));
     }
-    m.put("output_norm.weight", "model.norm.weight");
-    m.put("output.weight", "lm_head.weight");
+    m.put("output_norm.weight", List.of("model.norm.weight"));
+    m.put("output.weight", List.of("lm_head.weight"));
     return m;
   }
 

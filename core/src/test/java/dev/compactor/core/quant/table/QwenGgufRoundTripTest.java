@@ -7,12 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.gguf.GgmlType;
 import dev.compactor.core.gguf.GgufReader;
 import dev.compactor.core.gguf.GgufTensorInfo;
+import dev.compactor.core.gguf.GgufTestModels;
 import dev.compactor.core.gguf.GgufValue;
 import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.io.CheckpointFormatException;
@@ -20,18 +18,11 @@ import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.Golden;
 import dev.compactor.core.model.Transformer;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -44,51 +35,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class QwenGgufRoundTripTest {
 
-  private static final ObjectMapper JSON = new ObjectMapper();
-
-  /** Qwen2/2.5/3's pre-tokenizer regex, as their tokenizer.json spells it. */
-  private static final String QWEN2_REGEX =
-      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
-          + " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-
   @TempDir Path dir;
-
-  /** A copy of the golden model (without golden.safetensors) with a Qwen-style tokenizer.json. */
-  private Path model(Golden g) throws IOException {
-    Path m = dir.resolve(g.name);
-    Files.createDirectories(m);
-    try (Stream<Path> files = Files.list(g.dir)) {
-      for (Path f : files.toList()) {
-        if (!f.getFileName().toString().equals("golden.safetensors")) {
-          Files.copy(f, m.resolve(f.getFileName()));
-        }
-      }
-    }
-    ObjectNode t = JSON.createObjectNode();
-    ObjectNode bpe = t.putObject("model");
-    bpe.put("type", "BPE");
-    ObjectNode vocab = bpe.putObject("vocab");
-    for (int i = 0; i < 95; i++) {
-      vocab.put(i < 26 ? String.valueOf((char) ('a' + i)) : "t" + i, i);
-    }
-    bpe.putArray("merges").add("a b");
-    t.putArray("added_tokens")
-        .addObject()
-        .put("id", 95)
-        .put("content", "<|endoftext|>")
-        .put("special", true);
-    ArrayNode pre = t.putObject("pre_tokenizer").put("type", "Sequence").putArray("pretokenizers");
-    pre.addObject()
-        .put("type", "Split")
-        .put("behavior", "Isolated")
-        .putObject("pattern")
-        .put("Regex", QWEN2_REGEX);
-    pre.addObject().put("type", "ByteLevel").put("use_regex", false);
-    t.putObject("post_processor").put("type", "ByteLevel");
-    t.putObject("decoder").put("type", "ByteLevel");
-    Files.writeString(m.resolve("tokenizer.json"), JSON.writeValueAsString(t));
-    return m;
-  }
 
   /** Every key convert_hf_to_gguf.py writes for the golden case, with its value. */
   private static Map<String, Object> expectedKeys(String name) {
@@ -205,7 +152,7 @@ class QwenGgufRoundTripTest {
   void goldenQwenCheckpointsExportAsLlamaCppsArchAndComeBackToTheGoldenLogits() throws Exception {
     for (String name : List.of("qwen2_sharded", "qwen2_rope_yarn", "qwen3_qk_norm")) {
       try (Golden g = new Golden(name)) {
-        Path model = model(g);
+        Path model = GgufTestModels.goldenModel(g, dir);
         Path gguf = dir.resolve(name + ".gguf");
         GgufExport.export(model, LlamaFileType.F32, Map.of(), gguf);
         try (GgufReader r = GgufReader.open(gguf)) {
@@ -215,18 +162,13 @@ class QwenGgufRoundTripTest {
             Object w = e.getValue() instanceof Double d ? (double) d.floatValue() : e.getValue();
             assertEquals(w, comparable(r.metadata().get(e.getKey()), w), name + " " + e.getKey());
           }
-          Map<String, List<Long>> tensors = new TreeMap<>();
+          Map<String, List<Long>> tensors = GgufTestModels.tensorShapes(r);
           for (GgufTensorInfo i : r.tensors()) {
-            List<Long> shape = new ArrayList<>();
-            for (long d : i.shape()) {
-              shape.add(d);
-            }
-            tensors.put(i.name(), shape);
             assertEquals(GgmlType.F32, i.type(), name + " " + i.name());
           }
           assertEquals(expectedTensors(name), tensors, name + " tensors");
         }
-        readGgufPy(gguf);
+        GgufTestModels.assertReadGgufPyOk(gguf);
         Path back = dir.resolve(name + "-back");
         GgufToHf.convert(gguf, model, back);
         try (TensorSource a = Checkpoints.open(model);
@@ -249,7 +191,7 @@ class QwenGgufRoundTripTest {
     // 48-wide rows fit no 32-value block, so llama-quantize's fallback makes those matrices F16;
     // o_proj's 64-wide rows (4 heads of 16) are Q8_0
     try (Golden g = new Golden("qwen3_qk_norm")) {
-      Path model = model(g);
+      Path model = GgufTestModels.goldenModel(g, dir);
       Path gguf = dir.resolve("q8.gguf");
       GgufExport.export(model, LlamaFileType.Q8_0, Map.of(), gguf);
       Path back = dir.resolve("q8-back");
@@ -257,22 +199,10 @@ class QwenGgufRoundTripTest {
       assertEquals(GgmlType.F16, res.tensorTypes().get("blk.0.attn_q.weight"));
       assertEquals(GgmlType.Q8_0, res.tensorTypes().get("blk.0.attn_output.weight"));
       assertEquals(GgmlType.F32, res.tensorTypes().get("blk.0.attn_q_norm.weight"));
-      readGgufPy(gguf);
-      float[] want;
-      float[] got;
-      try (Transformer a = Transformer.load(model, Device.cpu());
-          Transformer b = Transformer.load(back, Device.cpu());
-          NDManager m = NDManager.newBaseManager()) {
-        want = a.logits(m, g.inputIds(m)).toFloatArray();
-        got = b.logits(m, g.inputIds(m)).toFloatArray();
-      }
-      double err = 0;
-      double norm = 0;
-      for (int i = 0; i < want.length; i++) {
-        err += (want[i] - got[i]) * (double) (want[i] - got[i]);
-        norm += want[i] * (double) want[i];
-      }
-      double rel = Math.sqrt(err / norm);
+      GgufTestModels.assertReadGgufPyOk(gguf);
+      double rel =
+          GgufTestModels.relativeError(
+              GgufTestModels.logits(model, g), GgufTestModels.logits(back, g));
       // Q8_0 o_proj (~0.5% relative per weight) and F16 elsewhere give ~1% on this tiny random
       // model's logits (measured 0.0103); a wrong row order or a lost bias/norm would be O(1)
       assertTrue(rel > 0 && rel < 0.03, "relative logit error " + rel);
@@ -284,8 +214,8 @@ class QwenGgufRoundTripTest {
     try (Golden q3 = new Golden("qwen3_qk_norm");
         Golden q2 = new Golden("qwen2_sharded")) {
       Path gguf = dir.resolve("q3.gguf");
-      GgufExport.export(model(q3), LlamaFileType.F32, Map.of(), gguf);
-      Path other = model(q2);
+      GgufExport.export(GgufTestModels.goldenModel(q3, dir), LlamaFileType.F32, Map.of(), gguf);
+      Path other = GgufTestModels.goldenModel(q2, dir);
       CheckpointFormatException e =
           assertThrows(
               CheckpointFormatException.class,
@@ -293,28 +223,6 @@ class QwenGgufRoundTripTest {
       assertEquals(
           "GGUF general.architecture: expected qwen2 (the original is qwen2), found qwen3",
           e.getMessage());
-    }
-  }
-
-  /** Runs the independent numpy reader, which checks llama.cpp's qwen layout on its own. */
-  private static void readGgufPy(Path gguf) throws Exception {
-    Assumptions.assumeTrue(pythonWithNumpy(), "python3 with numpy is not installed");
-    Process p =
-        new ProcessBuilder("python3", "src/test/python/read_gguf.py", gguf.toString())
-            .redirectErrorStream(true)
-            .start();
-    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    assertTrue(p.waitFor(60, TimeUnit.SECONDS), "read_gguf.py did not finish");
-    assertEquals(0, p.exitValue(), out);
-    assertTrue(out.contains("layout: ok") && out.contains("RESULT: OK"), out);
-  }
-
-  private static boolean pythonWithNumpy() {
-    try {
-      Process p = new ProcessBuilder("python3", "-c", "import numpy").start();
-      return p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0;
-    } catch (IOException | InterruptedException e) {
-      return false;
     }
   }
 }

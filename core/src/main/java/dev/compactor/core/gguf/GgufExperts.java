@@ -1,0 +1,80 @@
+package dev.compactor.core.gguf;
+
+import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.model.internal.Layout;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * llama.cpp's tensors for a decoder layer's sparse mixture-of-experts MLP, one table shared by the
+ * exporter ({@link LlamaGgufExporter}) and the reader back to Hugging Face, so both agree on every
+ * name. Hugging Face names come from {@link Layout#router} and {@link Layout#expert}, so a family
+ * with other checkpoint names needs no change here.
+ *
+ * <p>As convert_hf_to_gguf.py writes Mixtral (LlamaModel.modify_tensors, gguf-py's constants.py):
+ *
+ * <pre>
+ *   blk.N.ffn_gate_inp.weight   ne [hidden, E]        the router, F32 (never quantized)
+ *   blk.N.ffn_gate_exps.weight  ne [hidden, ff, E]    experts' gate (w1) stacked, expert 0 first
+ *   blk.N.ffn_up_exps.weight    ne [hidden, ff, E]    experts' up (w3)
+ *   blk.N.ffn_down_exps.weight  ne [ff, hidden, E]    experts' down (w2)
+ * </pre>
+ *
+ * i.e. each HF expert's {@code [out, in]} matrix, stacked along a new slowest dimension ({@code
+ * torch.stack(dim=0)}), row-major {@code [E, out, in]}; the quantizers see {@code E*out} rows of
+ * {@code in} values. Qwen-MoE (qwen2moe/qwen3moe) would add rows here: a shared expert {@code
+ * ffn_gate_shexp}, {@code ffn_up_shexp}, {@code ffn_down_shexp} (plain 2-D tensors) and its gate
+ * {@code ffn_gate_inp_shexp}.
+ */
+public final class GgufExperts {
+
+  /**
+   * One GGUF tensor of an MoE layer.
+   *
+   * @param gguf the name after {@code blk.N.}
+   * @param stacked one tensor per expert stacked into a 3-D tensor, or a single 2-D tensor
+   * @param hf the Hugging Face tensors behind it, relative to the layer prefix, in stacking order
+   */
+  public record Tensor(String gguf, boolean stacked, List<String> hf) {
+
+    public Tensor {
+      hf = List.copyOf(hf);
+    }
+  }
+
+  /** The GGUF name of the router. */
+  public static final String ROUTER = "ffn_gate_inp.weight";
+
+  /** The stacked experts' GGUF names, by projection. */
+  private static final Map<Layout.ExpertProj, String> STACKS = stacks();
+
+  private static Map<Layout.ExpertProj, String> stacks() {
+    Map<Layout.ExpertProj, String> m = new LinkedHashMap<>();
+    m.put(Layout.ExpertProj.GATE, "ffn_gate_exps.weight");
+    m.put(Layout.ExpertProj.UP, "ffn_up_exps.weight");
+    m.put(Layout.ExpertProj.DOWN, "ffn_down_exps.weight");
+    return m;
+  }
+
+  private GgufExperts() {}
+
+  /** The MoE tensors of one layer of {@code c} (which must have experts), in file order. */
+  public static List<Tensor> layer(ModelConfig c) {
+    if (c.family() != ModelConfig.Family.MIXTRAL) {
+      throw new UnsupportedOperationException(
+          "not supported yet: GGUF layout of " + c.modelType() + "'s experts");
+    }
+    List<Tensor> t = new ArrayList<>();
+    t.add(new Tensor(ROUTER, false, List.of(Layout.router(c) + ".weight")));
+    for (Map.Entry<Layout.ExpertProj, String> s : STACKS.entrySet()) {
+      List<String> experts = new ArrayList<>(c.numExperts());
+      for (int e = 0; e < c.numExperts(); e++) {
+        experts.add(Layout.expert(c, e, s.getKey()) + ".weight");
+      }
+      t.add(new Tensor(s.getValue(), true, experts));
+    }
+    return t;
+  }
+}
