@@ -301,11 +301,12 @@ public final class LlamaGgufExporter {
             !o.importance().isEmpty(),
             hp.arch(),
             hp.experts());
-    // the experts' checkpoint names and shapes, from the one table the model code uses
+    // the experts' checkpoint names and shapes, from the one table the model code uses (every
+    // Mixtral layer is sparse and alike, so layer 0 names them all)
     ModelConfig moe = hp.experts() > 0 ? ModelConfig.fromJson(config.toString()) : null;
     Map<String, long[]> moeShapes = new HashMap<>();
     if (moe != null) {
-      for (Layout.Spec spec : Layout.layer(moe)) {
+      for (Layout.Spec spec : Layout.layer(moe, 0)) {
         moeShapes.put(spec.name(), spec.shape());
       }
     }
