@@ -1,7 +1,6 @@
 package dev.compactor.core.prune;
 
 import ai.djl.Device;
-import dev.compactor.core.io.ModelDirectory;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -32,13 +31,6 @@ public final class Pruning {
       Supplier<List<int[]>> calibration,
       Device device)
       throws IOException {
-    String modelType = ModelDirectory.open(inputDir).configJson().path("model_type").asText("");
-    if (modelType.equals("mixtral")) {
-      // The targets are the dense decoder linears; pruning would touch attention and leave every
-      // expert (block_sparse_moe.experts.E.w1/w2/w3) dense while reporting the target sparsity.
-      throw new UnsupportedOperationException(
-          "not supported yet: pruning mixtral (mixture-of-experts layers)");
-    }
     return switch (spec.method()) {
       case MAGNITUDE -> new MagnitudePruner(spec).prune(inputDir, outputDir);
       case WANDA ->

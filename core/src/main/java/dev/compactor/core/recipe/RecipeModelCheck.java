@@ -103,11 +103,10 @@ public final class RecipeModelCheck {
       }
     }
     if (m.moe()) {
-      // No stage knows the experts yet: each would skip them or read them as dense linears.
+      // Prune and quantize know the experts (each compressed on its own routed tokens, the router
+      // kept dense); distillation and factorization would read them as dense linears or skip them.
       String what =
           switch (s.kind()) {
-            case PRUNE -> "pruning";
-            case QUANTIZE -> "quantizing";
             case DISTILL -> "distilling";
             case FACTORIZE -> "factorizing";
             default -> null;
@@ -120,43 +119,34 @@ public final class RecipeModelCheck {
                     + what
                     + " "
                     + m.modelType()
-                    + " (mixture-of-experts layers); evaluate it as is"));
+                    + " (mixture-of-experts layers); prune, quantize or evaluate it"));
+        return;
       }
-      return;
     }
     if (m.family() == ModelConfig.Family.LLAMA) {
       // llama and mistral export as llama.cpp's llama arch, qwen2 as its qwen2 arch
       return;
     }
+    boolean gpt2 = m.family() == ModelConfig.Family.GPT2;
     boolean qwen3 = m.family() == ModelConfig.Family.QWEN3;
     String model =
         m.modelType()
             + switch (m.family()) {
-              case QWEN3 -> " models (rtn, nf4 and fp8 to safetensors, and GGUF, only so far)";
-              case PHI3 -> " models (rtn, nf4 and fp8 to safetensors only so far)";
+              case QWEN3 -> " models (safetensors and GGUF exports only so far)";
+              case PHI3, MIXTRAL -> " models (safetensors export only so far)";
               default -> " models (only Llama-family decoders so far)";
             };
-    if (s.params() instanceof PruneParams) {
+    if (gpt2 && s.params() instanceof PruneParams) {
       out.add(new RecipeProblem(path, "not supported yet: pruning " + model));
     }
     if (s.params() instanceof QuantizeParams q) {
-      if (q.needsCalibration()) {
-        out.add(
-            new RecipeProblem(
-                path + ".method", "not supported yet: " + q.method().key() + " on " + model));
+      if (gpt2) {
+        out.add(new RecipeProblem(path, "not supported yet: quantizing " + model));
+        return;
       }
       for (QuantizeParams.ExportFormat f : q.export()) {
-        if (f.container() == QuantizeParams.ExportFormat.Container.SAFETENSORS) {
-          continue;
-        }
-        if (qwen3 && f.container() == QuantizeParams.ExportFormat.Container.GGUF) {
-          if (s.calibration().isPresent()) {
-            // calibration + GGUF means an importance matrix, collected by the Llama-only forward
-            out.add(
-                new RecipeProblem(
-                    path + ".export",
-                    "not supported yet: GGUF with an importance matrix (calibration) on " + model));
-          }
+        if (f.container() == QuantizeParams.ExportFormat.Container.SAFETENSORS
+            || qwen3 && f.container() == QuantizeParams.ExportFormat.Container.GGUF) {
           continue;
         }
         out.add(

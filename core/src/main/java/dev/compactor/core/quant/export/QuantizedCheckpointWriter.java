@@ -4,8 +4,10 @@ import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.internal.Layout;
+import dev.compactor.core.quant.calib.LinearGroups;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -13,7 +15,8 @@ import java.util.Map;
  * A {@link QuantizedLayerSink} that stores each finished layer in a compressed-tensors checkpoint:
  * quantized linears through {@link CompressedTensorsWriter#writeLinear}, norms and biases dense;
  * {@link #finish} adds the embeddings, final norm and head from the source checkpoint (kept dense,
- * {@code lm_head} listed in {@code ignore}), config.json and the tokenizer files.
+ * {@code lm_head} listed in {@code ignore}, and so are Mixtral's routers, which stay dense),
+ * config.json and the tokenizer files.
  */
 public final class QuantizedCheckpointWriter implements QuantizedLayerSink {
 
@@ -35,7 +38,7 @@ public final class QuantizedCheckpointWriter implements QuantizedLayerSink {
       String linear = name.endsWith(".weight") ? name.substring(0, name.length() - 7) : null;
       if (linear != null && quantized.containsKey(linear)) {
         writer.writeLinear(prefix + linear, quantized.get(linear));
-      } else if (linear != null && Layout.linears(config).contains(linear)) {
+      } else if (linear != null && LinearGroups.compressible(config).contains(linear)) {
         throw new IllegalStateException(
             "layer " + layer + ": linear " + linear + " was not quantized");
       } else {
@@ -52,7 +55,14 @@ public final class QuantizedCheckpointWriter implements QuantizedLayerSink {
     for (Layout.Spec s : Layout.globals(config, "")) {
       writer.writeDense(s.name(), s.shape(), source.readFloats(s.name()));
     }
-    writer.finish(config, List.of("lm_head"));
+    List<String> ignore = new ArrayList<>(List.of("lm_head"));
+    if (config.moe()) {
+      // the routers stay dense (full precision), like lm_head
+      for (int i = 0; i < config.numLayers(); i++) {
+        ignore.add(Layout.layerPrefix(config, "", i) + Layout.router(config));
+      }
+    }
+    writer.finish(config, ignore);
     if (sourceDir != null) {
       ModelDirectory.copyAuxiliaryFiles(sourceDir, outDir);
     }
