@@ -139,6 +139,58 @@ class FamilyCalibrationTest {
       strings = {
         "llama_gqa_untied_bias_bf16",
         "mistral_window",
+        "qwen2_window_layers",
+        "qwen3_qk_norm",
+        "phi3_fused",
+        "mixtral_moe"
+      })
+  void awqInt4IsFiniteAndLeavesRouterAndQkNormsAlone(String name) throws IOException {
+    try (Golden g = new Golden(name)) {
+      ModelConfig c = ModelConfig.read(g.dir);
+      WeightQuantization awq = new WeightQuantization(WeightQuantization.Method.AWQ, 4, 0);
+      Path out = tmp.resolve("awq");
+      Map<Integer, Map<String, QuantizedLinear>> quantized = new HashMap<>();
+      try (DequantizedCheckpointSink hf = new DequantizedCheckpointSink(g.dir, out, Map.of())) {
+        LayerwiseQuantizer.Summary summary =
+            LayerwiseQuantizer.run(
+                g.dir,
+                awq,
+                samples(c),
+                (layer, weights, q) -> {
+                  quantized.put(layer, new LinkedHashMap<>(q));
+                  hf.accept(layer, weights, q);
+                },
+                ProgressListener.NONE);
+        hf.finish(DequantizedCheckpointSink.quantizationConfig(awq, summary), null);
+      }
+      try (TensorSource src = Checkpoints.open(g.dir);
+          TensorSource got = Checkpoints.open(out)) {
+        for (int i = 0; i < c.numLayers(); i++) {
+          assertEquals(Set.copyOf(LinearGroups.compressible(c)), quantized.get(i).keySet(), name);
+          String prefix = Layout.layerPrefix(c, "", i);
+          List<String> untouched = new java.util.ArrayList<>();
+          if (c.moe()) {
+            untouched.add(Layout.router(c) + ".weight");
+          }
+          if (c.qkNorm()) {
+            untouched.add("self_attn.q_norm.weight");
+            untouched.add("self_attn.k_norm.weight");
+          }
+          for (String t : untouched) {
+            assertArrayEquals(
+                src.readFloats(prefix + t), got.readFloats(prefix + t), name + " " + t);
+          }
+        }
+      }
+      assertFiniteLogits(out, g);
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(
+      strings = {
+        "llama_gqa_untied_bias_bf16",
+        "mistral_window",
         "qwen3_qk_norm",
         "phi3_fused",
         "mixtral_moe"
@@ -196,7 +248,14 @@ class FamilyCalibrationTest {
 
   @ParameterizedTest
   @ValueSource(
-      strings = {"llama_gqa_tied", "mistral_window", "qwen3_qk_norm", "phi3_fused", "mixtral_moe"})
+      strings = {
+        "llama_gqa_tied",
+        "mistral_window",
+        "qwen2_window_layers",
+        "qwen3_qk_norm",
+        "phi3_fused",
+        "mixtral_moe"
+      })
   void wandaHalvesEveryRowOfEveryLinearAndLeavesTheRestAlone(String name) throws IOException {
     try (Golden g = new Golden(name)) {
       ModelConfig c = ModelConfig.read(g.dir);
