@@ -96,6 +96,16 @@ class MixtralTest {
       assertEquals(
           "not supported yet: distilling mixtral (mixture-of-experts layers)", msg(distill));
 
+      UnsupportedOperationException ct =
+          assertThrows(
+              UnsupportedOperationException.class,
+              () ->
+                  new dev.compactor.core.quant.export.QuantizedCheckpointWriter(
+                      ModelConfig.read(g.dir), null));
+      assertEquals(
+          "not supported yet: compressed-tensors export of mixtral (mixture-of-experts layers)",
+          msg(ct));
+
       ObjectMapper json = new ObjectMapper();
       try (TensorSource src = Checkpoints.open(g.dir)) {
         UnsupportedOperationException gguf =

@@ -56,6 +56,7 @@ public final class CalibrationCollector {
   private final Propagation propagation;
   private final boolean withGram;
   private final int batchSize;
+  private final Map<String, LinearGroups.Group> groupOf = new HashMap<>();
   private final Map<String, ExpertTokens> experts = new LinkedHashMap<>();
 
   /**
@@ -85,6 +86,11 @@ public final class CalibrationCollector {
           throw new IllegalArgumentException(
               "unknown linear '" + linear + "'; expected one of " + known);
         }
+      }
+    }
+    for (LinearGroups.Group g : LinearGroups.of(config)) {
+      for (String linear : g.linears()) {
+        groupOf.put(linear, g);
       }
     }
     this.config = config;
@@ -168,7 +174,7 @@ public final class CalibrationCollector {
     NDManager parent = hidden.get(0).getManager();
     ActivationObserver observer =
         (i, linear, input) -> {
-          LinearGroups.Group g = LinearGroups.groupOf(config, linear);
+          LinearGroups.Group g = groupOf.get(linear);
           if (g == null || !g.linears().get(0).equals(linear)) {
             return;
           }

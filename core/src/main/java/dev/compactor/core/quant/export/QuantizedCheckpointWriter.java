@@ -7,7 +7,6 @@ import dev.compactor.core.model.internal.Layout;
 import dev.compactor.core.quant.calib.LinearGroups;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -15,8 +14,8 @@ import java.util.Map;
  * A {@link QuantizedLayerSink} that stores each finished layer in a compressed-tensors checkpoint:
  * quantized linears through {@link CompressedTensorsWriter#writeLinear}, norms and biases dense;
  * {@link #finish} adds the embeddings, final norm and head from the source checkpoint (kept dense,
- * {@code lm_head} listed in {@code ignore}, and so are Mixtral's routers, which stay dense),
- * config.json and the tokenizer files.
+ * {@code lm_head} listed in {@code ignore}), config.json and the tokenizer files. Mixtral is
+ * refused (not supported yet).
  */
 public final class QuantizedCheckpointWriter implements QuantizedLayerSink {
 
@@ -24,6 +23,14 @@ public final class QuantizedCheckpointWriter implements QuantizedLayerSink {
   private final CompressedTensorsWriter writer;
 
   public QuantizedCheckpointWriter(ModelConfig config, CompressedTensorsWriter writer) {
+    if (config.moe()) {
+      // vLLM reads a mixture of experts' compressed-tensors through fused-MoE kernels whose
+      // layout nobody has checked against this writer yet
+      throw new UnsupportedOperationException(
+          "not supported yet: compressed-tensors export of "
+              + config.modelType()
+              + " (mixture-of-experts layers)");
+    }
     this.config = config;
     this.writer = writer;
   }
@@ -55,14 +62,7 @@ public final class QuantizedCheckpointWriter implements QuantizedLayerSink {
     for (Layout.Spec s : Layout.globals(config, "")) {
       writer.writeDense(s.name(), s.shape(), source.readFloats(s.name()));
     }
-    List<String> ignore = new ArrayList<>(List.of("lm_head"));
-    if (config.moe()) {
-      // the routers stay dense (full precision), like lm_head
-      for (int i = 0; i < config.numLayers(); i++) {
-        ignore.add(Layout.layerPrefix(config, "", i) + Layout.router(config));
-      }
-    }
-    writer.finish(config, ignore);
+    writer.finish(config, List.of("lm_head"));
     if (sourceDir != null) {
       ModelDirectory.copyAuxiliaryFiles(sourceDir, outDir);
     }
