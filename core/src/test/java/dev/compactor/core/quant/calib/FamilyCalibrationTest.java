@@ -196,41 +196,72 @@ class FamilyCalibrationTest {
         "mixtral_moe"
       })
   void awqScalesFoldExactlyIntoNormsAndProducers(String name) throws IOException {
-    // scales only (no rounding): each layer must compute what it computed before
     try (Golden g = new Golden(name)) {
-      ModelConfig c = ModelConfig.read(g.dir);
-      AwqLayerQuantizer awq = new AwqLayerQuantizer(c, AwqConfig.int4(0, true), false, null);
-      int[] checked = new int[1];
-      try (TensorSource source = Checkpoints.open(g.dir);
-          NDManager m = NDManager.newBaseManager()) {
-        Forward forward = new Forward(c, "", m);
-        NDArray x = m.randomNormal(new Shape(2, SEQ, c.hiddenSize()));
-        new CalibrationCollector(
-                c, LinearGroups.oneStage(c), CalibrationCollector.Propagation.ORIGINAL, true, 4)
-            .run(
-                source,
-                samples(c),
-                (layer, linears, weights, stats) -> {
-                  Map<String, float[]> before = new HashMap<>();
-                  weights.forEach((k, v) -> before.put(k, v.clone()));
-                  awq.quantize(layer, linears, weights, stats);
-                  boolean changed = false;
-                  for (String k : weights.keySet()) {
-                    changed |= !java.util.Arrays.equals(before.get(k), weights.get(k));
-                  }
-                  assertTrue(changed, name + ": AWQ scaled nothing in layer " + layer);
-                  float[] expected = layerOutput(forward, m, c, layer, before, x);
-                  float[] got = layerOutput(forward, m, c, layer, weights, x);
-                  assertArrayEquals(expected, got, 2e-4f, name + " layer " + layer);
-                  if (c.moe()) {
-                    String router = Layout.router(c) + ".weight";
-                    assertArrayEquals(before.get(router), weights.get(router));
-                  }
-                  checked[0]++;
-                });
-      }
-      assertEquals(c.numLayers(), checked[0]);
+      assertAwqFoldsExactly(g.dir, name);
     }
+  }
+
+  /**
+   * Multi-head attention (every query head its own kv head), where o_proj's scale folds into v's
+   * rows (and bias): Llama with attention biases, and Qwen3, whose q/k norms leave v alone.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"llama", "qwen3"})
+  void awqFoldsOProjIntoVWithMultiHeadAttention(String type) throws IOException {
+    ModelConfig c =
+        ModelConfig.llama(64, 32, 64, 2, 4, 4, 64)
+            .with(
+                "{\"model_type\":\""
+                    + type
+                    + "\",\"attention_bias\":"
+                    + type.equals("llama")
+                    + ",\"head_dim\":8}");
+    Path dir = tmp.resolve(type);
+    try (Transformer t = Transformer.randomInit(c, 3, Device.cpu())) {
+      t.save(dir, DType.F32, Map.of());
+    }
+    assertAwqFoldsExactly(dir, type);
+  }
+
+  /** AWQ scales only (no rounding): each layer must compute what it computed before. */
+  private static void assertAwqFoldsExactly(Path dir, String name) throws IOException {
+    ModelConfig c = ModelConfig.read(dir);
+    AwqLayerQuantizer awq = new AwqLayerQuantizer(c, AwqConfig.int4(0, true), false, null);
+    boolean oScaled = c.numKvHeads() == c.numHeads() && !c.fusedProjections();
+    int[] checked = new int[1];
+    Set<String> changed = new java.util.HashSet<>();
+    try (TensorSource source = Checkpoints.open(dir);
+        NDManager m = NDManager.newBaseManager()) {
+      Forward forward = new Forward(c, "", m);
+      NDArray x = m.randomNormal(new Shape(2, SEQ, c.hiddenSize()));
+      new CalibrationCollector(
+              c, LinearGroups.oneStage(c), CalibrationCollector.Propagation.ORIGINAL, true, 4)
+          .run(
+              source,
+              samples(c),
+              (layer, linears, weights, stats) -> {
+                Map<String, float[]> before = new HashMap<>();
+                weights.forEach((k, v) -> before.put(k, v.clone()));
+                awq.quantize(layer, linears, weights, stats);
+                for (String k : weights.keySet()) {
+                  if (!java.util.Arrays.equals(before.get(k), weights.get(k))) {
+                    changed.add(k);
+                  }
+                }
+                float[] expected = layerOutput(forward, m, c, layer, before, x);
+                float[] got = layerOutput(forward, m, c, layer, weights, x);
+                assertArrayEquals(expected, got, 2e-4f, name + " layer " + layer);
+                if (c.moe()) {
+                  String router = Layout.router(c) + ".weight";
+                  assertArrayEquals(before.get(router), weights.get(router));
+                }
+                checked[0]++;
+              });
+    }
+    assertEquals(c.numLayers(), checked[0]);
+    assertFalse(changed.isEmpty(), name + ": AWQ scaled nothing");
+    // o_proj's columns are scaled (and v's rows divided) exactly when its fold is allowed
+    assertEquals(oScaled, changed.contains("self_attn.o_proj.weight"), name + " o_proj scaled");
   }
 
   private static float[] layerOutput(
