@@ -15,6 +15,7 @@ import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.recipe.Recipe;
 import dev.compactor.core.recipe.RecipeModelCheck;
 import dev.compactor.core.recipe.RecipeProblem;
+import dev.compactor.core.recipe.StepMemory;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -148,6 +149,25 @@ class MixtralTest {
             "stages[2].quantize.export: not supported yet: gguf export of mixtral models"
                 + " (safetensors export only so far)"),
         p);
+  }
+
+  @Test
+  void gptqMemoryCountsEveryExpertsGramMatrix() {
+    // Mixtral 8x7B's down projections read 14336 inputs: 8 Gram matrices of 14336^2 doubles
+    ModelConfig m = ModelConfig.fromJson(MIXTRAL_8X7B);
+    String recipe =
+        """
+        name: q
+        stages:
+          - quantize: { method: gptq, bits: 4, export: [safetensors] }
+        calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }
+        """;
+    String rtn = recipe.replace("gptq", "rtn");
+    long grams = 8L * 14336 * 14336 * 8;
+    long extra =
+        StepMemory.estimate(Recipe.parse(recipe).stage(0), m)
+            - StepMemory.estimate(Recipe.parse(rtn).stage(0), m);
+    assertTrue(extra > grams, "calibration adds " + extra + " bytes");
   }
 
   private static String msg(Throwable t) {
