@@ -9,9 +9,12 @@ import ai.djl.ndarray.NDArray;
  * <p>Linear names are the Hugging Face module names relative to the decoder layer: Llama family
  * {@code self_attn.q_proj}, {@code self_attn.k_proj}, {@code self_attn.v_proj}, {@code
  * self_attn.o_proj}, {@code mlp.gate_proj}, {@code mlp.up_proj}, {@code mlp.down_proj}; GPT-2
- * {@code attn.c_attn}, {@code attn.c_proj}, {@code mlp.c_fc}, {@code mlp.c_proj}. The weight of
- * that linear is {@code parameters().get(prefix + linearName + ".weight")} (for GPT-2 stored {@code
- * [in, out]}, for Llama {@code [out, in]}).
+ * {@code attn.c_attn}, {@code attn.c_proj}, {@code mlp.c_fc}, {@code mlp.c_proj}; Phi-3 {@code
+ * self_attn.qkv_proj} and {@code mlp.gate_up_proj}; Mixtral the router {@code
+ * block_sparse_moe.gate} (every token) and {@code block_sparse_moe.experts.E.w1|w3|w2} (only the
+ * tokens routed to expert E; an expert no token chose is not observed). The weight of that linear
+ * is {@code parameters().get(prefix + linearName + ".weight")} (for GPT-2 stored {@code [in, out]},
+ * for Llama {@code [out, in]}).
  */
 @FunctionalInterface
 public interface ActivationObserver {

@@ -17,19 +17,15 @@ public final class InputNormCollector {
   private final Map<Key, double[]> sumSquares = new HashMap<>();
   private final Map<Key, Long> tokens = new HashMap<>();
 
-  private record Key(int layer, Linear linear) {}
+  private record Key(int layer, String linear) {}
 
   /**
-   * Adds the input of linear {@code linearName} ({@code q_proj} or {@code self_attn.q_proj}) in
-   * decoder layer {@code layer}: any shape whose last axis is the input features.
+   * Adds the input of linear {@code linear} (relative to the layer prefix, as the forward names it:
+   * {@code self_attn.q_proj}, {@code block_sparse_moe.experts.3.w1}) in decoder layer {@code
+   * layer}: any shape whose last axis is the input features. An expert is shown only the tokens
+   * routed to it, so its norms and token count are those of its routed tokens.
    */
-  public void observe(int layer, String linearName, NDArray input) {
-    Linear linear =
-        Linear.fromName(linearName)
-            .orElseThrow(
-                () ->
-                    new IllegalArgumentException(
-                        "unknown decoder linear '" + linearName + "' in layer " + layer));
+  public void observe(int layer, String linear, NDArray input) {
     long[] shape = input.getShape().getShape();
     int features = (int) shape[shape.length - 1];
     float[] sq;
@@ -48,7 +44,7 @@ public final class InputNormCollector {
           "layer "
               + layer
               + " "
-              + linear.hfName()
+              + linear
               + " had "
               + acc.length
               + " input features, now "
@@ -60,14 +56,19 @@ public final class InputNormCollector {
     tokens.merge(key, input.getShape().size() / features, Long::sum);
   }
 
-  /** True when inputs of that linear were observed. */
-  public boolean has(int layer, Linear linear) {
+  /** True when inputs of that linear (relative name) were observed. */
+  public boolean has(int layer, String linear) {
     return sumSquares.containsKey(new Key(layer, linear));
   }
 
-  /** Number of calibration tokens seen by that linear. */
-  public long tokens(int layer, Linear linear) {
+  /** Number of calibration tokens seen by that linear (relative name). */
+  public long tokens(int layer, String linear) {
     return tokens.getOrDefault(new Key(layer, linear), 0L);
+  }
+
+  /** {@link #tokens(int, String)} of a dense Llama-style linear. */
+  public long tokens(int layer, Linear linear) {
+    return tokens(layer, linear.module() + "." + linear.hfName());
   }
 
   /** The most calibration tokens any linear saw (all see the same in a full forward pass). */
@@ -75,15 +76,15 @@ public final class InputNormCollector {
     return tokens.values().stream().mapToLong(Long::longValue).max().orElse(0L);
   }
 
-  /** ||X_j||_2 for each input feature j of that linear. */
-  public float[] norms(int layer, Linear linear) {
+  /** ||X_j||_2 for each input feature j of that linear (relative name). */
+  public float[] norms(int layer, String linear) {
     double[] acc = sumSquares.get(new Key(layer, linear));
     if (acc == null) {
       throw new IllegalStateException(
           "no calibration input was observed for layer "
               + layer
               + " "
-              + linear.hfName()
+              + linear
               + ": run the calibration forward passes first");
     }
     float[] n = new float[acc.length];

@@ -2,12 +2,14 @@ package dev.compactor.core.prune;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 
 /**
- * Unstructured magnitude pruning: in every targeted decoder linear, the weights with the smallest
- * |W| are set to zero, either within each output row (the default, the comparison group the Wanda
- * paper found better for LLMs) or across the whole tensor. Needs no calibration data, streams the
- * checkpoint one tensor at a time and writes a loadable Hugging Face directory.
+ * Unstructured magnitude pruning: in every targeted decoder linear (fused Phi-3 projections as the
+ * single linears they are, each Mixtral expert on its own; never the router), the weights with the
+ * smallest |W| are set to zero, either within each output row (the default, the comparison group
+ * the Wanda paper found better for LLMs) or across the whole tensor. Needs no calibration data,
+ * streams the checkpoint one tensor at a time and writes a loadable Hugging Face directory.
  */
 public final class MagnitudePruner {
 
@@ -36,6 +38,7 @@ public final class MagnitudePruner {
           }
           return weight;
         },
-        0L);
+        0L,
+        new ArrayList<>());
   }
 }

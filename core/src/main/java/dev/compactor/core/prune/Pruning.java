@@ -1,7 +1,7 @@
 package dev.compactor.core.prune;
 
 import ai.djl.Device;
-import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.core.model.ModelConfig;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -32,13 +32,11 @@ public final class Pruning {
       Supplier<List<int[]>> calibration,
       Device device)
       throws IOException {
-    String modelType = ModelDirectory.open(inputDir).configJson().path("model_type").asText("");
-    if (List.of("mixtral", "qwen2_moe", "qwen3_moe").contains(modelType)) {
-      // The targets are the dense decoder linears; pruning would touch attention and leave every
-      // expert (block_sparse_moe.experts.E.w1/w2/w3, mlp.experts.E.*) dense while reporting the
-      // target sparsity.
+    ModelConfig config = ModelConfig.read(inputDir);
+    if (config.moe() && config.family() != ModelConfig.Family.MIXTRAL) {
+      // the targets know Mixtral's experts, not a shared expert or dense layers among sparse ones
       throw new UnsupportedOperationException(
-          "not supported yet: pruning " + modelType + " (mixture-of-experts layers)");
+          "not supported yet: pruning " + config.modelType() + " (mixture-of-experts layers)");
     }
     return switch (spec.method()) {
       case MAGNITUDE -> new MagnitudePruner(spec).prune(inputDir, outputDir);

@@ -6,8 +6,10 @@ import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.SafetensorsWriter;
 import dev.compactor.core.io.TensorInfo;
 import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.prune.PruningReport.TensorSparsity;
 import dev.compactor.core.prune.PruningSpec.LinearWeight;
+import dev.compactor.core.quant.calib.ExpertTokens;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -41,8 +43,17 @@ final class PruningPipeline {
 
   private PruningPipeline() {}
 
+  /**
+   * @param experts filled by {@code scorer} while it runs (Wanda: the routed tokens of every expert
+   *     it scored); copied into the report at the end
+   */
   static PruningReport run(
-      Path inputDir, Path outputDir, PruningSpec spec, Scorer scorer, long calibrationTokens)
+      Path inputDir,
+      Path outputDir,
+      PruningSpec spec,
+      Scorer scorer,
+      long calibrationTokens,
+      List<ExpertTokens> experts)
       throws IOException {
     if (Files.exists(outputDir) && !isEmptyDir(outputDir)) {
       throw new IOException("output directory " + outputDir + " must be empty or absent");
@@ -50,8 +61,9 @@ final class PruningPipeline {
     List<TensorSparsity> pruned = new ArrayList<>();
     int copied = 0;
     ModelDirectory model = ModelDirectory.open(inputDir);
+    ModelConfig config = ModelConfig.read(inputDir);
     try (TensorSource src = model.weights()) {
-      requireTargets(src, spec, inputDir);
+      requireTargets(src, spec, config, inputDir);
       Map<String, String> metadata = new LinkedHashMap<>(src.metadata());
       metadata.put("compactor.prune.method", spec.method().name().toLowerCase());
       metadata.put("compactor.prune.sparsity", Double.toString(spec.sparsity()));
@@ -66,7 +78,7 @@ final class PruningPipeline {
       try (SafetensorsWriter out =
           SafetensorsWriter.planned(outputDir, MAX_SHARD_BYTES, metadata, plan)) {
         for (String name : src.names()) {
-          var target = spec.target(name);
+          var target = spec.target(config, name);
           if (target.isEmpty()) {
             out.copy(src, name);
             copied++;
@@ -82,7 +94,13 @@ final class PruningPipeline {
     model.copyAuxiliaryFilesTo(outputDir);
     PruningReport report =
         new PruningReport(
-            spec.method(), spec.sparsity(), spec.granularity(), pruned, copied, calibrationTokens);
+            spec.method(),
+            spec.sparsity(),
+            spec.granularity(),
+            pruned,
+            copied,
+            calibrationTokens,
+            experts);
     LOG.info(
         "pruned {} tensors of {} with {} to overall sparsity {} (target {}), copied {}",
         pruned.size(),
@@ -155,17 +173,20 @@ final class PruningPipeline {
     return zeros;
   }
 
-  private static void requireTargets(TensorSource src, PruningSpec spec, Path dir) {
+  private static void requireTargets(
+      TensorSource src, PruningSpec spec, ModelConfig config, Path dir) {
     for (String name : src.names()) {
-      if (spec.target(name).isPresent()) {
+      if (spec.target(config, name).isPresent()) {
         return;
       }
     }
     throw new UnsupportedOperationException(
         "not supported yet: pruning "
             + dir
-            + ", which has no Llama-style decoder linear weights"
-            + " (model.layers.N.{self_attn,mlp}.*_proj.weight) among "
+            + " ("
+            + config.modelType()
+            + "), which has no decoder linear weights to prune"
+            + " (model.layers.N.{self_attn,mlp}.*_proj.weight or experts) among "
             + src.names().size()
             + " tensors");
   }

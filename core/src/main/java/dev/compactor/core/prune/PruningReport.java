@@ -2,6 +2,7 @@ package dev.compactor.core.prune;
 
 import dev.compactor.core.prune.PruningSpec.Granularity;
 import dev.compactor.core.prune.PruningSpec.Method;
+import dev.compactor.core.quant.calib.ExpertTokens;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -17,6 +18,9 @@ import java.util.Map;
  * @param tensors one entry per pruned tensor, in file order
  * @param copiedTensors tensors written unchanged (embeddings, norms, head, biases)
  * @param calibrationTokens tokens the Wanda input norms were computed from (0 for magnitude)
+ * @param expertTokens Wanda on a mixture of experts: the routed calibration tokens of every (layer,
+ *     expert); an expert with too few ({@code calibrated} false) was pruned by magnitude. Empty
+ *     otherwise
  */
 public record PruningReport(
     Method method,
@@ -24,7 +28,8 @@ public record PruningReport(
     Granularity granularity,
     List<TensorSparsity> tensors,
     int copiedTensors,
-    long calibrationTokens) {
+    long calibrationTokens,
+    List<ExpertTokens> expertTokens) {
 
   /** One pruned tensor: elements, how many the mask removed, and how many are zero now. */
   public record TensorSparsity(String name, long elements, long masked, long zeros) {
@@ -37,6 +42,12 @@ public record PruningReport(
 
   public PruningReport {
     tensors = List.copyOf(tensors);
+    expertTokens = List.copyOf(expertTokens);
+  }
+
+  /** Experts pruned by magnitude because too few calibration tokens were routed to them. */
+  public List<ExpertTokens> uncalibratedExperts() {
+    return expertTokens.stream().filter(e -> !e.calibrated()).toList();
   }
 
   /** Zero fraction over all pruned tensors together. */
@@ -58,6 +69,9 @@ public record PruningReport(
     m.put("prune.pruned_tensors", (double) tensors.size());
     m.put("prune.pruned_elements", (double) prunedElements());
     m.put("prune.calibration_tokens", (double) calibrationTokens);
+    if (!expertTokens.isEmpty()) {
+      m.put("prune.uncalibrated_experts", (double) uncalibratedExperts().size());
+    }
     return m;
   }
 

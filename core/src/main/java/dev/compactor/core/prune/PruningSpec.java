@@ -1,5 +1,8 @@
 package dev.compactor.core.prune;
 
+import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.model.internal.Layout;
+import dev.compactor.core.quant.calib.LinearGroups;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.EnumSet;
@@ -18,7 +21,8 @@ import java.util.regex.Pattern;
  * @param method magnitude or Wanda scoring
  * @param sparsity fraction of weights of every targeted tensor set to zero, in (0, 1)
  * @param granularity the comparison group inside which the smallest scores are zeroed
- * @param linears the decoder linears to prune; all seven of a Llama-style block by default
+ * @param linears the kinds of decoder linear to prune; every kind (so every compressible linear of
+ *     any family) by default
  */
 public record PruningSpec(
     Method method, double sparsity, Granularity granularity, Set<Linear> linears) {
@@ -54,15 +58,25 @@ public record PruningSpec(
     PER_TENSOR
   }
 
-  /** The linear layers of a Llama-style decoder block, by their Hugging Face name. */
+  /**
+   * The kinds of compressible decoder linear, by their Hugging Face name: the seven of a
+   * Llama-style block, Phi-3's fused {@code qkv_proj} and {@code gate_up_proj} (pruned as the
+   * single linears they are), and a mixture of experts' per-expert gate, up and down (each expert
+   * pruned on its own). The router is none of them: it is never pruned.
+   */
   public enum Linear {
     Q_PROJ("self_attn", "q_proj"),
     K_PROJ("self_attn", "k_proj"),
     V_PROJ("self_attn", "v_proj"),
+    QKV_PROJ("self_attn", "qkv_proj"),
     O_PROJ("self_attn", "o_proj"),
     GATE_PROJ("mlp", "gate_proj"),
     UP_PROJ("mlp", "up_proj"),
-    DOWN_PROJ("mlp", "down_proj");
+    GATE_UP_PROJ("mlp", "gate_up_proj"),
+    DOWN_PROJ("mlp", "down_proj"),
+    EXPERT_GATE("experts", "gate"),
+    EXPERT_UP("experts", "up"),
+    EXPERT_DOWN("experts", "down");
 
     private final String module;
     private final String hfName;
@@ -72,38 +86,65 @@ public record PruningSpec(
       this.hfName = hfName;
     }
 
-    /** The short name, e.g. {@code q_proj}. */
+    /** The short name, e.g. {@code q_proj}; an expert projection's role. */
     public String hfName() {
       return hfName;
     }
 
-    /** The parent module, {@code self_attn} or {@code mlp}. */
+    /** The parent module, {@code self_attn}, {@code mlp} or {@code experts}. */
     public String module() {
       return module;
     }
 
-    /** The weight's tensor name in decoder layer {@code layer}. */
-    public String weightName(int layer) {
-      return "model.layers." + layer + "." + module + "." + hfName + ".weight";
-    }
-
-    /** Parses {@code q_proj} or {@code self_attn.q_proj}. */
+    /** Parses a dense linear's {@code q_proj} or {@code self_attn.q_proj}. */
     public static Optional<Linear> fromName(String name) {
       String shortName = name.substring(name.lastIndexOf('.') + 1);
       for (Linear l : values()) {
-        if (l.hfName.equals(shortName)) {
+        if (l.hfName.equals(shortName) && !l.module.equals("experts")) {
           return Optional.of(l);
         }
       }
       return Optional.empty();
     }
+
+    /**
+     * The kind of {@code linear} (relative to the layer prefix) in {@code c}'s naming, if it is a
+     * compressible linear of {@code c} ({@link LinearGroups#compressible}).
+     */
+    public static Optional<Linear> of(ModelConfig c, String linear) {
+      if (!LinearGroups.compressible(c).contains(linear)) {
+        return Optional.empty();
+      }
+      LinearGroups.Group g = LinearGroups.groupOf(c, linear);
+      if (g.expert() >= 0) {
+        for (Layout.ExpertProj p : Layout.ExpertProj.values()) {
+          if (Layout.expert(c, g.expert(), p).equals(linear)) {
+            return Optional.of(
+                switch (p) {
+                  case GATE -> EXPERT_GATE;
+                  case UP -> EXPERT_UP;
+                  case DOWN -> EXPERT_DOWN;
+                });
+          }
+        }
+      }
+      return fromName(linear);
+    }
   }
 
-  private static final Pattern DECODER_LINEAR_WEIGHT =
-      Pattern.compile("model\\.layers\\.(\\d+)\\.(self_attn|mlp)\\.(\\w+_proj)\\.weight");
+  private static final Pattern LAYER_WEIGHT =
+      Pattern.compile("model\\.layers\\.(\\d+)\\.(.+)\\.weight");
 
-  /** A decoder linear weight, located by its tensor name. */
-  public record LinearWeight(int layer, Linear linear) {}
+  /**
+   * A compressible decoder linear weight, located by its tensor name.
+   *
+   * @param layer the decoder layer
+   * @param name the linear relative to the layer prefix, e.g. {@code self_attn.q_proj} or {@code
+   *     block_sparse_moe.experts.3.w1}
+   * @param linear its kind
+   * @param expert the expert it belongs to, -1 for a dense linear
+   */
+  public record LinearWeight(int layer, String name, Linear linear, int expert) {}
 
   public PruningSpec {
     if (method == null || granularity == null || linears == null) {
@@ -121,7 +162,7 @@ public record PruningSpec(
     linears = Collections.unmodifiableSet(EnumSet.copyOf(linears));
   }
 
-  /** Per-output-row pruning of all seven decoder linears, as in the Wanda paper. */
+  /** Per-output-row pruning of every decoder linear, as in the Wanda paper. */
   public static PruningSpec of(Method method, double sparsity) {
     return new PruningSpec(
         method, sparsity, Granularity.PER_OUTPUT_ROW, EnumSet.allOf(Linear.class));
@@ -133,20 +174,25 @@ public record PruningSpec(
   }
 
   /**
-   * The decoder linear that {@code tensorName} is the weight of, if it is one this spec prunes.
-   * Biases, norms, embeddings and {@code lm_head} never match.
+   * The decoder linear that {@code tensorName} is the weight of in a model of shape {@code c}, if
+   * it is one this spec prunes. Biases, norms, q/k norms, routers, embeddings and {@code lm_head}
+   * never match.
    */
-  public Optional<LinearWeight> target(String tensorName) {
-    Matcher m = DECODER_LINEAR_WEIGHT.matcher(tensorName);
-    if (!m.matches()) {
+  public Optional<LinearWeight> target(ModelConfig c, String tensorName) {
+    Matcher m = LAYER_WEIGHT.matcher(tensorName);
+    if (!m.matches() || c.family() == ModelConfig.Family.GPT2) {
       return Optional.empty();
     }
-    Optional<Linear> linear = Linear.fromName(m.group(3));
-    if (linear.isEmpty()
-        || !linear.get().module().equals(m.group(2))
-        || !linears.contains(linear.get())) {
+    String name = m.group(2);
+    Optional<Linear> linear = Linear.of(c, name);
+    if (linear.isEmpty() || !linears.contains(linear.get())) {
       return Optional.empty();
     }
-    return Optional.of(new LinearWeight(Integer.parseInt(m.group(1)), linear.get()));
+    return Optional.of(
+        new LinearWeight(
+            Integer.parseInt(m.group(1)),
+            name,
+            linear.get(),
+            LinearGroups.groupOf(c, name).expert()));
   }
 }

@@ -5,10 +5,16 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import dev.compactor.core.model.ActivationObserver;
+import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.StreamingTransformer;
+import dev.compactor.core.quant.calib.ExpertTokens;
+import dev.compactor.core.quant.calib.LinearGroups;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -26,6 +32,12 @@ import org.slf4j.LoggerFactory;
  * that needs a single forward pass per batch (works with a layer-by-layer streaming model) and
  * never rewrites weights mid-calibration. The sequential variant (later layers calibrated on the
  * outputs of pruned earlier layers) is not implemented.
+ *
+ * <p>Every family the forward runs but GPT-2 is pruned: Phi-3's fused projections as the linears
+ * they are (their norms are those of the one input they read), Mixtral's experts each on its own
+ * with the norms of only the tokens routed to it. An expert that saw fewer than {@link
+ * LinearGroups#minExpertTokens} routed tokens is pruned by magnitude instead and listed in the
+ * report ({@link PruningReport#expertTokens}). The router is never pruned.
  */
 public final class WandaPruner {
 
@@ -109,22 +121,50 @@ public final class WandaPruner {
    */
   public PruningReport prune(Path inputDir, Path outputDir, InputNormCollector norms)
       throws IOException {
+    ModelConfig config = ModelConfig.read(inputDir);
+    long min = config.moe() ? LinearGroups.minExpertTokens(config) : 0;
+    List<ExpertTokens> experts = new ArrayList<>();
+    Set<List<Integer>> reported = new HashSet<>();
     return PruningPipeline.run(
         inputDir,
         outputDir,
         spec,
         (target, weight, rows, cols) -> {
-          if (!norms.has(target.layer(), target.linear())) {
+          if (target.expert() >= 0) {
+            long tokens = norms.tokens(target.layer(), target.name());
+            boolean calibrated = tokens >= min;
+            // an expert's three projections see the same routed tokens: report it once
+            if (reported.add(List.of(target.layer(), target.expert()))) {
+              experts.add(new ExpertTokens(target.layer(), target.expert(), tokens, calibrated));
+            }
+            if (!calibrated) {
+              // an expert the router hardly used: its norms say nothing (all zero when unused)
+              LOG.warn(
+                  "layer {} expert {}: {} routed calibration tokens, fewer than {}; {} pruned by"
+                      + " magnitude",
+                  target.layer(),
+                  target.expert(),
+                  tokens,
+                  min,
+                  target.name());
+              for (int i = 0; i < weight.length; i++) {
+                weight[i] = Math.abs(weight[i]);
+              }
+              return weight;
+            }
+          }
+          if (!norms.has(target.layer(), target.name())) {
             throw new IllegalStateException(
                 "no calibration input was observed for layer "
                     + target.layer()
                     + " "
-                    + target.linear().hfName()
+                    + target.name()
                     + ": was the model calibrated the one being pruned?");
           }
           return ImportanceScores.wanda(
-              weight, rows, cols, norms.norms(target.layer(), target.linear()));
+              weight, rows, cols, norms.norms(target.layer(), target.name()));
         },
-        norms.calibrationTokens());
+        norms.calibrationTokens(),
+        experts);
   }
 }

@@ -110,28 +110,32 @@ public final class RecipeModelCheck {
       // llama and mistral export as llama.cpp's llama arch, qwen2 as its qwen2 arch
       return;
     }
-    boolean ggufBuilt =
-        m.family() == ModelConfig.Family.QWEN3 || m.family() == ModelConfig.Family.PHI3;
+    boolean gpt2 = m.family() == ModelConfig.Family.GPT2;
     String model =
         m.modelType()
-            + (ggufBuilt
-                ? " models (rtn, nf4 and fp8 to safetensors, and GGUF, only so far)"
-                : " models (only Llama-family decoders so far)");
-    if (s.params() instanceof PruneParams) {
+            + (gpt2
+                ? " models (only Llama-family decoders so far)"
+                : " models (safetensors and GGUF exports only so far)");
+    if (gpt2 && s.params() instanceof PruneParams) {
       out.add(new RecipeProblem(path, "not supported yet: pruning " + model));
     }
     if (s.params() instanceof QuantizeParams q) {
-      if (q.needsCalibration()) {
-        out.add(
-            new RecipeProblem(
-                path + ".method", "not supported yet: " + q.method().key() + " on " + model));
+      if (gpt2) {
+        out.add(new RecipeProblem(path, "not supported yet: quantizing " + model));
+        return;
+      }
+      if (m.family() == ModelConfig.Family.PHI3
+          && q.export().stream()
+              .anyMatch(f -> f.container() == QuantizeParams.ExportFormat.Container.GGUF)) {
+        // Qwen3's importance matrix is tested against the whole-model hook; Phi-3's fused
+        // attn_qkv / ffn_up importance is not
+        imatrixProblem(s, path, model).ifPresent(out::add);
       }
       for (QuantizeParams.ExportFormat f : q.export()) {
         if (f.container() == QuantizeParams.ExportFormat.Container.SAFETENSORS) {
           continue;
         }
-        if (ggufBuilt && f.container() == QuantizeParams.ExportFormat.Container.GGUF) {
-          imatrixProblem(s, path, model).ifPresent(out::add);
+        if (f.container() == QuantizeParams.ExportFormat.Container.GGUF) {
           continue;
         }
         out.add(
@@ -143,28 +147,19 @@ public final class RecipeModelCheck {
   }
 
   /**
-   * A mixture-of-experts model (Mixtral): no compression stage knows the experts yet (each would
-   * skip them or read them as dense linears), but a quantize stage that only writes GGUF files
-   * runs: they are quantized from the original weights by the ggml block quantizers, experts
-   * stacked as llama.cpp wants them.
+   * A mixture-of-experts model. Mixtral: pruning and quantization know its experts (each compressed
+   * on its own routed tokens, the router kept dense) and its GGUF export stacks them as llama.cpp
+   * wants; compressed-tensors and a GGUF importance matrix do not know them yet. Qwen MoE (shared
+   * experts, dense and sparse layers mixed): evaluation only. Distillation and factorization would
+   * read experts as dense linears or skip them.
    */
   private static void moe(StageSpec s, String path, ModelConfig m, List<RecipeProblem> out) {
     String why = " " + m.modelType() + " (mixture-of-experts layers)";
-    if (s.params() instanceof QuantizeParams q
-        && q.export().stream()
-            .allMatch(f -> f.container() == QuantizeParams.ExportFormat.Container.GGUF)) {
-      if (m.family() != ModelConfig.Family.MIXTRAL) {
-        // GgufExperts has Mixtral's tensor table only (no shared experts yet)
-        out.add(new RecipeProblem(path + ".export", "not supported yet: GGUF export of" + why));
-        return;
-      }
-      imatrixProblem(s, path, m.modelType() + " (mixture-of-experts layers)").ifPresent(out::add);
-      return;
-    }
+    boolean mixtral = m.family() == ModelConfig.Family.MIXTRAL;
     String what =
         switch (s.kind()) {
-          case PRUNE -> "pruning";
-          case QUANTIZE -> "quantizing";
+          case PRUNE -> mixtral ? null : "pruning";
+          case QUANTIZE -> mixtral ? null : "quantizing";
           case DISTILL -> "distilling";
           case FACTORIZE -> "factorizing";
           default -> null;
@@ -176,10 +171,24 @@ public final class RecipeModelCheck {
               "not supported yet: "
                   + what
                   + why
-                  + "; evaluate it as is"
-                  + (s.kind() == StageKind.QUANTIZE && m.family() == ModelConfig.Family.MIXTRAL
-                      ? " or export only GGUF"
-                      : "")));
+                  + (mixtral ? "; prune, quantize or evaluate it" : "; evaluate it as is")));
+      return;
+    }
+    if (s.params() instanceof QuantizeParams q) {
+      if (q.export().stream()
+          .anyMatch(f -> f.container() == QuantizeParams.ExportFormat.Container.GGUF)) {
+        imatrixProblem(s, path, m.modelType() + " (mixture-of-experts layers)").ifPresent(out::add);
+      }
+      for (QuantizeParams.ExportFormat f : q.export()) {
+        switch (f.container()) {
+          case SAFETENSORS, GGUF -> {}
+          default ->
+              out.add(
+                  new RecipeProblem(
+                      path + ".export",
+                      "not supported yet: " + f.container().key() + " export of" + why));
+        }
+      }
     }
   }
 

@@ -64,7 +64,8 @@ public final class StepMemory {
               yield 3 * layerBytes + embed;
             }
             long tokens = tokens(spec, QUANTIZE_DEFAULT_SAMPLES, QUANTIZE_DEFAULT_SEQ_LEN);
-            long hessian = widest * widest * 8;
+            // one Gram matrix per group of a stage: with experts, every expert's at once
+            long hessian = (m.moe() ? m.numExperts() : 1) * widest * widest * 8;
             yield layerwise(m, tokens, seqLen(spec, QUANTIZE_DEFAULT_SEQ_LEN), layerBytes, embed)
                 + hessian;
           }
@@ -98,7 +99,9 @@ public final class StepMemory {
   /** Hidden states of every calibration token into and out of a layer, plus one layer's work. */
   private static long layerwise(ModelConfig m, long tokens, long seq, long layerBytes, long embed) {
     long h = m.hiddenSize();
-    long perToken = (3 * h + 2L * m.intermediateSize() + (long) m.numHeads() * seq) * F32;
+    // a token runs through k experts' MLPs
+    long mlps = m.moe() ? m.expertsPerToken() : 1;
+    long perToken = (3 * h + 2L * mlps * m.intermediateSize() + (long) m.numHeads() * seq) * F32;
     return 3 * layerBytes + embed + tokens * perToken;
   }
 

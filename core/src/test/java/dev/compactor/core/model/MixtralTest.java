@@ -7,15 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import dev.compactor.core.distill.StudentBuilder;
-import dev.compactor.core.metrics.ProgressListener;
-import dev.compactor.core.prune.Pruning;
-import dev.compactor.core.prune.PruningSpec;
-import dev.compactor.core.quant.table.LayerwiseQuantizer;
-import dev.compactor.core.quant.table.WeightQuantization;
 import dev.compactor.core.recipe.Recipe;
 import dev.compactor.core.recipe.RecipeModelCheck;
 import dev.compactor.core.recipe.RecipeProblem;
-import java.nio.file.Files;
+import dev.compactor.core.recipe.StepMemory;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -86,21 +81,10 @@ class MixtralTest {
   }
 
   @Test
-  void compressionStagesRefuseMixtral(@TempDir Path tmp) throws Exception {
+  void distillationAndCompressedTensorsRefuseMixtral(@TempDir Path tmp) throws Exception {
+    // pruning, quantizing (FamilyCalibrationTest) and GGUF (MixtralGgufRoundTripTest) work; these
+    // do not know experts
     try (Golden g = new Golden("mixtral_moe")) {
-      UnsupportedOperationException prune =
-          assertThrows(
-              UnsupportedOperationException.class,
-              () ->
-                  Pruning.run(
-                      PruningSpec.of("magnitude", 0.5),
-                      g.dir,
-                      tmp.resolve("pruned"),
-                      List::of,
-                      Device.cpu()));
-      assertEquals("not supported yet: pruning mixtral (mixture-of-experts layers)", msg(prune));
-      assertFalse(Files.exists(tmp.resolve("pruned")));
-
       UnsupportedOperationException distill =
           assertThrows(
               UnsupportedOperationException.class,
@@ -108,30 +92,28 @@ class MixtralTest {
       assertEquals(
           "not supported yet: distilling mixtral (mixture-of-experts layers)", msg(distill));
 
-      UnsupportedOperationException quantize =
+      UnsupportedOperationException ct =
           assertThrows(
               UnsupportedOperationException.class,
               () ->
-                  LayerwiseQuantizer.run(
-                      g.dir,
-                      new WeightQuantization(WeightQuantization.Method.RTN, 8, 0),
-                      List.of(),
-                      (layer, weights, quantized) -> {},
-                      ProgressListener.NONE));
-      assertTrue(msg(quantize).startsWith("not supported yet: quantizing mixtral"), msg(quantize));
+                  new dev.compactor.core.quant.export.QuantizedCheckpointWriter(
+                      ModelConfig.read(g.dir), null));
+      assertEquals(
+          "not supported yet: compressed-tensors export of mixtral (mixture-of-experts layers)",
+          msg(ct));
     }
   }
 
   @Test
-  void recipeCheckRefusesEveryCompressionStepAtJobStartButNotEvaluation() {
+  void recipeCheckRefusesDistillationAndAGgufImportanceMatrixButNotPruneOrQuantize() {
     ModelConfig m = ModelConfig.fromJson(MIXTRAL_8X7B);
     String recipe =
         """
         name: all
         stages:
-          - prune: { method: magnitude, sparsity: 0.5 }
+          - prune: { method: wanda, sparsity: 0.5 }
           - distill: { keep_layers: 2, steps: 10 }
-          - quantize: { method: rtn, bits: 8, export: [safetensors] }
+          - quantize: { method: gptq, bits: 4, export: [safetensors, gguf] }
           - evaluate: { perplexity: { seq_len: 64 } }
         calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }
         """;
@@ -139,17 +121,17 @@ class MixtralTest {
         RecipeModelCheck.check(Recipe.parse(recipe), m, Long.MAX_VALUE).stream()
             .map(RecipeProblem::toString)
             .toList();
-    String why = " mixtral (mixture-of-experts layers); evaluate it as is";
     assertEquals(
         List.of(
-            "stages[0].prune: not supported yet: pruning" + why,
-            "stages[1].distill: not supported yet: distilling" + why,
-            "stages[2].quantize: not supported yet: quantizing" + why + " or export only GGUF"),
+            "stages[1].distill: not supported yet: distilling mixtral (mixture-of-experts"
+                + " layers); prune, quantize or evaluate it",
+            "stages[2].quantize.export: not supported yet: GGUF with an importance matrix"
+                + " (calibration) on mixtral (mixture-of-experts layers)"),
         p);
   }
 
   @Test
-  void recipeCheckLetsAQuantizeStageExportOnlyGgufWithoutAnImportanceMatrix() {
+  void recipeCheckLetsQuantizeExportGgufWithoutAnImportanceMatrixButNotCompressedTensors() {
     ModelConfig m = ModelConfig.fromJson(MIXTRAL_8X7B);
     String gguf =
         """
@@ -162,12 +144,12 @@ class MixtralTest {
         """
         name: b
         stages:
-          - quantize: { method: rtn, bits: 8, export: [gguf, safetensors] }
+          - quantize: { method: rtn, bits: 8, export: [gguf, safetensors, compressed-tensors] }
         """;
     assertEquals(
         List.of(
-            "stages[0].quantize: not supported yet: quantizing mixtral (mixture-of-experts"
-                + " layers); evaluate it as is or export only GGUF"),
+            "stages[0].quantize.export: not supported yet: compressed-tensors export of mixtral"
+                + " (mixture-of-experts layers)"),
         RecipeModelCheck.check(Recipe.parse(both), m, Long.MAX_VALUE).stream()
             .map(RecipeProblem::toString)
             .toList());
@@ -185,6 +167,25 @@ class MixtralTest {
         RecipeModelCheck.check(Recipe.parse(imatrix), m, Long.MAX_VALUE).stream()
             .map(RecipeProblem::toString)
             .toList());
+  }
+
+  @Test
+  void gptqMemoryCountsEveryExpertsGramMatrix() {
+    // Mixtral 8x7B's down projections read 14336 inputs: 8 Gram matrices of 14336^2 doubles
+    ModelConfig m = ModelConfig.fromJson(MIXTRAL_8X7B);
+    String recipe =
+        """
+        name: q
+        stages:
+          - quantize: { method: gptq, bits: 4, export: [safetensors] }
+        calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }
+        """;
+    String rtn = recipe.replace("gptq", "rtn");
+    long grams = 8L * 14336 * 14336 * 8;
+    long extra =
+        StepMemory.estimate(Recipe.parse(recipe).stage(0), m)
+            - StepMemory.estimate(Recipe.parse(rtn).stage(0), m);
+    assertTrue(extra > grams, "calibration adds " + extra + " bytes");
   }
 
   private static String msg(Throwable t) {

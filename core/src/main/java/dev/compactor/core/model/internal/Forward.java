@@ -126,6 +126,34 @@ public final class Forward {
     return Linear.linear(x, w.global(head)).head();
   }
 
+  /**
+   * Decoder layer {@code i} alone, applied to hidden states {@code x} ({@code [batch, seq,
+   * hidden]}) at positions {@code 0..seq-1} with no cache: the same code as one step of {@link
+   * #run}, for layer-by-layer calibration (GPTQ feeds layer {@code i+1} the outputs of the
+   * already-quantized layer {@code i}, so hidden states are carried between layers instead of
+   * recomputed from the tokens). {@code w} holds the layer's tensors by relative name; {@code
+   * observer} (may be null) sees every linear's input, a mixture-of-experts layer's experts only
+   * their routed tokens. The result, like every intermediate, lives in {@code m}.
+   */
+  public NDArray layer(
+      NDManager m, int i, Map<String, NDArray> w, NDArray x, ActivationObserver observer) {
+    if (i < 0 || i >= c.numLayers()) {
+      throw new IllegalArgumentException(
+          "layer " + i + " is outside the model's " + c.numLayers() + " decoder layers");
+    }
+    Shape s = x.getShape();
+    if (s.dimension() != 3 || s.get(2) != c.hiddenSize()) {
+      throw new IllegalArgumentException(
+          "expected hidden states [batch, seq, " + c.hiddenSize() + "], found " + s);
+    }
+    int seq = Math.toIntExact(s.get(1));
+    checkLength(seq);
+    Pass p = new Pass(m, observer, s.get(0), seq, 0);
+    return c.family() == ModelConfig.Family.GPT2
+        ? gpt2Layer(p, i, w, x, null)
+        : llamaLayer(p, i, w, x, null);
+  }
+
   private NDArray llamaLayer(Pass p, int i, Map<String, NDArray> w, NDArray x, KvCache cache) {
     NDArray h = rmsNorm(x, w.get("input_layernorm.weight"));
     NDArray q;

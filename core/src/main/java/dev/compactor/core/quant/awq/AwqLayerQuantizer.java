@@ -1,7 +1,9 @@
 package dev.compactor.core.quant.awq;
 
 import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.model.internal.Layout;
 import dev.compactor.core.quant.calib.LayerQuantizer;
+import dev.compactor.core.quant.calib.LinearGroups;
 import dev.compactor.core.quant.calib.LinearStats;
 import dev.compactor.core.quant.export.QuantizedLayerSink;
 import dev.compactor.core.quant.export.QuantizedLinear;
@@ -14,28 +16,37 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * AWQ for one Llama decoder layer, run by {@link
- * dev.compactor.core.quant.calib.CalibrationCollector} with {@code ONE_STAGE} (all scales searched
- * on the unmodified layer, as AutoAWQ does). For each group of linears sharing an input it searches
- * the input-channel scale {@code s}, multiplies their weight columns by {@code s} and folds {@code
- * 1/s} into the op that produces the input, so the layer computes the same function before
- * rounding:
+ * AWQ for one decoder layer, run by {@link dev.compactor.core.quant.calib.CalibrationCollector}
+ * with {@link LinearGroups#oneStage} (all scales searched on the unmodified layer, as AutoAWQ
+ * does). For each group of linears sharing an input ({@link LinearGroups}) it searches the
+ * input-channel scale {@code s}, multiplies their weight columns by {@code s} and folds {@code 1/s}
+ * into the op that produces the input, so the layer computes the same function before rounding:
  *
  * <ul>
- *   <li>q/k/v: {@code input_layernorm.weight /= s};
- *   <li>gate/up: {@code post_attention_layernorm.weight /= s};
+ *   <li>attention input (q/k/v, or Phi-3's fused qkv_proj): {@code input_layernorm.weight /= s}.
+ *       Qwen3's q/k norms come after the projections and normalise each head's vector, which {@code
+ *       (h/s)(W diag s) = hW} leaves unchanged;
  *   <li>o_proj: rows (and bias) of v_proj {@code /= s} (attention output is linear in V per
- *       channel), only when every query head has its own kv head; with grouped-query attention an
- *       o_proj channel's scale would have to be shared by all heads of a kv group, so, like
- *       AutoAWQ, o_proj then gets no scale;
- *   <li>down_proj: rows (and bias) of up_proj {@code /= s} ({@code silu(gate) * up} is linear in
- *       up).
+ *       channel), only when every query head has its own kv head and v is its own linear; with
+ *       grouped-query attention an o_proj channel's scale would have to be shared by all heads of a
+ *       kv group, so, like AutoAWQ, o_proj then gets no scale; Phi-3's fused qkv_proj gets none
+ *       either (AutoAWQ's phi3 leaves that scaling out). Qwen3 normalises only q and k, so v is
+ *       folded into as in Llama (AutoAWQ's qwen3 does the same);
+ *   <li>gate/up (or Phi-3's gate_up_proj): {@code post_attention_layernorm.weight /= s};
+ *   <li>down_proj: rows (and bias) of up_proj (Phi-3: the up half, rows {@code [inter, 2 inter)},
+ *       of gate_up_proj) {@code /= s} ({@code silu(gate) * up} is linear in up);
+ *   <li>Mixtral: an expert's down: rows of that expert's up {@code /= s}, searched on its routed
+ *       tokens. The experts' gate/up get <b>no</b> scale: folding into {@code
+ *       post_attention_layernorm} would change the router's input too (it reads the same normed
+ *       states, and stays in full precision), and each expert reads different tokens, so no single
+ *       searched scale fits the group. An expert below {@link LinearGroups#minExpertTokens} routed
+ *       tokens gets no scale and no clipping: it is rounded as it is.
  * </ul>
  *
- * Then, when enabled, each linear except q_proj and k_proj (whose errors are amplified through the
- * attention scores; AutoAWQ skips them too) gets a clipping search, and every linear is rounded.
- * The entries of the weights map become the values the quantized layer computes with: rescaled
- * norms, dequantized {@code Q(W diag(s))}.
+ * Then, when enabled, each linear except q_proj, k_proj and the fused qkv_proj (whose errors are
+ * amplified through the attention scores; AutoAWQ skips q and k too) gets a clipping search, and
+ * every linear is rounded. The entries of the weights map become the values the quantized layer
+ * computes with: rescaled norms, dequantized {@code Q(W diag(s))}.
  */
 public final class AwqLayerQuantizer implements LayerQuantizer {
 
@@ -53,9 +64,7 @@ public final class AwqLayerQuantizer implements LayerQuantizer {
    */
   public AwqLayerQuantizer(
       ModelConfig model, AwqConfig config, boolean round, QuantizedLayerSink sink) {
-    if (model.family() != ModelConfig.Family.LLAMA) {
-      throw new UnsupportedOperationException("not supported yet: AWQ for " + model.modelType());
-    }
+    LinearGroups.of(model); // refuses what calibration cannot run
     this.model = model;
     this.awq = new AwqQuantizer(config);
     this.round = round;
@@ -65,76 +74,54 @@ public final class AwqLayerQuantizer implements LayerQuantizer {
   @Override
   public void quantize(
       int layer, List<String> linears, Map<String, float[]> w, Map<String, LinearStats> stats) {
-    if (!linears.containsAll(List.of("self_attn.q_proj", "mlp.down_proj"))) {
+    if (!linears.containsAll(LinearGroups.compressible(model))) {
       throw new IllegalArgumentException(
-          "AWQ needs all linears of a layer in one stage (CalibrationCollector.ONE_STAGE)");
+          "AWQ needs all linears of a layer in one stage (LinearGroups.oneStage)");
     }
-    int h = model.hiddenSize();
-    int q = model.numHeads() * model.headDim();
-    int kv = model.numKvHeads() * model.headDim();
-    int inter = model.intermediateSize();
-    Map<String, float[]> scales = new LinkedHashMap<>();
-    scales.put(
-        "qkv",
-        search(
-            w,
-            stats.get("self_attn.q_proj"),
-            h,
-            List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
-            new int[] {q, kv, kv}));
-    if (model.numKvHeads() == model.numHeads()) {
-      scales.put(
-          "o",
-          search(w, stats.get("self_attn.o_proj"), q, List.of("self_attn.o_proj"), new int[] {h}));
+    // the input scale of each linear whose columns were scaled
+    Map<String, float[]> scaleOf = new LinkedHashMap<>();
+    for (LinearGroups.Group g : LinearGroups.of(model)) {
+      String fold = foldTarget(g, stats);
+      if (fold == null) {
+        continue;
+      }
+      LinearStats st = stats.get(g.linears().get(0));
+      int cols = st.columns();
+      List<float[]> weights = new ArrayList<>();
+      int[] rows = new int[g.linears().size()];
+      for (int k = 0; k < rows.length; k++) {
+        weights.add(w.get(g.linears().get(k) + ".weight"));
+        rows[k] = LinearGroups.shape(model, g.linears().get(k))[0];
+      }
+      AwqQuantizer.ScaleSearch r = awq.searchScales(weights, rows, cols, st.gram(), st.meanAbs());
+      LOG.debug("AWQ layer {} {}: alpha {}", layer, g.linears(), r.alpha());
+      float[] s = r.scales();
+      for (int k = 0; k < rows.length; k++) {
+        String name = g.linears().get(k);
+        w.put(name + ".weight", AwqQuantizer.scaleColumns(weights.get(k), rows[k], cols, s));
+        scaleOf.put(name, s);
+      }
+      if (fold.endsWith("layernorm.weight")) {
+        w.put(fold, divide(w.get(fold), s));
+      } else {
+        int[] shape = LinearGroups.shape(model, fold);
+        // the producing rows are the last s.length rows: all of v_proj/up_proj, gate_up_proj's up
+        divideRows(w, fold, shape[0] - s.length, s.length, shape[1], s);
+      }
     }
-    scales.put(
-        "mlp",
-        search(
-            w,
-            stats.get("mlp.gate_proj"),
-            h,
-            List.of("mlp.gate_proj", "mlp.up_proj"),
-            new int[] {inter, inter}));
-    scales.put(
-        "down",
-        search(w, stats.get("mlp.down_proj"), inter, List.of("mlp.down_proj"), new int[] {h}));
-
-    float[] s = scales.get("qkv");
-    divide(w.get("input_layernorm.weight"), s);
-    for (String name : List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")) {
-      w.put(name + ".weight", AwqQuantizer.scaleColumns(w.get(name + ".weight"), rows(name), h, s));
-    }
-    if (scales.containsKey("o")) {
-      s = scales.get("o");
-      w.put(
-          "self_attn.o_proj.weight",
-          AwqQuantizer.scaleColumns(w.get("self_attn.o_proj.weight"), h, q, s));
-      divideRows(w, "self_attn.v_proj", kv, h, s);
-    }
-    s = scales.get("mlp");
-    divide(w.get("post_attention_layernorm.weight"), s);
-    for (String name : List.of("mlp.gate_proj", "mlp.up_proj")) {
-      w.put(name + ".weight", AwqQuantizer.scaleColumns(w.get(name + ".weight"), inter, h, s));
-    }
-    s = scales.get("down");
-    w.put(
-        "mlp.down_proj.weight",
-        AwqQuantizer.scaleColumns(w.get("mlp.down_proj.weight"), h, inter, s));
-    divideRows(w, "mlp.up_proj", inter, h, s);
-
     if (!round) {
       return;
     }
     quantized.clear();
     for (String name : linears) {
-      int rows = rows(name);
-      int cols = cols(name);
+      int[] shape = LinearGroups.shape(model, name);
+      int rows = shape[0];
+      int cols = shape[1];
       float[] weight = w.get(name + ".weight");
-      if (awq.config().clipSearch()
-          && !name.equals("self_attn.q_proj")
-          && !name.equals("self_attn.k_proj")) {
-        float[] inputScale = scales.get(groupOf(name));
-        double[] gram = stats.get(name).gram();
+      LinearStats st = stats.get(name);
+      if (awq.config().clipSearch() && st.calibrated() && !attentionScores(name)) {
+        float[] inputScale = scaleOf.get(name);
+        double[] gram = st.gram();
         if (inputScale != null) {
           for (int i = 0; i < cols; i++) {
             for (int j = 0; j < cols; j++) {
@@ -148,7 +135,34 @@ public final class AwqLayerQuantizer implements LayerQuantizer {
       quantized.put(name, ql);
       w.put(name + ".weight", ql.dequantize());
     }
-    LOG.debug("AWQ layer {}: scales for {}", layer, scales.keySet());
+    LOG.debug("AWQ layer {}: scaled {}", layer, scaleOf.keySet());
+  }
+
+  /**
+   * What {@code 1/s} of group {@code g} folds into (a norm weight or the linear whose last rows
+   * produce the input), or null when the group gets no scale.
+   */
+  private String foldTarget(LinearGroups.Group g, Map<String, LinearStats> stats) {
+    return switch (g.input()) {
+      case ATTENTION -> "input_layernorm.weight";
+      case ATTENTION_OUT ->
+          model.numKvHeads() == model.numHeads() && !model.fusedProjections()
+              ? "self_attn.v_proj"
+              : null;
+      case MLP -> "post_attention_layernorm.weight";
+      case MLP_OUT -> model.fusedProjections() ? "mlp.gate_up_proj" : "mlp.up_proj";
+      case EXPERT_OUT ->
+          stats.get(g.linears().get(0)).calibrated()
+              ? Layout.expert(model, g.expert(), Layout.ExpertProj.UP)
+              : null;
+      case ROUTER, EXPERT -> null;
+    };
+  }
+
+  private static boolean attentionScores(String linear) {
+    return linear.equals("self_attn.q_proj")
+        || linear.equals("self_attn.k_proj")
+        || linear.equals("self_attn.qkv_proj");
   }
 
   @Override
@@ -159,64 +173,30 @@ public final class AwqLayerQuantizer implements LayerQuantizer {
     quantized.clear();
   }
 
-  private float[] search(
-      Map<String, float[]> w, LinearStats stats, int cols, List<String> names, int[] rows) {
-    List<float[]> weights = new ArrayList<>();
-    for (String n : names) {
-      weights.add(w.get(n + ".weight"));
+  private static float[] divide(float[] v, float[] s) {
+    float[] out = v.clone();
+    for (int j = 0; j < out.length; j++) {
+      out[j] /= s[j];
     }
-    AwqQuantizer.ScaleSearch result =
-        awq.searchScales(weights, rows, cols, stats.gram(), stats.meanAbs());
-    LOG.debug("AWQ {}: alpha {}", names, result.alpha());
-    return result.scales();
+    return out;
   }
 
-  private static String groupOf(String linear) {
-    return switch (linear) {
-      case "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj" -> "qkv";
-      case "self_attn.o_proj" -> "o";
-      case "mlp.gate_proj", "mlp.up_proj" -> "mlp";
-      default -> "down";
-    };
-  }
-
-  private int rows(String linear) {
-    return switch (linear) {
-      case "self_attn.q_proj" -> model.numHeads() * model.headDim();
-      case "self_attn.k_proj", "self_attn.v_proj" -> model.numKvHeads() * model.headDim();
-      case "mlp.gate_proj", "mlp.up_proj" -> model.intermediateSize();
-      default -> model.hiddenSize();
-    };
-  }
-
-  private int cols(String linear) {
-    return switch (linear) {
-      case "self_attn.o_proj" -> model.numHeads() * model.headDim();
-      case "mlp.down_proj" -> model.intermediateSize();
-      default -> model.hiddenSize();
-    };
-  }
-
-  private static void divide(float[] v, float[] s) {
-    for (int j = 0; j < v.length; j++) {
-      v[j] /= s[j];
-    }
-  }
-
-  /** Row j (and bias j) of linear {@code name} divided by {@code s[j]}. */
+  /** Rows {@code first..first+count-1} (and their bias) of linear {@code name} divided by s. */
   private static void divideRows(
-      Map<String, float[]> w, String name, int rows, int cols, float[] s) {
+      Map<String, float[]> w, String name, int first, int count, int cols, float[] s) {
     float[] weight = w.get(name + ".weight").clone();
-    for (int r = 0; r < rows; r++) {
+    for (int r = 0; r < count; r++) {
       for (int c = 0; c < cols; c++) {
-        weight[r * cols + c] /= s[r];
+        weight[(first + r) * cols + c] /= s[r];
       }
     }
     w.put(name + ".weight", weight);
     float[] bias = w.get(name + ".bias");
     if (bias != null) {
       bias = bias.clone();
-      divide(bias, s);
+      for (int r = 0; r < count; r++) {
+        bias[first + r] /= s[r];
+      }
       w.put(name + ".bias", bias);
     }
   }

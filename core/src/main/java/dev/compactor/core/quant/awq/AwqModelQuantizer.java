@@ -5,6 +5,7 @@ import dev.compactor.core.io.DType;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.quant.calib.CalibrationCollector;
+import dev.compactor.core.quant.calib.LinearGroups;
 import dev.compactor.core.quant.export.CompressedTensorsScheme;
 import dev.compactor.core.quant.export.CompressedTensorsWriter;
 import dev.compactor.core.quant.export.QuantizedCheckpointWriter;
@@ -44,7 +45,7 @@ public final class AwqModelQuantizer {
       QuantizedCheckpointWriter sink = new QuantizedCheckpointWriter(model, writer);
       new CalibrationCollector(
               model,
-              CalibrationCollector.ONE_STAGE,
+              LinearGroups.oneStage(model),
               CalibrationCollector.Propagation.ORIGINAL,
               true,
               4)

@@ -8,7 +8,9 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
 import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.model.ActivationObserver;
 import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.model.internal.Forward;
 import dev.compactor.core.model.internal.Layout;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -24,16 +26,20 @@ import org.slf4j.LoggerFactory;
  * LayerQuantizer} quantize each layer from the statistics ({@link LinearStats}) of its linears'
  * inputs, the way GPTQ and AWQ calibrate: only the token embedding, the current layer's weights and
  * the hidden states of the windows ({@code samples x seq x hidden} fp32) are in memory, never the
- * whole model.
+ * whole model. Each layer runs through the model's own forward ({@link Forward#layer}), so every
+ * family it runs is calibrated with its real arithmetic: Llama, Mistral (sliding window), Qwen2,
+ * Qwen3 (q/k norms), Phi-3 (fused projections) and Mixtral (experts see only their routed tokens).
  *
  * <p>{@link Propagation#QUANTIZED} feeds layer {@code i+1} the outputs of the already-quantized
  * layer {@code i} (GPTQ); {@link Propagation#ORIGINAL} feeds it the full-precision outputs
  * (AutoAWQ). Within a layer the linears are quantized in {@code stages}: each stage re-runs the
  * layer with the earlier stages already quantized and collects the statistics of its own linears
- * (GPTQ's "true sequential" order is {@link #TRUE_SEQUENTIAL}; AWQ uses {@link #ONE_STAGE}, all
- * scales from the unmodified layer).
+ * (GPTQ's "true sequential" order is {@link LinearGroups#trueSequential}; AWQ uses {@link
+ * LinearGroups#oneStage}, all scales from the unmodified layer).
  *
- * <p>Llama family (llama, mistral, qwen2) only; GPT-2 throws "not supported yet".
+ * <p>Experts: an expert's statistics come from the tokens routed to it. One that saw fewer than
+ * {@link LinearGroups#minExpertTokens} tokens gets {@link LinearStats#tooFewTokens} instead, and
+ * every (layer, expert) count is in {@link #expertTokens()}. GPT-2 throws "not supported yet".
  */
 public final class CalibrationCollector {
 
@@ -43,26 +49,6 @@ public final class CalibrationCollector {
     ORIGINAL
   }
 
-  /** q/k/v, then o, then gate/up, then down: each sees the earlier ones quantized. */
-  public static final List<List<String>> TRUE_SEQUENTIAL =
-      List.of(
-          LlamaLayerRunner.ATTENTION_IN,
-          LlamaLayerRunner.O_IN,
-          LlamaLayerRunner.MLP_IN,
-          LlamaLayerRunner.DOWN_IN);
-
-  /** Every linear's statistics from the unmodified layer, quantized in one call. */
-  public static final List<List<String>> ONE_STAGE =
-      List.of(
-          List.of(
-              "self_attn.q_proj",
-              "self_attn.k_proj",
-              "self_attn.v_proj",
-              "self_attn.o_proj",
-              "mlp.gate_proj",
-              "mlp.up_proj",
-              "mlp.down_proj"));
-
   private static final Logger LOG = LoggerFactory.getLogger(CalibrationCollector.class);
 
   private final ModelConfig config;
@@ -70,6 +56,8 @@ public final class CalibrationCollector {
   private final Propagation propagation;
   private final boolean withGram;
   private final int batchSize;
+  private final Map<String, LinearGroups.Group> groupOf = new HashMap<>();
+  private final Map<String, ExpertTokens> experts = new LinkedHashMap<>();
 
   /**
    * @param stages groups of linear names (relative to the layer), quantized in this order
@@ -82,15 +70,16 @@ public final class CalibrationCollector {
       Propagation propagation,
       boolean withGram,
       int batchSize) {
-    if (config.family() != ModelConfig.Family.LLAMA) {
+    if (config.family() == ModelConfig.Family.GPT2) {
       throw new UnsupportedOperationException(
-          "not supported yet: layer-wise calibration of " + config.modelType() + " (Llama only)");
+          "not supported yet: layer-wise calibration of "
+              + config.modelType()
+              + " (Conv1D layers)");
     }
     if (batchSize <= 0) {
       throw new IllegalArgumentException("batchSize must be positive, found " + batchSize);
     }
-    // Llama layers are all alike: layer 0's linears name every layer's.
-    List<String> known = Layout.linears(config, 0);
+    List<String> known = LinearGroups.compressible(config);
     for (List<String> stage : stages) {
       for (String linear : stage) {
         if (!known.contains(linear)) {
@@ -99,11 +88,21 @@ public final class CalibrationCollector {
         }
       }
     }
+    for (LinearGroups.Group g : LinearGroups.of(config)) {
+      for (String linear : g.linears()) {
+        groupOf.put(linear, g);
+      }
+    }
     this.config = config;
     this.stages = List.copyOf(stages);
     this.propagation = propagation;
     this.withGram = withGram;
     this.batchSize = batchSize;
+  }
+
+  /** Routed token counts of every expert of every layer run so far, by layer then expert. */
+  public List<ExpertTokens> expertTokens() {
+    return List.copyOf(experts.values());
   }
 
   /**
@@ -127,7 +126,7 @@ public final class CalibrationCollector {
           "calibration windows of " + seq + " tokens exceed the context " + config.maxPositions());
     }
     try (NDManager root = NDManager.newBaseManager(Device.cpu())) {
-      LlamaLayerRunner runner = new LlamaLayerRunner(config, root);
+      Forward forward = new Forward(config, "", root);
       NDManager hiddenScope = root.newSubManager();
       List<NDArray> hidden = embed(source, samples, hiddenScope);
       for (int i = 0; i < config.numLayers(); i++) {
@@ -138,14 +137,15 @@ public final class CalibrationCollector {
           Map<String, LinearStats> stats = new HashMap<>();
           boolean keepOutputs = outputs == null && propagation == Propagation.ORIGINAL;
           List<NDArray> out =
-              pass(runner, i, weights, hidden, stage, stats, keepOutputs ? next : null);
+              pass(forward, i, weights, hidden, stage, stats, keepOutputs ? next : null);
           if (keepOutputs) {
             outputs = out;
           }
+          checkExperts(i, stage, stats);
           quantizer.quantize(i, stage, weights, stats);
         }
         if (outputs == null) {
-          outputs = pass(runner, i, weights, hidden, List.of(), new HashMap<>(), next);
+          outputs = pass(forward, i, weights, hidden, List.of(), new HashMap<>(), next);
         }
         quantizer.layerDone(i, weights);
         hiddenScope.close();
@@ -157,9 +157,13 @@ public final class CalibrationCollector {
     }
   }
 
-  /** One pass of every batch through the layer; outputs kept in {@code keep} when non-null. */
+  /**
+   * One pass of every batch through layer {@code layer}; outputs kept in {@code keep} when
+   * non-null. Linears of one group read one input, so they share one {@link LinearStats}, filled
+   * when the forward shows the group's first linear.
+   */
   private List<NDArray> pass(
-      LlamaLayerRunner runner,
+      Forward forward,
       int layer,
       Map<String, float[]> weights,
       List<NDArray> hidden,
@@ -168,6 +172,27 @@ public final class CalibrationCollector {
       NDManager keep) {
     List<NDArray> outputs = keep == null ? null : new ArrayList<>();
     NDManager parent = hidden.get(0).getManager();
+    ActivationObserver observer =
+        (i, linear, input) -> {
+          LinearGroups.Group g = groupOf.get(linear);
+          if (g == null || !g.linears().get(0).equals(linear)) {
+            return;
+          }
+          LinearStats shared = null;
+          for (String member : g.linears()) {
+            if (observed.contains(member)) {
+              if (shared == null) {
+                shared =
+                    stats.computeIfAbsent(
+                        member, k -> new LinearStats((int) input.getShape().get(1), withGram));
+              }
+              stats.put(member, shared);
+            }
+          }
+          if (shared != null) {
+            shared.accumulate(input);
+          }
+        };
     try (NDManager scope = parent.newSubManager()) {
       Map<String, NDArray> w = new HashMap<>();
       for (Layout.Spec s : Layout.layer(config, layer)) {
@@ -177,27 +202,7 @@ public final class CalibrationCollector {
         try (NDManager batch = scope.newSubManager()) {
           NDArray in = x.duplicate();
           in.attach(batch);
-          NDArray out =
-              runner.apply(
-                  w,
-                  in,
-                  (linears, input) -> {
-                    LinearStats shared = null;
-                    for (String linear : linears) {
-                      if (observed.contains(linear)) {
-                        if (shared == null) {
-                          shared =
-                              stats.computeIfAbsent(
-                                  linear,
-                                  k -> new LinearStats((int) input.getShape().get(1), withGram));
-                        }
-                        stats.put(linear, shared);
-                      }
-                    }
-                    if (shared != null) {
-                      shared.accumulate(input);
-                    }
-                  });
+          NDArray out = forward.layer(batch, layer, w, in, observed.isEmpty() ? null : observer);
           if (outputs != null) {
             out.attach(keep);
             outputs.add(out);
@@ -206,6 +211,52 @@ public final class CalibrationCollector {
       }
     }
     return outputs;
+  }
+
+  /**
+   * Records the routed tokens of every expert in {@code stage} and replaces the statistics of one
+   * below {@link LinearGroups#minExpertTokens} (or never routed to) by {@link
+   * LinearStats#tooFewTokens}.
+   */
+  private void checkExperts(int layer, List<String> stage, Map<String, LinearStats> stats) {
+    if (!config.moe()) {
+      return;
+    }
+    long min = LinearGroups.minExpertTokens(config);
+    for (int e = 0; e < config.numExperts(); e++) {
+      List<String> linears = new ArrayList<>();
+      for (Layout.ExpertProj p : Layout.ExpertProj.values()) {
+        String name = Layout.expert(config, e, p);
+        if (stage.contains(name)) {
+          linears.add(name);
+        }
+      }
+      if (linears.isEmpty()) {
+        continue;
+      }
+      long tokens = 0;
+      for (String name : linears) {
+        LinearStats s = stats.get(name);
+        tokens = Math.max(tokens, s == null ? 0 : s.tokens());
+      }
+      boolean calibrated = tokens >= min;
+      experts.put(layer + "/" + e, new ExpertTokens(layer, e, tokens, calibrated));
+      if (!calibrated) {
+        LOG.warn(
+            "layer {} expert {}: {} routed calibration tokens, fewer than {}; not calibrated",
+            layer,
+            e,
+            tokens,
+            min);
+        for (String name : linears) {
+          LinearStats s = stats.get(name);
+          stats.put(
+              name,
+              LinearStats.tooFewTokens(
+                  LinearGroups.shape(config, name)[1], s == null ? 0 : s.tokens()));
+        }
+      }
+    }
   }
 
   private Map<String, float[]> readLayer(TensorSource source, int i) throws IOException {

@@ -16,9 +16,15 @@ public final class LinearStats {
   private final double[] sumAbs;
   private final double[] sumSq;
   private long tokens;
+  private final boolean calibrated;
 
   /** Statistics of {@code columns}-wide inputs; {@code withGram} false skips the O(cols^2) part. */
   public LinearStats(int columns, boolean withGram) {
+    this(columns, withGram, true);
+  }
+
+  private LinearStats(int columns, boolean withGram, boolean calibrated) {
+    this.calibrated = calibrated;
     this.columns = columns;
     this.gram = withGram ? new double[columns * columns] : null;
     this.sumAbs = new double[columns];
@@ -47,6 +53,22 @@ public final class LinearStats {
     tokens += s[0];
   }
 
+  /**
+   * Statistics of an input that saw {@code tokens} rows, too few to calibrate on (an expert the
+   * router sent fewer than {@link LinearGroups#minExpertTokens} tokens): {@link #calibrated()} is
+   * false and a quantizer or pruner must use its uncalibrated method instead.
+   */
+  public static LinearStats tooFewTokens(int columns, long tokens) {
+    LinearStats s = new LinearStats(columns, false, false);
+    s.tokens = tokens;
+    return s;
+  }
+
+  /** False for {@link #tooFewTokens}: there are no statistics to use. */
+  public boolean calibrated() {
+    return calibrated;
+  }
+
   public int columns() {
     return columns;
   }
@@ -58,6 +80,10 @@ public final class LinearStats {
 
   /** {@code X^T X} summed over all tokens, row-major {@code columns x columns} (a copy). */
   public double[] gram() {
+    if (!calibrated) {
+      throw new IllegalStateException(
+          "only " + tokens + " calibration tokens reached this input: it is not calibrated");
+    }
     if (gram == null) {
       throw new IllegalStateException("these statistics were collected without the Gram matrix");
     }

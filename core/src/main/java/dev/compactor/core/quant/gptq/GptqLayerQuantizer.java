@@ -14,7 +14,9 @@ import org.slf4j.LoggerFactory;
 /**
  * GPTQ as a {@link LayerQuantizer}: each linear of a stage is quantized from the Hessian of its
  * calibration inputs, and its weight replaced by the dequantized result so later stages and layers
- * see the quantized model. Finished layers go to a {@link QuantizedLayerSink}.
+ * see the quantized model. Finished layers go to a {@link QuantizedLayerSink}. Linears whose
+ * statistics are {@link LinearStats#calibrated() uncalibrated} (experts with too few routed tokens)
+ * are rounded to nearest.
  */
 public final class GptqLayerQuantizer implements LayerQuantizer {
 
@@ -40,12 +42,30 @@ public final class GptqLayerQuantizer implements LayerQuantizer {
       float[] w = weights.get(name + ".weight");
       LinearStats s = stats.get(name);
       int cols = s.columns();
-      GptqResult r = gptq.quantize(w, w.length / cols, cols, s.hessian());
+      // An expert the router hardly used has no Hessian worth the name (none at all with zero
+      // tokens, which GPTQ would read as all inputs dead and zero the expert): the identity makes
+      // GPTQ's error feedback vanish, i.e. round-to-nearest on the same grid and in the same
+      // format as its neighbours.
+      double[] hessian = s.calibrated() ? s.hessian() : identity(cols);
+      GptqResult r = gptq.quantize(w, w.length / cols, cols, hessian);
       weights.put(name + ".weight", r.dequantized());
       quantized.put(name, r.weight());
       LOG.debug(
-          "GPTQ layer {} {}: loss {} ({} dead inputs)", layer, name, r.loss(), r.deadColumns());
+          "GPTQ layer {} {}: loss {} ({} dead inputs{})",
+          layer,
+          name,
+          r.loss(),
+          r.deadColumns(),
+          s.calibrated() ? "" : ", round-to-nearest: " + s.tokens() + " tokens");
     }
+  }
+
+  private static double[] identity(int n) {
+    double[] h = new double[n * n];
+    for (int j = 0; j < n; j++) {
+      h[j * n + j] = 1;
+    }
+    return h;
   }
 
   @Override

@@ -5,6 +5,7 @@ import dev.compactor.core.io.DType;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.quant.calib.CalibrationCollector;
+import dev.compactor.core.quant.calib.LinearGroups;
 import dev.compactor.core.quant.export.CompressedTensorsScheme;
 import dev.compactor.core.quant.export.CompressedTensorsWriter;
 import dev.compactor.core.quant.export.QuantizedCheckpointWriter;
@@ -53,7 +54,7 @@ public final class GptqModelQuantizer {
       QuantizedCheckpointWriter sink = new QuantizedCheckpointWriter(model, writer);
       new CalibrationCollector(
               model,
-              CalibrationCollector.TRUE_SEQUENTIAL,
+              LinearGroups.trueSequential(model),
               CalibrationCollector.Propagation.QUANTIZED,
               true,
               4)

@@ -1,5 +1,6 @@
 package dev.compactor.core.quant.table;
 
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.io.DType;
@@ -9,6 +10,7 @@ import dev.compactor.core.io.TensorInfo;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.internal.Layout;
+import dev.compactor.core.quant.calib.ExpertTokens;
 import dev.compactor.core.quant.export.QuantizedLayerSink;
 import dev.compactor.core.quant.export.QuantizedLinear;
 import java.io.IOException;
@@ -115,6 +117,18 @@ public final class DequantizedCheckpointSink implements QuantizedLayerSink, Auto
     n.put("weights_stored", "dequantized");
     n.put("quantized_parameters", summary.quantizedParameters());
     n.put("quantized_weight_bytes", summary.quantizedLinearBytes());
+    if (!summary.expertTokens().isEmpty()) {
+      // per (layer, expert): routed calibration tokens, and whether they were enough to calibrate
+      ArrayNode experts = n.putArray("expert_calibration_tokens");
+      for (ExpertTokens e : summary.expertTokens()) {
+        ObjectNode x = experts.addObject();
+        x.put("layer", e.layer());
+        x.put("expert", e.expert());
+        x.put("tokens", e.tokens());
+        x.put("calibrated", e.calibrated());
+      }
+      n.put("uncalibrated_experts", summary.uncalibratedExperts().size());
+    }
     return n;
   }
 

@@ -12,6 +12,7 @@ import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.quant.calib.CalibrationCollector;
 import dev.compactor.core.quant.calib.LayerQuantizer;
+import dev.compactor.core.quant.calib.LinearGroups;
 import dev.compactor.core.quant.calib.LinearStats;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -94,6 +95,10 @@ public final class GgufExport {
         (layer, linears, weights, stats) -> {
           for (String linear : linears) {
             LinearStats s = stats.get(linear);
+            if (!s.calibrated()) {
+              // an expert hardly routed to: no importance, its blocks quantize unweighted
+              continue;
+            }
             double[] sq = s.sumOfSquares();
             float[] importance = new float[sq.length];
             for (int j = 0; j < sq.length; j++) {
@@ -105,7 +110,7 @@ public final class GgufExport {
     try (TensorSource source = Checkpoints.open(modelDir)) {
       new CalibrationCollector(
               config,
-              CalibrationCollector.ONE_STAGE,
+              LinearGroups.oneStage(config),
               CalibrationCollector.Propagation.ORIGINAL,
               false,
               4)

@@ -12,6 +12,8 @@ import dev.compactor.core.quant.RtnQuantizer;
 import dev.compactor.core.quant.awq.AwqConfig;
 import dev.compactor.core.quant.awq.AwqLayerQuantizer;
 import dev.compactor.core.quant.calib.CalibrationCollector;
+import dev.compactor.core.quant.calib.ExpertTokens;
+import dev.compactor.core.quant.calib.LinearGroups;
 import dev.compactor.core.quant.export.QuantizedLayerSink;
 import dev.compactor.core.quant.export.QuantizedLinear;
 import dev.compactor.core.quant.gptq.GptqConfig;
@@ -21,14 +23,17 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Pattern;
 
 /**
- * Quantizes the decoder linears of a Llama-family checkpoint one layer at a time with any {@link
- * WeightQuantization.Method} and hands each finished layer to a {@link QuantizedLayerSink} (which
- * writes a dequantized Hugging Face checkpoint, a compressed-tensors checkpoint, or both). GPTQ and
- * AWQ run through {@link CalibrationCollector} with h/gptq's layer quantizers; RTN, NF4 and FP8
- * need no calibration and stream the weights directly. Reports progress once per layer and the size
- * the quantized linears take as stored (codes, fp16 scales, zero points, group indices).
+ * Quantizes the decoder linears of a checkpoint (every family but GPT-2: Llama, Mistral, Qwen2,
+ * Qwen3, Phi-3 with its fused projections as the linears they are, Mixtral expert by expert; the
+ * router stays in full precision) one layer at a time with any {@link WeightQuantization.Method}
+ * and hands each finished layer to a {@link QuantizedLayerSink} (which writes a dequantized Hugging
+ * Face checkpoint, a compressed-tensors checkpoint, or both). GPTQ and AWQ run through {@link
+ * CalibrationCollector} with h/gptq's layer quantizers; RTN, NF4 and FP8 need no calibration and
+ * stream the weights directly. Reports progress once per layer and the size the quantized linears
+ * take as stored (codes, fp16 scales, zero points, group indices).
  */
 public final class LayerwiseQuantizer {
 
@@ -42,9 +47,25 @@ public final class LayerwiseQuantizer {
    * @param quantizedLinears linear weights quantized
    * @param quantizedParameters their element count
    * @param quantizedLinearBytes their stored size
+   * @param expertTokens GPTQ/AWQ on a mixture of experts: the routed calibration tokens of every
+   *     (layer, expert), and which were too few to calibrate on (those were rounded to nearest /
+   *     left unscaled); empty otherwise
    */
   public record Summary(
-      int layers, int quantizedLinears, long quantizedParameters, long quantizedLinearBytes) {
+      int layers,
+      int quantizedLinears,
+      long quantizedParameters,
+      long quantizedLinearBytes,
+      List<ExpertTokens> expertTokens) {
+
+    public Summary {
+      expertTokens = List.copyOf(expertTokens);
+    }
+
+    /** Experts quantized without calibration statistics (too few routed tokens). */
+    public List<ExpertTokens> uncalibratedExperts() {
+      return expertTokens.stream().filter(e -> !e.calibrated()).toList();
+    }
 
     /** Bits per quantized weight, scales and zero points included. */
     public double bitsPerWeight() {
@@ -77,22 +98,14 @@ public final class LayerwiseQuantizer {
       ProgressListener progress)
       throws IOException {
     ModelConfig config = ModelConfig.read(modelDir);
-    // Rounding sees each weight alone, so Qwen3's and Phi-3's linears (fused qkv_proj and
-    // gate_up_proj included: HF stores them as one nn.Linear) round like any other; calibrated
-    // methods replay the layer forward (LlamaLayerRunner), which knows neither q/k norms nor
-    // fused projections.
-    boolean llamaShaped =
-        config.family() == ModelConfig.Family.QWEN3 || config.family() == ModelConfig.Family.PHI3;
-    if (config.family() != ModelConfig.Family.LLAMA && !(llamaShaped && !q.method().calibrated())) {
+    if (config.family() == ModelConfig.Family.GPT2) {
       throw new UnsupportedOperationException(
-          "not supported yet: "
-              + (llamaShaped ? q.method().id() + " on " : "quantizing ")
-              + config.modelType()
-              + (llamaShaped ? " (rtn, nf4 and fp8 only)" : " (Llama family only)"));
+          "not supported yet: quantizing " + config.modelType() + " (Conv1D layers)");
     }
     q.checkFits(
         config.hiddenSize(), config.intermediateSize(), config.numHeads() * config.headDim());
     long[] counts = new long[3];
+    List<ExpertTokens> experts = List.of();
     int layers = config.numLayers();
     QuantizedLayerSink counting =
         (layer, weights, quantized) -> {
@@ -110,23 +123,28 @@ public final class LayerwiseQuantizer {
           if (samples == null || samples.isEmpty()) {
             throw new IllegalArgumentException(q.method().id() + " needs calibration samples");
           }
+          CalibrationCollector collector;
           if (q.method() == WeightQuantization.Method.GPTQ) {
-            new CalibrationCollector(
+            collector =
+                new CalibrationCollector(
                     config,
-                    CalibrationCollector.TRUE_SEQUENTIAL,
+                    LinearGroups.trueSequential(config),
                     CalibrationCollector.Propagation.QUANTIZED,
                     true,
-                    4)
-                .run(source, samples, new GptqLayerQuantizer(gptqConfig(q), counting));
+                    4);
+            collector.run(source, samples, new GptqLayerQuantizer(gptqConfig(q), counting));
           } else {
-            new CalibrationCollector(
+            collector =
+                new CalibrationCollector(
                     config,
-                    CalibrationCollector.ONE_STAGE,
+                    LinearGroups.oneStage(config),
                     CalibrationCollector.Propagation.ORIGINAL,
                     true,
-                    4)
-                .run(source, samples, new AwqLayerQuantizer(config, awqConfig(q), true, counting));
+                    4);
+            collector.run(
+                source, samples, new AwqLayerQuantizer(config, awqConfig(q), true, counting));
           }
+          experts = collector.expertTokens();
         }
         default -> {
           for (int i = 0; i < layers; i++) {
@@ -136,7 +154,7 @@ public final class LayerwiseQuantizer {
               weights.put(s.name(), source.readFloats(prefix + s.name()));
             }
             Map<String, QuantizedLinear> quantized = new LinkedHashMap<>();
-            for (String linear : Layout.linears(config, i)) {
+            for (String linear : LinearGroups.compressible(config)) {
               Layout.Spec spec = spec(config, i, linear + ".weight");
               int rows = (int) spec.shape()[0];
               int cols = (int) spec.shape()[1];
@@ -156,7 +174,7 @@ public final class LayerwiseQuantizer {
         }
       }
     }
-    return new Summary(layers, (int) counts[0], counts[1], counts[2]);
+    return new Summary(layers, (int) counts[0], counts[1], counts[2], experts);
   }
 
   /** One weight through RTN, NF4 or FP8. */
@@ -170,12 +188,19 @@ public final class LayerwiseQuantizer {
   }
 
   /**
-   * Whether {@code name} is a decoder linear weight of a Llama-family checkpoint (Qwen3 and Phi-3,
-   * whose fused {@code qkv_proj} and {@code gate_up_proj} end the same way, included).
+   * Whether {@code name} is a compressible decoder linear weight: the {@code *_proj} linears of
+   * every Llama-family checkpoint (Qwen3 and Phi-3, whose fused {@code qkv_proj} and {@code
+   * gate_up_proj} end the same way, included) and Mixtral's experts ({@code
+   * block_sparse_moe.experts.E.w1|w2|w3}); never the router ({@code block_sparse_moe.gate}).
    */
   public static boolean isDecoderLinear(String name) {
-    return name.startsWith("model.layers.") && name.endsWith("_proj.weight");
+    return name.startsWith("model.layers.")
+        && (name.endsWith("_proj.weight") || MIXTRAL_EXPERT.matcher(name).matches());
   }
+
+  private static final Pattern MIXTRAL_EXPERT =
+      Pattern.compile(
+          "model\\.layers\\.\\d+\\.block_sparse_moe\\.experts\\.\\d+\\.w[123]\\.weight");
 
   /** Packed codes, fp16 scales, packed zero points and int32 group indices. */
   public static long storedBytes(QuantizedLinear l) {

@@ -15,6 +15,7 @@ import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.quant.RtnQuantizer;
 import dev.compactor.core.quant.calib.CalibrationCollector;
+import dev.compactor.core.quant.calib.LinearGroups;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -177,7 +178,7 @@ class AwqQuantizerTest {
         try (TensorSource source = Checkpoints.open(modelDir)) {
           new CalibrationCollector(
                   config,
-                  CalibrationCollector.ONE_STAGE,
+                  LinearGroups.oneStage(config),
                   CalibrationCollector.Propagation.ORIGINAL,
                   true,
                   2)

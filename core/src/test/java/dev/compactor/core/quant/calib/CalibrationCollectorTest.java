@@ -14,8 +14,10 @@ import ai.djl.nn.core.Linear;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.model.Golden;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
+import dev.compactor.core.model.internal.Forward;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -23,10 +25,13 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
-/** The layer runner against the model's own forward; statistics against its activation hook. */
+/** Layer-by-layer against the whole model's forward; statistics against its activation hook. */
 class CalibrationCollectorTest {
 
   static final ModelConfig CONFIG = ModelConfig.llama(50, 32, 64, 3, 4, 2, 64);
@@ -56,43 +61,65 @@ class CalibrationCollectorTest {
   }
 
   @Test
-  void layerRunnerReproducesTheModelsLogits() throws IOException {
-    layerRunnerReproduces(CONFIG);
+  void layerByLayerReproducesTheModelsLogits() throws IOException {
+    try (Transformer model = Transformer.randomInit(CONFIG, 7, Device.cpu());
+        NDManager m = NDManager.newBaseManager()) {
+      layerByLayerReproduces(model, tokens(m, samples(3, 10, CONFIG.vocabSize(), 1)), m);
+    }
     // scaled RoPE (yarn: frequencies and attention factor) past the original context of 4
-    layerRunnerReproduces(
+    ModelConfig yarn =
         CONFIG.with(
             "{\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":8.0,"
-                + "\"original_max_position_embeddings\":4}}"));
+                + "\"original_max_position_embeddings\":4}}");
+    try (Transformer model = Transformer.randomInit(yarn, 7, Device.cpu());
+        NDManager m = NDManager.newBaseManager()) {
+      layerByLayerReproduces(model, tokens(m, samples(3, 10, yarn.vocabSize(), 1)), m);
+    }
   }
 
-  private void layerRunnerReproduces(ModelConfig config) throws IOException {
-    List<int[]> samples = samples(3, 10, config.vocabSize(), 1);
-    try (Transformer model = Transformer.randomInit(config, 7, Device.cpu());
+  /**
+   * Every family the forward runs but GPT-2, on the golden models (windows, q/k norms, experts).
+   */
+  @ParameterizedTest
+  @MethodSource("decoderGoldens")
+  void layerByLayerReproducesEachGoldenModel(String name) throws IOException {
+    try (Golden g = new Golden(name);
+        Transformer model = Transformer.load(g.dir, Device.cpu());
         NDManager m = NDManager.newBaseManager()) {
-      float[] expected = model.logits(m, tokens(m, samples)).toFloatArray();
-      model.save(dir.resolve(config.ropeScaling().type().name()), DType.F32, Map.of());
-      LlamaLayerRunner runner = new LlamaLayerRunner(config, m);
-      Map<String, NDArray> p = model.parameters();
-      NDArray x =
-          p.get("model.embed_tokens.weight")
-              .get(tokens(m, samples).toType(ai.djl.ndarray.types.DataType.INT64, false));
-      for (int i = 0; i < config.numLayers(); i++) {
-        Map<String, NDArray> layer = new HashMap<>();
-        String prefix = model.layerPrefix(i);
-        for (Map.Entry<String, NDArray> e : p.entrySet()) {
-          if (e.getKey().startsWith(prefix)) {
-            layer.put(e.getKey().substring(prefix.length()), e.getValue());
-          }
-        }
-        x = runner.apply(layer, x, null);
-      }
-      NDArray eps = m.create((float) config.normEps());
-      NDArray normed =
-          x.div(x.square().mean(new int[] {2}, true).add(eps).sqrt())
-              .mul(p.get("model.norm.weight"));
-      float[] got = Linear.linear(normed, p.get("lm_head.weight")).head().toFloatArray();
-      assertArrayEquals(expected, got, 1e-4f);
+      layerByLayerReproduces(model, g.inputIds(m), m);
     }
+  }
+
+  static Stream<String> decoderGoldens() {
+    return Golden.CASES.stream().filter(n -> !n.startsWith("gpt2"));
+  }
+
+  /** {@link Forward#layer} over every layer, then the final norm and head, equals the logits. */
+  private static void layerByLayerReproduces(Transformer model, NDArray tokens, NDManager m) {
+    ModelConfig config = model.config();
+    float[] expected = model.logits(m, tokens).toFloatArray();
+    Forward forward = new Forward(config, "", m);
+    Map<String, NDArray> p = model.parameters();
+    NDArray x =
+        p.get("model.embed_tokens.weight")
+            .get(tokens.toType(ai.djl.ndarray.types.DataType.INT64, false));
+    x.attach(m);
+    for (int i = 0; i < config.numLayers(); i++) {
+      Map<String, NDArray> layer = new HashMap<>();
+      String prefix = model.layerPrefix(i);
+      for (Map.Entry<String, NDArray> e : p.entrySet()) {
+        if (e.getKey().startsWith(prefix)) {
+          layer.put(e.getKey().substring(prefix.length()), e.getValue());
+        }
+      }
+      x = forward.layer(m, i, layer, x, null);
+    }
+    NDArray eps = m.create((float) config.normEps());
+    NDArray normed =
+        x.div(x.square().mean(new int[] {2}, true).add(eps).sqrt()).mul(p.get("model.norm.weight"));
+    String head = config.tieWordEmbeddings() ? "model.embed_tokens.weight" : "lm_head.weight";
+    float[] got = Linear.linear(normed, p.get(head)).head().toFloatArray();
+    assertArrayEquals(expected, got, 1e-4f, config.modelType());
   }
 
   @Test
@@ -125,7 +152,7 @@ class CalibrationCollectorTest {
     CalibrationCollector collector =
         new CalibrationCollector(
             CONFIG,
-            CalibrationCollector.TRUE_SEQUENTIAL,
+            LinearGroups.trueSequential(CONFIG),
             CalibrationCollector.Propagation.QUANTIZED,
             true,
             2);
@@ -196,7 +223,7 @@ class CalibrationCollectorTest {
       throws IOException {
     double[][] seen = new double[1][];
     try (TensorSource source = Checkpoints.open(dir)) {
-      new CalibrationCollector(CONFIG, CalibrationCollector.ONE_STAGE, p, false, 1)
+      new CalibrationCollector(CONFIG, LinearGroups.oneStage(CONFIG), p, false, 1)
           .run(
               source,
               samples,
@@ -229,7 +256,7 @@ class CalibrationCollectorTest {
         () ->
             new CalibrationCollector(
                 gpt2,
-                CalibrationCollector.ONE_STAGE,
+                LinearGroups.oneStage(CONFIG),
                 CalibrationCollector.Propagation.QUANTIZED,
                 true,
                 1));

@@ -81,7 +81,7 @@ class QuantizationQualityIT {
                     m,
                     d,
                     c,
-                    CalibrationCollector.TRUE_SEQUENTIAL,
+                    LinearGroups.trueSequential(config),
                     CalibrationCollector.Propagation.QUANTIZED,
                     new GptqLayerQuantizer(GptqConfig.int4(g), into(m))));
         methods.put(
@@ -91,7 +91,7 @@ class QuantizationQualityIT {
                     m,
                     d,
                     c,
-                    CalibrationCollector.TRUE_SEQUENTIAL,
+                    LinearGroups.trueSequential(config),
                     CalibrationCollector.Propagation.QUANTIZED,
                     new GptqLayerQuantizer(
                         GptqConfig.int4(g).withActOrder(GptqConfig.ActOrder.GROUP), into(m))));
@@ -102,7 +102,7 @@ class QuantizationQualityIT {
                     m,
                     d,
                     c,
-                    CalibrationCollector.ONE_STAGE,
+                    LinearGroups.oneStage(config),
                     CalibrationCollector.Propagation.ORIGINAL,
                     new AwqLayerQuantizer(m.config(), AwqConfig.int4(g, true), true, into(m))));
         methods.put(
@@ -112,7 +112,7 @@ class QuantizationQualityIT {
                     m,
                     d,
                     c,
-                    CalibrationCollector.ONE_STAGE,
+                    LinearGroups.oneStage(config),
                     CalibrationCollector.Propagation.ORIGINAL,
                     new AwqLayerQuantizer(m.config(), AwqConfig.int4(g, false), true, into(m))));
         for (Map.Entry<String, Method> e : methods.entrySet()) {

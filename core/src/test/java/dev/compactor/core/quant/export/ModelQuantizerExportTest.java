@@ -19,6 +19,7 @@ import dev.compactor.core.quant.awq.AwqLayerQuantizer;
 import dev.compactor.core.quant.awq.AwqModelQuantizer;
 import dev.compactor.core.quant.calib.CalibrationCollector;
 import dev.compactor.core.quant.calib.LayerQuantizer;
+import dev.compactor.core.quant.calib.LinearGroups;
 import dev.compactor.core.quant.gptq.GptqConfig;
 import dev.compactor.core.quant.gptq.GptqLayerQuantizer;
 import dev.compactor.core.quant.gptq.GptqModelQuantizer;
@@ -62,7 +63,7 @@ class ModelQuantizerExportTest {
     run(
         model,
         samples,
-        CalibrationCollector.TRUE_SEQUENTIAL,
+        LinearGroups.trueSequential(CONFIG),
         CalibrationCollector.Propagation.QUANTIZED,
         new GptqLayerQuantizer(gptq, sink(expected)));
     check(gptqOut, GptqModelQuantizer.scheme(gptq), expected, "group");
@@ -74,7 +75,7 @@ class ModelQuantizerExportTest {
     run(
         model,
         samples,
-        CalibrationCollector.ONE_STAGE,
+        LinearGroups.oneStage(CONFIG),
         CalibrationCollector.Propagation.ORIGINAL,
         new AwqLayerQuantizer(CONFIG, awq, true, sink(expected)));
     check(awqOut, AwqModelQuantizer.scheme(awq), expected, null);

@@ -8,6 +8,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.compactor.core.gguf.ImatrixCollector;
 import dev.compactor.core.io.DType;
+import dev.compactor.core.model.Golden;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import java.nio.file.Path;
@@ -44,6 +45,27 @@ class GgufExportImatrixTest {
       samples.add(s);
     }
 
+    assertLayerwiseEqualsHooked(model, samples, 2 * 7);
+  }
+
+  @Test
+  void qwen3ImatrixComesFromItsOwnLayersWithQkNorms() throws Exception {
+    try (Golden g = new Golden("qwen3_qk_norm")) {
+      Random r = new Random(4);
+      List<int[]> samples = new ArrayList<>();
+      for (int i = 0; i < 4; i++) {
+        int[] s = new int[12];
+        for (int j = 0; j < s.length; j++) {
+          s[j] = r.nextInt(ModelConfig.read(g.dir).vocabSize());
+        }
+        samples.add(s);
+      }
+      assertLayerwiseEqualsHooked(g.dir, samples, ModelConfig.read(g.dir).numLayers() * 7);
+    }
+  }
+
+  private static void assertLayerwiseEqualsHooked(Path model, List<int[]> samples, int linears)
+      throws Exception {
     Map<String, float[]> layerwise = GgufExport.imatrix(model, samples);
 
     Map<String, ImatrixCollector> hooked = new HashMap<>();
@@ -69,7 +91,7 @@ class GgufExportImatrixTest {
       }
     }
     assertEquals(hooked.keySet(), layerwise.keySet());
-    assertEquals(2 * 7, layerwise.size());
+    assertEquals(linears, layerwise.size());
     for (Map.Entry<String, ImatrixCollector> e : hooked.entrySet()) {
       float[] expected = e.getValue().importance();
       float[] actual = layerwise.get(e.getKey());

@@ -81,6 +81,10 @@ public final class PruningStage implements Stage {
     metrics.put("prunedTensors", (double) report.tensors().size());
     metrics.put("prunedElements", (double) report.prunedElements());
     metrics.put("calibrationTokens", (double) report.calibrationTokens());
+    if (!report.expertTokens().isEmpty()) {
+      // Wanda on a mixture of experts: experts with too few routed tokens fell back to magnitude
+      metrics.put("uncalibratedExperts", (double) report.uncalibratedExperts().size());
+    }
     return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
   }
 
