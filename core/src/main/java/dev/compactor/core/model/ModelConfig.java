@@ -72,6 +72,11 @@ public final class ModelConfig {
   private final boolean[] windowedLayers;
   private final int numExperts;
   private final int expertsPerToken;
+  private final int moeficationExperts;
+  private final int moeficationTopK;
+
+  /** The config field of a MoEfied dense model (see {@link #moeficationExperts()}). */
+  public static final String MOEFICATION = "compactor_moefication";
 
   private ModelConfig(ObjectNode raw) {
     this.raw = raw;
@@ -181,6 +186,29 @@ public final class ModelConfig {
         }
       }
       default -> throw new UnsupportedModelException("not supported: " + modelType);
+    }
+    JsonNode moefication = raw.get(MOEFICATION);
+    if (moefication == null || moefication.isNull()) {
+      moeficationExperts = 0;
+      moeficationTopK = 0;
+    } else {
+      boolean llamaMlp = family == Family.LLAMA || family == Family.QWEN3;
+      if (!llamaMlp || mlpBias) {
+        throw new UnsupportedModelException(
+            "not supported yet: "
+                + MOEFICATION
+                + " on "
+                + modelType
+                + (llamaMlp ? " with mlp_bias" : "")
+                + " (only separate gate_proj/up_proj/down_proj without bias)");
+      }
+      moeficationExperts = req(moefication, "num_experts");
+      moeficationTopK = req(moefication, "experts_per_token");
+      String router = text(moefication, "router", "linear");
+      if (!router.equals("linear")) {
+        throw new UnsupportedModelException(
+            "not supported: " + MOEFICATION + ".router=" + router + " (only linear)");
+      }
     }
     validate();
   }
@@ -318,6 +346,26 @@ public final class ModelConfig {
                 + numExperts
                 + ", found "
                 + expertsPerToken);
+      }
+    }
+    if (moeficationExperts != 0) {
+      if (moeficationExperts < 1 || intermediateSize % moeficationExperts != 0) {
+        throw new IllegalArgumentException(
+            "config.json: expected "
+                + MOEFICATION
+                + ".num_experts to divide intermediate_size "
+                + intermediateSize
+                + ", found "
+                + moeficationExperts);
+      }
+      if (moeficationTopK < 1 || moeficationTopK > moeficationExperts) {
+        throw new IllegalArgumentException(
+            "config.json: expected "
+                + MOEFICATION
+                + ".experts_per_token between 1 and num_experts "
+                + moeficationExperts
+                + ", found "
+                + moeficationTopK);
       }
     }
     if (family != Family.GPT2 && headDim % 2 != 0) {
@@ -498,6 +546,28 @@ public final class ModelConfig {
     return expertsPerToken;
   }
 
+  /**
+   * Experts of a MoEfied dense MLP ({@code compactor_moefication.num_experts}), 0 for none. Such a
+   * model is an ordinary dense checkpoint whose MLP neurons are ordered so that expert {@code e}
+   * owns the contiguous slice {@code [e*m, (e+1)*m)}, {@code m = intermediate_size / E}, plus a
+   * router {@code mlp.moefication_router.weight} [E, hidden] per layer; the forward runs only the
+   * top-k slices of each token and sums their outputs unweighted. Hugging Face ignores the field
+   * and the router, and runs the dense MLP.
+   */
+  public int moeficationExperts() {
+    return moeficationExperts;
+  }
+
+  /** Expert slices each token runs through in a MoEfied model; 0 for none. */
+  public int moeficationTopK() {
+    return moeficationTopK;
+  }
+
+  /** Whether the dense MLP runs only its routed expert slices (see {@link #moeficationExperts}). */
+  public boolean moefied() {
+    return moeficationExperts > 0;
+  }
+
   /** Number of parameters (tied head counted once; every expert counted). */
   public long parameterCount() {
     long h = hiddenSize;
@@ -525,7 +595,8 @@ public final class ModelConfig {
                   : 3 * h * intermediateSize)
               + (qkvBias ? q + 2 * kv : 0)
               + (outputBias ? h : 0)
-              + (mlpBias ? 2L * intermediateSize + h : 0);
+              + (mlpBias ? 2L * intermediateSize + h : 0)
+              + (long) moeficationExperts * h;
       rest = (long) vocabSize * h * (tieWordEmbeddings ? 1 : 2) + h;
     }
     return perLayer * numLayers + rest;
