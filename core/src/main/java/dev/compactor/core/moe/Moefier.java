@@ -39,7 +39,18 @@ import java.util.Map;
  */
 public final class Moefier {
 
+  /** What a neuron's point for balanced k-means is. */
+  public enum Clustering {
+    /** {@code |a_j|} over the first calibration tokens, unit length (the default; see above). */
+    ACTIVATIONS,
+    /** gate_proj row j and up_proj row j side by side, unit length (MoEfication's "parameter"). */
+    WEIGHTS,
+    /** A seeded random balanced split: the baseline that shows what clustering buys. */
+    RANDOM
+  }
+
   /**
+   * @param clustering how neurons are grouped
    * @param experts E, dividing the intermediate size
    * @param ks the experts-per-token values to train routers for (1..E)
    * @param clusterTokens how many calibration tokens make up each neuron's activation pattern
@@ -48,6 +59,7 @@ public final class Moefier {
    * @param seed clustering seed (layer {@code i} uses {@code seed + i})
    */
   public record Settings(
+      Clustering clustering,
       int experts,
       int[] ks,
       int clusterTokens,
@@ -162,24 +174,17 @@ public final class Moefier {
     int experts = s.experts();
     float[] aTrain = activation(dense, layer, hTrain);
     int n = hTrain.length / hidden;
-    int clusterTokens = Math.min(n, s.clusterTokens());
-    float[][] points = new float[inter][clusterTokens];
-    for (int j = 0; j < inter; j++) {
-      double norm = 0;
-      for (int t = 0; t < clusterTokens; t++) {
-        float v = Math.abs(aTrain[t * inter + j]);
-        points[j][t] = v;
-        norm += (double) v * v;
-      }
-      if (norm > 0) {
-        float scale = (float) (1 / Math.sqrt(norm));
-        for (int t = 0; t < clusterTokens; t++) {
-          points[j][t] *= scale;
-        }
-      }
-    }
     int[] assignment =
-        BalancedKMeans.cluster(points, experts, s.kmeansIterations(), s.seed() + layer);
+        switch (s.clustering()) {
+          case RANDOM -> randomSplit(inter, experts, new java.util.Random(s.seed() + layer));
+          case ACTIVATIONS, WEIGHTS -> {
+            float[][] points =
+                s.clustering() == Clustering.ACTIVATIONS
+                    ? activationPoints(aTrain, inter, Math.min(n, s.clusterTokens()))
+                    : weightPoints(dense, layer);
+            yield BalancedKMeans.cluster(points, experts, s.kmeansIterations(), s.seed() + layer);
+          }
+        };
     int[] order = new int[inter];
     int at = 0;
     for (int e = 0; e < experts; e++) {
@@ -216,6 +221,59 @@ public final class Moefier {
       recall.put(k, RouterTrainer.recall(r.weight(), hHeld, hidden, heldTargets, k));
     }
     return new LayerPlan(order, routers, first, last, recall);
+  }
+
+  private static float[][] activationPoints(float[] a, int inter, int tokens) {
+    float[][] points = new float[inter][tokens];
+    for (int j = 0; j < inter; j++) {
+      for (int t = 0; t < tokens; t++) {
+        points[j][t] = Math.abs(a[t * inter + j]);
+      }
+      unitLength(points[j]);
+    }
+    return points;
+  }
+
+  private static float[][] weightPoints(Transformer dense, int layer) {
+    int hidden = dense.config().hiddenSize();
+    int inter = dense.config().intermediateSize();
+    String prefix = dense.layerPrefix(layer);
+    float[] gate = dense.parameters().get(prefix + "mlp.gate_proj.weight").toFloatArray();
+    float[] up = dense.parameters().get(prefix + "mlp.up_proj.weight").toFloatArray();
+    float[][] points = new float[inter][2 * hidden];
+    for (int j = 0; j < inter; j++) {
+      System.arraycopy(gate, j * hidden, points[j], 0, hidden);
+      System.arraycopy(up, j * hidden, points[j], hidden, hidden);
+      unitLength(points[j]);
+    }
+    return points;
+  }
+
+  private static void unitLength(float[] v) {
+    double norm = 0;
+    for (float x : v) {
+      norm += (double) x * x;
+    }
+    if (norm > 0) {
+      float scale = (float) (1 / Math.sqrt(norm));
+      for (int i = 0; i < v.length; i++) {
+        v[i] *= scale;
+      }
+    }
+  }
+
+  private static int[] randomSplit(int inter, int experts, java.util.Random random) {
+    int[] a = new int[inter];
+    for (int j = 0; j < inter; j++) {
+      a[j] = j % experts;
+    }
+    for (int j = inter - 1; j > 0; j--) {
+      int i = random.nextInt(j + 1);
+      int t = a[i];
+      a[i] = a[j];
+      a[j] = t;
+    }
+    return a;
   }
 
   /** Each layer's MLP input (post-attention RMSNorm output) over all windows, [tokens, hidden]. */

@@ -179,30 +179,37 @@ class MoefierTest {
       }
       (w < 10 ? train : held).add(ids);
     }
+    try (Transformer dense = model(4)) {
+      for (Moefier.Clustering clustering : Moefier.Clustering.values()) {
+        checkPlan(dense, train, held, clustering);
+      }
+    }
+  }
+
+  private static void checkPlan(
+      Transformer dense, List<int[]> train, List<int[]> held, Moefier.Clustering clustering) {
     Moefier.Settings s =
         new Moefier.Settings(
-            4, new int[] {1, 2, 4}, 200, 20, RouterTrainer.Settings.defaults(1), 7);
-    try (Transformer dense = model(4)) {
-      Moefier.Plan a = Moefier.plan(dense, train, held, s, ProgressListener.NONE);
-      Moefier.Plan b = Moefier.plan(dense, train, held, s, ProgressListener.NONE);
-      assertEquals(320, a.trainTokens());
-      assertEquals(64, a.heldOutTokens());
-      for (int i = 0; i < LLAMA.numLayers(); i++) {
-        int[] order = a.layers().get(i).order();
-        int[] sorted = order.clone();
-        java.util.Arrays.sort(sorted);
-        for (int j = 0; j < sorted.length; j++) {
-          assertEquals(j, sorted[j], "the order must be a permutation");
-        }
-        assertArrayEquals(order, b.layers().get(i).order(), "same seed, same clusters");
-        for (int k : new int[] {1, 2}) {
-          Moefier.LayerPlan l = a.layers().get(i);
-          assertTrue(l.lastLoss().get(k) < l.firstLoss().get(k), "router loss must fall");
-          double recall = l.heldOutRecall().get(k);
-          assertTrue(recall >= 0 && recall <= 1, "recall " + recall);
-        }
-        assertEquals(1.0, a.layers().get(i).heldOutRecall().get(4));
+            clustering, 4, new int[] {1, 2, 4}, 200, 20, RouterTrainer.Settings.defaults(1), 7);
+    Moefier.Plan a = Moefier.plan(dense, train, held, s, ProgressListener.NONE);
+    Moefier.Plan b = Moefier.plan(dense, train, held, s, ProgressListener.NONE);
+    assertEquals(320, a.trainTokens());
+    assertEquals(64, a.heldOutTokens());
+    for (int i = 0; i < LLAMA.numLayers(); i++) {
+      int[] order = a.layers().get(i).order();
+      int[] sorted = order.clone();
+      java.util.Arrays.sort(sorted);
+      for (int j = 0; j < sorted.length; j++) {
+        assertEquals(j, sorted[j], clustering + ": the order must be a permutation");
       }
+      assertArrayEquals(order, b.layers().get(i).order(), clustering + ": same seed, same split");
+      for (int k : new int[] {1, 2}) {
+        Moefier.LayerPlan l = a.layers().get(i);
+        assertTrue(l.lastLoss().get(k) < l.firstLoss().get(k), "router loss must fall");
+        double recall = l.heldOutRecall().get(k);
+        assertTrue(recall >= 0 && recall <= 1, "recall " + recall);
+      }
+      assertEquals(1.0, a.layers().get(i).heldOutRecall().get(4));
     }
   }
 
