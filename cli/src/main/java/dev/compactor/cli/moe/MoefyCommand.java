@@ -224,7 +224,7 @@ public final class MoefyCommand implements Command {
         evalTokens, seqLen);
     out.printf(
         Locale.ROOT,
-        "%-10s %10s %8s %10s %7s %14s %7s %14s %7s%n",
+        "%-10s %10s %8s %10s %7s %14s %7s %14s %7s %13s%n",
         "model",
         "ppl",
         "dPPL%",
@@ -233,11 +233,12 @@ public final class MoefyCommand implements Command {
         "MLP FLOP/tok",
         "MLP%",
         "FLOP/tok",
-        "recall");
+        "recall",
+        "mass rtr/best");
     double basePpl = rows.get(0).result().baselinePerplexity();
     out.printf(
         Locale.ROOT,
-        "%-10s %10.4f %+8.3f %10.6f %7.2f %,14d %7.1f %,14d %7s%n",
+        "%-10s %10.4f %+8.3f %10.6f %7.2f %,14d %7.1f %,14d %7s %13s%n",
         "dense",
         basePpl,
         0.0,
@@ -246,12 +247,13 @@ public final class MoefyCommand implements Command {
         denseMlp,
         100.0,
         denseTotal,
+        "-",
         "-");
     for (Row r : rows) {
       long mlp = MoeFlops.moefiedMlp(c, e, r.k()) * c.numLayers();
       out.printf(
           Locale.ROOT,
-          "%-10s %10.4f %+8.3f %10.6f %7.2f %,14d %7.1f %,14d %7.4f%n",
+          "%-10s %10.4f %+8.3f %10.6f %7.2f %,14d %7.1f %,14d %7.4f %6.3f/%6.3f%n",
           "k=" + r.k() + "/" + e,
           r.result().modelPerplexity(),
           100 * (r.result().modelPerplexity() / basePpl - 1),
@@ -260,13 +262,16 @@ public final class MoefyCommand implements Command {
           mlp,
           100.0 * mlp / denseMlp,
           MoeFlops.total(c, MoeFlops.moefiedMlp(c, e, r.k())),
-          r.recall());
+          r.recall(),
+          plan.meanRoutedMass(r.k()),
+          plan.meanOracleMass(r.k()));
     }
     out.printf(
         "FLOP/tok: 2 per weight multiply-add of the decoder linears, router and LM head; attention"
             + " scores and values (context-dependent, unchanged) left out. MLP%%: of the dense MLPs."
-            + " recall: share of a held-out token's k heaviest experts (sum |a|) its router picks,"
-            + " mean over layers. Expert outputs are summed unweighted. %.0f s.%n",
+            + " recall: share of a held-out token's k heaviest experts (sum |a|) its router picks;"
+            + " mass: share of the token's sum |a| in the router's k experts / in its k heaviest;"
+            + " both mean over layers. Expert outputs are summed unweighted. %.0f s.%n",
         seconds);
   }
 
@@ -299,6 +304,8 @@ public final class MoefyCommand implements Command {
       row.put("mlpFlopsPerToken", MoeFlops.moefiedMlp(c, e, k) * c.numLayers());
       row.put("flopsPerToken", MoeFlops.total(c, MoeFlops.moefiedMlp(c, e, k)));
       row.put("routerRecall", plan.meanRecall(k));
+      row.put("oracleMassShare", plan.meanOracleMass(k));
+      row.put("routedMassShare", plan.meanRoutedMass(k));
       ArrayNode perLayer = row.putArray("routerRecallPerLayer");
       for (Moefier.LayerPlan l : plan.layers()) {
         perLayer.add(l.heldOutRecall().get(k));

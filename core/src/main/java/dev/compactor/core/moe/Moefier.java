@@ -94,13 +94,18 @@ public final class Moefier {
    * @param firstLoss router loss before training, by k
    * @param lastLoss router loss of the last step, by k
    * @param heldOutRecall fraction of the held-out tokens' k heaviest experts the router picks, by k
+   * @param oracleMass share of a held-out token's {@code sum |a|} its k heaviest experts carry (the
+   *     best any router could do with this split), mean over tokens, by k
+   * @param routedMass share of that mass the router's k experts carry, by k
    */
   public record LayerPlan(
       int[] order,
       Map<Integer, float[]> routers,
       Map<Integer, Float> firstLoss,
       Map<Integer, Float> lastLoss,
-      Map<Integer, Double> heldOutRecall) {}
+      Map<Integer, Double> heldOutRecall,
+      Map<Integer, Double> oracleMass,
+      Map<Integer, Double> routedMass) {}
 
   /**
    * Every layer's split, and how many tokens it was made and checked on.
@@ -115,6 +120,16 @@ public final class Moefier {
     /** Router recall on held-out tokens for {@code k}, averaged over layers. */
     public double meanRecall(int k) {
       return layers.stream().mapToDouble(l -> l.heldOutRecall().get(k)).average().orElse(0);
+    }
+
+    /** {@link LayerPlan#oracleMass} for {@code k}, averaged over layers. */
+    public double meanOracleMass(int k) {
+      return layers.stream().mapToDouble(l -> l.oracleMass().get(k)).average().orElse(0);
+    }
+
+    /** {@link LayerPlan#routedMass} for {@code k}, averaged over layers. */
+    public double meanRoutedMass(int k) {
+      return layers.stream().mapToDouble(l -> l.routedMass().get(k)).average().orElse(0);
     }
   }
 
@@ -201,6 +216,8 @@ public final class Moefier {
     Map<Integer, Float> first = new LinkedHashMap<>();
     Map<Integer, Float> last = new LinkedHashMap<>();
     Map<Integer, Double> recall = new LinkedHashMap<>();
+    Map<Integer, Double> oracle = new LinkedHashMap<>();
+    Map<Integer, Double> routed = new LinkedHashMap<>();
     int[] ks = s.ks();
     Arrays.sort(ks);
     float[] widest = new float[experts * hidden];
@@ -209,6 +226,8 @@ public final class Moefier {
         // every expert runs: the router's choice does not matter
         routers.put(k, widest);
         recall.put(k, 1.0);
+        oracle.put(k, 1.0);
+        routed.put(k, 1.0);
         continue;
       }
       int[] targets = MoefiedMlp.topK(massTrain, n, experts, k);
@@ -219,8 +238,29 @@ public final class Moefier {
       last.put(k, r.losses()[r.losses().length - 1]);
       int[] heldTargets = MoefiedMlp.topK(massHeld, nHeld, experts, k);
       recall.put(k, RouterTrainer.recall(r.weight(), hHeld, hidden, heldTargets, k));
+      oracle.put(k, massShare(massHeld, experts, heldTargets, k));
+      routed.put(
+          k, massShare(massHeld, experts, RouterTrainer.choose(r.weight(), hHeld, hidden, k), k));
     }
-    return new LayerPlan(order, routers, first, last, recall);
+    return new LayerPlan(order, routers, first, last, recall, oracle, routed);
+  }
+
+  /** Mean over tokens of the share of {@code mass} [tokens, E] in each token's chosen experts. */
+  static double massShare(float[] mass, int experts, int[] chosen, int k) {
+    int n = mass.length / experts;
+    double sum = 0;
+    for (int t = 0; t < n; t++) {
+      double total = 0;
+      double in = 0;
+      for (int e = 0; e < experts; e++) {
+        total += mass[t * experts + e];
+      }
+      for (int j = 0; j < k; j++) {
+        in += mass[t * experts + chosen[t * k + j]];
+      }
+      sum += total > 0 ? in / total : 1;
+    }
+    return n == 0 ? Double.NaN : sum / n;
   }
 
   private static float[][] activationPoints(float[] a, int inter, int tokens) {

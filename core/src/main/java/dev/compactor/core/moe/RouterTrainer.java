@@ -106,19 +106,8 @@ public final class RouterTrainer {
    * (by logit) contains.
    */
   public static double recall(float[] weight, float[] x, int hidden, int[] targets, int k) {
-    int experts = weight.length / hidden;
     int n = x.length / hidden;
-    float[] logits = new float[n * experts];
-    for (int t = 0; t < n; t++) {
-      for (int e = 0; e < experts; e++) {
-        double dot = 0;
-        for (int d = 0; d < hidden; d++) {
-          dot += (double) x[t * hidden + d] * weight[e * hidden + d];
-        }
-        logits[t * experts + e] = (float) dot;
-      }
-    }
-    int[] picked = MoefiedMlp.topK(logits, n, experts, k);
+    int[] picked = choose(weight, x, hidden, k);
     long hits = 0;
     for (int t = 0; t < n; t++) {
       for (int j = 0; j < k; j++) {
@@ -131,6 +120,23 @@ public final class RouterTrainer {
       }
     }
     return n == 0 ? Double.NaN : (double) hits / ((long) n * k);
+  }
+
+  /** The router's k experts for each token of {@code x} (plain Java, as the forward picks them). */
+  public static int[] choose(float[] weight, float[] x, int hidden, int k) {
+    int experts = weight.length / hidden;
+    int n = x.length / hidden;
+    float[] logits = new float[n * experts];
+    for (int t = 0; t < n; t++) {
+      for (int e = 0; e < experts; e++) {
+        double dot = 0;
+        for (int d = 0; d < hidden; d++) {
+          dot += (double) x[t * hidden + d] * weight[e * hidden + d];
+        }
+        logits[t * experts + e] = (float) dot;
+      }
+    }
+    return MoefiedMlp.topK(logits, n, experts, k);
   }
 
   private static int[] shuffled(int n, Random random) {

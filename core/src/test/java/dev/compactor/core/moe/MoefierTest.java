@@ -77,7 +77,13 @@ class MoefierTest {
       }
       layers.add(
           new Moefier.LayerPlan(
-              randomOrder(LLAMA.intermediateSize(), r), routers, Map.of(), Map.of(), Map.of()));
+              randomOrder(LLAMA.intermediateSize(), r),
+              routers,
+              Map.of(),
+              Map.of(),
+              Map.of(),
+              Map.of(),
+              Map.of()));
     }
     return new Moefier.Plan(experts, layers, 0, 0);
   }
@@ -208,6 +214,11 @@ class MoefierTest {
         assertTrue(l.lastLoss().get(k) < l.firstLoss().get(k), "router loss must fall");
         double recall = l.heldOutRecall().get(k);
         assertTrue(recall >= 0 && recall <= 1, "recall " + recall);
+        double oracle = l.oracleMass().get(k);
+        double routed = l.routedMass().get(k);
+        assertTrue(
+            routed <= oracle + 1e-9 && oracle <= 1 && routed >= k / 4.0 * 0.5,
+            clustering + ": mass shares " + routed + " / " + oracle);
       }
       assertEquals(1.0, a.layers().get(i).heldOutRecall().get(4));
     }
