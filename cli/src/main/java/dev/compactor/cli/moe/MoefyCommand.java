@@ -184,7 +184,7 @@ public final class MoefyCommand implements Command {
       double seconds) {
     int e = plan.experts();
     out.printf(
-        "model: %s (%s), %d layers, MLP %d -> %d experts of %d neurons%n",
+        "model: %s (%s)%nsplit: %d layers, MLP %d -> %d experts of %d neurons%n",
         model,
         weightsHash(model),
         c.numLayers(),
@@ -224,7 +224,7 @@ public final class MoefyCommand implements Command {
         evalTokens, seqLen);
     out.printf(
         Locale.ROOT,
-        "%-10s %10s %8s %10s %7s %14s %7s %14s %7s %13s%n",
+        "%-10s %10s %8s %10s %7s %14s %7s %14s %7s %8s %8s%n",
         "model",
         "ppl",
         "dPPL%",
@@ -234,11 +234,12 @@ public final class MoefyCommand implements Command {
         "MLP%",
         "FLOP/tok",
         "recall",
-        "mass rtr/best");
+        "mass-rtr",
+        "mass-best");
     double basePpl = rows.get(0).result().baselinePerplexity();
     out.printf(
         Locale.ROOT,
-        "%-10s %10.4f %+8.3f %10.6f %7.2f %,14d %7.1f %,14d %7s %13s%n",
+        "%-10s %10.4f %+8.3f %10.6f %7.2f %,14d %7.1f %,14d %7s %8s %8s%n",
         "dense",
         basePpl,
         0.0,
@@ -248,12 +249,13 @@ public final class MoefyCommand implements Command {
         100.0,
         denseTotal,
         "-",
+        "-",
         "-");
     for (Row r : rows) {
       long mlp = MoeFlops.moefiedMlp(c, e, r.k()) * c.numLayers();
       out.printf(
           Locale.ROOT,
-          "%-10s %10.4f %+8.3f %10.6f %7.2f %,14d %7.1f %,14d %7.4f %6.3f/%6.3f%n",
+          "%-10s %10.4f %+8.3f %10.6f %7.2f %,14d %7.1f %,14d %7.4f %8.4f %8.4f%n",
           "k=" + r.k() + "/" + e,
           r.result().modelPerplexity(),
           100 * (r.result().modelPerplexity() / basePpl - 1),
@@ -270,7 +272,7 @@ public final class MoefyCommand implements Command {
         "FLOP/tok: 2 per weight multiply-add of the decoder linears, router and LM head; attention"
             + " scores and values (context-dependent, unchanged) left out. MLP%%: of the dense MLPs."
             + " recall: share of a held-out token's k heaviest experts (sum |a|) its router picks;"
-            + " mass: share of the token's sum |a| in the router's k experts / in its k heaviest;"
+            + " mass-rtr / mass-best: share of the token's sum |a| in the router's k experts / in its k heaviest;"
             + " both mean over layers. Expert outputs are summed unweighted. %.0f s.%n",
         seconds);
   }
