@@ -174,6 +174,44 @@ class MoefierTest {
   }
 
   @Test
+  void observersSeeTheDenseInputsAndTheRoutedActivation(@TempDir Path tmp) throws Exception {
+    Moefier.Plan plan = randomPlan(4, new int[] {1}, 6);
+    try (Transformer dense = model(5)) {
+      Moefier.write(dense, plan, 1, tmp, DType.F32, Map.of());
+    }
+    try (Transformer moefied = Transformer.load(tmp, Device.cpu());
+        NDManager m = NDManager.newBaseManager()) {
+      Map<String, float[]> seen = new java.util.HashMap<>();
+      moefied.logits(
+          m,
+          m.create(IDS, new Shape(1, IDS.length)),
+          (layer, name, input) -> {
+            if (layer == 0) {
+              seen.put(name, input.toFloatArray());
+            }
+          });
+      assertTrue(
+          seen.keySet().containsAll(List.of("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")));
+      assertEquals(IDS.length * LLAMA.hiddenSize(), seen.get("mlp.gate_proj").length);
+      float[] act = seen.get("mlp.down_proj");
+      int inter = LLAMA.intermediateSize();
+      assertEquals(IDS.length * inter, act.length);
+      // k = 1 of 4: each token's activation is non-zero in exactly one slice of 12 neurons
+      for (int t = 0; t < IDS.length; t++) {
+        int live = 0;
+        for (int e = 0; e < 4; e++) {
+          boolean any = false;
+          for (int j = e * 12; j < (e + 1) * 12; j++) {
+            any |= act[t * inter + j] != 0;
+          }
+          live += any ? 1 : 0;
+        }
+        assertEquals(1, live, "token " + t + " has " + live + " live expert slices");
+      }
+    }
+  }
+
+  @Test
   void planClustersIntoEqualExpertsDeterministicallyAndTrainsRouters() {
     Random r = new Random(8);
     List<int[]> train = new ArrayList<>();
