@@ -27,6 +27,9 @@ import java.nio.file.Path;
  * and Qwen3 only with {@code use_sliding_window}, and then the layers from {@code
  * max_window_layers} on (or as {@code layer_types} says). {@link #toJson()} writes the input back
  * with every unknown field preserved.
+ *
+ * <p>A Llama-family config may carry {@value #MOEFICATION} (see {@link #moeficationExperts()}): the
+ * dense MLP then runs only its routed expert slices.
  */
 public final class ModelConfig {
 

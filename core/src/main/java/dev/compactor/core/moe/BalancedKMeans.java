@@ -20,11 +20,14 @@ public final class BalancedKMeans {
    */
   public static int[] cluster(float[][] points, int k, int maxIterations, long seed) {
     int n = points.length;
-    if (k < 1 || n % k != 0) {
+    if (k < 1 || n == 0 || n % k != 0) {
       throw new IllegalArgumentException(
           "balanced k-means: expected k dividing the " + n + " points, found k " + k);
     }
-    int dim = n == 0 ? 0 : points[0].length;
+    int dim = points[0].length;
+    if (dim == 0) {
+      throw new IllegalArgumentException("balanced k-means: points have no coordinates");
+    }
     double[][] centres = initialCentres(points, k, new Random(seed));
     int[] assignment = new int[n];
     Arrays.fill(assignment, -1);
@@ -106,7 +109,6 @@ public final class BalancedKMeans {
 
   private static double[][] initialCentres(float[][] points, int k, Random random) {
     int n = points.length;
-    int dim = points[0].length;
     double[][] centres = new double[k][];
     centres[0] = toDouble(points[random.nextInt(n)]);
     double[] nearest = new double[n];
@@ -131,9 +133,6 @@ public final class BalancedKMeans {
         pick = random.nextInt(n);
       }
       centres[c] = toDouble(points[pick]);
-    }
-    if (dim == 0) {
-      throw new IllegalArgumentException("balanced k-means: points have no coordinates");
     }
     return centres;
   }

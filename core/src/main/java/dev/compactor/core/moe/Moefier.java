@@ -321,7 +321,7 @@ public final class Moefier {
     ModelConfig c = dense.config();
     int layers = c.numLayers();
     int hidden = c.hiddenSize();
-    float[][] out = new float[layers][tokens(windows) * hidden];
+    float[][] out = new float[layers][checkedSize(tokens(windows), hidden)];
     int[] filled = new int[layers];
     try (NDManager m = NDManager.newBaseManager(dense.device())) {
       for (int[] w : windows) {
@@ -350,11 +350,26 @@ public final class Moefier {
     NDArray gate = dense.parameters().get(prefix + "mlp.gate_proj.weight");
     NDArray up = dense.parameters().get(prefix + "mlp.up_proj.weight");
     int n = h.length / c.hiddenSize();
+    checkedSize(n, c.intermediateSize());
     try (NDManager m = NDManager.newBaseManager(dense.device())) {
       NDArray x = m.create(h, new Shape(n, c.hiddenSize()));
       NDArray g = Linear.linear(x, gate).head();
       return g.mul(Activation.sigmoid(g)).mul(Linear.linear(x, up).head()).toFloatArray();
     }
+  }
+
+  /** {@code tokens * width} as one Java array's length, or a clear refusal. */
+  private static int checkedSize(int tokens, int width) {
+    long size = (long) tokens * width;
+    if (size > Integer.MAX_VALUE - 8) {
+      throw new UnsupportedOperationException(
+          "not supported yet: "
+              + tokens
+              + " calibration tokens x "
+              + width
+              + " values exceed one Java array; use fewer calibration windows");
+    }
+    return (int) size;
   }
 
   /** {@code sum |a_j|} over each expert's neurons, [tokens, E]. */
