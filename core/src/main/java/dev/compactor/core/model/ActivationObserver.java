@@ -15,6 +15,10 @@ import ai.djl.ndarray.NDArray;
  * tokens routed to expert E; an expert no token chose is not observed). The weight of that linear
  * is {@code parameters().get(prefix + linearName + ".weight")} (for GPT-2 stored {@code [in, out]},
  * for Llama {@code [out, in]}).
+ *
+ * <p>In a MoEfied model ({@link ModelConfig#moefied()}) gate_proj and up_proj see every token's
+ * input, and down_proj sees the SwiGLU activation with the expert slices a token was not routed to
+ * set to 0, which is what it multiplies.
  */
 @FunctionalInterface
 public interface ActivationObserver {

@@ -29,6 +29,9 @@ import java.nio.file.Path;
  * and Qwen3 only with {@code use_sliding_window}, and then the layers from {@code
  * max_window_layers} on (or as {@code layer_types} says). {@link #toJson()} writes the input back
  * with every unknown field preserved.
+ *
+ * <p>A Llama-family config may carry {@value #MOEFICATION} (see {@link #moeficationExperts()}): the
+ * dense MLP then runs only its routed expert slices.
  */
 public final class ModelConfig {
 
@@ -88,6 +91,11 @@ public final class ModelConfig {
   private final int sharedExpertIntermediateSize;
   private final boolean normTopkProb;
   private final boolean[] sparseLayers;
+  private final int moeficationExperts;
+  private final int moeficationTopK;
+
+  /** The config field of a MoEfied dense model (see {@link #moeficationExperts()}). */
+  public static final String MOEFICATION = "compactor_moefication";
 
   private ModelConfig(ObjectNode raw) {
     this.raw = raw;
@@ -239,6 +247,29 @@ public final class ModelConfig {
         }
       }
       default -> throw new UnsupportedModelException("not supported: " + modelType);
+    }
+    JsonNode moefication = raw.get(MOEFICATION);
+    if (moefication == null || moefication.isNull()) {
+      moeficationExperts = 0;
+      moeficationTopK = 0;
+    } else {
+      boolean llamaMlp = family == Family.LLAMA || family == Family.QWEN3;
+      if (!llamaMlp || mlpBias) {
+        throw new UnsupportedModelException(
+            "not supported yet: "
+                + MOEFICATION
+                + " on "
+                + modelType
+                + (llamaMlp ? " with mlp_bias" : "")
+                + " (only separate gate_proj/up_proj/down_proj without bias)");
+      }
+      moeficationExperts = req(moefication, "num_experts");
+      moeficationTopK = req(moefication, "experts_per_token");
+      String router = text(moefication, "router", "linear");
+      if (!router.equals("linear")) {
+        throw new UnsupportedModelException(
+            "not supported: " + MOEFICATION + ".router=" + router + " (only linear)");
+      }
     }
     validate();
   }
@@ -423,6 +454,26 @@ public final class ModelConfig {
         throw new IllegalArgumentException(
             "config.json: expected shared_expert_intermediate_size >= 0, found "
                 + sharedExpertIntermediateSize);
+      }
+    }
+    if (moeficationExperts != 0) {
+      if (moeficationExperts < 1 || intermediateSize % moeficationExperts != 0) {
+        throw new IllegalArgumentException(
+            "config.json: expected "
+                + MOEFICATION
+                + ".num_experts to divide intermediate_size "
+                + intermediateSize
+                + ", found "
+                + moeficationExperts);
+      }
+      if (moeficationTopK < 1 || moeficationTopK > moeficationExperts) {
+        throw new IllegalArgumentException(
+            "config.json: expected "
+                + MOEFICATION
+                + ".experts_per_token between 1 and num_experts "
+                + moeficationExperts
+                + ", found "
+                + moeficationTopK);
       }
     }
     if (family != Family.GPT2 && headDim % 2 != 0) {
@@ -638,7 +689,32 @@ public final class ModelConfig {
     return expertsPerToken;
   }
 
-  /** Number of parameters (tied head counted once; every expert, shared ones too, counted). */
+  /**
+   * Experts of a MoEfied dense MLP ({@code compactor_moefication.num_experts}), 0 for none. Such a
+   * model is an ordinary dense checkpoint whose MLP neurons are ordered so that expert {@code e}
+   * owns the contiguous slice {@code [e*m, (e+1)*m)}, {@code m = intermediate_size / E}, plus a
+   * router {@code mlp.moefication_router.weight} [E, hidden] per layer; the forward runs only the
+   * top-k slices of each token and sums their outputs unweighted. Hugging Face ignores the field
+   * and the router, and runs the dense MLP.
+   */
+  public int moeficationExperts() {
+    return moeficationExperts;
+  }
+
+  /** Expert slices each token runs through in a MoEfied model; 0 for none. */
+  public int moeficationTopK() {
+    return moeficationTopK;
+  }
+
+  /** Whether the dense MLP runs only its routed expert slices (see {@link #moeficationExperts}). */
+  public boolean moefied() {
+    return moeficationExperts > 0;
+  }
+
+  /**
+   * Number of parameters (tied head counted once; every expert, shared ones too, counted; a MoEfied
+   * model's routers counted).
+   */
   public long parameterCount() {
     long h = hiddenSize;
     if (family == Family.GPT2) {
@@ -667,7 +743,7 @@ public final class ModelConfig {
             + (sharedExpertIntermediateSize > 0 ? 3 * h * sharedExpertIntermediateSize + h : 0);
     long layers = 0;
     for (int i = 0; i < numLayers; i++) {
-      layers += attention + (sparseLayers[i] ? sparse : dense);
+      layers += attention + (sparseLayers[i] ? sparse : dense) + (long) moeficationExperts * h;
     }
     return layers + (long) vocabSize * h * (tieWordEmbeddings ? 1 : 2) + h;
   }

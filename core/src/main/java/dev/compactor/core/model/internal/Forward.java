@@ -13,6 +13,7 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.LayerNorm;
 import dev.compactor.core.model.ActivationObserver;
 import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.moe.MoefiedMlp;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.HashMap;
@@ -183,6 +184,9 @@ public final class Forward {
     if (c.sparseLayer(i)) {
       return x.add(sparseMoe(p, i, w, h));
     }
+    if (c.moefied()) {
+      return x.add(moefiedMlp(p, i, w, h));
+    }
     NDArray gate;
     NDArray up;
     if (c.fusedProjections()) {
@@ -278,6 +282,30 @@ public final class Forward {
       routed = routed.add(shared.mul(share));
     }
     return routed.reshape(p.batch, p.seq, hidden);
+  }
+
+  /**
+   * A MoEfied dense MLP: only each token's top-k neuron slices run ({@link MoefiedMlp}). An
+   * observer sees the dense input of gate/up and, for down_proj, the activation with the slices a
+   * token skipped zeroed, which is what down_proj multiplies.
+   */
+  private NDArray moefiedMlp(Pass p, int layer, Map<String, NDArray> w, NDArray h) {
+    Shape s = h.getShape();
+    NDArray flat = h.reshape(-1, s.get(s.dimension() - 1));
+    MoefiedMlp mlp =
+        new MoefiedMlp(
+            w.get("mlp.gate_proj.weight"),
+            w.get("mlp.up_proj.weight"),
+            w.get("mlp.down_proj.weight"),
+            w.get(Layout.MOEFICATION_ROUTER + ".weight"),
+            c.moeficationTopK());
+    int[] chosen = mlp.route(flat);
+    if (p.observer != null) {
+      p.observe(layer, "mlp.gate_proj", flat);
+      p.observe(layer, "mlp.up_proj", flat);
+      p.observe(layer, "mlp.down_proj", mlp.maskedActivation(p.scope, flat, chosen));
+    }
+    return mlp.apply(p.scope, flat, chosen).reshape(s);
   }
 
   /** An index for {@code gather} along axis 0 picking whole rows {@code rows} of width cols. */

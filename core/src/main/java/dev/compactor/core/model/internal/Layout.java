@@ -90,8 +90,19 @@ public final class Layout {
       linear(s, "mlp.up_proj", inter, h, c.mlpBias());
     }
     linear(s, "mlp.down_proj", h, inter, c.mlpBias());
+    if (c.moefied()) {
+      s.add(
+          new Spec(
+              MOEFICATION_ROUTER + ".weight", new long[] {c.moeficationExperts(), h}, Init.NORMAL));
+    }
     return s;
   }
+
+  /**
+   * The router of a MoEfied dense MLP ({@link ModelConfig#moeficationExperts()}), relative to the
+   * layer prefix; not a linear the calibration observers see.
+   */
+  public static final String MOEFICATION_ROUTER = "mlp.moefication_router";
 
   /** The three projections of a SiLU-gated expert MLP. */
   public enum ExpertProj {

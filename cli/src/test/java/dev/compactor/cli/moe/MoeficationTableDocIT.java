@@ -1,0 +1,76 @@
+package dev.compactor.cli.moe;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.compactor.cli.Main;
+import dev.compactor.cli.quant.QualityTableDocIT;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Keeps {@code cli/docs/moefication-table.md} true: reruns the documented {@code compactor moefy
+ * ... --table} on the shipped tiny model and compares its table with the document's first block
+ * under {@link QualityTableDocIT}'s rules (weights by hash, run time ignored, one unit of slack in
+ * a decimal's last digit for CPU-dependent float kernels).
+ */
+class MoeficationTableDocIT {
+
+  static final Path DOC = Path.of("docs/moefication-table.md");
+  static final Path MODEL_DIR = Path.of("..", "models", "tiny-llama-v1");
+
+  @TempDir Path tmp;
+
+  @Test
+  void theDocumentedTableIsWhatTheCommandPrints() throws Exception {
+    List<String> doc =
+        QualityTableDocIT.comparable(
+            QualityTableDocIT.docTable(Files.readString(DOC, StandardCharsets.UTF_8)));
+    Assumptions.assumeTrue(
+        Files.isRegularFile(MODEL_DIR.resolve("model.safetensors")),
+        "the shipped tiny model is not in this checkout at " + MODEL_DIR);
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int code =
+        Main.run(
+            new String[] {
+              "moefy",
+              "--model",
+              MODEL_DIR.toString(),
+              "--experts",
+              "8",
+              "--k",
+              "1,2,4,8",
+              "--out",
+              tmp.toString(),
+              "--table"
+            },
+            new PrintStream(out, true, StandardCharsets.UTF_8),
+            new PrintStream(err, true, StandardCharsets.UTF_8));
+    String printed = out.toString(StandardCharsets.UTF_8);
+    assertEquals(0, code, err.toString(StandardCharsets.UTF_8));
+    List<String> now = QualityTableDocIT.comparable(printed.lines().toList());
+    assertEquals(doc.size(), now.size(), "line count; whole output:\n" + printed);
+    for (int i = 0; i < doc.size(); i++) {
+      assertTrue(
+          QualityTableDocIT.sameLine(doc.get(i), now.get(i)),
+          "line "
+              + (i + 1)
+              + " of "
+              + DOC
+              + " differs:\n"
+              + doc.get(i)
+              + "\n"
+              + now.get(i)
+              + "\npaste the new output if the change is intended. Whole output:\n"
+              + printed);
+    }
+  }
+}
