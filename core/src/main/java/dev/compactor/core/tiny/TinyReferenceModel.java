@@ -280,9 +280,42 @@ public final class TinyReferenceModel {
   private static void build(
       Path out, TinyRecipe recipe, String hash, Corpus corpus, ProgressListener progress)
       throws IOException {
+    build(out, recipe, recipe.config(), hash, corpus, progress);
+  }
+
+  /**
+   * Trains a byte-level model of architecture {@code config} (the recipe's vocabulary and context)
+   * with {@code recipe}'s data, optimiser, schedule and seed, and writes it with its tokenizer,
+   * training report and checksums to {@code out}, which must not exist. For reference models of
+   * other architectures (the MoE one); the recorded hash covers the recipe, the config and the
+   * training text.
+   */
+  public static void train(
+      Path out, TinyRecipe recipe, ModelConfig config, ProgressListener progress)
+      throws IOException {
+    if (Files.exists(out)) {
+      throw new IOException(out + " already exists");
+    }
+    Corpus corpus = Corpus.europarlEnglish();
+    String hash =
+        TinyRecipe.sha256(
+            (recipe.hash(TinyRecipe.sha256(corpus.trainText().getBytes(StandardCharsets.UTF_8)))
+                    + "|config="
+                    + config.toJson())
+                .getBytes(StandardCharsets.UTF_8));
+    build(out, recipe, config, hash, corpus, progress);
+  }
+
+  private static void build(
+      Path out,
+      TinyRecipe recipe,
+      ModelConfig config,
+      String hash,
+      Corpus corpus,
+      ProgressListener progress)
+      throws IOException {
     ByteTokenizer tokenizer = new ByteTokenizer();
     int[] train = tokenizer.encode(corpus.trainText());
-    ModelConfig config = recipe.config();
     long start = System.nanoTime();
     ArrayNode curve = JSON.createArrayNode();
     double finalLoss;
