@@ -1,5 +1,6 @@
 package dev.compactor.cli;
 
+import dev.compactor.cli.moe.MoeTableCommand;
 import dev.compactor.cli.pipeline.CancelCommand;
 import dev.compactor.cli.pipeline.DemoCommand;
 import dev.compactor.cli.pipeline.StatusCommand;
@@ -28,7 +29,8 @@ public final class Commands {
           new WatchCommand(),
           new CancelCommand(),
           new QuantizeCommand(),
-          new QualityTableCommand());
+          new QualityTableCommand(),
+          new MoeTableCommand());
 
   private Commands() {}
 
