@@ -297,13 +297,18 @@ public final class TinyReferenceModel {
       throw new IOException(out + " already exists");
     }
     Corpus corpus = Corpus.europarlEnglish();
-    String hash =
-        TinyRecipe.sha256(
-            (recipe.hash(TinyRecipe.sha256(corpus.trainText().getBytes(StandardCharsets.UTF_8)))
-                    + "|config="
-                    + config.toJson())
-                .getBytes(StandardCharsets.UTF_8));
-    build(out, recipe, config, hash, corpus, progress);
+    build(out, recipe, config, recipeHash(recipe, config, corpus), corpus, progress);
+  }
+
+  /** The hash {@link #train(Path, TinyRecipe, ModelConfig, ProgressListener)} records. */
+  public static String recipeHash(TinyRecipe recipe, ModelConfig config) throws IOException {
+    return recipeHash(recipe, config, Corpus.europarlEnglish());
+  }
+
+  private static String recipeHash(TinyRecipe recipe, ModelConfig config, Corpus corpus) {
+    String text = TinyRecipe.sha256(corpus.trainText().getBytes(StandardCharsets.UTF_8));
+    return TinyRecipe.sha256(
+        (recipe.hash(text) + "|config=" + config.toJson()).getBytes(StandardCharsets.UTF_8));
   }
 
   private static void build(
