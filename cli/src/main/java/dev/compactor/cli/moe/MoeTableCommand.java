@@ -11,6 +11,7 @@ import dev.compactor.core.data.Corpus;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.metrics.EvalText;
 import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.moe.ExpertStatistics;
 import dev.compactor.core.moe.MoeTable;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
@@ -93,15 +94,16 @@ public final class MoeTableCommand implements Command {
       List<int[]> samples =
           CalibrationText.builtin().corpus().calibrationSamples(tok, SAMPLES, seqLen, SEED);
       long t0 = System.nanoTime();
+      MoeTable table = new MoeTable(model, work, tokens, samples, seqLen);
       List<MoeTable.Row> rows =
-          new MoeTable(model, work, tokens, samples, seqLen)
-              .run(
-                  kept, (phase, done, total) -> err.printf("%s: %d/%d rows%n", phase, done, total));
+          table.run(
+              kept, (phase, done, total) -> err.printf("%s: %d/%d rows%n", phase, done, total));
       double seconds = (System.nanoTime() - t0) / 1e9;
       if (args.has("json")) {
         out.println(json(model, textName, tokens.length, seqLen, rows));
       } else {
         print(out, model, textName, tokens.length, seqLen, samples.size(), rows, seconds);
+        printStatistics(out, table.statistics());
       }
     } finally {
       deleteRecursively(work);
@@ -180,6 +182,20 @@ public final class MoeTableCommand implements Command {
             + " FLOPs/tok: 2 x the active parameters that are multiplied (not the embedding"
             + " lookup), attention scores left out. %.0f s.%n",
         seconds);
+  }
+
+  private static void printStatistics(PrintStream out, ExpertStatistics s) {
+    out.println("expert statistics on the calibration windows, per layer and expert:");
+    for (int l = 0; l < s.layers(); l++) {
+      StringBuilder freq = new StringBuilder();
+      StringBuilder norm = new StringBuilder();
+      for (int e = 0; e < s.experts(); e++) {
+        freq.append(String.format(Locale.ROOT, " %6.3f", s.frequency(l, e)));
+        norm.append(String.format(Locale.ROOT, " %6.3f", s.weightedOutputNorm(l, e)));
+      }
+      out.printf("layer %2d frequency     %s%n", l, freq);
+      out.printf("layer %2d weighted_norm %s%n", l, norm);
+    }
   }
 
   private static String json(

@@ -51,6 +51,7 @@ public final class MoeTable {
   private final int[] evalTokens;
   private final List<int[]> calibration;
   private final int seqLen;
+  private ExpertStatistics statistics;
 
   /**
    * @param model the original MoE model directory
@@ -81,6 +82,7 @@ public final class MoeTable {
     }
     int total = 1 + 3 * keptCounts.length;
     ExpertStatistics stats = ExpertStatistics.collect(model, calibration, Device.cpu());
+    statistics = stats;
     List<Row> rows = new ArrayList<>();
     try (Transformer base = Transformer.load(model, Device.cpu())) {
       DivergenceEvaluator eval = new DivergenceEvaluator(seqLen, seqLen);
@@ -104,6 +106,11 @@ public final class MoeTable {
       }
     }
     return rows;
+  }
+
+  /** The calibration statistics of the last {@link #run} (null before one). */
+  public ExpertStatistics statistics() {
+    return statistics;
   }
 
   private Row score(
