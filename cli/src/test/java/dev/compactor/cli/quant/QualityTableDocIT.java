@@ -27,7 +27,7 @@ import org.junit.jupiter.api.Test;
  * number of fields stay exact. Skipped, with a reason, only in a checkout without the shipped
  * model.
  */
-class QualityTableDocIT {
+public class QualityTableDocIT {
 
   static final Path DOC = Path.of("docs/quality-table.md");
 
@@ -38,7 +38,7 @@ class QualityTableDocIT {
   static final Pattern SECONDS = Pattern.compile(" \\d+ s\\.$");
 
   /** The first fenced block that starts with {@code model:}. */
-  static List<String> docTable(String doc) {
+  public static List<String> docTable(String doc) {
     List<String> lines = doc.lines().toList();
     for (int i = 0; i < lines.size(); i++) {
       if (lines.get(i).startsWith("```")
@@ -51,11 +51,11 @@ class QualityTableDocIT {
         return block;
       }
     }
-    throw new AssertionError(DOC + " has no ``` block starting with 'model: '");
+    throw new AssertionError("no ``` block starting with 'model: '");
   }
 
   /** The parts that must match: the weights' hash instead of the path, no run time. */
-  static List<String> comparable(List<String> table) {
+  public static List<String> comparable(List<String> table) {
     List<String> out = new ArrayList<>();
     for (String line : table) {
       Matcher m = MODEL.matcher(line);
@@ -74,7 +74,7 @@ class QualityTableDocIT {
    * Whether two printed lines say the same thing: the same fields, decimals allowed to differ by
    * one unit in their last printed digit (and printed with the same number of digits).
    */
-  static boolean sameLine(String doc, String now) {
+  public static boolean sameLine(String doc, String now) {
     if (doc.equals(now)) {
       return true;
     }
