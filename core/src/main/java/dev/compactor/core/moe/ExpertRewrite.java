@@ -15,8 +15,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.Stream;
 
 /**
@@ -94,18 +97,22 @@ final class ExpertRewrite {
     // where the first of them stood.
     Map<String, Integer> expertTensorLayer = new HashMap<>();
     Map<String, Integer> routerLayer = new HashMap<>();
+    Set<String> expertModules = new HashSet<>();
     for (int i = 0; i < c.numLayers(); i++) {
       String prefix = Layout.layerPrefix(c, "", i);
       routerLayer.put(prefix + Layout.router(c) + ".weight", i);
       for (int e = 0; e < c.numExperts(); e++) {
         for (Layout.ExpertProj p : PROJ) {
           expertTensorLayer.put(prefix + Layout.expert(c, e, p) + ".weight", i);
+          expertModules.add(prefix + Layout.expert(c, e, p));
         }
       }
     }
     try (TensorSource src = model.weights()) {
       for (String name : src.names()) {
-        if (name.contains(".experts.") && !expertTensorLayer.containsKey(name)) {
+        int dot = name.lastIndexOf('.');
+        boolean ofAnExpert = dot > 0 && expertModules.contains(name.substring(0, dot));
+        if (ofAnExpert && !expertTensorLayer.containsKey(name)) {
           throw new UnsupportedOperationException(
               "not supported yet: expert tensor " + name + " (only bias-free linear weights)");
         }
@@ -115,7 +122,7 @@ final class ExpertRewrite {
           throw new IllegalArgumentException(inputDir + ": checkpoint lacks " + name);
         }
       }
-      Map<String, String> metadata = new java.util.LinkedHashMap<>(src.metadata());
+      Map<String, String> metadata = new LinkedHashMap<>(src.metadata());
       metadata.putAll(extraMetadata);
       boolean[] layerWritten = new boolean[c.numLayers()];
       try (SafetensorsWriter out = new SafetensorsWriter(outputDir, MAX_SHARD_BYTES, metadata)) {

@@ -113,6 +113,28 @@ class ExpertPruningTest {
   }
 
   @Test
+  void expertTensorsOtherThanWeightsAreRefused(@TempDir Path tmp) throws Exception {
+    ModelConfig c = MoeTestModels.mixtral(1, 2, 1);
+    Path dir = MoeTestModels.save(c, 4, tmp.resolve("m"));
+    Map<String, long[]> shapes = new java.util.LinkedHashMap<>(MoeTestModels.shapes(dir));
+    Map<String, float[]> values = new java.util.LinkedHashMap<>(MoeTestModels.tensors(dir));
+    shapes.put(MOE + "experts.1.w2.bias", new long[] {c.hiddenSize()});
+    values.put(MOE + "experts.1.w2.bias", new float[c.hiddenSize()]);
+    Path biased = MoeTestModels.write(tmp.resolve("b"), c, shapes, values, Map.of(), null);
+    ExpertStatistics stats =
+        ExpertStatistics.collect(dir, MoeTestModels.sequences(1, 8, 1), Device.cpu());
+    UnsupportedOperationException e =
+        assertThrows(
+            UnsupportedOperationException.class,
+            () -> ExpertPruner.prune(biased, tmp.resolve("o"), stats, ExpertScore.FREQUENCY, 1));
+    assertEquals(
+        "not supported yet: expert tensor "
+            + MOE
+            + "experts.1.w2.bias (only bias-free linear weights)",
+        e.getMessage());
+  }
+
+  @Test
   void denseCheckpointsAreRefused(@TempDir Path tmp) throws Exception {
     ModelConfig llama = ModelConfig.llama(64, 32, 24, 1, 4, 2, 64);
     Path dir = tmp.resolve("l");
