@@ -1,5 +1,6 @@
 package dev.compactor.cli;
 
+import dev.compactor.cli.moe.MoeTableCommand;
 import dev.compactor.cli.moe.MoefyCommand;
 import dev.compactor.cli.pipeline.CancelCommand;
 import dev.compactor.cli.pipeline.DemoCommand;
@@ -30,7 +31,8 @@ public final class Commands {
           new CancelCommand(),
           new QuantizeCommand(),
           new QualityTableCommand(),
-          new MoefyCommand());
+          new MoefyCommand(),
+          new MoeTableCommand());
 
   private Commands() {}
 

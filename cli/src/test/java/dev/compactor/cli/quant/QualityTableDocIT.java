@@ -51,7 +51,7 @@ public class QualityTableDocIT {
         return block;
       }
     }
-    throw new AssertionError(DOC + " has no ``` block starting with 'model: '");
+    throw new AssertionError("no ``` block starting with 'model: '");
   }
 
   /** The parts that must match: the weights' hash instead of the path, no run time. */

@@ -280,9 +280,47 @@ public final class TinyReferenceModel {
   private static void build(
       Path out, TinyRecipe recipe, String hash, Corpus corpus, ProgressListener progress)
       throws IOException {
+    build(out, recipe, recipe.config(), hash, corpus, progress);
+  }
+
+  /**
+   * Trains a byte-level model of architecture {@code config} (the recipe's vocabulary and context)
+   * with {@code recipe}'s data, optimiser, schedule and seed, and writes it with its tokenizer,
+   * training report and checksums to {@code out}, which must not exist. For reference models of
+   * other architectures (the MoE one); the recorded hash covers the recipe, the config and the
+   * training text.
+   */
+  public static void train(
+      Path out, TinyRecipe recipe, ModelConfig config, ProgressListener progress)
+      throws IOException {
+    if (Files.exists(out)) {
+      throw new IOException(out + " already exists");
+    }
+    Corpus corpus = Corpus.europarlEnglish();
+    build(out, recipe, config, recipeHash(recipe, config, corpus), corpus, progress);
+  }
+
+  /** The hash {@link #train(Path, TinyRecipe, ModelConfig, ProgressListener)} records. */
+  public static String recipeHash(TinyRecipe recipe, ModelConfig config) throws IOException {
+    return recipeHash(recipe, config, Corpus.europarlEnglish());
+  }
+
+  private static String recipeHash(TinyRecipe recipe, ModelConfig config, Corpus corpus) {
+    String text = TinyRecipe.sha256(corpus.trainText().getBytes(StandardCharsets.UTF_8));
+    return TinyRecipe.sha256(
+        (recipe.hash(text) + "|config=" + config.toJson()).getBytes(StandardCharsets.UTF_8));
+  }
+
+  private static void build(
+      Path out,
+      TinyRecipe recipe,
+      ModelConfig config,
+      String hash,
+      Corpus corpus,
+      ProgressListener progress)
+      throws IOException {
     ByteTokenizer tokenizer = new ByteTokenizer();
     int[] train = tokenizer.encode(corpus.trainText());
-    ModelConfig config = recipe.config();
     long start = System.nanoTime();
     ArrayNode curve = JSON.createArrayNode();
     double finalLoss;
