@@ -18,10 +18,15 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Keeps {@code cli/docs/moefication-table.md} true: reruns the documented {@code compactor moefy
  * ... --table} on the shipped tiny model and compares its table with the document's first block
- * under {@link QualityTableDocIT}'s rules (weights by hash, run time ignored, one unit of slack in
- * a decimal's last digit for CPU-dependent float kernels).
+ * under {@link QualityTableDocIT}'s rules (weights by hash, run time ignored, integers exact), with
+ * {@link #RELATIVE} slack on decimals: the clusters come from k-means and the routers from AdamW
+ * training, so a CPU whose float kernels round differently (AVX2 vs AVX-512) can tip a neuron's
+ * cluster and move a figure by more than the last digit.
  */
 class MoeficationTableDocIT {
+
+  /** Relative slack on decimal figures (the FLOP counts are integers and stay exact). */
+  static final double RELATIVE = 0.02;
 
   static final Path DOC = Path.of("docs/moefication-table.md");
   static final Path MODEL_DIR = Path.of("..", "models", "tiny-llama-v1");
@@ -60,7 +65,7 @@ class MoeficationTableDocIT {
     assertEquals(doc.size(), now.size(), "line count; whole output:\n" + printed);
     for (int i = 0; i < doc.size(); i++) {
       assertTrue(
-          QualityTableDocIT.sameLine(doc.get(i), now.get(i)),
+          QualityTableDocIT.sameLine(doc.get(i), now.get(i), RELATIVE),
           "line "
               + (i + 1)
               + " of "
