@@ -639,6 +639,40 @@ def qwen3_moe_qk_norm():
                      "model.layers.2.mlp.down_proj.weight"))
 
 
+@case
+def qwen2_moe_gguf():
+    # every layer sparse (llama.cpp's qwen2moe has no dense layers): 4 experts of width 16, top-2
+    # not renormalised (llama.cpp's qwen2moe graph never renormalises), a shared expert of width
+    # 32 behind its sigmoid gate; q/k/v biases; an untied head (qwen2moe requires output.weight).
+    make_case("qwen2_moe_gguf",
+              llama_cfg(architectures=["Qwen2MoeForCausalLM"], model_type="qwen2_moe",
+                        hidden_size=32, intermediate_size=40, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, vocab_size=64,
+                        rope_theta=1e6, rms_norm_eps=1e-6, num_experts=4, num_experts_per_tok=2,
+                        moe_intermediate_size=16, shared_expert_intermediate_size=32,
+                        norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[],
+                        use_sliding_window=False, sliding_window=4096, max_window_layers=28,
+                        router_aux_loss_coef=0.001, output_router_logits=False),
+              seed=13, seq=9)
+
+
+@case
+def qwen3_moe_gguf():
+    # every layer sparse (decoder_sparse_step 1, as llama.cpp's qwen3moe requires): explicit
+    # head_dim 16 (q 64 wide over hidden 32), q/k norms, 8 experts of width 16, top-2 renormalised
+    # (llama.cpp's qwen3moe always renormalises), tied embeddings.
+    make_case("qwen3_moe_gguf",
+              llama_cfg(architectures=["Qwen3MoeForCausalLM"], model_type="qwen3_moe",
+                        hidden_size=32, intermediate_size=48, num_hidden_layers=2, head_dim=16,
+                        num_attention_heads=4, num_key_value_heads=2, vocab_size=64,
+                        rope_theta=1e6, rms_norm_eps=1e-6, num_experts=8, num_experts_per_tok=2,
+                        moe_intermediate_size=16, norm_topk_prob=True, decoder_sparse_step=1,
+                        mlp_only_layers=[], attention_bias=False, use_sliding_window=False,
+                        sliding_window=None, tie_word_embeddings=True,
+                        router_aux_loss_coef=0.001, output_router_logits=False),
+              seed=14, seq=9)
+
+
 def main():
     # every case function; make_case skips the cases not named on the command line
     for fn in CASES.values():

@@ -8,8 +8,8 @@ Parses the header, every metadata pair and every tensor info, checks alignment a
 dequantizes F32/F16/Q8_0/Q5_0/Q4_0/Q4_K/Q6_K tensors. With EXPECTED.json (written by GgufFixtureTest)
 it compares metadata and the dequantized values with what the Java side computed and exits 1 on
 any difference. Without it, it prints a summary (and checks the llama keys when the file says
-general.architecture = llama, and for llama (dense or with Mixtral's experts), qwen2 and qwen3 the
-keys and the exact tensor table llama.cpp's loader wants).
+general.architecture = llama, and for llama (dense or with Mixtral's experts), qwen2, qwen3,
+qwen2moe and qwen3moe the keys and the exact tensor table llama.cpp's loader wants).
 """
 import json
 import struct
@@ -153,7 +153,13 @@ def arch_layout_failures(md, tensors):
     with their shapes (ggml order, innermost first); llama.cpp refuses a file with any other tensor
     ("wrong number of tensors"). A llama file with llama.expert_count has llama.cpp's MoE FFN instead
     of the dense one: the router ffn_gate_inp {n_embd, n_expert} and the experts stacked as 3-D
-    ffn_gate_exps/ffn_up_exps {n_embd, n_ff, n_expert} and ffn_down_exps {n_ff, n_embd, n_expert}."""
+    ffn_gate_exps/ffn_up_exps {n_embd, n_ff, n_expert} and ffn_down_exps {n_ff, n_embd, n_expert}.
+    qwen2moe/qwen3moe (src/models/qwen2moe.cpp, qwen3moe.cpp) have that FFN in every layer with
+    n_ff_exp = expert_feed_forward_length (else n_ff / n_expert_used); qwen2moe has square q/o
+    projections {n_embd, n_embd}, q/k/v biases, a required output.weight and the shared expert
+    ffn_gate_inp_shexp {n_embd}, ffn_gate_shexp/ffn_up_shexp {n_embd, n_ff_shexp}, ffn_down_shexp
+    {n_ff_shexp, n_embd} (n_ff_shexp = expert_shared_feed_forward_length, else n_ff); qwen3moe has
+    qwen3's q/k norms. llama.cpp's shape check lets a tensor have extra trailing dimensions of 1."""
     arch = md["general.architecture"][1]
     failures = []
 
@@ -169,7 +175,8 @@ def arch_layout_failures(md, tensors):
     key("context_length")
     key("rope.freq_base")
     key("attention.layer_norm_rms_epsilon")
-    n_expert = key("expert_count", False) if arch == "llama" else None
+    moe_arch = arch in ("qwen2moe", "qwen3moe")
+    n_expert = key("expert_count", moe_arch) if arch == "llama" or moe_arch else None
     if n_expert is not None:
         n_used = key("expert_used_count")
         if n_used is not None and not 0 < n_used <= n_expert:
@@ -187,27 +194,37 @@ def arch_layout_failures(md, tensors):
     if failures:
         return failures
     n_vocab = len(md["tokenizer.ggml.tokens"][1])
+    n_ff_exp = n_ff
+    if moe_arch:
+        n_ff_exp = key("expert_feed_forward_length", False) or n_ff // key("expert_used_count")
+    n_ff_shexp = key("expert_shared_feed_forward_length", False) or n_ff
+    q_rows = n_embd if arch == "qwen2moe" else hd * n_head
     want = {"token_embd.weight": [n_embd, n_vocab], "output_norm.weight": [n_embd]}
     for i in range(n_layer):
         b = f"blk.{i}."
         want[b + "attn_norm.weight"] = [n_embd]
-        want[b + "attn_q.weight"] = [n_embd, hd * n_head]
+        want[b + "attn_q.weight"] = [n_embd, q_rows]
         want[b + "attn_k.weight"] = [n_embd, hd * n_kv]
         want[b + "attn_v.weight"] = [n_embd, hd * n_kv]
-        want[b + "attn_output.weight"] = [hd * n_head, n_embd]
-        if arch == "qwen2":
-            want[b + "attn_q.bias"] = [hd * n_head]
+        want[b + "attn_output.weight"] = [q_rows, n_embd]
+        if arch in ("qwen2", "qwen2moe"):
+            want[b + "attn_q.bias"] = [q_rows]
             want[b + "attn_k.bias"] = [hd * n_kv]
             want[b + "attn_v.bias"] = [hd * n_kv]
-        elif arch == "qwen3":
+        elif arch in ("qwen3", "qwen3moe"):
             want[b + "attn_q_norm.weight"] = [hd]
             want[b + "attn_k_norm.weight"] = [hd]
         want[b + "ffn_norm.weight"] = [n_embd]
         if n_expert is not None:
             want[b + "ffn_gate_inp.weight"] = [n_embd, n_expert]
-            want[b + "ffn_gate_exps.weight"] = [n_embd, n_ff, n_expert]
-            want[b + "ffn_down_exps.weight"] = [n_ff, n_embd, n_expert]
-            want[b + "ffn_up_exps.weight"] = [n_embd, n_ff, n_expert]
+            want[b + "ffn_gate_exps.weight"] = [n_embd, n_ff_exp, n_expert]
+            want[b + "ffn_down_exps.weight"] = [n_ff_exp, n_embd, n_expert]
+            want[b + "ffn_up_exps.weight"] = [n_embd, n_ff_exp, n_expert]
+            if arch == "qwen2moe":
+                want[b + "ffn_gate_inp_shexp.weight"] = [n_embd]
+                want[b + "ffn_gate_shexp.weight"] = [n_embd, n_ff_shexp]
+                want[b + "ffn_down_shexp.weight"] = [n_ff_shexp, n_embd]
+                want[b + "ffn_up_shexp.weight"] = [n_embd, n_ff_shexp]
         else:
             want[b + "ffn_gate.weight"] = [n_embd, n_ff]
             want[b + "ffn_down.weight"] = [n_ff, n_embd]
@@ -215,14 +232,14 @@ def arch_layout_failures(md, tensors):
     have = {name: (ne, t) for name, ne, t, off in tensors}
     if arch == "llama" and "rope_freqs.weight" in have:  # llama3 scaling's per-pair divisors
         want["rope_freqs.weight"] = [hd // 2]
-    if "output.weight" in have:  # optional: without it llama.cpp reuses token_embd.weight
+    if "output.weight" in have or arch == "qwen2moe":  # else llama.cpp reuses token_embd.weight
         want["output.weight"] = [n_embd, n_vocab]
     for name in sorted(set(want) | set(have)):
         if name not in have:
             failures.append(f"missing tensor {name}")
         elif name not in want:
             failures.append(f"tensor {name} is not in llama.cpp's {arch} layout")
-        elif have[name][0] != want[name]:
+        elif list(have[name][0]) != want[name] + [1] * (len(have[name][0]) - len(want[name])):
             failures.append(f"tensor {name}: ne {have[name][0]}, llama.cpp wants {want[name]}")
         elif len(want[name]) == 1 and have[name][1] != 0:
             failures.append(f"tensor {name}: 1-D tensors stay F32, found type {have[name][1]}")
@@ -283,7 +300,8 @@ def main():
                     print(f"  {k} = {md[k][1]!r}")
             for k in ["tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"]:
                 print(f"  {k}: {len(md[k][1]) if k in md else 'MISSING'} entries")
-        if md.get("general.architecture", (8, ""))[1] in ("llama", "qwen2", "qwen3"):
+        if md.get("general.architecture", (8, ""))[1] in ("llama", "qwen2", "qwen3", "qwen2moe",
+                                                          "qwen3moe"):
             problems = arch_layout_failures(md, tensors)
             for p in problems:
                 print(f"  LAYOUT {p}")

@@ -24,9 +24,21 @@ import java.util.Map;
  *
  * i.e. each HF expert's {@code [out, in]} matrix, stacked along a new slowest dimension ({@code
  * torch.stack(dim=0)}), row-major {@code [E, out, in]}; the quantizers see {@code E*out} rows of
- * {@code in} values. Qwen-MoE (qwen2moe/qwen3moe) would add rows here: a shared expert {@code
- * ffn_gate_shexp}, {@code ffn_up_shexp}, {@code ffn_down_shexp} (plain 2-D tensors) and its gate
- * {@code ffn_gate_inp_shexp}.
+ * {@code in} values. Qwen2-MoE and Qwen3-MoE (llama.cpp's qwen2moe/qwen3moe,
+ * convert_hf_to_gguf.py's Qwen2MoeModel) have the same router and stacks from {@code mlp.gate} and
+ * {@code mlp.experts.E.gate_proj/up_proj/down_proj}; qwen2moe adds its shared expert as plain
+ * tensors:
+ *
+ * <pre>
+ *   blk.N.ffn_gate_inp_shexp.weight  ne [hidden, 1]    mlp.shared_expert_gate ([1, hidden])
+ *   blk.N.ffn_gate_shexp.weight      ne [hidden, ffs]  mlp.shared_expert.gate_proj
+ *   blk.N.ffn_up_shexp.weight        ne [hidden, ffs]  mlp.shared_expert.up_proj
+ *   blk.N.ffn_down_shexp.weight      ne [ffs, hidden]  mlp.shared_expert.down_proj
+ * </pre>
+ *
+ * llama.cpp loads the gate as {@code {n_embd}}, which a trailing dimension of 1 satisfies;
+ * convert_hf_to_gguf.py keeps HF's 2-D shape and llama-quantize treats it as any matrix (its name
+ * is not {@code ffn_gate_inp.weight}).
  */
 public final class GgufExperts {
 
@@ -58,13 +70,39 @@ public final class GgufExperts {
     return m;
   }
 
+  /** The GGUF name of the shared expert's sigmoid gate (qwen2moe). */
+  public static final String SHARED_GATE = "ffn_gate_inp_shexp.weight";
+
+  /** The shared expert's GGUF names, by projection (qwen2moe). */
+  private static final Map<Layout.ExpertProj, String> SHARED = shared();
+
+  private static Map<Layout.ExpertProj, String> shared() {
+    Map<Layout.ExpertProj, String> m = new LinkedHashMap<>();
+    m.put(Layout.ExpertProj.GATE, "ffn_gate_shexp.weight");
+    m.put(Layout.ExpertProj.UP, "ffn_up_shexp.weight");
+    m.put(Layout.ExpertProj.DOWN, "ffn_down_shexp.weight");
+    return m;
+  }
+
   private GgufExperts() {}
 
-  /** The MoE tensors of one layer of {@code c} (which must have experts), in file order. */
+  /**
+   * The MoE tensors of one layer of {@code c} (which must have experts, every layer sparse: neither
+   * llama.cpp's llama nor its qwen2moe/qwen3moe has dense layers beside sparse ones), in file
+   * order.
+   */
   public static List<Tensor> layer(ModelConfig c) {
-    if (c.family() != ModelConfig.Family.MIXTRAL) {
-      throw new UnsupportedOperationException(
-          "not supported yet: GGUF layout of " + c.modelType() + "'s experts");
+    switch (c.family()) {
+      case MIXTRAL, QWEN2_MOE, QWEN3_MOE -> {}
+      default ->
+          throw new UnsupportedOperationException(
+              "not supported yet: GGUF layout of " + c.modelType() + "'s experts");
+    }
+    for (int i = 0; i < c.numLayers(); i++) {
+      if (!c.sparseLayer(i)) {
+        throw new UnsupportedOperationException(
+            "not supported: GGUF layout of " + c.modelType() + " with dense layer " + i);
+      }
     }
     List<Tensor> t = new ArrayList<>();
     t.add(new Tensor(ROUTER, false, List.of(Layout.router(c) + ".weight")));
@@ -74,6 +112,14 @@ public final class GgufExperts {
         experts.add(Layout.expert(c, e, s.getKey()) + ".weight");
       }
       t.add(new Tensor(s.getValue(), true, experts));
+    }
+    if (Layout.hasSharedExpert(c)) {
+      t.add(new Tensor(SHARED_GATE, false, List.of(Layout.sharedExpertGate(c) + ".weight")));
+      for (Map.Entry<Layout.ExpertProj, String> s : SHARED.entrySet()) {
+        t.add(
+            new Tensor(
+                s.getValue(), false, List.of(Layout.sharedExpert(c, s.getKey()) + ".weight")));
+      }
     }
     return t;
   }

@@ -21,11 +21,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Exports a Hugging Face Llama, Mistral, Mixtral, Qwen2, Qwen3 or Phi-3 checkpoint as a GGUF v3
- * file that llama.cpp loads, streaming each tensor in chunks of rows (positional reads, no whole
- * tensor in memory; see {@link Options#chunkValues()}), so a 7B checkpoint exports in a few hundred
- * megabytes. It writes the {@code <arch>.*} hyper-parameters (see {@link LlamaHyperParams}), the
- * {@code tokenizer.ggml.*} vocabulary, and the weights under llama.cpp's names.
+ * Exports a Hugging Face Llama, Mistral, Mixtral, Qwen2, Qwen3, Phi-3, Qwen2-MoE or Qwen3-MoE
+ * checkpoint as a GGUF v3 file that llama.cpp loads, streaming each tensor in chunks of rows
+ * (positional reads, no whole tensor in memory; see {@link Options#chunkValues()}), so a 7B
+ * checkpoint exports in a few hundred megabytes. It writes the {@code <arch>.*} hyper-parameters
+ * (see {@link LlamaHyperParams}), the {@code tokenizer.ggml.*} vocabulary, and the weights under
+ * llama.cpp's names.
  *
  * <p>Per architecture, as convert_hf_to_gguf.py and llama.cpp's loader (src/llama-model.cpp,
  * src/models/qwen3.cpp) have them:
@@ -40,6 +41,9 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code qwen3}: no permutation; {@code blk.N.attn_q_norm.weight} and {@code
  *       attn_k_norm.weight} (F32, one value per head dimension); no biases.
  *   <li>{@code phi3}: HF's fused {@code attn_qkv} and {@code ffn_up} (gate | up), no permutation.
+ *   <li>{@code qwen2moe} / {@code qwen3moe}: qwen2's biases / qwen3's q/k norms, and in every layer
+ *       the router and expert stacks of {@link GgufExperts} (qwen2moe with its shared expert); a
+ *       config with dense layers or a renormalisation llama.cpp does not do is refused.
  * </ul>
  *
  * For every arch a tied head writes no {@code output.weight}: llama.cpp then uses {@code
@@ -302,7 +306,7 @@ public final class LlamaGgufExporter {
             hp.arch(),
             hp.experts());
     // the experts' checkpoint names and shapes, from the one table the model code uses (every
-    // Mixtral layer is sparse and alike, so layer 0 names them all)
+    // layer is sparse and alike, GgufExperts refuses anything else, so layer 0 names them all)
     ModelConfig moe = hp.experts() > 0 ? ModelConfig.fromJson(config.toString()) : null;
     Map<String, long[]> moeShapes = new HashMap<>();
     if (moe != null) {
@@ -328,12 +332,12 @@ public final class LlamaGgufExporter {
         add(plan, src, o, m, p + "self_attn.v_proj.weight", b + "attn_v.weight", 0, kvRows, h);
       }
       switch (hp.arch()) {
-        case "qwen2" -> {
+        case "qwen2", "qwen2moe" -> {
           add(plan, src, o, m, p + "self_attn.q_proj.bias", b + "attn_q.bias", 0, qRows);
           add(plan, src, o, m, p + "self_attn.k_proj.bias", b + "attn_k.bias", 0, kvRows);
           add(plan, src, o, m, p + "self_attn.v_proj.bias", b + "attn_v.bias", 0, kvRows);
         }
-        case "qwen3" -> {
+        case "qwen3", "qwen3moe" -> {
           long hd = hp.headDim();
           add(plan, src, o, m, p + "self_attn.q_norm.weight", b + "attn_q_norm.weight", 0, hd);
           add(plan, src, o, m, p + "self_attn.k_norm.weight", b + "attn_k_norm.weight", 0, hd);

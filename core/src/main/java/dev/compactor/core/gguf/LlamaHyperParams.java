@@ -2,6 +2,7 @@ package dev.compactor.core.gguf;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.compactor.core.io.CheckpointFormatException;
+import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.RopeScaling;
 import dev.compactor.core.model.UnsupportedModelException;
 
@@ -16,7 +17,11 @@ import dev.compactor.core.model.UnsupportedModelException;
  * generic keys: no {@code rope.dimension_count} and no {@code vocab_size}, and {@code
  * attention.key_length}/{@code value_length} exactly when config.json has {@code head_dim}).
  * llama.cpp's qwen2/qwen3 attend to the whole context, so a checkpoint that uses Qwen's sliding
- * window is refused rather than exported as something else.
+ * window is refused rather than exported as something else. {@code qwen2moe} and {@code qwen3moe}
+ * (Qwen2-MoE, Qwen3-MoE; convert_hf_to_gguf.py's Qwen2MoeModel/Qwen3MoeModel) add {@code
+ * expert_count}, {@code expert_used_count}, {@code expert_feed_forward_length}
+ * (moe_intermediate_size) and, for qwen2moe, {@code expert_shared_feed_forward_length}; configs
+ * llama.cpp's graph cannot compute are refused (see {@link #qwenMoe}).
  *
  * <p>RoPE scaling is written the way llama.cpp's convert_hf_to_gguf.py does for Llama: {@code
  * linear} as {@code llama.rope.scaling.type/.factor}; {@code yarn} as type, factor, {@code
@@ -43,7 +48,9 @@ record LlamaHyperParams(
     int originalContextLength,
     int slidingWindow,
     int experts,
-    int expertsUsed) {
+    int expertsUsed,
+    int expertFfn,
+    int sharedExpertFfn) {
 
   /** The GGUF name of llama.cpp's per-frequency RoPE divisors (llama3 scaling). */
   static final String ROPE_FREQS = "rope_freqs.weight";
@@ -76,13 +83,12 @@ record LlamaHyperParams(
         switch (modelType) {
           case "llama", "mistral", "mixtral" -> "llama";
           case "qwen2", "qwen3", "phi3" -> modelType;
-          case "qwen2_moe", "qwen3_moe" ->
-              throw new UnsupportedOperationException(
-                  "not supported yet: GGUF export of " + modelType);
+          case "qwen2_moe" -> "qwen2moe";
+          case "qwen3_moe" -> "qwen3moe";
           default ->
               throw new CheckpointFormatException(
-                  "config.json: expected model_type 'llama', 'mistral', 'mixtral', 'qwen2', 'qwen3'"
-                      + " or 'phi3', found '"
+                  "config.json: expected model_type 'llama', 'mistral', 'mixtral', 'qwen2', 'qwen3',"
+                      + " 'phi3', 'qwen2_moe' or 'qwen3_moe', found '"
                       + modelType
                       + "'");
         };
@@ -151,7 +157,24 @@ record LlamaHyperParams(
     }
     int experts = 0;
     int expertsUsed = 0;
-    if (modelType.equals("mixtral")) {
+    int expertFfn = 0;
+    int sharedExpertFfn = 0;
+    if (arch.endsWith("moe")) {
+      ModelConfig m = qwenMoe(c, arch);
+      experts = m.numExperts();
+      expertsUsed = m.expertsPerToken();
+      expertFfn = m.expertIntermediateSize();
+      sharedExpertFfn = m.sharedExpertIntermediateSize();
+      if (arch.equals("qwen2moe") && heads * headDim != hidden) {
+        // llama.cpp's qwen2moe loads attn_q and attn_output as [n_embd, n_embd]
+        throw new UnsupportedOperationException(
+            "not supported: GGUF export of qwen2_moe with heads * head_dim = "
+                + heads * headDim
+                + " != hidden_size "
+                + hidden
+                + " (llama.cpp's qwen2moe has square attention projections)");
+      }
+    } else if (modelType.equals("mixtral")) {
       // MixtralConfig's defaults, as ModelConfig reads them
       experts = c.has("num_local_experts") ? positive(c, "num_local_experts") : 8;
       expertsUsed = c.has("num_experts_per_tok") ? positive(c, "num_experts_per_tok") : 2;
@@ -181,7 +204,67 @@ record LlamaHyperParams(
         c.path("original_max_position_embeddings").asInt(0),
         c.path("sliding_window").canConvertToInt() ? c.path("sliding_window").intValue() : 0,
         experts,
-        expertsUsed);
+        expertsUsed,
+        expertFfn,
+        sharedExpertFfn);
+  }
+
+  /**
+   * A Qwen MoE config as the model code reads it, refused where llama.cpp's graph computes
+   * something else: src/models/qwen2moe.cpp and qwen3moe.cpp load {@code ffn_gate_inp} and the
+   * expert stacks for every layer (no dense MLP), qwen2moe's {@code build_moe_ffn} never
+   * renormalises the top-k weights and qwen3moe's always does (neither reads a key for it), and
+   * qwen2moe requires the shared expert and {@code output.weight}.
+   */
+  private static ModelConfig qwenMoe(JsonNode c, String arch) throws CheckpointFormatException {
+    ModelConfig m;
+    try {
+      m = ModelConfig.fromJson(c.toString());
+    } catch (UnsupportedModelException e) {
+      throw new UnsupportedOperationException(e.getMessage(), e);
+    } catch (IllegalArgumentException e) {
+      throw new CheckpointFormatException("config.json: " + e.getMessage());
+    }
+    String type = m.modelType();
+    for (int i = 0; i < m.numLayers(); i++) {
+      if (!m.sparseLayer(i)) {
+        throw new UnsupportedOperationException(
+            "not supported: GGUF export of "
+                + type
+                + " with dense layer "
+                + i
+                + " (mlp_only_layers/decoder_sparse_step; llama.cpp's "
+                + arch
+                + " makes every layer a mixture of experts)");
+      }
+    }
+    boolean renormalises = arch.equals("qwen3moe");
+    if (m.normTopkProb() != renormalises) {
+      throw new UnsupportedOperationException(
+          "not supported: norm_topk_prob="
+              + m.normTopkProb()
+              + " for GGUF export of "
+              + type
+              + " (llama.cpp's "
+              + arch
+              + (renormalises ? " always renormalises" : " never renormalises")
+              + " the top-k routing weights)");
+    }
+    if (arch.equals("qwen2moe")) {
+      if (m.sharedExpertIntermediateSize() <= 0) {
+        throw new UnsupportedOperationException(
+            "not supported: shared_expert_intermediate_size="
+                + m.sharedExpertIntermediateSize()
+                + " for GGUF export of qwen2_moe (llama.cpp's qwen2moe requires the shared"
+                + " expert)");
+      }
+      if (m.tieWordEmbeddings()) {
+        throw new UnsupportedOperationException(
+            "not supported: tie_word_embeddings=true for GGUF export of qwen2_moe (llama.cpp's"
+                + " qwen2moe requires output.weight)");
+      }
+    }
+    return m;
   }
 
   /**
@@ -247,6 +330,13 @@ record LlamaHyperParams(
     if (experts > 0) {
       w.put(a + "expert_count", GgufValue.u32(experts));
       w.put(a + "expert_used_count", GgufValue.u32(expertsUsed));
+    }
+    if (expertFfn > 0) {
+      // convert_hf_to_gguf.py's Qwen2MoeModel (and Qwen3MoeModel, its subclass)
+      w.put(a + "expert_feed_forward_length", GgufValue.u32(expertFfn));
+    }
+    if (sharedExpertFfn > 0) {
+      w.put(a + "expert_shared_feed_forward_length", GgufValue.u32(sharedExpertFfn));
     }
   }
 

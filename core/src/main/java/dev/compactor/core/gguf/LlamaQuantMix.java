@@ -20,6 +20,8 @@ package dev.compactor.core.gguf;
  *       gives Q5_K to the first eighth of the layers; Q4_0 / Q5_0 with an importance matrix give
  *       Q4_1 / Q5_1 to the first eighth.
  *   <li>{@code attn_qkv} (Phi-3's fused projection): Q5_K for Q4_K_M, Q6_K for Q5_K_M.
+ *   <li>{@code ffn_gate_inp_shexp} (qwen2moe's {@code [1, hidden]} shared-expert gate): F32, a
+ *       vector to {@code ggml_n_dims}, which llama-quantize leaves unquantized.
  *   <li>{@code ffn_gate_inp} (the experts' router): never quantized; it stays F32, as
  *       convert_hf_to_gguf.py writes it and llama-quantize leaves it ({@code quantize &=
  *       name.find("ffn_gate_inp.weight") == npos}), whatever the file type.
@@ -89,10 +91,11 @@ public final class LlamaQuantMix {
 
   /**
    * The type of {@code ggufName} (shape in GGUF order reversed, i.e. {@code [rows, cols]} as the
-   * exporter plans it; a 1-D tensor is not quantized and stays F32).
+   * exporter plans it; a 1-D tensor, or one whose other dimensions are 1, is not quantized and
+   * stays F32).
    */
   public static GgmlType typeFor(LlamaFileType ft, Model m, String ggufName, long[] shape) {
-    if (shape.length < 2 || ggufName.contains("ffn_gate_inp.weight")) {
+    if (ggmlDims(shape) < 2 || ggufName.contains("ffn_gate_inp.weight")) {
       return GgmlType.F32;
     }
     GgmlType def = ft.defaultType();
@@ -101,6 +104,19 @@ public final class LlamaQuantMix {
     }
     long cols = shape[shape.length - 1];
     return LlamaGgufExporter.fallbackType(ruleType(ft, m, ggufName, cols), cols);
+  }
+
+  /**
+   * ggml's {@code ggml_n_dims}: the dimensions up to the last one above 1 in ggml order (leading 1s
+   * of this row-major shape do not count), which llama-quantize requires to be at least 2 before it
+   * quantizes (qwen2moe's {@code [1, hidden]} shared-expert gate is a vector to it).
+   */
+  static int ggmlDims(long[] shape) {
+    int d = shape.length;
+    while (d > 1 && shape[shape.length - d] == 1) {
+      d--;
+    }
+    return d;
   }
 
   /** {@code llama_tensor_get_type_impl}: the type before the row-length fallback. */

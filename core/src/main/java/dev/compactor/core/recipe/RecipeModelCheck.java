@@ -150,16 +150,23 @@ public final class RecipeModelCheck {
    * A mixture-of-experts model. Mixtral: pruning and quantization know its experts (each compressed
    * on its own routed tokens, the router kept dense) and its GGUF export stacks them as llama.cpp
    * wants; compressed-tensors and a GGUF importance matrix do not know them yet. Qwen MoE (shared
-   * experts, dense and sparse layers mixed): evaluation only. Distillation and factorization would
-   * read experts as dense linears or skip them.
+   * experts, dense and sparse layers mixed): a quantize stage that only exports GGUF (llama.cpp's
+   * qwen2moe/qwen3moe, written from the source weights, no layer-wise quantization) and evaluation;
+   * other quantize exports and pruning are refused. Distillation and factorization would read
+   * experts as dense linears or skip them.
    */
   private static void moe(StageSpec s, String path, ModelConfig m, List<RecipeProblem> out) {
     String why = " " + m.modelType() + " (mixture-of-experts layers)";
     boolean mixtral = m.family() == ModelConfig.Family.MIXTRAL;
+    boolean ggufOnly =
+        s.params() instanceof QuantizeParams q
+            && !q.export().isEmpty()
+            && q.export().stream()
+                .allMatch(f -> f.container() == QuantizeParams.ExportFormat.Container.GGUF);
     String what =
         switch (s.kind()) {
           case PRUNE -> mixtral ? null : "pruning";
-          case QUANTIZE -> mixtral ? null : "quantizing";
+          case QUANTIZE -> mixtral || ggufOnly ? null : "quantizing";
           case DISTILL -> "distilling";
           case FACTORIZE -> "factorizing";
           default -> null;
@@ -171,7 +178,9 @@ public final class RecipeModelCheck {
               "not supported yet: "
                   + what
                   + why
-                  + (mixtral ? "; prune, quantize or evaluate it" : "; evaluate it as is")));
+                  + (mixtral
+                      ? "; prune, quantize or evaluate it"
+                      : "; evaluate it as is, or quantize it with GGUF exports only")));
       return;
     }
     if (s.params() instanceof QuantizeParams q) {

@@ -322,4 +322,35 @@ class LlamaQuantMixTest {
             "blk.5.attn_v.weight",
             8192));
   }
+
+  @Test
+  void qwen2MoeSharedExpertGateIsAVectorToGgmlAndTheSharedDownFollowsFfnDown() {
+    // Qwen1.5-MoE-A2.7B: 24 layers, 16 heads, 60 experts, hidden 2048, shared width 5632
+    LlamaQuantMix.Model m = new LlamaQuantMix.Model(24, 16, 16, false, false, "qwen2moe", 60);
+    assertEquals(1, LlamaQuantMix.ggmlDims(new long[] {1, 2048}));
+    assertEquals(2, LlamaQuantMix.ggmlDims(new long[] {60, 2048}));
+    assertEquals(3, LlamaQuantMix.ggmlDims(new long[] {60, 1408, 2048}));
+    assertEquals(
+        GgmlType.F32,
+        LlamaQuantMix.typeFor(
+            LlamaFileType.Q4_K_M, m, "blk.3.ffn_gate_inp_shexp.weight", new long[] {1, 2048}));
+    assertEquals(
+        GgmlType.F32,
+        LlamaQuantMix.typeFor(
+            LlamaFileType.F16, m, "blk.3.ffn_gate_inp_shexp.weight", new long[] {1, 2048}));
+    // layer 0 is in the first eighth (use_more_bits), layer 4 is not: as ffn_down
+    assertEquals(
+        GgmlType.Q6_K,
+        LlamaQuantMix.typeFor(
+            LlamaFileType.Q4_K_M, m, "blk.0.ffn_down_shexp.weight", new long[] {2048, 5632}));
+    assertEquals(
+        GgmlType.Q4_K,
+        LlamaQuantMix.typeFor(
+            LlamaFileType.Q4_K_M, m, "blk.4.ffn_down_shexp.weight", new long[] {2048, 5632}));
+    // the experts' rows of 1408 are no multiple of 256: Q6_K falls back to Q8_0
+    assertEquals(
+        GgmlType.Q8_0,
+        LlamaQuantMix.typeFor(
+            LlamaFileType.Q4_K_M, m, "blk.0.ffn_down_exps.weight", new long[] {60, 2048, 1408}));
+  }
 }

@@ -321,8 +321,10 @@ class QwenMoeTest {
           quantize.startsWith("not supported yet: quantizing or pruning qwen2_moe"), quantize);
       ObjectMapper json = new ObjectMapper();
       try (TensorSource src = Checkpoints.open(g.dir)) {
+        // llama.cpp's qwen2moe has no dense layers (QwenMoeGgufRoundTripTest exports all-sparse)
         assertEquals(
-            "not supported yet: GGUF export of qwen2_moe",
+            "not supported: GGUF export of qwen2_moe with dense layer 0 (mlp_only_layers/"
+                + "decoder_sparse_step; llama.cpp's qwen2moe makes every layer a mixture of experts)",
             assertThrows(
                     UnsupportedOperationException.class,
                     () ->
@@ -351,11 +353,52 @@ class QwenMoeTest {
             .stream()
             .map(RecipeProblem::toString)
             .toList();
-    String why = " qwen3_moe (mixture-of-experts layers); evaluate it as is";
+    String why =
+        " qwen3_moe (mixture-of-experts layers); evaluate it as is, or quantize it with GGUF"
+            + " exports only";
     assertEquals(
         List.of(
             "stages[0].prune: not supported yet: pruning" + why,
             "stages[1].quantize: not supported yet: quantizing" + why),
         problems);
+  }
+
+  @Test
+  void recipeCheckLetsQuantizeExportOnlyGgufWithoutAnImportanceMatrix() {
+    ModelConfig m = ModelConfig.fromJson(QWEN3_30B_A3B);
+    String gguf =
+        """
+        name: g
+        stages:
+          - quantize: { method: rtn, bits: 8, export: [gguf, "gguf:q4_k_m"] }
+        """;
+    assertEquals(List.of(), RecipeModelCheck.check(Recipe.parse(gguf), m, Long.MAX_VALUE));
+    String both =
+        """
+        name: b
+        stages:
+          - quantize: { method: rtn, bits: 8, export: [gguf, safetensors] }
+        """;
+    assertEquals(
+        List.of(
+            "stages[0].quantize: not supported yet: quantizing qwen3_moe (mixture-of-experts"
+                + " layers); evaluate it as is, or quantize it with GGUF exports only"),
+        RecipeModelCheck.check(Recipe.parse(both), m, Long.MAX_VALUE).stream()
+            .map(RecipeProblem::toString)
+            .toList());
+    String imatrix =
+        """
+        name: i
+        stages:
+          - quantize: { method: rtn, bits: 4, export: [gguf] }
+        calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }
+        """;
+    assertEquals(
+        List.of(
+            "stages[0].quantize.export: not supported yet: GGUF with an importance matrix"
+                + " (calibration) on qwen3_moe (mixture-of-experts layers)"),
+        RecipeModelCheck.check(Recipe.parse(imatrix), m, Long.MAX_VALUE).stream()
+            .map(RecipeProblem::toString)
+            .toList());
   }
 }

@@ -11,6 +11,7 @@ import dev.compactor.core.io.DType;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.SafetensorsWriter;
 import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.model.internal.Layout;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -19,14 +20,15 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * Turns a llama (dense or Mixtral), qwen2, qwen3 or phi3 GGUF file written by {@link
- * dev.compactor.core.gguf.LlamaGgufExporter} back into a Hugging Face directory of fp32
+ * Turns a llama (dense or Mixtral), qwen2, qwen3, phi3, qwen2moe or qwen3moe GGUF file written by
+ * {@link dev.compactor.core.gguf.LlamaGgufExporter} back into a Hugging Face directory of fp32
  * safetensors: every tensor is dequantized with ggml's own block decoders and, for the llama arch
  * only, the q/k rows get the inverse of convert_hf_to_gguf.py's RoPE permutation (qwen2/qwen3/phi3
  * keep HF's row order). A stacked expert tensor ({@code ffn_*_exps}, see {@link GgufExperts}) is
- * cut back into one {@code [out, in]} tensor per expert. The result computes exactly what llama.cpp
- * computes with the GGUF's weights, so the same perplexity and divergence evaluators as for every
- * other format measure GGUF quality without llama.cpp.
+ * cut back into one {@code [out, in]} tensor per expert; qwen2moe's shared expert and its {@code
+ * [1, hidden]} gate come back as they are. The result computes exactly what llama.cpp computes with
+ * the GGUF's weights, so the same perplexity and divergence evaluators as for every other format
+ * measure GGUF quality without llama.cpp.
  *
  * <p>The hyper-parameters come from the original model's config.json ({@code templateDir}, also the
  * source of the tokenizer files); they are checked against the GGUF's {@code general.architecture}
@@ -68,6 +70,15 @@ public final class GgufToHf {
       if (config.moe()) {
         check(r, arch + ".expert_count", config.numExperts());
         check(r, arch + ".expert_used_count", config.expertsPerToken());
+        if (arch.endsWith("moe")) {
+          check(r, arch + ".expert_feed_forward_length", config.expertIntermediateSize());
+        }
+        if (Layout.hasSharedExpert(config)) {
+          check(
+              r,
+              arch + ".expert_shared_feed_forward_length",
+              config.sharedExpertIntermediateSize());
+        }
       } else if (r.metadata().containsKey(arch + ".expert_count")) {
         throw new CheckpointFormatException(
             "GGUF "
@@ -158,6 +169,8 @@ public final class GgufToHf {
   static String ggufArch(ModelConfig c) {
     return switch (c.modelType()) {
       case "qwen2", "qwen3", "phi3" -> c.modelType();
+      case "qwen2_moe" -> "qwen2moe";
+      case "qwen3_moe" -> "qwen3moe";
       default -> "llama";
     };
   }
@@ -182,12 +195,12 @@ public final class GgufToHf {
         m.put(b + "attn_v.weight", List.of(p + "self_attn.v_proj.weight"));
       }
       switch (ggufArch(c)) {
-        case "qwen2" -> {
+        case "qwen2", "qwen2moe" -> {
           m.put(b + "attn_q.bias", List.of(p + "self_attn.q_proj.bias"));
           m.put(b + "attn_k.bias", List.of(p + "self_attn.k_proj.bias"));
           m.put(b + "attn_v.bias", List.of(p + "self_attn.v_proj.bias"));
         }
-        case "qwen3" -> {
+        case "qwen3", "qwen3moe" -> {
           m.put(b + "attn_q_norm.weight", List.of(p + "self_attn.q_norm.weight"));
           m.put(b + "attn_k_norm.weight", List.of(p + "self_attn.k_norm.weight"));
         }
