@@ -150,16 +150,15 @@ public final class RecipeModelCheck {
    * A mixture-of-experts model. Mixtral: pruning and quantization know its experts (each compressed
    * on its own routed tokens, the router kept dense) and its GGUF export stacks them as llama.cpp
    * wants; compressed-tensors and a GGUF importance matrix do not know them yet. Qwen MoE (shared
-   * experts, dense and sparse layers mixed): evaluation only. Distillation and factorization would
-   * read experts as dense linears or skip them.
+   * experts, dense and sparse layers mixed): pruning and quantization the same way (the shared
+   * expert on every token, its gate dense like the router), safetensors output only. Distillation
+   * and factorization would read experts as dense linears or skip them.
    */
   private static void moe(StageSpec s, String path, ModelConfig m, List<RecipeProblem> out) {
     String why = " " + m.modelType() + " (mixture-of-experts layers)";
     boolean mixtral = m.family() == ModelConfig.Family.MIXTRAL;
     String what =
         switch (s.kind()) {
-          case PRUNE -> mixtral ? null : "pruning";
-          case QUANTIZE -> mixtral ? null : "quantizing";
           case DISTILL -> "distilling";
           case FACTORIZE -> "factorizing";
           default -> null;
@@ -167,12 +166,16 @@ public final class RecipeModelCheck {
     if (what != null) {
       out.add(
           new RecipeProblem(
-              path,
-              "not supported yet: "
-                  + what
-                  + why
-                  + (mixtral ? "; prune, quantize or evaluate it" : "; evaluate it as is")));
+              path, "not supported yet: " + what + why + "; prune, quantize or evaluate it"));
       return;
+    }
+    if (s.params() instanceof QuantizeParams q && !mixtral) {
+      // GgufExperts holds Mixtral's tensor table only
+      if (q.export().stream()
+          .anyMatch(f -> f.container() == QuantizeParams.ExportFormat.Container.GGUF)) {
+        out.add(new RecipeProblem(path + ".export", "not supported yet: gguf export of" + why));
+        return;
+      }
     }
     if (s.params() instanceof QuantizeParams q) {
       if (q.export().stream()

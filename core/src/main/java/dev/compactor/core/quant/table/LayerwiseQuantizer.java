@@ -128,7 +128,7 @@ public final class LayerwiseQuantizer {
             collector =
                 new CalibrationCollector(
                     config,
-                    LinearGroups.trueSequential(config),
+                    i -> LinearGroups.trueSequential(config, i),
                     CalibrationCollector.Propagation.QUANTIZED,
                     true,
                     4);
@@ -137,7 +137,7 @@ public final class LayerwiseQuantizer {
             collector =
                 new CalibrationCollector(
                     config,
-                    LinearGroups.oneStage(config),
+                    i -> LinearGroups.oneStage(config, i),
                     CalibrationCollector.Propagation.ORIGINAL,
                     true,
                     4);
@@ -154,7 +154,7 @@ public final class LayerwiseQuantizer {
               weights.put(s.name(), source.readFloats(prefix + s.name()));
             }
             Map<String, QuantizedLinear> quantized = new LinkedHashMap<>();
-            for (String linear : LinearGroups.compressible(config)) {
+            for (String linear : LinearGroups.compressible(config, i)) {
               Layout.Spec spec = spec(config, i, linear + ".weight");
               int rows = (int) spec.shape()[0];
               int cols = (int) spec.shape()[1];
