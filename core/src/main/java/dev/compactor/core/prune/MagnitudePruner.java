@@ -6,10 +6,11 @@ import java.util.ArrayList;
 
 /**
  * Unstructured magnitude pruning: in every targeted decoder linear (fused Phi-3 projections as the
- * single linears they are, each Mixtral expert on its own; never the router), the weights with the
- * smallest |W| are set to zero, either within each output row (the default, the comparison group
- * the Wanda paper found better for LLMs) or across the whole tensor. Needs no calibration data,
- * streams the checkpoint one tensor at a time and writes a loadable Hugging Face directory.
+ * single linears they are, each expert of Mixtral or Qwen MoE on its own; never the router or
+ * {@code shared_expert_gate}), the weights with the smallest |W| are set to zero, either within
+ * each output row (the default, the comparison group the Wanda paper found better for LLMs) or
+ * across the whole tensor. Needs no calibration data, streams the checkpoint one tensor at a time
+ * and writes a loadable Hugging Face directory.
  */
 public final class MagnitudePruner {
 

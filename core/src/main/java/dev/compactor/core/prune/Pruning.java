@@ -1,7 +1,6 @@
 package dev.compactor.core.prune;
 
 import ai.djl.Device;
-import dev.compactor.core.model.ModelConfig;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -32,12 +31,6 @@ public final class Pruning {
       Supplier<List<int[]>> calibration,
       Device device)
       throws IOException {
-    ModelConfig config = ModelConfig.read(inputDir);
-    if (config.moe() && config.family() != ModelConfig.Family.MIXTRAL) {
-      // the targets know Mixtral's experts, not a shared expert or dense layers among sparse ones
-      throw new UnsupportedOperationException(
-          "not supported yet: pruning " + config.modelType() + " (mixture-of-experts layers)");
-    }
     return switch (spec.method()) {
       case MAGNITUDE -> new MagnitudePruner(spec).prune(inputDir, outputDir);
       case WANDA ->

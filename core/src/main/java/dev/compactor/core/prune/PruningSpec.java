@@ -62,7 +62,8 @@ public record PruningSpec(
    * The kinds of compressible decoder linear, by their Hugging Face name: the seven of a
    * Llama-style block, Phi-3's fused {@code qkv_proj} and {@code gate_up_proj} (pruned as the
    * single linears they are), and a mixture of experts' per-expert gate, up and down (each expert
-   * pruned on its own). The router is none of them: it is never pruned.
+   * pruned on its own). The router and Qwen2-MoE's {@code shared_expert_gate} are none of them:
+   * they are never pruned.
    */
   public enum Linear {
     Q_PROJ("self_attn", "q_proj"),
@@ -109,13 +110,15 @@ public record PruningSpec(
 
     /**
      * The kind of {@code linear} (relative to the layer prefix) in {@code c}'s naming, if it is a
-     * compressible linear of {@code c} ({@link LinearGroups#compressible}).
+     * compressible linear of layer {@code layer} ({@link LinearGroups#compressible}). Qwen2-MoE's
+     * shared expert, a dense MLP every token runs, is of the dense kinds ({@code
+     * mlp.shared_expert.gate_proj} is a {@link #GATE_PROJ}).
      */
-    public static Optional<Linear> of(ModelConfig c, String linear) {
-      if (!LinearGroups.compressible(c).contains(linear)) {
+    public static Optional<Linear> of(ModelConfig c, int layer, String linear) {
+      if (!LinearGroups.compressible(c, layer).contains(linear)) {
         return Optional.empty();
       }
-      LinearGroups.Group g = LinearGroups.groupOf(c, linear);
+      LinearGroups.Group g = LinearGroups.groupOf(c, layer, linear);
       if (g.expert() >= 0) {
         for (Layout.ExpertProj p : Layout.ExpertProj.values()) {
           if (Layout.expert(c, g.expert(), p).equals(linear)) {
@@ -175,24 +178,24 @@ public record PruningSpec(
 
   /**
    * The decoder linear that {@code tensorName} is the weight of in a model of shape {@code c}, if
-   * it is one this spec prunes. Biases, norms, q/k norms, routers, embeddings and {@code lm_head}
-   * never match.
+   * it is one this spec prunes. Biases, norms, q/k norms, routers, the shared expert's gate,
+   * embeddings and {@code lm_head} never match.
    */
   public Optional<LinearWeight> target(ModelConfig c, String tensorName) {
     Matcher m = LAYER_WEIGHT.matcher(tensorName);
     if (!m.matches() || c.family() == ModelConfig.Family.GPT2) {
       return Optional.empty();
     }
+    int layer = Integer.parseInt(m.group(1));
+    if (layer >= c.numLayers()) {
+      return Optional.empty();
+    }
     String name = m.group(2);
-    Optional<Linear> linear = Linear.of(c, name);
+    Optional<Linear> linear = Linear.of(c, layer, name);
     if (linear.isEmpty() || !linears.contains(linear.get())) {
       return Optional.empty();
     }
     return Optional.of(
-        new LinearWeight(
-            Integer.parseInt(m.group(1)),
-            name,
-            linear.get(),
-            LinearGroups.groupOf(c, name).expert()));
+        new LinearWeight(layer, name, linear.get(), LinearGroups.groupOf(c, layer, name).expert()));
   }
 }

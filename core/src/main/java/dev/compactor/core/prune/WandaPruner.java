@@ -34,10 +34,11 @@ import org.slf4j.LoggerFactory;
  * outputs of pruned earlier layers) is not implemented.
  *
  * <p>Every family the forward runs but GPT-2 is pruned: Phi-3's fused projections as the linears
- * they are (their norms are those of the one input they read), Mixtral's experts each on its own
- * with the norms of only the tokens routed to it. An expert that saw fewer than {@link
- * LinearGroups#minExpertTokens} routed tokens is pruned by magnitude instead and listed in the
- * report ({@link PruningReport#expertTokens}). The router is never pruned.
+ * they are (their norms are those of the one input they read), Mixtral's and Qwen MoE's experts
+ * each on its own with the norms of only the tokens routed to it, Qwen2-MoE's shared expert with
+ * those of every token. An expert that saw fewer than {@link LinearGroups#minExpertTokens} routed
+ * tokens is pruned by magnitude instead and listed in the report ({@link
+ * PruningReport#expertTokens}). The router and {@code shared_expert_gate} are never pruned.
  */
 public final class WandaPruner {
 

@@ -150,23 +150,16 @@ public final class RecipeModelCheck {
    * A mixture-of-experts model. Mixtral: pruning and quantization know its experts (each compressed
    * on its own routed tokens, the router kept dense) and its GGUF export stacks them as llama.cpp
    * wants; compressed-tensors and a GGUF importance matrix do not know them yet. Qwen MoE (shared
-   * experts, dense and sparse layers mixed): a quantize stage that only exports GGUF (llama.cpp's
-   * qwen2moe/qwen3moe, written from the source weights, no layer-wise quantization) and evaluation;
-   * other quantize exports and pruning are refused. Distillation and factorization would read
-   * experts as dense linears or skip them.
+   * experts, dense and sparse layers mixed): pruning and quantization the same way (the shared
+   * expert on every token, its gate dense like the router), and GGUF as llama.cpp's
+   * qwen2moe/qwen3moe where those graphs can compute the checkpoint. Distillation and factorization
+   * would read experts as dense linears or skip them.
    */
   private static void moe(StageSpec s, String path, ModelConfig m, List<RecipeProblem> out) {
     String why = " " + m.modelType() + " (mixture-of-experts layers)";
     boolean mixtral = m.family() == ModelConfig.Family.MIXTRAL;
-    boolean ggufOnly =
-        s.params() instanceof QuantizeParams q
-            && !q.export().isEmpty()
-            && q.export().stream()
-                .allMatch(f -> f.container() == QuantizeParams.ExportFormat.Container.GGUF);
     String what =
         switch (s.kind()) {
-          case PRUNE -> mixtral ? null : "pruning";
-          case QUANTIZE -> mixtral || ggufOnly ? null : "quantizing";
           case DISTILL -> "distilling";
           case FACTORIZE -> "factorizing";
           default -> null;
@@ -174,14 +167,43 @@ public final class RecipeModelCheck {
     if (what != null) {
       out.add(
           new RecipeProblem(
-              path,
-              "not supported yet: "
-                  + what
-                  + why
-                  + (mixtral
-                      ? "; prune, quantize or evaluate it"
-                      : "; evaluate it as is, or quantize it with GGUF exports only")));
+              path, "not supported yet: " + what + why + "; prune, quantize or evaluate it"));
       return;
+    }
+    if (!mixtral
+        && s.params() instanceof QuantizeParams q
+        && q.export().stream()
+            .anyMatch(f -> f.container() == QuantizeParams.ExportFormat.Container.GGUF)) {
+      // llama.cpp's qwen2moe / qwen3moe graphs: every layer sparse, top-k never renormalised
+      // (qwen2moe) or always (qwen3moe); the exporter refuses the same before writing
+      for (int i = 0; i < m.numLayers(); i++) {
+        if (!m.sparseLayer(i)) {
+          out.add(
+              new RecipeProblem(
+                  path + ".export",
+                  "not supported: GGUF export of "
+                      + m.modelType()
+                      + " with dense layer "
+                      + i
+                      + " (mlp_only_layers / decoder_sparse_step); llama.cpp makes every layer"
+                      + " sparse"));
+          return;
+        }
+      }
+      boolean renormalises = m.family() == ModelConfig.Family.QWEN3_MOE;
+      if (m.normTopkProb() != renormalises) {
+        out.add(
+            new RecipeProblem(
+                path + ".export",
+                "not supported: GGUF export of "
+                    + m.modelType()
+                    + " with norm_topk_prob="
+                    + m.normTopkProb()
+                    + "; llama.cpp's "
+                    + (renormalises ? "qwen3moe always" : "qwen2moe never")
+                    + " renormalises the top-k weights"));
+        return;
+      }
     }
     if (s.params() instanceof QuantizeParams q) {
       if (q.export().stream()

@@ -1,6 +1,10 @@
 package dev.compactor.core.recipe;
 
 import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.quant.calib.LinearGroups;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
 
 /**
  * A step's memory before it runs: a deliberately generous estimate (fp32 everywhere, whole
@@ -64,8 +68,10 @@ public final class StepMemory {
               yield 3 * layerBytes + embed;
             }
             long tokens = tokens(spec, QUANTIZE_DEFAULT_SAMPLES, QUANTIZE_DEFAULT_SEQ_LEN);
-            // one Gram matrix per group of a stage: with experts, every expert's at once
-            long hessian = (m.moe() ? m.numExperts() : 1) * widest * widest * 8;
+            long hessian =
+                m.family() == ModelConfig.Family.GPT2
+                    ? widest * widest * 8
+                    : gramBytes(m, q.method() == QuantizeParams.Method.GPTQ);
             yield layerwise(m, tokens, seqLen(spec, QUANTIZE_DEFAULT_SEQ_LEN), layerBytes, embed)
                 + hessian;
           }
@@ -99,10 +105,56 @@ public final class StepMemory {
   /** Hidden states of every calibration token into and out of a layer, plus one layer's work. */
   private static long layerwise(ModelConfig m, long tokens, long seq, long layerBytes, long embed) {
     long h = m.hiddenSize();
-    // a token runs through k experts' MLPs
-    long mlps = m.moe() ? m.expertsPerToken() : 1;
-    long perToken = (3 * h + 2L * mlps * m.intermediateSize() + (long) m.numHeads() * seq) * F32;
+    // a token runs through k experts' MLPs (and Qwen2-MoE's shared expert), or a dense layer's
+    long mlp = m.intermediateSize();
+    if (m.moe()) {
+      long sparse =
+          (long) m.expertsPerToken() * m.expertIntermediateSize()
+              + m.sharedExpertIntermediateSize();
+      boolean allSparse = true;
+      for (int i = 0; i < m.numLayers(); i++) {
+        allSparse &= m.sparseLayer(i);
+      }
+      mlp = allSparse ? sparse : Math.max(mlp, sparse);
+    }
+    long perToken = (3 * h + 2L * mlp + (long) m.numHeads() * seq) * F32;
     return 3 * layerBytes + embed + tokens * perToken;
+  }
+
+  /**
+   * The Gram matrices ({@code cols^2} doubles each) one calibration stage holds at once, in the
+   * layer and stage that hold the most: one per group of linears sharing an input ({@link
+   * LinearGroups}), so with experts every expert's of the stage; plus the Hessian and its inverse
+   * of the widest linear being quantized. GPTQ runs {@link LinearGroups#trueSequential}, AWQ one
+   * stage of the whole layer. Dense and sparse layers are each alike, so one of each is measured.
+   */
+  static long gramBytes(ModelConfig m, boolean trueSequential) {
+    long most = 0;
+    long widestInput = 0;
+    boolean[] seen = new boolean[2];
+    for (int i = 0; i < m.numLayers(); i++) {
+      int kind = m.moe() && m.sparseLayer(i) ? 1 : 0;
+      if (seen[kind]) {
+        continue;
+      }
+      seen[kind] = true;
+      List<LinearGroups.Group> groups = LinearGroups.of(m, i);
+      List<List<String>> stages =
+          trueSequential ? LinearGroups.trueSequential(m, i) : LinearGroups.oneStage(m, i);
+      for (List<String> stage : stages) {
+        Set<String> in = new HashSet<>(stage);
+        long bytes = 0;
+        for (LinearGroups.Group g : groups) {
+          if (in.contains(g.linears().get(0))) {
+            long cols = LinearGroups.shape(m, i, g.linears().get(0))[1];
+            bytes += cols * cols * 8;
+            widestInput = Math.max(widestInput, cols);
+          }
+        }
+        most = Math.max(most, bytes);
+      }
+    }
+    return most + 2 * widestInput * widestInput * 8;
   }
 
   private static long samples(StageSpec spec, int dflt) {

@@ -19,13 +19,14 @@ import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.model.internal.Layout;
 import dev.compactor.core.prune.Pruning;
+import dev.compactor.core.prune.PruningReport;
 import dev.compactor.core.prune.PruningSpec;
+import dev.compactor.core.quant.calib.LinearGroups;
 import dev.compactor.core.quant.table.LayerwiseQuantizer;
 import dev.compactor.core.quant.table.WeightQuantization;
 import dev.compactor.core.recipe.Recipe;
 import dev.compactor.core.recipe.RecipeModelCheck;
 import dev.compactor.core.recipe.RecipeProblem;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -284,41 +285,40 @@ class QwenMoeTest {
     }
   }
 
+  /**
+   * Pruning and quantizing Qwen MoE run (FamilyCalibrationTest checks what they do); distilling it
+   * and exporting it to GGUF are refused, in the stage and at job start.
+   */
   @Test
-  void compressionStagesRefuseQwenMoe(@TempDir Path tmp) throws Exception {
+  void qwenMoeCompressesButRefusesDistillationAndGguf(@TempDir Path tmp) throws Exception {
     try (Golden g = new Golden("qwen2_moe_shared")) {
-      UnsupportedOperationException prune =
-          assertThrows(
-              UnsupportedOperationException.class,
-              () ->
-                  Pruning.run(
-                      PruningSpec.of("magnitude", 0.5),
-                      g.dir,
-                      tmp.resolve("pruned"),
-                      List::of,
-                      Device.cpu()));
-      assertEquals(
-          "not supported yet: pruning qwen2_moe (mixture-of-experts layers)", prune.getMessage());
-      assertFalse(Files.exists(tmp.resolve("pruned")));
+      ModelConfig c = ModelConfig.read(g.dir);
+      PruningReport pruned =
+          Pruning.run(
+              PruningSpec.of("magnitude", 0.5),
+              g.dir,
+              tmp.resolve("pruned"),
+              List::of,
+              Device.cpu());
+      int compressible = 0;
+      for (int i = 0; i < c.numLayers(); i++) {
+        compressible += LinearGroups.compressible(c, i).size();
+      }
+      assertEquals(compressible, pruned.tensors().size());
       assertEquals(
           "not supported yet: distilling qwen2_moe (mixture-of-experts layers)",
           assertThrows(
                   UnsupportedOperationException.class,
                   () -> StudentBuilder.build(g.dir, tmp.resolve("student"), 1))
               .getMessage());
-      String quantize =
-          assertThrows(
-                  UnsupportedOperationException.class,
-                  () ->
-                      LayerwiseQuantizer.run(
-                          g.dir,
-                          new WeightQuantization(WeightQuantization.Method.RTN, 8, 0),
-                          List.of(),
-                          (layer, weights, quantized) -> {},
-                          ProgressListener.NONE))
-              .getMessage();
-      assertTrue(
-          quantize.startsWith("not supported yet: quantizing or pruning qwen2_moe"), quantize);
+      LayerwiseQuantizer.Summary quantized =
+          LayerwiseQuantizer.run(
+              g.dir,
+              new WeightQuantization(WeightQuantization.Method.RTN, 8, 0),
+              List.of(),
+              (layer, weights, q) -> {},
+              ProgressListener.NONE);
+      assertEquals(compressible, quantized.quantizedLinears());
       ObjectMapper json = new ObjectMapper();
       try (TensorSource src = Checkpoints.open(g.dir)) {
         // llama.cpp's qwen2moe has no dense layers (QwenMoeGgufRoundTripTest exports all-sparse)
@@ -338,33 +338,58 @@ class QwenMoeTest {
                 .getMessage());
       }
     }
-    String recipe =
+    String compress =
         """
-        name: all
+        name: compress
         stages:
-          - prune: { method: magnitude, sparsity: 0.5 }
-          - quantize: { method: rtn, bits: 8, export: [safetensors] }
+          - prune: { method: wanda, sparsity: 0.5 }
+          - quantize: { method: gptq, bits: 4, export: [safetensors] }
           - evaluate: { perplexity: { seq_len: 64 } }
         calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }
         """;
-    List<String> problems =
-        RecipeModelCheck.check(
-                Recipe.parse(recipe), ModelConfig.fromJson(QWEN3_30B_A3B), Long.MAX_VALUE)
-            .stream()
-            .map(RecipeProblem::toString)
-            .toList();
-    String why =
-        " qwen3_moe (mixture-of-experts layers); evaluate it as is, or quantize it with GGUF"
-            + " exports only";
+    assertEquals(List.of(), problems(compress));
+    String gguf =
+        """
+        name: gguf
+        stages:
+          - quantize: { method: rtn, bits: 8, export: [safetensors, "gguf:q8_0"] }
+        """;
+    assertEquals(List.of(), problems(gguf));
+    String withDenseLayer =
+        QWEN3_30B_A3B.replace("\"mlp_only_layers\": []", "\"mlp_only_layers\": [3]");
     assertEquals(
         List.of(
-            "stages[0].prune: not supported yet: pruning" + why,
-            "stages[1].quantize: not supported yet: quantizing" + why),
-        problems);
+            "stages[0].quantize.export: not supported: GGUF export of qwen3_moe with dense layer 3"
+                + " (mlp_only_layers / decoder_sparse_step); llama.cpp makes every layer sparse"),
+        RecipeModelCheck.check(
+                Recipe.parse(gguf), ModelConfig.fromJson(withDenseLayer), Long.MAX_VALUE)
+            .stream()
+            .map(RecipeProblem::toString)
+            .toList());
+    String unnormalised =
+        QWEN3_30B_A3B.replace("\"norm_topk_prob\": true", "\"norm_topk_prob\": false");
+    assertEquals(
+        List.of(
+            "stages[0].quantize.export: not supported: GGUF export of qwen3_moe with"
+                + " norm_topk_prob=false; llama.cpp's qwen3moe always renormalises the top-k"
+                + " weights"),
+        RecipeModelCheck.check(
+                Recipe.parse(gguf), ModelConfig.fromJson(unnormalised), Long.MAX_VALUE)
+            .stream()
+            .map(RecipeProblem::toString)
+            .toList());
+  }
+
+  private static List<String> problems(String recipe) {
+    return RecipeModelCheck.check(
+            Recipe.parse(recipe), ModelConfig.fromJson(QWEN3_30B_A3B), Long.MAX_VALUE)
+        .stream()
+        .map(RecipeProblem::toString)
+        .toList();
   }
 
   @Test
-  void recipeCheckLetsQuantizeExportOnlyGgufWithoutAnImportanceMatrix() {
+  void recipeCheckLetsQuantizeExportGgufWithoutAnImportanceMatrix() {
     ModelConfig m = ModelConfig.fromJson(QWEN3_30B_A3B);
     String gguf =
         """
@@ -379,13 +404,7 @@ class QwenMoeTest {
         stages:
           - quantize: { method: rtn, bits: 8, export: [gguf, safetensors] }
         """;
-    assertEquals(
-        List.of(
-            "stages[0].quantize: not supported yet: quantizing qwen3_moe (mixture-of-experts"
-                + " layers); evaluate it as is, or quantize it with GGUF exports only"),
-        RecipeModelCheck.check(Recipe.parse(both), m, Long.MAX_VALUE).stream()
-            .map(RecipeProblem::toString)
-            .toList());
+    assertEquals(List.of(), RecipeModelCheck.check(Recipe.parse(both), m, Long.MAX_VALUE));
     String imatrix =
         """
         name: i

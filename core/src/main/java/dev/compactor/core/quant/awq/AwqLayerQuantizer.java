@@ -40,7 +40,13 @@ import org.slf4j.LoggerFactory;
  *       post_attention_layernorm} would change the router's input too (it reads the same normed
  *       states, and stays in full precision), and each expert reads different tokens, so no single
  *       searched scale fits the group. An expert below {@link LinearGroups#minExpertTokens} routed
- *       tokens gets no scale and no clipping: it is rounded as it is.
+ *       tokens gets no scale and no clipping: it is rounded as it is. Qwen MoE's sparse layers
+ *       alike; their dense layers are the ordinary MLP above;
+ *   <li>Qwen2-MoE's shared expert: its down: rows of its up {@code /= s}, searched on every token.
+ *       Its gate/up get <b>no</b> scale, like the experts': they read the same normed states as the
+ *       router and {@code shared_expert_gate}, which stay in full precision, so {@code 1/s} cannot
+ *       go into {@code post_attention_layernorm}. {@code shared_expert_gate} is never scaled or
+ *       rounded.
  * </ul>
  *
  * Then, when enabled, each linear except q_proj, k_proj and the fused qkv_proj (whose errors are
@@ -64,7 +70,7 @@ public final class AwqLayerQuantizer implements LayerQuantizer {
    */
   public AwqLayerQuantizer(
       ModelConfig model, AwqConfig config, boolean round, QuantizedLayerSink sink) {
-    LinearGroups.of(model); // refuses what calibration cannot run
+    LinearGroups.of(model, 0); // refuses what calibration cannot run
     this.model = model;
     this.awq = new AwqQuantizer(config);
     this.round = round;
@@ -74,13 +80,13 @@ public final class AwqLayerQuantizer implements LayerQuantizer {
   @Override
   public void quantize(
       int layer, List<String> linears, Map<String, float[]> w, Map<String, LinearStats> stats) {
-    if (!linears.containsAll(LinearGroups.compressible(model))) {
+    if (!linears.containsAll(LinearGroups.compressible(model, layer))) {
       throw new IllegalArgumentException(
           "AWQ needs all linears of a layer in one stage (LinearGroups.oneStage)");
     }
     // the input scale of each linear whose columns were scaled
     Map<String, float[]> scaleOf = new LinkedHashMap<>();
-    for (LinearGroups.Group g : LinearGroups.of(model)) {
+    for (LinearGroups.Group g : LinearGroups.of(model, layer)) {
       String fold = foldTarget(g, stats);
       if (fold == null) {
         continue;
@@ -91,7 +97,7 @@ public final class AwqLayerQuantizer implements LayerQuantizer {
       int[] rows = new int[g.linears().size()];
       for (int k = 0; k < rows.length; k++) {
         weights.add(w.get(g.linears().get(k) + ".weight"));
-        rows[k] = LinearGroups.shape(model, g.linears().get(k))[0];
+        rows[k] = LinearGroups.shape(model, layer, g.linears().get(k))[0];
       }
       AwqQuantizer.ScaleSearch r = awq.searchScales(weights, rows, cols, st.gram(), st.meanAbs());
       LOG.debug("AWQ layer {} {}: alpha {}", layer, g.linears(), r.alpha());
@@ -104,7 +110,7 @@ public final class AwqLayerQuantizer implements LayerQuantizer {
       if (fold.endsWith("layernorm.weight")) {
         w.put(fold, divide(w.get(fold), s));
       } else {
-        int[] shape = LinearGroups.shape(model, fold);
+        int[] shape = LinearGroups.shape(model, layer, fold);
         // the producing rows are the last s.length rows: all of v_proj/up_proj, gate_up_proj's up
         divideRows(w, fold, shape[0] - s.length, s.length, shape[1], s);
       }
@@ -114,7 +120,7 @@ public final class AwqLayerQuantizer implements LayerQuantizer {
     }
     quantized.clear();
     for (String name : linears) {
-      int[] shape = LinearGroups.shape(model, name);
+      int[] shape = LinearGroups.shape(model, layer, name);
       int rows = shape[0];
       int cols = shape[1];
       float[] weight = w.get(name + ".weight");
@@ -155,7 +161,8 @@ public final class AwqLayerQuantizer implements LayerQuantizer {
           stats.get(g.linears().get(0)).calibrated()
               ? Layout.expert(model, g.expert(), Layout.ExpertProj.UP)
               : null;
-      case ROUTER, EXPERT -> null;
+      case SHARED_EXPERT_OUT -> Layout.sharedExpert(model, Layout.ExpertProj.UP);
+      case ROUTER, EXPERT, SHARED_EXPERT -> null;
     };
   }
 

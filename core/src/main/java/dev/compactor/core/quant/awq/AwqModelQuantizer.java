@@ -45,7 +45,7 @@ public final class AwqModelQuantizer {
       QuantizedCheckpointWriter sink = new QuantizedCheckpointWriter(model, writer);
       new CalibrationCollector(
               model,
-              LinearGroups.oneStage(model),
+              i -> LinearGroups.oneStage(model, i),
               CalibrationCollector.Propagation.ORIGINAL,
               true,
               4)

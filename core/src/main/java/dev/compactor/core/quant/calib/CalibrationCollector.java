@@ -18,6 +18,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,14 +29,16 @@ import org.slf4j.LoggerFactory;
  * the hidden states of the windows ({@code samples x seq x hidden} fp32) are in memory, never the
  * whole model. Each layer runs through the model's own forward ({@link Forward#layer}), so every
  * family it runs is calibrated with its real arithmetic: Llama, Mistral (sliding window), Qwen2,
- * Qwen3 (q/k norms), Phi-3 (fused projections) and Mixtral (experts see only their routed tokens).
+ * Qwen3 (q/k norms), Phi-3 (fused projections), Mixtral (experts see only their routed tokens) and
+ * Qwen2-MoE / Qwen3-MoE (dense and sparse layers mixed; Qwen2-MoE's shared expert sees every
+ * token).
  *
  * <p>{@link Propagation#QUANTIZED} feeds layer {@code i+1} the outputs of the already-quantized
  * layer {@code i} (GPTQ); {@link Propagation#ORIGINAL} feeds it the full-precision outputs
- * (AutoAWQ). Within a layer the linears are quantized in {@code stages}: each stage re-runs the
- * layer with the earlier stages already quantized and collects the statistics of its own linears
- * (GPTQ's "true sequential" order is {@link LinearGroups#trueSequential}; AWQ uses {@link
- * LinearGroups#oneStage}, all scales from the unmodified layer).
+ * (AutoAWQ). Within a layer the linears are quantized in the layer's {@code stages}: each stage
+ * re-runs the layer with the earlier stages already quantized and collects the statistics of its
+ * own linears (GPTQ's "true sequential" order is {@link LinearGroups#trueSequential}; AWQ uses
+ * {@link LinearGroups#oneStage}, all scales from the unmodified layer).
  *
  * <p>Experts: an expert's statistics come from the tokens routed to it. One that saw fewer than
  * {@link LinearGroups#minExpertTokens} tokens gets {@link LinearStats#tooFewTokens} instead, and
@@ -52,21 +55,22 @@ public final class CalibrationCollector {
   private static final Logger LOG = LoggerFactory.getLogger(CalibrationCollector.class);
 
   private final ModelConfig config;
-  private final List<List<String>> stages;
+  private final IntFunction<List<List<String>>> stages;
   private final Propagation propagation;
   private final boolean withGram;
   private final int batchSize;
-  private final Map<String, LinearGroups.Group> groupOf = new HashMap<>();
+  private final List<Map<String, LinearGroups.Group>> groupOf = new ArrayList<>();
   private final Map<String, ExpertTokens> experts = new LinkedHashMap<>();
 
   /**
-   * @param stages groups of linear names (relative to the layer), quantized in this order
+   * @param stages per layer, groups of linear names (relative to the layer), quantized in this
+   *     order; e.g. {@code i -> LinearGroups.trueSequential(config, i)}
    * @param withGram collect {@code X^T X} (GPTQ and AWQ need it; imatrix alone does not)
    * @param batchSize windows per layer pass (bounds the attention activations' memory)
    */
   public CalibrationCollector(
       ModelConfig config,
-      List<List<String>> stages,
+      IntFunction<List<List<String>>> stages,
       Propagation propagation,
       boolean withGram,
       int batchSize) {
@@ -79,22 +83,26 @@ public final class CalibrationCollector {
     if (batchSize <= 0) {
       throw new IllegalArgumentException("batchSize must be positive, found " + batchSize);
     }
-    List<String> known = LinearGroups.compressible(config);
-    for (List<String> stage : stages) {
-      for (String linear : stage) {
-        if (!known.contains(linear)) {
-          throw new IllegalArgumentException(
-              "unknown linear '" + linear + "'; expected one of " + known);
+    for (int i = 0; i < config.numLayers(); i++) {
+      List<String> known = LinearGroups.compressible(config, i);
+      for (List<String> stage : stages.apply(i)) {
+        for (String linear : stage) {
+          if (!known.contains(linear)) {
+            throw new IllegalArgumentException(
+                "unknown linear '" + linear + "' in layer " + i + "; expected one of " + known);
+          }
         }
       }
-    }
-    for (LinearGroups.Group g : LinearGroups.of(config)) {
-      for (String linear : g.linears()) {
-        groupOf.put(linear, g);
+      Map<String, LinearGroups.Group> groups = new HashMap<>();
+      for (LinearGroups.Group g : LinearGroups.of(config, i)) {
+        for (String linear : g.linears()) {
+          groups.put(linear, g);
+        }
       }
+      groupOf.add(groups);
     }
     this.config = config;
-    this.stages = List.copyOf(stages);
+    this.stages = stages;
     this.propagation = propagation;
     this.withGram = withGram;
     this.batchSize = batchSize;
@@ -133,7 +141,7 @@ public final class CalibrationCollector {
         Map<String, float[]> weights = readLayer(source, i);
         NDManager next = root.newSubManager();
         List<NDArray> outputs = null;
-        for (List<String> stage : stages) {
+        for (List<String> stage : stages.apply(i)) {
           Map<String, LinearStats> stats = new HashMap<>();
           boolean keepOutputs = outputs == null && propagation == Propagation.ORIGINAL;
           List<NDArray> out =
@@ -174,7 +182,7 @@ public final class CalibrationCollector {
     NDManager parent = hidden.get(0).getManager();
     ActivationObserver observer =
         (i, linear, input) -> {
-          LinearGroups.Group g = groupOf.get(linear);
+          LinearGroups.Group g = groupOf.get(layer).get(linear);
           if (g == null || !g.linears().get(0).equals(linear)) {
             return;
           }
@@ -219,7 +227,7 @@ public final class CalibrationCollector {
    * LinearStats#tooFewTokens}.
    */
   private void checkExperts(int layer, List<String> stage, Map<String, LinearStats> stats) {
-    if (!config.moe()) {
+    if (!config.sparseLayer(layer)) {
       return;
     }
     long min = LinearGroups.minExpertTokens(config);
@@ -253,7 +261,7 @@ public final class CalibrationCollector {
           stats.put(
               name,
               LinearStats.tooFewTokens(
-                  LinearGroups.shape(config, name)[1], s == null ? 0 : s.tokens()));
+                  LinearGroups.shape(config, layer, name)[1], s == null ? 0 : s.tokens()));
         }
       }
     }

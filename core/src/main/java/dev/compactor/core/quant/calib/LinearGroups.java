@@ -8,8 +8,9 @@ import java.util.List;
 /**
  * Which linears of a decoder layer read which input, derived from the family ({@link Layout}): the
  * unit GPTQ's true-sequential stages, AWQ's scale groups and the collector's shared statistics are
- * built from. Names are relative to the layer prefix. One list serves every layer: the families it
- * accepts (every decoder but GPT-2 and the Qwen mixtures of experts) have all layers alike.
+ * built from. Names are relative to the layer prefix. Everything here is per layer, since a Qwen
+ * mixture of experts mixes dense layers (the ordinary MLP groups) with sparse ones ({@link
+ * ModelConfig#sparseLayer}).
  *
  * <ul>
  *   <li>{@link Input#ATTENTION}: the attention input ({@code input_layernorm} output) read by q, k,
@@ -18,13 +19,18 @@ import java.util.List;
  *   <li>{@link Input#MLP}: the MLP input ({@code post_attention_layernorm} output) read by gate and
  *       up or Phi-3's fused {@code gate_up_proj};
  *   <li>{@link Input#MLP_OUT}: {@code silu(gate) * up} read by {@code down_proj};
- *   <li>mixture of experts: {@link Input#ROUTER} (the MLP input, every token) read by the router,
- *       {@link Input#EXPERT} (the rows of the MLP input routed to expert {@code e}) read by its
- *       gate and up, {@link Input#EXPERT_OUT} read by its down.
+ *   <li>a sparse layer: {@link Input#ROUTER} (the MLP input, every token) read by the router and,
+ *       in Qwen2-MoE, by {@code shared_expert_gate}; {@link Input#EXPERT} (the rows of the MLP
+ *       input routed to expert {@code e}) read by its gate and up, {@link Input#EXPERT_OUT} read by
+ *       its down; Qwen2-MoE's shared expert: {@link Input#SHARED_EXPERT} (the MLP input, every
+ *       token) read by its gate and up, {@link Input#SHARED_EXPERT_OUT} (its own {@code silu(gate)
+ *       * up}) read by its down.
  * </ul>
  *
- * <p>The router is never quantized or pruned (llm-compressor and AutoAWQ keep it in full precision
- * too): it is tiny and a changed routing decision changes a token's whole MLP.
+ * <p>The router and the shared expert's {@code [1, hidden]} gate are never quantized or pruned
+ * (llm-compressor and AutoAWQ keep both in full precision too): they are tiny, a changed routing
+ * decision changes a token's whole MLP, and the gate's sigmoid scales the shared expert's whole
+ * output.
  */
 public final class LinearGroups {
 
@@ -36,7 +42,9 @@ public final class LinearGroups {
     MLP_OUT,
     ROUTER,
     EXPERT,
-    EXPERT_OUT
+    EXPERT_OUT,
+    SHARED_EXPERT,
+    SHARED_EXPERT_OUT
   }
 
   /** Linears reading one input; {@code expert} is -1 outside the experts. */
@@ -59,9 +67,15 @@ public final class LinearGroups {
 
   private LinearGroups() {}
 
-  /** The groups of one decoder layer of {@code c}, in the order the forward reads them. */
-  public static List<Group> of(ModelConfig c) {
+  /**
+   * The groups of decoder layer {@code layer} of {@code c}, in the order the forward reads them.
+   */
+  public static List<Group> of(ModelConfig c, int layer) {
     requireDecoder(c);
+    if (layer < 0 || layer >= c.numLayers()) {
+      throw new IndexOutOfBoundsException(
+          "layer " + layer + " of a " + c.numLayers() + "-layer " + c.modelType());
+    }
     List<Group> g = new ArrayList<>();
     g.add(
         new Group(
@@ -71,8 +85,15 @@ public final class LinearGroups {
                 ? List.of("self_attn.qkv_proj")
                 : List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")));
     g.add(new Group(Input.ATTENTION_OUT, -1, List.of("self_attn.o_proj")));
-    if (c.moe()) {
-      g.add(new Group(Input.ROUTER, -1, List.of(Layout.router(c))));
+    if (c.sparseLayer(layer)) {
+      boolean shared = Layout.hasSharedExpert(c);
+      g.add(
+          new Group(
+              Input.ROUTER,
+              -1,
+              shared
+                  ? List.of(Layout.router(c), Layout.sharedExpertGate(c))
+                  : List.of(Layout.router(c))));
       for (int e = 0; e < c.numExperts(); e++) {
         g.add(
             new Group(
@@ -82,6 +103,20 @@ public final class LinearGroups {
                     Layout.expert(c, e, Layout.ExpertProj.GATE),
                     Layout.expert(c, e, Layout.ExpertProj.UP))));
         g.add(new Group(Input.EXPERT_OUT, e, List.of(Layout.expert(c, e, Layout.ExpertProj.DOWN))));
+      }
+      if (shared) {
+        g.add(
+            new Group(
+                Input.SHARED_EXPERT,
+                -1,
+                List.of(
+                    Layout.sharedExpert(c, Layout.ExpertProj.GATE),
+                    Layout.sharedExpert(c, Layout.ExpertProj.UP))));
+        g.add(
+            new Group(
+                Input.SHARED_EXPERT_OUT,
+                -1,
+                List.of(Layout.sharedExpert(c, Layout.ExpertProj.DOWN))));
       }
       return g;
     }
@@ -96,9 +131,12 @@ public final class LinearGroups {
     return g;
   }
 
-  /** The group {@code linear} belongs to, or null for a name that is no linear of {@code c}. */
-  public static Group groupOf(ModelConfig c, String linear) {
-    for (Group g : of(c)) {
+  /**
+   * The group {@code linear} belongs to in layer {@code layer}, or null for a name that is no
+   * linear of that layer.
+   */
+  public static Group groupOf(ModelConfig c, int layer, String linear) {
+    for (Group g : of(c, layer)) {
       if (g.linears().contains(linear)) {
         return g;
       }
@@ -106,10 +144,13 @@ public final class LinearGroups {
     return null;
   }
 
-  /** Every linear that is quantized or pruned: all of the layer's but the router. */
-  public static List<String> compressible(ModelConfig c) {
+  /**
+   * Every linear of layer {@code layer} that is quantized or pruned: all but the router and the
+   * shared expert's gate.
+   */
+  public static List<String> compressible(ModelConfig c, int layer) {
     List<String> out = new ArrayList<>();
-    for (Group g : of(c)) {
+    for (Group g : of(c, layer)) {
       if (g.input() != Input.ROUTER) {
         out.addAll(g.linears());
       }
@@ -118,18 +159,19 @@ public final class LinearGroups {
   }
 
   /**
-   * GPTQ's true-sequential order: attention input, o_proj, MLP input (all experts' gate and up
-   * together), MLP output (all experts' down); each stage sees the earlier ones quantized.
+   * GPTQ's true-sequential order for layer {@code layer}: attention input, o_proj, MLP input (all
+   * experts' gate and up and the shared expert's together), MLP output (all experts' down and the
+   * shared expert's); each stage sees the earlier ones quantized.
    */
-  public static List<List<String>> trueSequential(ModelConfig c) {
+  public static List<List<String>> trueSequential(ModelConfig c, int layer) {
     List<List<String>> stages = new ArrayList<>();
     List<String> mlpIn = new ArrayList<>();
     List<String> mlpOut = new ArrayList<>();
-    for (Group g : of(c)) {
+    for (Group g : of(c, layer)) {
       switch (g.input()) {
         case ATTENTION, ATTENTION_OUT -> stages.add(g.linears());
-        case MLP, EXPERT -> mlpIn.addAll(g.linears());
-        case MLP_OUT, EXPERT_OUT -> mlpOut.addAll(g.linears());
+        case MLP, EXPERT, SHARED_EXPERT -> mlpIn.addAll(g.linears());
+        case MLP_OUT, EXPERT_OUT, SHARED_EXPERT_OUT -> mlpOut.addAll(g.linears());
         case ROUTER -> {}
       }
     }
@@ -138,33 +180,34 @@ public final class LinearGroups {
     return List.copyOf(stages);
   }
 
-  /** Every compressible linear's statistics from the unmodified layer, in one stage (AWQ). */
-  public static List<List<String>> oneStage(ModelConfig c) {
-    return List.of(compressible(c));
+  /**
+   * Every compressible linear's statistics of layer {@code layer} from the unmodified layer, in one
+   * stage (AWQ).
+   */
+  public static List<List<String>> oneStage(ModelConfig c, int layer) {
+    return List.of(compressible(c, layer));
   }
 
-  /** {@code [rows, cols]} of {@code linear}'s weight. */
-  public static int[] shape(ModelConfig c, String linear) {
-    for (Layout.Spec s : Layout.layer(c, 0)) { // every layer of the families above is alike
+  /** {@code [rows, cols]} of the weight of {@code linear} in layer {@code layer}. */
+  public static int[] shape(ModelConfig c, int layer, String linear) {
+    for (Layout.Spec s : Layout.layer(c, layer)) {
       if (s.name().equals(linear + ".weight")) {
         return new int[] {Math.toIntExact(s.shape()[0]), Math.toIntExact(s.shape()[1])};
       }
     }
     throw new IllegalArgumentException(
-        "unknown linear '" + linear + "'; expected one of " + Layout.linears(c, 0));
+        "unknown linear '"
+            + linear
+            + "' in layer "
+            + layer
+            + "; expected one of "
+            + Layout.linears(c, layer));
   }
 
   private static void requireDecoder(ModelConfig c) {
     if (c.family() == ModelConfig.Family.GPT2) {
       throw new UnsupportedOperationException(
           "not supported yet: layer-wise calibration of " + c.modelType() + " (Conv1D layers)");
-    }
-    if (c.moe() && c.family() != ModelConfig.Family.MIXTRAL) {
-      // the groups here are one list for every layer and know no shared expert
-      throw new UnsupportedOperationException(
-          "not supported yet: quantizing or pruning "
-              + c.modelType()
-              + " (mixture-of-experts layers with a shared expert or dense layers among them)");
     }
   }
 }

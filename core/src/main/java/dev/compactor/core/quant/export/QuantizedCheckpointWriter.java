@@ -45,7 +45,7 @@ public final class QuantizedCheckpointWriter implements QuantizedLayerSink {
       String linear = name.endsWith(".weight") ? name.substring(0, name.length() - 7) : null;
       if (linear != null && quantized.containsKey(linear)) {
         writer.writeLinear(prefix + linear, quantized.get(linear));
-      } else if (linear != null && LinearGroups.compressible(config).contains(linear)) {
+      } else if (linear != null && LinearGroups.compressible(config, layer).contains(linear)) {
         throw new IllegalStateException(
             "layer " + layer + ": linear " + linear + " was not quantized");
       } else {

@@ -54,7 +54,7 @@ public final class GptqModelQuantizer {
       QuantizedCheckpointWriter sink = new QuantizedCheckpointWriter(model, writer);
       new CalibrationCollector(
               model,
-              LinearGroups.trueSequential(model),
+              i -> LinearGroups.trueSequential(model, i),
               CalibrationCollector.Propagation.QUANTIZED,
               true,
               4)

@@ -110,7 +110,7 @@ public final class GgufExport {
     try (TensorSource source = Checkpoints.open(modelDir)) {
       new CalibrationCollector(
               config,
-              LinearGroups.oneStage(config),
+              i -> LinearGroups.oneStage(config, i),
               CalibrationCollector.Propagation.ORIGINAL,
               false,
               4)

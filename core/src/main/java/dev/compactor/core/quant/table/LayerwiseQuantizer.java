@@ -27,13 +27,14 @@ import java.util.regex.Pattern;
 
 /**
  * Quantizes the decoder linears of a checkpoint (every family but GPT-2: Llama, Mistral, Qwen2,
- * Qwen3, Phi-3 with its fused projections as the linears they are, Mixtral expert by expert; the
- * router stays in full precision) one layer at a time with any {@link WeightQuantization.Method}
- * and hands each finished layer to a {@link QuantizedLayerSink} (which writes a dequantized Hugging
- * Face checkpoint, a compressed-tensors checkpoint, or both). GPTQ and AWQ run through {@link
- * CalibrationCollector} with h/gptq's layer quantizers; RTN, NF4 and FP8 need no calibration and
- * stream the weights directly. Reports progress once per layer and the size the quantized linears
- * take as stored (codes, fp16 scales, zero points, group indices).
+ * Qwen3, Phi-3 with its fused projections as the linears they are, Mixtral and Qwen2-MoE/Qwen3-MoE
+ * expert by expert, Qwen2-MoE's shared expert as a dense MLP; the router and {@code
+ * shared_expert_gate} stay in full precision) one layer at a time with any {@link
+ * WeightQuantization.Method} and hands each finished layer to a {@link QuantizedLayerSink} (which
+ * writes a dequantized Hugging Face checkpoint, a compressed-tensors checkpoint, or both). GPTQ and
+ * AWQ run through {@link CalibrationCollector} with h/gptq's layer quantizers; RTN, NF4 and FP8
+ * need no calibration and stream the weights directly. Reports progress once per layer and the size
+ * the quantized linears take as stored (codes, fp16 scales, zero points, group indices).
  */
 public final class LayerwiseQuantizer {
 
@@ -128,7 +129,7 @@ public final class LayerwiseQuantizer {
             collector =
                 new CalibrationCollector(
                     config,
-                    LinearGroups.trueSequential(config),
+                    i -> LinearGroups.trueSequential(config, i),
                     CalibrationCollector.Propagation.QUANTIZED,
                     true,
                     4);
@@ -137,7 +138,7 @@ public final class LayerwiseQuantizer {
             collector =
                 new CalibrationCollector(
                     config,
-                    LinearGroups.oneStage(config),
+                    i -> LinearGroups.oneStage(config, i),
                     CalibrationCollector.Propagation.ORIGINAL,
                     true,
                     4);
@@ -154,7 +155,7 @@ public final class LayerwiseQuantizer {
               weights.put(s.name(), source.readFloats(prefix + s.name()));
             }
             Map<String, QuantizedLinear> quantized = new LinkedHashMap<>();
-            for (String linear : LinearGroups.compressible(config)) {
+            for (String linear : LinearGroups.compressible(config, i)) {
               Layout.Spec spec = spec(config, i, linear + ".weight");
               int rows = (int) spec.shape()[0];
               int cols = (int) spec.shape()[1];
@@ -190,8 +191,9 @@ public final class LayerwiseQuantizer {
   /**
    * Whether {@code name} is a compressible decoder linear weight: the {@code *_proj} linears of
    * every Llama-family checkpoint (Qwen3 and Phi-3, whose fused {@code qkv_proj} and {@code
-   * gate_up_proj} end the same way, included) and Mixtral's experts ({@code
-   * block_sparse_moe.experts.E.w1|w2|w3}); never the router ({@code block_sparse_moe.gate}).
+   * gate_up_proj} end the same way, included; so are Qwen MoE's experts and shared expert) and
+   * Mixtral's experts ({@code block_sparse_moe.experts.E.w1|w2|w3}); never the router ({@code
+   * block_sparse_moe.gate}, {@code mlp.gate}) nor {@code mlp.shared_expert_gate}.
    */
   public static boolean isDecoderLinear(String name) {
     return name.startsWith("model.layers.")

@@ -178,7 +178,7 @@ class AwqQuantizerTest {
         try (TensorSource source = Checkpoints.open(modelDir)) {
           new CalibrationCollector(
                   config,
-                  LinearGroups.oneStage(config),
+                  layer -> LinearGroups.oneStage(config, layer),
                   CalibrationCollector.Propagation.ORIGINAL,
                   true,
                   2)

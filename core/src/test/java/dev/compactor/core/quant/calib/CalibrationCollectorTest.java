@@ -30,6 +30,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Layer-by-layer against the whole model's forward; statistics against its activation hook. */
 class CalibrationCollectorTest {
@@ -152,7 +153,7 @@ class CalibrationCollectorTest {
     CalibrationCollector collector =
         new CalibrationCollector(
             CONFIG,
-            LinearGroups.trueSequential(CONFIG),
+            layer -> LinearGroups.trueSequential(CONFIG, layer),
             CalibrationCollector.Propagation.QUANTIZED,
             true,
             2);
@@ -223,7 +224,7 @@ class CalibrationCollectorTest {
       throws IOException {
     double[][] seen = new double[1][];
     try (TensorSource source = Checkpoints.open(dir)) {
-      new CalibrationCollector(CONFIG, LinearGroups.oneStage(CONFIG), p, false, 1)
+      new CalibrationCollector(CONFIG, layer -> LinearGroups.oneStage(CONFIG, layer), p, false, 1)
           .run(
               source,
               samples,
@@ -238,6 +239,90 @@ class CalibrationCollectorTest {
     return seen[0];
   }
 
+  /**
+   * Qwen MoE, dense and sparse layers mixed: with every linear of a layer in one stage the
+   * collector's statistics of each linear (an expert's from its routed rows, the shared expert's
+   * from every token) are those the whole model's activation hook sees, layer by layer; an expert
+   * with fewer than {@link LinearGroups#minExpertTokens} routed tokens is marked uncalibrated with
+   * its count kept.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"qwen2_moe_shared", "qwen3_moe_qk_norm"})
+  void qwenMoeStatisticsEqualThoseOfTheModelsActivationHook(String name) throws IOException {
+    List<int[]> samples;
+    ModelConfig c;
+    Map<String, double[]> gram = new HashMap<>();
+    Map<String, Long> rows = new HashMap<>();
+    try (Golden g = new Golden(name);
+        Transformer model = Transformer.load(g.dir, Device.cpu());
+        NDManager m = NDManager.newBaseManager()) {
+      c = model.config();
+      samples = samples(5, 12, c.vocabSize(), 3);
+      model.logits(
+          m,
+          tokens(m, samples),
+          (layer, linear, input) -> {
+            float[] x = input.toFloatArray();
+            int cols = (int) input.getShape().get(1);
+            double[] gr = gram.computeIfAbsent(layer + linear, k -> new double[cols * cols]);
+            rows.merge(layer + linear, (long) (x.length / cols), Long::sum);
+            for (int t = 0; t < x.length / cols; t++) {
+              for (int i = 0; i < cols; i++) {
+                for (int j = 0; j < cols; j++) {
+                  gr[i * cols + j] += (double) x[t * cols + i] * x[t * cols + j];
+                }
+              }
+            }
+          });
+      model.save(dir, DType.F32, Map.of());
+    }
+    ModelConfig config = c;
+    List<Integer> seen = new ArrayList<>();
+    CalibrationCollector collector =
+        new CalibrationCollector(
+            config,
+            layer -> LinearGroups.oneStage(config, layer),
+            CalibrationCollector.Propagation.ORIGINAL,
+            true,
+            2);
+    try (TensorSource source = Checkpoints.open(dir)) {
+      collector.run(
+          source,
+          samples,
+          (layer, linears, weights, stats) -> {
+            assertEquals(LinearGroups.compressible(config, layer), linears);
+            for (String linear : linears) {
+              LinearStats s = stats.get(linear);
+              String key = layer + linear;
+              long expected = rows.getOrDefault(key, 0L);
+              assertEquals(expected, s.tokens(), key);
+              LinearGroups.Group g = LinearGroups.groupOf(config, layer, linear);
+              if (g.expert() < 0) {
+                // dense MLP, attention and the shared expert: every token
+                assertEquals(5 * 12, s.tokens(), key);
+              }
+              if (s.calibrated()) {
+                assertArrayEquals(gram.get(key), s.gram(), 2e-3 * max(s.gram()), key);
+              } else {
+                assertTrue(g.expert() >= 0 && expected < LinearGroups.minExpertTokens(config));
+              }
+            }
+            seen.add(layer);
+          });
+    }
+    assertEquals(java.util.stream.IntStream.range(0, c.numLayers()).boxed().toList(), seen);
+    boolean anySparse = false;
+    for (int i = 0; i < c.numLayers(); i++) {
+      long routed = 0;
+      for (ExpertTokens e : collector.expertTokens()) {
+        routed += e.layer() == i ? e.tokens() : 0;
+      }
+      assertEquals(c.sparseLayer(i) ? 5L * 12 * c.expertsPerToken() : 0, routed, "layer " + i);
+      anySparse |= c.sparseLayer(i);
+    }
+    assertTrue(anySparse && !c.sparseLayer(0), name + " mixes dense and sparse layers");
+  }
+
   @Test
   void refusesBadInput() {
     assertThrows(
@@ -245,7 +330,7 @@ class CalibrationCollectorTest {
         () ->
             new CalibrationCollector(
                 CONFIG,
-                List.of(List.of("attn.c_attn")),
+                layer -> List.of(List.of("attn.c_attn")),
                 CalibrationCollector.Propagation.QUANTIZED,
                 true,
                 1));
@@ -256,7 +341,7 @@ class CalibrationCollectorTest {
         () ->
             new CalibrationCollector(
                 gpt2,
-                LinearGroups.oneStage(CONFIG),
+                layer -> LinearGroups.oneStage(CONFIG, layer),
                 CalibrationCollector.Propagation.QUANTIZED,
                 true,
                 1));

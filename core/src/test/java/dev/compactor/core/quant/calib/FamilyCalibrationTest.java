@@ -66,7 +66,9 @@ class FamilyCalibrationTest {
         "qwen2_window_layers",
         "qwen3_qk_norm",
         "phi3_fused",
-        "mixtral_moe"
+        "mixtral_moe",
+        "qwen2_moe_shared",
+        "qwen3_moe_qk_norm"
       })
   void gptqInt4IsFiniteQuantizesEveryLinearAndLeavesTheRestAlone(String name) throws IOException {
     try (Golden g = new Golden(name)) {
@@ -90,17 +92,18 @@ class FamilyCalibrationTest {
                 ProgressListener.NONE);
         hf.finish(DequantizedCheckpointSink.quantizationConfig(gptq, summary), null);
       }
-      assertEquals(c.numLayers() * LinearGroups.compressible(c).size(), summary.quantizedLinears());
+      assertEquals(compressibleCount(c), summary.quantizedLinears());
       JsonNode written =
           new ObjectMapper()
               .readTree(out.resolve("config.json").toFile())
               .path("quantization_config")
               .path("expert_calibration_tokens");
-      assertEquals(c.moe() ? c.numLayers() * c.numExperts() : 0, written.size());
+      assertEquals(sparseLayers(c) * c.numExperts(), written.size());
       try (TensorSource src = Checkpoints.open(g.dir)) {
         for (int i = 0; i < c.numLayers(); i++) {
           String prefix = Layout.layerPrefix(c, "", i);
-          assertEquals(Set.copyOf(LinearGroups.compressible(c)), quantized.get(i).keySet(), name);
+          assertEquals(
+              Set.copyOf(LinearGroups.compressible(c, i)), quantized.get(i).keySet(), name);
           for (Layout.Spec s : Layout.layer(c, i)) {
             float[] w = layers.get(i).get(s.name());
             for (float v : w) {
@@ -111,25 +114,13 @@ class FamilyCalibrationTest {
               assertArrayEquals(quantized.get(i).get(linear).dequantize(), w, name + " " + linear);
               assertEquals(4, quantized.get(i).get(linear).bits());
             } else {
-              // norms (q/k norms included), biases and the router: untouched
+              // norms (q/k norms included), biases, the router and shared_expert_gate: untouched
               assertArrayEquals(src.readFloats(prefix + s.name()), w, name + " " + s.name());
             }
           }
         }
       }
-      if (c.moe()) {
-        assertEquals(c.numLayers() * c.numExperts(), summary.expertTokens().size());
-        for (int i = 0; i < c.numLayers(); i++) {
-          long routed = 0;
-          for (ExpertTokens e : summary.expertTokens()) {
-            routed += e.layer() == i ? e.tokens() : 0;
-          }
-          // every token goes to k experts
-          assertEquals(6L * SEQ * c.expertsPerToken(), routed);
-        }
-      } else {
-        assertTrue(summary.expertTokens().isEmpty());
-      }
+      assertRoutedTokensAddUp(c, summary.expertTokens());
       assertFiniteLogits(out, g);
     }
   }
@@ -142,7 +133,9 @@ class FamilyCalibrationTest {
         "qwen2_window_layers",
         "qwen3_qk_norm",
         "phi3_fused",
-        "mixtral_moe"
+        "mixtral_moe",
+        "qwen2_moe_shared",
+        "qwen3_moe_qk_norm"
       })
   void awqInt4IsFiniteAndLeavesRouterAndQkNormsAlone(String name) throws IOException {
     try (Golden g = new Golden(name)) {
@@ -166,11 +159,15 @@ class FamilyCalibrationTest {
       try (TensorSource src = Checkpoints.open(g.dir);
           TensorSource got = Checkpoints.open(out)) {
         for (int i = 0; i < c.numLayers(); i++) {
-          assertEquals(Set.copyOf(LinearGroups.compressible(c)), quantized.get(i).keySet(), name);
+          assertEquals(
+              Set.copyOf(LinearGroups.compressible(c, i)), quantized.get(i).keySet(), name);
           String prefix = Layout.layerPrefix(c, "", i);
           List<String> untouched = new java.util.ArrayList<>();
-          if (c.moe()) {
+          if (c.sparseLayer(i)) {
             untouched.add(Layout.router(c) + ".weight");
+            if (Layout.hasSharedExpert(c)) {
+              untouched.add(Layout.sharedExpertGate(c) + ".weight");
+            }
           }
           if (c.qkNorm()) {
             untouched.add("self_attn.q_norm.weight");
@@ -193,7 +190,9 @@ class FamilyCalibrationTest {
         "mistral_window",
         "qwen3_qk_norm",
         "phi3_fused",
-        "mixtral_moe"
+        "mixtral_moe",
+        "qwen2_moe_shared",
+        "qwen3_moe_qk_norm"
       })
   void awqScalesFoldExactlyIntoNormsAndProducers(String name) throws IOException {
     try (Golden g = new Golden(name)) {
@@ -235,7 +234,11 @@ class FamilyCalibrationTest {
       Forward forward = new Forward(c, "", m);
       NDArray x = m.randomNormal(new Shape(2, SEQ, c.hiddenSize()));
       new CalibrationCollector(
-              c, LinearGroups.oneStage(c), CalibrationCollector.Propagation.ORIGINAL, true, 4)
+              c,
+              layer -> LinearGroups.oneStage(c, layer),
+              CalibrationCollector.Propagation.ORIGINAL,
+              true,
+              4)
           .run(
               source,
               samples(c),
@@ -251,9 +254,8 @@ class FamilyCalibrationTest {
                 float[] expected = layerOutput(forward, m, c, layer, before, x);
                 float[] got = layerOutput(forward, m, c, layer, weights, x);
                 assertArrayEquals(expected, got, 2e-4f, name + " layer " + layer);
-                if (c.moe()) {
-                  String router = Layout.router(c) + ".weight";
-                  assertArrayEquals(before.get(router), weights.get(router));
+                if (c.sparseLayer(layer)) {
+                  assertSparseLayerScaling(c, layer, before, weights);
                 }
                 checked[0]++;
               });
@@ -285,7 +287,9 @@ class FamilyCalibrationTest {
         "qwen2_window_layers",
         "qwen3_qk_norm",
         "phi3_fused",
-        "mixtral_moe"
+        "mixtral_moe",
+        "qwen2_moe_shared",
+        "qwen3_moe_qk_norm"
       })
   void wandaHalvesEveryRowOfEveryLinearAndLeavesTheRestAlone(String name) throws IOException {
     try (Golden g = new Golden(name)) {
@@ -298,17 +302,18 @@ class FamilyCalibrationTest {
               out,
               () -> samples(c),
               Device.cpu());
-      assertEquals(c.numLayers() * LinearGroups.compressible(c).size(), report.tensors().size());
+      assertEquals(compressibleCount(c), report.tensors().size());
       try (TensorSource src = Checkpoints.open(g.dir);
           TensorSource pruned = Checkpoints.open(out)) {
         for (String t : src.names()) {
           float[] before = src.readFloats(t);
           float[] after = pruned.readFloats(t);
-          String relative = t.replaceFirst("model\\.layers\\.\\d+\\.", "").replace(".weight", "");
+          java.util.regex.Matcher layer =
+              java.util.regex.Pattern.compile("model\\.layers\\.(\\d+)\\.(.+)\\.weight").matcher(t);
           boolean target =
-              t.startsWith("model.layers.")
-                  && t.endsWith(".weight")
-                  && LinearGroups.compressible(c).contains(relative);
+              layer.matches()
+                  && LinearGroups.compressible(c, Integer.parseInt(layer.group(1)))
+                      .contains(layer.group(2));
           if (!target) {
             // embeddings, norms (q/k norms too), biases, head and the router: bit for bit
             assertArrayEquals(before, after, name + " " + t);
@@ -326,9 +331,7 @@ class FamilyCalibrationTest {
           }
         }
       }
-      if (c.moe()) {
-        assertEquals(c.numLayers() * c.numExperts(), report.expertTokens().size());
-      }
+      assertRoutedTokensAddUp(c, report.expertTokens());
       assertFiniteLogits(out, g);
     }
   }
@@ -380,7 +383,7 @@ class FamilyCalibrationTest {
           for (int e = 2; e < 4; e++) {
             for (Layout.ExpertProj p : Layout.ExpertProj.values()) {
               String linear = Layout.expert(c, e, p);
-              int[] shape = LinearGroups.shape(c, linear);
+              int[] shape = LinearGroups.shape(c, i, linear);
               float[] w = src.readFloats(Layout.layerPrefix(c, "", i) + linear + ".weight");
               // round-to-nearest on the same grid, no NaN, no all-zero "dead" expert
               assertArrayEquals(
@@ -420,6 +423,71 @@ class FamilyCalibrationTest {
           assertEquals(e >= 2, same, t);
         }
       }
+    }
+  }
+
+  private static int compressibleCount(ModelConfig c) {
+    int n = 0;
+    for (int i = 0; i < c.numLayers(); i++) {
+      n += LinearGroups.compressible(c, i).size();
+    }
+    return n;
+  }
+
+  private static int sparseLayers(ModelConfig c) {
+    int n = 0;
+    for (int i = 0; i < c.numLayers(); i++) {
+      n += c.moe() && c.sparseLayer(i) ? 1 : 0;
+    }
+    return n;
+  }
+
+  /**
+   * One entry per expert of every sparse layer (none for a dense one), and every calibration token
+   * of a sparse layer routed to k experts.
+   */
+  private static void assertRoutedTokensAddUp(ModelConfig c, List<ExpertTokens> experts) {
+    assertEquals(sparseLayers(c) * c.numExperts(), experts.size(), experts.toString());
+    for (int i = 0; i < c.numLayers(); i++) {
+      long routed = 0;
+      int entries = 0;
+      for (ExpertTokens e : experts) {
+        if (e.layer() == i) {
+          routed += e.tokens();
+          entries++;
+        }
+      }
+      boolean sparse = c.moe() && c.sparseLayer(i);
+      assertEquals(sparse ? c.numExperts() : 0, entries, "layer " + i);
+      assertEquals(sparse ? 6L * SEQ * c.expertsPerToken() : 0, routed, "layer " + i);
+    }
+  }
+
+  /**
+   * AWQ scales only (no rounding) on a sparse layer: the router and shared_expert_gate untouched;
+   * no scale into post_attention_layernorm (the router reads it), so the experts' and the shared
+   * expert's gate are unchanged; the shared expert's down is scaled on every token, its up's rows
+   * divided.
+   */
+  private static void assertSparseLayerScaling(
+      ModelConfig c, int layer, Map<String, float[]> before, Map<String, float[]> after) {
+    List<String> same = new java.util.ArrayList<>();
+    same.add(Layout.router(c) + ".weight");
+    same.add("post_attention_layernorm.weight");
+    for (int e = 0; e < c.numExperts(); e++) {
+      same.add(Layout.expert(c, e, Layout.ExpertProj.GATE) + ".weight");
+    }
+    if (Layout.hasSharedExpert(c)) {
+      same.add(Layout.sharedExpertGate(c) + ".weight");
+      same.add(Layout.sharedExpert(c, Layout.ExpertProj.GATE) + ".weight");
+      for (Layout.ExpertProj p : List.of(Layout.ExpertProj.UP, Layout.ExpertProj.DOWN)) {
+        String t = Layout.sharedExpert(c, p) + ".weight";
+        assertFalse(
+            java.util.Arrays.equals(before.get(t), after.get(t)), "layer " + layer + " " + t);
+      }
+    }
+    for (String t : same) {
+      assertArrayEquals(before.get(t), after.get(t), "layer " + layer + " " + t);
     }
   }
 

@@ -81,7 +81,7 @@ class QuantizationQualityIT {
                     m,
                     d,
                     c,
-                    LinearGroups.trueSequential(config),
+                    layer -> LinearGroups.trueSequential(config, layer),
                     CalibrationCollector.Propagation.QUANTIZED,
                     new GptqLayerQuantizer(GptqConfig.int4(g), into(m))));
         methods.put(
@@ -91,7 +91,7 @@ class QuantizationQualityIT {
                     m,
                     d,
                     c,
-                    LinearGroups.trueSequential(config),
+                    layer -> LinearGroups.trueSequential(config, layer),
                     CalibrationCollector.Propagation.QUANTIZED,
                     new GptqLayerQuantizer(
                         GptqConfig.int4(g).withActOrder(GptqConfig.ActOrder.GROUP), into(m))));
@@ -102,7 +102,7 @@ class QuantizationQualityIT {
                     m,
                     d,
                     c,
-                    LinearGroups.oneStage(config),
+                    layer -> LinearGroups.oneStage(config, layer),
                     CalibrationCollector.Propagation.ORIGINAL,
                     new AwqLayerQuantizer(m.config(), AwqConfig.int4(g, true), true, into(m))));
         methods.put(
@@ -112,7 +112,7 @@ class QuantizationQualityIT {
                     m,
                     d,
                     c,
-                    LinearGroups.oneStage(config),
+                    layer -> LinearGroups.oneStage(config, layer),
                     CalibrationCollector.Propagation.ORIGINAL,
                     new AwqLayerQuantizer(m.config(), AwqConfig.int4(g, false), true, into(m))));
         for (Map.Entry<String, Method> e : methods.entrySet()) {
@@ -165,7 +165,7 @@ class QuantizationQualityIT {
       Transformer model,
       Path dir,
       List<int[]> calibration,
-      List<List<String>> stages,
+      java.util.function.IntFunction<List<List<String>>> stages,
       CalibrationCollector.Propagation propagation,
       LayerQuantizer quantizer)
       throws Exception {

@@ -63,7 +63,7 @@ class ModelQuantizerExportTest {
     run(
         model,
         samples,
-        LinearGroups.trueSequential(CONFIG),
+        layer -> LinearGroups.trueSequential(CONFIG, layer),
         CalibrationCollector.Propagation.QUANTIZED,
         new GptqLayerQuantizer(gptq, sink(expected)));
     check(gptqOut, GptqModelQuantizer.scheme(gptq), expected, "group");
@@ -75,7 +75,7 @@ class ModelQuantizerExportTest {
     run(
         model,
         samples,
-        LinearGroups.oneStage(CONFIG),
+        layer -> LinearGroups.oneStage(CONFIG, layer),
         CalibrationCollector.Propagation.ORIGINAL,
         new AwqLayerQuantizer(CONFIG, awq, true, sink(expected)));
     check(awqOut, AwqModelQuantizer.scheme(awq), expected, null);
@@ -121,7 +121,7 @@ class ModelQuantizerExportTest {
   private static void run(
       Path model,
       List<int[]> samples,
-      List<List<String>> stages,
+      java.util.function.IntFunction<List<List<String>>> stages,
       CalibrationCollector.Propagation p,
       LayerQuantizer q)
       throws Exception {

@@ -74,13 +74,29 @@ class LayerwiseQuantizerTest {
   }
 
   /**
-   * Qwen3's, Phi-3's and Mixtral's linears, fused ones and experts included, round like any other
-   * linear; Mixtral's router stays as it was. (Calibrated methods on them: FamilyCalibrationTest.)
+   * Qwen3's, Phi-3's, Mixtral's and Qwen MoE's linears, fused ones, experts and the shared expert
+   * included, round like any other linear; the routers and {@code shared_expert_gate} stay as they
+   * were. (Calibrated methods on them: FamilyCalibrationTest.)
    */
   @Test
   void roundsQwen3Phi3AndMixtralLinears() throws Exception {
     WeightQuantization q = new WeightQuantization(Method.RTN, 8, 0);
-    for (String name : List.of("qwen3_qk_norm", "phi3_fused", "mixtral_moe")) {
+    // linears of the whole model: Qwen2-MoE one dense layer (7) and two sparse ones (4 attention,
+    // 4 experts x 3, shared expert 3); Qwen3-MoE two dense and two sparse (4 + 8 experts x 3)
+    Map<String, Integer> linears =
+        Map.of(
+            "qwen3_qk_norm", 2 * 7,
+            "phi3_fused", 2 * 4,
+            "mixtral_moe", 2 * (4 + 4 * 3),
+            "qwen2_moe_shared", 7 + 2 * (4 + 4 * 3 + 3),
+            "qwen3_moe_qk_norm", 2 * 7 + 2 * (4 + 8 * 3));
+    for (String name :
+        List.of(
+            "qwen3_qk_norm",
+            "phi3_fused",
+            "mixtral_moe",
+            "qwen2_moe_shared",
+            "qwen3_moe_qk_norm")) {
       try (Golden g = new Golden(name)) {
         Path out = dir.resolve(name);
         LayerwiseQuantizer.Summary s;
@@ -88,8 +104,7 @@ class LayerwiseQuantizerTest {
           s = LayerwiseQuantizer.run(g.dir, q, List.of(), sink, ProgressListener.NONE);
           sink.finish(DequantizedCheckpointSink.quantizationConfig(q, s), null);
         }
-        int perLayer = name.startsWith("phi3") ? 4 : name.startsWith("mixtral") ? 4 + 4 * 3 : 7;
-        assertEquals(2 * perLayer, s.quantizedLinears(), name);
+        assertEquals(linears.get(name), s.quantizedLinears(), name);
         try (TensorSource a = Checkpoints.open(g.dir);
             TensorSource b = Checkpoints.open(out)) {
           assertEquals(new TreeSet<>(a.names()), new TreeSet<>(b.names()));
@@ -104,7 +119,7 @@ class LayerwiseQuantizerTest {
           }
         }
         try (Transformer t = Transformer.load(out, Device.cpu())) {
-          assertEquals(name.startsWith("mixtral") ? 64 : 96, t.vocabSize());
+          assertEquals(name.contains("moe") ? 64 : 96, t.vocabSize());
         }
       }
     }
