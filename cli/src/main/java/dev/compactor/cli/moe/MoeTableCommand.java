@@ -5,28 +5,22 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.cli.Args;
 import dev.compactor.cli.Command;
+import dev.compactor.cli.TableText;
 import dev.compactor.cli.UsageException;
 import dev.compactor.core.data.CalibrationText;
-import dev.compactor.core.data.Corpus;
-import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.metrics.EvalText;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.moe.ExpertStatistics;
 import dev.compactor.core.moe.MoeTable;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
-import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
-import java.util.stream.Stream;
 
 /**
  * {@code compactor moe-table}: prunes a mixture-of-experts model's experts (by routing frequency
@@ -73,20 +67,9 @@ public final class MoeTableCommand implements Command {
     }
     int experts = config.numExperts();
     int[] kept = kept(args, experts);
-    String text;
-    String textName;
-    if (args.present("text")) {
-      Path f = Path.of(args.required("text"));
-      if (!Files.isRegularFile(f)) {
-        throw new UsageException("--text: expected a UTF-8 text file, found none at " + f);
-      }
-      text = Files.readString(f, StandardCharsets.UTF_8);
-      textName = f.toString();
-    } else {
-      text = Corpus.europarlEnglish().testText();
-      textName = "Europarl English test split";
-    }
-    text = truncate(text, maxBytes);
+    TableText held = TableText.fromArgs(args, maxBytes);
+    String text = held.text();
+    String textName = held.name();
     int seqLen = Math.min(SEQ_LEN, config.maxPositions());
     Path work = Files.createTempDirectory("compactor-moe-table");
     try (TextTokenizer tok = Tokenizers.forModel(model)) {
@@ -106,7 +89,7 @@ public final class MoeTableCommand implements Command {
         printStatistics(out, table.statistics());
       }
     } finally {
-      deleteRecursively(work);
+      TableText.deleteRecursively(work);
     }
     return 0;
   }
@@ -146,7 +129,7 @@ public final class MoeTableCommand implements Command {
       int samples,
       List<MoeTable.Row> rows,
       double seconds) {
-    out.printf("model: %s (%s)%n", model, weightsHash(model));
+    out.printf("model: %s (%s)%n", model, TableText.weightsHash(model));
     out.printf(
         "text: %s, %d tokens, windows of %d; expert statistics: %d windows of the Europarl"
             + " training split%n",
@@ -203,7 +186,7 @@ public final class MoeTableCommand implements Command {
     ObjectMapper m = new ObjectMapper();
     ObjectNode root = m.createObjectNode();
     root.put("model", model.toString());
-    root.put("weights", weightsHash(model));
+    root.put("weights", TableText.weightsHash(model));
     root.put("text", textName);
     root.put("tokens", tokens);
     root.put("seqLen", seqLen);
@@ -222,34 +205,5 @@ public final class MoeTableCommand implements Command {
           .put("flopsPerToken", r.flopsPerToken());
     }
     return root.toString();
-  }
-
-  private static String weightsHash(Path model) {
-    Path weights = model.resolve("model.safetensors");
-    try {
-      return Files.isRegularFile(weights)
-          ? "model.safetensors sha256 " + ModelDirectory.sha256(weights)
-          : "sharded weights";
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
-  }
-
-  private static String truncate(String text, int maxBytes) {
-    byte[] b = text.getBytes(StandardCharsets.UTF_8);
-    if (b.length <= maxBytes) {
-      return text;
-    }
-    String cut = new String(Arrays.copyOf(b, maxBytes), StandardCharsets.UTF_8);
-    int nl = cut.lastIndexOf('\n');
-    return nl > maxBytes / 2 ? cut.substring(0, nl) : cut;
-  }
-
-  private static void deleteRecursively(Path dir) throws IOException {
-    try (Stream<Path> walk = Files.walk(dir)) {
-      for (Path p : (Iterable<Path>) walk.sorted(Comparator.reverseOrder())::iterator) {
-        Files.deleteIfExists(p);
-      }
-    }
   }
 }

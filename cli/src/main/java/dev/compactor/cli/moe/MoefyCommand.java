@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.cli.Args;
 import dev.compactor.cli.Command;
+import dev.compactor.cli.TableText;
 import dev.compactor.cli.UsageException;
 import dev.compactor.core.data.CalibrationText;
 import dev.compactor.core.data.Corpus;
@@ -142,7 +143,7 @@ public final class MoefyCommand implements Command {
             args.present("text")
                 ? Files.readString(Path.of(args.required("text")), StandardCharsets.UTF_8)
                 : corpus.testText();
-        int[] tokens = EvalText.of(tok, truncate(text, maxBytes)).tokens();
+        int[] tokens = EvalText.of(tok, TableText.truncate(text, maxBytes)).tokens();
         evalTokens = tokens.length;
         DivergenceEvaluator eval = new DivergenceEvaluator(seqLen, seqLen);
         for (int k : ks) {
@@ -186,7 +187,7 @@ public final class MoefyCommand implements Command {
     out.printf(
         "model: %s (%s)%nsplit: %d layers, MLP %d -> %d experts of %d neurons%n",
         model,
-        weightsHash(model),
+        TableText.weightsHash(model),
         c.numLayers(),
         c.intermediateSize(),
         e,
@@ -290,7 +291,7 @@ public final class MoefyCommand implements Command {
     ObjectNode root = m.createObjectNode();
     int e = plan.experts();
     root.put("model", model.toString());
-    root.put("weights", weightsHash(model));
+    root.put("weights", TableText.weightsHash(model));
     root.put("experts", e);
     root.put("clustering", clustering.name().toLowerCase(Locale.ROOT));
     root.put("trainTokens", plan.trainTokens());
@@ -368,27 +369,5 @@ public final class MoefyCommand implements Command {
       case "float16" -> DType.F16;
       default -> DType.F32;
     };
-  }
-
-  private static String weightsHash(Path model) {
-    Path weights = model.resolve("model.safetensors");
-    try {
-      return Files.isRegularFile(weights)
-          ? "model.safetensors sha256 " + ModelDirectory.sha256(weights)
-          : "sharded weights";
-    } catch (IOException ex) {
-      throw new java.io.UncheckedIOException(ex);
-    }
-  }
-
-  /** The longest prefix of at most {@code maxBytes} UTF-8 bytes, cut at a line end if possible. */
-  private static String truncate(String text, int maxBytes) {
-    byte[] b = text.getBytes(StandardCharsets.UTF_8);
-    if (b.length <= maxBytes) {
-      return text;
-    }
-    String cut = new String(Arrays.copyOf(b, maxBytes), StandardCharsets.UTF_8);
-    int nl = cut.lastIndexOf('\n');
-    return nl > maxBytes / 2 ? cut.substring(0, nl) : cut;
   }
 }

@@ -5,27 +5,21 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.cli.Args;
 import dev.compactor.cli.Command;
+import dev.compactor.cli.TableText;
 import dev.compactor.cli.UsageException;
 import dev.compactor.core.data.CalibrationText;
-import dev.compactor.core.data.Corpus;
-import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.metrics.EvalText;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.quant.table.QualityTable;
 import dev.compactor.core.tiny.TinyReferenceModel;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
-import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
-import java.util.stream.Stream;
 
 /**
  * {@code compactor quality-table}: quantizes one model (the tiny reference model by default) in
@@ -62,20 +56,9 @@ public final class QualityTableCommand implements Command {
     }
     Path model =
         args.present("model") ? Path.of(args.required("model")) : TinyReferenceModel.shipped();
-    String text;
-    String textName;
-    if (args.present("text")) {
-      Path f = Path.of(args.required("text"));
-      if (!Files.isRegularFile(f)) {
-        throw new UsageException("--text: expected a UTF-8 text file, found none at " + f);
-      }
-      text = Files.readString(f, StandardCharsets.UTF_8);
-      textName = f.toString();
-    } else {
-      text = Corpus.europarlEnglish().testText();
-      textName = "Europarl English test split";
-    }
-    text = truncate(text, maxBytes);
+    TableText held = TableText.fromArgs(args, maxBytes);
+    String text = held.text();
+    String textName = held.name();
     ModelConfig config = ModelConfig.read(model);
     int seqLen = Math.min(TinyReferenceModel.EVAL_SEQ_LEN, config.maxPositions());
     Path work = Files.createTempDirectory("compactor-quality-table");
@@ -96,7 +79,7 @@ public final class QualityTableCommand implements Command {
         print(out, model, textName, tokens.length, table.setup(), rows, seconds);
       }
     } finally {
-      deleteRecursively(work);
+      TableText.deleteRecursively(work);
     }
     return 0;
   }
@@ -109,7 +92,7 @@ public final class QualityTableCommand implements Command {
       QualityTable.Setup setup,
       List<QualityTable.Row> rows,
       double seconds) {
-    out.printf("model: %s (%s)%n", model, weightsHash(model));
+    out.printf("model: %s (%s)%n", model, TableText.weightsHash(model));
     out.printf(
         "text: %s, %d tokens, windows of %d; GPTQ/AWQ calibration: %d windows of the Europarl"
             + " training split%n",
@@ -162,7 +145,7 @@ public final class QualityTableCommand implements Command {
     ObjectMapper m = new ObjectMapper();
     ObjectNode root = m.createObjectNode();
     root.put("model", model.toString());
-    root.put("weights", weightsHash(model));
+    root.put("weights", TableText.weightsHash(model));
     root.put("text", textName);
     root.put("tokens", tokens);
     root.put("seqLen", setup.seqLen());
@@ -180,39 +163,5 @@ public final class QualityTableCommand implements Command {
           .put("note", r.note());
     }
     return root.toString();
-  }
-
-  /**
-   * {@code model.safetensors sha256 <hex>}: which weights the table measured, so a table kept in a
-   * document can be checked against the model it names (the path differs between machines).
-   */
-  static String weightsHash(Path model) {
-    Path weights = model.resolve("model.safetensors");
-    try {
-      return Files.isRegularFile(weights)
-          ? "model.safetensors sha256 " + ModelDirectory.sha256(weights)
-          : "sharded weights";
-    } catch (IOException e) {
-      throw new java.io.UncheckedIOException(e);
-    }
-  }
-
-  /** The longest prefix of at most {@code maxBytes} UTF-8 bytes, cut at a line end if possible. */
-  static String truncate(String text, int maxBytes) {
-    byte[] b = text.getBytes(StandardCharsets.UTF_8);
-    if (b.length <= maxBytes) {
-      return text;
-    }
-    String cut = new String(Arrays.copyOf(b, maxBytes), StandardCharsets.UTF_8);
-    int nl = cut.lastIndexOf('\n');
-    return nl > maxBytes / 2 ? cut.substring(0, nl) : cut;
-  }
-
-  private static void deleteRecursively(Path dir) throws IOException {
-    try (Stream<Path> walk = Files.walk(dir)) {
-      for (Path p : (Iterable<Path>) walk.sorted(Comparator.reverseOrder())::iterator) {
-        Files.deleteIfExists(p);
-      }
-    }
   }
 }
