@@ -19,7 +19,9 @@ Two deliberate differences from sparsegpt.py, both documented on the Java side:
 
 Output: one safetensors file (header JSON + raw little-endian data) with W [rows, cols] F32,
 X [n, cols] F32 (H = 2/n X^T X in float64 on both sides), pruned.<case> [rows, cols] F32, and
-__metadata__ "case.<name>" = "mode,sparsity,n,m,percdamp,blocksize".
+__metadata__ "case.<name>" = "mode,sparsity,n,m,percdamp,blocksize,wbits,symmetric". With wbits
+the kept weights are also rounded in the same sweep (the reference's `quantizer`, per row, scales
+from the rows before pruning) to RtnQuantizer's grid in float32, as make_gptq_golden.py does.
 
 Run:  cd /tmp && /usr/bin/python3 /path/to/core/src/test/python/make_sparsegpt_golden.py \
           /path/to/core/src/test/resources/golden/sparsegpt/sparsegpt_golden.safetensors
@@ -32,13 +34,44 @@ import numpy as np
 import torch
 
 ROWS, COLS, N = 16, 320, 256
+# name: (mode, sparsity, n, m, percdamp, blocksize, wbits, symmetric); wbits 0 = no quantization
 CASES = {
-    "block50": ("block", 0.5, 0, 0, 0.01, 128),
-    "row50": ("row", 0.5, 0, 0, 0.01, 128),
-    "row70_b64": ("row", 0.7, 0, 0, 0.05, 64),
-    "nm2_4": ("nm", 0.0, 2, 4, 0.01, 128),
-    "nm4_8": ("nm", 0.0, 4, 8, 0.01, 128),
+    "block50": ("block", 0.5, 0, 0, 0.01, 128, 0, True),
+    "row50": ("row", 0.5, 0, 0, 0.01, 128, 0, True),
+    "row70_b64": ("row", 0.7, 0, 0, 0.05, 64, 0, True),
+    "nm2_4": ("nm", 0.0, 2, 4, 0.01, 128, 0, True),
+    "nm4_8": ("nm", 0.0, 4, 8, 0.01, 128, 0, True),
+    "block50_w4sym": ("block", 0.5, 0, 0, 0.01, 128, 4, True),
+    "nm2_4_w4asym": ("nm", 0.0, 2, 4, 0.01, 128, 4, False),
 }
+
+
+def grid_params(W, bits, sym):
+    """Per-row float32 scale and signed zero of the 0-widened row ranges (RtnQuantizer's grid)."""
+    b = W.to(torch.float32)
+    lo = torch.clamp(b.min(dim=1).values, max=0.0)
+    hi = torch.clamp(b.max(dim=1).values, min=0.0)
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if sym:
+        raw = torch.maximum(-lo, hi) / torch.tensor((qmax - qmin) / 2.0, dtype=torch.float32)
+        zero = torch.zeros_like(raw, dtype=torch.int64)
+    else:
+        raw = (hi - lo) / torch.tensor(float(qmax - qmin), dtype=torch.float32)
+        safe = torch.where(raw == 0, torch.ones_like(raw), raw)
+        zero = torch.where(
+            raw == 0,
+            torch.zeros_like(raw, dtype=torch.int64),
+            torch.clamp(qmin - torch.round(lo / safe).to(torch.int64), qmin, qmax),
+        )
+    scale = torch.where(raw == 0, torch.ones_like(raw), raw)
+    return scale, zero
+
+
+def quant_column(w, scale, zero, bits):
+    """float64 column w, float32 scale, int zero -> float64 dequantized values."""
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    q = torch.clamp(torch.round(w.to(torch.float32) / scale).to(torch.int64) + zero, qmin, qmax)
+    return ((q - zero).to(torch.float32) * scale).to(torch.float64)
 
 
 def smallest(tmp, k):
@@ -49,13 +82,16 @@ def smallest(tmp, k):
     return mask
 
 
-def sparsegpt(W, H, mode, sparsity, n, m, percdamp, blocksize):
+def sparsegpt(W, H, mode, sparsity, n, m, percdamp, blocksize, wbits=0, sym=True):
     W = W.clone().to(torch.float64)
     H = H.clone().to(torch.float64)
     rows, cols = W.shape
     dead = torch.diag(H) == 0
     H[dead, dead] = 1
     W[:, dead] = 0
+    if wbits:
+        # the reference's quantizer.find_params(W, weight=True): per row, before pruning
+        scale, zero = grid_params(W, wbits, sym)
     damp = percdamp * torch.mean(torch.diag(H))
     H[range(cols), range(cols)] += damp
     L = torch.linalg.cholesky(H)
@@ -84,6 +120,8 @@ def sparsegpt(W, H, mode, sparsity, n, m, percdamp, blocksize):
                 tmp = W1[:, i:i + m] ** 2 / (torch.diag(Hinv1)[i:i + m].reshape((1, -1))) ** 2
                 mask1.scatter_(1, i + torch.topk(tmp, m - n, dim=1, largest=False)[1], True)
             q = w.clone()
+            if wbits:
+                q = quant_column(q, scale, zero, wbits)
             q[mask1[:, i]] = 0
             Q1[:, i] = q
             err1 = (w - q) / d
@@ -128,10 +166,10 @@ def main():
     H = 2.0 / N * Xd.t().matmul(Xd)
     tensors = {"W": ("F32", W.numpy().astype("<f4")), "X": ("F32", X.numpy().astype("<f4"))}
     metadata = {"magic": "compactor-sparsegpt-golden", "version": "1"}
-    for name, (mode, sparsity, n, m, damp, block) in CASES.items():
-        P = sparsegpt(W, H, mode, sparsity, n, m, damp, block)
+    for name, (mode, sparsity, n, m, damp, block, wbits, sym) in CASES.items():
+        P = sparsegpt(W, H, mode, sparsity, n, m, damp, block, wbits, sym)
         tensors["pruned." + name] = ("F32", P.numpy().astype("<f4"))
-        metadata["case." + name] = f"{mode},{sparsity},{n},{m},{damp},{block}"
+        metadata["case." + name] = f"{mode},{sparsity},{n},{m},{damp},{block},{wbits},{int(sym)}"
         err = ((Xd @ (W.to(torch.float64) - P.to(torch.float64)).t()) ** 2).sum().item()
         zeros = (P == 0).double().mean().item()
         print(f"{name}: ||X(W-P)^T||^2 = {err:.6f}, zeros {zeros:.4f}")

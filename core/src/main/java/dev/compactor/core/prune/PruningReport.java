@@ -17,7 +17,7 @@ import java.util.Map;
  * @param granularity the comparison group
  * @param tensors one entry per pruned tensor, in file order
  * @param copiedTensors tensors written unchanged (embeddings, norms, head, biases)
- * @param calibrationTokens tokens the Wanda input norms were computed from (0 for magnitude)
+ * @param calibrationTokens calibration tokens Wanda or SparseGPT used (0 for magnitude)
  * @param expertTokens Wanda on a mixture of experts: the routed calibration tokens of every (layer,
  *     expert); an expert with too few ({@code calibrated} false) was pruned by magnitude. Empty
  *     otherwise

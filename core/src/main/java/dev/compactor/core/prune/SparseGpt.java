@@ -1,6 +1,7 @@
 package dev.compactor.core.prune;
 
 import dev.compactor.core.prune.PruningSpec.Granularity;
+import dev.compactor.core.quant.gptq.IntGrid;
 import dev.compactor.core.quant.gptq.ObsHessian;
 import java.util.BitSet;
 
@@ -23,6 +24,11 @@ import java.util.BitSet;
  * the lower index. N:M: at every M-th column the {@code M - N} lowest saliencies of each row among
  * the next M columns, as updated so far, are pruned ({@code prunen:prunem} of the reference).
  *
+ * <p>Joint sparsity and quantization ({@link #withQuantization}, the reference's {@code wbits}): in
+ * the same sweep every kept weight is rounded to a per-output-row integer grid (GPTQ's {@link
+ * IntGrid}, scales fixed up front from each row's range before pruning, as the reference's {@code
+ * find_params(W)}), and its rounding error is fed forward like a pruned weight's.
+ *
  * <p>Dead inputs (zero Hessian diagonal) get weight 0 and thus the lowest saliency. Pruned weights
  * come out exactly 0. Work memory as GPTQ's: the weight and {@code H^-1} in double. Thread-safe.
  */
@@ -34,7 +40,8 @@ public final class SparseGpt {
   public static final double DEFAULT_PERC_DAMP = 0.01;
 
   /**
-   * @param weight the pruned weight, row-major fp32, exactly 0 where {@code mask} is set
+   * @param weight the pruned (and, with quantization, dequantized) weight, row-major fp32, exactly
+   *     0 where {@code mask} is set
    * @param mask the pruned positions
    * @param loss the OBS estimate {@code sum (w - q)^2 / (2 U_jj^2)} of the output error
    * @param deadColumns inputs that were always zero in the calibration data
@@ -46,6 +53,7 @@ public final class SparseGpt {
   private final Granularity granularity;
   private final int blockSize;
   private final double percDamp;
+  private final IntGrid grid;
 
   /**
    * @param sparsity fraction pruned, in (0, 1); ignored with a pattern
@@ -54,6 +62,16 @@ public final class SparseGpt {
    */
   public SparseGpt(
       double sparsity, NmPattern pattern, Granularity granularity, int blockSize, double percDamp) {
+    this(sparsity, pattern, granularity, blockSize, percDamp, null);
+  }
+
+  private SparseGpt(
+      double sparsity,
+      NmPattern pattern,
+      Granularity granularity,
+      int blockSize,
+      double percDamp,
+      IntGrid grid) {
     if (pattern == null && !(sparsity > 0 && sparsity < 1)) {
       throw new IllegalArgumentException("sparsity must be in (0, 1), found " + sparsity);
     }
@@ -69,6 +87,19 @@ public final class SparseGpt {
     this.granularity = granularity;
     this.blockSize = blockSize;
     this.percDamp = percDamp;
+    this.grid = grid;
+  }
+
+  /**
+   * The same pruning with the kept weights also quantized to {@code bits} per output row
+   * (SparseGPT's 50 % + 4-bit); the result holds the dequantized values.
+   */
+  public SparseGpt withQuantization(int bits, boolean symmetric) {
+    if (bits < 2 || bits > 8) {
+      throw new IllegalArgumentException("bits must be in [2, 8], found " + bits);
+    }
+    return new SparseGpt(
+        sparsity, pattern, granularity, blockSize, percDamp, new IntGrid(bits, symmetric));
   }
 
   /** The reference defaults: block size 128, dampening 1 % of the mean diagonal. */
@@ -103,6 +134,20 @@ public final class SparseGpt {
     int dead = ObsHessian.removeDeadInputs(h, w, rows, cols);
     double[] u = ObsHessian.upperCholeskyOfInverse(ObsHessian.dampen(h, cols, percDamp), cols);
 
+    float[] scales = new float[rows];
+    int[] zeros = new int[rows];
+    if (grid != null) {
+      for (int r = 0; r < rows; r++) {
+        float min = 0;
+        float max = 0;
+        for (int j = 0; j < cols; j++) {
+          min = Math.min(min, (float) w[r * cols + j]);
+          max = Math.max(max, (float) w[r * cols + j]);
+        }
+        scales[r] = grid.scale(min, max);
+        zeros[r] = grid.zero(min, max);
+      }
+    }
     BitSet mask = new BitSet(weight.length);
     double loss = 0;
     for (int i1 = 0; i1 < cols; i1 += blockSize) {
@@ -142,12 +187,17 @@ public final class SparseGpt {
         int hrow = i * cols;
         for (int r = 0; r < rows; r++) {
           int at = r * cols + i;
-          if (!pruned[r * count + local]) {
+          double q;
+          if (pruned[r * count + local]) {
+            q = 0;
+            mask.set(at);
+          } else if (grid != null) {
+            q = IntGrid.value(grid.quantize(w[at], scales[r], zeros[r]), scales[r], zeros[r]);
+          } else {
             continue; // kept as it is: no error to move
           }
-          double e = w[at] / d;
-          w[at] = 0;
-          mask.set(at);
+          double e = (w[at] - q) / d;
+          w[at] = q;
           loss += e * e / 2;
           err[r * count + local] = e;
           for (int j = i + 1; j < i2; j++) {
