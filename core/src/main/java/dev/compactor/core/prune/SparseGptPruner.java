@@ -215,12 +215,8 @@ public final class SparseGptPruner {
         }
         TensorInfo info = src.info(name);
         float[] values = weights.get(name.substring(prefix.length()));
-        DType storeAs = info.dtype() == DType.F64 ? DType.F32 : info.dtype();
-        if (storeAs != info.dtype()) {
-          throw new UnsupportedOperationException(
-              "not supported yet: SparseGPT on F64 weights (" + name + ")");
-        }
-        out.write(name, storeAs, info.shape(), values);
+        // already rounded to the dtype by roundTo, so this conversion is exact
+        out.write(name, info.dtype(), info.shape(), values);
         long zeros = 0;
         for (float v : values) {
           zeros += v == 0f ? 1 : 0;

@@ -164,4 +164,56 @@ class SparseGptPrunerTest {
       assertTrue(ppl.get(Method.WANDA + " " + p) < magnitude, ppl.toString());
     }
   }
+
+  /**
+   * Fused Phi-3 projections, Mixtral experts (each on its routed tokens; router untouched) and a
+   * BF16 checkpoint with biases (pruned values written as BF16, the zeros exact).
+   */
+  @Test
+  void prunesFusedProjectionsAndExpertsLayerByLayer() throws Exception {
+    java.util.Random rnd = new java.util.Random(5);
+    for (String family : new String[] {"phi3_fused", "mixtral_moe", "llama_gqa_untied_bias_bf16"}) {
+      Path in = Path.of("src/test/resources/golden/" + family);
+      ModelConfig config = ModelConfig.read(in);
+      List<int[]> windows = new java.util.ArrayList<>();
+      for (int k = 0; k < 12; k++) {
+        int[] w = new int[16];
+        for (int t = 0; t < w.length; t++) {
+          w[t] = rnd.nextInt(config.vocabSize());
+        }
+        windows.add(w);
+      }
+      Path out = tmp.resolve("sparsegpt-" + family);
+      PruningReport r =
+          Pruning.run(PruningSpec.of(Method.SPARSEGPT, 0.5), in, out, () -> windows, Device.cpu());
+      assertTrue(r.tensors().size() > 0, family);
+      assertEquals(config.moe(), !r.expertTokens().isEmpty(), family + " expert token counts");
+      try (TensorSource a = Checkpoints.open(in);
+          TensorSource b = Checkpoints.open(out)) {
+        for (String name : a.names()) {
+          boolean target = r.tensors().stream().anyMatch(t -> t.name().equals(name));
+          if (!target) {
+            assertEquals(TestModels.bytes(a.raw(name)), TestModels.bytes(b.raw(name)), name);
+            continue;
+          }
+          int rows = (int) b.info(name).shape()[0];
+          int cols = (int) b.info(name).shape()[1];
+          float[] w = b.readFloats(name);
+          for (int row = 0; row < rows; row++) {
+            int zeros = 0;
+            for (int c = 0; c < cols; c++) {
+              zeros += w[row * cols + c] == 0f ? 1 : 0;
+            }
+            assertEquals(cols / 2, zeros, family + " " + name + " row " + row);
+          }
+        }
+        assertTrue(
+            r.tensors().stream().noneMatch(t -> t.name().contains(".gate.weight")),
+            "the router is never pruned");
+      }
+      try (Transformer m = Transformer.load(out, Device.cpu())) {
+        assertEquals(config.numLayers(), m.config().numLayers());
+      }
+    }
+  }
 }
