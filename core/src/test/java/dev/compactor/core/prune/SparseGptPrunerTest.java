@@ -216,4 +216,63 @@ class SparseGptPrunerTest {
       }
     }
   }
+
+  /**
+   * The wiring, checked independently for the first stage of layer 0: its input is RMSNorm of the
+   * token embeddings, computed here in plain Java, and SparseGPT on {@code 2/n X^T X} of it must
+   * give the q_proj the pipeline wrote.
+   */
+  @Test
+  void firstLayerIsPrunedFromTheHessianOfItsRealInputs() throws Exception {
+    List<int[]> windows = calibration.subList(0, 4);
+    Path out = tmp.resolve("wiring");
+    Pruning.run(PruningSpec.of(Method.SPARSEGPT, 0.5), dense, out, () -> windows, Device.cpu());
+    ModelConfig c = ModelConfig.read(dense);
+    int hidden = c.hiddenSize();
+    try (TensorSource in = Checkpoints.open(dense);
+        TensorSource pruned = Checkpoints.open(out)) {
+      float[] embed = in.readFloats("model.embed_tokens.weight");
+      float[] norm = in.readFloats("model.layers.0.input_layernorm.weight");
+      int n = windows.size() * SEQ;
+      double[] h = new double[hidden * hidden];
+      double[] x = new double[hidden];
+      for (int[] window : windows) {
+        for (int token : window) {
+          double ss = 0;
+          for (int j = 0; j < hidden; j++) {
+            double v = embed[token * hidden + j];
+            ss += v * v;
+          }
+          double inv = 1 / Math.sqrt(ss / hidden + c.normEps());
+          for (int j = 0; j < hidden; j++) {
+            x[j] = (float) ((float) (embed[token * hidden + j] * inv) * norm[j]);
+          }
+          for (int a = 0; a < hidden; a++) {
+            for (int b = 0; b < hidden; b++) {
+              h[a * hidden + b] += 2.0 / n * x[a] * x[b];
+            }
+          }
+        }
+      }
+      String q = "model.layers.0.self_attn.q_proj.weight";
+      float[] w = in.readFloats(q);
+      int rows = w.length / hidden;
+      SparseGpt.Result expected =
+          SparseGpt.of(PruningSpec.of(Method.SPARSEGPT, 0.5)).prune(w, rows, hidden, h);
+      float[] got = pruned.readFloats(q);
+      int maskDiffers = 0;
+      double maxDiff = 0;
+      for (int i = 0; i < got.length; i++) {
+        if ((got[i] == 0f) != expected.mask().get(i)) {
+          maskDiffers++;
+        } else {
+          maxDiff = Math.max(maxDiff, Math.abs(got[i] - expected.weight()[i]));
+        }
+      }
+      LOG.info("layer 0 q_proj: {} mask positions differ, max |diff| {}", maskDiffers, maxDiff);
+      // float32 forward vs double here: only near-ties of the saliency may flip
+      assertTrue(maskDiffers <= got.length / 200, maskDiffers + " of " + got.length + " differ");
+      assertTrue(maxDiff < 1e-4, "max |pipeline - reference| = " + maxDiff);
+    }
+  }
 }
