@@ -98,7 +98,8 @@ final class PruningPipeline {
             pruned,
             copied,
             calibrationTokens,
-            experts);
+            experts,
+            spec.pattern());
     LOG.info(
         "pruned {} tensors of {} with {} to overall sparsity {} (target {}), copied {}",
         pruned.size(),

@@ -112,7 +112,8 @@ public final class SparseGptPruner {
             pruned,
             copied,
             tokens,
-            config.moe() ? collector.expertTokens() : List.of());
+            config.moe() ? collector.expertTokens() : List.of(),
+            spec.pattern());
     LOG.info(
         "SparseGPT pruned {} tensors of {} to overall sparsity {} (target {}{}), copied {}",
         pruned.size(),

@@ -116,6 +116,7 @@ class SparseGptPrunerTest {
         PruningReport r = prune(PruningSpec.of(method, pattern), out);
         try (TensorSource pruned = Checkpoints.open(out)) {
           assertEquals(p, pruned.metadata().get("compactor.prune.pattern"));
+          assertEquals((double) pattern.m(), r.metrics().get("prune.pattern_m"));
           for (PruningReport.TensorSparsity t : r.tensors()) {
             long[] shape = pruned.info(t.name()).shape();
             int rows = (int) shape[0];
