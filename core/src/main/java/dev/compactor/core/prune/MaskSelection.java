@@ -83,4 +83,70 @@ public final class MaskSelection {
       }
     }
   }
+
+  /**
+   * The mask of an N:M pattern: in every group of {@code m} consecutive columns of each row the
+   * {@code m - n} lowest scores are pruned (ties towards the lower index), so every group keeps at
+   * most {@code n} weights. Wanda's N:M is this with |W| * ||X|| scores, as in its paper.
+   *
+   * @throws IllegalArgumentException when {@code cols} is not a multiple of {@code m}
+   */
+  public static BitSet selectNm(float[] scores, int rows, int cols, NmPattern pattern) {
+    if ((long) rows * cols != scores.length) {
+      throw new IllegalArgumentException(
+          "scores hold " + scores.length + " values, expected rows*cols = " + (long) rows * cols);
+    }
+    int m = pattern.m();
+    requireMultiple(cols, pattern);
+    BitSet pruned = new BitSet(scores.length);
+    float[] scratch = new float[m];
+    for (int r = 0; r < rows; r++) {
+      for (int c = 0; c < cols; c += m) {
+        selectGroup(scores, r * cols + c, m, pattern.pruned(), scratch, pruned);
+      }
+    }
+    return pruned;
+  }
+
+  /** Throws unless an N:M pattern tiles {@code cols} inputs. */
+  static void requireMultiple(int cols, NmPattern pattern) {
+    if (cols % pattern.m() != 0) {
+      throw new IllegalArgumentException(
+          "not supported: pattern "
+              + pattern
+              + " on a linear with "
+              + cols
+              + " inputs (not a multiple of "
+              + pattern.m()
+              + ")");
+    }
+  }
+
+  /**
+   * Sets {@code pruned[offset + i]} for the {@code k} lowest of {@code scores[offset, offset +
+   * len)} with the same tie rule as {@link #select}: below the k-th smallest, then its ties in
+   * index order. Scores are not checked (SparseGPT's saliencies are non-negative by construction).
+   */
+  static void lowest(double[] scores, int offset, int len, int k, boolean[] pruned) {
+    if (k <= 0) {
+      return;
+    }
+    double[] sorted = Arrays.copyOfRange(scores, offset, offset + len);
+    Arrays.sort(sorted);
+    double threshold = sorted[k - 1];
+    int below = 0;
+    for (int i = offset; i < offset + len; i++) {
+      if (scores[i] < threshold) {
+        pruned[i] = true;
+        below++;
+      }
+    }
+    int ties = k - below;
+    for (int i = offset; i < offset + len && ties > 0; i++) {
+      if (scores[i] == threshold) {
+        pruned[i] = true;
+        ties--;
+      }
+    }
+  }
 }

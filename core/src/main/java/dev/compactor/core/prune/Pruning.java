@@ -15,14 +15,18 @@ public final class Pruning {
   /** Windows per calibration forward pass. */
   public static final int CALIBRATION_BATCH = 8;
 
+  /** Windows per SparseGPT layer pass (the layer-wise calibration holds every window's states). */
+  public static final int SPARSEGPT_BATCH = 4;
+
   private Pruning() {}
 
   /**
    * Prunes {@code inputDir} into {@code outputDir} (absent or empty).
    *
    * @param calibration token windows of the recipe's calibration text, all of one length; asked for
-   *     only by Wanda
-   * @param device where Wanda's calibration passes run
+   *     only by Wanda and SparseGPT
+   * @param device where Wanda's calibration passes run (SparseGPT's layer-wise calibration runs on
+   *     the CPU)
    */
   public static PruningReport run(
       PruningSpec spec,
@@ -36,6 +40,8 @@ public final class Pruning {
       case WANDA ->
           new WandaPruner(spec)
               .prune(inputDir, outputDir, calibration.get(), CALIBRATION_BATCH, device);
+      case SPARSEGPT ->
+          new SparseGptPruner(spec).prune(inputDir, outputDir, calibration.get(), SPARSEGPT_BATCH);
     };
   }
 }

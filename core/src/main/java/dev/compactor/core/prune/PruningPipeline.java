@@ -65,9 +65,7 @@ final class PruningPipeline {
     try (TensorSource src = model.weights()) {
       requireTargets(src, spec, config, inputDir);
       Map<String, String> metadata = new LinkedHashMap<>(src.metadata());
-      metadata.put("compactor.prune.method", spec.method().name().toLowerCase());
-      metadata.put("compactor.prune.sparsity", Double.toString(spec.sparsity()));
-      metadata.put("compactor.prune.granularity", spec.granularity().name().toLowerCase());
+      describe(spec, metadata);
       // Every tensor keeps its name, dtype and shape, so the writer knows the files up front and
       // writes the data once.
       List<SafetensorsWriter.Planned> plan = new ArrayList<>();
@@ -100,7 +98,8 @@ final class PruningPipeline {
             pruned,
             copied,
             calibrationTokens,
-            experts);
+            experts,
+            spec.pattern());
     LOG.info(
         "pruned {} tensors of {} with {} to overall sparsity {} (target {}), copied {}",
         pruned.size(),
@@ -110,6 +109,16 @@ final class PruningPipeline {
         spec.sparsity(),
         copied);
     return report;
+  }
+
+  /** The provenance strings every pruned checkpoint carries in its safetensors metadata. */
+  static void describe(PruningSpec spec, Map<String, String> metadata) {
+    metadata.put("compactor.prune.method", spec.method().name().toLowerCase());
+    metadata.put("compactor.prune.sparsity", Double.toString(spec.sparsity()));
+    metadata.put("compactor.prune.granularity", spec.granularity().name().toLowerCase());
+    if (spec.pattern() != null) {
+      metadata.put("compactor.prune.pattern", spec.pattern().toString());
+    }
   }
 
   private static TensorSparsity pruneOne(
@@ -133,7 +142,10 @@ final class PruningPipeline {
     int rows = (int) shape[0];
     int cols = (int) shape[1];
     float[] scores = scorer.score(target, src.readFloats(name), rows, cols);
-    BitSet mask = MaskSelection.select(scores, rows, cols, spec.sparsity(), spec.granularity());
+    BitSet mask =
+        spec.pattern() != null
+            ? MaskSelection.selectNm(scores, rows, cols, spec.pattern())
+            : MaskSelection.select(scores, rows, cols, spec.sparsity(), spec.granularity());
     ByteBuffer masked = zeroMasked(src.raw(name), info.dtype(), mask);
     out.writeRaw(name, info.dtype(), shape, masked);
     return new TensorSparsity(name, info.numel(), mask.cardinality(), countZeros(masked, info));
@@ -173,8 +185,7 @@ final class PruningPipeline {
     return zeros;
   }
 
-  private static void requireTargets(
-      TensorSource src, PruningSpec spec, ModelConfig config, Path dir) {
+  static void requireTargets(TensorSource src, PruningSpec spec, ModelConfig config, Path dir) {
     for (String name : src.names()) {
       if (spec.target(config, name).isPresent()) {
         return;
@@ -191,7 +202,7 @@ final class PruningPipeline {
             + " tensors");
   }
 
-  private static boolean isEmptyDir(Path dir) throws IOException {
+  static boolean isEmptyDir(Path dir) throws IOException {
     try (var s = Files.list(dir)) {
       return s.findAny().isEmpty();
     }

@@ -17,10 +17,11 @@ import java.util.Map;
  * @param granularity the comparison group
  * @param tensors one entry per pruned tensor, in file order
  * @param copiedTensors tensors written unchanged (embeddings, norms, head, biases)
- * @param calibrationTokens tokens the Wanda input norms were computed from (0 for magnitude)
+ * @param calibrationTokens calibration tokens Wanda or SparseGPT used (0 for magnitude)
  * @param expertTokens Wanda on a mixture of experts: the routed calibration tokens of every (layer,
  *     expert); an expert with too few ({@code calibrated} false) was pruned by magnitude. Empty
  *     otherwise
+ * @param pattern the N:M pattern pruned to, null for unstructured pruning
  */
 public record PruningReport(
     Method method,
@@ -29,7 +30,8 @@ public record PruningReport(
     List<TensorSparsity> tensors,
     int copiedTensors,
     long calibrationTokens,
-    List<ExpertTokens> expertTokens) {
+    List<ExpertTokens> expertTokens,
+    NmPattern pattern) {
 
   /** One pruned tensor: elements, how many the mask removed, and how many are zero now. */
   public record TensorSparsity(String name, long elements, long masked, long zeros) {
@@ -69,6 +71,10 @@ public record PruningReport(
     m.put("prune.pruned_tensors", (double) tensors.size());
     m.put("prune.pruned_elements", (double) prunedElements());
     m.put("prune.calibration_tokens", (double) calibrationTokens);
+    if (pattern != null) {
+      m.put("prune.pattern_n", (double) pattern.n());
+      m.put("prune.pattern_m", (double) pattern.m());
+    }
     if (!expertTokens.isEmpty()) {
       m.put("prune.uncalibrated_experts", (double) uncalibratedExperts().size());
     }

@@ -23,18 +23,31 @@ import java.util.regex.Pattern;
  * @param granularity the comparison group inside which the smallest scores are zeroed
  * @param linears the kinds of decoder linear to prune; every kind (so every compressible linear of
  *     any family) by default
+ * @param pattern semi-structured N:M sparsity instead of a free choice within each group (then
+ *     {@code sparsity} is the pattern's {@code 1 - N/M} and {@code granularity} is ignored), or
+ *     null for unstructured pruning
  */
 public record PruningSpec(
-    Method method, double sparsity, Granularity granularity, Set<Linear> linears) {
+    Method method,
+    double sparsity,
+    Granularity granularity,
+    Set<Linear> linears,
+    NmPattern pattern) {
 
   /** How a weight's importance is scored. */
   public enum Method {
     /** |W_ij|. */
     MAGNITUDE,
     /** |W_ij| * ||X_j||_2 over calibration inputs (Sun et al. 2023). */
-    WANDA;
+    WANDA,
+    /**
+     * SparseGPT (Frantar and Alistarh 2023): mask by the OBS saliency {@code W_ij^2 / [H^-1]_jj^2},
+     * the kept weights updated to compensate, layer by layer on the outputs of the already-pruned
+     * layers.
+     */
+    SPARSEGPT;
 
-    /** Parses the recipe spelling ({@code magnitude}, {@code wanda}), case-insensitively. */
+    /** Parses the recipe spelling ({@code magnitude}, {@code wanda}, {@code sparsegpt}). */
     public static Method parse(String s) {
       for (Method m : values()) {
         if (m.name().equalsIgnoreCase(s.trim())) {
@@ -42,7 +55,7 @@ public record PruningSpec(
         }
       }
       throw new IllegalArgumentException(
-          "unknown pruning method '" + s + "': expected one of magnitude, wanda");
+          "unknown pruning method '" + s + "': expected one of magnitude, wanda, sparsegpt");
     }
   }
 
@@ -163,6 +176,30 @@ public record PruningSpec(
               + Arrays.toString(Linear.values()));
     }
     linears = Collections.unmodifiableSet(EnumSet.copyOf(linears));
+    if (pattern != null && Math.abs(sparsity - pattern.sparsity()) > 1e-12) {
+      throw new IllegalArgumentException(
+          "an N:M pattern fixes the sparsity: "
+              + pattern
+              + " is "
+              + pattern.sparsity()
+              + ", found "
+              + sparsity);
+    }
+  }
+
+  /** An unstructured spec. */
+  public PruningSpec(Method method, double sparsity, Granularity granularity, Set<Linear> linears) {
+    this(method, sparsity, granularity, linears, null);
+  }
+
+  /** Semi-structured N:M pruning of every decoder linear. */
+  public static PruningSpec of(Method method, NmPattern pattern) {
+    return new PruningSpec(
+        method,
+        pattern.sparsity(),
+        Granularity.PER_OUTPUT_ROW,
+        EnumSet.allOf(Linear.class),
+        pattern);
   }
 
   /** Per-output-row pruning of every decoder linear, as in the Wanda paper. */

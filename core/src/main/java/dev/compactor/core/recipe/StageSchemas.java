@@ -24,7 +24,8 @@ final class StageSchemas {
         case DISTILL -> DistillParams.crossCheck(obj, path, out);
         case FACTORIZE -> FactorizeParams.crossCheck(obj, path, out);
         case EVALUATE -> EvaluateParams.crossCheck(obj, path, out);
-        case PRUNE, PUBLISH -> {}
+        case PRUNE -> PruneParams.crossCheck(obj, path, out);
+        case PUBLISH -> {}
       }
     }
     return out;

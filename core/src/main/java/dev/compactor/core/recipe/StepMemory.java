@@ -60,7 +60,13 @@ public final class StepMemory {
               yield 3 * layerBytes;
             }
             long tokens = tokens(spec, PRUNE_DEFAULT_SAMPLES, PRUNE_DEFAULT_SEQ_LEN);
-            yield layerwise(m, tokens, seqLen(spec, PRUNE_DEFAULT_SEQ_LEN), layerBytes, embed);
+            long layerwise =
+                layerwise(m, tokens, seqLen(spec, PRUNE_DEFAULT_SEQ_LEN), layerBytes, embed);
+            if (p.method() != PruneParams.Method.SPARSEGPT) {
+              yield layerwise;
+            }
+            // SparseGPT holds a stage's Gram matrices (every expert's with experts) like GPTQ
+            yield layerwise + (m.moe() ? m.numExperts() : 1) * widest * widest * 8;
           }
           case QUANTIZE -> {
             QuantizeParams q = (QuantizeParams) spec.params();

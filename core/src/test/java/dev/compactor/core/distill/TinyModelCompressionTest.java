@@ -53,7 +53,7 @@ class TinyModelCompressionTest {
 
     double dense = perplexity(teacherDir, tokenizer, heldOut, ppl);
     LOG.info("dense: perplexity {}", dense);
-    double[] results = new double[2];
+    double[] results = new double[PruningSpec.Method.values().length];
     for (double sparsity : new double[] {0.5}) {
       for (PruningSpec.Method method : PruningSpec.Method.values()) {
         Path out = tmp.resolve(method + "-" + sparsity);

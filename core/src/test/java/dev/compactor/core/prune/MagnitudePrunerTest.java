@@ -114,7 +114,7 @@ class MagnitudePrunerTest {
     assertEquals(7, viaStage.tensors().size());
     assertThrows(Exception.class, () -> pruner.prune(in, in));
     assertThrows(IllegalArgumentException.class, () -> PruningSpec.of("magnitude", 1.0));
-    assertThrows(IllegalArgumentException.class, () -> PruningSpec.of("sparsegpt", 0.5));
+    assertThrows(IllegalArgumentException.class, () -> PruningSpec.of("obs", 0.5));
     assertThrows(
         IllegalArgumentException.class, () -> new MagnitudePruner(PruningSpec.of("wanda", 0.5)));
     ModelConfig gpt2 =

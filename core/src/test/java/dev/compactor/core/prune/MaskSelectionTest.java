@@ -3,6 +3,7 @@ package dev.compactor.core.prune;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.compactor.core.prune.PruningSpec.Granularity;
 import java.util.BitSet;
@@ -108,5 +109,28 @@ class MaskSelectionTest {
       b.set(i);
     }
     return b;
+  }
+
+  @Test
+  void nmKeepsTheNLargestOfEveryGroupOfM() {
+    float[] scores = {4, 1, 3, 2, 0, 0, 5, 5, 9, 8, 7, 6, 1, 2, 2, 1};
+    BitSet twoFour = MaskSelection.selectNm(scores, 2, 8, new NmPattern(2, 4));
+    // row 0: {4,1,3,2} prunes 1,2; {0,0,5,5} prunes both zeros; row 1: {9,8,7,6} -> 7,6;
+    // {1,2,2,1} prunes the two 1s
+    int[] expected = {1, 3, 4, 5, 10, 11, 12, 15};
+    assertEquals(expected.length, twoFour.cardinality());
+    for (int i : expected) {
+      assertTrue(twoFour.get(i), "index " + i);
+    }
+    BitSet fourEight = MaskSelection.selectNm(scores, 2, 8, new NmPattern(4, 8));
+    // one group per row: {4,1,3,2,0,0,5,5} prunes 0,0,1,2; {9,8,7,6,1,2,2,1} prunes 1,2,2,1
+    int[] expected48 = {1, 3, 4, 5, 12, 13, 14, 15};
+    assertEquals(expected48.length, fourEight.cardinality());
+    for (int i : expected48) {
+      assertTrue(fourEight.get(i), "index " + i);
+    }
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> MaskSelection.selectNm(new float[6], 1, 6, new NmPattern(2, 4)));
   }
 }

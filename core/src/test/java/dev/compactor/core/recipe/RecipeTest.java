@@ -142,4 +142,25 @@ class RecipeTest {
             StageKind.PUBLISH),
         r.stages().stream().map(StageSpec::kind).toList());
   }
+
+  @Test
+  void pruneTakesSparseGptAndAnNmPatternInsteadOfASparsity() {
+    Recipe r =
+        Recipe.parse(
+            "name: t\nstages:\n  - prune: { method: sparsegpt, pattern: \"2:4\" }\n"
+                + "calibration: { dataset: builtin:europarl, samples: 8, seq_len: 64 }\n");
+    PruneParams p = (PruneParams) r.stage(0).params();
+    assertEquals(PruneParams.Method.SPARSEGPT, p.method());
+    assertEquals(new dev.compactor.core.prune.NmPattern(2, 4), p.pattern());
+    assertEquals(0.5, p.sparsity());
+    assertEquals("2:4", p.toJson().get("pattern").asText());
+    assertThrows(
+        InvalidRecipeException.class,
+        () -> Recipe.parse("name: t\nstages:\n  - prune: { pattern: \"2:4\", sparsity: 0.5 }\n"));
+    assertThrows(
+        InvalidRecipeException.class,
+        () -> Recipe.parse("name: t\nstages:\n  - prune: { pattern: \"5:4\" }\n"));
+    assertThrows(
+        InvalidRecipeException.class, () -> Recipe.parse("name: t\nstages:\n  - prune: {}\n"));
+  }
 }

@@ -94,7 +94,8 @@ class RecipeValidationTest {
                 + "  - quantize: { method: rtn, bits: 3, group_size: 100, symmetric: maybe,"
                 + " export: [onnx] }\n",
             false);
-    assertProblem(p, "stages[0].prune.method", "one of magnitude, wanda but found \"random\"");
+    assertProblem(
+        p, "stages[0].prune.method", "one of magnitude, wanda, sparsegpt but found \"random\"");
     assertProblem(p, "stages[0].prune.sparsity", "a number in (0, 1) but found 1.0");
     assertProblem(p, "stages[1].quantize.bits", "one of 4, 8 but found 3");
     assertProblem(p, "stages[1].quantize.group_size", "one of -1, 32, 64, 128 but found 100");

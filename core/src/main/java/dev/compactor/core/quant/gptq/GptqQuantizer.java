@@ -1,8 +1,5 @@
 package dev.compactor.core.quant.gptq;
 
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
 import dev.compactor.core.quant.export.QuantizedLinear;
 import java.util.Arrays;
 
@@ -74,16 +71,7 @@ public final class GptqQuantizer {
     for (int i = 0; i < w.length; i++) {
       pruned[i] = weight[i] == 0f;
     }
-    int dead = 0;
-    for (int j = 0; j < cols; j++) {
-      if (h[j * cols + j] == 0) {
-        dead++;
-        h[j * cols + j] = 1;
-        for (int r = 0; r < rows; r++) {
-          w[r * cols + j] = 0;
-        }
-      }
-    }
+    int dead = ObsHessian.removeDeadInputs(h, w, rows, cols);
     float[] scales = new float[rows * groups];
     int[] zeros = new int[rows * groups];
     boolean staticGroups =
@@ -100,7 +88,8 @@ public final class GptqQuantizer {
       pruned = permuteColumns(pruned, rows, cols, perm);
       h = permuteSymmetric(h, cols, perm);
     }
-    double[] hinv = upperCholeskyOfInverse(dampen(h, cols, config.percDamp()), cols);
+    double[] hinv =
+        ObsHessian.upperCholeskyOfInverse(ObsHessian.dampen(h, cols, config.percDamp()), cols);
 
     int[] signed = new int[rows * cols];
     int[] groupOf = new int[cols];
@@ -133,37 +122,10 @@ public final class GptqQuantizer {
         }
       }
       if (i2 < cols) {
-        lazyUpdate(w, rows, cols, err, i1, i2, hinv);
+        ObsHessian.lazyUpdate(w, rows, cols, err, i1, i2, hinv);
       }
     }
     return result(rows, cols, g, perm, signed, groupOf, scales, zeros, loss, dead);
-  }
-
-  /**
-   * {@code W[:, i2:] -= Err * Hinv[i1:i2, i2:]}, the batched update of the columns after a block:
-   * nearly all of GPTQ's arithmetic, so it runs as one float64 DJL (libtorch BLAS) matmul; float64
-   * keeps the result equal to the column-by-column algorithm's up to summation order.
-   */
-  private static void lazyUpdate(
-      double[] w, int rows, int cols, double[] err, int i1, int i2, double[] hinv) {
-    int count = i2 - i1;
-    int rest = cols - i2;
-    double[] h = new double[count * rest];
-    for (int k = 0; k < count; k++) {
-      System.arraycopy(hinv, (i1 + k) * cols + i2, h, k * rest, rest);
-    }
-    double[] update;
-    try (NDManager m = NDManager.newBaseManager()) {
-      NDArray e = m.create(err, new Shape(rows, count));
-      update = e.matMul(m.create(h, new Shape(count, rest))).toDoubleArray();
-    }
-    for (int r = 0; r < rows; r++) {
-      int row = r * cols + i2;
-      int u = r * rest;
-      for (int j = 0; j < rest; j++) {
-        w[row + j] -= update[u + j];
-      }
-    }
   }
 
   private GptqResult result(
@@ -233,106 +195,6 @@ public final class GptqQuantizer {
       scales[r * groups + gi] = grid.scale(min, max);
       zeros[r * groups + gi] = grid.zero(min, max);
     }
-  }
-
-  static double[] dampen(double[] h, int n, double percDamp) {
-    double mean = 0;
-    for (int j = 0; j < n; j++) {
-      mean += h[j * n + j];
-    }
-    double damp = percDamp * mean / n;
-    for (int j = 0; j < n; j++) {
-      h[j * n + j] += damp;
-    }
-    return h;
-  }
-
-  /**
-   * Upper-triangular U with {@code H^-1 = U^T U}, row-major; entries below the diagonal are 0: the
-   * transpose of the lower Cholesky factor of {@code H^-1}. The inverse comes from libtorch (DJL
-   * {@code inverse}, float64); DJL has no Cholesky, so {@link #cholesky} is a blocked one whose
-   * cubic part runs as DJL matmuls.
-   */
-  static double[] upperCholeskyOfInverse(double[] h, int n) {
-    double[] inverse;
-    try (NDManager m = NDManager.newBaseManager()) {
-      inverse = m.create(h, new Shape(n, n)).inverse().toDoubleArray();
-    }
-    for (double v : inverse) {
-      if (!Double.isFinite(v)) {
-        throw new ArithmeticException("GPTQ: the dampened Hessian is singular; raise percDamp");
-      }
-    }
-    double[] l = cholesky(inverse, n);
-    double[] u = new double[n * n];
-    for (int i = 0; i < n; i++) {
-      for (int j = i; j < n; j++) {
-        u[i * n + j] = l[j * n + i];
-      }
-    }
-    return u;
-  }
-
-  private static final int CHOLESKY_BLOCK = 64;
-
-  /**
-   * Lower Cholesky factor of symmetric positive definite {@code a} (row-major, overwritten),
-   * right-looking and blocked: each diagonal block is factored and its panel solved in Java, the
-   * trailing matrix updated with one float64 DJL matmul per block.
-   *
-   * @throws ArithmeticException when {@code a} is not positive definite
-   */
-  static double[] cholesky(double[] a, int n) {
-    try (NDManager m = NDManager.newBaseManager()) {
-      for (int k0 = 0; k0 < n; k0 += CHOLESKY_BLOCK) {
-        int k1 = Math.min(k0 + CHOLESKY_BLOCK, n);
-        for (int j = k0; j < k1; j++) {
-          double d = a[j * n + j];
-          for (int p = k0; p < j; p++) {
-            d -= a[j * n + p] * a[j * n + p];
-          }
-          if (!(d > 0)) {
-            throw new ArithmeticException(
-                "GPTQ: the inverse Hessian is not positive definite; raise percDamp");
-          }
-          d = Math.sqrt(d);
-          a[j * n + j] = d;
-          for (int i = j + 1; i < n; i++) {
-            double v = a[i * n + j];
-            for (int p = k0; p < j; p++) {
-              v -= a[i * n + p] * a[j * n + p];
-            }
-            a[i * n + j] = v / d;
-          }
-        }
-        int rest = n - k1;
-        if (rest == 0) {
-          break;
-        }
-        int kb = k1 - k0;
-        double[] panel = new double[rest * kb];
-        for (int i = 0; i < rest; i++) {
-          System.arraycopy(a, (k1 + i) * n + k0, panel, i * kb, kb);
-        }
-        double[] update;
-        try (NDManager s = m.newSubManager()) {
-          NDArray p = s.create(panel, new Shape(rest, kb));
-          update = p.matMul(p.transpose()).toDoubleArray();
-        }
-        for (int i = 0; i < rest; i++) {
-          int row = (k1 + i) * n + k1;
-          for (int j = 0; j <= i; j++) {
-            a[row + j] -= update[i * rest + j];
-          }
-        }
-      }
-    }
-    for (int i = 0; i < n; i++) {
-      for (int j = i + 1; j < n; j++) {
-        a[i * n + j] = 0;
-      }
-    }
-    return a;
   }
 
   /** Column order by decreasing Hessian diagonal; ties keep the natural order. */

@@ -8,7 +8,7 @@ package dev.compactor.core.quant.gptq;
  * min) / (qmax - qmin)}, {@code zero = clamp(qmin - round(min / scale))}; a zero range gets scale
  * 1; rounding half to even.
  */
-final class IntGrid {
+public final class IntGrid {
 
   final int bits;
   final boolean symmetric;
@@ -16,7 +16,7 @@ final class IntGrid {
   final int qmax;
   final int offset;
 
-  IntGrid(int bits, boolean symmetric) {
+  public IntGrid(int bits, boolean symmetric) {
     this.bits = bits;
     this.symmetric = symmetric;
     this.qmin = -(1 << (bits - 1));
@@ -25,14 +25,14 @@ final class IntGrid {
   }
 
   /** Scale of values whose (0-widened) range is [{@code min}, {@code max}]. */
-  float scale(float min, float max) {
+  public float scale(float min, float max) {
     float s =
         symmetric ? Math.max(-min, max) / ((qmax - qmin) / 2.0f) : (max - min) / (qmax - qmin);
     return s == 0 ? 1 : s;
   }
 
   /** Signed zero point for the range (0 when symmetric). */
-  int zero(float min, float max) {
+  public int zero(float min, float max) {
     if (symmetric) {
       return 0;
     }
@@ -41,12 +41,12 @@ final class IntGrid {
   }
 
   /** Signed code of {@code w}. */
-  int quantize(double w, float scale, int zero) {
+  public int quantize(double w, float scale, int zero) {
     return clamp((int) Math.rint((float) w / scale) + zero);
   }
 
   /** Value of signed code {@code q}. */
-  static float value(int q, float scale, int zero) {
+  public static float value(int q, float scale, int zero) {
     return (q - zero) * scale;
   }
 

@@ -270,7 +270,7 @@ class GptqQuantizerTest {
     for (int j = 0; j < n; j++) {
       a[j * n + j] += 0.1;
     }
-    double[] l = GptqQuantizer.cholesky(a.clone(), n);
+    double[] l = ObsHessian.cholesky(a.clone(), n);
     for (int i = 0; i < n; i++) {
       for (int j = 0; j < n; j++) {
         double s = 0;

@@ -50,8 +50,7 @@ final class ReferenceGptq {
         wp[r][i] = w[r][perm[i]];
       }
     }
-    double[] u =
-        GptqQuantizer.upperCholeskyOfInverse(GptqQuantizer.dampen(hp, cols, c.percDamp()), cols);
+    double[] u = ObsHessian.upperCholeskyOfInverse(ObsHessian.dampen(hp, cols, c.percDamp()), cols);
     float[] out = new float[rows * cols];
     for (int i = 0; i < cols; i++) {
       int k = statics ? (c.groupSize() == 0 ? 0 : perm[i] / g) : i / g;

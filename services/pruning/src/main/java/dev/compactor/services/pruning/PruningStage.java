@@ -7,8 +7,10 @@ import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.prune.InputNormCollector;
 import dev.compactor.core.prune.MagnitudePruner;
+import dev.compactor.core.prune.Pruning;
 import dev.compactor.core.prune.PruningReport;
 import dev.compactor.core.prune.PruningSpec;
+import dev.compactor.core.prune.SparseGptPruner;
 import dev.compactor.core.prune.WandaPruner;
 import dev.compactor.core.recipe.Calibration;
 import dev.compactor.core.recipe.PruneParams;
@@ -29,8 +31,9 @@ import java.util.Map;
 /**
  * Prunes the job's model to the recipe's sparsity: {@code magnitude} zeroes the smallest weights of
  * each output row; {@code wanda} scores them by |W| times the input activation norm measured on the
- * recipe's calibration text (default: the built-in Europarl corpus). Writes the pruned model as a
- * Hugging Face directory.
+ * recipe's calibration text (default: the built-in Europarl corpus); {@code sparsegpt} prunes layer
+ * by layer from the calibration Hessian and updates the kept weights. {@code pattern: "2:4"} makes
+ * any of them semi-structured. Writes the pruned model as a Hugging Face directory.
  */
 public final class PruningStage implements Stage {
 
@@ -40,10 +43,10 @@ public final class PruningStage implements Stage {
   static final int DEFAULT_SEQ_LEN = StepMemory.PRUNE_DEFAULT_SEQ_LEN;
   private static final long SEED = 1234;
 
-  /** Magnitude and Wanda pruning (its calibration forward included) run on the CPU. */
+  /** Magnitude, Wanda and SparseGPT (their calibration passes included) run on the CPU. */
   @Override
   public void checkDevice(String device) {
-    Devices.requireCpu(device, "pruning (magnitude, Wanda and its calibration pass)");
+    Devices.requireCpu(device, "pruning (magnitude, Wanda, SparseGPT and their calibration)");
   }
 
   @Override
@@ -51,16 +54,29 @@ public final class PruningStage implements Stage {
     StageSpec spec = StageSpec.fromJson(StageKind.PRUNE, ctx.request().getParamsJson());
     PruneParams params = (PruneParams) spec.params();
     RecipeModelCheck.requireMemory(spec, ModelConfig.read(ctx.inputDir()), ctx.memoryBudgetBytes());
-    PruningSpec pruning = PruningSpec.of(params.method().key(), params.sparsity());
+    PruningSpec.Method method = PruningSpec.Method.parse(params.method().key());
+    PruningSpec pruning =
+        params.pattern() != null
+            ? PruningSpec.of(method, params.pattern())
+            : PruningSpec.of(method, params.sparsity());
     PruningReport report;
     if (params.method() == PruneParams.Method.MAGNITUDE) {
       report = new MagnitudePruner(pruning).prune(ctx.inputDir(), ctx.outputDir());
+    } else if (params.method() == PruneParams.Method.SPARSEGPT) {
+      Calibration cal = calibration(ctx, spec);
+      ctx.progress().report(0.1, "SparseGPT, layer by layer on " + cal.dataset());
+      List<int[]> windows;
+      try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
+        Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
+        int seqLen = Math.min(cal.seqLen(), ModelConfig.read(ctx.inputDir()).maxPositions());
+        windows = corpus.calibrationSamples(tokenizer, cal.samples(), seqLen, SEED);
+      }
+      ctx.checkCancelled();
+      report =
+          new SparseGptPruner(pruning)
+              .prune(ctx.inputDir(), ctx.outputDir(), windows, Pruning.SPARSEGPT_BATCH);
     } else {
-      Calibration cal =
-          spec.calibration()
-              .orElse(
-                  new Calibration(
-                      dataset(ctx, Corpus.BUILTIN_EUROPARL), DEFAULT_SAMPLES, DEFAULT_SEQ_LEN));
+      Calibration cal = calibration(ctx, spec);
       ctx.progress().report(0.1, "calibrating Wanda on " + cal.dataset());
       InputNormCollector norms;
       try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir());
@@ -78,6 +94,10 @@ public final class PruningStage implements Stage {
     Map<String, Double> metrics = new LinkedHashMap<>();
     metrics.put("sparsity", report.overallSparsity());
     metrics.put("targetSparsity", params.sparsity());
+    if (params.pattern() != null) {
+      metrics.put("patternN", (double) params.pattern().n());
+      metrics.put("patternM", (double) params.pattern().m());
+    }
     metrics.put("prunedTensors", (double) report.tensors().size());
     metrics.put("prunedElements", (double) report.prunedElements());
     metrics.put("calibrationTokens", (double) report.calibrationTokens());
@@ -86,6 +106,13 @@ public final class PruningStage implements Stage {
       metrics.put("uncalibratedExperts", (double) report.uncalibratedExperts().size());
     }
     return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
+  }
+
+  private static Calibration calibration(StageContext ctx, StageSpec spec) {
+    return spec.calibration()
+        .orElse(
+            new Calibration(
+                dataset(ctx, Corpus.BUILTIN_EUROPARL), DEFAULT_SAMPLES, DEFAULT_SEQ_LEN));
   }
 
   private static String dataset(StageContext ctx, String fallback) {

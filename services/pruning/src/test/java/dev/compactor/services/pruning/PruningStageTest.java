@@ -81,4 +81,29 @@ class PruningStageTest {
             text.toUri().toString());
     assertEquals(0.5, r.metrics().get("sparsity"), 1e-2);
   }
+
+  @Test
+  void sparseGptTwoFourPassesThroughTheStage() throws Exception {
+    StageResult r =
+        run(
+            "sparsegpt",
+            "{\"method\":\"sparsegpt\",\"pattern\":\"2:4\","
+                + "\"calibration\":{\"dataset\":\"builtin:europarl\",\"samples\":4,\"seq_len\":32}}",
+            "builtin:europarl");
+    assertEquals(0.5, r.metrics().get("sparsity"), 1e-3);
+    assertEquals(2.0, r.metrics().get("patternN"));
+    assertEquals(4.0, r.metrics().get("patternM"));
+    assertEquals(4 * 32.0, r.metrics().get("calibrationTokens"));
+    try (TensorSource s = Checkpoints.open(r.outputDir())) {
+      assertEquals("sparsegpt", s.metadata().get("compactor.prune.method"));
+      float[] w = s.readFloats("model.layers.0.mlp.up_proj.weight");
+      for (int g = 0; g < w.length; g += 4) {
+        int zeros = 0;
+        for (int k = g; k < g + 4; k++) {
+          zeros += w[k] == 0f ? 1 : 0;
+        }
+        assertTrue(zeros >= 2, "group at " + g);
+      }
+    }
+  }
 }
