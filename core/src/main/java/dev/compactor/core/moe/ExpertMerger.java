@@ -7,6 +7,7 @@ import dev.compactor.core.model.internal.Layout;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -109,6 +110,20 @@ public final class ExpertMerger {
    */
   public static List<List<int[]>> merge(
       Path inputDir, Path outputDir, ExpertStatistics stats, int n) throws IOException {
+    return merge(inputDir, outputDir, stats, n, Map.of());
+  }
+
+  /**
+   * As {@link #merge(Path, Path, ExpertStatistics, int)}, with {@code extraMetadata} (e.g. the
+   * pruning stage's provenance) added to the checkpoint's metadata.
+   */
+  public static List<List<int[]>> merge(
+      Path inputDir,
+      Path outputDir,
+      ExpertStatistics stats,
+      int n,
+      Map<String, String> extraMetadata)
+      throws IOException {
     ModelDirectory model = ModelDirectory.open(inputDir);
     ModelConfig c = ExpertRewrite.requireMixtral(model);
     ExpertPruner.checkStats(c, stats);
@@ -118,13 +133,23 @@ public final class ExpertMerger {
         groups.add(group(weightSimilarity(src, c, layer), stats.frequencies(layer), n));
       }
     }
-    merge(inputDir, outputDir, groups, stats);
+    merge(inputDir, outputDir, groups, stats, extraMetadata);
     return groups;
   }
 
   /** Merges the given {@code groups} (per layer, old expert indices) of {@code inputDir}. */
   public static void merge(
       Path inputDir, Path outputDir, List<List<int[]>> groups, ExpertStatistics stats)
+      throws IOException {
+    merge(inputDir, outputDir, groups, stats, Map.of());
+  }
+
+  private static void merge(
+      Path inputDir,
+      Path outputDir,
+      List<List<int[]>> groups,
+      ExpertStatistics stats,
+      Map<String, String> extraMetadata)
       throws IOException {
     List<List<ExpertRewrite.Group>> plan = new ArrayList<>();
     for (int layer = 0; layer < groups.size(); layer++) {
@@ -135,15 +160,10 @@ public final class ExpertMerger {
       }
       plan.add(layerPlan);
     }
-    ExpertRewrite.write(
-        inputDir,
-        outputDir,
-        plan,
-        Map.of(
-            "compactor.moe.merge.similarity",
-            "weight_cosine",
-            "compactor.moe.merge.kept_experts",
-            Integer.toString(groups.get(0).size())));
+    Map<String, String> metadata = new LinkedHashMap<>(extraMetadata);
+    metadata.put("compactor.moe.merge.similarity", "weight_cosine");
+    metadata.put("compactor.moe.merge.kept_experts", Integer.toString(groups.get(0).size()));
+    ExpertRewrite.write(inputDir, outputDir, plan, metadata);
   }
 
   /** Frequency-normalised weights of a group; uniform when none of them was routed. */

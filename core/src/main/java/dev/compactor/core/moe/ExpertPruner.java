@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -51,6 +52,21 @@ public final class ExpertPruner {
   public static List<int[]> prune(
       Path inputDir, Path outputDir, ExpertStatistics stats, ExpertScore method, int n)
       throws IOException {
+    return prune(inputDir, outputDir, stats, method, n, Map.of());
+  }
+
+  /**
+   * As {@link #prune(Path, Path, ExpertStatistics, ExpertScore, int)}, with {@code extraMetadata}
+   * (e.g. the pruning stage's provenance) added to the checkpoint's metadata.
+   */
+  public static List<int[]> prune(
+      Path inputDir,
+      Path outputDir,
+      ExpertStatistics stats,
+      ExpertScore method,
+      int n,
+      Map<String, String> extraMetadata)
+      throws IOException {
     ModelConfig c = ExpertRewrite.requireMixtral(ModelDirectory.open(inputDir));
     checkStats(c, stats);
     List<int[]> kept = new ArrayList<>();
@@ -64,13 +80,10 @@ public final class ExpertPruner {
       }
       plan.add(groups);
     }
-    ExpertRewrite.write(
-        inputDir,
-        outputDir,
-        plan,
-        Map.of(
-            "compactor.moe.prune.method", method.id(),
-            "compactor.moe.prune.kept_experts", Integer.toString(n)));
+    Map<String, String> metadata = new LinkedHashMap<>(extraMetadata);
+    metadata.put("compactor.moe.prune.method", method.id());
+    metadata.put("compactor.moe.prune.kept_experts", Integer.toString(n));
+    ExpertRewrite.write(inputDir, outputDir, plan, metadata);
     return kept;
   }
 

@@ -7,16 +7,20 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * Pruning: zero the given fraction of each linear layer's weights (unstructured), or keep N of
- * every M consecutive inputs (semi-structured {@code pattern: "2:4"}).
+ * Pruning: zero the given fraction of each linear layer's weights (unstructured), keep N of every M
+ * consecutive inputs (semi-structured {@code pattern: "2:4"}), or keep {@code experts.keep} experts
+ * of every mixture-of-experts layer ({@code experts: {keep: 6, method: frequency}}). Exactly one of
+ * sparsity, pattern and experts.
  *
  * @param method how weights are scored: by magnitude, by Wanda's |w|·‖x‖, or by SparseGPT's OBS
- *     saliency with weight updates (both need calibration)
+ *     saliency with weight updates (both need calibration); null with {@code experts}, which
+ *     carries its own method
  * @param sparsity fraction of weights zeroed, strictly between 0 and 1; {@code 1 - N/M} with a
- *     pattern
+ *     pattern; NaN with {@code experts}
  * @param pattern the N:M pattern, or null for unstructured pruning
+ * @param experts expert pruning or merging, or null for weight pruning
  */
-public record PruneParams(Method method, double sparsity, NmPattern pattern)
+public record PruneParams(Method method, double sparsity, NmPattern pattern, Experts experts)
     implements StageParams {
 
   /** Weight-scoring rule. */
@@ -30,7 +34,61 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern)
     }
   }
 
+  /** How the experts to keep are chosen, from calibration statistics of the model's own routing. */
+  public enum ExpertMethod {
+    /** Keep the experts most often in a token's top-k. */
+    FREQUENCY,
+    /** Keep the experts with the highest mean routing weight × output norm. */
+    WEIGHTED_NORM,
+    /** Merge every layer's experts into {@code keep} groups around the most frequent ones. */
+    MERGE;
+
+    public String key() {
+      return name().toLowerCase(Locale.ROOT);
+    }
+  }
+
+  /**
+   * Expert pruning or merging of a mixture-of-experts model.
+   *
+   * @param keep experts left in every MoE layer, at least 1 (below the model's count: checked
+   *     against the model by {@link RecipeModelCheck})
+   */
+  public record Experts(int keep, ExpertMethod method) {
+    public Experts {
+      if (keep < 1) {
+        throw new IllegalArgumentException("experts.keep must be at least 1, found " + keep);
+      }
+      if (method == null) {
+        throw new IllegalArgumentException("experts.method: expected one, found none");
+      }
+    }
+
+    ObjectNode toJson() {
+      return Json.object().put("keep", keep).put("method", method.key());
+    }
+  }
+
   public PruneParams {
+    if (experts != null) {
+      if (method != null || pattern != null || !Double.isNaN(sparsity)) {
+        throw new IllegalArgumentException(
+            "expert pruning takes no method, sparsity or pattern, found "
+                + method
+                + ", "
+                + sparsity
+                + ", "
+                + pattern);
+      }
+    } else {
+      checkWeightPruning(method, sparsity, pattern);
+    }
+  }
+
+  private static void checkWeightPruning(Method method, double sparsity, NmPattern pattern) {
+    if (method == null) {
+      throw new IllegalArgumentException("method: expected one, found none");
+    }
     if (!(sparsity > 0 && sparsity < 1)) {
       throw new IllegalArgumentException("sparsity must be in (0, 1), found " + sparsity);
     }
@@ -47,7 +105,17 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern)
 
   /** Unstructured pruning. */
   public PruneParams(Method method, double sparsity) {
-    this(method, sparsity, null);
+    this(method, sparsity, null, null);
+  }
+
+  /** Unstructured or N:M pruning. */
+  public PruneParams(Method method, double sparsity, NmPattern pattern) {
+    this(method, sparsity, pattern, null);
+  }
+
+  /** Expert pruning or merging. */
+  public static PruneParams experts(int keep, ExpertMethod method) {
+    return new PruneParams(null, Double.NaN, null, new Experts(keep, method));
   }
 
   static final ParamSchema.Type PATTERN =
@@ -74,24 +142,57 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern)
       ParamSchema.object("prune")
           .optional("method", ParamSchema.oneOf("magnitude", "wanda", "sparsegpt"))
           .optional("sparsity", ParamSchema.number(0, false, 1, false))
-          .optional("pattern", PATTERN);
+          .optional("pattern", PATTERN)
+          .optional(
+              "experts",
+              ParamSchema.object("experts")
+                  .required("keep", ParamSchema.integerAtLeast(1))
+                  .required("method", ParamSchema.oneOf("frequency", "weighted_norm", "merge")));
 
-  /** Exactly one of sparsity and pattern; {@code p} already passed {@link #SCHEMA}. */
+  /**
+   * Exactly one of sparsity, pattern and experts; no weight-scoring method with experts. {@code p}
+   * already passed {@link #SCHEMA}.
+   */
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
     boolean hasSparsity = p.has("sparsity");
     boolean hasPattern = p.has("pattern");
-    if (hasSparsity == hasPattern) {
+    boolean hasExperts = p.has("experts");
+    int given = (hasSparsity ? 1 : 0) + (hasPattern ? 1 : 0) + (hasExperts ? 1 : 0);
+    if (given == 0) {
       out.add(
           new RecipeProblem(
-              hasSparsity ? path : (path.isEmpty() ? "sparsity" : path + ".sparsity"),
-              hasSparsity
-                  ? "give either sparsity or pattern, not both (an N:M pattern fixes the"
-                      + " sparsity)"
-                  : "missing; prune needs sparsity (a fraction) or pattern (N:M, e.g. \"2:4\")"));
+              child(path, "sparsity"),
+              "missing; prune needs sparsity (a fraction), pattern (N:M, e.g. \"2:4\") or"
+                  + " experts ({keep: n, method: frequency|weighted_norm|merge})"));
+    } else if (given > 1) {
+      out.add(
+          new RecipeProblem(
+              path,
+              hasExperts
+                  ? "give one of sparsity, pattern and experts (experts removes whole experts,"
+                      + " it takes no sparsity)"
+                  : "give either sparsity or pattern, not both (an N:M pattern fixes the"
+                      + " sparsity)"));
+    } else if (hasExperts && p.has("method")) {
+      out.add(
+          new RecipeProblem(
+              child(path, "method"),
+              "scores weights, not experts; with experts give experts.method (frequency,"
+                  + " weighted_norm or merge)"));
     }
   }
 
+  private static String child(String path, String name) {
+    return path.isEmpty() ? name : path + "." + name;
+  }
+
   static PruneParams from(JsonNode p) {
+    JsonNode experts = p.get("experts");
+    if (experts != null) {
+      return experts(
+          experts.get("keep").asInt(),
+          ExpertMethod.valueOf(experts.get("method").asText().toUpperCase(Locale.ROOT)));
+    }
     Method method = Method.valueOf(Json.text(p, "method", "magnitude").toUpperCase(Locale.ROOT));
     String pattern = Json.text(p, "pattern", null);
     if (pattern != null) {
@@ -103,7 +204,7 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern)
 
   /** Whether this stage reads calibration activations. */
   public boolean needsCalibration() {
-    return method != Method.MAGNITUDE;
+    return experts != null || method != Method.MAGNITUDE;
   }
 
   @Override
@@ -113,6 +214,11 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern)
 
   @Override
   public ObjectNode toJson() {
+    if (experts != null) {
+      ObjectNode o = Json.object();
+      o.set("experts", experts.toJson());
+      return o;
+    }
     ObjectNode o = Json.object().put("method", method.key());
     return pattern == null ? o.put("sparsity", sparsity) : o.put("pattern", pattern.toString());
   }

@@ -41,6 +41,20 @@ public final class RecipeModelCheck {
             });
   }
 
+  /**
+   * Refuses a step (as a stage does before it starts) that is not built for the model's
+   * architecture or does not fit its shape.
+   *
+   * @throws UnsupportedOperationException with the first such problem
+   */
+  public static void requireSupported(StageSpec spec, ModelConfig m) {
+    List<RecipeProblem> out = new ArrayList<>();
+    shape(spec, spec.kind().recipeKey(), m, out);
+    if (!out.isEmpty()) {
+      throw new UnsupportedOperationException(out.get(0).toString());
+    }
+  }
+
   private static java.util.Optional<RecipeProblem> memory(
       StageSpec s, String path, ModelConfig m, long budgetBytes) {
     long need = StepMemory.estimate(s, m);
@@ -102,6 +116,10 @@ public final class RecipeModelCheck {
                     + "-layer model; a student must have fewer layers than its teacher"));
       }
     }
+    if (s.params() instanceof PruneParams p && p.experts() != null) {
+      experts(p.experts(), path + ".experts", m, out);
+      return;
+    }
     if (m.moe()) {
       moe(s, path, m, out);
       return;
@@ -143,6 +161,45 @@ public final class RecipeModelCheck {
                 path + ".export",
                 "not supported yet: " + f.container().key() + " export of " + model));
       }
+    }
+  }
+
+  /**
+   * Expert pruning and merging rewrite Mixtral's experts and router only (Qwen MoE's shared experts
+   * and dense layers are not written yet), and must leave at least one expert and drop at least
+   * one.
+   */
+  private static void experts(
+      PruneParams.Experts e, String path, ModelConfig m, List<RecipeProblem> out) {
+    String what =
+        e.method() == PruneParams.ExpertMethod.MERGE ? "expert merging" : "expert pruning";
+    if (!m.moe()) {
+      out.add(
+          new RecipeProblem(
+              path,
+              "not supported: "
+                  + what
+                  + " of "
+                  + m.modelType()
+                  + ", a dense model without mixture-of-experts layers; prune it by sparsity or"
+                  + " pattern"));
+    } else if (m.family() != ModelConfig.Family.MIXTRAL) {
+      out.add(
+          new RecipeProblem(
+              path,
+              "not supported yet: expert pruning or merging of "
+                  + m.modelType()
+                  + " (Mixtral only so far)"));
+    } else if (e.keep() >= m.numExperts()) {
+      out.add(
+          new RecipeProblem(
+              path + ".keep",
+              "keeps "
+                  + e.keep()
+                  + " of the model's "
+                  + m.numExperts()
+                  + " experts per layer; keep must be 1.."
+                  + (m.numExperts() - 1)));
     }
   }
 

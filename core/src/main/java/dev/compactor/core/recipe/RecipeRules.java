@@ -86,15 +86,21 @@ final class RecipeRules {
       return;
     }
     String what = null;
-    if (e.params() instanceof PruneParams p && p.needsCalibration()) {
-      what = "method wanda";
+    String at = e.path() + ".method";
+    if (e.params() instanceof PruneParams p && p.experts() != null) {
+      // its statistics are the routing and expert outputs on calibration tokens
+      boolean merge = p.experts().method() == PruneParams.ExpertMethod.MERGE;
+      what = "expert " + (merge ? "merging" : "pruning");
+      at = e.path() + ".experts";
+    } else if (e.params() instanceof PruneParams p && p.needsCalibration()) {
+      what = "method " + p.method().key();
     } else if (e.params() instanceof QuantizeParams q && q.needsCalibration()) {
       what = "method " + q.method().key();
     } else if (e.params() instanceof DistillParams) {
       what = "distillation";
     }
     if (what != null) {
-      String at = e.kind() == StageKind.DISTILL ? e.path() : e.path() + ".method";
+      at = e.kind() == StageKind.DISTILL ? e.path() : at;
       out.add(
           new RecipeProblem(
               at,

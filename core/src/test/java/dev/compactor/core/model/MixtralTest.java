@@ -104,6 +104,47 @@ class MixtralTest {
     }
   }
 
+  private static List<String> expertProblems(String experts, ModelConfig m) {
+    String recipe =
+        "name: e\nstages:\n  - prune: { experts: "
+            + experts
+            + " }\ncalibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }\n";
+    return RecipeModelCheck.check(Recipe.parse(recipe), m, Long.MAX_VALUE).stream()
+        .map(RecipeProblem::toString)
+        .toList();
+  }
+
+  @Test
+  void recipeCheckTakesExpertPruningOnMixtralBelowItsExpertCountOnly() {
+    ModelConfig m = ModelConfig.fromJson(MIXTRAL_8X7B);
+    for (String method : List.of("frequency", "weighted_norm", "merge")) {
+      assertEquals(List.of(), expertProblems("{ keep: 7, method: " + method + " }", m), method);
+      assertEquals(List.of(), expertProblems("{ keep: 1, method: " + method + " }", m), method);
+    }
+    assertEquals(
+        List.of(
+            "stages[0].prune.experts.keep: keeps 8 of the model's 8 experts per layer; keep must"
+                + " be 1..7"),
+        expertProblems("{ keep: 8, method: frequency }", m));
+    assertEquals(
+        List.of(
+            "stages[0].prune.experts.keep: keeps 12 of the model's 8 experts per layer; keep must"
+                + " be 1..7"),
+        expertProblems("{ keep: 12, method: merge }", m));
+    assertEquals(
+        List.of(
+            "stages[0].prune.experts: not supported: expert pruning of llama, a dense model"
+                + " without mixture-of-experts layers; prune it by sparsity or pattern"),
+        expertProblems(
+            "{ keep: 2, method: weighted_norm }", ModelConfig.llama(1024, 64, 128, 2, 4, 2, 256)));
+    assertEquals(
+        List.of(
+            "stages[0].prune.experts: not supported yet: expert pruning or merging of qwen3_moe"
+                + " (Mixtral only so far)"),
+        expertProblems(
+            "{ keep: 2, method: merge }", ModelConfig.fromJson(QwenMoeTest.QWEN3_30B_A3B)));
+  }
+
   @Test
   void recipeCheckRefusesDistillationAndAGgufImportanceMatrixButNotPruneOrQuantize() {
     ModelConfig m = ModelConfig.fromJson(MIXTRAL_8X7B);

@@ -144,6 +144,38 @@ class RecipeTest {
   }
 
   @Test
+  void pruneTakesExpertsInsteadOfASparsityAndRoundTripsThem() {
+    for (PruneParams.ExpertMethod m : PruneParams.ExpertMethod.values()) {
+      Recipe r =
+          Recipe.parse(
+              "name: t\nstages:\n  - prune: { experts: { keep: 6, method: "
+                  + m.key()
+                  + " } }\ncalibration: { dataset: builtin:europarl, samples: 8, seq_len: 64 }\n");
+      PruneParams p = (PruneParams) r.stage(0).params();
+      assertEquals(new PruneParams.Experts(6, m), p.experts());
+      assertNull(p.method());
+      assertNull(p.pattern());
+      assertTrue(Double.isNaN(p.sparsity()));
+      assertTrue(p.needsCalibration());
+      assertEquals(PruneParams.experts(6, m), p);
+      assertEquals(
+          "{\"experts\":{\"keep\":6,\"method\":\"" + m.key() + "\"}}", p.toJson().toString());
+      StageSpec back = StageSpec.fromJson(StageKind.PRUNE, r.stage(0).toJson().toString());
+      assertEquals(r.stage(0), back);
+    }
+    assertEquals("weighted_norm", PruneParams.ExpertMethod.WEIGHTED_NORM.key());
+    assertThrows(IllegalArgumentException.class, () -> new PruneParams.Experts(0, null));
+    assertThrows(
+        IllegalArgumentException.class,
+        () ->
+            new PruneParams(
+                PruneParams.Method.MAGNITUDE,
+                Double.NaN,
+                null,
+                new PruneParams.Experts(2, PruneParams.ExpertMethod.MERGE)));
+  }
+
+  @Test
   void pruneTakesSparseGptAndAnNmPatternInsteadOfASparsity() {
     Recipe r =
         Recipe.parse(

@@ -115,6 +115,49 @@ class RecipeValidationTest {
   }
 
   @Test
+  void expertParameters() {
+    assertOnlyProblem(
+        problems("  - prune: { experts: { keep: 6, method: merge }, sparsity: 0.5 }\n", true),
+        "stages[0].prune",
+        "give one of sparsity, pattern and experts");
+    assertOnlyProblem(
+        problems(
+            "  - prune: { experts: { keep: 6, method: frequency }, pattern: \"2:4\" }\n", true),
+        "stages[0].prune",
+        "give one of sparsity, pattern and experts");
+    assertOnlyProblem(
+        problems("  - prune: { method: wanda, experts: { keep: 6, method: frequency } }\n", true),
+        "stages[0].prune.method",
+        "with experts give experts.method (frequency, weighted_norm or merge)");
+    assertOnlyProblem(
+        problems("  - prune: { experts: { keep: 0, method: frequency } }\n", true),
+        "stages[0].prune.experts.keep",
+        "an integer >= 1 but found 0");
+    assertOnlyProblem(
+        problems("  - prune: { experts: { keep: 2, method: random } }\n", true),
+        "stages[0].prune.experts.method",
+        "one of frequency, weighted_norm, merge but found \"random\"");
+    assertOnlyProblem(
+        problems("  - prune: { experts: { method: merge } }\n", true),
+        "stages[0].prune.experts.keep",
+        "missing; experts needs keep");
+    assertOnlyProblem(
+        problems("  - prune: { experts: { keep: 2, method: merge, by: cosine } }\n", true),
+        "stages[0].prune.experts.by",
+        "unknown parameter; experts accepts keep, method");
+    assertOnlyProblem(
+        problems("  - prune: { experts: 6 }\n", true), "stages[0].prune.experts", "a mapping");
+    assertOnlyProblem(
+        problems("  - prune: { experts: { keep: 2, method: merge } }\n", false),
+        "stages[0].prune.experts",
+        "expert merging needs calibration text but the recipe has no calibration section");
+    assertOnlyProblem(
+        problems("  - prune: { experts: { keep: 2, method: weighted_norm } }\n", false),
+        "stages[0].prune.experts",
+        "expert pruning needs calibration text");
+  }
+
+  @Test
   void distillParameters() {
     assertOnlyProblem(
         problems("  - distill: { temperature: 2 }\n", true), "stages[0].distill", "layers");
