@@ -5,6 +5,10 @@ import ai.djl.ndarray.NDManager;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
+import dev.compactor.core.moe.ExpertMerger;
+import dev.compactor.core.moe.ExpertPruner;
+import dev.compactor.core.moe.ExpertScore;
+import dev.compactor.core.moe.ExpertStatistics;
 import dev.compactor.core.prune.InputNormCollector;
 import dev.compactor.core.prune.MagnitudePruner;
 import dev.compactor.core.prune.Pruning;
@@ -24,6 +28,7 @@ import dev.compactor.runtime.Devices;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -33,7 +38,10 @@ import java.util.Map;
  * each output row; {@code wanda} scores them by |W| times the input activation norm measured on the
  * recipe's calibration text (default: the built-in Europarl corpus); {@code sparsegpt} prunes layer
  * by layer from the calibration Hessian and updates the kept weights. {@code pattern: "2:4"} makes
- * any of them semi-structured. Writes the pruned model as a Hugging Face directory.
+ * any of them semi-structured. {@code experts: {keep: n, method: frequency|weighted_norm|merge}}
+ * instead removes whole experts of a Mixtral model: it keeps the n experts of every layer most
+ * often routed to (or with the highest routing-weighted output norm) on the calibration text, or
+ * merges the experts into n groups. Writes the pruned model as a Hugging Face directory.
  */
 public final class PruningStage implements Stage {
 
@@ -43,10 +51,14 @@ public final class PruningStage implements Stage {
   static final int DEFAULT_SEQ_LEN = StepMemory.PRUNE_DEFAULT_SEQ_LEN;
   private static final long SEED = 1234;
 
-  /** Magnitude, Wanda and SparseGPT (their calibration passes included) run on the CPU. */
+  /**
+   * Magnitude, Wanda, SparseGPT and expert pruning (their calibration passes included) run on the
+   * CPU.
+   */
   @Override
   public void checkDevice(String device) {
-    Devices.requireCpu(device, "pruning (magnitude, Wanda, SparseGPT and their calibration)");
+    Devices.requireCpu(
+        device, "pruning (magnitude, Wanda, SparseGPT, experts and their calibration)");
   }
 
   @Override
@@ -54,6 +66,9 @@ public final class PruningStage implements Stage {
     StageSpec spec = StageSpec.fromJson(StageKind.PRUNE, ctx.request().getParamsJson());
     PruneParams params = (PruneParams) spec.params();
     RecipeModelCheck.requireMemory(spec, ModelConfig.read(ctx.inputDir()), ctx.memoryBudgetBytes());
+    if (params.experts() != null) {
+      return experts(ctx, spec, params.experts());
+    }
     PruningSpec.Method method = PruningSpec.Method.parse(params.method().key());
     PruningSpec pruning =
         params.pattern() != null
@@ -104,6 +119,61 @@ public final class PruningStage implements Stage {
     if (!report.expertTokens().isEmpty()) {
       // Wanda on a mixture of experts: experts with too few routed tokens fell back to magnitude
       metrics.put("uncalibratedExperts", (double) report.uncalibratedExperts().size());
+    }
+    return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
+  }
+
+  /**
+   * Expert pruning or merging: per-expert statistics from the model's own forward on the
+   * calibration windows, then the rewrite to {@code keep} experts per layer. Metrics: the experts
+   * before and after, and per layer a bitmask of the old experts kept (pruning) or used as group
+   * centres (merging), bit e for expert e.
+   */
+  private static StageResult experts(StageContext ctx, StageSpec spec, PruneParams.Experts experts)
+      throws Exception {
+    ModelConfig c = ModelConfig.read(ctx.inputDir());
+    // a step sent without the job-start check still gets its message before any work
+    RecipeModelCheck.requireSupported(spec, c);
+    Calibration cal = calibration(ctx, spec);
+    ctx.progress().report(0.1, "expert statistics on " + cal.dataset());
+    List<int[]> windows;
+    try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
+      Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
+      windows =
+          corpus.calibrationSamples(
+              tokenizer, cal.samples(), Math.min(cal.seqLen(), c.maxPositions()), SEED);
+    }
+    ExpertStatistics stats = ExpertStatistics.collect(ctx.inputDir(), windows, Device.cpu());
+    ctx.checkCancelled();
+    ctx.progress().report(0.6, experts.method().key() + " to " + experts.keep() + " experts");
+    Map<String, String> provenance = new LinkedHashMap<>();
+    provenance.put("compactor.prune.method", "experts");
+    provenance.put("compactor.prune.granularity", "expert");
+    provenance.put("compactor.prune.experts.method", experts.method().key());
+    provenance.put("compactor.prune.experts.keep", Integer.toString(experts.keep()));
+    List<int[]> kept = new ArrayList<>();
+    if (experts.method() == PruneParams.ExpertMethod.MERGE) {
+      ExpertMerger.merge(ctx.inputDir(), ctx.outputDir(), stats, experts.keep(), provenance);
+      for (int layer = 0; layer < c.numLayers(); layer++) {
+        // the merger's group centres
+        kept.add(ExpertPruner.keep(stats.frequencies(layer), experts.keep()));
+      }
+    } else {
+      ExpertScore score = ExpertScore.parse(experts.method().key());
+      kept =
+          ExpertPruner.prune(
+              ctx.inputDir(), ctx.outputDir(), stats, score, experts.keep(), provenance);
+    }
+    Map<String, Double> metrics = new LinkedHashMap<>();
+    metrics.put("experts", (double) c.numExperts());
+    metrics.put("keptExperts", (double) experts.keep());
+    metrics.put("calibrationTokens", (double) stats.tokens(0));
+    for (int layer = 0; layer < kept.size(); layer++) {
+      long mask = 0;
+      for (int e : kept.get(layer)) {
+        mask |= 1L << e;
+      }
+      metrics.put("keptExpertMask.layer" + layer, (double) mask);
     }
     return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
   }

@@ -1,15 +1,25 @@
 package dev.compactor.services.pruning;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.Device;
 import dev.compactor.core.io.Checkpoints;
+import dev.compactor.core.io.DType;
 import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.model.Transformer;
+import dev.compactor.core.tokenizer.ByteLevelTokenizerFiles;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
 import dev.compactor.services.testkit.TestModels;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -25,10 +35,15 @@ class PruningStageTest {
 
   private static StageResult run(String name, String params, String calibrationUri)
       throws Exception {
+    return run(model, name, params, calibrationUri);
+  }
+
+  private static StageResult run(Path input, String name, String params, String calibrationUri)
+      throws Exception {
     StageContext ctx =
         StageContext.builder(
                 TestModels.request("prune", params).setCalibrationUri(calibrationUri).build())
-            .inputDir(model)
+            .inputDir(input)
             .outputDir(Files.createDirectories(tmp.resolve(name + "-out")))
             .workDir(Files.createDirectories(tmp.resolve(name + "-work")))
             .build();
@@ -105,5 +120,119 @@ class PruningStageTest {
         assertTrue(zeros >= 2, "group at " + g);
       }
     }
+  }
+
+  /** A random 2-layer Mixtral, 6 experts of which 2 per token, with a byte-level tokenizer. */
+  private static Path randomMixtral(Path dir) throws Exception {
+    ModelConfig c =
+        ModelConfig.fromJson(
+            "{\"architectures\":[\"MixtralForCausalLM\"],\"model_type\":\"mixtral\","
+                + "\"vocab_size\":257,\"hidden_size\":32,\"intermediate_size\":24,"
+                + "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+                + "\"max_position_embeddings\":128,\"rms_norm_eps\":1e-5,\"rope_theta\":10000.0,"
+                + "\"num_local_experts\":6,\"num_experts_per_tok\":2,"
+                + "\"tie_word_embeddings\":false,\"sliding_window\":null}");
+    try (Transformer t = Transformer.randomInit(c, 11, Device.cpu())) {
+      t.save(dir, DType.F32, Map.of());
+    }
+    ByteLevelTokenizerFiles.write(dir, 128);
+    return dir;
+  }
+
+  private static final String CAL =
+      "\"calibration\":{\"dataset\":\"builtin:europarl\",\"samples\":4,\"seq_len\":32}";
+
+  /**
+   * The kept-expert masks the stage reports are the experts it wrote: new expert j of each layer is
+   * old expert kept[j] bit for bit, and the router keeps exactly their rows.
+   */
+  @Test
+  void expertPruningKeepsTheReportedExpertsAndShrinksTheConfig() throws Exception {
+    Path mixtral = randomMixtral(tmp.resolve("mixtral"));
+    for (String method : List.of("frequency", "weighted_norm")) {
+      StageResult r =
+          run(
+              mixtral,
+              "experts-" + method,
+              "{\"experts\":{\"keep\":4,\"method\":\"" + method + "\"}," + CAL + "}",
+              "builtin:europarl");
+      assertEquals(6.0, r.metrics().get("experts"));
+      assertEquals(4.0, r.metrics().get("keptExperts"));
+      assertEquals(4 * 32.0, r.metrics().get("calibrationTokens"));
+      ModelConfig out = ModelConfig.read(r.outputDir());
+      assertEquals(4, out.numExperts());
+      assertEquals(2, out.expertsPerToken());
+      try (TensorSource in = Checkpoints.open(mixtral);
+          TensorSource o = Checkpoints.open(r.outputDir())) {
+        assertEquals("experts", o.metadata().get("compactor.prune.method"));
+        assertEquals("expert", o.metadata().get("compactor.prune.granularity"));
+        assertEquals(method, o.metadata().get("compactor.prune.experts.method"));
+        assertEquals("4", o.metadata().get("compactor.prune.experts.keep"));
+        assertEquals(method, o.metadata().get("compactor.moe.prune.method"));
+        for (int layer = 0; layer < 2; layer++) {
+          long mask = r.metrics().get("keptExpertMask.layer" + layer).longValue();
+          assertEquals(4, Long.bitCount(mask), "layer " + layer);
+          assertTrue(mask < 1 << 6, "layer " + layer);
+          String moe = "model.layers." + layer + ".block_sparse_moe.";
+          float[] router = in.readFloats(moe + "gate.weight");
+          float[] newRouter = o.readFloats(moe + "gate.weight");
+          int h = router.length / 6;
+          assertEquals(4 * h, newRouter.length);
+          int j = 0;
+          for (int e = 0; e < 6; e++) {
+            if ((mask & (1L << e)) == 0) {
+              continue;
+            }
+            for (String w : List.of("w1", "w2", "w3")) {
+              assertArrayEquals(
+                  in.readFloats(moe + "experts." + e + "." + w + ".weight"),
+                  o.readFloats(moe + "experts." + j + "." + w + ".weight"),
+                  method + " layer " + layer + " expert " + e + " " + w);
+            }
+            assertArrayEquals(
+                Arrays.copyOfRange(router, e * h, (e + 1) * h),
+                Arrays.copyOfRange(newRouter, j * h, (j + 1) * h));
+            j++;
+          }
+        }
+      }
+    }
+  }
+
+  @Test
+  void expertMergingWritesKeepExpertsAroundTheReportedCentres() throws Exception {
+    Path mixtral = randomMixtral(tmp.resolve("mixtral-m"));
+    StageResult r =
+        run(
+            mixtral,
+            "experts-merge",
+            "{\"experts\":{\"keep\":3,\"method\":\"merge\"}," + CAL + "}",
+            "builtin:europarl");
+    assertEquals(3.0, r.metrics().get("keptExperts"));
+    assertEquals(3, ModelConfig.read(r.outputDir()).numExperts());
+    assertEquals(3, Long.bitCount(r.metrics().get("keptExpertMask.layer1").longValue()));
+    try (TensorSource o = Checkpoints.open(r.outputDir())) {
+      assertEquals("experts", o.metadata().get("compactor.prune.method"));
+      assertEquals("merge", o.metadata().get("compactor.prune.experts.method"));
+      assertEquals("weight_cosine", o.metadata().get("compactor.moe.merge.similarity"));
+      assertTrue(o.contains("model.layers.1.block_sparse_moe.experts.2.w2.weight"));
+      assertTrue(!o.contains("model.layers.1.block_sparse_moe.experts.3.w2.weight"));
+    }
+  }
+
+  @Test
+  void expertPruningRefusesADenseModelBeforeAnyWork() {
+    UnsupportedOperationException e =
+        assertThrows(
+            UnsupportedOperationException.class,
+            () ->
+                run(
+                    "experts-dense",
+                    "{\"experts\":{\"keep\":2,\"method\":\"frequency\"}," + CAL + "}",
+                    "builtin:europarl"));
+    assertEquals(
+        "prune.experts: not supported: expert pruning of llama, a dense model without"
+            + " mixture-of-experts layers; prune it by sparsity or pattern",
+        e.getMessage());
   }
 }
