@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.TensorSource;
@@ -217,6 +219,30 @@ class PruningStageTest {
       assertEquals("weight_cosine", o.metadata().get("compactor.moe.merge.similarity"));
       assertTrue(o.contains("model.layers.1.block_sparse_moe.experts.2.w2.weight"));
       assertTrue(!o.contains("model.layers.1.block_sparse_moe.experts.3.w2.weight"));
+    }
+  }
+
+  /** The trained tiny Mixtral pruned by the stage is a checkpoint the forward loads and runs. */
+  @Test
+  void tinyMixtralPrunedToSixExpertsLoadsAndRuns() throws Exception {
+    Path tiny = Path.of("..", "..", "models", "tiny-mixtral-v1");
+    assertTrue(Files.isDirectory(tiny), tiny.toAbsolutePath().toString());
+    StageResult r =
+        run(
+            tiny,
+            "experts-tiny",
+            "{\"experts\":{\"keep\":6,\"method\":\"weighted_norm\"}," + CAL + "}",
+            "builtin:europarl");
+    assertEquals(8.0, r.metrics().get("experts"));
+    assertEquals(6, ModelConfig.read(r.outputDir()).numExperts());
+    int[] tokens = {72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100};
+    try (Transformer t = Transformer.load(r.outputDir(), Device.cpu());
+        NDManager m = NDManager.newBaseManager()) {
+      float[] logits = t.logits(m, m.create(tokens, new Shape(1, tokens.length))).toFloatArray();
+      assertEquals(tokens.length * ModelConfig.read(tiny).vocabSize(), logits.length);
+      for (float v : logits) {
+        assertTrue(Float.isFinite(v));
+      }
     }
   }
 
