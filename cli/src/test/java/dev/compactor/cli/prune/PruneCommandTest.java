@@ -173,49 +173,7 @@ class PruneCommandTest {
     assertEquals("magnitude", summary.get("method").asText());
     assertFalse(summary.has("calibration"));
 
-    int linears = 0;
-    long elements = 0;
-    long zeros = 0;
-    try (TensorSource src = ModelDirectory.open(TinyReferenceModel.shipped()).weights();
-        TensorSource dst = ModelDirectory.open(out).weights()) {
-      assertEquals(src.names(), dst.names());
-      for (String name : src.names()) {
-        float[] a = src.readFloats(name);
-        float[] b = dst.readFloats(name);
-        if (!LINEAR.matcher(name).matches()) {
-          assertTrue(src.raw(name).equals(dst.raw(name)), name + " is copied byte for byte");
-          continue;
-        }
-        linears++;
-        long[] shape = src.info(name).shape();
-        int rows = (int) shape[0];
-        int cols = (int) shape[1];
-        for (int i = 0; i < rows; i++) {
-          int rowZeros = 0;
-          float maxPruned = 0;
-          float minKept = Float.POSITIVE_INFINITY;
-          for (int j = 0; j < cols; j++) {
-            int k = i * cols + j;
-            if (b[k] == 0f) {
-              rowZeros++;
-              maxPruned = Math.max(maxPruned, Math.abs(a[k]));
-            } else {
-              assertEquals(a[k], b[k], name + ": a kept weight is unchanged");
-              minKept = Math.min(minKept, Math.abs(a[k]));
-            }
-          }
-          assertEquals(cols / 2, rowZeros, name + " row " + i);
-          assertTrue(maxPruned <= minKept, name + " row " + i + ": the smallest are pruned");
-          zeros += rowZeros;
-        }
-        elements += (long) rows * cols;
-      }
-    }
-    assertEquals(28, linears, "4 layers of 7 linears");
-    assertEquals(linears, summary.get("pruned_tensors").asInt());
-    assertEquals(elements, summary.get("pruned_elements").asLong());
-    assertEquals(0.5, (double) zeros / elements, 0.0);
-    assertEquals(0.5, summary.get("overall_sparsity").asDouble(), 0.0);
+    checkHalfOfEveryRowPruned(out, summary, true);
     assertTrue(Files.isRegularFile(out.resolve("config.json")));
     assertTrue(Files.isRegularFile(out.resolve("tokenizer.json")));
   }
@@ -276,5 +234,83 @@ class PruneCommandTest {
     assertTrue(sparsity >= 0.5 && sparsity < 0.5 + 1e-4, "sparsity " + sparsity);
     // SparseGPT compensates: most surviving weights move (magnitude or Wanda would move none)
     assertTrue(changed > (elements - zeros) / 2, changed + " of " + (elements - zeros));
+  }
+
+  @Test
+  void wandaHalfZeroesHalfOfEveryRowAndKeepsTheRest() throws Exception {
+    Path out = tmp.resolve("wanda");
+    Run r =
+        prune(
+            "--method",
+            "wanda",
+            "--sparsity",
+            "0.5",
+            "--samples",
+            "2",
+            "--seq-len",
+            "32",
+            "--out",
+            out.toString(),
+            "--json");
+    assertEquals(0, r.code(), r.err());
+    JsonNode summary = new ObjectMapper().readTree(r.out());
+    assertEquals("wanda", summary.get("method").asText());
+    assertEquals(2 * 32, summary.get("calibration").get("tokens").asLong());
+    assertEquals("builtin:europarl", summary.get("calibration").get("source").asText());
+    checkHalfOfEveryRowPruned(out, summary, false);
+  }
+
+  /**
+   * Every decoder linear of {@code out} has exactly half of every row zero and the other half
+   * bit-equal to the source; everything else is copied byte for byte; the summary's counts agree.
+   *
+   * @param smallest the zeroed weights are the smallest |W| of their row (magnitude)
+   */
+  private static void checkHalfOfEveryRowPruned(Path out, JsonNode summary, boolean smallest)
+      throws Exception {
+    int linears = 0;
+    long elements = 0;
+    long zeros = 0;
+    try (TensorSource src = ModelDirectory.open(TinyReferenceModel.shipped()).weights();
+        TensorSource dst = ModelDirectory.open(out).weights()) {
+      assertEquals(src.names(), dst.names());
+      for (String name : src.names()) {
+        float[] a = src.readFloats(name);
+        float[] b = dst.readFloats(name);
+        if (!LINEAR.matcher(name).matches()) {
+          assertTrue(src.raw(name).equals(dst.raw(name)), name + " is copied byte for byte");
+          continue;
+        }
+        linears++;
+        long[] shape = src.info(name).shape();
+        int rows = (int) shape[0];
+        int cols = (int) shape[1];
+        for (int i = 0; i < rows; i++) {
+          int rowZeros = 0;
+          float maxPruned = 0;
+          float minKept = Float.POSITIVE_INFINITY;
+          for (int j = 0; j < cols; j++) {
+            int k = i * cols + j;
+            if (b[k] == 0f) {
+              rowZeros++;
+              maxPruned = Math.max(maxPruned, Math.abs(a[k]));
+            } else {
+              assertEquals(a[k], b[k], name + ": a kept weight is unchanged");
+              minKept = Math.min(minKept, Math.abs(a[k]));
+            }
+          }
+          assertEquals(cols / 2, rowZeros, name + " row " + i);
+          assertTrue(
+              !smallest || maxPruned <= minKept, name + " row " + i + ": the smallest are pruned");
+          zeros += rowZeros;
+        }
+        elements += (long) rows * cols;
+      }
+    }
+    assertEquals(28, linears, "4 layers of 7 linears");
+    assertEquals(linears, summary.get("pruned_tensors").asInt());
+    assertEquals(elements, summary.get("pruned_elements").asLong());
+    assertEquals(0.5, (double) zeros / elements, 0.0);
+    assertEquals(0.5, summary.get("overall_sparsity").asDouble(), 0.0);
   }
 }
