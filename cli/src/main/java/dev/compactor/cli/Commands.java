@@ -8,6 +8,7 @@ import dev.compactor.cli.pipeline.StatusCommand;
 import dev.compactor.cli.pipeline.SubmitCommand;
 import dev.compactor.cli.pipeline.UpCommand;
 import dev.compactor.cli.pipeline.WatchCommand;
+import dev.compactor.cli.prune.PruneCommand;
 import dev.compactor.cli.quant.QualityTableCommand;
 import dev.compactor.cli.quant.QuantizeCommand;
 import java.util.LinkedHashMap;
@@ -29,6 +30,7 @@ public final class Commands {
           new StatusCommand(),
           new WatchCommand(),
           new CancelCommand(),
+          new PruneCommand(),
           new QuantizeCommand(),
           new QualityTableCommand(),
           new MoefyCommand(),

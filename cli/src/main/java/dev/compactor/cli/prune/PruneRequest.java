@@ -1,0 +1,129 @@
+package dev.compactor.cli.prune;
+
+import dev.compactor.cli.Args;
+import dev.compactor.cli.UsageException;
+import dev.compactor.core.prune.NmPattern;
+import dev.compactor.core.prune.PruningSpec;
+import dev.compactor.core.prune.PruningSpec.Method;
+import dev.compactor.core.recipe.StepMemory;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Set;
+
+/**
+ * A validated {@code compactor prune} command line: every impossible combination is a {@link
+ * UsageException} before any work starts.
+ *
+ * <p>Exactly one of {@code --sparsity S} (unstructured, per output row, S in (0, 1)) and {@code
+ * --pattern N:M} (semi-structured) is required. Wanda and SparseGPT calibrate on {@code
+ * --calibration FILE} or, without it, on the bundled English Europarl training text; {@code
+ * --samples} windows of {@code --seq-len} tokens (the pruning stage's defaults, 16 of 128, the
+ * length capped at the model's context). Magnitude reads no text, so the calibration options are
+ * refused with it. Structured and depth pruning ({@code --heads}, {@code --channels}, {@code
+ * --drop-layers}) are refused as not supported yet.
+ */
+record PruneRequest(
+    Path model,
+    PruningSpec spec,
+    Path calibration,
+    int samples,
+    int seqLen,
+    Path out,
+    boolean json) {
+
+  static final Set<String> OPTIONS =
+      Set.of("model", "method", "sparsity", "pattern", "calibration", "samples", "seq-len", "out");
+  static final Set<String> FLAGS = Set.of("json");
+
+  /** Structured / depth pruning options named in issue 10 that are not built. */
+  static final Set<String> NOT_BUILT = Set.of("heads", "channels", "drop-layers");
+
+  static PruneRequest parse(String[] argv) throws UsageException, IOException {
+    for (String a : argv) {
+      if (a.startsWith("--")) {
+        String name = a.substring(2);
+        int eq = name.indexOf('=');
+        if (eq >= 0) {
+          name = name.substring(0, eq);
+        }
+        if (NOT_BUILT.contains(name)) {
+          throw new UsageException(
+              "not supported yet: --"
+                  + name
+                  + " (structured and depth pruning); prune offers unstructured --sparsity and"
+                  + " semi-structured --pattern N:M");
+        }
+      }
+    }
+    Args args = Args.parse(argv, OPTIONS, FLAGS);
+    Path model = args.requiredPath("model");
+    Method method;
+    try {
+      method = Method.parse(args.required("method"));
+    } catch (IllegalArgumentException e) {
+      throw new UsageException("--method: " + e.getMessage());
+    }
+    boolean hasSparsity = args.present("sparsity");
+    boolean hasPattern = args.present("pattern");
+    if (hasSparsity == hasPattern) {
+      throw new UsageException(
+          hasSparsity
+              ? "--sparsity and --pattern exclude each other (an N:M pattern fixes the sparsity)"
+              : "one of --sparsity S (0 < S < 1) or --pattern N:M (e.g. 2:4) is required");
+    }
+    PruningSpec spec;
+    if (hasPattern) {
+      try {
+        spec = PruningSpec.of(method, NmPattern.parse(args.required("pattern")));
+      } catch (IllegalArgumentException e) {
+        throw new UsageException("--pattern: " + e.getMessage());
+      }
+    } else {
+      double sparsity = args.number("sparsity", 0);
+      try {
+        spec = PruningSpec.of(method, sparsity);
+      } catch (IllegalArgumentException e) {
+        throw new UsageException("--sparsity: " + e.getMessage());
+      }
+    }
+    boolean calibrated = method != Method.MAGNITUDE;
+    if (!calibrated) {
+      for (String o : new String[] {"calibration", "samples", "seq-len"}) {
+        if (args.present(o)) {
+          throw new UsageException(
+              "--" + o + ": magnitude pruning reads no calibration text (wanda and sparsegpt do)");
+        }
+      }
+    }
+    Path calibration = args.present("calibration") ? Path.of(args.required("calibration")) : null;
+    if (calibration != null && !Files.isRegularFile(calibration)) {
+      throw new UsageException("--calibration: expected a text file, found none at " + calibration);
+    }
+    int samples = args.integer("samples", StepMemory.PRUNE_DEFAULT_SAMPLES);
+    if (samples < 1) {
+      throw new UsageException("--samples must be at least 1, found " + samples);
+    }
+    int seqLen = args.integer("seq-len", StepMemory.PRUNE_DEFAULT_SEQ_LEN);
+    if (seqLen < 2) {
+      throw new UsageException("--seq-len must be at least 2, found " + seqLen);
+    }
+    Path out = args.requiredPath("out");
+    if (Files.exists(out)) {
+      try (var entries = Files.list(out)) {
+        if (entries.findAny().isPresent()) {
+          throw new UsageException("--out " + out + " must be absent or empty");
+        }
+      }
+    }
+    if (!Files.isRegularFile(model.resolve("config.json"))) {
+      throw new UsageException("--model: expected a model directory with config.json at " + model);
+    }
+    return new PruneRequest(model, spec, calibration, samples, seqLen, out, args.has("json"));
+  }
+
+  /** Whether the method reads calibration text. */
+  boolean calibrated() {
+    return spec.method() != Method.MAGNITUDE;
+  }
+}
