@@ -37,6 +37,26 @@ final class ParamSchema {
     return simple("true or false", JsonNode::isBoolean);
   }
 
+  /**
+   * A string that {@code parser} accepts; a parser that throws {@link IllegalArgumentException}
+   * makes it a mismatch described by {@code description}.
+   */
+  static Type parsedText(String description, java.util.function.Consumer<String> parser) {
+    return simple(
+        description,
+        n -> {
+          if (!n.isTextual()) {
+            return false;
+          }
+          try {
+            parser.accept(n.asText());
+            return true;
+          } catch (IllegalArgumentException e) {
+            return false;
+          }
+        });
+  }
+
   static Type text() {
     return simple("a non-empty string", n -> n.isTextual() && !n.asText().isBlank());
   }

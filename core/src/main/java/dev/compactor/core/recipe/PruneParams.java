@@ -119,24 +119,8 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
   }
 
   static final ParamSchema.Type PATTERN =
-      new ParamSchema.Type() {
-        @Override
-        public void check(JsonNode node, String path, List<RecipeProblem> out) {
-          try {
-            if (!node.isTextual()) {
-              throw new IllegalArgumentException();
-            }
-            NmPattern.parse(node.asText());
-          } catch (IllegalArgumentException e) {
-            out.add(ParamSchema.mismatch(path, describe(), node));
-          }
-        }
-
-        @Override
-        public String describe() {
-          return "an N:M pattern with 1 <= N < M, e.g. \"2:4\" or \"4:8\"";
-        }
-      };
+      ParamSchema.parsedText(
+          "an N:M pattern with 1 <= N < M, e.g. \"2:4\" or \"4:8\"", NmPattern::parse);
 
   static final ParamSchema.ObjectType SCHEMA =
       ParamSchema.object("prune")

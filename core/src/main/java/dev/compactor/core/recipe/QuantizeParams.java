@@ -95,24 +95,7 @@ public record QuantizeParams(
   }
 
   static final ParamSchema.Type EXPORT_ITEM =
-      new ParamSchema.Type() {
-        @Override
-        public void check(JsonNode node, String path, List<RecipeProblem> out) {
-          try {
-            if (!node.isTextual()) {
-              throw new IllegalArgumentException();
-            }
-            ExportFormat.parse(node.asText());
-          } catch (IllegalArgumentException e) {
-            out.add(ParamSchema.mismatch(path, describe(), node));
-          }
-        }
-
-        @Override
-        public String describe() {
-          return ExportFormat.SPELLING;
-        }
-      };
+      ParamSchema.parsedText(ExportFormat.SPELLING, ExportFormat::parse);
 
   static final ParamSchema.ObjectType SCHEMA =
       ParamSchema.object("quantize")
