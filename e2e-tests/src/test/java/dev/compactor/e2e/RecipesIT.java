@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.compactor.cli.pipeline.DemoCommand;
 import dev.compactor.cli.pipeline.PipelineClient;
 import dev.compactor.cli.pipeline.PipelineStack;
+import dev.compactor.core.moe.TinyMixtral;
 import dev.compactor.core.tiny.TinyReferenceModel;
 import dev.compactor.events.JobState;
 import dev.compactor.events.JobStatus;
@@ -30,7 +31,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Issue 8: every recipe in {@code recipes/} runs to its end — SUCCEEDED, published once — on the
  * tiny reference model, on the embedded stack, all submitted at once (so the stages overlap as they
- * would for several users).
+ * would for several users). Recipes named {@code mixtral-*} compress experts and run on the tiny
+ * Mixtral ({@code models/tiny-mixtral-v1}) instead.
  */
 class RecipesIT {
   private static final Duration TIMEOUT = Duration.ofMinutes(20);
@@ -50,6 +52,11 @@ class RecipesIT {
       String modelUri =
           PipelineClient.upload(
               stack.blobs(), model, new S3Uri(LocalStack.DATA_BUCKET, "models/tiny/"));
+      String mixtralUri =
+          PipelineClient.upload(
+              stack.blobs(),
+              Path.of("..", TinyMixtral.SHIPPED_DIR),
+              new S3Uri(LocalStack.DATA_BUCKET, "models/tiny-mixtral/"));
       stack
           .blobs()
           .putBytes(
@@ -59,7 +66,8 @@ class RecipesIT {
       try (PipelineClient.Follower f = client.follow(false)) {
         Map<String, String> jobs = new LinkedHashMap<>();
         for (Path r : recipes) {
-          jobs.put(client.submit(modelUri, Files.readString(r), "recipes-it"), r.toString());
+          String on = r.getFileName().toString().startsWith("mixtral-") ? mixtralUri : modelUri;
+          jobs.put(client.submit(on, Files.readString(r), "recipes-it"), r.toString());
         }
         Map<String, List<SpecificRecord>> events = new HashMap<>();
         jobs.keySet().forEach(j -> events.put(j, new ArrayList<>()));
