@@ -6,14 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.compactor.cli.Main;
+import dev.compactor.cli.quant.CliRun;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.tiny.TinyReferenceModel;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -25,25 +22,11 @@ class MoefyCommandTest {
 
   @TempDir Path tmp;
 
-  private record Run(int code, String out, String err) {}
-
-  private static Run run(String... args) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    ByteArrayOutputStream err = new ByteArrayOutputStream();
-    int code =
-        Main.run(
-            args,
-            new PrintStream(out, true, StandardCharsets.UTF_8),
-            new PrintStream(err, true, StandardCharsets.UTF_8));
-    return new Run(
-        code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-  }
-
   @Test
   void writesOneModelPerKAndTablesThemAgainstTheDenseModel() throws Exception {
     Path out = tmp.resolve("moe");
-    Run r =
-        run(
+    CliRun r =
+        CliRun.of(
             "moefy",
             "--model",
             TinyReferenceModel.shipped().toString(),
@@ -104,7 +87,7 @@ class MoefyCommandTest {
       System.arraycopy(bad, 0, args, 3, bad.length);
       args[bad.length + 3] = "--out";
       args[bad.length + 4] = o;
-      Run r = run(args);
+      CliRun r = CliRun.of(args);
       assertEquals(2, r.code(), String.join(" ", bad) + ": " + r.err());
     }
     Path gpt2 = tmp.resolve("gpt2");
@@ -117,7 +100,8 @@ class MoefyCommandTest {
             Device.cpu())) {
       t.save(gpt2, DType.F32, Map.of());
     }
-    Run r = run("moefy", "--model", gpt2.toString(), "--experts", "4", "--k", "1", "--out", o);
+    CliRun r =
+        CliRun.of("moefy", "--model", gpt2.toString(), "--experts", "4", "--k", "1", "--out", o);
     assertEquals(1, r.code(), r.err());
     assertTrue(r.err().contains("not supported yet"), r.err());
   }

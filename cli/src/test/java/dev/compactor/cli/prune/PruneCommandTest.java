@@ -6,13 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.compactor.cli.Main;
+import dev.compactor.cli.quant.CliRun;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.tiny.TinyReferenceModel;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -33,21 +30,7 @@ class PruneCommandTest {
   private static final Pattern LINEAR =
       Pattern.compile("model\\.layers\\.\\d+\\.(self_attn|mlp)\\.[a-z_]+_proj\\.weight");
 
-  private record Run(int code, String out, String err) {}
-
-  private static Run run(String... args) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    ByteArrayOutputStream err = new ByteArrayOutputStream();
-    int code =
-        Main.run(
-            args,
-            new PrintStream(out, true, StandardCharsets.UTF_8),
-            new PrintStream(err, true, StandardCharsets.UTF_8));
-    return new Run(
-        code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-  }
-
-  private Run prune(String... extra) {
+  private CliRun prune(String... extra) {
     List<String> a =
         new ArrayList<>(List.of("prune", "--model", TinyReferenceModel.shipped().toString()));
     a.addAll(List.of(extra));
@@ -55,11 +38,11 @@ class PruneCommandTest {
       a.add("--out");
       a.add(tmp.resolve("out").toString());
     }
-    return run(a.toArray(String[]::new));
+    return CliRun.of(a.toArray(String[]::new));
   }
 
   private void usageError(String expected, String... args) {
-    Run r = prune(args);
+    CliRun r = prune(args);
     assertEquals(2, r.code(), r.err());
     assertTrue(r.err().contains(expected), "expected '" + expected + "' in: " + r.err());
     assertTrue(r.err().contains("usage: compactor prune --model DIR --method"), r.err());
@@ -101,8 +84,8 @@ class PruneCommandTest {
 
   @Test
   void inputsAndOutputAreChecked() throws Exception {
-    Run noOut =
-        run(
+    CliRun noOut =
+        CliRun.of(
             "prune",
             "--model",
             TinyReferenceModel.shipped().toString(),
@@ -138,8 +121,8 @@ class PruneCommandTest {
         "0.5",
         "--samples",
         "4");
-    Run noModel =
-        run(
+    CliRun noModel =
+        CliRun.of(
             "prune",
             "--model",
             tmp.resolve("nope").toString(),
@@ -167,7 +150,8 @@ class PruneCommandTest {
   @Test
   void magnitudeHalfZeroesTheSmallerHalfOfEveryRow() throws Exception {
     Path out = tmp.resolve("mag");
-    Run r = prune("--method", "magnitude", "--sparsity", "0.5", "--out", out.toString(), "--json");
+    CliRun r =
+        prune("--method", "magnitude", "--sparsity", "0.5", "--out", out.toString(), "--json");
     assertEquals(0, r.code(), r.err());
     JsonNode summary = new ObjectMapper().readTree(r.out());
     assertEquals("magnitude", summary.get("method").asText());
@@ -181,7 +165,7 @@ class PruneCommandTest {
   @Test
   void sparseGptTwoFourKeepsAtMostTwoOfEveryFourAndUpdatesTheKeptWeights() throws Exception {
     Path out = tmp.resolve("sgpt");
-    Run r =
+    CliRun r =
         prune(
             "--method",
             "sparsegpt",
@@ -239,7 +223,7 @@ class PruneCommandTest {
   @Test
   void wandaHalfZeroesHalfOfEveryRowAndKeepsTheRest() throws Exception {
     Path out = tmp.resolve("wanda");
-    Run r =
+    CliRun r =
         prune(
             "--method",
             "wanda",
