@@ -17,16 +17,16 @@ import org.junit.jupiter.api.Test;
 /**
  * Keeps {@code cli/docs/prune-table.md} true: runs {@code compactor prune-table} as the document
  * says and compares the quality block (everything above the speed block, whose timings belong to
- * the machine that ran it) with the document line for line. Decimals may differ by 1 % of the
+ * the machine that ran it) with the document line for line. Decimals may differ by 2 % of the
  * document's value: a pruning mask is a ranking, and a CPU's float kernels can swap two nearly
- * equal scores and so move a figure by more than rounding. Integers (parameters, bytes), labels and
- * the field count stay exact.
+ * equal scores, and the recovery rows are trained, so a figure can move by more than rounding.
+ * Integers (parameters, bytes), labels and the field count stay exact.
  */
 class PruneTableDocIT {
 
   static final Path DOC = Path.of("docs/prune-table.md");
   static final Path MODEL_DIR = Path.of("..", "models", "tiny-llama-v1");
-  static final double RELATIVE = 0.01;
+  static final double RELATIVE = 0.02;
 
   /** The lines above the speed block. */
   static List<String> quality(List<String> lines) {

@@ -1,6 +1,7 @@
 package dev.compactor.core.prune.table;
 
 import ai.djl.Device;
+import dev.compactor.core.distill.DistillationSpec;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.metrics.DivergenceEvaluator;
 import dev.compactor.core.metrics.DivergenceResult;
@@ -11,6 +12,7 @@ import dev.compactor.core.metrics.WeightSparsity;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.prune.NmPattern;
 import dev.compactor.core.prune.Pruning;
+import dev.compactor.core.prune.PruningRecovery;
 import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.PruningSpec.Method;
 import java.io.IOException;
@@ -138,6 +140,67 @@ public final class PruningTable {
       out.add(variant(label + " 50%", PruningSpec.of(m, 0.5)));
       out.add(variant(label + " 4:8", PruningSpec.of(m, new NmPattern(4, 8))));
       out.add(variant(label + " 2:4", PruningSpec.of(m, new NmPattern(2, 4))));
+    }
+    return out;
+  }
+
+  /**
+   * One-shot versus iterative pruning, both recovered by distillation from the dense model for the
+   * same number of steps in all: magnitude and Wanda at 50 %, once then {@code recovery}'s steps,
+   * and in {@code rounds} rounds of the cubic schedule with {@code recovery.steps() / rounds} steps
+   * after each.
+   *
+   * @param trainWindows distillation windows of {@code seq + 1} tokens
+   */
+  public List<Variant> recovered(DistillationSpec recovery, int rounds, List<int[]> trainWindows) {
+    if (recovery.steps() % rounds != 0) {
+      throw new IllegalArgumentException(
+          "recovery steps " + recovery.steps() + " must divide into " + rounds + " rounds");
+    }
+    DistillationSpec perRound =
+        new DistillationSpec(
+            recovery.temperature(),
+            recovery.alpha(),
+            recovery.steps() / rounds,
+            recovery.batchSize(),
+            recovery.learningRate(),
+            recovery.warmupSteps() / rounds,
+            recovery.weightDecay(),
+            recovery.maxGradNorm(),
+            0,
+            recovery.seed());
+    List<Variant> out = new ArrayList<>();
+    for (Method m : new Method[] {Method.MAGNITUDE, Method.WANDA}) {
+      String label = m == Method.MAGNITUDE ? "magnitude" : "Wanda";
+      PruningSpec spec = PruningSpec.of(m, 0.5);
+      out.add(
+          new Variant(
+              label + " 50% +rec",
+              (in, dir) ->
+                  PruningRecovery.iterative(
+                      spec,
+                      1,
+                      recovery,
+                      in,
+                      work.resolve(dir.getFileName() + "-rounds"),
+                      dir,
+                      () -> calibration,
+                      trainWindows,
+                      Device.cpu())));
+      out.add(
+          new Variant(
+              label + " 50% iter" + rounds,
+              (in, dir) ->
+                  PruningRecovery.iterative(
+                      spec,
+                      rounds,
+                      perRound,
+                      in,
+                      work.resolve(dir.getFileName() + "-rounds"),
+                      dir,
+                      () -> calibration,
+                      trainWindows,
+                      Device.cpu())));
     }
     return out;
   }
