@@ -183,13 +183,6 @@ public final class RecipeModelCheck {
                   + m.modelType()
                   + ", a dense model without mixture-of-experts layers; prune it by sparsity or"
                   + " pattern"));
-    } else if (m.family() != ModelConfig.Family.MIXTRAL) {
-      out.add(
-          new RecipeProblem(
-              path,
-              "not supported yet: expert pruning or merging of "
-                  + m.modelType()
-                  + " (Mixtral only so far)"));
     } else if (e.keep() >= m.numExperts()) {
       out.add(
           new RecipeProblem(

@@ -156,7 +156,10 @@ public final class PruningStage implements Stage {
       ExpertMerger.merge(ctx.inputDir(), ctx.outputDir(), stats, experts.keep(), provenance);
       for (int layer = 0; layer < c.numLayers(); layer++) {
         // the merger's group centres
-        kept.add(ExpertPruner.keep(stats.frequencies(layer), experts.keep()));
+        kept.add(
+            c.sparseLayer(layer)
+                ? ExpertPruner.keep(stats.frequencies(layer), experts.keep())
+                : new int[0]);
       }
     } else {
       ExpertScore score = ExpertScore.parse(experts.method().key());
@@ -167,7 +170,11 @@ public final class PruningStage implements Stage {
     Map<String, Double> metrics = new LinkedHashMap<>();
     metrics.put("experts", (double) c.numExperts());
     metrics.put("keptExperts", (double) experts.keep());
-    metrics.put("calibrationTokens", (double) stats.tokens(0));
+    int firstSparse = 0;
+    while (!c.sparseLayer(firstSparse)) {
+      firstSparse++;
+    }
+    metrics.put("calibrationTokens", (double) stats.tokens(firstSparse));
     for (int layer = 0; layer < kept.size(); layer++) {
       long mask = 0;
       for (int e : kept.get(layer)) {
