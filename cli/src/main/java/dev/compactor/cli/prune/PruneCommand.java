@@ -53,6 +53,7 @@ public final class PruneCommand implements Command {
         + " [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]"
         + "\n       compactor prune --model DIR [--heads F] [--channels F]"
         + " [--importance activation|fluctuation] [--head-mode kv_groups|query_heads]"
+        + " [--widths uniform]"
         + " [--compensate] [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]";
   }
 

@@ -15,7 +15,8 @@ import java.util.Set;
  * A validated structured {@code compactor prune} command line: {@code --heads F} and/or {@code
  * --channels F} (fractions of the KV groups or query heads, and of the MLP channels, removed from
  * every layer), {@code --importance activation|fluctuation} (default activation), {@code
- * --head-mode kv_groups|query_heads} (default kv_groups), {@code --compensate} (FLAP's bias
+ * --head-mode kv_groups|query_heads} (default kv_groups), {@code --widths uniform} (the only one
+ * built; {@code per_layer} is refused as not supported yet), {@code --compensate} (FLAP's bias
  * compensation), and the calibration options of the weight-pruning path. Weight-pruning options
  * ({@code --method}, {@code --sparsity}, {@code --pattern}) are refused with it.
  */
@@ -35,6 +36,7 @@ record StructuredPruneRequest(
           "channels",
           "importance",
           "head-mode",
+          "widths",
           "calibration",
           "samples",
           "seq-len",
@@ -69,6 +71,14 @@ record StructuredPruneRequest(
     }
     Args args = Args.parse(argv, OPTIONS, FLAGS);
     Path model = args.requiredPath("model");
+    String widths = args.string("widths", "uniform");
+    if (!widths.equals("uniform")) {
+      throw new UsageException(
+          widths.equals("per_layer")
+              ? "not supported yet: --widths per_layer (non-uniform structured pruning); every"
+                  + " layer loses the same number of heads and channels (--widths uniform)"
+              : "--widths: expected uniform or per_layer, found '" + widths + "'");
+    }
     double heads = args.number("heads", 0);
     double channels = args.number("channels", 0);
     StructuredSpec spec;

@@ -160,7 +160,8 @@ public record PruneParams(
                   .optional("channels", ParamSchema.number(0, true, 1, false))
                   .optional("importance", ParamSchema.oneOf("activation", "fluctuation"))
                   .optional("head_mode", ParamSchema.oneOf("kv_groups", "query_heads"))
-                  .optional("compensate", ParamSchema.bool()));
+                  .optional("compensate", ParamSchema.bool())
+                  .optional("widths", ParamSchema.oneOf("uniform", "per_layer")));
 
   /**
    * Exactly one of sparsity, pattern and experts; no weight-scoring method with experts. {@code p}
@@ -178,6 +179,12 @@ public record PruneParams(
                 path,
                 "structured removes whole heads and channels; give it alone (no method, sparsity,"
                     + " pattern or experts)"));
+      } else if (Json.text(st, "widths", "uniform").equals("per_layer")) {
+        out.add(
+            new RecipeProblem(
+                child(path, "structured.widths"),
+                "not supported yet: per-layer (non-uniform) widths; structured pruning removes the"
+                    + " same number of heads and channels from every layer (widths: uniform)"));
       } else if (Json.number(st, "heads", 0) == 0 && Json.number(st, "channels", 0) == 0) {
         out.add(
             new RecipeProblem(

@@ -164,6 +164,10 @@ class RecipeValidationTest {
         "stages[0].prune",
         "structured removes whole heads and channels; give it alone");
     assertOnlyProblem(
+        problems("  - prune: { structured: { heads: 0.5, widths: per_layer } }\n", true),
+        "stages[0].prune.structured.widths",
+        "not supported yet: per-layer (non-uniform) widths");
+    assertOnlyProblem(
         problems("  - prune: { structured: { compensate: true } }\n", true),
         "stages[0].prune.structured",
         "removes nothing");
