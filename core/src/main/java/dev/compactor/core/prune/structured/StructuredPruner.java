@@ -281,7 +281,11 @@ public final class StructuredPruner {
             removedKv = HeadPlan.removed(plan.keptKv(), config.numKvHeads());
             cutHeads(config, headsPruned, i, w, dtypes, plan, removedQ, st);
           }
-          progress.report((i + 0.4) / config.numLayers(), "layer " + i + ": heads scored");
+          if (spec.heads() > 0) {
+            progress.report(
+                (i + 0.4) / config.numLayers(),
+                "layer " + (i + 1) + "/" + config.numLayers() + ": heads scored and cut");
+          }
           int[] removedCh = new int[0];
           StructuredReport.Summary channelSummary = null;
           if (spec.channels() > 0) {
