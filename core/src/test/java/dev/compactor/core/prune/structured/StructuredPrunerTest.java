@@ -6,15 +6,20 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.compactor.core.io.Checkpoints;
+import dev.compactor.core.io.DType;
+import dev.compactor.core.io.SafetensorsWriter;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.prune.structured.StructuredSpec.HeadMode;
 import dev.compactor.core.prune.structured.StructuredSpec.Importance;
 import dev.compactor.core.prune.structured.StructuredTestModels.Weights;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -261,6 +266,85 @@ class StructuredPrunerTest {
       for (float v : logits) {
         assertTrue(Float.isFinite(v));
       }
+    }
+  }
+
+  /**
+   * The written directories as transformers would build them (check_pruned_model.py: every tensor
+   * and bias the config implies, with its shape, nothing else) compute, in an independent
+   * plain-PyTorch forward, the logits the project's forward computes.
+   */
+  @Test
+  void prunedModelsMatchTheTorchReferenceAndTheHfLayout() throws Exception {
+    Assumptions.assumeTrue(torchAvailable(), "python3 with torch and numpy is not installed");
+    Path llama = StructuredTestModels.random(LLAMA, 6).write(tmp.resolve("llama"));
+    ModelConfig qwen3 =
+        ModelConfig.fromJson(
+            "{\"architectures\":[\"Qwen3ForCausalLM\"],\"model_type\":\"qwen3\",\"vocab_size\":67,"
+                + "\"hidden_size\":32,\"intermediate_size\":40,\"num_hidden_layers\":2,"
+                + "\"num_attention_heads\":8,\"num_key_value_heads\":2,\"head_dim\":6,"
+                + "\"rms_norm_eps\":1e-6,\"max_position_embeddings\":64,"
+                + "\"tie_word_embeddings\":true,\"attention_bias\":false}");
+    Path qwen = StructuredTestModels.random(qwen3, 7).write(tmp.resolve("qwen3"));
+    check(
+        llama,
+        "llama-kv",
+        new StructuredSpec(0.5, 0.25, Importance.FLUCTUATION, HeadMode.KV_GROUPS, true));
+    check(
+        qwen,
+        "qwen3-query",
+        new StructuredSpec(0.5, 0, Importance.ACTIVATION, HeadMode.QUERY_HEADS, true));
+  }
+
+  private void check(Path in, String name, StructuredSpec spec) throws Exception {
+    Path out = tmp.resolve(name);
+    prune(in, out, spec);
+    float[] logits = StructuredTestModels.logits(out, EVAL);
+    long[] ids = new long[EVAL.size() * EVAL.get(0).length];
+    for (int i = 0; i < ids.length; i++) {
+      ids[i] = EVAL.get(i / EVAL.get(0).length)[i % EVAL.get(0).length];
+    }
+    Path expected = tmp.resolve(name + "-expected");
+    try (SafetensorsWriter w = new SafetensorsWriter(expected, Map.of())) {
+      java.nio.ByteBuffer b =
+          java.nio.ByteBuffer.allocate(ids.length * 8).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+      for (long id : ids) {
+        b.putLong(id);
+      }
+      b.flip();
+      w.writeRaw("input_ids", DType.I64, new long[] {EVAL.size(), EVAL.get(0).length}, b);
+      w.write(
+          "logits",
+          DType.F32,
+          new long[] {EVAL.size(), EVAL.get(0).length, logits.length / ids.length},
+          logits);
+    }
+    Process p =
+        new ProcessBuilder(
+                PYTHON,
+                "src/test/python/check_pruned_model.py",
+                out.toString(),
+                expected.resolve("model.safetensors").toString())
+            .redirectErrorStream(true)
+            .start();
+    String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertTrue(p.waitFor(120, TimeUnit.SECONDS), "check_pruned_model.py did not finish");
+    assertEquals(0, p.exitValue(), name + ": " + text);
+    assertTrue(text.contains("HF layout: ok") && text.contains("RESULT: OK"), text);
+  }
+
+  /** Debian's python3 has torch (1.13); a python3 earlier on PATH may not. */
+  private static final String PYTHON =
+      java.nio.file.Files.isExecutable(Path.of("/usr/bin/python3"))
+          ? "/usr/bin/python3"
+          : "python3";
+
+  private static boolean torchAvailable() {
+    try {
+      Process p = new ProcessBuilder(PYTHON, "-c", "import numpy, torch").start();
+      return p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0;
+    } catch (Exception e) {
+      return false;
     }
   }
 
