@@ -43,17 +43,25 @@ public final class PruneCommand implements Command {
 
   @Override
   public String summary() {
-    return "prune a model (magnitude|wanda|sparsegpt) to a sparsity or an N:M pattern";
+    return "prune a model (magnitude|wanda|sparsegpt) to a sparsity or an N:M pattern, or"
+        + " structurally (heads, MLP channels)";
   }
 
   @Override
   public String usage() {
     return "--model DIR --method magnitude|wanda|sparsegpt (--sparsity S | --pattern N:M)"
-        + " [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]";
+        + " [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]"
+        + "\n       compactor prune --model DIR [--heads F] [--channels F]"
+        + " [--importance activation|fluctuation] [--head-mode kv_groups|query_heads]"
+        + " [--widths uniform]"
+        + " [--compensate] [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]";
   }
 
   @Override
   public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
+    if (StructuredPruneRequest.asked(argv)) {
+      return StructuredPruneRun.run(argv, out, err);
+    }
     PruneRequest r = PruneRequest.parse(argv);
     PruningSpec spec = r.spec();
     String method = spec.method().name().toLowerCase(Locale.ROOT);

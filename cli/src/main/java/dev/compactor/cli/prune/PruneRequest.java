@@ -20,8 +20,8 @@ import java.util.Set;
  * --calibration FILE} or, without it, on the bundled English Europarl training text; {@code
  * --samples} windows of {@code --seq-len} tokens (the pruning stage's defaults, 16 of 128, the
  * length capped at the model's context). Magnitude reads no text, so the calibration options are
- * refused with it. Structured and depth pruning ({@code --heads}, {@code --channels}, {@code
- * --drop-layers}) are refused as not supported yet.
+ * refused with it. Structured pruning ({@code --heads}, {@code --channels}) is {@link
+ * StructuredPruneRequest}; depth pruning ({@code --drop-layers}) is refused as not supported yet.
  */
 record PruneRequest(
     Path model,
@@ -36,8 +36,8 @@ record PruneRequest(
       Set.of("model", "method", "sparsity", "pattern", "calibration", "samples", "seq-len", "out");
   static final Set<String> FLAGS = Set.of("json");
 
-  /** Structured / depth pruning options named in issue 10 that are not built. */
-  static final Set<String> NOT_BUILT = Set.of("heads", "channels", "drop-layers");
+  /** Depth pruning options named in issue 10 that are not built. */
+  static final Set<String> NOT_BUILT = Set.of("drop-layers");
 
   static PruneRequest parse(String[] argv) throws UsageException, IOException {
     for (String a : argv) {
@@ -51,8 +51,8 @@ record PruneRequest(
           throw new UsageException(
               "not supported yet: --"
                   + name
-                  + " (structured and depth pruning); prune offers unstructured --sparsity and"
-                  + " semi-structured --pattern N:M");
+                  + " (depth pruning); prune offers unstructured --sparsity,"
+                  + " semi-structured --pattern N:M and structured --heads / --channels");
         }
       }
     }

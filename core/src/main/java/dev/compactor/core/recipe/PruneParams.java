@@ -3,14 +3,17 @@ package dev.compactor.core.recipe;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.prune.NmPattern;
+import dev.compactor.core.prune.structured.StructuredSpec;
 import java.util.List;
 import java.util.Locale;
 
 /**
  * Pruning: zero the given fraction of each linear layer's weights (unstructured), keep N of every M
  * consecutive inputs (semi-structured {@code pattern: "2:4"}), or keep {@code experts.keep} experts
- * of every mixture-of-experts layer ({@code experts: {keep: 6, method: frequency}}). Exactly one of
- * sparsity, pattern and experts.
+ * of every mixture-of-experts layer ({@code experts: {keep: 6, method: frequency}}), or remove
+ * whole attention heads and MLP channels ({@code structured: {heads: 0.25, channels: 0.25,
+ * importance: activation|fluctuation, head_mode: kv_groups|query_heads, compensate: false}}).
+ * Exactly one of sparsity, pattern, experts and structured.
  *
  * @param method how weights are scored: by magnitude, by Wanda's |w|·‖x‖, or by SparseGPT's OBS
  *     saliency with weight updates (both need calibration); null with {@code experts}, which
@@ -19,8 +22,11 @@ import java.util.Locale;
  *     pattern; NaN with {@code experts}
  * @param pattern the N:M pattern, or null for unstructured pruning
  * @param experts expert pruning or merging, or null for weight pruning
+ * @param structured head and channel removal, or null (then method, sparsity and pattern as for
+ *     experts: null, NaN, null)
  */
-public record PruneParams(Method method, double sparsity, NmPattern pattern, Experts experts)
+public record PruneParams(
+    Method method, double sparsity, NmPattern pattern, Experts experts, StructuredSpec structured)
     implements StageParams {
 
   /** Weight-scoring rule. */
@@ -70,7 +76,12 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
   }
 
   public PruneParams {
-    if (experts != null) {
+    if (structured != null) {
+      if (experts != null || method != null || pattern != null || !Double.isNaN(sparsity)) {
+        throw new IllegalArgumentException(
+            "structured pruning takes no method, sparsity, pattern or experts");
+      }
+    } else if (experts != null) {
       if (method != null || pattern != null || !Double.isNaN(sparsity)) {
         throw new IllegalArgumentException(
             "expert pruning takes no method, sparsity or pattern, found "
@@ -103,6 +114,11 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
     }
   }
 
+  /** Weight or expert pruning. */
+  public PruneParams(Method method, double sparsity, NmPattern pattern, Experts experts) {
+    this(method, sparsity, pattern, experts, null);
+  }
+
   /** Unstructured pruning. */
   public PruneParams(Method method, double sparsity) {
     this(method, sparsity, null, null);
@@ -111,6 +127,11 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
   /** Unstructured or N:M pruning. */
   public PruneParams(Method method, double sparsity, NmPattern pattern) {
     this(method, sparsity, pattern, null);
+  }
+
+  /** Structured pruning of heads and MLP channels. */
+  public static PruneParams structured(StructuredSpec spec) {
+    return new PruneParams(null, Double.NaN, null, null, spec);
   }
 
   /** Expert pruning or merging. */
@@ -131,7 +152,16 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
               "experts",
               ParamSchema.object("experts")
                   .required("keep", ParamSchema.integerAtLeast(1))
-                  .required("method", ParamSchema.oneOf("frequency", "weighted_norm", "merge")));
+                  .required("method", ParamSchema.oneOf("frequency", "weighted_norm", "merge")))
+          .optional(
+              "structured",
+              ParamSchema.object("structured")
+                  .optional("heads", ParamSchema.number(0, true, 1, false))
+                  .optional("channels", ParamSchema.number(0, true, 1, false))
+                  .optional("importance", ParamSchema.oneOf("activation", "fluctuation"))
+                  .optional("head_mode", ParamSchema.oneOf("kv_groups", "query_heads"))
+                  .optional("compensate", ParamSchema.bool())
+                  .optional("widths", ParamSchema.oneOf("uniform", "per_layer")));
 
   /**
    * Exactly one of sparsity, pattern and experts; no weight-scoring method with experts. {@code p}
@@ -141,6 +171,28 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
     boolean hasSparsity = p.has("sparsity");
     boolean hasPattern = p.has("pattern");
     boolean hasExperts = p.has("experts");
+    if (p.has("structured")) {
+      JsonNode st = p.get("structured");
+      if (hasSparsity || hasPattern || hasExperts || p.has("method")) {
+        out.add(
+            new RecipeProblem(
+                path,
+                "structured removes whole heads and channels; give it alone (no method, sparsity,"
+                    + " pattern or experts)"));
+      } else if (Json.text(st, "widths", "uniform").equals("per_layer")) {
+        out.add(
+            new RecipeProblem(
+                child(path, "structured.widths"),
+                "not supported yet: per-layer (non-uniform) widths; structured pruning removes the"
+                    + " same number of heads and channels from every layer (widths: uniform)"));
+      } else if (Json.number(st, "heads", 0) == 0 && Json.number(st, "channels", 0) == 0) {
+        out.add(
+            new RecipeProblem(
+                child(path, "structured"),
+                "removes nothing; give heads (a fraction in (0, 1)) and/or channels"));
+      }
+      return;
+    }
     int given = (hasSparsity ? 1 : 0) + (hasPattern ? 1 : 0) + (hasExperts ? 1 : 0);
     if (given == 0) {
       out.add(
@@ -171,6 +223,16 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
   }
 
   static PruneParams from(JsonNode p) {
+    JsonNode st = p.get("structured");
+    if (st != null) {
+      return structured(
+          new StructuredSpec(
+              Json.number(st, "heads", 0),
+              Json.number(st, "channels", 0),
+              StructuredSpec.Importance.parse(Json.text(st, "importance", "activation")),
+              StructuredSpec.HeadMode.parse(Json.text(st, "head_mode", "kv_groups")),
+              Json.bool(st, "compensate", false)));
+    }
     JsonNode experts = p.get("experts");
     if (experts != null) {
       return experts(
@@ -188,7 +250,7 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
 
   /** Whether this stage reads calibration activations. */
   public boolean needsCalibration() {
-    return experts != null || method != Method.MAGNITUDE;
+    return experts != null || structured != null || method != Method.MAGNITUDE;
   }
 
   @Override
@@ -198,6 +260,16 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
 
   @Override
   public ObjectNode toJson() {
+    if (structured != null) {
+      ObjectNode o = Json.object();
+      o.putObject("structured")
+          .put("heads", structured.heads())
+          .put("channels", structured.channels())
+          .put("importance", structured.importance().key())
+          .put("head_mode", structured.headMode().key())
+          .put("compensate", structured.compensate());
+      return o;
+    }
     if (experts != null) {
       ObjectNode o = Json.object();
       o.set("experts", experts.toJson());

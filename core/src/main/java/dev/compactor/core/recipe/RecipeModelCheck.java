@@ -116,6 +116,14 @@ public final class RecipeModelCheck {
                     + "-layer model; a student must have fewer layers than its teacher"));
       }
     }
+    if (s.params() instanceof PruneParams p && p.structured() != null) {
+      try {
+        dev.compactor.core.prune.structured.StructuredPruner.check(m, p.structured());
+      } catch (UnsupportedOperationException | IllegalArgumentException e) {
+        out.add(new RecipeProblem(path + ".structured", e.getMessage()));
+      }
+      return;
+    }
     if (s.params() instanceof PruneParams p && p.experts() != null) {
       experts(p.experts(), path + ".experts", m, out);
       return;
