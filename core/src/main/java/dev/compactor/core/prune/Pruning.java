@@ -66,22 +66,40 @@ public final class Pruning {
     if (Files.exists(outputDir) && !PruningPipeline.isEmptyDir(outputDir)) {
       throw new IOException("output directory " + outputDir + " must be empty or absent");
     }
-    Path parent = outputDir.toAbsolutePath().getParent();
-    Files.createDirectories(parent);
-    Path dense = Files.createTempDirectory(parent, ".pruned-dense-");
+    Path dense = denseScratch(outputDir);
     try {
-      Files.delete(dense);
       PruningReport report = runDense(spec, inputDir, dense, calibration, device);
-      SparseCheckpointWriter.write(
-          dense,
-          outputDir,
-          output.format() == PruningOutput.Format.SPARSE_24_BITMASK
-              ? SparseBitmask.Structure.TWO_FOUR
-              : SparseBitmask.Structure.UNSTRUCTURED);
+      writeSparse(output, dense, outputDir);
       return report;
     } finally {
       deleteTree(dense);
     }
+  }
+
+  /**
+   * A fresh path (absent) next to {@code outputDir} for the dense pruned model a sparse format is
+   * written from; the caller deletes it with {@link #deleteTree}.
+   */
+  public static Path denseScratch(Path outputDir) throws IOException {
+    Path parent = outputDir.toAbsolutePath().getParent();
+    Files.createDirectories(parent);
+    Path dense = Files.createTempDirectory(parent, ".pruned-dense-");
+    Files.delete(dense);
+    return dense;
+  }
+
+  /** Writes the dense pruned model {@code denseDir} into {@code outputDir} in a sparse format. */
+  public static SparseCheckpointWriter.Result writeSparse(
+      PruningOutput output, Path denseDir, Path outputDir) throws IOException {
+    if (output.format() == PruningOutput.Format.DENSE) {
+      throw new IllegalArgumentException("format dense is written by the pruners themselves");
+    }
+    return SparseCheckpointWriter.write(
+        denseDir,
+        outputDir,
+        output.format() == PruningOutput.Format.SPARSE_24_BITMASK
+            ? SparseBitmask.Structure.TWO_FOUR
+            : SparseBitmask.Structure.UNSTRUCTURED);
   }
 
   private static PruningReport runDense(
@@ -101,7 +119,8 @@ public final class Pruning {
     };
   }
 
-  private static void deleteTree(Path dir) throws IOException {
+  /** Deletes {@code dir} and everything under it, if it exists. */
+  public static void deleteTree(Path dir) throws IOException {
     if (!Files.exists(dir)) {
       return;
     }

@@ -3,6 +3,8 @@ package dev.compactor.core.recipe;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.prune.NmPattern;
+import dev.compactor.core.prune.PruningOutput;
+import dev.compactor.core.prune.PruningSpec;
 import java.util.List;
 import java.util.Locale;
 
@@ -19,8 +21,11 @@ import java.util.Locale;
  *     pattern; NaN with {@code experts}
  * @param pattern the N:M pattern, or null for unstructured pruning
  * @param experts expert pruning or merging, or null for weight pruning
+ * @param output how the pruned weights are stored ({@code format}) and SparseGPT's joint
+ *     quantization ({@code wbits}, {@code group_size}); {@link PruningOutput#DENSE} by default
  */
-public record PruneParams(Method method, double sparsity, NmPattern pattern, Experts experts)
+public record PruneParams(
+    Method method, double sparsity, NmPattern pattern, Experts experts, PruningOutput output)
     implements StageParams {
 
   /** Weight-scoring rule. */
@@ -69,7 +74,19 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
     }
   }
 
+  /** Weight or expert pruning stored dense. */
+  public PruneParams(Method method, double sparsity, NmPattern pattern, Experts experts) {
+    this(method, sparsity, pattern, experts, PruningOutput.DENSE);
+  }
+
   public PruneParams {
+    if (output == null) {
+      output = PruningOutput.DENSE;
+    }
+    if (experts != null && !output.equals(PruningOutput.DENSE)) {
+      throw new IllegalArgumentException(
+          "expert pruning takes no format or wbits, found " + output);
+    }
     if (experts != null) {
       if (method != null || pattern != null || !Double.isNaN(sparsity)) {
         throw new IllegalArgumentException(
@@ -82,6 +99,13 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
       }
     } else {
       checkWeightPruning(method, sparsity, pattern);
+      output.check(
+          new PruningSpec(
+              PruningSpec.Method.valueOf(method.name()),
+              sparsity,
+              PruningSpec.Granularity.PER_OUTPUT_ROW,
+              java.util.EnumSet.allOf(PruningSpec.Linear.class),
+              pattern));
     }
   }
 
@@ -127,6 +151,10 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
           .optional("method", ParamSchema.oneOf("magnitude", "wanda", "sparsegpt"))
           .optional("sparsity", ParamSchema.number(0, false, 1, false))
           .optional("pattern", PATTERN)
+          .optional("format", ParamSchema.oneOf("dense", "sparse-24-bitmask", "sparse-bitmask"))
+          .optional("wbits", ParamSchema.intOneOf(4, 8))
+          .optional("group_size", ParamSchema.integerAtLeast(0))
+          .optional("symmetric", ParamSchema.bool())
           .optional(
               "experts",
               ParamSchema.object("experts")
@@ -157,6 +185,12 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
                       + " it takes no sparsity)"
                   : "give either sparsity or pattern, not both (an N:M pattern fixes the"
                       + " sparsity)"));
+    } else if (hasExperts && (p.has("format") || p.has("wbits"))) {
+      out.add(
+          new RecipeProblem(
+              path, "experts takes no format or wbits (they store and quantize pruned weights)"));
+    } else if (!hasExperts && problemWithOutput(p) != null) {
+      out.add(new RecipeProblem(child(path, problemWithOutput(p)[0]), problemWithOutput(p)[1]));
     } else if (hasExperts && p.has("method")) {
       out.add(
           new RecipeProblem(
@@ -164,6 +198,36 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
               "scores weights, not experts; with experts give experts.method (frequency,"
                   + " weighted_norm or merge)"));
     }
+  }
+
+  /** {field, message} for format / wbits / group_size combinations not written, else null. */
+  private static String[] problemWithOutput(JsonNode p) {
+    String format = Json.text(p, "format", "dense");
+    boolean wbits = p.has("wbits");
+    if (!wbits && (p.has("group_size") || p.has("symmetric"))) {
+      return new String[] {
+        p.has("group_size") ? "group_size" : "symmetric", "needs wbits (joint quantization)"
+      };
+    }
+    if (wbits && !Json.text(p, "method", "magnitude").equals("sparsegpt")) {
+      return new String[] {
+        "wbits",
+        "joint quantization is SparseGPT's (method: sparsegpt); for other methods add a"
+            + " quantize stage"
+      };
+    }
+    if (wbits && !format.equals("dense")) {
+      return new String[] {
+        "format",
+        format
+            + " with wbits is not written (vLLM serves 2:4 + int4 only as marlin-24); use format"
+            + " dense: pack-quantized codes with a 2:4 sparsity_config"
+      };
+    }
+    if (format.equals("sparse-24-bitmask") && !"2:4".equals(Json.text(p, "pattern", null))) {
+      return new String[] {"format", "sparse-24-bitmask stores pattern \"2:4\" only"};
+    }
+    return null;
   }
 
   private static String child(String path, String name) {
@@ -178,12 +242,18 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
           ExpertMethod.valueOf(experts.get("method").asText().toUpperCase(Locale.ROOT)));
     }
     Method method = Method.valueOf(Json.text(p, "method", "magnitude").toUpperCase(Locale.ROOT));
+    PruningOutput output =
+        new PruningOutput(
+            PruningOutput.Format.parse(Json.text(p, "format", "dense")),
+            p.has("wbits") ? p.get("wbits").asInt() : 0,
+            p.has("group_size") ? p.get("group_size").asInt() : 0,
+            !p.has("symmetric") || p.get("symmetric").asBoolean());
     String pattern = Json.text(p, "pattern", null);
     if (pattern != null) {
       NmPattern nm = NmPattern.parse(pattern);
-      return new PruneParams(method, nm.sparsity(), nm);
+      return new PruneParams(method, nm.sparsity(), nm, null, output);
     }
-    return new PruneParams(method, Json.number(p, "sparsity", Double.NaN));
+    return new PruneParams(method, Json.number(p, "sparsity", Double.NaN), null, null, output);
   }
 
   /** Whether this stage reads calibration activations. */
@@ -204,6 +274,19 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
       return o;
     }
     ObjectNode o = Json.object().put("method", method.key());
-    return pattern == null ? o.put("sparsity", sparsity) : o.put("pattern", pattern.toString());
+    if (pattern == null) {
+      o.put("sparsity", sparsity);
+    } else {
+      o.put("pattern", pattern.toString());
+    }
+    if (output.format() != PruningOutput.Format.DENSE) {
+      o.put("format", output.format().value());
+    }
+    if (output.wbits() != 0) {
+      o.put("wbits", output.wbits());
+      o.put("group_size", output.groupSize());
+      o.put("symmetric", output.symmetric());
+    }
+    return o;
   }
 }
