@@ -36,6 +36,9 @@ public final class SparseBitmaskSource implements TensorSource {
   private final SparseBitmask.Structure structure;
   private final List<String> names;
   private final Map<String, TensorInfo> dense = new LinkedHashMap<>();
+  // the last tensor decoded: chunked readers (TensorChunkReader) ask for one tensor many times
+  private String lastName;
+  private ByteBuffer lastDecoded;
 
   SparseBitmaskSource(TensorSource stored, SparseBitmask.Structure structure) throws IOException {
     this.stored = stored;
@@ -120,10 +123,18 @@ public final class SparseBitmaskSource implements TensorSource {
   }
 
   @Override
-  public ByteBuffer raw(String name) throws IOException {
+  public synchronized ByteBuffer raw(String name) throws IOException {
     if (!dense.containsKey(name)) {
       return stored.raw(name);
     }
+    if (!name.equals(lastName)) {
+      lastDecoded = decode(name);
+      lastName = name;
+    }
+    return lastDecoded.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+  }
+
+  private ByteBuffer decode(String name) throws IOException {
     String prefix = name.substring(0, name.length() - ".weight".length());
     TensorInfo t = dense.get(name);
     int rows = Math.toIntExact(t.shape()[0]);

@@ -16,6 +16,7 @@ import dev.compactor.core.io.DType;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.SparseBitmask.Structure;
 import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.metrics.WeightSparsity;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.prune.MagnitudePruner;
 import dev.compactor.core.prune.NmPattern;
@@ -100,6 +101,7 @@ class SparseCheckpointWriterTest {
     assertEquals(
         ModelDirectory.open(pruned).parameterCount(), ModelDirectory.open(out).parameterCount());
     assertArrayEquals(logits(pruned), logits(out));
+    assertEquals(WeightSparsity.of(pruned), WeightSparsity.of(out));
     // bf16 linears: 2 of 4 values (16 bits each) + 4 mask bits per 4 weights = 9/16 of dense
     assertEquals(9.0 / 16, (double) r.compressedBytes() / r.denseBytes(), 0.01);
     assertTrue(safetensorsBytes(out) < safetensorsBytes(pruned));
