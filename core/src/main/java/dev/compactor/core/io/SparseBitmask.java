@@ -102,6 +102,10 @@ public final class SparseBitmask {
       throw new IllegalArgumentException(
           name + ": expected " + numel * w + " bytes for [" + rows + ", " + cols + "] " + dtype);
     }
+    if (numel * w > Integer.MAX_VALUE - 8) {
+      throw new UnsupportedOperationException(
+          "not supported yet: " + name + " holds " + numel * w + " bytes, more than 2 GiB");
+    }
     int maskRow = bytesPerRow(cols);
     byte[] mask = new byte[rows * maskRow];
     if (structure == Structure.TWO_FOUR) {
