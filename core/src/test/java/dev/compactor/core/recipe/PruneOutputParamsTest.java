@@ -47,6 +47,28 @@ class PruneOutputParamsTest {
   }
 
   @Test
+  void sparseFormatsAndWbitsAreRefusedForAMixtureOfExpertsAtJobStart() {
+    dev.compactor.core.model.ModelConfig mixtral =
+        dev.compactor.core.model.ModelConfig.fromJson(
+            "{\"architectures\":[\"MixtralForCausalLM\"],\"model_type\":\"mixtral\","
+                + "\"vocab_size\":257,\"hidden_size\":32,\"intermediate_size\":24,"
+                + "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+                + "\"max_position_embeddings\":128,\"rms_norm_eps\":1e-5,\"rope_theta\":10000.0,"
+                + "\"num_local_experts\":6,\"num_experts_per_tok\":2,"
+                + "\"tie_word_embeddings\":false,\"sliding_window\":null}");
+    String recipe =
+        "name: t\nstages:\n  - prune: { method: wanda, pattern: \"2:4\", format: sparse-24-bitmask }"
+            + "\ncalibration: { dataset: builtin:europarl, samples: 8, seq_len: 64 }\n";
+    java.util.List<String> problems =
+        RecipeModelCheck.check(Recipe.parse(recipe), mixtral, Long.MAX_VALUE).stream()
+            .map(RecipeProblem::toString)
+            .toList();
+    assertTrue(
+        problems.stream().anyMatch(p -> p.contains("prune.format: not supported yet")),
+        problems.toString());
+  }
+
+  @Test
   void combinationsNotWrittenAreRecipeProblems() {
     String m =
         problem("{ method: sparsegpt, pattern: \"2:4\", wbits: 4, format: sparse-24-bitmask }");
