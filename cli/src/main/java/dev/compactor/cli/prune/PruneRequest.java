@@ -3,6 +3,7 @@ package dev.compactor.cli.prune;
 import dev.compactor.cli.Args;
 import dev.compactor.cli.UsageException;
 import dev.compactor.core.prune.NmPattern;
+import dev.compactor.core.prune.PruningOutput;
 import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.PruningSpec.Method;
 import dev.compactor.core.recipe.StepMemory;
@@ -22,6 +23,10 @@ import java.util.Set;
  * length capped at the model's context). Magnitude reads no text, so the calibration options are
  * refused with it. Structured pruning ({@code --heads}, {@code --channels}) is {@link
  * StructuredPruneRequest}; depth pruning ({@code --drop-layers}) is refused as not supported yet.
+ *
+ * <p>{@code --format dense|sparse-24-bitmask|sparse-bitmask} says how the result is stored ({@link
+ * PruningOutput}); {@code --wbits 4|8 [--group-size G] [--asymmetric]} (sparsegpt only, format
+ * dense) quantizes the kept weights in the same sweep.
  */
 record PruneRequest(
     Path model,
@@ -30,11 +35,23 @@ record PruneRequest(
     int samples,
     int seqLen,
     Path out,
-    boolean json) {
+    boolean json,
+    PruningOutput output) {
 
   static final Set<String> OPTIONS =
-      Set.of("model", "method", "sparsity", "pattern", "calibration", "samples", "seq-len", "out");
-  static final Set<String> FLAGS = Set.of("json");
+      Set.of(
+          "model",
+          "method",
+          "sparsity",
+          "pattern",
+          "calibration",
+          "samples",
+          "seq-len",
+          "out",
+          "format",
+          "wbits",
+          "group-size");
+  static final Set<String> FLAGS = Set.of("json", "asymmetric");
 
   /** Depth pruning options named in issue 10 that are not built. */
   static final Set<String> NOT_BUILT = Set.of("drop-layers");
@@ -119,7 +136,30 @@ record PruneRequest(
     if (!Files.isRegularFile(model.resolve("config.json"))) {
       throw new UsageException("--model: expected a model directory with config.json at " + model);
     }
-    return new PruneRequest(model, spec, calibration, samples, seqLen, out, args.has("json"));
+    PruningOutput output = output(args, spec);
+    return new PruneRequest(
+        model, spec, calibration, samples, seqLen, out, args.has("json"), output);
+  }
+
+  private static PruningOutput output(Args args, PruningSpec spec) throws UsageException {
+    if (!args.present("wbits") && (args.present("group-size") || args.has("asymmetric"))) {
+      throw new UsageException(
+          (args.present("group-size") ? "--group-size" : "--asymmetric")
+              + " needs --wbits (sparsegpt's joint quantization)");
+    }
+    try {
+      PruningOutput o =
+          new PruningOutput(
+              PruningOutput.Format.parse(
+                  args.present("format") ? args.required("format") : "dense"),
+              args.integer("wbits", 0),
+              args.integer("group-size", 0),
+              !args.has("asymmetric"));
+      o.check(spec);
+      return o;
+    } catch (IllegalArgumentException | UnsupportedOperationException e) {
+      throw new UsageException(e.getMessage());
+    }
   }
 
   /** Whether the method reads calibration text. */
