@@ -96,6 +96,7 @@ public final class PruneTableCommand implements Command {
               .calibrationSamples(tok, RECOVERY_WINDOWS, RECOVERY_SEQ + 1, SEED + 1);
       List<PruningTable.Variant> variants = new ArrayList<>(table.unstructured());
       variants.addAll(table.recovered(RECOVERY, ROUNDS, train));
+      variants.addAll(table.structured(RECOVERY, train));
       List<PruningTable.Row> rows =
           table.run(
               variants, (phase, done, total) -> err.printf("%s: %d/%d rows%n", phase, done, total));
@@ -135,7 +136,7 @@ public final class PruneTableCommand implements Command {
         "dPPL%",
         "KL",
         "top1%",
-        "sparsity",
+        "removed",
         "nonzero lin",
         "bytes");
     for (PruningTable.Row r : rows) {
@@ -147,18 +148,21 @@ public final class PruneTableCommand implements Command {
           r.deltaPplPercent(),
           r.result().klDivergence(),
           100 * r.result().top1Agreement(),
-          r.sparsity(),
+          r.removed(),
           r.nonzeroLinearParams(),
           r.bytes());
     }
     out.println(
-        "sparsity: zero fraction of the decoder linear weights. nonzero lin: decoder linear weights"
-            + " left. bytes: the weight files, zeros stored (dense safetensors).");
+        "removed: fraction of the dense model's decoder linear weights zeroed or removed. nonzero"
+            + " lin: decoder linear weights left. bytes: the weight files (zeros stored, dense"
+            + " safetensors).");
     out.printf(
         Locale.ROOT,
         "+rec: pruned once, then %d recovery steps (distillation from the dense model, %d windows"
             + " of %d training tokens per step, lr %s, zeros kept). iter%d: %d rounds of the cubic"
-            + " schedule, %d recovery steps after each (the same %d steps in all).%n",
+            + " schedule, %d recovery steps after each (the same %d steps in all). Structured rows:"
+            + " FLAP fluctuation importance, uniform widths; both = the KV groups and 25%% of the"
+            + " channels, with FLAP's bias compensation.%n",
         RECOVERY.steps(),
         RECOVERY.batchSize(),
         RECOVERY_SEQ,
@@ -212,6 +216,7 @@ public final class PruneTableCommand implements Command {
           .put("klDivergence", r.result().klDivergence())
           .put("top1Agreement", r.result().top1Agreement())
           .put("sparsity", r.sparsity())
+          .put("removed", r.removed())
           .put("linearParams", r.linearParams())
           .put("nonzeroLinearParams", r.nonzeroLinearParams())
           .put("parameters", r.parameters())

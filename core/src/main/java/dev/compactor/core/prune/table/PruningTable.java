@@ -9,17 +9,23 @@ import dev.compactor.core.metrics.LatencyProbe;
 import dev.compactor.core.metrics.LatencyResult;
 import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.metrics.WeightSparsity;
+import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.prune.NmPattern;
 import dev.compactor.core.prune.Pruning;
 import dev.compactor.core.prune.PruningRecovery;
 import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.PruningSpec.Method;
+import dev.compactor.core.prune.structured.StructuredPruner;
+import dev.compactor.core.prune.structured.StructuredSpec;
+import dev.compactor.core.prune.structured.StructuredSpec.HeadMode;
+import dev.compactor.core.prune.structured.StructuredSpec.Importance;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Measures pruning methods on one model and one text against the dense model: perplexity, KL
@@ -53,6 +59,7 @@ public final class PruningTable {
    * @param parameters all stored parameters
    * @param bytes size of the weight files
    * @param latency median single-request speed over {@link #LATENCY_REPEATS} probes
+   * @param denseLinearParams the dense model's decoder linear weights
    */
   public record Row(
       String name,
@@ -61,7 +68,8 @@ public final class PruningTable {
       long nonzeroLinearParams,
       long parameters,
       long bytes,
-      LatencyResult latency) {
+      LatencyResult latency,
+      long denseLinearParams) {
 
     public double perplexity() {
       return result.modelPerplexity();
@@ -75,6 +83,14 @@ public final class PruningTable {
     /** Fraction of the decoder linear weights that are zero. */
     public double sparsity() {
       return linearParams == 0 ? 0 : 1 - (double) nonzeroLinearParams / linearParams;
+    }
+
+    /**
+     * Fraction of the dense model's decoder linear weights gone: zeroed (unstructured, N:M) or
+     * removed with their heads, channels or layers (structured, depth).
+     */
+    public double removed() {
+      return denseLinearParams == 0 ? 0 : 1 - (double) nonzeroLinearParams / denseLinearParams;
     }
   }
 
@@ -205,6 +221,52 @@ public final class PruningTable {
     return out;
   }
 
+  /**
+   * Structured rows (FLAP fluctuation importance, uniform widths): a quarter of the MLP channels;
+   * the smallest whole number of KV groups (with their query heads) that is at least a quarter;
+   * both with FLAP's bias compensation; and that last model recovered by {@code recovery}.
+   *
+   * @param trainWindows distillation windows of {@code seq + 1} tokens
+   */
+  public List<Variant> structured(DistillationSpec recovery, List<int[]> trainWindows)
+      throws IOException {
+    ModelConfig c = ModelConfig.read(model);
+    int groups = (int) Math.ceil(c.numKvHeads() / 4.0);
+    double heads = (double) groups / c.numKvHeads();
+    String headLabel = groups + "/" + c.numKvHeads() + " KV groups";
+    StructuredSpec channels =
+        new StructuredSpec(0, 0.25, Importance.FLUCTUATION, HeadMode.KV_GROUPS, false);
+    StructuredSpec kv =
+        new StructuredSpec(heads, 0, Importance.FLUCTUATION, HeadMode.KV_GROUPS, false);
+    StructuredSpec both =
+        new StructuredSpec(heads, 0.25, Importance.FLUCTUATION, HeadMode.KV_GROUPS, true);
+    List<Variant> out = new ArrayList<>();
+    out.add(new Variant("channels 25%", (in, dir) -> structured(channels, in, dir)));
+    out.add(new Variant(headLabel, (in, dir) -> structured(kv, in, dir)));
+    out.add(new Variant("both, compensated", (in, dir) -> structured(both, in, dir)));
+    out.add(
+        new Variant(
+            "both, comp. +rec",
+            (in, dir) -> {
+              Path pruned = work.resolve(dir.getFileName() + "-pruned");
+              structured(both, in, pruned);
+              PruningRecovery.recover(
+                  in,
+                  pruned,
+                  dir,
+                  trainWindows,
+                  recovery,
+                  work.resolve(dir.getFileName() + "-checkpoints"),
+                  Device.cpu());
+            }));
+    return out;
+  }
+
+  private void structured(StructuredSpec spec, Path in, Path out) throws IOException {
+    new StructuredPruner(spec)
+        .prune(in, out, calibration, Map.of(), StructuredPruner.Progress.NONE);
+  }
+
   private Variant variant(String name, PruningSpec spec) {
     return new Variant(
         name, (in, out) -> Pruning.run(spec, in, out, () -> calibration, Device.cpu()));
@@ -214,21 +276,23 @@ public final class PruningTable {
   public List<Row> run(List<Variant> variants, ProgressListener progress) throws IOException {
     int total = 1 + variants.size();
     List<Row> rows = new ArrayList<>();
+    long denseLinear = WeightSparsity.of(model).elements();
     try (Transformer dense = Transformer.load(model, Device.cpu())) {
-      rows.add(measure("dense", dense, model));
+      rows.add(measure("dense", dense, model, denseLinear));
       progress.onProgress("pruning table", 1, total);
       int i = 0;
       for (Variant v : variants) {
         Path dir = work.resolve("v" + i++ + "-" + v.name().replaceAll("[^A-Za-z0-9]+", "_"));
         v.pruner().prune(model, dir);
-        rows.add(measure(v.name(), dense, dir));
+        rows.add(measure(v.name(), dense, dir, denseLinear));
         progress.onProgress("pruning table", rows.size(), total);
       }
     }
     return rows;
   }
 
-  private Row measure(String name, Transformer dense, Path dir) throws IOException {
+  private Row measure(String name, Transformer dense, Path dir, long denseLinear)
+      throws IOException {
     ModelDirectory d = ModelDirectory.open(dir);
     WeightSparsity zeros = WeightSparsity.of(dir);
     try (Transformer m = Transformer.load(dir, Device.cpu())) {
@@ -242,7 +306,8 @@ public final class PruningTable {
           zeros.elements() - zeros.zeros(),
           d.parameterCount(),
           d.totalWeightBytes(),
-          latency(m));
+          latency(m),
+          denseLinear);
     }
   }
 
