@@ -51,6 +51,9 @@ public final class GgufLlama implements AutoCloseable {
       QuantMatrix up,
       QuantMatrix down) {}
 
+  /** Attention work (positions x query width) below which heads are not split over threads. */
+  private static final long ATTENTION_SPLIT = 1 << 16;
+
   private final Config config;
   private final QuantMatrix embedding;
   private final Layer[] layers;
@@ -368,7 +371,11 @@ public final class GgufLlama implements AutoCloseable {
         System.arraycopy(k, 0, keys[li], pos * kvDim, kvDim);
         System.arraycopy(v, 0, values[li], pos * kvDim, kvDim);
         int layer = li;
-        threads.forRange(c.heads, (from, to) -> attend(layer, from, to));
+        if ((long) (pos + 1) * qRows < ATTENTION_SPLIT) {
+          attend(layer, 0, c.heads); // a hand-off would cost more than the work
+        } else {
+          threads.forRange(c.heads, (from, to) -> attend(layer, from, to));
+        }
         threads.forRange(c.hidden, (from, to) -> l.o.dotRows(att, proj, from, to));
         add(x, proj);
         rmsNorm(x, l.ffnNorm, xb);
