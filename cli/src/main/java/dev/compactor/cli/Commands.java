@@ -24,6 +24,7 @@ public final class Commands {
           new TinyModelCommand(),
           new EvalCommand(),
           new GenerateCommand(),
+          new BenchDecodeCommand(),
           new DemoCommand(),
           new UpCommand(),
           new SubmitCommand(),
