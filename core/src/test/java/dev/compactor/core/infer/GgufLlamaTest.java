@@ -17,8 +17,10 @@ import dev.compactor.core.model.Transformer;
 import dev.compactor.core.quant.table.GgufExport;
 import dev.compactor.core.quant.table.GgufToHf;
 import dev.compactor.core.tiny.TinyReferenceModel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -42,9 +44,17 @@ class GgufLlamaTest {
    * differs by fp32 rounding only. Measured on tiny-llama-v1 (|logits| up to 14): 8.6e-6 for each.
    */
   private static final Map<GgmlType, Double> TOLERANCE =
-      Map.of(GgmlType.F32, 1e-4, GgmlType.Q8_0, 1e-4, GgmlType.Q4_0, 1e-4);
+      Map.of(GgmlType.F32, 1e-4, GgmlType.F16, 1e-4, GgmlType.Q8_0, 1e-4, GgmlType.Q4_0, 1e-4);
 
   @TempDir Path dir;
+
+  /** The model the comparisons export: tiny-llama-v1 unless a test swaps in a variant. */
+  private Path model;
+
+  @BeforeEach
+  void shippedModel() {
+    model = TinyReferenceModel.shipped();
+  }
 
   @Test
   void f32LogitsMatchTheDjlForward() throws Exception {
@@ -59,6 +69,43 @@ class GgufLlamaTest {
   @Test
   void q4_0LogitsMatchTheDjlForwardOfTheDequantizedWeights() throws Exception {
     compare(LlamaFileType.Q4_0, GgmlType.Q4_0);
+  }
+
+  @Test
+  void f16LogitsMatchTheDjlForwardOfTheDequantizedWeights() throws Exception {
+    compare(LlamaFileType.F16, GgmlType.F16);
+  }
+
+  @Test
+  void llama3RopeScalingThroughRopeFreqsMatchesTheDjlForward() throws Exception {
+    model =
+        withRopeScaling(
+            "{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0,"
+                + " \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 16}");
+    compare(LlamaFileType.Q8_0, GgmlType.Q8_0);
+  }
+
+  @Test
+  void linearRopeScalingMatchesTheDjlForward() throws Exception {
+    model = withRopeScaling("{\"rope_type\": \"linear\", \"factor\": 4.0}");
+    compare(LlamaFileType.F32, GgmlType.F32);
+  }
+
+  /** A copy of tiny-llama-v1 whose config.json carries {@code rope_scaling}. */
+  private Path withRopeScaling(String ropeScalingJson) throws Exception {
+    Path src = TinyReferenceModel.shipped();
+    Path dst = Files.createDirectories(dir.resolve("scaled"));
+    for (String f : new String[] {"model.safetensors", "tokenizer.json", "tokenizer_config.json"}) {
+      Files.copy(src.resolve(f), dst.resolve(f));
+    }
+    String config = Files.readString(src.resolve("config.json")).trim();
+    config =
+        config.substring(0, config.lastIndexOf('}'))
+            + ", \"rope_scaling\": "
+            + ropeScalingJson
+            + "}";
+    Files.writeString(dst.resolve("config.json"), config);
+    return dst;
   }
 
   @Test
@@ -121,11 +168,7 @@ class GgufLlamaTest {
   private Path export(LlamaFileType fileType, GgmlType type) throws Exception {
     Path gguf = dir.resolve(fileType + ".gguf");
     GgufExport.export(
-        TinyReferenceModel.shipped(),
-        fileType,
-        Map.of("output.weight", type, "token_embd.weight", type),
-        Map.of(),
-        gguf);
+        model, fileType, Map.of("output.weight", type, "token_embd.weight", type), Map.of(), gguf);
     try (GgufReader r = GgufReader.open(gguf)) {
       for (GgufTensorInfo t : r.tensors()) {
         if (t.shape().length == 2) {
@@ -139,7 +182,7 @@ class GgufLlamaTest {
   private void compare(LlamaFileType fileType, GgmlType type) throws Exception {
     Path gguf = export(fileType, type);
     Path back = dir.resolve("hf-" + fileType);
-    GgufToHf.convert(gguf, TinyReferenceModel.shipped(), back);
+    GgufToHf.convert(gguf, model, back);
     float[][] expected = new float[TOKENS.length][];
     try (Transformer djl = Transformer.load(back, Device.cpu());
         NDManager m = NDManager.newBaseManager()) {
@@ -153,9 +196,9 @@ class GgufLlamaTest {
     double worst = 0;
     int[] djlGreedy = new int[TOKENS.length];
     int[] nativeGreedy = new int[TOKENS.length];
-    try (GgufLlama model = GgufLlama.load(gguf, 2)) {
-      assertEquals(expected[0].length, model.config().vocab());
-      GgufLlama.Session s = model.session(TOKENS.length);
+    try (GgufLlama nat = GgufLlama.load(gguf, 2)) {
+      assertEquals(expected[0].length, nat.config().vocab());
+      GgufLlama.Session s = nat.session(TOKENS.length);
       for (int p = 0; p < TOKENS.length; p++) {
         float[] got = s.next(TOKENS[p]);
         for (int i = 0; i < got.length; i++) {
@@ -171,7 +214,7 @@ class GgufLlamaTest {
       assertArrayEquals(djlGreedy, nativeGreedy, "argmax at every position");
       // greedy generation: 16 new tokens from the first 8, against DJL re-scoring the sequence
       int[] prompt = java.util.Arrays.copyOf(TOKENS, 8);
-      int[] gen = model.generateGreedy(prompt, 16);
+      int[] gen = nat.generateGreedy(prompt, 16);
       assertArrayEquals(djlGreedyContinuation(back, prompt, 16), gen);
     }
   }
