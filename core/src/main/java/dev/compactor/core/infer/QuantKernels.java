@@ -167,9 +167,12 @@ public final class QuantKernels {
   // ---- Q4_0 ------------------------------------------------------------------------------------
 
   /**
-   * Dot of the {@code n / 32} Q4_0 blocks at byte offset {@code off} with {@code x[0..n)}. The 16
-   * code bytes are widened to int lanes first: splitting nibbles there takes single instructions,
-   * where x86 has no byte-lane shift (measured 10-30 % faster than splitting in byte lanes).
+   * Dot of the {@code n / 32} Q4_0 blocks at byte offset {@code off} with {@code x[0..n)}. Each
+   * code byte is xor-ed with 0x88 and widened (sign-extending) to an int lane: a nibble {@code q}
+   * xor 8, read as a signed 4-bit number, is exactly {@code q - 8}, so {@code (r << 28) >> 28}
+   * gives the low value and {@code r >> 4} the high one with no mask and no subtraction (x86 has no
+   * byte-lane shift, so splitting in byte lanes was slower; measured 1.1x on JDK 17, 1.5x on JDK 25
+   * over and/shift/subtract in int lanes).
    */
   public static float dotQ4_0(byte[] w, int off, float[] x, int n) {
     if (!VECTORIZED) {
@@ -183,9 +186,13 @@ public final class QuantKernels {
       FloatVector lo = FloatVector.zero(F);
       FloatVector hi = FloatVector.zero(F);
       for (int c = 0; c < QK / 2; c += L) {
-        IntVector raw = (IntVector) ByteVector.fromArray(B, w, blk + 2 + c).castShape(I, 0);
-        IntVector ql = raw.and(0x0f).sub(8);
-        IntVector qh = raw.lanewise(VectorOperators.ASHR, 4).and(0x0f).sub(8);
+        IntVector r =
+            (IntVector)
+                ByteVector.fromArray(B, w, blk + 2 + c)
+                    .lanewise(VectorOperators.XOR, (byte) 0x88)
+                    .castShape(I, 0);
+        IntVector ql = r.lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28);
+        IntVector qh = r.lanewise(VectorOperators.ASHR, 4);
         lo = ((FloatVector) ql.castShape(F, 0)).fma(FloatVector.fromArray(F, x, xb + c), lo);
         hi =
             ((FloatVector) qh.castShape(F, 0))
