@@ -84,7 +84,7 @@ public final class QuantDecodeBench {
     }
 
     double[] readBefore = readBandwidth(bwMb, threads);
-    double[] copyBefore = MemoryBandwidth.measure(bwMb << 20, threads, 3);
+    double[] copyBefore = MemoryBandwidth.measure(bwMb << 20, threads, 6);
     System.out.printf(
         "memory read  %.1f GB/s (1 thread) %.1f GB/s (%d threads); copy %.1f / %.1f GB/s%n",
         readBefore[0], readBefore[1], threads, copyBefore[0], copyBefore[1]);
@@ -95,7 +95,7 @@ public final class QuantDecodeBench {
     }
 
     double[] readAfter = readBandwidth(bwMb, threads);
-    double[] copyAfter = MemoryBandwidth.measure(bwMb << 20, threads, 3);
+    double[] copyAfter = MemoryBandwidth.measure(bwMb << 20, threads, 6);
     System.out.printf(
         "memory read  %.1f GB/s (1 thread) %.1f GB/s (%d threads); copy %.1f / %.1f GB/s (after)%n",
         readAfter[0], readAfter[1], threads, copyAfter[0], copyAfter[1]);
@@ -208,7 +208,10 @@ public final class QuantDecodeBench {
     }
   }
 
-  /** GB/s streaming a float array through the F32 dot kernel: {1 thread, threads}, best of 3. */
+  /**
+   * GB/s streaming a float array through the F32 dot kernel: {1 thread, threads}, best of 8 (on a
+   * loaded machine the best pass is the one whose threads were all scheduled).
+   */
   static double[] readBandwidth(int mb, int threads) throws Exception {
     float[] big = new float[mb << 18];
     Arrays.fill(big, 1f);
@@ -221,7 +224,7 @@ public final class QuantDecodeBench {
       for (int k = 0; k < 2; k++) {
         int parts = counts[k];
         double best = 0;
-        for (int rep = 0; rep <= 3; rep++) {
+        for (int rep = 0; rep <= 8; rep++) {
           long t0 = System.nanoTime();
           List<Future<Float>> fs = new ArrayList<>();
           for (int p = 0; p < parts; p++) {

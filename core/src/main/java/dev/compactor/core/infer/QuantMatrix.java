@@ -45,7 +45,7 @@ public final class QuantMatrix {
               + data.length);
     }
     if (type == GgmlType.F32) {
-      floats = new float[rows * cols];
+      floats = new float[Math.multiplyExact(rows, cols)];
       ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(floats);
       blocks = null;
     } else {
