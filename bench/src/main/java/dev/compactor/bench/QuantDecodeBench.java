@@ -40,9 +40,13 @@ import java.util.concurrent.Future;
  *     -cp bench/target/classes:$(cat bench/target/cp.txt) dev.compactor.bench.QuantDecodeBench
  * </pre>
  *
- * <p>Options: {@code --threads 2} (the bench ignores {@code COMPACTOR_INFER_THREADS}), {@code
- * --tokens 32}, {@code --reps 5}, {@code --dir /tmp/quant-decode-bench} (the three files, ~0.8 GB,
- * kept for reuse and for llama.cpp), {@code --layers 12}, {@code --bandwidth-mb 512}.
+ * <p>Each type is decoded in a child JVM of its own (same heap limit), so no type runs on JIT code
+ * profiled for another.
+ *
+ * <p>Options: {@code --types f32,q8_0,q4_0}, {@code --threads 2} (the bench ignores {@code
+ * COMPACTOR_INFER_THREADS}), {@code --tokens 32}, {@code --reps 5}, {@code --dir
+ * /tmp/quant-decode-bench} (the three files, ~0.8 GB, kept for reuse and for llama.cpp), {@code
+ * --layers 12}, {@code --bandwidth-mb 512}.
  */
 public final class QuantDecodeBench {
 
@@ -60,6 +64,21 @@ public final class QuantDecodeBench {
     Path dir = Path.of(args.get("--dir", "/tmp/quant-decode-bench"));
     if (args.flag("--kernels")) {
       kernels();
+      return;
+    }
+    if (args.flag("--child")) {
+      double[] r =
+          decode(
+              Path.of(args.get("--file", null)),
+              GgmlType.parse(args.get("--type", null)),
+              threads,
+              tokens,
+              reps);
+      StringBuilder line = new StringBuilder("RESULT");
+      for (double v : r) {
+        line.append(' ').append(v);
+      }
+      System.out.println(line);
       return;
     }
     Files.createDirectories(dir);
@@ -90,8 +109,9 @@ public final class QuantDecodeBench {
         readBefore[0], readBefore[1], threads, copyBefore[0], copyBefore[1]);
 
     Map<GgmlType, double[]> results = new LinkedHashMap<>();
-    for (GgmlType t : TYPES) {
-      results.put(t, decode(files.get(t), t, threads, tokens, reps));
+    for (String name : args.get("--types", "f32,q8_0,q4_0").split(",")) {
+      GgmlType t = GgmlType.parse(name);
+      results.put(t, decodeInChild(files.get(t), t, threads, tokens, reps));
     }
 
     double[] readAfter = readBandwidth(bwMb, threads);
@@ -105,7 +125,7 @@ public final class QuantDecodeBench {
     System.out.printf(
         "%-5s %10s %12s %10s %9s %9s %8s%n",
         "type", "tok/s", "MB/token", "GB/s", "of read", "of copy", "vs F32");
-    double f32 = results.get(GgmlType.F32)[0];
+    double f32 = results.containsKey(GgmlType.F32) ? results.get(GgmlType.F32)[0] : Double.NaN;
     for (Map.Entry<GgmlType, double[]> e : results.entrySet()) {
       double tps = e.getValue()[0];
       double bytes = e.getValue()[1];
@@ -168,6 +188,62 @@ public final class QuantDecodeBench {
           "%-9s %6.2f GB/s stored, %7.0f Mvalues/s (checksum %.3g)%n",
           names[k], bytes[k] / best, (double) rows * cols / best * 1e3, sink);
     }
+  }
+
+  /**
+   * {@link #decode} in a fresh JVM per type: one JVM that had run F32 decoded Q4_0 at 35 tok/s
+   * where a fresh one did 57 (the JIT's profile of the shared kernel call path), and a deployment
+   * runs one model per process anyway.
+   */
+  private static double[] decodeInChild(Path file, GgmlType type, int threads, int tokens, int reps)
+      throws IOException, InterruptedException {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    cmd.add("-Xmx" + Math.max(512, Runtime.getRuntime().maxMemory() >> 20) + "m");
+    cmd.add("--add-modules");
+    cmd.add("jdk.incubator.vector");
+    cmd.add("-cp");
+    cmd.add(System.getProperty("java.class.path"));
+    cmd.add(QuantDecodeBench.class.getName());
+    for (String a :
+        new String[] {
+          "--child",
+          "--file",
+          file.toString(),
+          "--type",
+          type.name(),
+          "--threads",
+          Integer.toString(threads),
+          "--tokens",
+          Integer.toString(tokens),
+          "--reps",
+          Integer.toString(reps)
+        }) {
+      cmd.add(a);
+    }
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    double[] result = null;
+    try (java.io.BufferedReader r =
+        new java.io.BufferedReader(
+            new java.io.InputStreamReader(
+                p.getInputStream(), java.nio.charset.StandardCharsets.UTF_8))) {
+      for (String line; (line = r.readLine()) != null; ) {
+        if (line.startsWith("RESULT ")) {
+          String[] f = line.substring(7).trim().split(" ");
+          result = new double[f.length];
+          for (int i = 0; i < f.length; i++) {
+            result[i] = Double.parseDouble(f[i]);
+          }
+        } else if (!line.startsWith("WARNING: Using incubator")) {
+          System.out.println(line);
+        }
+      }
+    }
+    int rc = p.waitFor();
+    if (rc != 0 || result == null) {
+      throw new IllegalStateException(type + " decode child exited with " + rc);
+    }
+    return result;
   }
 
   /** {median tok/s, weight bytes per token, each run's tok/s...}. */

@@ -13,6 +13,7 @@ import dev.compactor.core.gguf.GgmlType;
 import dev.compactor.core.gguf.GgufReader;
 import dev.compactor.core.gguf.GgufTensorInfo;
 import dev.compactor.core.gguf.LlamaFileType;
+import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.quant.table.GgufExport;
 import dev.compactor.core.quant.table.GgufToHf;
@@ -155,6 +156,38 @@ class GgufLlamaTest {
       }
     }
     assertTrue(worst > 0.01, "Q4_0 vs F32 max |logit diff| " + worst);
+  }
+
+  @Test
+  void theCausalLmAdapterGivesEachBatchRowItsOwnCache() throws Exception {
+    Path gguf = export(LlamaFileType.Q8_0, GgmlType.Q8_0);
+    int seq = 6;
+    int[] ids = new int[2 * seq];
+    for (int i = 0; i < seq; i++) {
+      ids[i] = TOKENS[i];
+      ids[seq + i] = TOKENS[TOKENS.length - 1 - i];
+    }
+    try (GgufCausalLM lm = new GgufCausalLM(GgufLlama.load(gguf, 2));
+        NDManager m = NDManager.newBaseManager()) {
+      NDArray out = lm.logits(m, m.create(ids, new Shape(2, seq)));
+      assertEquals(new Shape(2, seq, lm.vocabSize()), out.getShape());
+      float[] all = out.toFloatArray();
+      for (int b = 0; b < 2; b++) {
+        GgufLlama.Session s = lm.model().session(seq);
+        for (int t = 0; t < seq; t++) {
+          float[] want = s.next(ids[b * seq + t]);
+          int off = (b * seq + t) * lm.vocabSize();
+          assertArrayEquals(want, java.util.Arrays.copyOfRange(all, off, off + want.length));
+        }
+      }
+      try (CausalLM.Decoder d = lm.decoder(m, 1)) {
+        NDArray step = d.step(m.create(java.util.Arrays.copyOf(ids, seq), new Shape(1, seq)));
+        assertEquals(seq, d.position());
+        assertArrayEquals(
+            java.util.Arrays.copyOf(all, seq * lm.vocabSize()), step.toFloatArray());
+      }
+      assertThrows(UnsupportedOperationException.class, () -> lm.decoder(m, 2));
+    }
   }
 
   @Test
