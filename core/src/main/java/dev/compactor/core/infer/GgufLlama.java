@@ -379,16 +379,17 @@ public final class GgufLlama implements AutoCloseable {
         threads.forRange(c.hidden, (from, to) -> l.o.dotRows(att, proj, from, to));
         add(x, proj);
         rmsNorm(x, l.ffnNorm, xb);
+        // gate and up rows i..j go to the same thread, which then applies SiLU(gate) * up to them
         threads.forRange(
-            2 * c.ffn,
+            c.ffn,
             (from, to) -> {
-              span(l.gate, xb, gate, from, to, 0);
-              span(l.up, xb, up, from, to, c.ffn);
+              l.gate.dotRows(xb, gate, from, to);
+              l.up.dotRows(xb, up, from, to);
+              for (int i = from; i < to; i++) {
+                float g = gate[i];
+                gate[i] = g / (1f + (float) Math.exp(-g)) * up[i];
+              }
             });
-        for (int i = 0; i < c.ffn; i++) {
-          float g = gate[i];
-          gate[i] = g / (1f + (float) Math.exp(-g)) * up[i];
-        }
         threads.forRange(c.hidden, (from, to) -> l.down.dotRows(gate, proj, from, to));
         add(x, proj);
       }

@@ -183,8 +183,7 @@ class GgufLlamaTest {
       try (CausalLM.Decoder d = lm.decoder(m, 1)) {
         NDArray step = d.step(m.create(java.util.Arrays.copyOf(ids, seq), new Shape(1, seq)));
         assertEquals(seq, d.position());
-        assertArrayEquals(
-            java.util.Arrays.copyOf(all, seq * lm.vocabSize()), step.toFloatArray());
+        assertArrayEquals(java.util.Arrays.copyOf(all, seq * lm.vocabSize()), step.toFloatArray());
       }
       assertThrows(UnsupportedOperationException.class, () -> lm.decoder(m, 2));
     }
