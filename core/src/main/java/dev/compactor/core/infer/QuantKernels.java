@@ -203,6 +203,54 @@ public final class QuantKernels {
     return acc.reduceLanes(VectorOperators.ADD);
   }
 
+  /**
+   * {@link #dotQ4_0} of two rows (blocks at {@code off0} and {@code off1}) with one pass over
+   * {@code x}: each row's arithmetic is exactly that of {@code dotQ4_0}, so results are identical.
+   */
+  public static void dotQ4_0x2(byte[] w, int off0, int off1, float[] x, int n, float[] out, int o) {
+    if (!VECTORIZED) {
+      out[o] = dotQ4_0Reference(w, off0, x, n);
+      out[o + 1] = dotQ4_0Reference(w, off1, x, n);
+      return;
+    }
+    FloatVector acc0 = FloatVector.zero(F);
+    FloatVector acc1 = FloatVector.zero(F);
+    int nb = n / QK;
+    for (int b = 0; b < nb; b++) {
+      int blk0 = off0 + b * Q4_0_BLOCK;
+      int blk1 = off1 + b * Q4_0_BLOCK;
+      int xb = b * QK;
+      FloatVector lo0 = FloatVector.zero(F);
+      FloatVector hi0 = FloatVector.zero(F);
+      FloatVector lo1 = FloatVector.zero(F);
+      FloatVector hi1 = FloatVector.zero(F);
+      for (int c = 0; c < QK / 2; c += L) {
+        FloatVector xl = FloatVector.fromArray(F, x, xb + c);
+        FloatVector xh = FloatVector.fromArray(F, x, xb + QK / 2 + c);
+        IntVector r0 =
+            (IntVector)
+                ByteVector.fromArray(B, w, blk0 + 2 + c)
+                    .lanewise(VectorOperators.XOR, (byte) 0x88)
+                    .castShape(I, 0);
+        IntVector r1 =
+            (IntVector)
+                ByteVector.fromArray(B, w, blk1 + 2 + c)
+                    .lanewise(VectorOperators.XOR, (byte) 0x88)
+                    .castShape(I, 0);
+        IntVector l0 = r0.lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28);
+        IntVector l1 = r1.lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28);
+        lo0 = ((FloatVector) l0.castShape(F, 0)).fma(xl, lo0);
+        lo1 = ((FloatVector) l1.castShape(F, 0)).fma(xl, lo1);
+        hi0 = ((FloatVector) r0.lanewise(VectorOperators.ASHR, 4).castShape(F, 0)).fma(xh, hi0);
+        hi1 = ((FloatVector) r1.lanewise(VectorOperators.ASHR, 4).castShape(F, 0)).fma(xh, hi1);
+      }
+      acc0 = lo0.add(hi0).fma(FloatVector.broadcast(F, f16(w, blk0)), acc0);
+      acc1 = lo1.add(hi1).fma(FloatVector.broadcast(F, f16(w, blk1)), acc1);
+    }
+    out[o] = acc0.reduceLanes(VectorOperators.ADD);
+    out[o + 1] = acc1.reduceLanes(VectorOperators.ADD);
+  }
+
   public static float dotQ4_0Reference(byte[] w, int off, float[] x, int n) {
     float sum = 0;
     for (int b = 0; b < n / QK; b++) {

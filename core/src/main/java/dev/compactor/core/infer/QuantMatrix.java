@@ -102,7 +102,15 @@ public final class QuantMatrix {
 
   /** {@code out[r] = row r . x} for {@code r} in {@code [from, to)}. */
   public void dotRows(float[] x, float[] out, int from, int to) {
-    for (int r = from; r < to; r++) {
+    int r = from;
+    // two Q4_0 rows per pass over x share the x loads (decode 78 -> 104 tok/s on JDK 17 in
+    // QuantDecodeBench); the same pairing for Q8_0 measured 0.55x of one row at a time
+    if (type == GgmlType.Q4_0) {
+      for (; r + 1 < to; r += 2) {
+        QuantKernels.dotQ4_0x2(blocks, r * rowBytes, (r + 1) * rowBytes, x, cols, out, r);
+      }
+    }
+    for (; r < to; r++) {
       out[r] = dot(r, x);
     }
   }

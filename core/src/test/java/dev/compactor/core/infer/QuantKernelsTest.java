@@ -75,6 +75,27 @@ class QuantKernelsTest {
   }
 
   @Test
+  void theTwoRowQ4_0KernelGivesEachRowExactlyTheOneRowResult() {
+    Random r = new Random(5);
+    for (int n : LENGTHS) {
+      float[] w = gaussian(r, 3 * n, 0.05f);
+      float[] x = gaussian(r, n, 1f);
+      byte[] q = GgmlQuantizer.quantize(GgmlType.Q4_0, w, 3, n, null);
+      int row = (int) GgmlType.Q4_0.bytesFor(n);
+      float[] out = new float[4];
+      QuantKernels.dotQ4_0x2(q, 2 * row, 0, x, n, out, 1);
+      assertEquals(floatBits(QuantKernels.dotQ4_0(q, 2 * row, x, n)), floatBits(out[1]), "n=" + n);
+      assertEquals(floatBits(QuantKernels.dotQ4_0(q, 0, x, n)), floatBits(out[2]), "n=" + n);
+      assertEquals(0f, out[0]);
+      assertEquals(0f, out[3]);
+    }
+  }
+
+  private static int floatBits(float f) {
+    return Float.floatToIntBits(f);
+  }
+
+  @Test
   void everyCodeValueIsDecodedIncludingTheExtremes() {
     // random code bytes (int8 -128..127, nibbles 0..15) with fp16 scales, not only what a quantizer
     // emits: Q8_0's -128 and Q4_0's sign handling of the high nibble are exercised
