@@ -45,7 +45,7 @@ ENV COMPACTOR_SERVICE=${SERVICE} \
     DJL_OFFLINE=true \
     OMP_WAIT_POLICY=PASSIVE \
     DJL_CACHE_DIR=/var/cache/djl \
-    JAVA_OPTS="-XX:MaxRAMPercentage=75 -Dai.djl.offline=true -Dorg.apache.avro.SERIALIZABLE_PACKAGES=dev.compactor,java.lang,java.util,org.apache.avro.util"
+    JAVA_OPTS="-XX:MaxRAMPercentage=75 -Dai.djl.offline=true --add-modules jdk.incubator.vector -Dorg.apache.avro.SERIALIZABLE_PACKAGES=dev.compactor,java.lang,java.util,org.apache.avro.util"
 USER compactor
 WORKDIR /var/lib/compactor
 EXPOSE 8080

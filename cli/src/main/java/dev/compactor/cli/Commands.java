@@ -25,6 +25,7 @@ public final class Commands {
           new TinyModelCommand(),
           new EvalCommand(),
           new GenerateCommand(),
+          new BenchDecodeCommand(),
           new DemoCommand(),
           new UpCommand(),
           new SubmitCommand(),

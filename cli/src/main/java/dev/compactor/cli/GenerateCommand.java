@@ -2,6 +2,8 @@ package dev.compactor.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.compactor.core.infer.GgufCausalLM;
+import dev.compactor.core.infer.GgufLlama;
 import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.Generation;
 import dev.compactor.core.model.GenerationSettings;
@@ -14,7 +16,9 @@ import java.util.Set;
 /**
  * {@code compactor generate}: continues a prompt with a model, greedy or sampled, and reports the
  * prefill and decode speed (on stderr; with {@code --json} one JSON object on stdout holds the text
- * and the speeds).
+ * and the speeds). With {@code --gguf FILE} the model is that GGUF file run natively on the JVM
+ * ({@link GgufLlama}: F32/F16/Q8_0/Q4_0 weights, prompt fed token by token) and {@code --model DIR}
+ * only supplies the tokenizer.
  */
 final class GenerateCommand implements Command {
 
@@ -31,7 +35,7 @@ final class GenerateCommand implements Command {
   @Override
   public String usage() {
     return "--model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--seed S]"
-        + " [--json]";
+        + " [--json] [--gguf FILE]";
   }
 
   /** JSON has no NaN: a speed that was not measured (too few tokens) is null. */
@@ -48,7 +52,7 @@ final class GenerateCommand implements Command {
     Args args =
         Args.parse(
             argv,
-            Set.of("model", "prompt", "max-tokens", "temperature", "top-k", "seed"),
+            Set.of("model", "prompt", "max-tokens", "temperature", "top-k", "seed", "gguf"),
             Set.of("json"));
     Path dir = args.requiredPath("model");
     String prompt = args.required("prompt");
@@ -66,7 +70,10 @@ final class GenerateCommand implements Command {
       throw new UsageException("--top-k must be >= 0, found " + topK);
     }
     try (TextTokenizer tokenizer = Tokenizers.forModel(dir);
-        CausalLM model = ModelLoading.resident(dir)) {
+        CausalLM model =
+            args.present("gguf")
+                ? new GgufCausalLM(GgufLlama.load(args.requiredPath("gguf")))
+                : ModelLoading.resident(dir)) {
       if (tokenizer.encode(prompt).length == 0) {
         throw new UsageException("--prompt must not be empty");
       }

@@ -42,6 +42,9 @@ public final class WorkerProcess implements AutoCloseable {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.add("-Dai.djl.offline=true");
+    // core's native inference kernels (dev.compactor.core.infer) need the incubator Vector API
+    cmd.add("--add-modules");
+    cmd.add("jdk.incubator.vector");
     cmd.addAll(jvmOptions);
     cmd.add("-cp");
     cmd.add(System.getProperty("java.class.path"));
