@@ -139,8 +139,8 @@ class PruneCommandTest {
   }
 
   @Test
-  void structuredAndDepthPruningAreNotBuilt() {
-    for (String flag : new String[] {"--heads", "--channels", "--drop-layers"}) {
+  void structuredPruningIsNotBuilt() {
+    for (String flag : new String[] {"--heads", "--channels"}) {
       usageError(
           "not supported yet: " + flag, "--method", "magnitude", "--sparsity", "0.5", flag, "2");
     }

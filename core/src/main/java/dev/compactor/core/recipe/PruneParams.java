@@ -3,14 +3,16 @@ package dev.compactor.core.recipe;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.prune.NmPattern;
+import dev.compactor.core.prune.depth.DepthMethod;
 import java.util.List;
 import java.util.Locale;
 
 /**
  * Pruning: zero the given fraction of each linear layer's weights (unstructured), keep N of every M
  * consecutive inputs (semi-structured {@code pattern: "2:4"}), or keep {@code experts.keep} experts
- * of every mixture-of-experts layer ({@code experts: {keep: 6, method: frequency}}). Exactly one of
- * sparsity, pattern and experts.
+ * of every mixture-of-experts layer ({@code experts: {keep: 6, method: frequency}}), or remove
+ * whole decoder layers ({@code depth: {drop: 2, method: angular}}). Exactly one of sparsity,
+ * pattern, experts and depth.
  *
  * @param method how weights are scored: by magnitude, by Wanda's |w|·‖x‖, or by SparseGPT's OBS
  *     saliency with weight updates (both need calibration); null with {@code experts}, which
@@ -19,8 +21,11 @@ import java.util.Locale;
  *     pattern; NaN with {@code experts}
  * @param pattern the N:M pattern, or null for unstructured pruning
  * @param experts expert pruning or merging, or null for weight pruning
+ * @param depth depth pruning ({@code depth: {drop: n, method: block_influence|angular}}): remove
+ *     whole decoder layers; null otherwise. Like experts, it excludes method, sparsity and pattern
  */
-public record PruneParams(Method method, double sparsity, NmPattern pattern, Experts experts)
+public record PruneParams(
+    Method method, double sparsity, NmPattern pattern, Experts experts, Depth depth)
     implements StageParams {
 
   /** Weight-scoring rule. */
@@ -69,8 +74,52 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
     }
   }
 
+  /**
+   * Depth pruning: remove {@code drop} decoder layers chosen by {@code method} from layer scores on
+   * the calibration text.
+   *
+   * @param drop layers removed, at least 1 (below the model's count: checked against the model by
+   *     {@link RecipeModelCheck})
+   */
+  public record Depth(int drop, DepthMethod method) {
+    public Depth {
+      if (drop < 1) {
+        throw new IllegalArgumentException("depth.drop must be at least 1, found " + drop);
+      }
+      if (method == null) {
+        throw new IllegalArgumentException("depth.method: expected one, found none");
+      }
+    }
+
+    ObjectNode toJson() {
+      return Json.object().put("drop", drop).put("method", method.key());
+    }
+  }
+
+  /** Weight or expert pruning (no depth). */
+  public PruneParams(Method method, double sparsity, NmPattern pattern, Experts experts) {
+    this(method, sparsity, pattern, experts, null);
+  }
+
+  /** Depth pruning. */
+  public static PruneParams depth(int drop, DepthMethod method) {
+    return new PruneParams(null, Double.NaN, null, null, new Depth(drop, method));
+  }
+
   public PruneParams {
-    if (experts != null) {
+    if (depth != null) {
+      if (method != null || pattern != null || experts != null || !Double.isNaN(sparsity)) {
+        throw new IllegalArgumentException(
+            "depth pruning takes no method, sparsity, pattern or experts, found "
+                + method
+                + ", "
+                + sparsity
+                + ", "
+                + pattern
+                + ", "
+                + experts);
+      }
+    } else if (experts != null) {
       if (method != null || pattern != null || !Double.isNaN(sparsity)) {
         throw new IllegalArgumentException(
             "expert pruning takes no method, sparsity or pattern, found "
@@ -131,13 +180,31 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
               "experts",
               ParamSchema.object("experts")
                   .required("keep", ParamSchema.integerAtLeast(1))
-                  .required("method", ParamSchema.oneOf("frequency", "weighted_norm", "merge")));
+                  .required("method", ParamSchema.oneOf("frequency", "weighted_norm", "merge")))
+          .optional(
+              "depth",
+              ParamSchema.object("depth")
+                  .required("drop", ParamSchema.integerAtLeast(1))
+                  .optional("method", ParamSchema.oneOf("block_influence", "angular")));
 
   /**
    * Exactly one of sparsity, pattern and experts; no weight-scoring method with experts. {@code p}
    * already passed {@link #SCHEMA}.
    */
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
+    if (p.has("depth")) {
+      for (String other : new String[] {"method", "sparsity", "pattern", "experts"}) {
+        if (p.has(other)) {
+          out.add(
+              new RecipeProblem(
+                  child(path, other),
+                  "depth removes whole layers and takes no "
+                      + other
+                      + "; give depth.method (block_influence or angular)"));
+        }
+      }
+      return;
+    }
     boolean hasSparsity = p.has("sparsity");
     boolean hasPattern = p.has("pattern");
     boolean hasExperts = p.has("experts");
@@ -147,7 +214,8 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
           new RecipeProblem(
               child(path, "sparsity"),
               "missing; prune needs sparsity (a fraction), pattern (N:M, e.g. \"2:4\") or"
-                  + " experts ({keep: n, method: frequency|weighted_norm|merge})"));
+                  + " experts ({keep: n, method: frequency|weighted_norm|merge}) or depth ({drop:"
+                  + " n, method: block_influence|angular})"));
     } else if (given > 1) {
       out.add(
           new RecipeProblem(
@@ -171,6 +239,12 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
   }
 
   static PruneParams from(JsonNode p) {
+    JsonNode depth = p.get("depth");
+    if (depth != null) {
+      return depth(
+          depth.get("drop").asInt(),
+          DepthMethod.parse(Json.text(depth, "method", DepthMethod.BLOCK_INFLUENCE.key())));
+    }
     JsonNode experts = p.get("experts");
     if (experts != null) {
       return experts(
@@ -188,7 +262,7 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
 
   /** Whether this stage reads calibration activations. */
   public boolean needsCalibration() {
-    return experts != null || method != Method.MAGNITUDE;
+    return experts != null || depth != null || method != Method.MAGNITUDE;
   }
 
   @Override
@@ -198,6 +272,11 @@ public record PruneParams(Method method, double sparsity, NmPattern pattern, Exp
 
   @Override
   public ObjectNode toJson() {
+    if (depth != null) {
+      ObjectNode o = Json.object();
+      o.set("depth", depth.toJson());
+      return o;
+    }
     if (experts != null) {
       ObjectNode o = Json.object();
       o.set("experts", experts.toJson());

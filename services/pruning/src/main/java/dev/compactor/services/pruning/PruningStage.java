@@ -16,6 +16,8 @@ import dev.compactor.core.prune.PruningReport;
 import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.SparseGptPruner;
 import dev.compactor.core.prune.WandaPruner;
+import dev.compactor.core.prune.depth.DepthPruning;
+import dev.compactor.core.prune.depth.TokenPositions;
 import dev.compactor.core.recipe.Calibration;
 import dev.compactor.core.recipe.PruneParams;
 import dev.compactor.core.recipe.RecipeModelCheck;
@@ -41,7 +43,9 @@ import java.util.Map;
  * any of them semi-structured. {@code experts: {keep: n, method: frequency|weighted_norm|merge}}
  * instead removes whole experts of a Mixtral model: it keeps the n experts of every layer most
  * often routed to (or with the highest routing-weighted output norm) on the calibration text, or
- * merges the experts into n groups. Writes the pruned model as a Hugging Face directory.
+ * merges the experts into n groups. {@code depth: {drop: n, method: block_influence|angular}}
+ * removes n whole decoder layers, scored on the calibration text. Writes the pruned model as a
+ * Hugging Face directory.
  */
 public final class PruningStage implements Stage {
 
@@ -52,8 +56,8 @@ public final class PruningStage implements Stage {
   private static final long SEED = 1234;
 
   /**
-   * Magnitude, Wanda, SparseGPT and expert pruning (their calibration passes included) run on the
-   * CPU.
+   * Magnitude, Wanda, SparseGPT, expert and depth pruning (their calibration passes included) run
+   * on the CPU.
    */
   @Override
   public void checkDevice(String device) {
@@ -68,6 +72,9 @@ public final class PruningStage implements Stage {
     RecipeModelCheck.requireMemory(spec, ModelConfig.read(ctx.inputDir()), ctx.memoryBudgetBytes());
     if (params.experts() != null) {
       return experts(ctx, spec, params.experts());
+    }
+    if (params.depth() != null) {
+      return depth(ctx, spec, params.depth());
     }
     PruningSpec.Method method = PruningSpec.Method.parse(params.method().key());
     PruningSpec pruning =
@@ -174,6 +181,55 @@ public final class PruningStage implements Stage {
         mask |= 1L << e;
       }
       metrics.put("keptExpertMask.layer" + layer, (double) mask);
+    }
+    return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
+  }
+
+  /**
+   * Depth pruning: layer scores from the model's own forward on the calibration windows, streamed
+   * layer by layer, then the model rewritten without the {@code drop} layers the method picks.
+   * Metrics: layers before and after, the removed layers as a bitmask (bit i for old layer i), and
+   * every layer's block influence.
+   */
+  private static StageResult depth(StageContext ctx, StageSpec spec, PruneParams.Depth depth)
+      throws Exception {
+    ModelConfig c = ModelConfig.read(ctx.inputDir());
+    RecipeModelCheck.requireSupported(spec, c);
+    Calibration cal = calibration(ctx, spec);
+    ctx.progress().report(0.1, "layer scores on " + cal.dataset());
+    List<int[]> windows;
+    try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
+      Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
+      windows =
+          corpus.calibrationSamples(
+              tokenizer, cal.samples(), Math.min(cal.seqLen(), c.maxPositions()), SEED);
+    }
+    ctx.checkCancelled();
+    DepthPruning.Result result =
+        DepthPruning.run(
+            ctx.inputDir(),
+            ctx.outputDir(),
+            depth.method(),
+            depth.drop(),
+            windows,
+            TokenPositions.ALL,
+            (layer, layers, bi) ->
+                ctx.progress()
+                    .report(
+                        0.1 + 0.8 * (layer + 1) / layers,
+                        String.format("scored layer %d/%d (BI %.4f)", layer + 1, layers, bi)),
+            Map.of());
+    Map<String, Double> metrics = new LinkedHashMap<>();
+    metrics.put("layers", (double) result.layersBefore());
+    metrics.put("keptLayers", (double) result.layersAfter());
+    long mask = 0;
+    for (int layer : result.removed()) {
+      mask |= 1L << layer;
+    }
+    metrics.put("removedLayerMask", (double) mask);
+    metrics.put("calibrationTokens", (double) result.tokens());
+    for (int layer = 0; layer < result.layersBefore(); layer++) {
+      metrics.put("blockInfluence.layer" + layer, result.scores().blockInfluence()[layer]);
     }
     return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
   }
