@@ -84,7 +84,13 @@ class DepthPruneCommandTest {
         "taylor",
         "--out",
         out);
-    usageError("unknown option --sparsity", "--drop-layers", "1", "--sparsity=0.5", "--out", out);
+    usageError(
+        "--sparsity and --drop-layers exclude each other",
+        "--drop-layers",
+        "1",
+        "--sparsity=0.5",
+        "--out",
+        out);
   }
 
   @Test

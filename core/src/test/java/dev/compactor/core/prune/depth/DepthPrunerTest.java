@@ -11,6 +11,11 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.MissingNode;
+import dev.compactor.core.gguf.GgufReader;
+import dev.compactor.core.gguf.GgufTensorInfo;
+import dev.compactor.core.gguf.LlamaFileType;
+import dev.compactor.core.gguf.LlamaGgufExporter;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.SafetensorsWriter;
@@ -18,6 +23,7 @@ import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.prune.TestModels;
+import dev.compactor.core.tiny.TinyReferenceModel;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -166,6 +172,29 @@ class DepthPrunerTest {
     assertTrue(Files.exists(out.resolve("tokenizer.json")));
     // the pruned model loads and runs in the project's forward
     assertEquals(c.vocabSize() * 7, logits(out, new int[] {1, 2, 3, 4, 5, 6, 7}).length);
+  }
+
+  @Test
+  void theShippedTinyLlamaWithoutALayerExportsToGguf() throws Exception {
+    Path out = tmp.resolve("tiny-3");
+    DepthPruner.prune(TinyReferenceModel.shipped(), out, new int[] {1}, Map.of());
+    Path gguf = tmp.resolve("tiny-3.gguf");
+    try (TensorSource src = Checkpoints.open(out)) {
+      LlamaGgufExporter.export(
+          JSON.readTree(out.resolve("config.json").toFile()),
+          src,
+          JSON.readTree(out.resolve("tokenizer.json").toFile()),
+          JSON.readTree(out.resolve("tokenizer_config.json").toFile()),
+          MissingNode.getInstance(),
+          LlamaGgufExporter.Options.of("tiny-3", LlamaFileType.F32),
+          gguf);
+    }
+    try (GgufReader r = GgufReader.open(gguf)) {
+      assertEquals(3L, r.metadata().get("llama.block_count").asLong());
+      List<String> names = r.tensors().stream().map(GgufTensorInfo::name).toList();
+      assertTrue(names.contains("blk.2.ffn_down.weight"), names.toString());
+      assertFalse(names.stream().anyMatch(n -> n.startsWith("blk.3.")), names.toString());
+    }
   }
 
   @Test
