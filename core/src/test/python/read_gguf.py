@@ -230,6 +230,15 @@ def arch_layout_failures(md, tensors):
             want[b + "ffn_down.weight"] = [n_ff, n_embd]
             want[b + "ffn_up.weight"] = [n_embd, n_ff]
     have = {name: (ne, t) for name, ne, t, off in tensors}
+    if arch == "llama" and n_expert is None:  # llama.cpp's optional llama biases
+        for i in range(n_layer):
+            b = f"blk.{i}."
+            for bias, ne in (("attn_q.bias", n_embd), ("attn_k.bias", hd * n_kv),
+                             ("attn_v.bias", hd * n_kv), ("attn_output.bias", n_embd),
+                             ("ffn_gate.bias", n_ff), ("ffn_up.bias", n_ff),
+                             ("ffn_down.bias", n_embd)):
+                if b + bias in have:
+                    want[b + bias] = [ne]
     if arch == "llama" and "rope_freqs.weight" in have:  # llama3 scaling's per-pair divisors
         want["rope_freqs.weight"] = [hd // 2]
     if "output.weight" in have or arch == "qwen2moe":  # else llama.cpp reuses token_embd.weight

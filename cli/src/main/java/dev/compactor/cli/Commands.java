@@ -9,6 +9,7 @@ import dev.compactor.cli.pipeline.SubmitCommand;
 import dev.compactor.cli.pipeline.UpCommand;
 import dev.compactor.cli.pipeline.WatchCommand;
 import dev.compactor.cli.prune.PruneCommand;
+import dev.compactor.cli.prune.PruneTableCommand;
 import dev.compactor.cli.quant.QualityTableCommand;
 import dev.compactor.cli.quant.QuantizeCommand;
 import java.util.LinkedHashMap;
@@ -33,6 +34,7 @@ public final class Commands {
           new PruneCommand(),
           new QuantizeCommand(),
           new QualityTableCommand(),
+          new PruneTableCommand(),
           new MoefyCommand(),
           new MoeTableCommand());
 

@@ -15,6 +15,7 @@ import java.io.PrintStream;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import org.apache.avro.specific.SpecificRecord;
 
 /** Prints a job's events for people (one line each, and the evaluation table) or as JSON. */
@@ -81,6 +82,8 @@ final class JobReport {
   private static final List<String> EFFECT_METRICS =
       List.of(
           "sparsity",
+          "keptExperts",
+          "experts",
           "studentLayers",
           "bitsPerWeight",
           "sizeBytes",
@@ -89,13 +92,17 @@ final class JobReport {
           "perplexityRatio",
           "klDivergence");
 
+  /** Metrics that count things: printed as whole numbers ("keptExperts 6", not "6.0000"). */
+  private static final Set<String> COUNT_METRICS =
+      Set.of("keptExperts", "experts", "studentLayers", "sizeBytes", "parameterCount");
+
   /** What one step did, e.g. "sparsity 0.3000, bitsPerWeight 4.2500". */
   static String effect(StageCompleted c) {
     List<String> parts = new java.util.ArrayList<>();
     for (String key : EFFECT_METRICS) {
       Double v = get(c.getMetrics(), key);
       if (v != null) {
-        parts.add(key + " " + fmt(v));
+        parts.add(key + " " + (COUNT_METRICS.contains(key) ? count(v) : fmt(v)));
       }
     }
     return String.join(", ", parts);
@@ -192,6 +199,10 @@ final class JobReport {
         base == null ? "" : fmt(base),
         value == null ? "" : fmt(value),
         ratio);
+  }
+
+  private static String count(double v) {
+    return v == Math.rint(v) ? String.format(Locale.ROOT, "%,d", (long) v) : fmt(v);
   }
 
   private static String fmt(double v) {

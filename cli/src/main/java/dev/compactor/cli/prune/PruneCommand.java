@@ -52,21 +52,29 @@ public final class PruneCommand implements Command {
 
   @Override
   public String summary() {
-    return "prune a model (magnitude|wanda|sparsegpt) to a sparsity or an N:M pattern, or drop"
-        + " whole layers";
+    return "prune a model (magnitude|wanda|sparsegpt) to a sparsity or an N:M pattern,"
+        + " structurally (heads, MLP channels), or drop whole layers";
   }
 
   @Override
   public String usage() {
     return "--model DIR --method magnitude|wanda|sparsegpt (--sparsity S | --pattern N:M)"
         + " [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]"
-        + " | --model DIR --drop-layers N [--depth-method block_influence|angular]"
-        + " [--depth-tokens all|last] [--calibration FILE] [--samples N] [--seq-len N]"
-        + " --out DIR [--json] (N = 0: scores only, no --out)";
+        + "\n       compactor prune --model DIR [--heads F] [--channels F]"
+        + " [--importance activation|fluctuation] [--head-mode kv_groups|query_heads]"
+        + " [--widths uniform]"
+        + " [--compensate] [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]"
+        + "\n       compactor prune --model DIR --drop-layers N"
+        + " [--depth-method block_influence|angular] [--depth-tokens all|last]"
+        + " [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]"
+        + " (N = 0: scores only, no --out)";
   }
 
   @Override
   public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
+    if (StructuredPruneRequest.asked(argv)) {
+      return StructuredPruneRun.run(argv, out, err);
+    }
     PruneRequest r = PruneRequest.parse(argv);
     if (r.depth() != null) {
       return depth(argv, r, out, err);

@@ -22,9 +22,9 @@ import java.util.Set;
  * --calibration FILE} or, without it, on the bundled English Europarl training text; {@code
  * --samples} windows of {@code --seq-len} tokens (the pruning stage's defaults, 16 of 128, the
  * length capped at the model's context). Magnitude reads no text, so the calibration options are
- * refused with it. {@code --drop-layers N} is depth pruning ({@link Depth}): it excludes the
- * weight-pruning options, calibrates like Wanda and leaves {@link #spec} null. Structured pruning
- * ({@code --heads}, {@code --channels}) is refused as not supported yet.
+ * refused with it. Structured pruning ({@code --heads}, {@code --channels}) is {@link
+ * StructuredPruneRequest}. {@code --drop-layers N} is depth pruning ({@link Depth}): it excludes
+ * the weight-pruning options, calibrates like Wanda and leaves {@link #spec} null.
  */
 record PruneRequest(
     Path model,
@@ -63,28 +63,9 @@ record PruneRequest(
 
   static final Set<String> FLAGS = Set.of("json");
 
-  /** Structured / depth pruning options named in issue 10 that are not built. */
-  static final Set<String> NOT_BUILT = Set.of("heads", "channels");
-
   static PruneRequest parse(String[] argv) throws UsageException, IOException {
     if (named(argv, "drop-layers")) {
       return parseDepth(argv);
-    }
-    for (String a : argv) {
-      if (a.startsWith("--")) {
-        String name = a.substring(2);
-        int eq = name.indexOf('=');
-        if (eq >= 0) {
-          name = name.substring(0, eq);
-        }
-        if (NOT_BUILT.contains(name)) {
-          throw new UsageException(
-              "not supported yet: --"
-                  + name
-                  + " (structured and depth pruning); prune offers unstructured --sparsity and"
-                  + " semi-structured --pattern N:M");
-        }
-      }
     }
     Args args = Args.parse(argv, OPTIONS, FLAGS);
     Path model = args.requiredPath("model");

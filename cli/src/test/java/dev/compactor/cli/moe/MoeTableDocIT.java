@@ -1,14 +1,11 @@
 package dev.compactor.cli.moe;
 
+import static dev.compactor.cli.quant.QualityTableDocIT.assertSameTable;
 import static dev.compactor.cli.quant.QualityTableDocIT.comparable;
 import static dev.compactor.cli.quant.QualityTableDocIT.docTable;
-import static dev.compactor.cli.quant.QualityTableDocIT.sameLine;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.compactor.cli.Main;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
+import dev.compactor.cli.quant.CliRun;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -33,32 +30,9 @@ class MoeTableDocIT {
     Assumptions.assumeTrue(
         Files.isRegularFile(MODEL_DIR.resolve("model.safetensors")),
         "the shipped tiny MoE model is not in this checkout at " + MODEL_DIR);
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    ByteArrayOutputStream err = new ByteArrayOutputStream();
-    int code =
-        Main.run(
-            new String[] {"moe-table", "--model", MODEL_DIR.toString()},
-            new PrintStream(out, true, StandardCharsets.UTF_8),
-            new PrintStream(err, true, StandardCharsets.UTF_8));
-    String printed = out.toString(StandardCharsets.UTF_8);
-    assertEquals(0, code, err.toString(StandardCharsets.UTF_8));
-    List<String> now = comparable(printed.lines().toList());
-    assertEquals(doc.get(0), now.get(0), DOC + " was made on other weights: rerun and paste");
-    for (int i = 0; i < Math.max(doc.size(), now.size()); i++) {
-      String d = i < doc.size() ? doc.get(i) : "<missing>";
-      String n = i < now.size() ? now.get(i) : "<missing>";
-      assertTrue(
-          sameLine(d, n),
-          "line "
-              + (i + 1)
-              + " of "
-              + DOC
-              + " differs from ./compactor moe-table:\n"
-              + d
-              + "\n"
-              + n
-              + "\npaste the new output if the change is intended. Whole output:\n"
-              + printed);
-    }
+    CliRun r = CliRun.of("moe-table", "--model", MODEL_DIR.toString());
+    assertEquals(0, r.code(), r.err());
+    List<String> now = comparable(r.out().lines().toList());
+    assertSameTable(DOC, doc, now, 0, "./compactor moe-table", r.out());
   }
 }

@@ -1,12 +1,9 @@
 package dev.compactor.cli.moe;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.compactor.cli.Main;
+import dev.compactor.cli.quant.CliRun;
 import dev.compactor.cli.quant.QualityTableDocIT;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -41,41 +38,21 @@ class MoeficationTableDocIT {
     Assumptions.assumeTrue(
         Files.isRegularFile(MODEL_DIR.resolve("model.safetensors")),
         "the shipped tiny model is not in this checkout at " + MODEL_DIR);
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    ByteArrayOutputStream err = new ByteArrayOutputStream();
-    int code =
-        Main.run(
-            new String[] {
-              "moefy",
-              "--model",
-              MODEL_DIR.toString(),
-              "--experts",
-              "8",
-              "--k",
-              "1,2,4,8",
-              "--out",
-              tmp.toString(),
-              "--table"
-            },
-            new PrintStream(out, true, StandardCharsets.UTF_8),
-            new PrintStream(err, true, StandardCharsets.UTF_8));
-    String printed = out.toString(StandardCharsets.UTF_8);
-    assertEquals(0, code, err.toString(StandardCharsets.UTF_8));
-    List<String> now = QualityTableDocIT.comparable(printed.lines().toList());
-    assertEquals(doc.size(), now.size(), "line count; whole output:\n" + printed);
-    for (int i = 0; i < doc.size(); i++) {
-      assertTrue(
-          QualityTableDocIT.sameLine(doc.get(i), now.get(i), RELATIVE),
-          "line "
-              + (i + 1)
-              + " of "
-              + DOC
-              + " differs:\n"
-              + doc.get(i)
-              + "\n"
-              + now.get(i)
-              + "\npaste the new output if the change is intended. Whole output:\n"
-              + printed);
-    }
+    CliRun r =
+        CliRun.of(
+            "moefy",
+            "--model",
+            MODEL_DIR.toString(),
+            "--experts",
+            "8",
+            "--k",
+            "1,2,4,8",
+            "--out",
+            tmp.toString(),
+            "--table");
+    assertEquals(0, r.code(), r.err());
+    List<String> now = QualityTableDocIT.comparable(r.out().lines().toList());
+    QualityTableDocIT.assertSameTable(
+        DOC, doc, now, RELATIVE, "./compactor moefy ... --table", r.out());
   }
 }

@@ -115,4 +115,24 @@ class PipelineCommandsTest {
     assertEquals(3.5, json.at("/evaluation/metrics/perplexity").asDouble());
     assertEquals("1", json.at("/modelReady/version").asText());
   }
+
+  @Test
+  void stepLinePrintsCountsAsWholeNumbersAndFractionsWithFourDecimals() {
+    dev.compactor.events.StageCompleted c =
+        dev.compactor.events.StageCompleted.newBuilder()
+            .setJobId("j")
+            .setStep(1)
+            .setStage("prune")
+            .setOutput(null)
+            .setMetrics(
+                Map.of(
+                    "sparsity", 0.25, "keptExperts", 6.0, "experts", 8.0, "sizeBytes", 7123456.0))
+            .setDurationMs(1)
+            .setWorker("w")
+            .setAttempt(1)
+            .setCompletedAtMs(1)
+            .build();
+    assertEquals(
+        "sparsity 0.2500, keptExperts 6, experts 8, sizeBytes 7,123,456", JobReport.effect(c));
+  }
 }

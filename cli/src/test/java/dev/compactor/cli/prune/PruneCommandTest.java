@@ -1,5 +1,6 @@
 package dev.compactor.cli.prune;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -139,12 +140,69 @@ class PruneCommandTest {
   }
 
   @Test
-  void structuredPruningIsNotBuilt() {
-    for (String flag : new String[] {"--heads", "--channels"}) {
-      usageError(
-          "not supported yet: " + flag, "--method", "magnitude", "--sparsity", "0.5", flag, "2");
+  void depthExcludesWeightOptionsAndStructuredTakesNoWeightOptions() {
+    usageError(
+        "--method and --drop-layers exclude each other",
+        "--method",
+        "magnitude",
+        "--sparsity",
+        "0.5",
+        "--drop-layers",
+        "2");
+    usageError("--method: structured pruning", "--method", "magnitude", "--heads=0.5");
+    usageError("--sparsity: structured pruning", "--channels", "0.25", "--sparsity", "0.5");
+    usageError("heads must be a fraction in [0, 1)", "--heads", "2");
+    usageError("expected activation or fluctuation", "--heads", "0.5", "--importance", "wanda");
+    usageError("removes 0 of the 2 KV groups", "--heads", "0.1");
+    usageError("not supported yet: --widths per_layer", "--heads", "0.5", "--widths", "per_layer");
+  }
+
+  @Test
+  void structuredPruningWritesSmallerTensorsAndTheirConfig() throws Exception {
+    Path out = tmp.resolve("structured");
+    CliRun r =
+        prune(
+            "--heads",
+            "0.5",
+            "--head-mode",
+            "query_heads",
+            "--channels",
+            "0.25",
+            "--importance",
+            "fluctuation",
+            "--compensate",
+            "--samples",
+            "4",
+            "--seq-len",
+            "64",
+            "--out",
+            out.toString(),
+            "--json");
+    assertEquals(0, r.code(), r.err());
+    assertTrue(r.err().contains("[100%] layer 4/4"), r.err());
+    JsonNode summary = new ObjectMapper().readTree(r.out());
+    assertEquals(2, summary.get("heads_after").asInt());
+    assertEquals(2, summary.get("kv_heads_after").asInt());
+    assertEquals(384, summary.get("channels_after").asInt());
+    JsonNode layer0 = summary.get("layers").get(0);
+    assertEquals(2, layer0.get("removed_heads").size());
+    assertEquals(4, layer0.get("head_scores").size());
+    assertEquals(128, layer0.get("removed_channels").size());
+    JsonNode config = new ObjectMapper().readTree(out.resolve("config.json").toFile());
+    assertEquals(2, config.get("num_attention_heads").asInt());
+    assertEquals(32, config.get("head_dim").asInt());
+    assertEquals(384, config.get("intermediate_size").asInt());
+    assertTrue(config.get("attention_bias").asBoolean() && config.get("mlp_bias").asBoolean());
+    assertEquals("structured", config.at("/compactor_provenance/settings/method").asText());
+    assertTrue(Files.isRegularFile(out.resolve("compactor.json")));
+    try (TensorSource s = ModelDirectory.open(out).weights()) {
+      assertArrayEquals(
+          new long[] {64, 128}, s.info("model.layers.0.self_attn.q_proj.weight").shape());
+      assertArrayEquals(
+          new long[] {128, 64}, s.info("model.layers.3.self_attn.o_proj.weight").shape());
+      assertArrayEquals(new long[] {128}, s.info("model.layers.3.mlp.down_proj.bias").shape());
+      assertArrayEquals(new long[] {384}, s.info("model.layers.3.mlp.up_proj.bias").shape());
     }
-    usageError("not supported yet: --heads", "--method", "magnitude", "--heads=2");
   }
 
   @Test

@@ -111,6 +111,52 @@ public class QualityTableDocIT {
     return true;
   }
 
+  /**
+   * Fails unless the command's printed table {@code now} says what the document's table {@code doc}
+   * says, line for line, with {@link #sameLine(String, String, double)}'s slack; the first line
+   * (the weights' hash) must match exactly.
+   *
+   * @param command the command line the document says made it, for the failure message
+   * @param printed the whole output, shown on failure
+   */
+  public static void assertSameTable(
+      Path docPath,
+      List<String> doc,
+      List<String> now,
+      double relative,
+      String command,
+      String printed) {
+    if (!doc.isEmpty() && !now.isEmpty() && !doc.get(0).equals(now.get(0))) {
+      fail(
+          docPath
+              + " was made on other weights ("
+              + doc.get(0)
+              + ") than the model now ("
+              + now.get(0)
+              + "): run "
+              + command
+              + " and paste its output into the document");
+    }
+    for (int i = 0; i < Math.max(doc.size(), now.size()); i++) {
+      String d = i < doc.size() ? doc.get(i) : "<missing>";
+      String n = i < now.size() ? now.get(i) : "<missing>";
+      assertTrue(
+          sameLine(d, n, relative),
+          "line "
+              + (i + 1)
+              + " of the table in "
+              + docPath
+              + " differs from "
+              + command
+              + ":\n"
+              + d
+              + "\n"
+              + n
+              + "\npaste the new output if the change is intended. Whole output:\n"
+              + printed);
+    }
+  }
+
   @Test
   void theDocumentedTableIsWhatTheCommandPrints() throws IOException {
     List<String> doc = comparable(docTable(Files.readString(DOC, StandardCharsets.UTF_8)));
@@ -121,31 +167,7 @@ public class QualityTableDocIT {
     assertEquals(0, r.code(), r.err());
     List<String> now = comparable(r.out().lines().toList());
     assertTrue(now.get(0).startsWith("weights: "), r.out());
-    if (!doc.get(0).equals(now.get(0))) {
-      fail(
-          DOC
-              + " was made on other weights ("
-              + doc.get(0)
-              + ") than the default model now ("
-              + now.get(0)
-              + "): run ./compactor quality-table and paste its output into the document");
-    }
-    for (int i = 0; i < Math.max(doc.size(), now.size()); i++) {
-      String d = i < doc.size() ? doc.get(i) : "<missing>";
-      String n = i < now.size() ? now.get(i) : "<missing>";
-      assertTrue(
-          sameLine(d, n),
-          "line "
-              + (i + 1)
-              + " of the table in "
-              + DOC
-              + " differs from ./compactor quality-table by more than one unit in a last digit:\n"
-              + d
-              + "\n"
-              + n
-              + "\npaste the new output if the change is intended. Whole output:\n"
-              + r.out());
-    }
+    assertSameTable(DOC, doc, now, 0, "./compactor quality-table", r.out());
   }
 
   @Test

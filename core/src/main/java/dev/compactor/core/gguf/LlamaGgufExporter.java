@@ -291,6 +291,7 @@ public final class LlamaGgufExporter {
       LlamaHyperParams hp, JsonNode config, TensorSource src, Options o)
       throws CheckpointFormatException {
     List<Planned> plan = new ArrayList<>();
+    java.util.Set<String> dropped = new java.util.HashSet<>();
     boolean phi3 = hp.arch().equals("phi3");
     long h = hp.hidden();
     long qRows = (long) hp.heads() * hp.headDim();
@@ -362,6 +363,9 @@ public final class LlamaGgufExporter {
         add(plan, src, o, m, p + "mlp.up_proj.weight", b + "ffn_up.weight", 0, hp.ffn(), h);
         add(plan, src, o, m, p + "mlp.down_proj.weight", b + "ffn_down.weight", 0, h, hp.ffn());
       }
+      if (hp.isLlama() && moe == null) {
+        llamaBiases(plan, src, o, m, p, b, qRows, kvRows, h, hp.ffn(), dropped);
+      }
     }
     add(plan, src, o, m, "model.norm.weight", "output_norm.weight", 0, h);
     boolean hasHead = src.contains("lm_head.weight");
@@ -376,6 +380,7 @@ public final class LlamaGgufExporter {
       boolean known =
           name.equals("lm_head.weight")
               || name.endsWith("rotary_emb.inv_freq")
+              || dropped.contains(name)
               || plan.stream().anyMatch(p -> p.hfNames.contains(name));
       if (!known) {
         throw new UnsupportedOperationException(
@@ -387,6 +392,58 @@ public final class LlamaGgufExporter {
       }
     }
     return plan;
+  }
+
+  /**
+   * The optional biases of llama.cpp's llama graph ({@code attn_q/k/v/output.bias}, {@code
+   * ffn_gate/up/down.bias}), present when config.json has {@code attention_bias} / {@code mlp_bias}
+   * (FLAP's bias compensation writes them). llama.cpp loads {@code attn_q.bias} as {@code [n_embd]}
+   * and convert_hf_to_gguf.py would permute q/k biases for RoPE; the compensation's q/k/v biases
+   * are zeros, which are the same as no bias, so those are left out; nonzero q/k/v biases are
+   * refused.
+   */
+  private static void llamaBiases(
+      List<Planned> plan,
+      TensorSource src,
+      Options o,
+      LlamaQuantMix.Model m,
+      String p,
+      String b,
+      long qRows,
+      long kvRows,
+      long h,
+      long ffn,
+      java.util.Set<String> dropped)
+      throws CheckpointFormatException {
+    for (String qkv : List.of("q_proj", "k_proj", "v_proj")) {
+      String name = p + "self_attn." + qkv + ".bias";
+      if (!src.contains(name)) {
+        continue;
+      }
+      float[] v;
+      try {
+        v = src.readFloats(name);
+      } catch (IOException e) {
+        throw new CheckpointFormatException("cannot read " + name + ": " + e.getMessage());
+      }
+      for (float x : v) {
+        if (x != 0f) {
+          throw new UnsupportedOperationException(
+              "not supported yet: GGUF export of a nonzero "
+                  + name
+                  + " for llama.cpp's llama (only zero q/k/v biases, which are left out)");
+        }
+      }
+      dropped.add(name);
+    }
+    if (src.contains(p + "self_attn.o_proj.bias")) {
+      add(plan, src, o, m, p + "self_attn.o_proj.bias", b + "attn_output.bias", 0, h);
+    }
+    if (src.contains(p + "mlp.down_proj.bias")) {
+      add(plan, src, o, m, p + "mlp.gate_proj.bias", b + "ffn_gate.bias", 0, ffn);
+      add(plan, src, o, m, p + "mlp.up_proj.bias", b + "ffn_up.bias", 0, ffn);
+      add(plan, src, o, m, p + "mlp.down_proj.bias", b + "ffn_down.bias", 0, h);
+    }
   }
 
   private static void add(

@@ -106,7 +106,8 @@ public final class ExpertMerger {
 
   /**
    * Groups every layer of {@code inputDir} by {@link #weightSimilarity} and {@code stats}'
-   * frequencies, merges, writes the result to {@code outputDir}; returns the groups per layer.
+   * frequencies, merges, writes the result to {@code outputDir}; returns the groups per layer (null
+   * for a dense layer).
    */
   public static List<List<int[]>> merge(
       Path inputDir, Path outputDir, ExpertStatistics stats, int n) throws IOException {
@@ -125,12 +126,15 @@ public final class ExpertMerger {
       Map<String, String> extraMetadata)
       throws IOException {
     ModelDirectory model = ModelDirectory.open(inputDir);
-    ModelConfig c = ExpertRewrite.requireMixtral(model);
+    ModelConfig c = ExpertRewrite.requireExpertModel(model);
     ExpertPruner.checkStats(c, stats);
     List<List<int[]>> groups = new ArrayList<>();
     try (TensorSource src = model.weights()) {
       for (int layer = 0; layer < c.numLayers(); layer++) {
-        groups.add(group(weightSimilarity(src, c, layer), stats.frequencies(layer), n));
+        groups.add(
+            c.sparseLayer(layer)
+                ? group(weightSimilarity(src, c, layer), stats.frequencies(layer), n)
+                : null);
       }
     }
     merge(inputDir, outputDir, groups, stats, extraMetadata);
@@ -152,7 +156,13 @@ public final class ExpertMerger {
       Map<String, String> extraMetadata)
       throws IOException {
     List<List<ExpertRewrite.Group>> plan = new ArrayList<>();
+    int kept = 0;
     for (int layer = 0; layer < groups.size(); layer++) {
+      if (groups.get(layer) == null) {
+        plan.add(null);
+        continue;
+      }
+      kept = groups.get(layer).size();
       double[] f = stats.frequencies(layer);
       List<ExpertRewrite.Group> layerPlan = new ArrayList<>();
       for (int[] members : groups.get(layer)) {
@@ -162,7 +172,7 @@ public final class ExpertMerger {
     }
     Map<String, String> metadata = new LinkedHashMap<>(extraMetadata);
     metadata.put("compactor.moe.merge.similarity", "weight_cosine");
-    metadata.put("compactor.moe.merge.kept_experts", Integer.toString(groups.get(0).size()));
+    metadata.put("compactor.moe.merge.kept_experts", Integer.toString(kept));
     ExpertRewrite.write(inputDir, outputDir, plan, metadata);
   }
 

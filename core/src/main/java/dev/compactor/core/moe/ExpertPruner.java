@@ -15,9 +15,13 @@ import java.util.Map;
  * ({@link ExpertScore}) and writes a smaller checkpoint. Kept experts keep their relative order and
  * are renumbered {@code 0..n-1}; the router rows of the dropped experts are removed, so the router
  * softmax normalises over the kept experts only, and {@code num_experts_per_tok} becomes {@code
- * min(k, n)}. Because Mixtral renormalises the top-k probabilities to sum 1, a token whose top-k
- * held only kept experts gets exactly the MoE output it had before; only tokens that were routed to
- * a dropped expert change (they take the next best kept one instead).
+ * min(k, n)}. Because Mixtral renormalises the top-k probabilities to sum 1 (as Qwen MoE does with
+ * {@code norm_topk_prob: true}), a token whose top-k held only kept experts gets exactly the MoE
+ * output it had before; only tokens that were routed to a dropped expert change (they take the next
+ * best kept one instead). With {@code norm_topk_prob: false} (Qwen's default) the kept experts'
+ * weights are their softmax probabilities over the kept experts, so every token's weights grow by
+ * the probability mass the dropped experts had. A Qwen MoE model's dense layers and shared experts
+ * are kept as they are.
  */
 public final class ExpertPruner {
 
@@ -47,7 +51,8 @@ public final class ExpertPruner {
 
   /**
    * Prunes {@code inputDir} to {@code n} experts per layer by {@code method} over {@code stats} and
-   * writes the result to {@code outputDir}; returns the kept old expert indices per layer.
+   * writes the result to {@code outputDir}; returns the kept old expert indices per layer (empty
+   * for a dense layer).
    */
   public static List<int[]> prune(
       Path inputDir, Path outputDir, ExpertStatistics stats, ExpertScore method, int n)
@@ -67,11 +72,16 @@ public final class ExpertPruner {
       int n,
       Map<String, String> extraMetadata)
       throws IOException {
-    ModelConfig c = ExpertRewrite.requireMixtral(ModelDirectory.open(inputDir));
+    ModelConfig c = ExpertRewrite.requireExpertModel(ModelDirectory.open(inputDir));
     checkStats(c, stats);
     List<int[]> kept = new ArrayList<>();
     List<List<ExpertRewrite.Group>> plan = new ArrayList<>();
     for (int layer = 0; layer < c.numLayers(); layer++) {
+      if (!c.sparseLayer(layer)) {
+        kept.add(new int[0]);
+        plan.add(null);
+        continue;
+      }
       int[] k = keep(stats.scores(layer, method), n);
       kept.add(k);
       List<ExpertRewrite.Group> groups = new ArrayList<>();

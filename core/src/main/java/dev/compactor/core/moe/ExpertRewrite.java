@@ -27,9 +27,11 @@ import java.util.stream.Stream;
  * a weighted average of a group of old ones ({@link Group}). A group of one with weight 1 is the
  * old expert renamed: its tensors and its router row are copied byte for byte. A larger group's
  * gate, up and down weights and router row are the weighted averages of its members' (in double,
- * stored in the checkpoint's dtype). Every other tensor is copied as it is; {@code config.json}
- * gets the new {@code num_local_experts} and {@code num_experts_per_tok = min(k, n)}; tokenizer and
- * other auxiliary files are copied. One tensor (or one layer's group) is in memory at a time.
+ * stored in the checkpoint's dtype). Every other tensor is copied as it is (a Qwen MoE model's
+ * dense layers and its shared experts and their gates included); {@code config.json} gets the new
+ * expert count ({@code num_local_experts} for Mixtral, {@code num_experts} for Qwen MoE) and {@code
+ * num_experts_per_tok = min(k, n)}; tokenizer and other auxiliary files are copied. One tensor (or
+ * one layer's group) is in memory at a time.
  */
 final class ExpertRewrite {
 
@@ -59,18 +61,22 @@ final class ExpertRewrite {
 
   private ExpertRewrite() {}
 
-  /** Checks the model is one this rewrite knows how to write; returns its config. */
-  static ModelConfig requireMixtral(ModelDirectory model) {
+  /**
+   * Checks the model is one this rewrite knows how to write (Mixtral, Qwen2-MoE, Qwen3-MoE);
+   * returns its config.
+   */
+  static ModelConfig requireExpertModel(ModelDirectory model) {
     ModelConfig c = ModelConfig.fromJson(model.configJson().toString());
     if (!c.moe()) {
       throw new UnsupportedOperationException(
           "not supported: expert pruning or merging of " + c.modelType() + " (no MoE layers)");
     }
-    if (c.family() != ModelConfig.Family.MIXTRAL) {
-      throw new UnsupportedOperationException(
-          "not supported yet: expert pruning or merging of " + c.modelType());
-    }
-    return c;
+    return switch (c.family()) {
+      case MIXTRAL, QWEN2_MOE, QWEN3_MOE -> c;
+      default ->
+          throw new UnsupportedOperationException(
+              "not supported yet: expert pruning or merging of " + c.modelType());
+    };
   }
 
   static void write(
@@ -84,13 +90,20 @@ final class ExpertRewrite {
       }
     }
     ModelDirectory model = ModelDirectory.open(inputDir);
-    ModelConfig c = requireMixtral(model);
+    ModelConfig c = requireExpertModel(model);
     if (layers.size() != c.numLayers()) {
       throw new IllegalArgumentException(
           "expected a plan for each of " + c.numLayers() + " layers, got " + layers.size());
     }
-    int n = layers.get(0).size();
+    int n = -1;
     for (int i = 0; i < layers.size(); i++) {
+      if (!c.sparseLayer(i)) {
+        if (layers.get(i) != null) {
+          throw new IllegalArgumentException("layer " + i + " is dense: its plan must be null");
+        }
+        continue;
+      }
+      n = n < 0 ? layers.get(i).size() : n;
       checkPlan(layers.get(i), i, n, c.numExperts());
     }
     // Which layer and old expert each expert tensor belongs to; its layer's experts are written
@@ -99,6 +112,9 @@ final class ExpertRewrite {
     Map<String, Integer> routerLayer = new HashMap<>();
     Set<String> expertModules = new HashSet<>();
     for (int i = 0; i < c.numLayers(); i++) {
+      if (!c.sparseLayer(i)) {
+        continue;
+      }
       String prefix = Layout.layerPrefix(c, "", i);
       routerLayer.put(prefix + Layout.router(c) + ".weight", i);
       for (int e = 0; e < c.numExperts(); e++) {
@@ -143,16 +159,21 @@ final class ExpertRewrite {
       }
     }
     ObjectNode config = model.configJson().deepCopy();
-    config.put("num_local_experts", n);
+    config.put(c.family() == ModelConfig.Family.MIXTRAL ? "num_local_experts" : "num_experts", n);
     config.put("num_experts_per_tok", Math.min(c.expertsPerToken(), n));
     ModelDirectory.writeConfig(outputDir, config);
     model.copyAuxiliaryFilesTo(outputDir);
   }
 
   private static void checkPlan(List<Group> groups, int layer, int n, int experts) {
-    if (groups.size() != n || n < 1) {
+    if (groups == null || groups.size() != n || n < 1) {
       throw new IllegalArgumentException(
-          "layer " + layer + ": expected " + n + " (>= 1) new experts, got " + groups.size());
+          "layer "
+              + layer
+              + ": expected "
+              + n
+              + " (>= 1) new experts, got "
+              + (groups == null ? "no plan" : groups.size()));
     }
     boolean[] used = new boolean[experts];
     for (Group g : groups) {

@@ -12,7 +12,8 @@ import java.util.Map;
  * Collects {@link ExpertStatistics} from the forward's own activations. At a layer's router the
  * observer sees the router's input; it recomputes the router logits with the router weight (the
  * same linear the forward applies, so the same top-k), the softmax, the top-k choice (largest
- * first, a tie to the lower index, as the forward) and the renormalised weights. At expert {@code
+ * first, a tie to the lower index, as the forward) and the weights the forward gives them
+ * (renormalised over the top k unless Qwen's {@code norm_topk_prob} is false). At expert {@code
  * e}'s down projection it sees the SiLU-gated activations of exactly the tokens routed to {@code
  * e}, in token order; their down projections give {@code ||expert_e(x)||}, weighted by the token's
  * routing weight. A row count that disagrees with the recomputed routing is an error, not a silent
@@ -85,8 +86,11 @@ public final class ExpertStatisticsCollector implements ActivationObserver {
         chosen[t * k + j] = best;
         sum += pr[t * experts + best];
       }
+      // the weight the forward gives the expert's output: renormalised over the top k (Mixtral,
+      // Qwen MoE with norm_topk_prob) or the plain softmax probability (Qwen's default)
+      double norm = c.normTopkProb() ? sum : 1;
       for (int j = 0; j < k; j++) {
-        routing[t * k + j] = pr[t * experts + chosen[t * k + j]] / sum;
+        routing[t * k + j] = pr[t * experts + chosen[t * k + j]] / norm;
       }
     }
     routedLayer = layer;

@@ -137,11 +137,17 @@ public final class MoeTable {
         2 * multiplied);
   }
 
-  /** Parameters a token passes through: every expert but its k counted out. */
+  /**
+   * Parameters a token passes through: in every sparse layer, all experts but its k counted out
+   * (dense layers and shared experts are passed through whole).
+   */
   public static long activeParameters(ModelConfig c) {
-    long perExpert = 3L * c.hiddenSize() * c.intermediateSize();
-    return c.parameterCount()
-        - (long) c.numLayers() * (c.numExperts() - c.expertsPerToken()) * perExpert;
+    long perExpert = 3L * c.hiddenSize() * c.expertIntermediateSize();
+    long sparse = 0;
+    for (int i = 0; i < c.numLayers(); i++) {
+      sparse += c.sparseLayer(i) ? 1 : 0;
+    }
+    return c.parameterCount() - sparse * (c.numExperts() - c.expertsPerToken()) * perExpert;
   }
 
   private static String fraction(int n, ModelConfig c) {

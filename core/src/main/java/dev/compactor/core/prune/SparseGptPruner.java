@@ -231,7 +231,7 @@ public final class SparseGptPruner {
   }
 
   /** Rounds {@code values} to what {@code dtype} stores (zeros stay zeros), in place. */
-  static void roundTo(DType dtype, float[] values) {
+  public static void roundTo(DType dtype, float[] values) {
     switch (dtype) {
       case F32 -> {}
       case BF16 -> {

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.prune.NmPattern;
 import dev.compactor.core.prune.depth.DepthMethod;
+import dev.compactor.core.prune.structured.StructuredSpec;
 import java.util.List;
 import java.util.Locale;
 
@@ -11,8 +12,10 @@ import java.util.Locale;
  * Pruning: zero the given fraction of each linear layer's weights (unstructured), keep N of every M
  * consecutive inputs (semi-structured {@code pattern: "2:4"}), or keep {@code experts.keep} experts
  * of every mixture-of-experts layer ({@code experts: {keep: 6, method: frequency}}), or remove
- * whole decoder layers ({@code depth: {drop: 2, method: angular}}). Exactly one of sparsity,
- * pattern, experts and depth.
+ * whole attention heads and MLP channels ({@code structured: {heads: 0.25, channels: 0.25,
+ * importance: activation|fluctuation, head_mode: kv_groups|query_heads, compensate: false}}). Or
+ * remove whole decoder layers ({@code depth: {drop: 2, method: angular}}). Exactly one of sparsity,
+ * pattern, experts, structured and depth.
  *
  * @param method how weights are scored: by magnitude, by Wanda's |w|·‖x‖, or by SparseGPT's OBS
  *     saliency with weight updates (both need calibration); null with {@code experts}, which
@@ -21,11 +24,18 @@ import java.util.Locale;
  *     pattern; NaN with {@code experts}
  * @param pattern the N:M pattern, or null for unstructured pruning
  * @param experts expert pruning or merging, or null for weight pruning
+ * @param structured head and channel removal, or null (then method, sparsity and pattern as for
+ *     experts: null, NaN, null)
  * @param depth depth pruning ({@code depth: {drop: n, method: block_influence|angular}}): remove
- *     whole decoder layers; null otherwise. Like experts, it excludes method, sparsity and pattern
+ *     whole decoder layers; null otherwise. Like structured, it excludes every other option
  */
 public record PruneParams(
-    Method method, double sparsity, NmPattern pattern, Experts experts, Depth depth)
+    Method method,
+    double sparsity,
+    NmPattern pattern,
+    Experts experts,
+    StructuredSpec structured,
+    Depth depth)
     implements StageParams {
 
   /** Weight-scoring rule. */
@@ -96,28 +106,35 @@ public record PruneParams(
     }
   }
 
-  /** Weight or expert pruning (no depth). */
-  public PruneParams(Method method, double sparsity, NmPattern pattern, Experts experts) {
-    this(method, sparsity, pattern, experts, null);
+  /** Weight, expert or structured pruning (no depth). */
+  public PruneParams(
+      Method method,
+      double sparsity,
+      NmPattern pattern,
+      Experts experts,
+      StructuredSpec structured) {
+    this(method, sparsity, pattern, experts, structured, null);
   }
 
   /** Depth pruning. */
   public static PruneParams depth(int drop, DepthMethod method) {
-    return new PruneParams(null, Double.NaN, null, null, new Depth(drop, method));
+    return new PruneParams(null, Double.NaN, null, null, null, new Depth(drop, method));
   }
 
   public PruneParams {
     if (depth != null) {
-      if (method != null || pattern != null || experts != null || !Double.isNaN(sparsity)) {
+      if (structured != null
+          || experts != null
+          || method != null
+          || pattern != null
+          || !Double.isNaN(sparsity)) {
         throw new IllegalArgumentException(
-            "depth pruning takes no method, sparsity, pattern or experts, found "
-                + method
-                + ", "
-                + sparsity
-                + ", "
-                + pattern
-                + ", "
-                + experts);
+            "depth pruning takes no method, sparsity, pattern, experts or structured");
+      }
+    } else if (structured != null) {
+      if (experts != null || method != null || pattern != null || !Double.isNaN(sparsity)) {
+        throw new IllegalArgumentException(
+            "structured pruning takes no method, sparsity, pattern or experts");
       }
     } else if (experts != null) {
       if (method != null || pattern != null || !Double.isNaN(sparsity)) {
@@ -152,6 +169,11 @@ public record PruneParams(
     }
   }
 
+  /** Weight or expert pruning. */
+  public PruneParams(Method method, double sparsity, NmPattern pattern, Experts experts) {
+    this(method, sparsity, pattern, experts, null);
+  }
+
   /** Unstructured pruning. */
   public PruneParams(Method method, double sparsity) {
     this(method, sparsity, null, null);
@@ -160,6 +182,11 @@ public record PruneParams(
   /** Unstructured or N:M pruning. */
   public PruneParams(Method method, double sparsity, NmPattern pattern) {
     this(method, sparsity, pattern, null);
+  }
+
+  /** Structured pruning of heads and MLP channels. */
+  public static PruneParams structured(StructuredSpec spec) {
+    return new PruneParams(null, Double.NaN, null, null, spec);
   }
 
   /** Expert pruning or merging. */
@@ -182,6 +209,15 @@ public record PruneParams(
                   .required("keep", ParamSchema.integerAtLeast(1))
                   .required("method", ParamSchema.oneOf("frequency", "weighted_norm", "merge")))
           .optional(
+              "structured",
+              ParamSchema.object("structured")
+                  .optional("heads", ParamSchema.number(0, true, 1, false))
+                  .optional("channels", ParamSchema.number(0, true, 1, false))
+                  .optional("importance", ParamSchema.oneOf("activation", "fluctuation"))
+                  .optional("head_mode", ParamSchema.oneOf("kv_groups", "query_heads"))
+                  .optional("compensate", ParamSchema.bool())
+                  .optional("widths", ParamSchema.oneOf("uniform", "per_layer")))
+          .optional(
               "depth",
               ParamSchema.object("depth")
                   .required("drop", ParamSchema.integerAtLeast(1))
@@ -193,7 +229,7 @@ public record PruneParams(
    */
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
     if (p.has("depth")) {
-      for (String other : new String[] {"method", "sparsity", "pattern", "experts"}) {
+      for (String other : new String[] {"method", "sparsity", "pattern", "experts", "structured"}) {
         if (p.has(other)) {
           out.add(
               new RecipeProblem(
@@ -208,6 +244,28 @@ public record PruneParams(
     boolean hasSparsity = p.has("sparsity");
     boolean hasPattern = p.has("pattern");
     boolean hasExperts = p.has("experts");
+    if (p.has("structured")) {
+      JsonNode st = p.get("structured");
+      if (hasSparsity || hasPattern || hasExperts || p.has("method")) {
+        out.add(
+            new RecipeProblem(
+                path,
+                "structured removes whole heads and channels; give it alone (no method, sparsity,"
+                    + " pattern or experts)"));
+      } else if (Json.text(st, "widths", "uniform").equals("per_layer")) {
+        out.add(
+            new RecipeProblem(
+                child(path, "structured.widths"),
+                "not supported yet: per-layer (non-uniform) widths; structured pruning removes the"
+                    + " same number of heads and channels from every layer (widths: uniform)"));
+      } else if (Json.number(st, "heads", 0) == 0 && Json.number(st, "channels", 0) == 0) {
+        out.add(
+            new RecipeProblem(
+                child(path, "structured"),
+                "removes nothing; give heads (a fraction in (0, 1)) and/or channels"));
+      }
+      return;
+    }
     int given = (hasSparsity ? 1 : 0) + (hasPattern ? 1 : 0) + (hasExperts ? 1 : 0);
     if (given == 0) {
       out.add(
@@ -245,6 +303,16 @@ public record PruneParams(
           depth.get("drop").asInt(),
           DepthMethod.parse(Json.text(depth, "method", DepthMethod.BLOCK_INFLUENCE.key())));
     }
+    JsonNode st = p.get("structured");
+    if (st != null) {
+      return structured(
+          new StructuredSpec(
+              Json.number(st, "heads", 0),
+              Json.number(st, "channels", 0),
+              StructuredSpec.Importance.parse(Json.text(st, "importance", "activation")),
+              StructuredSpec.HeadMode.parse(Json.text(st, "head_mode", "kv_groups")),
+              Json.bool(st, "compensate", false)));
+    }
     JsonNode experts = p.get("experts");
     if (experts != null) {
       return experts(
@@ -262,7 +330,7 @@ public record PruneParams(
 
   /** Whether this stage reads calibration activations. */
   public boolean needsCalibration() {
-    return experts != null || depth != null || method != Method.MAGNITUDE;
+    return experts != null || structured != null || depth != null || method != Method.MAGNITUDE;
   }
 
   @Override
@@ -275,6 +343,16 @@ public record PruneParams(
     if (depth != null) {
       ObjectNode o = Json.object();
       o.set("depth", depth.toJson());
+      return o;
+    }
+    if (structured != null) {
+      ObjectNode o = Json.object();
+      o.putObject("structured")
+          .put("heads", structured.heads())
+          .put("channels", structured.channels())
+          .put("importance", structured.importance().key())
+          .put("head_mode", structured.headMode().key())
+          .put("compensate", structured.compensate());
       return o;
     }
     if (experts != null) {

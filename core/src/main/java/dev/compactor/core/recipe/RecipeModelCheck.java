@@ -120,6 +120,14 @@ public final class RecipeModelCheck {
       depth(p.depth(), path + ".depth", m, out);
       return;
     }
+    if (s.params() instanceof PruneParams p && p.structured() != null) {
+      try {
+        dev.compactor.core.prune.structured.StructuredPruner.check(m, p.structured());
+      } catch (UnsupportedOperationException | IllegalArgumentException e) {
+        out.add(new RecipeProblem(path + ".structured", e.getMessage()));
+      }
+      return;
+    }
     if (s.params() instanceof PruneParams p && p.experts() != null) {
       experts(p.experts(), path + ".experts", m, out);
       return;
@@ -216,13 +224,6 @@ public final class RecipeModelCheck {
                   + m.modelType()
                   + ", a dense model without mixture-of-experts layers; prune it by sparsity or"
                   + " pattern"));
-    } else if (m.family() != ModelConfig.Family.MIXTRAL) {
-      out.add(
-          new RecipeProblem(
-              path,
-              "not supported yet: expert pruning or merging of "
-                  + m.modelType()
-                  + " (Mixtral only so far)"));
     } else if (e.keep() >= m.numExperts()) {
       out.add(
           new RecipeProblem(

@@ -96,6 +96,10 @@ final class RecipeRules {
       boolean merge = p.experts().method() == PruneParams.ExpertMethod.MERGE;
       what = "expert " + (merge ? "merging" : "pruning");
       at = e.path() + ".experts";
+    } else if (e.params() instanceof PruneParams p && p.structured() != null) {
+      // heads and channels are scored on calibration activations
+      what = "structured pruning";
+      at = e.path() + ".structured";
     } else if (e.params() instanceof PruneParams p && p.needsCalibration()) {
       what = "method " + p.method().key();
     } else if (e.params() instanceof QuantizeParams q && q.needsCalibration()) {

@@ -115,7 +115,7 @@ class MixtralTest {
   }
 
   @Test
-  void recipeCheckTakesExpertPruningOnMixtralBelowItsExpertCountOnly() {
+  void recipeCheckTakesExpertPruningOnMoeModelsBelowTheirExpertCountOnly() {
     ModelConfig m = ModelConfig.fromJson(MIXTRAL_8X7B);
     for (String method : List.of("frequency", "weighted_norm", "merge")) {
       assertEquals(List.of(), expertProblems("{ keep: 7, method: " + method + " }", m), method);
@@ -138,11 +138,10 @@ class MixtralTest {
         expertProblems(
             "{ keep: 2, method: weighted_norm }", ModelConfig.llama(1024, 64, 128, 2, 4, 2, 256)));
     assertEquals(
-        List.of(
-            "stages[0].prune.experts: not supported yet: expert pruning or merging of qwen3_moe"
-                + " (Mixtral only so far)"),
+        List.of(),
         expertProblems(
-            "{ keep: 2, method: merge }", ModelConfig.fromJson(QwenMoeTest.QWEN3_30B_A3B)));
+            "{ keep: 2, method: merge }", ModelConfig.fromJson(QwenMoeTest.QWEN3_30B_A3B)),
+        "Qwen MoE experts are pruned and merged like Mixtral's");
   }
 
   @Test

@@ -112,6 +112,113 @@ class ExpertPruningTest {
         "dropping a routed expert must change the output");
   }
 
+  /**
+   * Qwen2-MoE with a dense first layer and a shared expert: the router logits of the sparse layer
+   * are {@code c_e · x_0} with residual channel 0 pinned to 10 (embedding column 0; the rows 0 of
+   * both o_proj and of the dense layer's down_proj zero), so every token's top-2 is experts 2 and
+   * 4. Pruning to 3 experts must equal the original model with the dropped experts' router rows
+   * driven to -1000 (probability exactly 0): the softmax over the kept experts. With {@code
+   * norm_topk_prob: true} that is also the original's output; with Qwen's default false it is not
+   * (the kept weights grow by the dropped probability mass). The dense layer, the shared expert and
+   * its gate are copied byte for byte.
+   */
+  @Test
+  void qwenMoePruningRenormalisesOverKeptExpertsAndKeepsDenseLayersAndSharedExperts(
+      @TempDir Path tmp) throws Exception {
+    for (boolean normTopk : new boolean[] {true, false}) {
+      ModelConfig c =
+          ModelConfig.fromJson(
+              "{\"model_type\":\"qwen2_moe\",\"vocab_size\":64,\"hidden_size\":32,"
+                  + "\"intermediate_size\":24,\"moe_intermediate_size\":16,"
+                  + "\"shared_expert_intermediate_size\":20,\"num_hidden_layers\":2,"
+                  + "\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+                  + "\"max_position_embeddings\":64,\"num_experts\":6,"
+                  + "\"num_experts_per_tok\":2,\"mlp_only_layers\":[0],"
+                  + "\"norm_topk_prob\":"
+                  + normTopk
+                  + ",\"tie_word_embeddings\":false}");
+      Path case_ = tmp.resolve("norm-" + normTopk);
+      Path random = MoeTestModels.save(c, 5, case_.resolve("r"));
+      Map<String, float[]> w = MoeTestModels.tensors(random);
+      int h = c.hiddenSize();
+      Map<String, float[]> changes = new HashMap<>();
+      float[] embed = w.get("model.embed_tokens.weight").clone();
+      for (int t = 0; t < c.vocabSize(); t++) {
+        embed[t * h] = 10;
+      }
+      changes.put("model.embed_tokens.weight", embed);
+      for (String row0 :
+          List.of(
+              "model.layers.0.self_attn.o_proj.weight",
+              "model.layers.0.mlp.down_proj.weight",
+              "model.layers.1.self_attn.o_proj.weight")) {
+        float[] v = w.get(row0).clone();
+        int in = v.length / h;
+        java.util.Arrays.fill(v, 0, in, 0f);
+        changes.put(row0, v);
+      }
+      float[] coeff = {0.3f, 0f, 0.5f, 0.1f, 0.4f, 0.2f};
+      float[] router = new float[c.numExperts() * h];
+      for (int e = 0; e < c.numExperts(); e++) {
+        router[e * h] = coeff[e];
+      }
+      String moe = "model.layers.1.mlp.";
+      changes.put(moe + "gate.weight", router);
+      Path dir = MoeTestModels.edit(random, case_.resolve("m"), null, changes, null);
+      float[] gone = router.clone();
+      for (int e : new int[] {1, 3, 5}) {
+        gone[e * h] = -1000f;
+      }
+      Map<String, float[]> reference = new HashMap<>(changes);
+      reference.put(moe + "gate.weight", gone);
+      Path expected = MoeTestModels.edit(random, case_.resolve("ref"), null, reference, null);
+
+      List<int[]> seqs = MoeTestModels.sequences(3, 16, 2);
+      ExpertStatistics stats = ExpertStatistics.collect(dir, seqs, Device.cpu());
+      assertEquals(0, stats.tokens(0), "the dense layer routes nothing");
+      Path pruned = case_.resolve("p");
+      List<int[]> kept = ExpertPruner.prune(dir, pruned, stats, ExpertScore.FREQUENCY, 3);
+      assertArrayEquals(new int[0], kept.get(0));
+      assertArrayEquals(new int[] {0, 2, 4}, kept.get(1), "2 and 4 routed; a tie to the lower");
+      ModelConfig pc = ModelConfig.read(pruned);
+      assertEquals(3, pc.numExperts());
+      assertEquals(2, pc.expertsPerToken());
+      Map<String, float[]> pw = MoeTestModels.tensors(pruned);
+      for (String name : w.keySet()) {
+        if (!name.startsWith(moe + "experts.") && !name.equals(moe + "gate.weight")) {
+          float[] in = changes.containsKey(name) ? changes.get(name) : w.get(name);
+          assertArrayEquals(in, pw.get(name), name + " copied as it is");
+        }
+      }
+      assertArrayEquals(
+          w.get(moe + "experts.4.down_proj.weight"), pw.get(moe + "experts.2.down_proj.weight"));
+      assertTrue(pw.keySet().stream().noneMatch(n -> n.contains("experts.3.")));
+
+      float[] now = MoeTestModels.logits(pruned, seqs);
+      double vsReference = MoeTestModels.maxAbsDiff(MoeTestModels.logits(expected, seqs), now);
+      assertTrue(vsReference < 1e-4, "pruned vs softmax over the kept experts: " + vsReference);
+      double vsOriginal = MoeTestModels.maxAbsDiff(MoeTestModels.logits(dir, seqs), now);
+      if (normTopk) {
+        assertTrue(vsOriginal < 1e-4, "norm_topk_prob: unrouted experts change nothing");
+      } else {
+        assertTrue(vsOriginal > 1e-3, "without norm_topk_prob the weights grow: " + vsOriginal);
+      }
+
+      Path merged = case_.resolve("merged");
+      List<List<int[]>> groups = ExpertMerger.merge(dir, merged, stats, 3);
+      assertEquals(null, groups.get(0), "the dense layer has no experts to merge");
+      assertEquals(3, groups.get(1).size());
+      assertEquals(3, ModelConfig.read(merged).numExperts());
+      Map<String, float[]> mw = MoeTestModels.tensors(merged);
+      assertArrayEquals(
+          w.get("model.layers.0.mlp.up_proj.weight"), mw.get("model.layers.0.mlp.up_proj.weight"));
+      assertArrayEquals(
+          w.get(moe + "shared_expert.up_proj.weight"),
+          mw.get(moe + "shared_expert.up_proj.weight"));
+      assertEquals(3 * h, mw.get(moe + "gate.weight").length, "one router row per merged expert");
+    }
+  }
+
   @Test
   void expertTensorsOtherThanWeightsAreRefused(@TempDir Path tmp) throws Exception {
     ModelConfig c = MoeTestModels.mixtral(1, 2, 1);

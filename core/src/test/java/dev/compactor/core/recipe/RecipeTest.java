@@ -176,6 +176,52 @@ class RecipeTest {
   }
 
   @Test
+  void pruneTakesStructuredHeadsAndChannelsAndRoundTripsThem() {
+    Recipe r =
+        Recipe.parse(
+            "name: t\nstages:\n  - prune: { structured: { heads: 0.5, channels: 0.25,"
+                + " importance: fluctuation, head_mode: query_heads, compensate: true } }\n"
+                + "calibration: { dataset: builtin:europarl, samples: 8, seq_len: 64 }\n");
+    PruneParams p = (PruneParams) r.stage(0).params();
+    assertEquals(
+        new dev.compactor.core.prune.structured.StructuredSpec(
+            0.5,
+            0.25,
+            dev.compactor.core.prune.structured.StructuredSpec.Importance.FLUCTUATION,
+            dev.compactor.core.prune.structured.StructuredSpec.HeadMode.QUERY_HEADS,
+            true),
+        p.structured());
+    assertNull(p.method());
+    assertTrue(p.needsCalibration());
+    assertEquals(r.stage(0), StageSpec.fromJson(StageKind.PRUNE, r.stage(0).toJson().toString()));
+    Recipe defaults =
+        Recipe.parse(
+            "name: t\nstages:\n  - prune: { structured: { channels: 0.25 } }\n"
+                + "calibration: { dataset: builtin:europarl, samples: 8, seq_len: 64 }\n");
+    var d = ((PruneParams) defaults.stage(0).params()).structured();
+    assertEquals(0.0, d.heads());
+    assertEquals("activation", d.importance().key());
+    assertEquals("kv_groups", d.headMode().key());
+    assertTrue(!d.compensate());
+    // the model check refuses families the pruner cannot cut, at job start
+    var phi3 =
+        dev.compactor.core.model.ModelConfig.fromJson(
+            "{\"model_type\":\"phi3\",\"vocab_size\":67,\"hidden_size\":32,"
+                + "\"intermediate_size\":48,\"num_hidden_layers\":2,\"num_attention_heads\":4}");
+    var problems = RecipeModelCheck.check(r, phi3, Long.MAX_VALUE);
+    assertEquals(1, problems.size(), problems.toString());
+    assertTrue(
+        problems
+            .get(0)
+            .toString()
+            .startsWith(
+                "stages[0].prune.structured: not supported yet: structured pruning of phi3"),
+        problems.toString());
+    var llama = dev.compactor.core.model.ModelConfig.llama(67, 32, 48, 2, 4, 2, 64);
+    assertTrue(RecipeModelCheck.check(r, llama, Long.MAX_VALUE).isEmpty());
+  }
+
+  @Test
   void pruneTakesSparseGptAndAnNmPatternInsteadOfASparsity() {
     Recipe r =
         Recipe.parse(

@@ -217,6 +217,34 @@ class RecipeValidationTest {
   }
 
   @Test
+  void structuredParameters() {
+    assertOnlyProblem(
+        problems("  - prune: { structured: { heads: 0.5 }, sparsity: 0.5 }\n", true),
+        "stages[0].prune",
+        "structured removes whole heads and channels; give it alone");
+    assertOnlyProblem(
+        problems("  - prune: { structured: { heads: 0.5, widths: per_layer } }\n", true),
+        "stages[0].prune.structured.widths",
+        "not supported yet: per-layer (non-uniform) widths");
+    assertOnlyProblem(
+        problems("  - prune: { structured: { compensate: true } }\n", true),
+        "stages[0].prune.structured",
+        "removes nothing");
+    assertOnlyProblem(
+        problems("  - prune: { structured: { heads: 1.0 } }\n", true),
+        "stages[0].prune.structured.heads",
+        "[0, 1)");
+    assertOnlyProblem(
+        problems("  - prune: { structured: { channels: 0.2, importance: wanda } }\n", true),
+        "stages[0].prune.structured.importance",
+        "one of activation, fluctuation");
+    assertOnlyProblem(
+        problems("  - prune: { structured: { channels: 0.2 } }\n", false),
+        "stages[0].prune.structured",
+        "structured pruning needs calibration text");
+  }
+
+  @Test
   void distillParameters() {
     assertOnlyProblem(
         problems("  - distill: { temperature: 2 }\n", true), "stages[0].distill", "layers");

@@ -110,6 +110,9 @@ public final class GgufToHf {
           }
           types.put(ggufName, info.type());
         }
+        if (arch.equals("llama") && !config.moe()) {
+          llamaBiases(r, config, out, types);
+        }
       }
     }
     template.copyAuxiliaryFilesTo(outDir);
@@ -120,6 +123,47 @@ public final class GgufToHf {
         .put("sha256", ModelDirectory.sha256(gguf));
     ModelDirectory.writeConfig(outDir, json);
     return new Result(types, java.nio.file.Files.size(gguf));
+  }
+
+  /**
+   * The llama graph's optional biases: those in the file come back as they are; those the config
+   * implies but the exporter left out (zero q/k/v biases) come back as zeros.
+   */
+  private static void llamaBiases(
+      GgufReader r, ModelConfig config, SafetensorsWriter out, Map<String, GgmlType> types)
+      throws IOException {
+    java.util.Set<String> have = new java.util.HashSet<>();
+    for (GgufTensorInfo t : r.tensors()) {
+      have.add(t.name());
+    }
+    Map<String, String> gguf =
+        Map.of(
+            "self_attn.q_proj.bias", "attn_q.bias",
+            "self_attn.k_proj.bias", "attn_k.bias",
+            "self_attn.v_proj.bias", "attn_v.bias",
+            "self_attn.o_proj.bias", "attn_output.bias",
+            "mlp.gate_proj.bias", "ffn_gate.bias",
+            "mlp.up_proj.bias", "ffn_up.bias",
+            "mlp.down_proj.bias", "ffn_down.bias");
+    for (int l = 0; l < config.numLayers(); l++) {
+      for (Layout.Spec s : Layout.layer(config, l)) {
+        String g = gguf.get(s.name());
+        if (g == null) {
+          continue;
+        }
+        String ggufName = "blk." + l + "." + g;
+        String hf = "model.layers." + l + "." + s.name();
+        if (have.contains(ggufName)) {
+          out.write(hf, DType.F32, s.shape(), r.readTensorFloats(ggufName));
+          types.put(ggufName, r.tensor(ggufName).type());
+        } else if (s.name().startsWith("self_attn.") && !s.name().startsWith("self_attn.o_proj")) {
+          out.write(hf, DType.F32, s.shape(), new float[Math.toIntExact(s.shape()[0])]);
+        } else {
+          throw new CheckpointFormatException(
+              "GGUF " + ggufName + ": the original has " + hf + ", the file has no such tensor");
+        }
+      }
+    }
   }
 
   /** Cuts a stacked {@code [E, out, in]} tensor into the E experts' {@code [out, in]} tensors. */

@@ -18,6 +18,9 @@ import dev.compactor.core.prune.SparseGptPruner;
 import dev.compactor.core.prune.WandaPruner;
 import dev.compactor.core.prune.depth.DepthPruning;
 import dev.compactor.core.prune.depth.TokenPositions;
+import dev.compactor.core.prune.structured.StructuredPruner;
+import dev.compactor.core.prune.structured.StructuredReport;
+import dev.compactor.core.prune.structured.StructuredSpec;
 import dev.compactor.core.recipe.Calibration;
 import dev.compactor.core.recipe.PruneParams;
 import dev.compactor.core.recipe.RecipeModelCheck;
@@ -43,9 +46,11 @@ import java.util.Map;
  * any of them semi-structured. {@code experts: {keep: n, method: frequency|weighted_norm|merge}}
  * instead removes whole experts of a Mixtral model: it keeps the n experts of every layer most
  * often routed to (or with the highest routing-weighted output norm) on the calibration text, or
- * merges the experts into n groups. {@code depth: {drop: n, method: block_influence|angular}}
- * removes n whole decoder layers, scored on the calibration text. Writes the pruned model as a
- * Hugging Face directory.
+ * merges the experts into n groups. {@code structured: {heads, channels, importance, head_mode,
+ * compensate}} removes whole attention heads and MLP channels of a dense Llama-family model ({@link
+ * StructuredPruner}). {@code depth: {drop: n, method: block_influence|angular}} removes n whole
+ * decoder layers, scored on the calibration text. Writes the pruned model as a Hugging Face
+ * directory.
  */
 public final class PruningStage implements Stage {
 
@@ -56,8 +61,8 @@ public final class PruningStage implements Stage {
   private static final long SEED = 1234;
 
   /**
-   * Magnitude, Wanda, SparseGPT, expert and depth pruning (their calibration passes included) run
-   * on the CPU.
+   * Magnitude, Wanda, SparseGPT and expert pruning (their calibration passes included) run on the
+   * CPU.
    */
   @Override
   public void checkDevice(String device) {
@@ -75,6 +80,9 @@ public final class PruningStage implements Stage {
     }
     if (params.depth() != null) {
       return depth(ctx, spec, params.depth());
+    }
+    if (params.structured() != null) {
+      return structured(ctx, spec, params.structured());
     }
     PruningSpec.Method method = PruningSpec.Method.parse(params.method().key());
     PruningSpec pruning =
@@ -163,7 +171,10 @@ public final class PruningStage implements Stage {
       ExpertMerger.merge(ctx.inputDir(), ctx.outputDir(), stats, experts.keep(), provenance);
       for (int layer = 0; layer < c.numLayers(); layer++) {
         // the merger's group centres
-        kept.add(ExpertPruner.keep(stats.frequencies(layer), experts.keep()));
+        kept.add(
+            c.sparseLayer(layer)
+                ? ExpertPruner.keep(stats.frequencies(layer), experts.keep())
+                : new int[0]);
       }
     } else {
       ExpertScore score = ExpertScore.parse(experts.method().key());
@@ -174,7 +185,11 @@ public final class PruningStage implements Stage {
     Map<String, Double> metrics = new LinkedHashMap<>();
     metrics.put("experts", (double) c.numExperts());
     metrics.put("keptExperts", (double) experts.keep());
-    metrics.put("calibrationTokens", (double) stats.tokens(0));
+    int firstSparse = 0;
+    while (!c.sparseLayer(firstSparse)) {
+      firstSparse++;
+    }
+    metrics.put("calibrationTokens", (double) stats.tokens(firstSparse));
     for (int layer = 0; layer < kept.size(); layer++) {
       long mask = 0;
       for (int e : kept.get(layer)) {
@@ -183,6 +198,56 @@ public final class PruningStage implements Stage {
       metrics.put("keptExpertMask.layer" + layer, (double) mask);
     }
     return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
+  }
+
+  /**
+   * Structured pruning: heads and MLP channels scored on the calibration windows layer by layer and
+   * removed, the same count in every layer. Metrics: heads, KV heads, channels and parameters
+   * after, and per layer bitmasks of the removed query heads and KV heads.
+   */
+  private static StageResult structured(StageContext ctx, StageSpec spec, StructuredSpec structured)
+      throws Exception {
+    ModelConfig c = ModelConfig.read(ctx.inputDir());
+    // a step sent without the job-start check still gets its message before any work
+    RecipeModelCheck.requireSupported(spec, c);
+    Calibration cal = calibration(ctx, spec);
+    List<int[]> windows;
+    try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
+      Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
+      windows =
+          corpus.calibrationSamples(
+              tokenizer, cal.samples(), Math.min(cal.seqLen(), c.maxPositions()), SEED);
+    }
+    ctx.checkCancelled();
+    ctx.progress().report(0.1, "structured pruning, layer by layer on " + cal.dataset());
+    StructuredReport report =
+        new StructuredPruner(structured)
+            .prune(
+                ctx.inputDir(),
+                ctx.outputDir(),
+                windows,
+                Map.of(),
+                (fraction, message) -> ctx.progress().report(0.1 + 0.9 * fraction, message));
+    Map<String, Double> metrics = new LinkedHashMap<>();
+    metrics.put("heads", (double) report.headsAfter());
+    metrics.put("kvHeads", (double) report.kvHeadsAfter());
+    metrics.put("intermediateSize", (double) report.channelsAfter());
+    metrics.put("parametersBefore", (double) report.parametersBefore());
+    metrics.put("parametersAfter", (double) report.parametersAfter());
+    metrics.put("calibrationTokens", (double) report.calibrationTokens());
+    for (StructuredReport.Layer l : report.layers()) {
+      metrics.put("removedHeadMask.layer" + l.layer(), (double) mask(l.removedHeads()));
+      metrics.put("removedKvHeadMask.layer" + l.layer(), (double) mask(l.removedKvHeads()));
+    }
+    return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
+  }
+
+  private static long mask(int[] bits) {
+    long m = 0;
+    for (int b : bits) {
+      m |= 1L << b;
+    }
+    return m;
   }
 
   /**

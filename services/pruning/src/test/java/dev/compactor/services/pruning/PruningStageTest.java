@@ -124,6 +124,40 @@ class PruningStageTest {
     }
   }
 
+  @Test
+  void structuredPruningShrinksHeadsAndChannelsAndReportsWhichWent() throws Exception {
+    StageResult r =
+        run(
+            "structured",
+            "{\"structured\":{\"heads\":0.5,\"channels\":0.25,\"importance\":\"fluctuation\","
+                + "\"head_mode\":\"query_heads\",\"compensate\":true},"
+                + CAL
+                + "}",
+            "builtin:europarl");
+    assertEquals(2.0, r.metrics().get("heads"));
+    assertEquals(2.0, r.metrics().get("kvHeads"));
+    assertEquals(96.0, r.metrics().get("intermediateSize"));
+    assertEquals(4 * 32.0, r.metrics().get("calibrationTokens"));
+    assertTrue(r.metrics().get("parametersAfter") < r.metrics().get("parametersBefore"));
+    ModelConfig out = ModelConfig.read(r.outputDir());
+    assertEquals(2, out.numHeads());
+    assertEquals(16, out.headDim());
+    assertEquals(96, out.intermediateSize());
+    assertTrue(out.outputBias() && out.mlpBias(), "compensation sets the HF bias flags");
+    try (TensorSource s = Checkpoints.open(r.outputDir())) {
+      assertEquals("structured", s.metadata().get("compactor.prune.method"));
+      assertEquals(2, s.info("model.layers.1.self_attn.o_proj.weight").shape()[1] / 16);
+      assertEquals(96, s.info("model.layers.1.mlp.down_proj.weight").shape()[1]);
+    }
+    for (int layer = 0; layer < 2; layer++) {
+      long heads = r.metrics().get("removedHeadMask.layer" + layer).longValue();
+      // one query head of each KV group (heads 0-1 and 2-3)
+      assertEquals(1, Long.bitCount(heads & 0b0011), "layer " + layer);
+      assertEquals(1, Long.bitCount(heads & 0b1100), "layer " + layer);
+      assertEquals(0.0, r.metrics().get("removedKvHeadMask.layer" + layer));
+    }
+  }
+
   /** A random 2-layer Mixtral, 6 experts of which 2 per token, with a byte-level tokenizer. */
   private static Path randomMixtral(Path dir) throws Exception {
     ModelConfig c =

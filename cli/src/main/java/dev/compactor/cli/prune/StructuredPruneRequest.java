@@ -1,0 +1,122 @@
+package dev.compactor.cli.prune;
+
+import dev.compactor.cli.Args;
+import dev.compactor.cli.UsageException;
+import dev.compactor.core.prune.structured.StructuredSpec;
+import dev.compactor.core.prune.structured.StructuredSpec.HeadMode;
+import dev.compactor.core.prune.structured.StructuredSpec.Importance;
+import dev.compactor.core.recipe.StepMemory;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Set;
+
+/**
+ * A validated structured {@code compactor prune} command line: {@code --heads F} and/or {@code
+ * --channels F} (fractions of the KV groups or query heads, and of the MLP channels, removed from
+ * every layer), {@code --importance activation|fluctuation} (default activation), {@code
+ * --head-mode kv_groups|query_heads} (default kv_groups), {@code --widths uniform} (the only one
+ * built; {@code per_layer} is refused as not supported yet), {@code --compensate} (FLAP's bias
+ * compensation), and the calibration options of the weight-pruning path. Weight-pruning options
+ * ({@code --method}, {@code --sparsity}, {@code --pattern}) are refused with it.
+ */
+record StructuredPruneRequest(
+    Path model,
+    StructuredSpec spec,
+    Path calibration,
+    int samples,
+    int seqLen,
+    Path out,
+    boolean json) {
+
+  static final Set<String> OPTIONS =
+      Set.of(
+          "model",
+          "heads",
+          "channels",
+          "importance",
+          "head-mode",
+          "widths",
+          "calibration",
+          "samples",
+          "seq-len",
+          "out");
+  static final Set<String> FLAGS = Set.of("compensate", "json");
+
+  /** Whether the command line asks for structured pruning (names --heads or --channels). */
+  static boolean asked(String[] argv) {
+    for (String a : argv) {
+      if (a.equals("--heads")
+          || a.equals("--channels")
+          || a.startsWith("--heads=")
+          || a.startsWith("--channels=")) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  static StructuredPruneRequest parse(String[] argv) throws UsageException, IOException {
+    for (String a : argv) {
+      for (String weightOnly : new String[] {"--method", "--sparsity", "--pattern"}) {
+        if (a.equals(weightOnly) || a.startsWith(weightOnly + "=")) {
+          throw new UsageException(
+              weightOnly
+                  + ": structured pruning (--heads/--channels) removes whole heads and channels;"
+                  + " it takes no "
+                  + weightOnly
+                  + " (that is weight pruning)");
+        }
+      }
+    }
+    Args args = Args.parse(argv, OPTIONS, FLAGS);
+    Path model = args.requiredPath("model");
+    String widths = args.string("widths", "uniform");
+    if (!widths.equals("uniform")) {
+      throw new UsageException(
+          widths.equals("per_layer")
+              ? "not supported yet: --widths per_layer (non-uniform structured pruning); every"
+                  + " layer loses the same number of heads and channels (--widths uniform)"
+              : "--widths: expected uniform or per_layer, found '" + widths + "'");
+    }
+    double heads = args.number("heads", 0);
+    double channels = args.number("channels", 0);
+    StructuredSpec spec;
+    try {
+      spec =
+          new StructuredSpec(
+              heads,
+              channels,
+              Importance.parse(args.string("importance", "activation")),
+              HeadMode.parse(args.string("head-mode", "kv_groups")),
+              args.has("compensate"));
+    } catch (IllegalArgumentException e) {
+      throw new UsageException(e.getMessage());
+    }
+    Path calibration = args.present("calibration") ? Path.of(args.required("calibration")) : null;
+    if (calibration != null && !Files.isRegularFile(calibration)) {
+      throw new UsageException("--calibration: expected a text file, found none at " + calibration);
+    }
+    int samples = args.integer("samples", StepMemory.PRUNE_DEFAULT_SAMPLES);
+    if (samples < 1) {
+      throw new UsageException("--samples must be at least 1, found " + samples);
+    }
+    int seqLen = args.integer("seq-len", StepMemory.PRUNE_DEFAULT_SEQ_LEN);
+    if (seqLen < 2) {
+      throw new UsageException("--seq-len must be at least 2, found " + seqLen);
+    }
+    Path out = args.requiredPath("out");
+    if (Files.exists(out)) {
+      try (var entries = Files.list(out)) {
+        if (entries.findAny().isPresent()) {
+          throw new UsageException("--out " + out + " must be absent or empty");
+        }
+      }
+    }
+    if (!Files.isRegularFile(model.resolve("config.json"))) {
+      throw new UsageException("--model: expected a model directory with config.json at " + model);
+    }
+    return new StructuredPruneRequest(
+        model, spec, calibration, samples, seqLen, out, args.has("json"));
+  }
+}

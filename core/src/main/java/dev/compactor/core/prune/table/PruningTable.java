@@ -1,0 +1,268 @@
+package dev.compactor.core.prune.table;
+
+import ai.djl.Device;
+import dev.compactor.core.distill.DistillationSpec;
+import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.core.metrics.DivergenceEvaluator;
+import dev.compactor.core.metrics.DivergenceResult;
+import dev.compactor.core.metrics.LatencyProbe;
+import dev.compactor.core.metrics.LatencyResult;
+import dev.compactor.core.metrics.ProgressListener;
+import dev.compactor.core.metrics.WeightSparsity;
+import dev.compactor.core.model.Transformer;
+import dev.compactor.core.prune.NmPattern;
+import dev.compactor.core.prune.Pruning;
+import dev.compactor.core.prune.PruningRecovery;
+import dev.compactor.core.prune.PruningSpec;
+import dev.compactor.core.prune.PruningSpec.Method;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Measures pruning methods on one model and one text against the dense model: perplexity, KL
+ * divergence and top-1 agreement of the next-token distributions, the parameters that are left
+ * (non-zero decoder linear weights, and all stored parameters), the stored size and the measured
+ * single-request speed. Every variant is written as an ordinary Hugging Face directory and scored
+ * by the same evaluator as the dense model.
+ *
+ * <p>Unstructured and N:M rows keep every tensor at full size (zeros are stored), so their size and
+ * their speed on the dense kernels this project runs are the dense model's: the table shows that
+ * rather than assuming a speed-up no dense runtime delivers.
+ */
+public final class PruningTable {
+
+  /** Prompt tokens of the latency probe. */
+  public static final int LATENCY_PROMPT = 64;
+
+  /** Greedy decode steps of the latency probe. */
+  public static final int LATENCY_DECODE = 32;
+
+  /** Latency probe repetitions; the median is reported. */
+  public static final int LATENCY_REPEATS = 3;
+
+  /**
+   * One pruned (or the dense) model, measured.
+   *
+   * @param name row label
+   * @param result divergence from the dense model (carries both perplexities)
+   * @param linearParams decoder linear weights stored (zeros included)
+   * @param nonzeroLinearParams decoder linear weights that are not zero
+   * @param parameters all stored parameters
+   * @param bytes size of the weight files
+   * @param latency median single-request speed over {@link #LATENCY_REPEATS} probes
+   */
+  public record Row(
+      String name,
+      DivergenceResult result,
+      long linearParams,
+      long nonzeroLinearParams,
+      long parameters,
+      long bytes,
+      LatencyResult latency) {
+
+    public double perplexity() {
+      return result.modelPerplexity();
+    }
+
+    /** Relative perplexity increase over the dense model, in percent. */
+    public double deltaPplPercent() {
+      return 100 * (result.modelPerplexity() / result.baselinePerplexity() - 1);
+    }
+
+    /** Fraction of the decoder linear weights that are zero. */
+    public double sparsity() {
+      return linearParams == 0 ? 0 : 1 - (double) nonzeroLinearParams / linearParams;
+    }
+  }
+
+  /** Writes one pruned variant of {@code input} into {@code output}. */
+  @FunctionalInterface
+  public interface Pruner {
+    void prune(Path input, Path output) throws IOException;
+  }
+
+  /** A row to measure: its label and how it is made. */
+  public record Variant(String name, Pruner pruner) {}
+
+  /**
+   * The settings the table ran with.
+   *
+   * @param seqLen evaluation window
+   * @param calibrationSamples Wanda/SparseGPT calibration windows
+   */
+  public record Setup(int seqLen, int calibrationSamples) {}
+
+  private final Path model;
+  private final Path work;
+  private final int[] tokens;
+  private final List<int[]> calibration;
+  private final Setup setup;
+
+  /**
+   * @param model dense Hugging Face directory (the reference)
+   * @param work empty scratch directory for the pruned copies
+   * @param tokens evaluation tokens
+   * @param calibration Wanda/SparseGPT calibration windows
+   * @param seqLen evaluation window length
+   */
+  public PruningTable(Path model, Path work, int[] tokens, List<int[]> calibration, int seqLen) {
+    if (tokens.length < LATENCY_PROMPT) {
+      throw new IllegalArgumentException(
+          "expected at least " + LATENCY_PROMPT + " evaluation tokens, found " + tokens.length);
+    }
+    this.model = model;
+    this.work = work;
+    this.tokens = tokens;
+    this.calibration = calibration;
+    this.setup = new Setup(seqLen, calibration.size());
+  }
+
+  public Setup setup() {
+    return setup;
+  }
+
+  /**
+   * The unstructured rows: magnitude, Wanda and SparseGPT each at 50 % (per output row), 4:8 and
+   * 2:4 — the comparison of the Wanda and SparseGPT papers.
+   */
+  public List<Variant> unstructured() {
+    List<Variant> out = new ArrayList<>();
+    for (Method m : Method.values()) {
+      String label =
+          switch (m) {
+            case MAGNITUDE -> "magnitude";
+            case WANDA -> "Wanda";
+            case SPARSEGPT -> "SparseGPT";
+          };
+      out.add(variant(label + " 50%", PruningSpec.of(m, 0.5)));
+      out.add(variant(label + " 4:8", PruningSpec.of(m, new NmPattern(4, 8))));
+      out.add(variant(label + " 2:4", PruningSpec.of(m, new NmPattern(2, 4))));
+    }
+    return out;
+  }
+
+  /**
+   * One-shot versus iterative pruning, both recovered by distillation from the dense model for the
+   * same number of steps in all: magnitude and Wanda at 50 %, once then {@code recovery}'s steps,
+   * and in {@code rounds} rounds of the cubic schedule with {@code recovery.steps() / rounds} steps
+   * after each.
+   *
+   * @param trainWindows distillation windows of {@code seq + 1} tokens
+   */
+  public List<Variant> recovered(DistillationSpec recovery, int rounds, List<int[]> trainWindows) {
+    if (recovery.steps() % rounds != 0) {
+      throw new IllegalArgumentException(
+          "recovery steps " + recovery.steps() + " must divide into " + rounds + " rounds");
+    }
+    DistillationSpec perRound =
+        new DistillationSpec(
+            recovery.temperature(),
+            recovery.alpha(),
+            recovery.steps() / rounds,
+            recovery.batchSize(),
+            recovery.learningRate(),
+            recovery.warmupSteps() / rounds,
+            recovery.weightDecay(),
+            recovery.maxGradNorm(),
+            0,
+            recovery.seed());
+    List<Variant> out = new ArrayList<>();
+    for (Method m : new Method[] {Method.MAGNITUDE, Method.WANDA}) {
+      String label = m == Method.MAGNITUDE ? "magnitude" : "Wanda";
+      PruningSpec spec = PruningSpec.of(m, 0.5);
+      out.add(
+          new Variant(
+              label + " 50% +rec",
+              (in, dir) ->
+                  PruningRecovery.iterative(
+                      spec,
+                      1,
+                      recovery,
+                      in,
+                      work.resolve(dir.getFileName() + "-rounds"),
+                      dir,
+                      () -> calibration,
+                      trainWindows,
+                      Device.cpu())));
+      out.add(
+          new Variant(
+              label + " 50% iter" + rounds,
+              (in, dir) ->
+                  PruningRecovery.iterative(
+                      spec,
+                      rounds,
+                      perRound,
+                      in,
+                      work.resolve(dir.getFileName() + "-rounds"),
+                      dir,
+                      () -> calibration,
+                      trainWindows,
+                      Device.cpu())));
+    }
+    return out;
+  }
+
+  private Variant variant(String name, PruningSpec spec) {
+    return new Variant(
+        name, (in, out) -> Pruning.run(spec, in, out, () -> calibration, Device.cpu()));
+  }
+
+  /** Measures the dense model, then every variant, reporting each finished row to progress. */
+  public List<Row> run(List<Variant> variants, ProgressListener progress) throws IOException {
+    int total = 1 + variants.size();
+    List<Row> rows = new ArrayList<>();
+    try (Transformer dense = Transformer.load(model, Device.cpu())) {
+      rows.add(measure("dense", dense, model));
+      progress.onProgress("pruning table", 1, total);
+      int i = 0;
+      for (Variant v : variants) {
+        Path dir = work.resolve("v" + i++ + "-" + v.name().replaceAll("[^A-Za-z0-9]+", "_"));
+        v.pruner().prune(model, dir);
+        rows.add(measure(v.name(), dense, dir));
+        progress.onProgress("pruning table", rows.size(), total);
+      }
+    }
+    return rows;
+  }
+
+  private Row measure(String name, Transformer dense, Path dir) throws IOException {
+    ModelDirectory d = ModelDirectory.open(dir);
+    WeightSparsity zeros = WeightSparsity.of(dir);
+    try (Transformer m = Transformer.load(dir, Device.cpu())) {
+      DivergenceResult r =
+          new DivergenceEvaluator(setup.seqLen(), setup.seqLen())
+              .evaluate(dense, m, tokens, ProgressListener.NONE);
+      return new Row(
+          name,
+          r,
+          zeros.elements(),
+          zeros.elements() - zeros.zeros(),
+          d.parameterCount(),
+          d.totalWeightBytes(),
+          latency(m));
+    }
+  }
+
+  private LatencyResult latency(Transformer m) {
+    int decode = Math.min(LATENCY_DECODE, m.maxSequenceLength() - LATENCY_PROMPT);
+    LatencyProbe probe = new LatencyProbe(LATENCY_PROMPT, decode);
+    LatencyResult[] runs = new LatencyResult[LATENCY_REPEATS];
+    for (int i = 0; i < runs.length; i++) {
+      runs[i] = probe.measure(m, tokens);
+    }
+    double[] prefill = Arrays.stream(runs).mapToDouble(LatencyResult::prefillMsPerToken).toArray();
+    double[] speed =
+        Arrays.stream(runs).mapToDouble(LatencyResult::decodeTokensPerSecond).toArray();
+    return new LatencyResult(LATENCY_PROMPT, median(prefill), decode, median(speed));
+  }
+
+  static double median(double[] v) {
+    double[] s = v.clone();
+    Arrays.sort(s);
+    int n = s.length;
+    return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  }
+}
