@@ -19,9 +19,13 @@ Two deliberate differences from sparsegpt.py, both documented on the Java side:
 
 Output: one safetensors file (header JSON + raw little-endian data) with W [rows, cols] F32,
 X [n, cols] F32 (H = 2/n X^T X in float64 on both sides), pruned.<case> [rows, cols] F32, and
-__metadata__ "case.<name>" = "mode,sparsity,n,m,percdamp,blocksize,wbits,symmetric". With wbits
-the kept weights are also rounded in the same sweep (the reference's `quantizer`, per row, scales
-from the rows before pruning) to RtnQuantizer's grid in float32, as make_gptq_golden.py does.
+__metadata__ "case.<name>" = "mode,sparsity,n,m,percdamp,blocksize,wbits,symmetric,groupsize". With
+wbits the kept weights are also rounded in the same sweep (the reference's `quantizer`, per row,
+scales from the rows before pruning) to RtnQuantizer's grid in float32, as make_gptq_golden.py does.
+With a groupsize (the reference sparsegpt.py has none; this follows GPTQ's fasterquant) each group's
+scales are chosen when the sweep reaches its first column, from the group's weights as updated so
+far inside the block (blocksize a multiple of groupsize), pruned-to-be weights included, as
+Compactor's GptqQuantizer does.
 
 Run:  cd /tmp && /usr/bin/python3 /path/to/core/src/test/python/make_sparsegpt_golden.py \
           /path/to/core/src/test/resources/golden/sparsegpt/sparsegpt_golden.safetensors
@@ -34,15 +38,18 @@ import numpy as np
 import torch
 
 ROWS, COLS, N = 16, 320, 256
-# name: (mode, sparsity, n, m, percdamp, blocksize, wbits, symmetric); wbits 0 = no quantization
+# name: (mode, sparsity, n, m, percdamp, blocksize, wbits, symmetric, groupsize); wbits 0 = no
+# quantization, groupsize 0 = one scale per row
 CASES = {
-    "block50": ("block", 0.5, 0, 0, 0.01, 128, 0, True),
-    "row50": ("row", 0.5, 0, 0, 0.01, 128, 0, True),
-    "row70_b64": ("row", 0.7, 0, 0, 0.05, 64, 0, True),
-    "nm2_4": ("nm", 0.0, 2, 4, 0.01, 128, 0, True),
-    "nm4_8": ("nm", 0.0, 4, 8, 0.01, 128, 0, True),
-    "block50_w4sym": ("block", 0.5, 0, 0, 0.01, 128, 4, True),
-    "nm2_4_w4asym": ("nm", 0.0, 2, 4, 0.01, 128, 4, False),
+    "block50": ("block", 0.5, 0, 0, 0.01, 128, 0, True, 0),
+    "row50": ("row", 0.5, 0, 0, 0.01, 128, 0, True, 0),
+    "row70_b64": ("row", 0.7, 0, 0, 0.05, 64, 0, True, 0),
+    "nm2_4": ("nm", 0.0, 2, 4, 0.01, 128, 0, True, 0),
+    "nm4_8": ("nm", 0.0, 4, 8, 0.01, 128, 0, True, 0),
+    "block50_w4sym": ("block", 0.5, 0, 0, 0.01, 128, 4, True, 0),
+    "nm2_4_w4asym": ("nm", 0.0, 2, 4, 0.01, 128, 4, False, 0),
+    "nm2_4_w4sym_g64": ("nm", 0.0, 2, 4, 0.01, 128, 4, True, 64),
+    "row50_w4asym_g32_b64": ("row", 0.5, 0, 0, 0.01, 64, 4, False, 32),
 }
 
 
@@ -82,7 +89,7 @@ def smallest(tmp, k):
     return mask
 
 
-def sparsegpt(W, H, mode, sparsity, n, m, percdamp, blocksize, wbits=0, sym=True):
+def sparsegpt(W, H, mode, sparsity, n, m, percdamp, blocksize, wbits=0, sym=True, groupsize=0):
     W = W.clone().to(torch.float64)
     H = H.clone().to(torch.float64)
     rows, cols = W.shape
@@ -119,6 +126,8 @@ def sparsegpt(W, H, mode, sparsity, n, m, percdamp, blocksize, wbits=0, sym=True
             if mode == "nm" and i % m == 0:
                 tmp = W1[:, i:i + m] ** 2 / (torch.diag(Hinv1)[i:i + m].reshape((1, -1))) ** 2
                 mask1.scatter_(1, i + torch.topk(tmp, m - n, dim=1, largest=False)[1], True)
+            if wbits and groupsize and (i1 + i) % groupsize == 0:
+                scale, zero = grid_params(W1[:, i:i + groupsize], wbits, sym)
             q = w.clone()
             if wbits:
                 q = quant_column(q, scale, zero, wbits)
@@ -166,10 +175,11 @@ def main():
     H = 2.0 / N * Xd.t().matmul(Xd)
     tensors = {"W": ("F32", W.numpy().astype("<f4")), "X": ("F32", X.numpy().astype("<f4"))}
     metadata = {"magic": "compactor-sparsegpt-golden", "version": "1"}
-    for name, (mode, sparsity, n, m, damp, block, wbits, sym) in CASES.items():
-        P = sparsegpt(W, H, mode, sparsity, n, m, damp, block, wbits, sym)
+    for name, (mode, sparsity, n, m, damp, block, wbits, sym, group) in CASES.items():
+        P = sparsegpt(W, H, mode, sparsity, n, m, damp, block, wbits, sym, group)
         tensors["pruned." + name] = ("F32", P.numpy().astype("<f4"))
-        metadata["case." + name] = f"{mode},{sparsity},{n},{m},{damp},{block},{wbits},{int(sym)}"
+        metadata["case." + name] = (
+            f"{mode},{sparsity},{n},{m},{damp},{block},{wbits},{int(sym)},{group}")
         err = ((Xd @ (W.to(torch.float64) - P.to(torch.float64)).t()) ** 2).sum().item()
         zeros = (P == 0).double().mean().item()
         print(f"{name}: ||X(W-P)^T||^2 = {err:.6f}, zeros {zeros:.4f}")

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.compactor.core.data.Corpus;
+import dev.compactor.core.tiny.DeepReferenceModel;
 import dev.compactor.core.tiny.TinyReferenceModel;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -137,6 +138,26 @@ class MainTest {
         Files.readString(copy.resolve("SHA256SUMS")));
     Outcome again = run("tiny-model", "--out", copy.toString());
     assertEquals(2, again.code(), "refuses to overwrite: " + again.err());
+  }
+
+  @Test
+  void tinyModelDeepNamesAndCopiesTheDeepReferenceModel() throws Exception {
+    Path deep = DeepReferenceModel.shipped();
+    Outcome where = run("tiny-model", "--model", "deep-llama-v1");
+    assertEquals(0, where.code(), where.err());
+    assertTrue(where.out().contains(deep.toAbsolutePath().toString()), where.out());
+    assertTrue(
+        where.out().contains("parameters        " + DeepReferenceModel.config().parameterCount()),
+        where.out());
+    Path copy = tmp.resolve("deep-copy");
+    Outcome copied = run("tiny-model", "--model", "deep-llama-v1", "--out", copy.toString());
+    assertEquals(0, copied.code(), copied.err());
+    assertEquals(
+        Files.readString(deep.resolve("SHA256SUMS")), Files.readString(copy.resolve("SHA256SUMS")));
+    Outcome unknown = run("tiny-model", "--model", "huge-llama");
+    assertEquals(2, unknown.code(), unknown.err());
+    assertTrue(
+        unknown.err().contains("--model must be tiny-llama-v1 or deep-llama-v1"), unknown.err());
   }
 
   @Test

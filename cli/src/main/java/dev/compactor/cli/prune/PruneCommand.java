@@ -59,7 +59,9 @@ public final class PruneCommand implements Command {
   @Override
   public String usage() {
     return "--model DIR --method magnitude|wanda|sparsegpt (--sparsity S | --pattern N:M)"
-        + " [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]"
+        + " [--calibration FILE] [--samples N] [--seq-len N]"
+        + " [--format dense|sparse-24-bitmask|sparse-bitmask]"
+        + " [--wbits 4|8 [--group-size G] [--asymmetric]] --out DIR [--json]"
         + "\n       compactor prune --model DIR [--heads F] [--channels F]"
         + " [--importance activation|fluctuation] [--head-mode kv_groups|query_heads]"
         + " [--widths uniform]"
@@ -114,7 +116,7 @@ public final class PruneCommand implements Command {
         r.model(), method, spec.pattern() != null ? spec.pattern() : "sparsity " + spec.sparsity());
     PruningReport report;
     try {
-      report = Pruning.run(spec, r.model(), r.out(), calibration, Device.cpu());
+      report = Pruning.run(spec, r.output(), r.model(), r.out(), calibration, Device.cpu());
     } catch (UncheckedIOException e) {
       throw e.getCause();
     }
@@ -132,6 +134,12 @@ public final class PruneCommand implements Command {
       summary.put("pattern", spec.pattern().toString());
     } else {
       summary.put("granularity", spec.granularity().name().toLowerCase(Locale.ROOT));
+    }
+    summary.put("format", r.output().format().value());
+    if (r.output().wbits() != 0) {
+      summary.put("wbits", r.output().wbits());
+      summary.put("group_size", r.output().groupSize());
+      summary.put("symmetric", r.output().symmetric());
     }
     summary.put("overall_sparsity", report.overallSparsity());
     summary.put("pruned_tensors", report.tensors().size());

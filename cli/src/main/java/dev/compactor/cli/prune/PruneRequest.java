@@ -3,6 +3,7 @@ package dev.compactor.cli.prune;
 import dev.compactor.cli.Args;
 import dev.compactor.cli.UsageException;
 import dev.compactor.core.prune.NmPattern;
+import dev.compactor.core.prune.PruningOutput;
 import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.PruningSpec.Method;
 import dev.compactor.core.prune.depth.DepthMethod;
@@ -25,6 +26,10 @@ import java.util.Set;
  * refused with it. Structured pruning ({@code --heads}, {@code --channels}) is {@link
  * StructuredPruneRequest}. {@code --drop-layers N} is depth pruning ({@link Depth}): it excludes
  * the weight-pruning options, calibrates like Wanda and leaves {@link #spec} null.
+ *
+ * <p>{@code --format dense|sparse-24-bitmask|sparse-bitmask} says how the result is stored ({@link
+ * PruningOutput}); {@code --wbits 4|8 [--group-size G] [--asymmetric]} (sparsegpt only, format
+ * dense) quantizes the kept weights in the same sweep.
  */
 record PruneRequest(
     Path model,
@@ -34,10 +39,23 @@ record PruneRequest(
     int seqLen,
     Path out,
     boolean json,
+    PruningOutput output,
     Depth depth) {
 
   static final Set<String> OPTIONS =
-      Set.of("model", "method", "sparsity", "pattern", "calibration", "samples", "seq-len", "out");
+      Set.of(
+          "model",
+          "method",
+          "sparsity",
+          "pattern",
+          "calibration",
+          "samples",
+          "seq-len",
+          "out",
+          "format",
+          "wbits",
+          "group-size");
+  static final Set<String> FLAGS = Set.of("json", "asymmetric");
 
   /** Depth pruning's options ({@code --drop-layers N} selects it). */
   static final Set<String> DEPTH_OPTIONS =
@@ -51,6 +69,8 @@ record PruneRequest(
           "seq-len",
           "out");
 
+  static final Set<String> DEPTH_FLAGS = Set.of("json");
+
   /**
    * {@code --drop-layers N [--depth-method block_influence|angular] [--depth-tokens all|last]}:
    * remove N whole decoder layers; N = 0 only prints the layer scores (no {@code --out}).
@@ -60,8 +80,6 @@ record PruneRequest(
       return drop == 0;
     }
   }
-
-  static final Set<String> FLAGS = Set.of("json");
 
   static PruneRequest parse(String[] argv) throws UsageException, IOException {
     if (named(argv, "drop-layers")) {
@@ -130,7 +148,9 @@ record PruneRequest(
     if (!Files.isRegularFile(model.resolve("config.json"))) {
       throw new UsageException("--model: expected a model directory with config.json at " + model);
     }
-    return new PruneRequest(model, spec, calibration, samples, seqLen, out, args.has("json"), null);
+    PruningOutput output = output(args, spec);
+    return new PruneRequest(
+        model, spec, calibration, samples, seqLen, out, args.has("json"), output, null);
   }
 
   /** Whether {@code --name} or {@code --name=...} is on the command line. */
@@ -154,7 +174,7 @@ record PruneRequest(
                 + " layers; choose them with --depth-method block_influence|angular)");
       }
     }
-    Args args = Args.parse(argv, DEPTH_OPTIONS, FLAGS);
+    Args args = Args.parse(argv, DEPTH_OPTIONS, DEPTH_FLAGS);
     Path model = args.requiredPath("model");
     int drop = args.integer("drop-layers", 0);
     if (drop < 0) {
@@ -207,7 +227,29 @@ record PruneRequest(
         seqLen,
         out,
         args.has("json"),
+        PruningOutput.DENSE,
         new Depth(drop, method, positions));
+  }
+
+  private static PruningOutput output(Args args, PruningSpec spec) throws UsageException {
+    if (!args.present("wbits") && (args.present("group-size") || args.has("asymmetric"))) {
+      throw new UsageException(
+          (args.present("group-size") ? "--group-size" : "--asymmetric")
+              + " needs --wbits (sparsegpt's joint quantization)");
+    }
+    try {
+      PruningOutput o =
+          new PruningOutput(
+              PruningOutput.Format.parse(
+                  args.present("format") ? args.required("format") : "dense"),
+              args.integer("wbits", 0),
+              args.integer("group-size", 0),
+              !args.has("asymmetric"));
+      o.check(spec);
+      return o;
+    } catch (IllegalArgumentException | UnsupportedOperationException e) {
+      throw new UsageException(e.getMessage());
+    }
   }
 
   /** Whether the method reads calibration text. */

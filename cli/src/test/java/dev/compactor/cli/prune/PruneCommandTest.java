@@ -355,4 +355,80 @@ class PruneCommandTest {
     assertEquals(0.5, (double) zeros / elements, 0.0);
     assertEquals(0.5, summary.get("overall_sparsity").asDouble(), 0.0);
   }
+
+  @Test
+  void formatAndJointQuantizationOptionsAreChecked() {
+    usageError(
+        "marlin-24",
+        "--method",
+        "sparsegpt",
+        "--pattern",
+        "2:4",
+        "--wbits",
+        "4",
+        "--format",
+        "sparse-24-bitmask");
+    usageError(
+        "joint quantization is SparseGPT's",
+        "--method",
+        "magnitude",
+        "--pattern",
+        "2:4",
+        "--wbits",
+        "4");
+    usageError(
+        "sparse-24-bitmask with sparsity 0.5",
+        "--method",
+        "magnitude",
+        "--sparsity",
+        "0.5",
+        "--format",
+        "sparse-24-bitmask");
+    usageError(
+        "--group-size needs --wbits",
+        "--method",
+        "sparsegpt",
+        "--pattern",
+        "2:4",
+        "--group-size",
+        "64");
+    usageError(
+        "unknown pruned-model format 'csr'",
+        "--method",
+        "magnitude",
+        "--sparsity",
+        "0.5",
+        "--format",
+        "csr");
+  }
+
+  @Test
+  void twoFourBitmaskOutputIsSmallerAndDecodesToTheDenseResult() throws Exception {
+    Path dense = tmp.resolve("dense");
+    Path sparse = tmp.resolve("sparse");
+    assertEquals(
+        0, prune("--method", "magnitude", "--pattern", "2:4", "--out", dense.toString()).code());
+    CliRun r =
+        prune(
+            "--method",
+            "magnitude",
+            "--pattern",
+            "2:4",
+            "--format",
+            "sparse-24-bitmask",
+            "--out",
+            sparse.toString(),
+            "--json");
+    assertEquals(0, r.code(), r.err());
+    assertEquals("sparse-24-bitmask", new ObjectMapper().readTree(r.out()).get("format").asText());
+    try (var a = dev.compactor.core.io.Checkpoints.open(dense);
+        var b = dev.compactor.core.io.Checkpoints.open(sparse)) {
+      for (String name : a.names()) {
+        assertEquals(a.raw(name), b.raw(name), name);
+      }
+    }
+    assertTrue(
+        Files.size(sparse.resolve("model.safetensors"))
+            < Files.size(dense.resolve("model.safetensors")));
+  }
 }

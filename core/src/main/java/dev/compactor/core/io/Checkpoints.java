@@ -14,7 +14,8 @@ import java.util.Set;
  * Opens the weights of a checkpoint wherever they are: a single {@code model.safetensors}, a
  * sharded set described by {@code model.safetensors.index.json}, the only {@code *.safetensors}
  * file in a directory, or a {@code .safetensors} file given directly. Pickle checkpoints are
- * refused with an explanation; they are never opened.
+ * refused with an explanation; they are never opened. A directory whose config.json declares a
+ * sparse compressed-tensors format is read through {@link SparseBitmaskSource} (dense tensors).
  */
 public final class Checkpoints {
 
@@ -33,6 +34,23 @@ public final class Checkpoints {
    *     several unindexed safetensors files compete, or any file or index breaks its format
    */
   public static TensorSource open(Path modelDirOrFile) throws IOException {
+    TensorSource stored = openStored(modelDirOrFile);
+    if (!Files.isDirectory(modelDirOrFile)) {
+      return stored;
+    }
+    try {
+      return SparseBitmaskSource.wrapIfSparse(modelDirOrFile, stored);
+    } catch (IOException | RuntimeException e) {
+      stored.close();
+      throw e;
+    }
+  }
+
+  /**
+   * The weights of {@code modelDirOrFile} as stored, without decoding a sparse compressed-tensors
+   * checkpoint ({@link SparseBitmaskSource}).
+   */
+  public static TensorSource openStored(Path modelDirOrFile) throws IOException {
     if (Files.isRegularFile(modelDirOrFile)) {
       String name = modelDirOrFile.getFileName().toString();
       if (isPickle(name)) {

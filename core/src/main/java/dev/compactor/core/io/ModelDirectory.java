@@ -111,7 +111,9 @@ public final class ModelDirectory {
     long bytes = 0;
     long params = 0;
     Map<DType, Long> bytesByType = new EnumMap<>(DType.class);
-    try (TensorSource weights = Checkpoints.open(realDir)) {
+    try (TensorSource view = Checkpoints.open(realDir)) {
+      // bytes as stored, parameters as the model sees them (a sparse checkpoint stores fewer)
+      TensorSource weights = view instanceof SparseBitmaskSource s ? s.stored() : view;
       if (weights instanceof ShardedTensorSource sharded) {
         weightFiles.add(realDir.resolve(Checkpoints.INDEX));
         for (SafetensorsFile s : sharded.shards()) {
@@ -123,8 +125,10 @@ public final class ModelDirectory {
       for (String name : weights.names()) {
         TensorInfo t = weights.info(name);
         bytes += t.byteLength();
-        params += t.numel();
         bytesByType.merge(t.dtype(), t.byteLength(), Long::sum);
+      }
+      for (String name : view.names()) {
+        params += view.info(name).numel();
       }
     }
     DType dominant =

@@ -1,6 +1,7 @@
 package dev.compactor.core.prune;
 
 import dev.compactor.core.prune.PruningSpec.Granularity;
+import dev.compactor.core.quant.export.QuantizedLinear;
 import dev.compactor.core.quant.gptq.IntGrid;
 import dev.compactor.core.quant.gptq.ObsHessian;
 import java.util.BitSet;
@@ -27,7 +28,12 @@ import java.util.BitSet;
  * <p>Joint sparsity and quantization ({@link #withQuantization}, the reference's {@code wbits}): in
  * the same sweep every kept weight is rounded to a per-output-row integer grid (GPTQ's {@link
  * IntGrid}, scales fixed up front from each row's range before pruning, as the reference's {@code
- * find_params(W)}), and its rounding error is fed forward like a pruned weight's.
+ * find_params(W)}), and its rounding error is fed forward like a pruned weight's. With a group size
+ * (not in the reference sparsegpt.py; GPTQ's grouping as {@link
+ * dev.compactor.core.quant.gptq.GptqQuantizer} does it) each group's scales are chosen when the
+ * sweep reaches its first column, from the group's weights as updated so far, weights about to be
+ * pruned included; the block size must then be a multiple of the group size. {@link
+ * Result#quantized} holds the codes for export (4 and 8 bits), pruned weights at the zero point.
  *
  * <p>Dead inputs (zero Hessian diagonal) get weight 0 and thus the lowest saliency. Pruned weights
  * come out exactly 0. Work memory as GPTQ's: the weight and {@code H^-1} in double. Thread-safe.
@@ -45,8 +51,11 @@ public final class SparseGpt {
    * @param mask the pruned positions
    * @param loss the OBS estimate {@code sum (w - q)^2 / (2 U_jj^2)} of the output error
    * @param deadColumns inputs that were always zero in the calibration data
+   * @param quantized with 4- or 8-bit quantization, the codes whose values {@code weight} holds;
+   *     else null
    */
-  public record Result(float[] weight, BitSet mask, double loss, int deadColumns) {}
+  public record Result(
+      float[] weight, BitSet mask, double loss, int deadColumns, QuantizedLinear quantized) {}
 
   private final double sparsity;
   private final NmPattern pattern;
@@ -54,6 +63,9 @@ public final class SparseGpt {
   private final int blockSize;
   private final double percDamp;
   private final IntGrid grid;
+  private final int bits;
+  private final boolean symmetric;
+  private final int groupSize;
 
   /**
    * @param sparsity fraction pruned, in (0, 1); ignored with a pattern
@@ -62,7 +74,7 @@ public final class SparseGpt {
    */
   public SparseGpt(
       double sparsity, NmPattern pattern, Granularity granularity, int blockSize, double percDamp) {
-    this(sparsity, pattern, granularity, blockSize, percDamp, null);
+    this(sparsity, pattern, granularity, blockSize, percDamp, 0, true, 0);
   }
 
   private SparseGpt(
@@ -71,7 +83,9 @@ public final class SparseGpt {
       Granularity granularity,
       int blockSize,
       double percDamp,
-      IntGrid grid) {
+      int bits,
+      boolean symmetric,
+      int groupSize) {
     if (pattern == null && !(sparsity > 0 && sparsity < 1)) {
       throw new IllegalArgumentException("sparsity must be in (0, 1), found " + sparsity);
     }
@@ -86,8 +100,18 @@ public final class SparseGpt {
     this.pattern = pattern;
     this.granularity = granularity;
     this.blockSize = blockSize;
+    if (groupSize < 0 || (groupSize > 0 && blockSize % groupSize != 0)) {
+      throw new IllegalArgumentException(
+          "group size must be 0 (per row) or divide the block size "
+              + blockSize
+              + ", found "
+              + groupSize);
+    }
     this.percDamp = percDamp;
-    this.grid = grid;
+    this.bits = bits;
+    this.symmetric = symmetric;
+    this.groupSize = groupSize;
+    this.grid = bits == 0 ? null : new IntGrid(bits, symmetric);
   }
 
   /**
@@ -95,11 +119,19 @@ public final class SparseGpt {
    * (SparseGPT's 50 % + 4-bit); the result holds the dequantized values.
    */
   public SparseGpt withQuantization(int bits, boolean symmetric) {
+    return withQuantization(bits, symmetric, 0);
+  }
+
+  /**
+   * As {@link #withQuantization(int, boolean)} with one scale per {@code groupSize} input columns
+   * of a row (0: per row).
+   */
+  public SparseGpt withQuantization(int bits, boolean symmetric, int groupSize) {
     if (bits < 2 || bits > 8) {
       throw new IllegalArgumentException("bits must be in [2, 8], found " + bits);
     }
     return new SparseGpt(
-        sparsity, pattern, granularity, blockSize, percDamp, new IntGrid(bits, symmetric));
+        sparsity, pattern, granularity, blockSize, percDamp, bits, symmetric, groupSize);
   }
 
   /** The reference defaults: block size 128, dampening 1 % of the mean diagonal. */
@@ -134,19 +166,17 @@ public final class SparseGpt {
     int dead = ObsHessian.removeDeadInputs(h, w, rows, cols);
     double[] u = ObsHessian.upperCholeskyOfInverse(ObsHessian.dampen(h, cols, percDamp), cols);
 
-    float[] scales = new float[rows];
-    int[] zeros = new int[rows];
-    if (grid != null) {
-      for (int r = 0; r < rows; r++) {
-        float min = 0;
-        float max = 0;
-        for (int j = 0; j < cols; j++) {
-          min = Math.min(min, (float) w[r * cols + j]);
-          max = Math.max(max, (float) w[r * cols + j]);
-        }
-        scales[r] = grid.scale(min, max);
-        zeros[r] = grid.zero(min, max);
-      }
+    int g = groupSize == 0 ? cols : groupSize;
+    if (grid != null && cols % g != 0) {
+      throw new IllegalArgumentException(
+          "cols " + cols + " is not a multiple of the group size " + g);
+    }
+    int groups = cols / g;
+    float[] scales = new float[rows * groups];
+    int[] zeros = new int[rows * groups];
+    int[] codes = grid == null ? null : new int[rows * cols];
+    if (grid != null && groupSize == 0) {
+      chooseGroup(w, rows, cols, 0, cols, 0, 1, scales, zeros);
     }
     BitSet mask = new BitSet(weight.length);
     double loss = 0;
@@ -183,16 +213,25 @@ public final class SparseGpt {
                 saliency, r * count + local, pattern.m(), pattern.pruned(), pruned);
           }
         }
+        if (grid != null && groupSize > 0 && i % groupSize == 0) {
+          chooseGroup(w, rows, cols, i, groupSize, i / groupSize, groups, scales, zeros);
+        }
+        int gi = i / g;
         double d = u[i * cols + i];
         int hrow = i * cols;
         for (int r = 0; r < rows; r++) {
           int at = r * cols + i;
+          int s = r * groups + gi;
           double q;
           if (pruned[r * count + local]) {
             q = 0;
             mask.set(at);
+            if (codes != null) {
+              codes[at] = zeros[s];
+            }
           } else if (grid != null) {
-            q = IntGrid.value(grid.quantize(w[at], scales[r], zeros[r]), scales[r], zeros[r]);
+            codes[at] = grid.quantize(w[at], scales[s], zeros[s]);
+            q = IntGrid.value(codes[at], scales[s], zeros[s]);
           } else {
             continue; // kept as it is: no error to move
           }
@@ -213,7 +252,47 @@ public final class SparseGpt {
     for (int i = 0; i < w.length; i++) {
       out[i] = mask.get(i) ? 0f : (float) w[i];
     }
-    return new Result(out, mask, loss, dead);
+    QuantizedLinear quantized = null;
+    if (grid != null && (bits == 4 || bits == 8)) {
+      int offset = 1 << (bits - 1);
+      byte[] unsigned = new byte[codes.length];
+      for (int i = 0; i < codes.length; i++) {
+        unsigned[i] = (byte) (codes[i] + offset);
+      }
+      byte[] zeroCodes = null;
+      if (!symmetric) {
+        zeroCodes = new byte[zeros.length];
+        for (int i = 0; i < zeros.length; i++) {
+          zeroCodes[i] = (byte) (zeros[i] + offset);
+        }
+      }
+      quantized =
+          new QuantizedLinear(rows, cols, bits, symmetric, g, unsigned, scales, zeroCodes, null);
+    }
+    return new Result(out, mask, loss, dead, quantized);
+  }
+
+  /** Scale and zero of group {@code gi} of every row from columns [start, start + width) of w. */
+  private void chooseGroup(
+      double[] w,
+      int rows,
+      int cols,
+      int start,
+      int width,
+      int gi,
+      int groups,
+      float[] scales,
+      int[] zeros) {
+    for (int r = 0; r < rows; r++) {
+      float min = 0;
+      float max = 0;
+      for (int j = start; j < start + width; j++) {
+        min = Math.min(min, (float) w[r * cols + j]);
+        max = Math.max(max, (float) w[r * cols + j]);
+      }
+      scales[r * groups + gi] = grid.scale(min, max);
+      zeros[r * groups + gi] = grid.zero(min, max);
+    }
   }
 
   private static double saliency(double[] w, double[] u, int r, int j, int cols) {

@@ -6,6 +6,7 @@ import dev.compactor.core.io.DType;
 import dev.compactor.core.io.Fp16;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.SafetensorsWriter;
+import dev.compactor.core.io.SparseBitmask;
 import dev.compactor.core.io.TensorInfo;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
@@ -16,11 +17,17 @@ import dev.compactor.core.quant.calib.CalibrationCollector;
 import dev.compactor.core.quant.calib.LayerQuantizer;
 import dev.compactor.core.quant.calib.LinearGroups;
 import dev.compactor.core.quant.calib.LinearStats;
+import dev.compactor.core.quant.export.CompressedTensorsScheme;
+import dev.compactor.core.quant.export.CompressedTensorsWriter;
+import dev.compactor.core.quant.export.QuantizedCheckpointWriter;
+import dev.compactor.core.quant.export.QuantizedLinear;
+import dev.compactor.core.quant.export.SparseCheckpointWriter;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.BitSet;
+import java.util.EnumSet;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -43,21 +50,51 @@ import org.slf4j.LoggerFactory;
  * <p>A Mixtral expert with too few routed calibration tokens ({@link LinearGroups#minExpertTokens})
  * has no usable Hessian: it is pruned by magnitude with the same mask rule, and listed in {@link
  * PruningReport#expertTokens}. Calibration runs on the CPU.
+ *
+ * <p>With {@link PruningOutput#wbits} (joint sparsity + quantization) the kept weights are also
+ * quantized in the sweep ({@link SparseGpt#withQuantization}); the dense directory then holds the
+ * dequantized values and {@code compressed-tensors/} ({@link #COMPRESSED_TENSORS_DIR}) the codes,
+ * pack-quantized, with a {@code sparsity_config} of format {@code dense}. Every decoder linear must
+ * be targeted then, and mixtures of experts are refused (not supported yet).
  */
 public final class SparseGptPruner {
 
   private static final Logger LOG = LoggerFactory.getLogger(SparseGptPruner.class);
 
+  /** Where the joint-quantization run puts its compressed-tensors checkpoint. */
+  public static final String COMPRESSED_TENSORS_DIR = "compressed-tensors";
+
   private final PruningSpec spec;
   private final SparseGpt sparseGpt;
+  private final PruningOutput output;
 
   public SparseGptPruner(PruningSpec spec) {
+    this(spec, PruningOutput.DENSE);
+  }
+
+  /**
+   * @param output only its {@code wbits}, group size and symmetry matter here (a sparse format is
+   *     written by {@link Pruning#run} afterwards)
+   */
+  public SparseGptPruner(PruningSpec spec, PruningOutput output) {
     if (spec.method() != PruningSpec.Method.SPARSEGPT) {
       throw new IllegalArgumentException(
           "SparseGptPruner runs method sparsegpt, the spec asks for " + spec.method());
     }
+    output.check(spec);
+    if (output.wbits() != 0 && !spec.linears().equals(EnumSet.allOf(PruningSpec.Linear.class))) {
+      throw new UnsupportedOperationException(
+          "not supported yet: wbits with a subset of linears "
+              + spec.linears()
+              + " (the compressed-tensors export quantizes every decoder linear)");
+    }
     this.spec = spec;
-    this.sparseGpt = SparseGpt.of(spec);
+    this.output = output;
+    SparseGpt s = SparseGpt.of(spec);
+    this.sparseGpt =
+        output.wbits() == 0
+            ? s
+            : s.withQuantization(output.wbits(), output.symmetric(), output.groupSize());
   }
 
   /**
@@ -78,10 +115,23 @@ public final class SparseGptPruner {
     Set<String> written = new HashSet<>();
     CalibrationCollector collector;
     int copied = 0;
+    boolean joint = output.wbits() != 0;
+    if (joint && config.moe()) {
+      throw new UnsupportedOperationException(
+          "not supported yet: wbits on "
+              + config.modelType()
+              + " (compressed-tensors export of mixture-of-experts layers)");
+    }
+    Path ctDir = outputDir.resolve(COMPRESSED_TENSORS_DIR);
     try (TensorSource src = model.weights()) {
       PruningPipeline.requireTargets(src, spec, config, inputDir);
       Map<String, String> metadata = new LinkedHashMap<>(src.metadata());
       PruningPipeline.describe(spec, metadata);
+      if (joint) {
+        metadata.put("compactor.prune.wbits", Integer.toString(output.wbits()));
+        metadata.put("compactor.prune.group_size", Integer.toString(output.groupSize()));
+        metadata.put("compactor.prune.symmetric", Boolean.toString(output.symmetric()));
+      }
       collector =
           new CalibrationCollector(
               config,
@@ -89,15 +139,50 @@ public final class SparseGptPruner {
               CalibrationCollector.Propagation.QUANTIZED,
               true,
               batchSize);
+      DType floatType = model.dominantDType();
+      if (floatType != DType.F16 && floatType != DType.BF16) {
+        floatType = DType.F32;
+      }
       try (SafetensorsWriter out =
-          new SafetensorsWriter(outputDir, PruningPipeline.MAX_SHARD_BYTES, metadata)) {
-        collector.run(src, windows, new LayerPruner(config, src, out, pruned, written));
+              new SafetensorsWriter(outputDir, PruningPipeline.MAX_SHARD_BYTES, metadata);
+          CompressedTensorsWriter ct =
+              joint
+                  ? new CompressedTensorsWriter(
+                      ctDir,
+                      new CompressedTensorsScheme(
+                          CompressedTensorsScheme.Format.PACK_QUANTIZED,
+                          output.wbits(),
+                          output.symmetric(),
+                          output.groupSize(),
+                          null),
+                      floatType,
+                      metadata)
+                  : null) {
+        QuantizedCheckpointWriter ctSink =
+            ct == null ? null : new QuantizedCheckpointWriter(config, ct);
+        collector.run(src, windows, new LayerPruner(config, src, out, pruned, written, ctSink));
         for (String name : src.names()) {
           if (written.add(name)) {
             out.copy(src, name);
           }
         }
         copied = written.size() - pruned.size();
+        if (ctSink != null) {
+          long zeros = 0;
+          for (TensorSparsity t : pruned) {
+            zeros += t.zeros();
+          }
+          ctSink.finish(
+              src,
+              inputDir,
+              ctDir,
+              SparseCheckpointWriter.sparsityConfig(
+                  "dense",
+                  spec.pattern() != null && spec.pattern().n() == 2 && spec.pattern().m() == 4
+                      ? SparseBitmask.Structure.TWO_FOUR
+                      : SparseBitmask.Structure.UNSTRUCTURED,
+                  (double) zeros / model.parameterCount()));
+        }
       }
     }
     Files.copy(
@@ -133,18 +218,22 @@ public final class SparseGptPruner {
     private final List<TensorSparsity> pruned;
     private final Set<String> written;
     private final Map<String, BitSet> masks = new LinkedHashMap<>();
+    private final QuantizedCheckpointWriter ctSink;
+    private final Map<String, QuantizedLinear> quantized = new LinkedHashMap<>();
 
     LayerPruner(
         ModelConfig config,
         TensorSource src,
         SafetensorsWriter out,
         List<TensorSparsity> pruned,
-        Set<String> written) {
+        Set<String> written,
+        QuantizedCheckpointWriter ctSink) {
       this.config = config;
       this.src = src;
       this.out = out;
       this.pruned = pruned;
       this.written = written;
+      this.ctSink = ctSink;
     }
 
     @Override
@@ -176,8 +265,15 @@ public final class SparseGptPruner {
           SparseGpt.Result r = sparseGpt.prune(w, rows, cols, s.hessian());
           result = r.weight();
           mask = r.mask();
+          if (ctSink != null) {
+            quantized.put(linear, r.quantized());
+          }
           LOG.debug("SparseGPT layer {} {}: loss {}", layer, linear, r.loss());
         } else {
+          if (ctSink != null) {
+            throw new IllegalStateException(
+                "layer " + layer + " " + linear + ": no calibration tokens to quantize with");
+          }
           LOG.warn(
               "layer {} {}: {} routed calibration tokens; pruned by magnitude",
               layer,
@@ -226,6 +322,10 @@ public final class SparseGptPruner {
       }
       if (!masks.isEmpty()) {
         throw new IllegalStateException("pruned tensors not in the checkpoint: " + masks.keySet());
+      }
+      if (ctSink != null) {
+        ctSink.accept(layer, weights, quantized);
+        quantized.clear();
       }
     }
   }

@@ -3,6 +3,8 @@ package dev.compactor.core.recipe;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.prune.NmPattern;
+import dev.compactor.core.prune.PruningOutput;
+import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.depth.DepthMethod;
 import dev.compactor.core.prune.structured.StructuredSpec;
 import java.util.List;
@@ -26,6 +28,8 @@ import java.util.Locale;
  * @param experts expert pruning or merging, or null for weight pruning
  * @param structured head and channel removal, or null (then method, sparsity and pattern as for
  *     experts: null, NaN, null)
+ * @param output how the pruned weights are stored ({@code format}) and SparseGPT's joint
+ *     quantization ({@code wbits}, {@code group_size}); {@link PruningOutput#DENSE} by default
  * @param depth depth pruning ({@code depth: {drop: n, method: block_influence|angular}}): remove
  *     whole decoder layers; null otherwise. Like structured, it excludes every other option
  */
@@ -35,6 +39,7 @@ public record PruneParams(
     NmPattern pattern,
     Experts experts,
     StructuredSpec structured,
+    PruningOutput output,
     Depth depth)
     implements StageParams {
 
@@ -112,24 +117,48 @@ public record PruneParams(
       double sparsity,
       NmPattern pattern,
       Experts experts,
-      StructuredSpec structured) {
-    this(method, sparsity, pattern, experts, structured, null);
+      StructuredSpec structured,
+      PruningOutput output) {
+    this(method, sparsity, pattern, experts, structured, output, null);
   }
 
   /** Depth pruning. */
   public static PruneParams depth(int drop, DepthMethod method) {
-    return new PruneParams(null, Double.NaN, null, null, null, new Depth(drop, method));
+    return new PruneParams(
+        null, Double.NaN, null, null, null, PruningOutput.DENSE, new Depth(drop, method));
+  }
+
+  /** Weight or expert pruning stored dense. */
+  public PruneParams(Method method, double sparsity, NmPattern pattern, Experts experts) {
+    this(method, sparsity, pattern, experts, null, PruningOutput.DENSE);
+  }
+
+  /** Weight pruning stored as {@code output} says. */
+  public PruneParams(
+      Method method, double sparsity, NmPattern pattern, Experts experts, PruningOutput output) {
+    this(method, sparsity, pattern, experts, null, output);
   }
 
   public PruneParams {
+    if (output == null) {
+      output = PruningOutput.DENSE;
+    }
+    if ((experts != null || structured != null) && !output.equals(PruningOutput.DENSE)) {
+      throw new IllegalArgumentException(
+          (experts != null ? "expert" : "structured")
+              + " pruning takes no format or wbits, found "
+              + output);
+    }
     if (depth != null) {
       if (structured != null
           || experts != null
           || method != null
           || pattern != null
-          || !Double.isNaN(sparsity)) {
+          || !Double.isNaN(sparsity)
+          || !output.equals(PruningOutput.DENSE)) {
         throw new IllegalArgumentException(
-            "depth pruning takes no method, sparsity, pattern, experts or structured");
+            "depth pruning takes no method, sparsity, pattern, experts, structured, format or"
+                + " wbits");
       }
     } else if (structured != null) {
       if (experts != null || method != null || pattern != null || !Double.isNaN(sparsity)) {
@@ -148,6 +177,13 @@ public record PruneParams(
       }
     } else {
       checkWeightPruning(method, sparsity, pattern);
+      output.check(
+          new PruningSpec(
+              PruningSpec.Method.valueOf(method.name()),
+              sparsity,
+              PruningSpec.Granularity.PER_OUTPUT_ROW,
+              java.util.EnumSet.allOf(PruningSpec.Linear.class),
+              pattern));
     }
   }
 
@@ -169,11 +205,6 @@ public record PruneParams(
     }
   }
 
-  /** Weight or expert pruning. */
-  public PruneParams(Method method, double sparsity, NmPattern pattern, Experts experts) {
-    this(method, sparsity, pattern, experts, null);
-  }
-
   /** Unstructured pruning. */
   public PruneParams(Method method, double sparsity) {
     this(method, sparsity, null, null);
@@ -186,7 +217,7 @@ public record PruneParams(
 
   /** Structured pruning of heads and MLP channels. */
   public static PruneParams structured(StructuredSpec spec) {
-    return new PruneParams(null, Double.NaN, null, null, spec);
+    return new PruneParams(null, Double.NaN, null, null, spec, PruningOutput.DENSE);
   }
 
   /** Expert pruning or merging. */
@@ -203,6 +234,10 @@ public record PruneParams(
           .optional("method", ParamSchema.oneOf("magnitude", "wanda", "sparsegpt"))
           .optional("sparsity", ParamSchema.number(0, false, 1, false))
           .optional("pattern", PATTERN)
+          .optional("format", ParamSchema.oneOf("dense", "sparse-24-bitmask", "sparse-bitmask"))
+          .optional("wbits", ParamSchema.intOneOf(4, 8))
+          .optional("group_size", ParamSchema.integerAtLeast(0))
+          .optional("symmetric", ParamSchema.bool())
           .optional(
               "experts",
               ParamSchema.object("experts")
@@ -229,7 +264,18 @@ public record PruneParams(
    */
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
     if (p.has("depth")) {
-      for (String other : new String[] {"method", "sparsity", "pattern", "experts", "structured"}) {
+      for (String other :
+          new String[] {
+            "method",
+            "sparsity",
+            "pattern",
+            "experts",
+            "structured",
+            "format",
+            "wbits",
+            "group_size",
+            "symmetric"
+          }) {
         if (p.has(other)) {
           out.add(
               new RecipeProblem(
@@ -246,12 +292,17 @@ public record PruneParams(
     boolean hasExperts = p.has("experts");
     if (p.has("structured")) {
       JsonNode st = p.get("structured");
-      if (hasSparsity || hasPattern || hasExperts || p.has("method")) {
+      if (hasSparsity
+          || hasPattern
+          || hasExperts
+          || p.has("method")
+          || p.has("format")
+          || p.has("wbits")) {
         out.add(
             new RecipeProblem(
                 path,
                 "structured removes whole heads and channels; give it alone (no method, sparsity,"
-                    + " pattern or experts)"));
+                    + " pattern, experts, format or wbits)"));
       } else if (Json.text(st, "widths", "uniform").equals("per_layer")) {
         out.add(
             new RecipeProblem(
@@ -283,6 +334,12 @@ public record PruneParams(
                       + " it takes no sparsity)"
                   : "give either sparsity or pattern, not both (an N:M pattern fixes the"
                       + " sparsity)"));
+    } else if (hasExperts && (p.has("format") || p.has("wbits"))) {
+      out.add(
+          new RecipeProblem(
+              path, "experts takes no format or wbits (they store and quantize pruned weights)"));
+    } else if (!hasExperts && problemWithOutput(p) != null) {
+      out.add(new RecipeProblem(child(path, problemWithOutput(p)[0]), problemWithOutput(p)[1]));
     } else if (hasExperts && p.has("method")) {
       out.add(
           new RecipeProblem(
@@ -290,6 +347,36 @@ public record PruneParams(
               "scores weights, not experts; with experts give experts.method (frequency,"
                   + " weighted_norm or merge)"));
     }
+  }
+
+  /** {field, message} for format / wbits / group_size combinations not written, else null. */
+  private static String[] problemWithOutput(JsonNode p) {
+    String format = Json.text(p, "format", "dense");
+    boolean wbits = p.has("wbits");
+    if (!wbits && (p.has("group_size") || p.has("symmetric"))) {
+      return new String[] {
+        p.has("group_size") ? "group_size" : "symmetric", "needs wbits (joint quantization)"
+      };
+    }
+    if (wbits && !Json.text(p, "method", "magnitude").equals("sparsegpt")) {
+      return new String[] {
+        "wbits",
+        "joint quantization is SparseGPT's (method: sparsegpt); for other methods add a"
+            + " quantize stage"
+      };
+    }
+    if (wbits && !format.equals("dense")) {
+      return new String[] {
+        "format",
+        format
+            + " with wbits is not written (vLLM serves 2:4 + int4 only as marlin-24); use format"
+            + " dense: pack-quantized codes with a 2:4 sparsity_config"
+      };
+    }
+    if (format.equals("sparse-24-bitmask") && !"2:4".equals(Json.text(p, "pattern", null))) {
+      return new String[] {"format", "sparse-24-bitmask stores pattern \"2:4\" only"};
+    }
+    return null;
   }
 
   private static String child(String path, String name) {
@@ -320,12 +407,18 @@ public record PruneParams(
           ExpertMethod.valueOf(experts.get("method").asText().toUpperCase(Locale.ROOT)));
     }
     Method method = Method.valueOf(Json.text(p, "method", "magnitude").toUpperCase(Locale.ROOT));
+    PruningOutput output =
+        new PruningOutput(
+            PruningOutput.Format.parse(Json.text(p, "format", "dense")),
+            p.has("wbits") ? p.get("wbits").asInt() : 0,
+            p.has("group_size") ? p.get("group_size").asInt() : 0,
+            !p.has("symmetric") || p.get("symmetric").asBoolean());
     String pattern = Json.text(p, "pattern", null);
     if (pattern != null) {
       NmPattern nm = NmPattern.parse(pattern);
-      return new PruneParams(method, nm.sparsity(), nm);
+      return new PruneParams(method, nm.sparsity(), nm, null, output);
     }
-    return new PruneParams(method, Json.number(p, "sparsity", Double.NaN));
+    return new PruneParams(method, Json.number(p, "sparsity", Double.NaN), null, null, output);
   }
 
   /** Whether this stage reads calibration activations. */
@@ -361,6 +454,19 @@ public record PruneParams(
       return o;
     }
     ObjectNode o = Json.object().put("method", method.key());
-    return pattern == null ? o.put("sparsity", sparsity) : o.put("pattern", pattern.toString());
+    if (pattern == null) {
+      o.put("sparsity", sparsity);
+    } else {
+      o.put("pattern", pattern.toString());
+    }
+    if (output.format() != PruningOutput.Format.DENSE) {
+      o.put("format", output.format().value());
+    }
+    if (output.wbits() != 0) {
+      o.put("wbits", output.wbits());
+      o.put("group_size", output.groupSize());
+      o.put("symmetric", output.symmetric());
+    }
+    return o;
   }
 }

@@ -132,6 +132,18 @@ public final class RecipeModelCheck {
       experts(p.experts(), path + ".experts", m, out);
       return;
     }
+    if (s.params() instanceof PruneParams p
+        && m.moe()
+        && !p.output().equals(dev.compactor.core.prune.PruningOutput.DENSE)) {
+      out.add(
+          new RecipeProblem(
+              path + (p.output().wbits() != 0 ? ".wbits" : ".format"),
+              "not supported yet: "
+                  + (p.output().wbits() != 0 ? "wbits" : p.output().format().value())
+                  + " for "
+                  + m.modelType()
+                  + " (compressed-tensors export of mixture-of-experts layers)"));
+    }
     if (m.moe()) {
       moe(s, path, m, out);
       return;

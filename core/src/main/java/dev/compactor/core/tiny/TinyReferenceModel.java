@@ -96,7 +96,19 @@ public final class TinyReferenceModel {
    * @throws IllegalStateException when no complete, intact copy is found
    */
   public static Path shipped() {
-    String env = System.getenv(SHIPPED_ENV);
+    return shipped(SHIPPED_DIR, SHIPPED_ENV, "tiny-model --train");
+  }
+
+  /**
+   * A build that ships with the repository under {@code shippedDir} (relative to the repository
+   * root): {@code $envVar} when set, else {@code shippedDir} found from the working directory or
+   * the code location upwards, checked against its SHA256SUMS. {@code retrain} names the command
+   * that rebuilds it, for the error message.
+   *
+   * @throws IllegalStateException when no complete, intact copy is found
+   */
+  public static Path shipped(String shippedDir, String envVar, String retrain) {
+    String env = System.getenv(envVar);
     List<Path> tried = new ArrayList<>();
     if (env != null && !env.isBlank()) {
       Path dir = Path.of(env);
@@ -119,7 +131,7 @@ public final class TinyReferenceModel {
     }
     for (Path anchor : anchors) {
       for (Path p = anchor; p != null; p = p.getParent()) {
-        Path dir = p.resolve(SHIPPED_DIR);
+        Path dir = p.resolve(shippedDir);
         if (Files.isRegularFile(dir.resolve(CHECKSUMS))) {
           verify(dir);
           return dir;
@@ -128,22 +140,31 @@ public final class TinyReferenceModel {
       }
     }
     throw new IllegalStateException(
-        "the tiny reference model ships in the repository under "
-            + SHIPPED_DIR
+        "the reference model ships in the repository under "
+            + shippedDir
             + " but no copy was found (looked in "
             + tried.size()
             + " places from "
             + anchors
             + "); run from a checkout, set "
-            + SHIPPED_ENV
-            + ", or retrain it with `compactor tiny-model --train`");
+            + envVar
+            + ", or retrain it with `compactor "
+            + retrain
+            + "`");
   }
 
   /**
    * Copies the shipped build into {@code out} (created; must be absent or empty) and returns it.
    */
   public static Path copyShipped(Path out) throws IOException {
-    Path from = shipped();
+    return copyShipped(shipped(), out);
+  }
+
+  /**
+   * Copies the verified build in {@code from} into {@code out} (absent or empty) and returns it.
+   */
+  public static Path copyShipped(Path from, Path out) throws IOException {
+    verify(from);
     if (Files.isDirectory(out)) {
       try (Stream<Path> entries = Files.list(out)) {
         if (entries.findAny().isPresent()) {
@@ -280,7 +301,7 @@ public final class TinyReferenceModel {
   private static void build(
       Path out, TinyRecipe recipe, String hash, Corpus corpus, ProgressListener progress)
       throws IOException {
-    build(out, recipe, recipe.config(), hash, corpus, progress);
+    build(out, recipe, recipe.config(), DType.F32, hash, corpus, progress);
   }
 
   /**
@@ -293,11 +314,53 @@ public final class TinyReferenceModel {
   public static void train(
       Path out, TinyRecipe recipe, ModelConfig config, ProgressListener progress)
       throws IOException {
+    train(out, recipe, config, DType.F32, progress);
+  }
+
+  /**
+   * As {@link #train(Path, TinyRecipe, ModelConfig, ProgressListener)}, with the weights stored as
+   * {@code storeAs} (F32, F16 or BF16; training itself is fp32). The held-out figures of the report
+   * are measured on the stored file as loaded back, so they describe what ships.
+   */
+  public static void train(
+      Path out, TinyRecipe recipe, ModelConfig config, DType storeAs, ProgressListener progress)
+      throws IOException {
     if (Files.exists(out)) {
       throw new IOException(out + " already exists");
     }
     Corpus corpus = Corpus.europarlEnglish();
-    build(out, recipe, config, recipeHash(recipe, config, corpus), corpus, progress);
+    build(out, recipe, config, storeAs, recipeHash(recipe, config, corpus), corpus, progress);
+  }
+
+  /**
+   * Returns {@code dir} holding the model that {@link #train(Path, TinyRecipe, ModelConfig, DType,
+   * ProgressListener)} makes: reused when its recorded hash matches, otherwise trained into a
+   * sibling directory and moved into place. Concurrent callers, in this JVM or others, wait for one
+   * build.
+   */
+  public static synchronized Path buildOrReuse(
+      Path dir, TinyRecipe recipe, ModelConfig config, DType storeAs, ProgressListener progress)
+      throws IOException {
+    Corpus corpus = Corpus.europarlEnglish();
+    String hash = recipeHash(recipe, config, corpus);
+    Path parent = dir.toAbsolutePath().getParent();
+    Files.createDirectories(parent);
+    Path lockFile = parent.resolve(dir.getFileName() + "." + hash.substring(0, 12) + ".lock");
+    try (RandomAccessFile raf = new RandomAccessFile(lockFile.toFile(), "rw");
+        FileChannel channel = raf.getChannel();
+        FileLock lock = channel.lock()) {
+      if (hash.equals(recordedHash(dir))) {
+        LOG.info("reusing reference model in {} (recipe {})", dir, hash.substring(0, 12));
+        return dir;
+      }
+      LOG.info("training reference model {} into {}", recipe.name(), dir);
+      Path tmp = parent.resolve(dir.getFileName() + ".tmp-" + ProcessHandle.current().pid());
+      deleteRecursively(tmp);
+      build(tmp, recipe, config, storeAs, hash, corpus, progress);
+      deleteRecursively(dir);
+      Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+      return dir;
+    }
   }
 
   /** The hash {@link #train(Path, TinyRecipe, ModelConfig, ProgressListener)} records. */
@@ -315,6 +378,7 @@ public final class TinyReferenceModel {
       Path out,
       TinyRecipe recipe,
       ModelConfig config,
+      DType storeAs,
       String hash,
       Corpus corpus,
       ProgressListener progress)
@@ -327,18 +391,25 @@ public final class TinyReferenceModel {
     try (Transformer model = Transformer.randomInit(config, recipe.seed(), Device.cpu())) {
       finalLoss = train(model, train, recipe, curve, progress);
       double trainingSeconds = (System.nanoTime() - start) / 1e9;
-      save(model, out);
+      save(model, out, storeAs);
       ByteLevelTokenizerFiles.write(out, recipe.context());
       int window = Math.min(EVAL_SEQ_LEN, recipe.context());
       PerplexityEvaluator eval = new PerplexityEvaluator(window, window);
-      PerplexityResult validation =
-          eval.evaluate(model, tokenizer, corpus.validationText(), progress);
-      PerplexityResult test = eval.evaluate(model, tokenizer, corpus.testText(), progress);
+      PerplexityResult validation;
+      PerplexityResult test;
+      // measured on the file as loaded back: for BF16 storage that is what ships, not the fp32
+      // weights still in memory
+      try (Transformer stored = Transformer.load(out, Device.cpu())) {
+        validation = eval.evaluate(stored, tokenizer, corpus.validationText(), progress);
+        test = eval.evaluate(stored, tokenizer, corpus.testText(), progress);
+      }
       ByteUnigramModel unigram = ByteUnigramModel.train(corpus.trainText());
       ObjectNode report = JSON.createObjectNode();
       report.put("recipeHash", hash);
       report.set("recipe", JSON.valueToTree(recipe));
       report.put("parameters", config.parameterCount());
+      report.put("weightsDType", storeAs.safetensorsName());
+      report.put("weightsBytes", Files.size(out.resolve("model.safetensors")));
       report.put("corpus", corpus.name());
       report.put("trainBytes", train.length);
       report.put("tokensSeen", (long) recipe.steps() * recipe.batch() * recipe.context());
@@ -354,7 +425,8 @@ public final class TinyReferenceModel {
       JSON.writeValue(out.resolve(REPORT).toFile(), report);
       writeChecksums(out);
       LOG.info(
-          "tiny model trained in {} s: validation ppl {} bpb {} (unigram bpb {})",
+          "{} trained in {} s: validation ppl {} bpb {} (unigram bpb {})",
+          recipe.name(),
           String.format("%.1f", trainingSeconds),
           String.format("%.3f", validation.perplexity()),
           String.format("%.3f", validation.bitsPerByte()),
@@ -365,6 +437,7 @@ public final class TinyReferenceModel {
   private static double train(
       Transformer model, int[] data, TinyRecipe r, ArrayNode curve, ProgressListener progress) {
     SplittableRandom random = new SplittableRandom(r.seed());
+    long start = System.nanoTime();
     double smoothed = Double.NaN;
     try (AdamW adamw =
         new AdamW(
@@ -394,7 +467,13 @@ public final class TinyReferenceModel {
           ObjectNode point = curve.addObject();
           point.put("step", step + 1);
           point.put("loss", smoothed);
-          LOG.info("tiny model step {}/{} loss {}", step + 1, r.steps(), smoothed);
+          LOG.info(
+              "{} step {}/{} loss {} ({} s)",
+              r.name(),
+              step + 1,
+              r.steps(),
+              smoothed,
+              String.format("%.0f", (System.nanoTime() - start) / 1e9));
         }
         progress.onProgress("train", step + 1, r.steps());
       }
@@ -402,8 +481,12 @@ public final class TinyReferenceModel {
     return smoothed;
   }
 
-  private static void save(Transformer model, Path out) throws IOException {
+  private static void save(Transformer model, Path out, DType storeAs) throws IOException {
     Files.createDirectories(out);
+    if (storeAs != DType.F32) {
+      model.save(out, storeAs, Map.of());
+      return;
+    }
     Files.writeString(out.resolve("config.json"), model.config().toJson());
     try (SafetensorsWriter writer = new SafetensorsWriter(out, Map.of())) {
       for (Map.Entry<String, NDArray> e : model.parameters().entrySet()) {

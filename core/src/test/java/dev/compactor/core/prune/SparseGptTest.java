@@ -62,7 +62,8 @@ class SparseGptTest {
     SparseGpt s =
         new SparseGpt(sparsity, pattern, g, Integer.parseInt(f[5]), Double.parseDouble(f[4]));
     int bits = Integer.parseInt(f[6]);
-    return bits == 0 ? s : s.withQuantization(bits, f[7].equals("1"));
+    int group = f.length > 8 ? Integer.parseInt(f[8]) : 0;
+    return bits == 0 ? s : s.withQuantization(bits, f[7].equals("1"), group);
   }
 
   @Test
@@ -83,7 +84,7 @@ class SparseGptTest {
         String name = e.getKey().substring(5);
         SparseGpt.Result r = fromCase(e.getValue()).prune(w, rows, cols, h);
         float[] expected = golden.readFloats("pruned." + name);
-        boolean quantized = !e.getValue().endsWith(",0,1");
+        boolean quantized = !e.getValue().split(",")[6].equals("0");
         int maskMismatch = 0;
         double maxDiff = 0;
         for (int i = 0; i < expected.length; i++) {
@@ -100,9 +101,18 @@ class SparseGptTest {
         assertEquals(0, maskMismatch, name + ": mask positions differing from the golden");
         assertTrue(maxDiff < 1e-4, name + ": max |Java - PyTorch| = " + maxDiff);
         assertEquals(1, r.deadColumns(), name + ": the golden has one dead input");
+        if (quantized) {
+          // the exported codes hold exactly the values the sweep computed with
+          float[] decoded = r.quantized().dequantize();
+          for (int i = 0; i < decoded.length; i++) {
+            assertEquals(r.weight()[i], decoded[i], 0f, name + " element " + i);
+          }
+        } else {
+          assertEquals(null, r.quantized(), name);
+        }
         cases++;
       }
-      assertEquals(7, cases);
+      assertEquals(9, cases);
     }
   }
 

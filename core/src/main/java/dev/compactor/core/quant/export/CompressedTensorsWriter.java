@@ -126,6 +126,16 @@ public final class CompressedTensorsWriter implements AutoCloseable {
    * modules left dense (compressed-tensors matches them by name, e.g. {@code lm_head}).
    */
   public void finish(ModelConfig config, List<String> ignore) throws IOException {
+    finish(config, ignore, null);
+  }
+
+  /**
+   * As {@link #finish(ModelConfig, List)}, adding {@code sparsityConfig} (null: none) as {@code
+   * quantization_config.sparsity_config}, how compressed-tensors describes weights that are both
+   * quantized and sparse.
+   */
+  public void finish(ModelConfig config, List<String> ignore, ObjectNode sparsityConfig)
+      throws IOException {
     out.close();
     ObjectNode root = (ObjectNode) JSON.readTree(config.toJson());
     root.put(
@@ -135,7 +145,11 @@ public final class CompressedTensorsWriter implements AutoCloseable {
           case BF16 -> "bfloat16";
           default -> "float32";
         });
-    root.set("quantization_config", scheme.quantizationConfig(ignore));
+    ObjectNode q = scheme.quantizationConfig(ignore);
+    if (sparsityConfig != null) {
+      q.set("sparsity_config", sparsityConfig);
+    }
+    root.set("quantization_config", q);
     Files.writeString(
         dir.resolve("config.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
     finished = true;

@@ -1,5 +1,6 @@
 package dev.compactor.core.quant.export;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
@@ -59,10 +60,19 @@ public final class QuantizedCheckpointWriter implements QuantizedLayerSink {
    * {@code sourceDir} (may be null) next to the weights.
    */
   public void finish(TensorSource source, Path sourceDir, Path outDir) throws IOException {
+    finish(source, sourceDir, outDir, null);
+  }
+
+  /**
+   * As {@link #finish(TensorSource, Path, Path)}, with {@code sparsityConfig} (may be null) in the
+   * {@code quantization_config} for weights that are also sparse.
+   */
+  public void finish(TensorSource source, Path sourceDir, Path outDir, ObjectNode sparsityConfig)
+      throws IOException {
     for (Layout.Spec s : Layout.globals(config, "")) {
       writer.writeDense(s.name(), s.shape(), source.readFloats(s.name()));
     }
-    writer.finish(config, List.of("lm_head"));
+    writer.finish(config, List.of("lm_head"), sparsityConfig);
     if (sourceDir != null) {
       ModelDirectory.copyAuxiliaryFiles(sourceDir, outDir);
     }

@@ -12,6 +12,7 @@ import dev.compactor.core.moe.ExpertStatistics;
 import dev.compactor.core.prune.InputNormCollector;
 import dev.compactor.core.prune.MagnitudePruner;
 import dev.compactor.core.prune.Pruning;
+import dev.compactor.core.prune.PruningOutput;
 import dev.compactor.core.prune.PruningReport;
 import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.SparseGptPruner;
@@ -33,6 +34,7 @@ import dev.compactor.runtime.Devices;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -89,37 +91,52 @@ public final class PruningStage implements Stage {
         params.pattern() != null
             ? PruningSpec.of(method, params.pattern())
             : PruningSpec.of(method, params.sparsity());
+    PruningOutput output = params.output();
+    output.check(pruning);
+    // a sparse format is written from the dense pruned model, which goes to a scratch dir first
+    boolean sparse = output.format() != PruningOutput.Format.DENSE;
+    Path denseOut = sparse ? Pruning.denseScratch(ctx.outputDir()) : ctx.outputDir();
     PruningReport report;
-    if (params.method() == PruneParams.Method.MAGNITUDE) {
-      report = new MagnitudePruner(pruning).prune(ctx.inputDir(), ctx.outputDir());
-    } else if (params.method() == PruneParams.Method.SPARSEGPT) {
-      Calibration cal = calibration(ctx, spec);
-      ctx.progress().report(0.1, "SparseGPT, layer by layer on " + cal.dataset());
-      List<int[]> windows;
-      try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
-        Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
-        int seqLen = Math.min(cal.seqLen(), ModelConfig.read(ctx.inputDir()).maxPositions());
-        windows = corpus.calibrationSamples(tokenizer, cal.samples(), seqLen, SEED);
+    try {
+      if (params.method() == PruneParams.Method.MAGNITUDE) {
+        report = new MagnitudePruner(pruning).prune(ctx.inputDir(), denseOut);
+      } else if (params.method() == PruneParams.Method.SPARSEGPT) {
+        Calibration cal = calibration(ctx, spec);
+        ctx.progress().report(0.1, "SparseGPT, layer by layer on " + cal.dataset());
+        List<int[]> windows;
+        try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
+          Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
+          int seqLen = Math.min(cal.seqLen(), ModelConfig.read(ctx.inputDir()).maxPositions());
+          windows = corpus.calibrationSamples(tokenizer, cal.samples(), seqLen, SEED);
+        }
+        ctx.checkCancelled();
+        report =
+            new SparseGptPruner(pruning, output)
+                .prune(ctx.inputDir(), denseOut, windows, Pruning.SPARSEGPT_BATCH);
+      } else {
+        Calibration cal = calibration(ctx, spec);
+        ctx.progress().report(0.1, "calibrating Wanda on " + cal.dataset());
+        InputNormCollector norms;
+        try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir());
+            Transformer model = Transformer.load(ctx.inputDir(), Device.cpu());
+            NDManager manager = NDManager.newBaseManager()) {
+          Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
+          int seqLen = Math.min(cal.seqLen(), model.maxSequenceLength());
+          List<int[]> windows = corpus.calibrationSamples(tokenizer, cal.samples(), seqLen, SEED);
+          norms = WandaPruner.calibrate(model::logits, manager, windows, 4);
+        }
+        ctx.checkCancelled();
+        ctx.progress().report(0.6, "pruning");
+        report = new WandaPruner(pruning).prune(ctx.inputDir(), denseOut, norms);
       }
-      ctx.checkCancelled();
-      report =
-          new SparseGptPruner(pruning)
-              .prune(ctx.inputDir(), ctx.outputDir(), windows, Pruning.SPARSEGPT_BATCH);
-    } else {
-      Calibration cal = calibration(ctx, spec);
-      ctx.progress().report(0.1, "calibrating Wanda on " + cal.dataset());
-      InputNormCollector norms;
-      try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir());
-          Transformer model = Transformer.load(ctx.inputDir(), Device.cpu());
-          NDManager manager = NDManager.newBaseManager()) {
-        Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
-        int seqLen = Math.min(cal.seqLen(), model.maxSequenceLength());
-        List<int[]> windows = corpus.calibrationSamples(tokenizer, cal.samples(), seqLen, SEED);
-        norms = WandaPruner.calibrate(model::logits, manager, windows, 4);
+      if (sparse) {
+        ctx.progress().report(0.95, "writing " + output.format().value());
+        Pruning.writeSparse(output, denseOut, ctx.outputDir());
       }
-      ctx.checkCancelled();
-      ctx.progress().report(0.6, "pruning");
-      report = new WandaPruner(pruning).prune(ctx.inputDir(), ctx.outputDir(), norms);
+    } finally {
+      if (sparse) {
+        Pruning.deleteTree(denseOut);
+      }
     }
     Map<String, Double> metrics = new LinkedHashMap<>();
     metrics.put("sparsity", report.overallSparsity());
@@ -127,6 +144,10 @@ public final class PruningStage implements Stage {
     if (params.pattern() != null) {
       metrics.put("patternN", (double) params.pattern().n());
       metrics.put("patternM", (double) params.pattern().m());
+    }
+    if (output.wbits() != 0) {
+      metrics.put("wbits", (double) output.wbits());
+      metrics.put("groupSize", (double) output.groupSize());
     }
     metrics.put("prunedTensors", (double) report.tensors().size());
     metrics.put("prunedElements", (double) report.prunedElements());

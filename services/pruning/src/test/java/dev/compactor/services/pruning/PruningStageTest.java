@@ -158,6 +158,49 @@ class PruningStageTest {
     }
   }
 
+  @Test
+  void sparse24BitmaskAndJointInt4AreWrittenInTheirFormats() throws Exception {
+    StageResult r =
+        run(
+            "sparse24",
+            "{\"method\":\"wanda\",\"pattern\":\"2:4\",\"format\":\"sparse-24-bitmask\","
+                + CAL
+                + "}",
+            "builtin:europarl");
+    assertEquals(0.5, r.metrics().get("sparsity"), 1e-3);
+    assertTrue(
+        Files.readString(r.outputDir().resolve("config.json")).contains("sparse-24-bitmask"));
+    try (TensorSource stored = Checkpoints.openStored(r.outputDir());
+        TensorSource dense = Checkpoints.open(r.outputDir())) {
+      assertTrue(stored.contains("model.layers.0.mlp.up_proj.bitmask"));
+      float[] w = dense.readFloats("model.layers.0.mlp.up_proj.weight");
+      for (int g = 0; g < w.length; g += 4) {
+        int zeros = 0;
+        for (int k = g; k < g + 4; k++) {
+          zeros += w[k] == 0f ? 1 : 0;
+        }
+        assertTrue(zeros >= 2, "group at " + g);
+      }
+    }
+    try (var files = Files.list(tmp)) {
+      assertTrue(files.noneMatch(p -> p.getFileName().toString().startsWith(".pruned-dense-")));
+    }
+    StageResult joint =
+        run(
+            "joint",
+            "{\"method\":\"sparsegpt\",\"pattern\":\"2:4\",\"wbits\":4,\"group_size\":16,"
+                + CAL
+                + "}",
+            "builtin:europarl");
+    assertEquals(4.0, joint.metrics().get("wbits"));
+    Path ct = joint.outputDir().resolve("compressed-tensors");
+    String config = Files.readString(ct.resolve("config.json"));
+    assertTrue(config.contains("pack-quantized") && config.contains("sparsity_config"), config);
+    try (TensorSource s = Checkpoints.open(ct)) {
+      assertTrue(s.contains("model.layers.0.mlp.up_proj.weight_packed"));
+    }
+  }
+
   /** A random 2-layer Mixtral, 6 experts of which 2 per token, with a byte-level tokenizer. */
   private static Path randomMixtral(Path dir) throws Exception {
     ModelConfig c =
