@@ -11,6 +11,9 @@ import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.prune.Pruning;
 import dev.compactor.core.prune.PruningReport;
 import dev.compactor.core.prune.PruningSpec;
+import dev.compactor.core.prune.depth.DepthPruning;
+import dev.compactor.core.prune.depth.DepthScorer;
+import dev.compactor.core.prune.depth.DepthScores;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
 import java.io.IOException;
@@ -18,8 +21,11 @@ import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 
@@ -36,6 +42,9 @@ public final class PruneCommand implements Command {
   /** Seed of the calibration window offsets, the pruning stage's, so a run is reproducible. */
   static final long SEED = 1234;
 
+  /** Provenance file a depth-pruned model carries, as {@code compactor quantize} writes. */
+  static final String PROVENANCE_FILE = "compactor.json";
+
   @Override
   public String name() {
     return "prune";
@@ -43,8 +52,8 @@ public final class PruneCommand implements Command {
 
   @Override
   public String summary() {
-    return "prune a model (magnitude|wanda|sparsegpt) to a sparsity or an N:M pattern, or"
-        + " structurally (heads, MLP channels)";
+    return "prune a model (magnitude|wanda|sparsegpt) to a sparsity or an N:M pattern,"
+        + " structurally (heads, MLP channels), or drop whole layers";
   }
 
   @Override
@@ -56,7 +65,11 @@ public final class PruneCommand implements Command {
         + "\n       compactor prune --model DIR [--heads F] [--channels F]"
         + " [--importance activation|fluctuation] [--head-mode kv_groups|query_heads]"
         + " [--widths uniform]"
-        + " [--compensate] [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]";
+        + " [--compensate] [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]"
+        + "\n       compactor prune --model DIR --drop-layers N"
+        + " [--depth-method block_influence|angular] [--depth-tokens all|last]"
+        + " [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]"
+        + " (N = 0: scores only, no --out)";
   }
 
   @Override
@@ -65,6 +78,9 @@ public final class PruneCommand implements Command {
       return StructuredPruneRun.run(argv, out, err);
     }
     PruneRequest r = PruneRequest.parse(argv);
+    if (r.depth() != null) {
+      return depth(argv, r, out, err);
+    }
     PruningSpec spec = r.spec();
     String method = spec.method().name().toLowerCase(Locale.ROOT);
     long start = System.nanoTime();
@@ -182,6 +198,143 @@ public final class PruneCommand implements Command {
       }
     }
     return 0;
+  }
+
+  /**
+   * {@code --drop-layers N}: scores every decoder layer on the calibration windows (progress per
+   * layer on stderr), prints the per-layer table (or JSON) and, for N >= 1, writes the model
+   * without the N layers the depth method picks, with {@code compactor.json} provenance.
+   */
+  private static int depth(String[] argv, PruneRequest r, PrintStream out, PrintStream err)
+      throws Exception {
+    PruneRequest.Depth d = r.depth();
+    long start = System.nanoTime();
+    CalibrationText text =
+        r.calibration() == null ? CalibrationText.builtin() : CalibrationText.file(r.calibration());
+    ModelConfig config = ModelConfig.read(r.model());
+    int seqLen = Math.min(r.seqLen(), config.maxPositions());
+    if (r.calibration() == null) {
+      err.println(
+          "note: no --calibration given; layer scores use the bundled English Europarl training"
+              + " text ("
+              + Corpus.BUILTIN_EUROPARL
+              + ")");
+    }
+    List<int[]> windows;
+    try (TextTokenizer tokenizer = Tokenizers.forModel(r.model())) {
+      windows = text.corpus().calibrationSamples(tokenizer, r.samples(), seqLen, SEED);
+    }
+    err.printf(
+        "calibration: %d windows of %d tokens from %s (%.1f s)%n",
+        windows.size(), seqLen, text.source(), seconds(start));
+    DepthScorer.Progress progress =
+        (layer, layers, bi) ->
+            err.printf(
+                "scored layer %d/%d: block influence %.5f (%.1f s)%n",
+                layer + 1, layers, bi, seconds(start));
+    DepthScores scores;
+    int[] removed;
+    ObjectNode summary;
+    if (d.scoresOnly()) {
+      err.printf("scoring the %d layers of %s%n", config.numLayers(), r.model());
+      scores =
+          DepthPruning.score(
+              r.model(), windows, DepthPruning.SCORES_ONLY_MAX_BLOCK, d.positions(), progress);
+      removed = new int[0];
+      summary = scores.toJson();
+    } else {
+      err.printf(
+          "dropping %d of %d layers of %s by %s%n",
+          d.drop(), config.numLayers(), r.model(), d.method().key());
+      DepthPruning.Result result =
+          DepthPruning.run(
+              r.model(), r.out(), d.method(), d.drop(), windows, d.positions(), progress, Map.of());
+      scores = result.scores();
+      removed = result.removed();
+      summary = result.toJson();
+      summary.put("out", r.out().toAbsolutePath().toString());
+    }
+    ObjectNode cal = summary.putObject("calibration");
+    cal.put("source", text.source());
+    cal.put("sha256", text.sha256());
+    cal.put("seq_len", seqLen);
+    cal.put("samples", windows.size());
+    cal.put("tokens", (long) windows.size() * seqLen);
+    ObjectMapper json = new ObjectMapper();
+    if (!d.scoresOnly()) {
+      ObjectNode provenance = json.createObjectNode();
+      provenance.put("tool", "compactor prune");
+      ArrayNode cmd = provenance.putArray("command_line");
+      cmd.add("prune");
+      for (String a : argv) {
+        cmd.add(a);
+      }
+      provenance.put("created", Instant.now().toString());
+      provenance.put("input_dir", r.model().toAbsolutePath().toString());
+      provenance.put("stage", "prune");
+      provenance.set("depth", summary.deepCopy());
+      Files.writeString(
+          r.out().resolve(PROVENANCE_FILE),
+          json.writerWithDefaultPrettyPrinter().writeValueAsString(provenance));
+      ArrayNode files = summary.putArray("files");
+      try (Stream<Path> walk = Files.walk(r.out())) {
+        for (Path p : (Iterable<Path>) walk.sorted()::iterator) {
+          if (Files.isRegularFile(p)) {
+            files
+                .addObject()
+                .put("path", r.out().relativize(p).toString())
+                .put("bytes", Files.size(p));
+          }
+        }
+      }
+    }
+    summary.put("seconds", seconds(start));
+    if (r.json()) {
+      out.println(json.writeValueAsString(summary));
+      return 0;
+    }
+    out.print(depthTable(scores, removed));
+    if (!d.scoresOnly()) {
+      out.printf(
+          "removed layers %s by %s; wrote %s (%d layers)%n",
+          Arrays.toString(removed), d.method().key(), r.out(), config.numLayers() - d.drop());
+    }
+    return 0;
+  }
+
+  /**
+   * One row per layer: block influence, then the angular distance of the block of n layers starting
+   * there for n = 1..N (blank where the block would run past the last layer), and whether the layer
+   * was removed; then each n's best block.
+   */
+  static String depthTable(DepthScores s, int[] removed) {
+    StringBuilder b = new StringBuilder();
+    b.append(
+        String.format(
+            "layer scores on %,d hidden-state vectors (%s positions)%n",
+            s.vectors(), s.positions().key()));
+    b.append(String.format("%5s %10s", "layer", "BI"));
+    for (int n = 1; n <= s.maxBlock(); n++) {
+      b.append(String.format(" %9s", "d(l," + n + ")"));
+    }
+    b.append(String.format("  removed%n"));
+    for (int l = 0; l < s.layers(); l++) {
+      b.append(String.format("%5d %10.5f", l, s.blockInfluence()[l]));
+      for (int n = 1; n <= s.maxBlock(); n++) {
+        b.append(l + n <= s.layers() ? String.format(" %9.5f", s.angular(l, n)) : " ".repeat(10));
+      }
+      int layer = l;
+      boolean gone = Arrays.stream(removed).anyMatch(i -> i == layer);
+      b.append(gone ? "  yes" : "").append(System.lineSeparator());
+    }
+    for (int n = 1; n <= s.maxBlock() && n < s.layers(); n++) {
+      int start = s.bestBlock(n);
+      b.append(
+          String.format(
+              "closest block of %d: layers %d..%d, d = %.5f%n",
+              n, start, start + n - 1, s.angular(start, n)));
+    }
+    return b.toString();
   }
 
   private static double seconds(long start) {

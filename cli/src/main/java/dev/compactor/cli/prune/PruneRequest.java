@@ -6,6 +6,8 @@ import dev.compactor.core.prune.NmPattern;
 import dev.compactor.core.prune.PruningOutput;
 import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.PruningSpec.Method;
+import dev.compactor.core.prune.depth.DepthMethod;
+import dev.compactor.core.prune.depth.TokenPositions;
 import dev.compactor.core.recipe.StepMemory;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -22,7 +24,8 @@ import java.util.Set;
  * --samples} windows of {@code --seq-len} tokens (the pruning stage's defaults, 16 of 128, the
  * length capped at the model's context). Magnitude reads no text, so the calibration options are
  * refused with it. Structured pruning ({@code --heads}, {@code --channels}) is {@link
- * StructuredPruneRequest}; depth pruning ({@code --drop-layers}) is refused as not supported yet.
+ * StructuredPruneRequest}. {@code --drop-layers N} is depth pruning ({@link Depth}): it excludes
+ * the weight-pruning options, calibrates like Wanda and leaves {@link #spec} null.
  *
  * <p>{@code --format dense|sparse-24-bitmask|sparse-bitmask} says how the result is stored ({@link
  * PruningOutput}); {@code --wbits 4|8 [--group-size G] [--asymmetric]} (sparsegpt only, format
@@ -36,7 +39,8 @@ record PruneRequest(
     int seqLen,
     Path out,
     boolean json,
-    PruningOutput output) {
+    PruningOutput output,
+    Depth depth) {
 
   static final Set<String> OPTIONS =
       Set.of(
@@ -53,25 +57,33 @@ record PruneRequest(
           "group-size");
   static final Set<String> FLAGS = Set.of("json", "asymmetric");
 
-  /** Depth pruning options named in issue 10 that are not built. */
-  static final Set<String> NOT_BUILT = Set.of("drop-layers");
+  /** Depth pruning's options ({@code --drop-layers N} selects it). */
+  static final Set<String> DEPTH_OPTIONS =
+      Set.of(
+          "model",
+          "drop-layers",
+          "depth-method",
+          "depth-tokens",
+          "calibration",
+          "samples",
+          "seq-len",
+          "out");
+
+  static final Set<String> DEPTH_FLAGS = Set.of("json");
+
+  /**
+   * {@code --drop-layers N [--depth-method block_influence|angular] [--depth-tokens all|last]}:
+   * remove N whole decoder layers; N = 0 only prints the layer scores (no {@code --out}).
+   */
+  record Depth(int drop, DepthMethod method, TokenPositions positions) {
+    boolean scoresOnly() {
+      return drop == 0;
+    }
+  }
 
   static PruneRequest parse(String[] argv) throws UsageException, IOException {
-    for (String a : argv) {
-      if (a.startsWith("--")) {
-        String name = a.substring(2);
-        int eq = name.indexOf('=');
-        if (eq >= 0) {
-          name = name.substring(0, eq);
-        }
-        if (NOT_BUILT.contains(name)) {
-          throw new UsageException(
-              "not supported yet: --"
-                  + name
-                  + " (depth pruning); prune offers unstructured --sparsity,"
-                  + " semi-structured --pattern N:M and structured --heads / --channels");
-        }
-      }
+    if (named(argv, "drop-layers")) {
+      return parseDepth(argv);
     }
     Args args = Args.parse(argv, OPTIONS, FLAGS);
     Path model = args.requiredPath("model");
@@ -138,7 +150,85 @@ record PruneRequest(
     }
     PruningOutput output = output(args, spec);
     return new PruneRequest(
-        model, spec, calibration, samples, seqLen, out, args.has("json"), output);
+        model, spec, calibration, samples, seqLen, out, args.has("json"), output, null);
+  }
+
+  /** Whether {@code --name} or {@code --name=...} is on the command line. */
+  private static boolean named(String[] argv, String name) {
+    for (String a : argv) {
+      if (a.equals("--" + name) || a.startsWith("--" + name + "=")) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** {@code --drop-layers}: depth pruning, which scores layers and never zeroes weights. */
+  private static PruneRequest parseDepth(String[] argv) throws UsageException, IOException {
+    for (String o : new String[] {"method", "sparsity", "pattern", "heads", "channels"}) {
+      if (named(argv, o)) {
+        throw new UsageException(
+            "--"
+                + o
+                + " and --drop-layers exclude each other (depth pruning removes whole"
+                + " layers; choose them with --depth-method block_influence|angular)");
+      }
+    }
+    Args args = Args.parse(argv, DEPTH_OPTIONS, DEPTH_FLAGS);
+    Path model = args.requiredPath("model");
+    int drop = args.integer("drop-layers", 0);
+    if (drop < 0) {
+      throw new UsageException("--drop-layers must be 0 (scores only) or more, found " + drop);
+    }
+    DepthMethod method;
+    TokenPositions positions;
+    try {
+      method = DepthMethod.parse(args.string("depth-method", "block_influence"));
+      positions = TokenPositions.parse(args.string("depth-tokens", "all"));
+    } catch (IllegalArgumentException e) {
+      throw new UsageException(e.getMessage());
+    }
+    Path calibration = args.present("calibration") ? Path.of(args.required("calibration")) : null;
+    if (calibration != null && !Files.isRegularFile(calibration)) {
+      throw new UsageException("--calibration: expected a text file, found none at " + calibration);
+    }
+    int samples = args.integer("samples", StepMemory.PRUNE_DEFAULT_SAMPLES);
+    if (samples < 1) {
+      throw new UsageException("--samples must be at least 1, found " + samples);
+    }
+    int seqLen = args.integer("seq-len", StepMemory.PRUNE_DEFAULT_SEQ_LEN);
+    if (seqLen < 2) {
+      throw new UsageException("--seq-len must be at least 2, found " + seqLen);
+    }
+    if (!Files.isRegularFile(model.resolve("config.json"))) {
+      throw new UsageException("--model: expected a model directory with config.json at " + model);
+    }
+    Path out = null;
+    if (drop == 0) {
+      if (args.present("out")) {
+        throw new UsageException(
+            "--out: --drop-layers 0 only prints the layer scores; give N >= 1 to write a model");
+      }
+    } else {
+      out = args.requiredPath("out");
+      if (Files.exists(out)) {
+        try (var entries = Files.list(out)) {
+          if (entries.findAny().isPresent()) {
+            throw new UsageException("--out " + out + " must be absent or empty");
+          }
+        }
+      }
+    }
+    return new PruneRequest(
+        model,
+        null,
+        calibration,
+        samples,
+        seqLen,
+        out,
+        args.has("json"),
+        PruningOutput.DENSE,
+        new Depth(drop, method, positions));
   }
 
   private static PruningOutput output(Args args, PruningSpec spec) throws UsageException {
@@ -164,6 +254,6 @@ record PruneRequest(
 
   /** Whether the method reads calibration text. */
   boolean calibrated() {
-    return spec.method() != Method.MAGNITUDE;
+    return depth != null || spec.method() != Method.MAGNITUDE;
   }
 }

@@ -140,9 +140,9 @@ class PruneCommandTest {
   }
 
   @Test
-  void depthPruningIsNotBuiltAndStructuredTakesNoWeightOptions() {
+  void depthExcludesWeightOptionsAndStructuredTakesNoWeightOptions() {
     usageError(
-        "not supported yet: --drop-layers",
+        "--method and --drop-layers exclude each other",
         "--method",
         "magnitude",
         "--sparsity",

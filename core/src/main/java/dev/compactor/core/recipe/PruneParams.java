@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.prune.NmPattern;
 import dev.compactor.core.prune.PruningOutput;
 import dev.compactor.core.prune.PruningSpec;
+import dev.compactor.core.prune.depth.DepthMethod;
 import dev.compactor.core.prune.structured.StructuredSpec;
 import java.util.List;
 import java.util.Locale;
@@ -14,8 +15,9 @@ import java.util.Locale;
  * consecutive inputs (semi-structured {@code pattern: "2:4"}), or keep {@code experts.keep} experts
  * of every mixture-of-experts layer ({@code experts: {keep: 6, method: frequency}}), or remove
  * whole attention heads and MLP channels ({@code structured: {heads: 0.25, channels: 0.25,
- * importance: activation|fluctuation, head_mode: kv_groups|query_heads, compensate: false}}).
- * Exactly one of sparsity, pattern, experts and structured.
+ * importance: activation|fluctuation, head_mode: kv_groups|query_heads, compensate: false}}). Or
+ * remove whole decoder layers ({@code depth: {drop: 2, method: angular}}). Exactly one of sparsity,
+ * pattern, experts, structured and depth.
  *
  * @param method how weights are scored: by magnitude, by Wanda's |w|·‖x‖, or by SparseGPT's OBS
  *     saliency with weight updates (both need calibration); null with {@code experts}, which
@@ -28,6 +30,8 @@ import java.util.Locale;
  *     experts: null, NaN, null)
  * @param output how the pruned weights are stored ({@code format}) and SparseGPT's joint
  *     quantization ({@code wbits}, {@code group_size}); {@link PruningOutput#DENSE} by default
+ * @param depth depth pruning ({@code depth: {drop: n, method: block_influence|angular}}): remove
+ *     whole decoder layers; null otherwise. Like structured, it excludes every other option
  */
 public record PruneParams(
     Method method,
@@ -35,7 +39,8 @@ public record PruneParams(
     NmPattern pattern,
     Experts experts,
     StructuredSpec structured,
-    PruningOutput output)
+    PruningOutput output,
+    Depth depth)
     implements StageParams {
 
   /** Weight-scoring rule. */
@@ -84,6 +89,45 @@ public record PruneParams(
     }
   }
 
+  /**
+   * Depth pruning: remove {@code drop} decoder layers chosen by {@code method} from layer scores on
+   * the calibration text.
+   *
+   * @param drop layers removed, at least 1 (below the model's count: checked against the model by
+   *     {@link RecipeModelCheck})
+   */
+  public record Depth(int drop, DepthMethod method) {
+    public Depth {
+      if (drop < 1) {
+        throw new IllegalArgumentException("depth.drop must be at least 1, found " + drop);
+      }
+      if (method == null) {
+        throw new IllegalArgumentException("depth.method: expected one, found none");
+      }
+    }
+
+    ObjectNode toJson() {
+      return Json.object().put("drop", drop).put("method", method.key());
+    }
+  }
+
+  /** Weight, expert or structured pruning (no depth). */
+  public PruneParams(
+      Method method,
+      double sparsity,
+      NmPattern pattern,
+      Experts experts,
+      StructuredSpec structured,
+      PruningOutput output) {
+    this(method, sparsity, pattern, experts, structured, output, null);
+  }
+
+  /** Depth pruning. */
+  public static PruneParams depth(int drop, DepthMethod method) {
+    return new PruneParams(
+        null, Double.NaN, null, null, null, PruningOutput.DENSE, new Depth(drop, method));
+  }
+
   /** Weight or expert pruning stored dense. */
   public PruneParams(Method method, double sparsity, NmPattern pattern, Experts experts) {
     this(method, sparsity, pattern, experts, null, PruningOutput.DENSE);
@@ -105,7 +149,18 @@ public record PruneParams(
               + " pruning takes no format or wbits, found "
               + output);
     }
-    if (structured != null) {
+    if (depth != null) {
+      if (structured != null
+          || experts != null
+          || method != null
+          || pattern != null
+          || !Double.isNaN(sparsity)
+          || !output.equals(PruningOutput.DENSE)) {
+        throw new IllegalArgumentException(
+            "depth pruning takes no method, sparsity, pattern, experts, structured, format or"
+                + " wbits");
+      }
+    } else if (structured != null) {
       if (experts != null || method != null || pattern != null || !Double.isNaN(sparsity)) {
         throw new IllegalArgumentException(
             "structured pruning takes no method, sparsity, pattern or experts");
@@ -196,13 +251,42 @@ public record PruneParams(
                   .optional("importance", ParamSchema.oneOf("activation", "fluctuation"))
                   .optional("head_mode", ParamSchema.oneOf("kv_groups", "query_heads"))
                   .optional("compensate", ParamSchema.bool())
-                  .optional("widths", ParamSchema.oneOf("uniform", "per_layer")));
+                  .optional("widths", ParamSchema.oneOf("uniform", "per_layer")))
+          .optional(
+              "depth",
+              ParamSchema.object("depth")
+                  .required("drop", ParamSchema.integerAtLeast(1))
+                  .optional("method", ParamSchema.oneOf("block_influence", "angular")));
 
   /**
    * Exactly one of sparsity, pattern and experts; no weight-scoring method with experts. {@code p}
    * already passed {@link #SCHEMA}.
    */
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
+    if (p.has("depth")) {
+      for (String other :
+          new String[] {
+            "method",
+            "sparsity",
+            "pattern",
+            "experts",
+            "structured",
+            "format",
+            "wbits",
+            "group_size",
+            "symmetric"
+          }) {
+        if (p.has(other)) {
+          out.add(
+              new RecipeProblem(
+                  child(path, other),
+                  "depth removes whole layers and takes no "
+                      + other
+                      + "; give depth.method (block_influence or angular)"));
+        }
+      }
+      return;
+    }
     boolean hasSparsity = p.has("sparsity");
     boolean hasPattern = p.has("pattern");
     boolean hasExperts = p.has("experts");
@@ -239,7 +323,8 @@ public record PruneParams(
           new RecipeProblem(
               child(path, "sparsity"),
               "missing; prune needs sparsity (a fraction), pattern (N:M, e.g. \"2:4\") or"
-                  + " experts ({keep: n, method: frequency|weighted_norm|merge})"));
+                  + " experts ({keep: n, method: frequency|weighted_norm|merge}) or depth ({drop:"
+                  + " n, method: block_influence|angular})"));
     } else if (given > 1) {
       out.add(
           new RecipeProblem(
@@ -299,6 +384,12 @@ public record PruneParams(
   }
 
   static PruneParams from(JsonNode p) {
+    JsonNode depth = p.get("depth");
+    if (depth != null) {
+      return depth(
+          depth.get("drop").asInt(),
+          DepthMethod.parse(Json.text(depth, "method", DepthMethod.BLOCK_INFLUENCE.key())));
+    }
     JsonNode st = p.get("structured");
     if (st != null) {
       return structured(
@@ -332,7 +423,7 @@ public record PruneParams(
 
   /** Whether this stage reads calibration activations. */
   public boolean needsCalibration() {
-    return experts != null || structured != null || method != Method.MAGNITUDE;
+    return experts != null || structured != null || depth != null || method != Method.MAGNITUDE;
   }
 
   @Override
@@ -342,6 +433,11 @@ public record PruneParams(
 
   @Override
   public ObjectNode toJson() {
+    if (depth != null) {
+      ObjectNode o = Json.object();
+      o.set("depth", depth.toJson());
+      return o;
+    }
     if (structured != null) {
       ObjectNode o = Json.object();
       o.putObject("structured")

@@ -116,6 +116,10 @@ public final class RecipeModelCheck {
                     + "-layer model; a student must have fewer layers than its teacher"));
       }
     }
+    if (s.params() instanceof PruneParams p && p.depth() != null) {
+      depth(p.depth(), path + ".depth", m, out);
+      return;
+    }
     if (s.params() instanceof PruneParams p && p.structured() != null) {
       try {
         dev.compactor.core.prune.structured.StructuredPruner.check(m, p.structured());
@@ -181,6 +185,35 @@ public final class RecipeModelCheck {
                 path + ".export",
                 "not supported yet: " + f.container().key() + " export of " + model));
       }
+    }
+  }
+
+  /**
+   * Depth pruning removes Llama-family layers (Llama, Mistral, Qwen2/3, Phi-3) and must leave at
+   * least one; mixtures of experts and GPT-2 are refused as {@link
+   * dev.compactor.core.prune.depth.DepthPruner} refuses them.
+   */
+  private static void depth(
+      PruneParams.Depth d, String path, ModelConfig m, List<RecipeProblem> out) {
+    if (m.moe() || m.family() == ModelConfig.Family.GPT2) {
+      out.add(
+          new RecipeProblem(
+              path,
+              "not supported yet: depth pruning of "
+                  + m.modelType()
+                  + (m.moe()
+                      ? " (mixture-of-experts layers are not remapped)"
+                      : " (h.N layers, n_layer)")));
+    } else if (d.drop() >= m.numLayers()) {
+      out.add(
+          new RecipeProblem(
+              path + ".drop",
+              "drops "
+                  + d.drop()
+                  + " of a "
+                  + m.numLayers()
+                  + "-layer model; drop must be 1.."
+                  + (m.numLayers() - 1)));
     }
   }
 

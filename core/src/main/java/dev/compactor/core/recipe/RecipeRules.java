@@ -87,7 +87,11 @@ final class RecipeRules {
     }
     String what = null;
     String at = e.path() + ".method";
-    if (e.params() instanceof PruneParams p && p.experts() != null) {
+    if (e.params() instanceof PruneParams p && p.depth() != null) {
+      // layer scores are hidden-state similarities on calibration tokens
+      what = "depth pruning";
+      at = e.path() + ".depth";
+    } else if (e.params() instanceof PruneParams p && p.experts() != null) {
       // its statistics are the routing and expert outputs on calibration tokens
       boolean merge = p.experts().method() == PruneParams.ExpertMethod.MERGE;
       what = "expert " + (merge ? "merging" : "pruning");

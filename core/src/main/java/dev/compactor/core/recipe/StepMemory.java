@@ -62,6 +62,10 @@ public final class StepMemory {
             long tokens = tokens(spec, PRUNE_DEFAULT_SAMPLES, PRUNE_DEFAULT_SEQ_LEN);
             long layerwise =
                 layerwise(m, tokens, seqLen(spec, PRUNE_DEFAULT_SEQ_LEN), layerBytes, embed);
+            if (p.depth() != null) {
+              // the angular curve holds one more hidden state per block length
+              yield layerwise + p.depth().drop() * tokens * h * F32;
+            }
             if (p.method() != PruneParams.Method.SPARSEGPT) {
               yield layerwise;
             }

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.compactor.core.io.DType;
+import dev.compactor.core.model.ModelConfig;
+import dev.compactor.core.prune.depth.DepthMethod;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -155,6 +157,63 @@ class RecipeValidationTest {
         problems("  - prune: { experts: { keep: 2, method: weighted_norm } }\n", false),
         "stages[0].prune.experts",
         "expert pruning needs calibration text");
+  }
+
+  @Test
+  void depthParameters() {
+    assertOnlyProblem(
+        problems("  - prune: { depth: { drop: 2 }, sparsity: 0.5 }\n", true),
+        "stages[0].prune.sparsity",
+        "depth removes whole layers and takes no sparsity");
+    assertOnlyProblem(
+        problems("  - prune: { method: wanda, depth: { drop: 2 } }\n", true),
+        "stages[0].prune.method",
+        "give depth.method (block_influence or angular)");
+    assertOnlyProblem(
+        problems("  - prune: { depth: { drop: 0 } }\n", true),
+        "stages[0].prune.depth.drop",
+        "an integer >= 1 but found 0");
+    assertOnlyProblem(
+        problems("  - prune: { depth: { drop: 1, method: taylor } }\n", true),
+        "stages[0].prune.depth.method",
+        "one of block_influence, angular but found \"taylor\"");
+    assertOnlyProblem(
+        problems("  - prune: { depth: { drop: 1 } }\n", false),
+        "stages[0].prune.depth",
+        "depth pruning needs calibration text");
+    Recipe r =
+        Recipe.parse(
+            "name: d\nstages:\n  - prune: { depth: { drop: 2, method: angular } }\n"
+                + "calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }\n");
+    PruneParams p = (PruneParams) r.stage(0).params();
+    assertEquals(new PruneParams.Depth(2, DepthMethod.ANGULAR), p.depth());
+    assertEquals("{\"depth\":{\"drop\":2,\"method\":\"angular\"}}", p.toJson().toString());
+    assertTrue(p.needsCalibration());
+    PruneParams byDefault =
+        (PruneParams)
+            Recipe.parse("name: d\nstages:\n  - prune: { depth: { drop: 1 } }\n" + CAL)
+                .stage(0)
+                .params();
+    assertEquals(DepthMethod.BLOCK_INFLUENCE, byDefault.depth().method());
+    ModelConfig four = ModelConfig.llama(1024, 64, 128, 4, 4, 4, 256);
+    assertTrue(RecipeModelCheck.check(r, four, Long.MAX_VALUE).isEmpty());
+    Recipe all =
+        Recipe.parse(
+            "name: d\nstages:\n  - prune: { depth: { drop: 4 } }\n"
+                + "calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }\n");
+    assertEquals(
+        List.of("stages[0].prune.depth.drop: drops 4 of a 4-layer model; drop must be 1..3"),
+        RecipeModelCheck.check(all, four, Long.MAX_VALUE).stream()
+            .map(RecipeProblem::toString)
+            .toList());
+    ModelConfig mixtral =
+        four.with(
+            "{\"model_type\":\"mixtral\",\"architectures\":[\"MixtralForCausalLM\"],"
+                + "\"num_local_experts\":4,\"num_experts_per_tok\":2}");
+    assertTrue(
+        RecipeModelCheck.check(r, mixtral, Long.MAX_VALUE).stream()
+            .anyMatch(x -> x.toString().contains("not supported yet: depth pruning of mixtral")),
+        RecipeModelCheck.check(r, mixtral, Long.MAX_VALUE).toString());
   }
 
   @Test

@@ -17,6 +17,8 @@ import dev.compactor.core.prune.PruningReport;
 import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.SparseGptPruner;
 import dev.compactor.core.prune.WandaPruner;
+import dev.compactor.core.prune.depth.DepthPruning;
+import dev.compactor.core.prune.depth.TokenPositions;
 import dev.compactor.core.prune.structured.StructuredPruner;
 import dev.compactor.core.prune.structured.StructuredReport;
 import dev.compactor.core.prune.structured.StructuredSpec;
@@ -48,7 +50,9 @@ import java.util.Map;
  * often routed to (or with the highest routing-weighted output norm) on the calibration text, or
  * merges the experts into n groups. {@code structured: {heads, channels, importance, head_mode,
  * compensate}} removes whole attention heads and MLP channels of a dense Llama-family model ({@link
- * StructuredPruner}). Writes the pruned model as a Hugging Face directory.
+ * StructuredPruner}). {@code depth: {drop: n, method: block_influence|angular}} removes n whole
+ * decoder layers, scored on the calibration text. Writes the pruned model as a Hugging Face
+ * directory.
  */
 public final class PruningStage implements Stage {
 
@@ -75,6 +79,9 @@ public final class PruningStage implements Stage {
     RecipeModelCheck.requireMemory(spec, ModelConfig.read(ctx.inputDir()), ctx.memoryBudgetBytes());
     if (params.experts() != null) {
       return experts(ctx, spec, params.experts());
+    }
+    if (params.depth() != null) {
+      return depth(ctx, spec, params.depth());
     }
     if (params.structured() != null) {
       return structured(ctx, spec, params.structured());
@@ -262,6 +269,55 @@ public final class PruningStage implements Stage {
       m |= 1L << b;
     }
     return m;
+  }
+
+  /**
+   * Depth pruning: layer scores from the model's own forward on the calibration windows, streamed
+   * layer by layer, then the model rewritten without the {@code drop} layers the method picks.
+   * Metrics: layers before and after, the removed layers as a bitmask (bit i for old layer i), and
+   * every layer's block influence.
+   */
+  private static StageResult depth(StageContext ctx, StageSpec spec, PruneParams.Depth depth)
+      throws Exception {
+    ModelConfig c = ModelConfig.read(ctx.inputDir());
+    RecipeModelCheck.requireSupported(spec, c);
+    Calibration cal = calibration(ctx, spec);
+    ctx.progress().report(0.1, "layer scores on " + cal.dataset());
+    List<int[]> windows;
+    try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
+      Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
+      windows =
+          corpus.calibrationSamples(
+              tokenizer, cal.samples(), Math.min(cal.seqLen(), c.maxPositions()), SEED);
+    }
+    ctx.checkCancelled();
+    DepthPruning.Result result =
+        DepthPruning.run(
+            ctx.inputDir(),
+            ctx.outputDir(),
+            depth.method(),
+            depth.drop(),
+            windows,
+            TokenPositions.ALL,
+            (layer, layers, bi) ->
+                ctx.progress()
+                    .report(
+                        0.1 + 0.8 * (layer + 1) / layers,
+                        String.format("scored layer %d/%d (BI %.4f)", layer + 1, layers, bi)),
+            Map.of());
+    Map<String, Double> metrics = new LinkedHashMap<>();
+    metrics.put("layers", (double) result.layersBefore());
+    metrics.put("keptLayers", (double) result.layersAfter());
+    long mask = 0;
+    for (int layer : result.removed()) {
+      mask |= 1L << layer;
+    }
+    metrics.put("removedLayerMask", (double) mask);
+    metrics.put("calibrationTokens", (double) result.tokens());
+    for (int layer = 0; layer < result.layersBefore(); layer++) {
+      metrics.put("blockInfluence.layer" + layer, result.scores().blockInfluence()[layer]);
+    }
+    return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
   }
 
   private static Calibration calibration(StageContext ctx, StageSpec spec) {

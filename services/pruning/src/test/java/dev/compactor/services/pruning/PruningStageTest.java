@@ -338,4 +338,38 @@ class PruningStageTest {
             + " mixture-of-experts layers; prune it by sparsity or pattern",
         e.getMessage());
   }
+
+  @Test
+  void depthDropsALayerAndRefusesAMixtureOfExperts() throws Exception {
+    StageResult r =
+        run("depth", "{\"depth\":{\"drop\":1,\"method\":\"angular\"}," + CAL + "}", null);
+    assertEquals(2.0, r.metrics().get("layers"));
+    assertEquals(1.0, r.metrics().get("keptLayers"));
+    assertEquals(4 * 32.0, r.metrics().get("calibrationTokens"));
+    double removed = r.metrics().get("removedLayerMask");
+    assertTrue(removed == 1.0 || removed == 2.0, "one of the two layers: " + removed);
+    assertEquals(1, ModelConfig.read(r.outputDir()).numLayers());
+    try (TensorSource in = Checkpoints.open(model);
+        TensorSource o = Checkpoints.open(r.outputDir())) {
+      assertEquals("depth", o.metadata().get("compactor.prune.method"));
+      String kept = removed == 1.0 ? "model.layers.1." : "model.layers.0.";
+      assertArrayEquals(
+          in.readFloats(kept + "mlp.down_proj.weight"),
+          o.readFloats("model.layers.0.mlp.down_proj.weight"));
+      assertTrue(!o.contains("model.layers.1.mlp.down_proj.weight"));
+    }
+
+    Path mixtral = randomMixtral(tmp.resolve("depth-mixtral"));
+    UnsupportedOperationException e =
+        assertThrows(
+            UnsupportedOperationException.class,
+            () ->
+                run(
+                    mixtral,
+                    "depth-moe",
+                    "{\"depth\":{\"drop\":1}," + CAL + "}",
+                    "builtin:europarl"));
+    assertTrue(
+        e.getMessage().contains("not supported yet: depth pruning of mixtral"), e.getMessage());
+  }
 }
