@@ -97,6 +97,7 @@ public final class PruneTableCommand implements Command {
       List<PruningTable.Variant> variants = new ArrayList<>(table.unstructured());
       variants.addAll(table.recovered(RECOVERY, ROUNDS, train));
       variants.addAll(table.structured(RECOVERY, train));
+      variants.addAll(table.depth(RECOVERY, train));
       List<PruningTable.Row> rows =
           table.run(
               variants, (phase, done, total) -> err.printf("%s: %d/%d rows%n", phase, done, total));
@@ -162,7 +163,8 @@ public final class PruneTableCommand implements Command {
             + " of %d training tokens per step, lr %s, zeros kept). iter%d: %d rounds of the cubic"
             + " schedule, %d recovery steps after each (the same %d steps in all). Structured rows:"
             + " FLAP fluctuation importance, uniform widths; both = the KV groups and 25%% of the"
-            + " channels, with FLAP's bias compensation.%n",
+            + " channels, with FLAP's bias compensation. Depth: the layers of lowest block"
+            + " influence removed; +heal: then the same recovery.%n",
         RECOVERY.steps(),
         RECOVERY.batchSize(),
         RECOVERY_SEQ,

@@ -16,6 +16,10 @@ import dev.compactor.core.prune.Pruning;
 import dev.compactor.core.prune.PruningRecovery;
 import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.PruningSpec.Method;
+import dev.compactor.core.prune.depth.DepthMethod;
+import dev.compactor.core.prune.depth.DepthPruning;
+import dev.compactor.core.prune.depth.DepthScorer;
+import dev.compactor.core.prune.depth.TokenPositions;
 import dev.compactor.core.prune.structured.StructuredPruner;
 import dev.compactor.core.prune.structured.StructuredSpec;
 import dev.compactor.core.prune.structured.StructuredSpec.HeadMode;
@@ -250,6 +254,48 @@ public final class PruningTable {
             (in, dir) -> {
               Path pruned = work.resolve(dir.getFileName() + "-pruned");
               structured(both, in, pruned);
+              PruningRecovery.recover(
+                  in,
+                  pruned,
+                  dir,
+                  trainWindows,
+                  recovery,
+                  work.resolve(dir.getFileName() + "-checkpoints"),
+                  Device.cpu());
+            }));
+    return out;
+  }
+
+  /**
+   * Depth rows: a quarter of the decoder layers (at least one) removed by block influence, once as
+   * it is and once healed by {@code recovery}.
+   *
+   * @param trainWindows distillation windows of {@code seq + 1} tokens
+   */
+  public List<Variant> depth(DistillationSpec recovery, List<int[]> trainWindows)
+      throws IOException {
+    int layers = ModelConfig.read(model).numLayers();
+    int drop = Math.max(1, layers / 4);
+    String label = "-" + drop + "/" + layers + " layers";
+    Pruner prune =
+        (in, out) ->
+            DepthPruning.run(
+                in,
+                out,
+                DepthMethod.BLOCK_INFLUENCE,
+                drop,
+                calibration,
+                TokenPositions.ALL,
+                DepthScorer.Progress.NONE,
+                Map.of());
+    List<Variant> out = new ArrayList<>();
+    out.add(new Variant(label, prune));
+    out.add(
+        new Variant(
+            label + " +heal",
+            (in, dir) -> {
+              Path pruned = work.resolve(dir.getFileName() + "-pruned");
+              prune.prune(in, pruned);
               PruningRecovery.recover(
                   in,
                   pruned,
