@@ -20,14 +20,12 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Instant;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.function.Supplier;
-import java.util.stream.Stream;
 
 /**
  * {@code compactor prune}: zeroes weights of a Hugging Face model's decoder linears by magnitude,
@@ -167,17 +165,7 @@ public final class PruneCommand implements Command {
           .put("zeros", t.zeros())
           .put("sparsity", t.sparsity());
     }
-    ArrayNode files = summary.putArray("files");
-    try (Stream<Path> walk = Files.walk(r.out())) {
-      for (Path p : (Iterable<Path>) walk.sorted()::iterator) {
-        if (Files.isRegularFile(p)) {
-          files
-              .addObject()
-              .put("path", r.out().relativize(p).toString())
-              .put("bytes", Files.size(p));
-        }
-      }
-    }
+    PruneArgs.listFiles(summary.putArray("files"), r.out());
     summary.put("seconds", total);
     if (r.json()) {
       out.println(json.writeValueAsString(summary));
@@ -276,17 +264,7 @@ public final class PruneCommand implements Command {
       Files.writeString(
           r.out().resolve(PROVENANCE_FILE),
           json.writerWithDefaultPrettyPrinter().writeValueAsString(provenance));
-      ArrayNode files = summary.putArray("files");
-      try (Stream<Path> walk = Files.walk(r.out())) {
-        for (Path p : (Iterable<Path>) walk.sorted()::iterator) {
-          if (Files.isRegularFile(p)) {
-            files
-                .addObject()
-                .put("path", r.out().relativize(p).toString())
-                .put("bytes", Files.size(p));
-          }
-        }
-      }
+      PruneArgs.listFiles(summary.putArray("files"), r.out());
     }
     summary.put("seconds", seconds(start));
     if (r.json()) {

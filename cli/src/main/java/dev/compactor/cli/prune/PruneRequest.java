@@ -8,9 +8,7 @@ import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.PruningSpec.Method;
 import dev.compactor.core.prune.depth.DepthMethod;
 import dev.compactor.core.prune.depth.TokenPositions;
-import dev.compactor.core.recipe.StepMemory;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Set;
 
@@ -125,29 +123,12 @@ record PruneRequest(
         }
       }
     }
-    Path calibration = args.present("calibration") ? Path.of(args.required("calibration")) : null;
-    if (calibration != null && !Files.isRegularFile(calibration)) {
-      throw new UsageException("--calibration: expected a text file, found none at " + calibration);
-    }
-    int samples = args.integer("samples", StepMemory.PRUNE_DEFAULT_SAMPLES);
-    if (samples < 1) {
-      throw new UsageException("--samples must be at least 1, found " + samples);
-    }
-    int seqLen = args.integer("seq-len", StepMemory.PRUNE_DEFAULT_SEQ_LEN);
-    if (seqLen < 2) {
-      throw new UsageException("--seq-len must be at least 2, found " + seqLen);
-    }
-    Path out = args.requiredPath("out");
-    if (Files.exists(out)) {
-      try (var entries = Files.list(out)) {
-        if (entries.findAny().isPresent()) {
-          throw new UsageException("--out " + out + " must be absent or empty");
-        }
-      }
-    }
-    if (!Files.isRegularFile(model.resolve("config.json"))) {
-      throw new UsageException("--model: expected a model directory with config.json at " + model);
-    }
+    PruneArgs.Calibration cal = PruneArgs.calibration(args);
+    Path calibration = cal.file();
+    int samples = cal.samples();
+    int seqLen = cal.seqLen();
+    Path out = PruneArgs.emptyOut(args);
+    PruneArgs.requireModelDir(model);
     PruningOutput output = output(args, spec);
     return new PruneRequest(
         model, spec, calibration, samples, seqLen, out, args.has("json"), output, null);
@@ -188,21 +169,11 @@ record PruneRequest(
     } catch (IllegalArgumentException e) {
       throw new UsageException(e.getMessage());
     }
-    Path calibration = args.present("calibration") ? Path.of(args.required("calibration")) : null;
-    if (calibration != null && !Files.isRegularFile(calibration)) {
-      throw new UsageException("--calibration: expected a text file, found none at " + calibration);
-    }
-    int samples = args.integer("samples", StepMemory.PRUNE_DEFAULT_SAMPLES);
-    if (samples < 1) {
-      throw new UsageException("--samples must be at least 1, found " + samples);
-    }
-    int seqLen = args.integer("seq-len", StepMemory.PRUNE_DEFAULT_SEQ_LEN);
-    if (seqLen < 2) {
-      throw new UsageException("--seq-len must be at least 2, found " + seqLen);
-    }
-    if (!Files.isRegularFile(model.resolve("config.json"))) {
-      throw new UsageException("--model: expected a model directory with config.json at " + model);
-    }
+    PruneArgs.Calibration cal = PruneArgs.calibration(args);
+    Path calibration = cal.file();
+    int samples = cal.samples();
+    int seqLen = cal.seqLen();
+    PruneArgs.requireModelDir(model);
     Path out = null;
     if (drop == 0) {
       if (args.present("out")) {
@@ -210,14 +181,7 @@ record PruneRequest(
             "--out: --drop-layers 0 only prints the layer scores; give N >= 1 to write a model");
       }
     } else {
-      out = args.requiredPath("out");
-      if (Files.exists(out)) {
-        try (var entries = Files.list(out)) {
-          if (entries.findAny().isPresent()) {
-            throw new UsageException("--out " + out + " must be absent or empty");
-          }
-        }
-      }
+      out = PruneArgs.emptyOut(args);
     }
     return new PruneRequest(
         model,

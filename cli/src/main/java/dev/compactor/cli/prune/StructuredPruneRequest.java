@@ -5,9 +5,7 @@ import dev.compactor.cli.UsageException;
 import dev.compactor.core.prune.structured.StructuredSpec;
 import dev.compactor.core.prune.structured.StructuredSpec.HeadMode;
 import dev.compactor.core.prune.structured.StructuredSpec.Importance;
-import dev.compactor.core.recipe.StepMemory;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Set;
 
@@ -93,29 +91,12 @@ record StructuredPruneRequest(
     } catch (IllegalArgumentException e) {
       throw new UsageException(e.getMessage());
     }
-    Path calibration = args.present("calibration") ? Path.of(args.required("calibration")) : null;
-    if (calibration != null && !Files.isRegularFile(calibration)) {
-      throw new UsageException("--calibration: expected a text file, found none at " + calibration);
-    }
-    int samples = args.integer("samples", StepMemory.PRUNE_DEFAULT_SAMPLES);
-    if (samples < 1) {
-      throw new UsageException("--samples must be at least 1, found " + samples);
-    }
-    int seqLen = args.integer("seq-len", StepMemory.PRUNE_DEFAULT_SEQ_LEN);
-    if (seqLen < 2) {
-      throw new UsageException("--seq-len must be at least 2, found " + seqLen);
-    }
-    Path out = args.requiredPath("out");
-    if (Files.exists(out)) {
-      try (var entries = Files.list(out)) {
-        if (entries.findAny().isPresent()) {
-          throw new UsageException("--out " + out + " must be absent or empty");
-        }
-      }
-    }
-    if (!Files.isRegularFile(model.resolve("config.json"))) {
-      throw new UsageException("--model: expected a model directory with config.json at " + model);
-    }
+    PruneArgs.Calibration cal = PruneArgs.calibration(args);
+    Path calibration = cal.file();
+    int samples = cal.samples();
+    int seqLen = cal.seqLen();
+    Path out = PruneArgs.emptyOut(args);
+    PruneArgs.requireModelDir(model);
     return new StructuredPruneRequest(
         model, spec, calibration, samples, seqLen, out, args.has("json"));
   }

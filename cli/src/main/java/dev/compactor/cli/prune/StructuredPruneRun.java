@@ -16,12 +16,10 @@ import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
 import java.io.PrintStream;
 import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Instant;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 
 /**
  * The structured branch of {@code compactor prune} ({@link StructuredPruner}): calibration windows
@@ -147,17 +145,7 @@ final class StructuredPruneRun {
             .put("max_removed", l.channelScores().maxRemoved());
       }
     }
-    ArrayNode files = summary.putArray("files");
-    try (Stream<Path> walk = Files.walk(r.out())) {
-      for (Path p : (Iterable<Path>) walk.sorted()::iterator) {
-        if (Files.isRegularFile(p)) {
-          files
-              .addObject()
-              .put("path", r.out().relativize(p).toString())
-              .put("bytes", Files.size(p));
-        }
-      }
-    }
+    PruneArgs.listFiles(summary.putArray("files"), r.out());
     summary.put("seconds", total);
     if (r.json()) {
       out.println(JSON.writeValueAsString(summary));
