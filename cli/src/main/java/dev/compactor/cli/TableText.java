@@ -1,5 +1,7 @@
 package dev.compactor.cli;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.io.ModelDirectory;
 import java.io.IOException;
@@ -34,6 +36,20 @@ public record TableText(String text, String name) {
     }
     return new TableText(
         truncate(Corpus.europarlEnglish().testText(), maxBytes), "Europarl English test split");
+  }
+
+  /**
+   * The head every table command's {@code --json} starts with: the model, its weights' hash, the
+   * text scored, its token count and the window length.
+   */
+  public static ObjectNode jsonHeader(Path model, String textName, int tokens, int seqLen) {
+    ObjectNode root = new ObjectMapper().createObjectNode();
+    root.put("model", model.toString());
+    root.put("weights", weightsHash(model));
+    root.put("text", textName);
+    root.put("tokens", tokens);
+    root.put("seqLen", seqLen);
+    return root;
   }
 
   /** The longest prefix of at most {@code maxBytes} UTF-8 bytes, cut at a line end if possible. */

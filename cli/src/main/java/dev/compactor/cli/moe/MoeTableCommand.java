@@ -1,6 +1,5 @@
 package dev.compactor.cli.moe;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.cli.Args;
@@ -183,13 +182,7 @@ public final class MoeTableCommand implements Command {
 
   private static String json(
       Path model, String textName, int tokens, int seqLen, List<MoeTable.Row> rows) {
-    ObjectMapper m = new ObjectMapper();
-    ObjectNode root = m.createObjectNode();
-    root.put("model", model.toString());
-    root.put("weights", TableText.weightsHash(model));
-    root.put("text", textName);
-    root.put("tokens", tokens);
-    root.put("seqLen", seqLen);
+    ObjectNode root = TableText.jsonHeader(model, textName, tokens, seqLen);
     ArrayNode a = root.putArray("rows");
     for (MoeTable.Row r : rows) {
       a.addObject()

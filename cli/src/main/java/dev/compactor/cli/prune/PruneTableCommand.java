@@ -1,6 +1,5 @@
 package dev.compactor.cli.prune;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.cli.Args;
@@ -201,13 +200,7 @@ public final class PruneTableCommand implements Command {
       int tokens,
       PruningTable.Setup setup,
       List<PruningTable.Row> rows) {
-    ObjectMapper m = new ObjectMapper();
-    ObjectNode root = m.createObjectNode();
-    root.put("model", model.toString());
-    root.put("weights", TableText.weightsHash(model));
-    root.put("text", textName);
-    root.put("tokens", tokens);
-    root.put("seqLen", setup.seqLen());
+    ObjectNode root = TableText.jsonHeader(model, textName, tokens, setup.seqLen());
     root.put("calibrationSamples", setup.calibrationSamples());
     ArrayNode a = root.putArray("rows");
     for (PruningTable.Row r : rows) {

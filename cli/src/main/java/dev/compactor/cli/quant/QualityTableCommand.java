@@ -1,6 +1,5 @@
 package dev.compactor.cli.quant;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.cli.Args;
@@ -142,13 +141,7 @@ public final class QualityTableCommand implements Command {
       int tokens,
       QualityTable.Setup setup,
       List<QualityTable.Row> rows) {
-    ObjectMapper m = new ObjectMapper();
-    ObjectNode root = m.createObjectNode();
-    root.put("model", model.toString());
-    root.put("weights", TableText.weightsHash(model));
-    root.put("text", textName);
-    root.put("tokens", tokens);
-    root.put("seqLen", setup.seqLen());
+    ObjectNode root = TableText.jsonHeader(model, textName, tokens, setup.seqLen());
     root.put("groupSize", setup.groupSize());
     ArrayNode a = root.putArray("rows");
     for (QualityTable.Row r : rows) {
