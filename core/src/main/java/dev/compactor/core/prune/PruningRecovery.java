@@ -55,7 +55,8 @@ public final class PruningRecovery {
 
   /**
    * Trains {@code pruned} against the teacher {@code dense} with the pruned zeros kept, and writes
-   * the recovered model to {@code out} (fp32, with {@code pruned}'s tokenizer and auxiliary files).
+   * the recovered model to {@code out} (in {@code pruned}'s dtype, with its tokenizer and auxiliary
+   * files).
    *
    * @param windows training windows of {@code seq + 1} tokens (the distiller's convention)
    * @param scratch an empty directory for the run's checkpoints
@@ -69,6 +70,8 @@ public final class PruningRecovery {
       Path scratch,
       Device device)
       throws IOException {
+    // stored as the pruned model was (a BF16 model stays BF16: same size, comparable files)
+    DType storeAs = ModelDirectory.open(pruned).dominantDType();
     DistillationReport report;
     try (Transformer teacher = Transformer.load(dense, device);
         Transformer student = Transformer.load(pruned, device)) {
@@ -77,7 +80,7 @@ public final class PruningRecovery {
               .distill(teacher, student, windows);
       student.save(
           out,
-          DType.F32,
+          storeAs,
           Map.of(
               "compactor.prune.recovery.steps",
               Long.toString(report.totalSteps()),

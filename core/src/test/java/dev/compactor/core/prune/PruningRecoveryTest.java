@@ -10,12 +10,15 @@ import dev.compactor.core.data.Corpus;
 import dev.compactor.core.distill.DistillationSpec;
 import dev.compactor.core.distill.Distiller;
 import dev.compactor.core.io.Checkpoints;
+import dev.compactor.core.io.DType;
+import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.TensorChunkReader;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.metrics.WeightSparsity;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.prune.PruningSpec.Method;
 import dev.compactor.core.quant.table.LayerwiseQuantizer;
+import dev.compactor.core.tiny.DeepReferenceModel;
 import dev.compactor.core.tiny.TinyReferenceModel;
 import dev.compactor.core.tokenizer.ByteTokenizer;
 import java.nio.file.Files;
@@ -113,6 +116,28 @@ class PruningRecoveryTest {
           klRecovered < 0.9 * klPruned,
           "held-out KL to the dense model: pruned " + klPruned + ", recovered " + klRecovered);
     }
+  }
+
+  @Test
+  void aRecoveredModelIsStoredInThePrunedModelsDtype() throws Exception {
+    Path deep = DeepReferenceModel.shipped();
+    Path pruned = tmp.resolve("deep-magnitude-50");
+    Pruning.run(PruningSpec.of(Method.MAGNITUDE, 0.5), deep, pruned, () -> null, Device.cpu());
+    assertEquals(DType.BF16, ModelDirectory.open(pruned).dominantDType());
+    Path recovered = tmp.resolve("deep-recovered");
+    PruningRecovery.recover(
+        deep,
+        pruned,
+        recovered,
+        train,
+        new DistillationSpec(1f, 1f, 1, 2, 1e-4f, 0, 0f, 1f, 0, 3L),
+        tmp.resolve("deep-ckpt"),
+        Device.cpu());
+    assertEquals(DType.BF16, ModelDirectory.open(recovered).dominantDType());
+    assertEquals(
+        ModelDirectory.open(pruned).totalWeightBytes(),
+        ModelDirectory.open(recovered).totalWeightBytes());
+    assertEquals(0.5, WeightSparsity.of(recovered).fraction(), 1e-9, "BF16 keeps zeros zero");
   }
 
   @Test
