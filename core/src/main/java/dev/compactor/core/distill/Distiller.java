@@ -105,6 +105,16 @@ public final class Distiller {
    */
   public DistillationReport distill(CausalLM teacher, Transformer student, List<int[]> windows)
       throws IOException {
+    return distill(teacher, Trainable.of(student), windows);
+  }
+
+  /**
+   * Trains {@code trainable}'s parameters in place, on windows like {@link #distill(CausalLM,
+   * Transformer, List)}'s.
+   */
+  public DistillationReport distill(CausalLM teacher, Trainable trainable, List<int[]> windows)
+      throws IOException {
+    Transformer student = trainable.model();
     int seq = checkWindows(windows, student);
     if (teacher.vocabSize() != student.vocabSize()) {
       throw new IllegalArgumentException(
@@ -115,11 +125,11 @@ public final class Distiller {
     }
     long started = System.nanoTime();
     TrainingOrder order = new TrainingOrder(windows.size(), spec.batchSize(), spec.seed());
-    Map<String, NDArray> params = student.parameters();
+    Map<String, NDArray> params = trainable.parameters();
     try (NDManager constants = NDManager.newBaseManager(student.device());
         DistillationLoss loss = new DistillationLoss(constants, spec.temperature(), spec.alpha());
         StudentOptimizer optimizer =
-            new StudentOptimizer(params, spec, constants, prunedWeights(params))) {
+            new StudentOptimizer(params, spec, constants, trainable.keepZeros())) {
       if (!optimizer.maskedParameters().isEmpty()) {
         LOG.info(
             "keeping the zeros of {} pruned decoder linear weights at zero",
@@ -139,7 +149,7 @@ public final class Distiller {
       int checkpoints = 0;
       for (long step = first; step < spec.steps(); step++) {
         double value =
-            trainStep(teacher, student, windows, order.batch(step), seq, loss, optimizer, step);
+            trainStep(teacher, trainable, windows, order.batch(step), seq, loss, optimizer, step);
         losses.add(value);
         if ((step - first) % sampleEvery == 0 || step == spec.steps() - 1) {
           curve.add(new DistillationReport.LossPoint(step + 1, value));
@@ -201,7 +211,7 @@ public final class Distiller {
 
   private static double trainStep(
       CausalLM teacher,
-      Transformer student,
+      Trainable student,
       List<int[]> windows,
       int[] batch,
       int seq,
@@ -215,7 +225,7 @@ public final class Distiller {
       System.arraycopy(w, 0, inputs, b * seq, seq);
       System.arraycopy(w, 1, targets, b * seq, seq);
     }
-    try (NDManager m = NDManager.newBaseManager(student.device())) {
+    try (NDManager m = NDManager.newBaseManager(student.model().device())) {
       NDArray in = m.create(inputs, new Shape(batch.length, seq));
       NDArray y = m.create(targets, new Shape(batch.length, seq));
       NDArray teacherLogits = teacher.logits(m, in);

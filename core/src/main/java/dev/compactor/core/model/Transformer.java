@@ -210,7 +210,7 @@ public final class Transformer implements CausalLM {
 
   @Override
   public NDArray logits(NDManager manager, NDArray tokens) {
-    return logits(manager, tokens, null);
+    return logits(manager, tokens, (ActivationObserver) null);
   }
 
   /** Logits like {@link #logits(NDManager, NDArray)}, showing each linear's input to observer. */
@@ -228,6 +228,44 @@ public final class Transformer implements CausalLM {
    */
   public NDArray forward(NDManager manager, NDArray tokens) {
     return forward.run(manager, weights, tokens, null, null, false);
+  }
+
+  /**
+   * Training logits like {@link #forward(NDManager, NDArray)}, computed with each decoder layer
+   * tensor replaced by what {@code transform} makes of it (the stored arrays are not changed).
+   */
+  public NDArray forward(NDManager manager, NDArray tokens, WeightTransform transform) {
+    return forward.run(manager, transformed(transform), tokens, null, null, false);
+  }
+
+  /**
+   * Evaluation logits like {@link #logits(NDManager, NDArray)}, computed with each decoder layer
+   * tensor replaced by what {@code transform} makes of it.
+   */
+  public NDArray logits(NDManager manager, NDArray tokens, WeightTransform transform) {
+    try (NDManager call = manager.newSubManager()) {
+      NDArray out = forward.run(call, transformed(transform), tokens, null, null, true);
+      out.attach(manager);
+      return out;
+    }
+  }
+
+  private Forward.Weights transformed(WeightTransform transform) {
+    return new Forward.Weights() {
+      @Override
+      public NDArray global(String name) {
+        return parameters.get(name);
+      }
+
+      @Override
+      public Map<String, NDArray> layer(int i, NDManager scratch) {
+        Map<String, NDArray> out = new LinkedHashMap<>();
+        for (Map.Entry<String, NDArray> e : layers.get(i).entrySet()) {
+          out.put(e.getKey(), transform.apply(i, e.getKey(), e.getValue(), scratch));
+        }
+        return out;
+      }
+    };
   }
 
   @Override
