@@ -2,8 +2,12 @@ package dev.compactor.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.compactor.core.data.CalibrationText;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.core.metrics.EvalText;
+import dev.compactor.core.tokenizer.TextTokenizer;
+import dev.compactor.core.tokenizer.Tokenizers;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -11,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.List;
 import java.util.stream.Stream;
 
 /**
@@ -36,6 +41,42 @@ public record TableText(String text, String name) {
     }
     return new TableText(
         truncate(Corpus.europarlEnglish().testText(), maxBytes), "Europarl English test split");
+  }
+
+  /**
+   * What a table command measures with: the held-out text, its tokens and the calibration windows.
+   *
+   * @param text the text scored and its name
+   * @param tokens {@code text} as the model's tokenizer encodes it
+   * @param calibration windows of the Europarl training split
+   */
+  public record Inputs(TableText text, int[] tokens, List<int[]> calibration) {}
+
+  /**
+   * The inputs of a table on {@code model}: the text of {@link #fromArgs} cut to {@code
+   * --max-bytes} (at least 1000; default {@code defaultMaxBytes}) and tokenized, and {@code
+   * samples} calibration windows of {@code seqLen} tokens drawn with {@code seed}.
+   */
+  public static Inputs inputs(
+      Args args, Path model, int defaultMaxBytes, int seqLen, int samples, long seed)
+      throws UsageException, IOException {
+    int maxBytes = args.integer("max-bytes", defaultMaxBytes);
+    if (maxBytes < 1000) {
+      throw new UsageException("--max-bytes must be at least 1000, found " + maxBytes);
+    }
+    TableText held = fromArgs(args, maxBytes);
+    try (TextTokenizer tok = Tokenizers.forModel(model)) {
+      return new Inputs(
+          held,
+          EvalText.of(tok, held.text()).tokens(),
+          calibrationWindows(tok, samples, seqLen, seed));
+    }
+  }
+
+  /** {@code samples} windows of {@code seqLen} tokens of the Europarl training split. */
+  public static List<int[]> calibrationWindows(
+      TextTokenizer tok, int samples, int seqLen, long seed) throws IOException {
+    return CalibrationText.builtin().corpus().calibrationSamples(tok, samples, seqLen, seed);
   }
 
   /**

@@ -6,13 +6,9 @@ import dev.compactor.cli.Args;
 import dev.compactor.cli.Command;
 import dev.compactor.cli.TableText;
 import dev.compactor.cli.UsageException;
-import dev.compactor.core.data.CalibrationText;
-import dev.compactor.core.metrics.EvalText;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.moe.ExpertStatistics;
 import dev.compactor.core.moe.MoeTable;
-import dev.compactor.core.tokenizer.TextTokenizer;
-import dev.compactor.core.tokenizer.Tokenizers;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -55,10 +51,6 @@ public final class MoeTableCommand implements Command {
   public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
     Args args = Args.parse(argv, Set.of("model", "kept", "text", "max-bytes"), Set.of("json"));
     Path model = args.requiredPath("model");
-    int maxBytes = args.integer("max-bytes", DEFAULT_MAX_BYTES);
-    if (maxBytes < 1000) {
-      throw new UsageException("--max-bytes must be at least 1000, found " + maxBytes);
-    }
     ModelConfig config = ModelConfig.read(model);
     if (!config.moe()) {
       throw new UsageException(
@@ -66,15 +58,13 @@ public final class MoeTableCommand implements Command {
     }
     int experts = config.numExperts();
     int[] kept = kept(args, experts);
-    TableText held = TableText.fromArgs(args, maxBytes);
-    String text = held.text();
-    String textName = held.name();
     int seqLen = Math.min(SEQ_LEN, config.maxPositions());
+    TableText.Inputs in = TableText.inputs(args, model, DEFAULT_MAX_BYTES, seqLen, SAMPLES, SEED);
+    String textName = in.text().name();
+    int[] tokens = in.tokens();
+    List<int[]> samples = in.calibration();
     Path work = Files.createTempDirectory("compactor-moe-table");
-    try (TextTokenizer tok = Tokenizers.forModel(model)) {
-      int[] tokens = EvalText.of(tok, text).tokens();
-      List<int[]> samples =
-          CalibrationText.builtin().corpus().calibrationSamples(tok, SAMPLES, seqLen, SEED);
+    try {
       long t0 = System.nanoTime();
       MoeTable table = new MoeTable(model, work, tokens, samples, seqLen);
       List<MoeTable.Row> rows =

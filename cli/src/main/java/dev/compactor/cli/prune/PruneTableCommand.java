@@ -5,10 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.cli.Args;
 import dev.compactor.cli.Command;
 import dev.compactor.cli.TableText;
-import dev.compactor.cli.UsageException;
-import dev.compactor.core.data.CalibrationText;
 import dev.compactor.core.distill.DistillationSpec;
-import dev.compactor.core.metrics.EvalText;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.prune.table.PruningTable;
 import dev.compactor.core.tiny.TinyReferenceModel;
@@ -73,26 +70,20 @@ public final class PruneTableCommand implements Command {
   @Override
   public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
     Args args = Args.parse(argv, Set.of("model", "text", "max-bytes"), Set.of("json"));
-    int maxBytes = args.integer("max-bytes", DEFAULT_MAX_BYTES);
-    if (maxBytes < 1000) {
-      throw new UsageException("--max-bytes must be at least 1000, found " + maxBytes);
-    }
     Path model =
         args.present("model") ? Path.of(args.required("model")) : TinyReferenceModel.shipped();
-    TableText held = TableText.fromArgs(args, maxBytes);
-    ModelConfig config = ModelConfig.read(model);
-    int seqLen = Math.min(TinyReferenceModel.EVAL_SEQ_LEN, config.maxPositions());
-    Path work = Files.createTempDirectory("compactor-prune-table");
+    int seqLen = Math.min(TinyReferenceModel.EVAL_SEQ_LEN, ModelConfig.read(model).maxPositions());
+    TableText.Inputs in = TableText.inputs(args, model, DEFAULT_MAX_BYTES, seqLen, SAMPLES, SEED);
+    TableText held = in.text();
+    int[] tokens = in.tokens();
+    List<int[]> train;
     try (TextTokenizer tok = Tokenizers.forModel(model)) {
-      int[] tokens = EvalText.of(tok, held.text()).tokens();
-      List<int[]> samples =
-          CalibrationText.builtin().corpus().calibrationSamples(tok, SAMPLES, seqLen, SEED);
-      PruningTable table = new PruningTable(model, work, tokens, samples, seqLen);
+      train = TableText.calibrationWindows(tok, RECOVERY_WINDOWS, RECOVERY_SEQ + 1, SEED + 1);
+    }
+    Path work = Files.createTempDirectory("compactor-prune-table");
+    try {
+      PruningTable table = new PruningTable(model, work, tokens, in.calibration(), seqLen);
       long t0 = System.nanoTime();
-      List<int[]> train =
-          CalibrationText.builtin()
-              .corpus()
-              .calibrationSamples(tok, RECOVERY_WINDOWS, RECOVERY_SEQ + 1, SEED + 1);
       List<PruningTable.Variant> variants = new ArrayList<>(table.unstructured());
       variants.addAll(table.recovered(RECOVERY, ROUNDS, train));
       variants.addAll(table.structured(RECOVERY, train));

@@ -5,14 +5,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.cli.Args;
 import dev.compactor.cli.Command;
 import dev.compactor.cli.TableText;
-import dev.compactor.cli.UsageException;
-import dev.compactor.core.data.CalibrationText;
-import dev.compactor.core.metrics.EvalText;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.quant.table.QualityTable;
 import dev.compactor.core.tiny.TinyReferenceModel;
-import dev.compactor.core.tokenizer.TextTokenizer;
-import dev.compactor.core.tokenizer.Tokenizers;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -49,25 +44,17 @@ public final class QualityTableCommand implements Command {
   @Override
   public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
     Args args = Args.parse(argv, Set.of("model", "text", "max-bytes"), Set.of("json"));
-    int maxBytes = args.integer("max-bytes", DEFAULT_MAX_BYTES);
-    if (maxBytes < 1000) {
-      throw new UsageException("--max-bytes must be at least 1000, found " + maxBytes);
-    }
     Path model =
         args.present("model") ? Path.of(args.required("model")) : TinyReferenceModel.shipped();
-    TableText held = TableText.fromArgs(args, maxBytes);
-    String text = held.text();
-    String textName = held.name();
-    ModelConfig config = ModelConfig.read(model);
-    int seqLen = Math.min(TinyReferenceModel.EVAL_SEQ_LEN, config.maxPositions());
+    int seqLen = Math.min(TinyReferenceModel.EVAL_SEQ_LEN, ModelConfig.read(model).maxPositions());
+    TableText.Inputs in =
+        TableText.inputs(
+            args, model, DEFAULT_MAX_BYTES, seqLen, QuantizeCommand.SAMPLES, QuantizeCommand.SEED);
+    String textName = in.text().name();
+    int[] tokens = in.tokens();
     Path work = Files.createTempDirectory("compactor-quality-table");
-    try (TextTokenizer tok = Tokenizers.forModel(model)) {
-      int[] tokens = EvalText.of(tok, text).tokens();
-      List<int[]> samples =
-          CalibrationText.builtin()
-              .corpus()
-              .calibrationSamples(tok, QuantizeCommand.SAMPLES, seqLen, QuantizeCommand.SEED);
-      QualityTable table = new QualityTable(model, work, tokens, samples, seqLen);
+    try {
+      QualityTable table = new QualityTable(model, work, tokens, in.calibration(), seqLen);
       long t0 = System.nanoTime();
       List<QualityTable.Row> rows =
           table.run((phase, done, total) -> err.printf("%s: %d/%d rows%n", phase, done, total));

@@ -253,22 +253,37 @@ public final class TinyReferenceModel {
     Corpus corpus = Corpus.europarlEnglish();
     String hash =
         recipe.hash(TinyRecipe.sha256(corpus.trainText().getBytes(StandardCharsets.UTF_8)));
+    return buildLocked(dir, hash, recipe.name(), tmp -> build(tmp, recipe, hash, corpus, progress));
+  }
+
+  /** Writes a model directory into a scratch path it is given, which must not exist yet. */
+  @FunctionalInterface
+  private interface Build {
+    void into(Path tmp) throws IOException;
+  }
+
+  /**
+   * {@code dir} when it records {@code hash}; otherwise built into a sibling directory and moved
+   * into place. One lock file per hash: concurrent callers, in this JVM or others, wait for one
+   * build, and a build of another recipe (an older checkout sharing the cache) does not keep this
+   * one waiting; whichever finishes last owns the directory.
+   */
+  private static Path buildLocked(Path dir, String hash, String name, Build build)
+      throws IOException {
     Path parent = dir.toAbsolutePath().getParent();
     Files.createDirectories(parent);
-    // One lock per recipe: a build of another recipe (an older checkout sharing the cache) must
-    // not keep this one waiting; whichever finishes last owns the directory.
     Path lockFile = parent.resolve(dir.getFileName() + "." + hash.substring(0, 12) + ".lock");
     try (RandomAccessFile raf = new RandomAccessFile(lockFile.toFile(), "rw");
         FileChannel channel = raf.getChannel();
         FileLock lock = channel.lock()) {
       if (hash.equals(recordedHash(dir))) {
-        LOG.info("reusing tiny reference model in {} (recipe {})", dir, hash.substring(0, 12));
+        LOG.info("reusing reference model {} in {} (recipe {})", name, dir, hash.substring(0, 12));
         return dir;
       }
-      LOG.info("training tiny reference model {} into {}", recipe.name(), dir);
+      LOG.info("training reference model {} into {}", name, dir);
       Path tmp = parent.resolve(dir.getFileName() + ".tmp-" + ProcessHandle.current().pid());
       deleteRecursively(tmp);
-      build(tmp, recipe, hash, corpus, progress);
+      build.into(tmp);
       deleteRecursively(dir);
       Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
       return dir;
@@ -343,24 +358,11 @@ public final class TinyReferenceModel {
       throws IOException {
     Corpus corpus = Corpus.europarlEnglish();
     String hash = recipeHash(recipe, config, corpus);
-    Path parent = dir.toAbsolutePath().getParent();
-    Files.createDirectories(parent);
-    Path lockFile = parent.resolve(dir.getFileName() + "." + hash.substring(0, 12) + ".lock");
-    try (RandomAccessFile raf = new RandomAccessFile(lockFile.toFile(), "rw");
-        FileChannel channel = raf.getChannel();
-        FileLock lock = channel.lock()) {
-      if (hash.equals(recordedHash(dir))) {
-        LOG.info("reusing reference model in {} (recipe {})", dir, hash.substring(0, 12));
-        return dir;
-      }
-      LOG.info("training reference model {} into {}", recipe.name(), dir);
-      Path tmp = parent.resolve(dir.getFileName() + ".tmp-" + ProcessHandle.current().pid());
-      deleteRecursively(tmp);
-      build(tmp, recipe, config, storeAs, hash, corpus, progress);
-      deleteRecursively(dir);
-      Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-      return dir;
-    }
+    return buildLocked(
+        dir,
+        hash,
+        recipe.name(),
+        tmp -> build(tmp, recipe, config, storeAs, hash, corpus, progress));
   }
 
   /** The hash {@link #train(Path, TinyRecipe, ModelConfig, ProgressListener)} records. */

@@ -3,16 +3,11 @@ package dev.compactor.core.moe;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.djl.Device;
-import dev.compactor.core.data.Corpus;
-import dev.compactor.core.metrics.PerplexityEvaluator;
-import dev.compactor.core.metrics.PerplexityResult;
 import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.model.ModelConfig;
-import dev.compactor.core.model.Transformer;
+import dev.compactor.core.tiny.ReferenceReports;
 import dev.compactor.core.tiny.TinyReferenceModel;
 import dev.compactor.core.tiny.TrainingReport;
-import dev.compactor.core.tokenizer.ByteTokenizer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
@@ -47,16 +42,7 @@ class TinyMixtralTest {
         report.recipeHash(),
         "TinyMixtral.RECIPE, its config or the training text changed: retrain (see TRAINING.md)");
     assertEquals(TinyMixtral.config().parameterCount(), report.parameters());
-    assertTrue(
-        report.validationBitsPerByte() < report.validationUnigramBitsPerByte() - 1.0,
-        report.toString());
-    String text = Corpus.europarlEnglish().validationText();
-    try (Transformer model = Transformer.load(dir, Device.cpu())) {
-      PerplexityResult r =
-          new PerplexityEvaluator(TinyReferenceModel.EVAL_SEQ_LEN, TinyReferenceModel.EVAL_SEQ_LEN)
-              .evaluate(model, new ByteTokenizer(), text, ProgressListener.NONE);
-      assertEquals(report.validationBitsPerByte(), r.bitsPerByte(), 1e-4);
-    }
+    ReferenceReports.assertValidationReproduces(dir, report);
   }
 
   /**

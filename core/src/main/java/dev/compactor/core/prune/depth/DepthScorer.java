@@ -4,14 +4,12 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.ndarray.types.SparseFormat;
-import ai.djl.nn.core.Embedding;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.internal.Forward;
 import dev.compactor.core.model.internal.Layout;
+import dev.compactor.core.quant.calib.CalibrationCollector;
 import java.io.IOException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -141,33 +139,8 @@ public final class DepthScorer {
 
   private State embed(ModelConfig config, TensorSource source, List<int[]> windows, NDManager scope)
       throws IOException {
-    int seq = windows.get(0).length;
-    List<NDArray> batches = new ArrayList<>();
-    try (NDManager tableScope = scope.newSubManager()) {
-      NDArray table =
-          tableScope.create(
-              source.readFloats("model.embed_tokens.weight"),
-              new Shape(config.vocabSize(), config.hiddenSize()));
-      for (int b = 0; b < windows.size(); b += batchSize) {
-        int n = Math.min(batchSize, windows.size() - b);
-        long[] ids = new long[n * seq];
-        for (int k = 0; k < n; k++) {
-          for (int t = 0; t < seq; t++) {
-            int id = windows.get(b + k)[t];
-            if (id < 0 || id >= config.vocabSize()) {
-              throw new IllegalArgumentException(
-                  "token id " + id + " outside the vocabulary of " + config.vocabSize());
-            }
-            ids[k * seq + t] = id;
-          }
-        }
-        NDArray idx = tableScope.create(ids, new Shape(n, seq)).toType(DataType.INT64, false);
-        NDArray x = Embedding.embedding(idx, table, SparseFormat.DENSE).head();
-        x.attach(scope);
-        batches.add(x);
-      }
-    }
-    return new State(scope, batches);
+    return new State(
+        scope, CalibrationCollector.embedBatches(config, source, windows, batchSize, scope));
   }
 
   /**

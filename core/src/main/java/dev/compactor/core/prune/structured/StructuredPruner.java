@@ -3,22 +3,19 @@ package dev.compactor.core.prune.structured;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.ndarray.types.SparseFormat;
-import ai.djl.nn.core.Embedding;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.SafetensorsWriter;
-import dev.compactor.core.io.TensorInfo;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.internal.Forward;
 import dev.compactor.core.model.internal.Layout;
 import dev.compactor.core.prune.SparseGptPruner;
 import dev.compactor.core.prune.structured.StructuredSpec.HeadMode;
+import dev.compactor.core.quant.calib.CalibrationCollector;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -544,27 +541,6 @@ public final class StructuredPruner {
   private static List<NDArray> embed(
       ModelConfig config, TensorSource source, List<int[]> samples, NDManager scope)
       throws IOException {
-    TensorInfo info = source.info("model.embed_tokens.weight");
-    NDArray table = scope.create(source.readFloats(info.name()), new Shape(info.shape()));
-    List<NDArray> batches = new ArrayList<>();
-    int seq = samples.get(0).length;
-    for (int b = 0; b < samples.size(); b += BATCH) {
-      int n = Math.min(BATCH, samples.size() - b);
-      long[] ids = new long[n * seq];
-      for (int k = 0; k < n; k++) {
-        for (int t = 0; t < seq; t++) {
-          int id = samples.get(b + k)[t];
-          if (id < 0 || id >= config.vocabSize()) {
-            throw new IllegalArgumentException(
-                "token id " + id + " outside the vocabulary of " + config.vocabSize());
-          }
-          ids[k * seq + t] = id;
-        }
-      }
-      NDArray idx = scope.create(ids, new Shape(n, seq)).toType(DataType.INT64, false);
-      batches.add(Embedding.embedding(idx, table, SparseFormat.DENSE).head());
-    }
-    table.close();
-    return batches;
+    return CalibrationCollector.embedBatches(config, source, samples, BATCH, scope);
   }
 }

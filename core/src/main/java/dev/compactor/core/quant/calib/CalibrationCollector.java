@@ -278,29 +278,45 @@ public final class CalibrationCollector {
 
   private List<NDArray> embed(TensorSource source, List<int[]> samples, NDManager scope)
       throws IOException {
-    NDArray table =
-        scope.create(
-            source.readFloats("model.embed_tokens.weight"),
-            new Shape(config.vocabSize(), config.hiddenSize()));
-    List<NDArray> batches = new ArrayList<>();
+    return embedBatches(config, source, samples, batchSize, scope);
+  }
+
+  /**
+   * The token embeddings of {@code samples} (equal-length windows of token ids), {@code batchSize}
+   * windows per array of shape {@code [n, seq, hidden]}, living in {@code scope}: the hidden states
+   * every layer-by-layer calibration starts from. The embedding table is read once and freed.
+   *
+   * @throws IllegalArgumentException for a token id outside the vocabulary
+   */
+  public static List<NDArray> embedBatches(
+      ModelConfig config, TensorSource source, List<int[]> samples, int batchSize, NDManager scope)
+      throws IOException {
     int seq = samples.get(0).length;
-    for (int b = 0; b < samples.size(); b += batchSize) {
-      int n = Math.min(batchSize, samples.size() - b);
-      long[] ids = new long[n * seq];
-      for (int k = 0; k < n; k++) {
-        for (int t = 0; t < seq; t++) {
-          int id = samples.get(b + k)[t];
-          if (id < 0 || id >= config.vocabSize()) {
-            throw new IllegalArgumentException(
-                "token id " + id + " outside the vocabulary of " + config.vocabSize());
+    List<NDArray> batches = new ArrayList<>();
+    try (NDManager tableScope = scope.newSubManager()) {
+      NDArray table =
+          tableScope.create(
+              source.readFloats("model.embed_tokens.weight"),
+              new Shape(config.vocabSize(), config.hiddenSize()));
+      for (int b = 0; b < samples.size(); b += batchSize) {
+        int n = Math.min(batchSize, samples.size() - b);
+        long[] ids = new long[n * seq];
+        for (int k = 0; k < n; k++) {
+          for (int t = 0; t < seq; t++) {
+            int id = samples.get(b + k)[t];
+            if (id < 0 || id >= config.vocabSize()) {
+              throw new IllegalArgumentException(
+                  "token id " + id + " outside the vocabulary of " + config.vocabSize());
+            }
+            ids[k * seq + t] = id;
           }
-          ids[k * seq + t] = id;
         }
+        NDArray idx = tableScope.create(ids, new Shape(n, seq)).toType(DataType.INT64, false);
+        NDArray x = Embedding.embedding(idx, table, SparseFormat.DENSE).head();
+        x.attach(scope);
+        batches.add(x);
       }
-      NDArray idx = scope.create(ids, new Shape(n, seq)).toType(DataType.INT64, false);
-      batches.add(Embedding.embedding(idx, table, SparseFormat.DENSE).head());
     }
-    table.close();
     return batches;
   }
 }

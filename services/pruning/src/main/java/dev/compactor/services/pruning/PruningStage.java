@@ -103,12 +103,7 @@ public final class PruningStage implements Stage {
       } else if (params.method() == PruneParams.Method.SPARSEGPT) {
         Calibration cal = calibration(ctx, spec);
         ctx.progress().report(0.1, "SparseGPT, layer by layer on " + cal.dataset());
-        List<int[]> windows;
-        try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
-          Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
-          int seqLen = Math.min(cal.seqLen(), ModelConfig.read(ctx.inputDir()).maxPositions());
-          windows = corpus.calibrationSamples(tokenizer, cal.samples(), seqLen, SEED);
-        }
+        List<int[]> windows = windows(ctx, cal);
         ctx.checkCancelled();
         report =
             new SparseGptPruner(pruning, output)
@@ -116,13 +111,10 @@ public final class PruningStage implements Stage {
       } else {
         Calibration cal = calibration(ctx, spec);
         ctx.progress().report(0.1, "calibrating Wanda on " + cal.dataset());
+        List<int[]> windows = windows(ctx, cal);
         InputNormCollector norms;
-        try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir());
-            Transformer model = Transformer.load(ctx.inputDir(), Device.cpu());
+        try (Transformer model = Transformer.load(ctx.inputDir(), Device.cpu());
             NDManager manager = NDManager.newBaseManager()) {
-          Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
-          int seqLen = Math.min(cal.seqLen(), model.maxSequenceLength());
-          List<int[]> windows = corpus.calibrationSamples(tokenizer, cal.samples(), seqLen, SEED);
           norms = WandaPruner.calibrate(model::logits, manager, windows, 4);
         }
         ctx.checkCancelled();
@@ -172,13 +164,7 @@ public final class PruningStage implements Stage {
     RecipeModelCheck.requireSupported(spec, c);
     Calibration cal = calibration(ctx, spec);
     ctx.progress().report(0.1, "expert statistics on " + cal.dataset());
-    List<int[]> windows;
-    try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
-      Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
-      windows =
-          corpus.calibrationSamples(
-              tokenizer, cal.samples(), Math.min(cal.seqLen(), c.maxPositions()), SEED);
-    }
+    List<int[]> windows = windows(ctx, cal);
     ExpertStatistics stats = ExpertStatistics.collect(ctx.inputDir(), windows, Device.cpu());
     ctx.checkCancelled();
     ctx.progress().report(0.6, experts.method().key() + " to " + experts.keep() + " experts");
@@ -232,13 +218,7 @@ public final class PruningStage implements Stage {
     // a step sent without the job-start check still gets its message before any work
     RecipeModelCheck.requireSupported(spec, c);
     Calibration cal = calibration(ctx, spec);
-    List<int[]> windows;
-    try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
-      Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
-      windows =
-          corpus.calibrationSamples(
-              tokenizer, cal.samples(), Math.min(cal.seqLen(), c.maxPositions()), SEED);
-    }
+    List<int[]> windows = windows(ctx, cal);
     ctx.checkCancelled();
     ctx.progress().report(0.1, "structured pruning, layer by layer on " + cal.dataset());
     StructuredReport report =
@@ -283,13 +263,7 @@ public final class PruningStage implements Stage {
     RecipeModelCheck.requireSupported(spec, c);
     Calibration cal = calibration(ctx, spec);
     ctx.progress().report(0.1, "layer scores on " + cal.dataset());
-    List<int[]> windows;
-    try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
-      Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
-      windows =
-          corpus.calibrationSamples(
-              tokenizer, cal.samples(), Math.min(cal.seqLen(), c.maxPositions()), SEED);
-    }
+    List<int[]> windows = windows(ctx, cal);
     ctx.checkCancelled();
     DepthPruning.Result result =
         DepthPruning.run(
@@ -318,6 +292,18 @@ public final class PruningStage implements Stage {
       metrics.put("blockInfluence.layer" + layer, result.scores().blockInfluence()[layer]);
     }
     return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
+  }
+
+  /**
+   * The calibration windows every method reads: {@code cal.samples()} windows of the input model's
+   * tokens, no longer than the recipe's sequence length or the model's context.
+   */
+  private static List<int[]> windows(StageContext ctx, Calibration cal) throws Exception {
+    int seqLen = Math.min(cal.seqLen(), ModelConfig.read(ctx.inputDir()).maxPositions());
+    try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
+      return Corpus.forDataset(cal.dataset(), ctx::fetch)
+          .calibrationSamples(tokenizer, cal.samples(), seqLen, SEED);
+    }
   }
 
   private static Calibration calibration(StageContext ctx, StageSpec spec) {
