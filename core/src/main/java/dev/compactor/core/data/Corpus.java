@@ -182,12 +182,30 @@ public final class Corpus {
    * offsets from the tokenized training text (the same seed gives the same samples).
    */
   public List<int[]> calibrationSamples(TextTokenizer tokenizer, int count, int seqLen, long seed) {
-    int[] tokens = tokenizer.encode(trainText());
+    return samples(trainText(), "training", tokenizer, count, seqLen, seed);
+  }
+
+  /**
+   * {@code count} sequences of exactly {@code seqLen} tokens like {@link #calibrationSamples}, cut
+   * from the validation text: held out from everything calibration and training read.
+   *
+   * @throws IllegalArgumentException when the validation text has no more than {@code seqLen}
+   *     tokens
+   */
+  public List<int[]> validationSamples(TextTokenizer tokenizer, int count, int seqLen, long seed) {
+    return samples(validationText(), "validation", tokenizer, count, seqLen, seed);
+  }
+
+  private List<int[]> samples(
+      String text, String split, TextTokenizer tokenizer, int count, int seqLen, long seed) {
+    int[] tokens = tokenizer.encode(text);
     if (tokens.length <= seqLen) {
       throw new IllegalArgumentException(
           "calibration needs more than "
               + seqLen
-              + " training tokens, corpus "
+              + " "
+              + split
+              + " tokens, corpus "
               + name
               + " has "
               + tokens.length);

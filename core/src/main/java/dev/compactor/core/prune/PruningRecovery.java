@@ -92,6 +92,99 @@ public final class PruningRecovery {
   }
 
   /**
+   * What a checked recovery did.
+   *
+   * @param report the distillation; null when it diverged
+   * @param klBefore mean per-token KL(dense || pruned) on the held-out windows; NaN when there were
+   *     none
+   * @param klAfter the same for the recovered model; NaN when it diverged or was not measured
+   * @param kept true when the output holds the recovered model, false when it holds the pruned
+   *     model unchanged (recovery diverged or did not lower the held-out KL)
+   * @param note why the pruned model was kept or the check skipped; null otherwise
+   */
+  public record Checked(
+      DistillationReport report, double klBefore, double klAfter, boolean kept, String note) {}
+
+  /**
+   * {@link #recover} checked on held-out windows: the recovered model is kept only when it is
+   * closer to the dense model than the pruned one was (lower mean KL); otherwise, or when the
+   * distillation diverges, {@code out} gets the pruned model unchanged and the result says why.
+   * Short recovery at a learning rate too high for the model makes it worse, and a pipeline must
+   * not publish that as an improvement.
+   *
+   * @param heldOut windows of {@code seq + 1} tokens the training never reads (the first {@code
+   *     seq} are scored); empty to skip the check
+   */
+  public static Checked recoverIfBetter(
+      Path dense,
+      Path pruned,
+      Path out,
+      List<int[]> windows,
+      List<int[]> heldOut,
+      DistillationSpec spec,
+      Path scratch,
+      Device device)
+      throws IOException {
+    double before = heldOut.isEmpty() ? Double.NaN : heldOutKl(dense, pruned, heldOut, device);
+    DistillationReport report;
+    try {
+      report = recover(dense, pruned, out, windows, spec, scratch, device);
+    } catch (IllegalStateException diverged) {
+      replaceWith(pruned, out);
+      return new Checked(
+          null,
+          before,
+          Double.NaN,
+          false,
+          "recovery diverged (" + diverged.getMessage() + "); kept the pruned model");
+    }
+    if (heldOut.isEmpty()) {
+      return new Checked(
+          report, before, Double.NaN, true, "no held-out text: recovery kept unchecked");
+    }
+    double after = heldOutKl(dense, out, heldOut, device);
+    if (after < before) {
+      return new Checked(report, before, after, true, null);
+    }
+    replaceWith(pruned, out);
+    return new Checked(
+        report,
+        before,
+        after,
+        false,
+        String.format(
+            java.util.Locale.ROOT,
+            "recovery raised the held-out KL from %.6f to %.6f; kept the pruned model (try a"
+                + " lower learning rate or more steps)",
+            before,
+            after));
+  }
+
+  private static double heldOutKl(Path dense, Path model, List<int[]> heldOut, Device device)
+      throws IOException {
+    try (Transformer teacher = Transformer.load(dense, device);
+        Transformer student = Transformer.load(model, device)) {
+      return Distiller.meanKl(teacher, student, heldOut, 4);
+    }
+  }
+
+  /** Makes {@code out} an exact copy of the model directory {@code source}. */
+  private static void replaceWith(Path source, Path out) throws IOException {
+    Pruning.deleteTree(out);
+    Files.createDirectories(out);
+    try (var files = Files.walk(source)) {
+      for (Path f : (Iterable<Path>) files.sorted()::iterator) {
+        Path target = out.resolve(source.relativize(f).toString());
+        if (Files.isDirectory(f)) {
+          Files.createDirectories(target);
+        } else {
+          Files.copy(f, target);
+        }
+      }
+    }
+  }
+
+  /**
    * Prunes {@code dense} to {@code spec}'s sparsity in {@code rounds} rounds of the cubic schedule,
    * recovering after each with {@code recoveryPerRound}, and leaves the last round's model in
    * {@code out}. With one round it is one-shot pruning followed by recovery.

@@ -2,6 +2,7 @@ package dev.compactor.core.recipe;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.compactor.core.distill.DistillationSpec;
 import dev.compactor.core.prune.NmPattern;
 import dev.compactor.core.prune.PruningOutput;
 import dev.compactor.core.prune.PruningSpec;
@@ -32,6 +33,9 @@ import java.util.Locale;
  *     quantization ({@code wbits}, {@code group_size}); {@link PruningOutput#DENSE} by default
  * @param depth depth pruning ({@code depth: {drop: n, method: block_influence|angular}}): remove
  *     whole decoder layers; null otherwise. Like structured, it excludes every other option
+ * @param recovery distillation from the unpruned model after pruning ({@code recovery: {steps, lr,
+ *     ...}}), or null for none; with weight pruning and {@code rounds > 1} the sparsity is reached
+ *     in rounds of the cubic schedule with recovery after each
  */
 public record PruneParams(
     Method method,
@@ -40,7 +44,8 @@ public record PruneParams(
     Experts experts,
     StructuredSpec structured,
     PruningOutput output,
-    Depth depth)
+    Depth depth,
+    Recovery recovery)
     implements StageParams {
 
   /** Weight-scoring rule. */
@@ -111,6 +116,87 @@ public record PruneParams(
     }
   }
 
+  /**
+   * Recovery by distillation from the unpruned model (KL only, temperature 1), with every pruned
+   * zero, removed head or dropped layer kept as it is; the pruning stage keeps the recovered model
+   * only when it is closer to the unpruned one on held-out windows of the calibration text's
+   * validation split.
+   *
+   * @param steps optimizer steps in all (split evenly between the rounds)
+   * @param lr peak learning rate (warm-up over the first tenth of each round, then cosine)
+   * @param batch windows per step
+   * @param rounds 1 for one-shot pruning then recovery; more for iterative pruning (unstructured
+   *     sparsity only)
+   * @param windows training windows drawn from the calibration text
+   * @param seqLen tokens per training window
+   */
+  public record Recovery(int steps, double lr, int batch, int rounds, int windows, int seqLen) {
+
+    /** Data-order seed of the recovery runs. */
+    static final long SEED = 1234;
+
+    public Recovery {
+      if (steps < 1) {
+        throw new IllegalArgumentException("recovery.steps must be at least 1, found " + steps);
+      }
+      if (!(lr > 0 && lr < 1)) {
+        throw new IllegalArgumentException("recovery.lr must be in (0, 1), found " + lr);
+      }
+      if (batch < 1 || windows < batch) {
+        throw new IllegalArgumentException(
+            "recovery needs batch >= 1 and windows >= batch, found batch "
+                + batch
+                + ", windows "
+                + windows);
+      }
+      if (rounds < 1 || rounds > steps) {
+        throw new IllegalArgumentException(
+            "recovery.rounds must be in [1, steps], found " + rounds + " for " + steps + " steps");
+      }
+      if (seqLen < 2) {
+        throw new IllegalArgumentException("recovery.seq_len must be at least 2, found " + seqLen);
+      }
+    }
+
+    /** The settings recipes get when they give only {@code steps}. */
+    public static Recovery steps(int steps) {
+      return new Recovery(steps, 1e-4, 4, 1, 256, 128);
+    }
+
+    /** The distillation each round runs. */
+    public DistillationSpec perRound() {
+      int each = steps / rounds;
+      return new DistillationSpec(
+          1f, 1f, each, batch, (float) lr, Math.max(0, each / 10), 0f, 1f, 0, SEED);
+    }
+
+    ObjectNode toJson() {
+      return Json.object()
+          .put("steps", steps)
+          .put("lr", lr)
+          .put("batch", batch)
+          .put("rounds", rounds)
+          .put("windows", windows)
+          .put("seq_len", seqLen);
+    }
+
+    static Recovery from(JsonNode r) {
+      Recovery d = steps(r.get("steps").asInt());
+      return new Recovery(
+          d.steps(),
+          Json.number(r, "lr", d.lr()),
+          Json.integer(r, "batch", d.batch()),
+          Json.integer(r, "rounds", d.rounds()),
+          Json.integer(r, "windows", d.windows()),
+          Json.integer(r, "seq_len", d.seqLen()));
+    }
+  }
+
+  /** This pruning followed by {@code recovery} (null for none). */
+  public PruneParams withRecovery(Recovery recovery) {
+    return new PruneParams(method, sparsity, pattern, experts, structured, output, depth, recovery);
+  }
+
   /** Weight, expert or structured pruning (no depth). */
   public PruneParams(
       Method method,
@@ -119,13 +205,13 @@ public record PruneParams(
       Experts experts,
       StructuredSpec structured,
       PruningOutput output) {
-    this(method, sparsity, pattern, experts, structured, output, null);
+    this(method, sparsity, pattern, experts, structured, output, null, null);
   }
 
   /** Depth pruning. */
   public static PruneParams depth(int drop, DepthMethod method) {
     return new PruneParams(
-        null, Double.NaN, null, null, null, PruningOutput.DENSE, new Depth(drop, method));
+        null, Double.NaN, null, null, null, PruningOutput.DENSE, new Depth(drop, method), null);
   }
 
   /** Weight or expert pruning stored dense. */
@@ -148,6 +234,21 @@ public record PruneParams(
           (experts != null ? "expert" : "structured")
               + " pruning takes no format or wbits, found "
               + output);
+    }
+    if (recovery != null) {
+      if (experts != null) {
+        throw new IllegalArgumentException("not supported yet: recovery after expert pruning");
+      }
+      if (!output.equals(PruningOutput.DENSE)) {
+        throw new IllegalArgumentException(
+            "not supported yet: recovery with a sparse format or joint quantization ("
+                + output
+                + "); recover dense, then add a quantize stage");
+      }
+      if (recovery.rounds() > 1 && (depth != null || structured != null || pattern != null)) {
+        throw new IllegalArgumentException(
+            "recovery.rounds > 1 (iterative pruning) needs unstructured sparsity");
+      }
     }
     if (depth != null) {
       if (structured != null
@@ -256,13 +357,28 @@ public record PruneParams(
               "depth",
               ParamSchema.object("depth")
                   .required("drop", ParamSchema.integerAtLeast(1))
-                  .optional("method", ParamSchema.oneOf("block_influence", "angular")));
+                  .optional("method", ParamSchema.oneOf("block_influence", "angular")))
+          .optional(
+              "recovery",
+              ParamSchema.object("recovery")
+                  .required("steps", ParamSchema.integerAtLeast(1))
+                  .optional("lr", ParamSchema.number(0, false, 1, false))
+                  .optional("batch", ParamSchema.integerAtLeast(1))
+                  .optional("rounds", ParamSchema.integerAtLeast(1))
+                  .optional("windows", ParamSchema.integerAtLeast(1))
+                  .optional("seq_len", ParamSchema.integerAtLeast(2)));
 
   /**
    * Exactly one of sparsity, pattern and experts; no weight-scoring method with experts. {@code p}
    * already passed {@link #SCHEMA}.
    */
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
+    if (p.has("recovery")) {
+      String problem = recoveryProblem(p);
+      if (problem != null) {
+        out.add(new RecipeProblem(child(path, "recovery"), problem));
+      }
+    }
     if (p.has("depth")) {
       for (String other :
           new String[] {
@@ -349,6 +465,31 @@ public record PruneParams(
     }
   }
 
+  /** What is wrong with {@code p}'s recovery block given the pruning it follows, or null. */
+  private static String recoveryProblem(JsonNode p) {
+    JsonNode r = p.get("recovery");
+    int steps = r.get("steps").asInt();
+    int rounds = Json.integer(r, "rounds", 1);
+    if (p.has("experts")) {
+      return "not supported yet: recovery after expert pruning";
+    }
+    if (p.has("wbits") || !Json.text(p, "format", "dense").equals("dense")) {
+      return "not supported yet: recovery with a sparse format or joint quantization; recover"
+          + " dense, then add a quantize stage";
+    }
+    if (rounds > steps) {
+      return "rounds (" + rounds + ") must not exceed steps (" + steps + ")";
+    }
+    if (rounds > 1 && (p.has("depth") || p.has("structured") || p.has("pattern"))) {
+      return "rounds > 1 (iterative pruning) needs unstructured sparsity; give rounds: 1";
+    }
+    int batch = Json.integer(r, "batch", 4);
+    if (Json.integer(r, "windows", 256) < batch) {
+      return "windows must be at least batch (" + batch + ")";
+    }
+    return null;
+  }
+
   /** {field, message} for format / wbits / group_size combinations not written, else null. */
   private static String[] problemWithOutput(JsonNode p) {
     String format = Json.text(p, "format", "dense");
@@ -384,6 +525,12 @@ public record PruneParams(
   }
 
   static PruneParams from(JsonNode p) {
+    PruneParams pruning = pruningFrom(p);
+    JsonNode r = p.get("recovery");
+    return r == null ? pruning : pruning.withRecovery(Recovery.from(r));
+  }
+
+  private static PruneParams pruningFrom(JsonNode p) {
     JsonNode depth = p.get("depth");
     if (depth != null) {
       return depth(
@@ -423,7 +570,11 @@ public record PruneParams(
 
   /** Whether this stage reads calibration activations. */
   public boolean needsCalibration() {
-    return experts != null || structured != null || depth != null || method != Method.MAGNITUDE;
+    return experts != null
+        || structured != null
+        || depth != null
+        || recovery != null
+        || method != Method.MAGNITUDE;
   }
 
   @Override
@@ -433,6 +584,14 @@ public record PruneParams(
 
   @Override
   public ObjectNode toJson() {
+    ObjectNode o = pruningJson();
+    if (recovery != null) {
+      o.set("recovery", recovery.toJson());
+    }
+    return o;
+  }
+
+  private ObjectNode pruningJson() {
     if (depth != null) {
       ObjectNode o = Json.object();
       o.set("depth", depth.toJson());

@@ -100,6 +100,12 @@ final class RecipeRules {
       // heads and channels are scored on calibration activations
       what = "structured pruning";
       at = e.path() + ".structured";
+    } else if (e.params() instanceof PruneParams p
+        && p.recovery() != null
+        && p.method() == PruneParams.Method.MAGNITUDE) {
+      // recovery distils on windows of the calibration text
+      what = "recovery";
+      at = e.path() + ".recovery";
     } else if (e.params() instanceof PruneParams p && p.needsCalibration()) {
       what = "method " + p.method().key();
     } else if (e.params() instanceof QuantizeParams q && q.needsCalibration()) {

@@ -56,21 +56,24 @@ public final class StepMemory {
         switch (spec.kind()) {
           case PRUNE -> {
             PruneParams p = (PruneParams) spec.params();
+            // recovery runs after the pruning, which has freed its memory by then
+            long recovery = p.recovery() == null ? 0 : recoveryBytes(m, p.recovery());
             if (!p.needsCalibration()) {
-              yield 3 * layerBytes;
+              yield Math.max(recovery, 3 * layerBytes);
             }
             long tokens = tokens(spec, PRUNE_DEFAULT_SAMPLES, PRUNE_DEFAULT_SEQ_LEN);
             long layerwise =
                 layerwise(m, tokens, seqLen(spec, PRUNE_DEFAULT_SEQ_LEN), layerBytes, embed);
             if (p.depth() != null) {
               // the angular curve holds one more hidden state per block length
-              yield layerwise + p.depth().drop() * tokens * h * F32;
+              yield Math.max(recovery, layerwise + p.depth().drop() * tokens * h * F32);
             }
             if (p.method() != PruneParams.Method.SPARSEGPT) {
-              yield layerwise;
+              yield Math.max(recovery, layerwise);
             }
             // SparseGPT holds a stage's Gram matrices (every expert's with experts) like GPTQ
-            yield layerwise + (m.moe() ? m.numExperts() : 1) * widest * widest * 8;
+            yield Math.max(
+                recovery, layerwise + (m.moe() ? m.numExperts() : 1) * widest * widest * 8);
           }
           case QUANTIZE -> {
             QuantizeParams q = (QuantizeParams) spec.params();
@@ -110,6 +113,20 @@ public final class StepMemory {
           case FACTORIZE -> 3 * layerBytes;
         };
     return BASE_BYTES + bytes;
+  }
+
+  /**
+   * Recovery after pruning: the unpruned teacher, the student's weights, gradients and two AdamW
+   * moments (bounded by the unpruned size), and one batch's activations kept for backward.
+   */
+  private static long recoveryBytes(ModelConfig m, PruneParams.Recovery r) {
+    long h = m.hiddenSize();
+    long seq = r.seqLen();
+    long perToken =
+        ((long) m.numLayers() * (12 * h + 4 * m.intermediateSize() + 2L * m.numHeads() * seq)
+                + 4L * m.vocabSize())
+            * F32;
+    return 5 * m.parameterCount() * F32 + r.batch() * seq * perToken;
   }
 
   /** Hidden states of every calibration token into and out of a layer, plus one layer's work. */

@@ -173,4 +173,31 @@ class PruningRecoveryTest {
                 train,
                 Device.cpu()));
   }
+
+  @Test
+  void aCheckedRecoveryKeepsThePrunedModelWhenTrainingMakesItWorse() throws Exception {
+    Path pruned = tmp.resolve("checked-pruned");
+    Pruning.run(PruningSpec.of(Method.MAGNITUDE, 0.5), dense, pruned, () -> null, Device.cpu());
+    Path good = tmp.resolve("checked-good");
+    PruningRecovery.Checked better =
+        PruningRecovery.recoverIfBetter(
+            dense, pruned, good, train, heldOut, RECOVERY, tmp.resolve("ck1"), Device.cpu());
+    assertTrue(better.kept(), better.note());
+    assertTrue(better.klAfter() < better.klBefore(), better.klBefore() + " -> " + better.klAfter());
+
+    // a rate of 0.5 wrecks the model (or diverges): the output must be the pruned model unchanged
+    DistillationSpec wrecking = new DistillationSpec(1f, 1f, 6, 4, 0.5f, 0, 0f, 0f, 0, 3L);
+    Path bad = tmp.resolve("checked-bad");
+    PruningRecovery.Checked worse =
+        PruningRecovery.recoverIfBetter(
+            dense, pruned, bad, train, heldOut, wrecking, tmp.resolve("ck2"), Device.cpu());
+    assertTrue(!worse.kept(), "kept a worse model: " + worse);
+    assertTrue(worse.note().contains("kept the pruned model"), worse.note());
+    try (TensorSource a = Checkpoints.open(pruned);
+        TensorSource b = Checkpoints.open(bad)) {
+      for (String name : a.names()) {
+        assertArrayEquals(a.readFloats(name), b.readFloats(name), name);
+      }
+    }
+  }
 }

@@ -493,4 +493,58 @@ class RecipeValidationTest {
     assertTrue(e.getMessage().contains("stages[0].prune.sparsity"), e.getMessage());
     assertTrue(e.getMessage().contains("stages[1].shrink"), e.getMessage());
   }
+
+  @Test
+  void pruningRecoveryIsParsedAndItsImpossibleCombinationsAreNamed() {
+    Recipe r =
+        Recipe.parse(
+            "name: r\nstages:\n  - prune: { method: wanda, sparsity: 0.5,"
+                + " recovery: { steps: 50, lr: 0.0002 } }\n"
+                + CAL);
+    PruneParams p = (PruneParams) r.stage(0).params();
+    assertEquals(new PruneParams.Recovery(50, 2e-4, 4, 1, 256, 128), p.recovery());
+    assertEquals(50, p.recovery().perRound().steps());
+    assertEquals(
+        p, StageSchemas.build(StageKind.PRUNE, p.toJson()), "toJson round-trips: " + p.toJson());
+    PruneParams iterative =
+        (PruneParams)
+            Recipe.parse(
+                    "name: r\nstages:\n  - prune: { method: magnitude, sparsity: 0.6,"
+                        + " recovery: { steps: 90, rounds: 3 } }\n"
+                        + CAL)
+                .stage(0)
+                .params();
+    assertEquals(30, iterative.recovery().perRound().steps());
+
+    assertOnlyProblem(
+        problems(
+            "  - prune: { experts: { keep: 2, method: frequency }, recovery: { steps: 5 } }\n",
+            true),
+        "stages[0].prune.recovery",
+        "not supported yet: recovery after expert pruning");
+    assertOnlyProblem(
+        problems(
+            "  - prune: { method: sparsegpt, pattern: \"2:4\", recovery: { steps: 8, rounds: 2 }"
+                + " }\n",
+            true),
+        "stages[0].prune.recovery",
+        "needs unstructured sparsity");
+    assertOnlyProblem(
+        problems(
+            "  - prune: { method: sparsegpt, sparsity: 0.5, wbits: 4, recovery: { steps: 8 } }\n",
+            true),
+        "stages[0].prune.recovery",
+        "not supported yet: recovery with a sparse format or joint quantization");
+    assertOnlyProblem(
+        problems(
+            "  - prune: { method: magnitude, sparsity: 0.5, recovery: { steps: 8 } }\n", false),
+        "stages[0].prune.recovery",
+        "recovery needs calibration text");
+    assertProblem(
+        problems(
+            "  - prune: { method: magnitude, sparsity: 0.5, recovery: { steps: 2, rounds: 3 } }\n",
+            true),
+        "stages[0].prune.recovery",
+        "must not exceed steps");
+  }
 }

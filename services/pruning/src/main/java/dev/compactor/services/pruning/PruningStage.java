@@ -3,6 +3,7 @@ package dev.compactor.services.pruning;
 import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
 import dev.compactor.core.data.Corpus;
+import dev.compactor.core.distill.Distiller;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.moe.ExpertMerger;
@@ -13,6 +14,7 @@ import dev.compactor.core.prune.InputNormCollector;
 import dev.compactor.core.prune.MagnitudePruner;
 import dev.compactor.core.prune.Pruning;
 import dev.compactor.core.prune.PruningOutput;
+import dev.compactor.core.prune.PruningRecovery;
 import dev.compactor.core.prune.PruningReport;
 import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.SparseGptPruner;
@@ -34,11 +36,15 @@ import dev.compactor.runtime.Devices;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Prunes the job's model to the recipe's sparsity: {@code magnitude} zeroes the smallest weights of
@@ -62,6 +68,11 @@ public final class PruningStage implements Stage {
   static final int DEFAULT_SEQ_LEN = StepMemory.PRUNE_DEFAULT_SEQ_LEN;
   private static final long SEED = 1234;
 
+  /** Windows of the calibration text's validation split a recovered model is checked on. */
+  static final int HELD_OUT_WINDOWS = 16;
+
+  private static final Logger LOG = LoggerFactory.getLogger(PruningStage.class);
+
   /**
    * Magnitude, Wanda, SparseGPT and expert pruning (their calibration passes included) run on the
    * CPU.
@@ -77,6 +88,16 @@ public final class PruningStage implements Stage {
     StageSpec spec = StageSpec.fromJson(StageKind.PRUNE, ctx.request().getParamsJson());
     PruneParams params = (PruneParams) spec.params();
     RecipeModelCheck.requireMemory(spec, ModelConfig.read(ctx.inputDir()), ctx.memoryBudgetBytes());
+    PruneParams.Recovery recovery = params.recovery();
+    if (recovery != null && recovery.rounds() > 1) {
+      return iterative(ctx, spec, params);
+    }
+    StageResult pruned = prune(ctx, spec, params);
+    return recovery == null ? pruned : recover(ctx, spec, recovery, pruned);
+  }
+
+  private static StageResult prune(StageContext ctx, StageSpec spec, PruneParams params)
+      throws Exception {
     if (params.experts() != null) {
       return experts(ctx, spec, params.experts());
     }
@@ -292,6 +313,125 @@ public final class PruningStage implements Stage {
       metrics.put("blockInfluence.layer" + layer, result.scores().blockInfluence()[layer]);
     }
     return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
+  }
+
+  /**
+   * Recovery after one-shot pruning: the pruned model (moved from the output directory to scratch)
+   * is distilled from the input model with its zeros, heads and layers kept, and the result
+   * replaces it only when it is closer to the input on held-out windows ({@link
+   * PruningRecovery#recoverIfBetter}). Metrics: the pruning's, plus the held-out KL before and
+   * after and whether the recovered model was kept.
+   */
+  private static StageResult recover(
+      StageContext ctx, StageSpec spec, PruneParams.Recovery recovery, StageResult pruned)
+      throws Exception {
+    ctx.checkCancelled();
+    Path prunedDir = ctx.workDir().resolve("pruned-before-recovery");
+    Files.move(ctx.outputDir(), prunedDir);
+    Files.createDirectories(ctx.outputDir());
+    Calibration cal = calibration(ctx, spec);
+    Windows w = recoveryWindows(ctx, cal, recovery);
+    ctx.progress()
+        .report(0.7, "recovery: " + recovery.steps() + " distillation steps from the input model");
+    PruningRecovery.Checked checked =
+        PruningRecovery.recoverIfBetter(
+            ctx.inputDir(),
+            prunedDir,
+            ctx.outputDir(),
+            w.train(),
+            w.heldOut(),
+            recovery.perRound(),
+            ctx.workDir().resolve("recovery-checkpoints"),
+            Device.cpu());
+    if (checked.note() != null) {
+      LOG.info("{}", checked.note());
+    }
+    Map<String, Double> metrics = new LinkedHashMap<>(pruned.metrics());
+    metrics.put("recoverySteps", (double) recovery.steps());
+    metrics.put("recoveryKept", checked.kept() ? 1.0 : 0.0);
+    if (!Double.isNaN(checked.klBefore())) {
+      metrics.put("recoveryHeldOutKlBefore", checked.klBefore());
+    }
+    if (!Double.isNaN(checked.klAfter())) {
+      metrics.put("recoveryHeldOutKlAfter", checked.klAfter());
+    }
+    return StageResult.of(ctx.outputDir(), pruned.format(), metrics);
+  }
+
+  /**
+   * Iterative pruning: the sparsity reached in {@code rounds} rounds of the cubic schedule, each
+   * pruning the previous round's recovered model and recovering it from the input model.
+   */
+  private static StageResult iterative(StageContext ctx, StageSpec spec, PruneParams params)
+      throws Exception {
+    PruneParams.Recovery recovery = params.recovery();
+    Calibration cal = calibration(ctx, spec);
+    // magnitude reads no calibration; Wanda and SparseGPT read the same windows every round
+    List<List<int[]>> calibration = new ArrayList<>();
+    Supplier<List<int[]>> windows =
+        () -> {
+          if (calibration.isEmpty()) {
+            try {
+              calibration.add(windows(ctx, cal));
+            } catch (Exception e) {
+              throw new IllegalStateException("reading the calibration windows", e);
+            }
+          }
+          return calibration.get(0);
+        };
+    Windows w = recoveryWindows(ctx, cal, recovery);
+    PruningSpec pruning =
+        PruningSpec.of(PruningSpec.Method.parse(params.method().key()), params.sparsity());
+    ctx.progress()
+        .report(0.1, recovery.rounds() + " rounds of pruning and recovery to " + params.sparsity());
+    List<PruningRecovery.Round> rounds =
+        PruningRecovery.iterative(
+            pruning,
+            recovery.rounds(),
+            recovery.perRound(),
+            ctx.inputDir(),
+            ctx.workDir().resolve("iterative"),
+            ctx.outputDir(),
+            windows,
+            w.train(),
+            Device.cpu());
+    PruningReport last = rounds.get(rounds.size() - 1).pruning();
+    Map<String, Double> metrics = new LinkedHashMap<>();
+    // recovery keeps every zero, so the last round's count is the output's
+    metrics.put("sparsity", last.overallSparsity());
+    metrics.put("targetSparsity", params.sparsity());
+    metrics.put("rounds", (double) rounds.size());
+    metrics.put("recoverySteps", (double) recovery.steps());
+    metrics.put("prunedTensors", (double) last.tensors().size());
+    metrics.put("calibrationTokens", (double) last.calibrationTokens());
+    if (!w.heldOut().isEmpty()) {
+      try (Transformer dense = Transformer.load(ctx.inputDir(), Device.cpu());
+          Transformer out = Transformer.load(ctx.outputDir(), Device.cpu())) {
+        metrics.put("recoveryHeldOutKlAfter", Distiller.meanKl(dense, out, w.heldOut(), 4));
+      }
+    }
+    return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
+  }
+
+  /** Recovery's training windows (calibration text) and held-out windows (its validation split). */
+  private record Windows(List<int[]> train, List<int[]> heldOut) {}
+
+  private static Windows recoveryWindows(
+      StageContext ctx, Calibration cal, PruneParams.Recovery recovery) throws Exception {
+    int seq = Math.min(recovery.seqLen(), ModelConfig.read(ctx.inputDir()).maxPositions() - 1);
+    Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
+    try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
+      List<int[]> train =
+          corpus.calibrationSamples(tokenizer, recovery.windows(), seq + 1, SEED + 1);
+      List<int[]> heldOut;
+      try {
+        heldOut = corpus.validationSamples(tokenizer, HELD_OUT_WINDOWS, seq + 1, SEED + 2);
+      } catch (IllegalArgumentException tooShort) {
+        LOG.info("recovery is not checked on held-out text: {}", tooShort.getMessage());
+        heldOut = List.of();
+      }
+      return new Windows(train, heldOut);
+    }
   }
 
   /**

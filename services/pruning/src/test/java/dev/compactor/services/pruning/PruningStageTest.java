@@ -372,4 +372,55 @@ class PruningStageTest {
     assertTrue(
         e.getMessage().contains("not supported yet: depth pruning of mixtral"), e.getMessage());
   }
+
+  @Test
+  void recoveryKeepsThePrunedZerosAndOnlyAnImprovement() throws Exception {
+    StageResult r =
+        run(
+            "recovered",
+            "{\"method\":\"wanda\",\"sparsity\":0.5,\"recovery\":{\"steps\":6,\"lr\":0.003,"
+                + "\"windows\":8,\"seq_len\":16},"
+                + CAL
+                + "}",
+            "builtin:europarl");
+    double before = r.metrics().get("recoveryHeldOutKlBefore");
+    double after = r.metrics().get("recoveryHeldOutKlAfter");
+    boolean kept = r.metrics().get("recoveryKept") == 1.0;
+    assertEquals(
+        kept, after < before, "kept exactly when held-out KL fell: " + before + " -> " + after);
+    assertEquals(0.5, r.metrics().get("sparsity"), 1e-2);
+    assertEquals(6.0, r.metrics().get("recoverySteps"));
+    Path pruned = tmp.resolve("recovered-work").resolve("pruned-before-recovery");
+    try (TensorSource p = Checkpoints.open(pruned);
+        TensorSource o = Checkpoints.open(r.outputDir())) {
+      float[] a = p.readFloats("model.layers.1.self_attn.q_proj.weight");
+      float[] b = o.readFloats("model.layers.1.self_attn.q_proj.weight");
+      for (int k = 0; k < a.length; k++) {
+        assertEquals(a[k] == 0f, b[k] == 0f, "zero pattern changed at " + k);
+      }
+    }
+  }
+
+  @Test
+  void iterativePruningReachesTheSparsityInRounds() throws Exception {
+    StageResult r =
+        run(
+            "iterative",
+            "{\"method\":\"magnitude\",\"sparsity\":0.5,\"recovery\":{\"steps\":4,\"rounds\":2,"
+                + "\"lr\":0.001,\"windows\":8,\"seq_len\":16},"
+                + CAL
+                + "}",
+            "builtin:europarl");
+    assertEquals(2.0, r.metrics().get("rounds"));
+    assertEquals(0.5, r.metrics().get("sparsity"), 1e-2);
+    assertTrue(r.metrics().get("recoveryHeldOutKlAfter") >= 0);
+    try (TensorSource o = Checkpoints.open(r.outputDir())) {
+      float[] w = o.readFloats("model.layers.0.mlp.up_proj.weight");
+      long zeros = 0;
+      for (float v : w) {
+        zeros += v == 0f ? 1 : 0;
+      }
+      assertEquals(0.5, (double) zeros / w.length, 1e-2);
+    }
+  }
 }
