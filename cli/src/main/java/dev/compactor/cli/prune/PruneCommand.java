@@ -67,11 +67,23 @@ public final class PruneCommand implements Command {
         + "\n       compactor prune --model DIR --drop-layers N"
         + " [--depth-method block_influence|angular] [--depth-tokens all|last]"
         + " [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]"
-        + " (N = 0: scores only, no --out)";
+        + " (N = 0: scores only, no --out)"
+        + "\n       any of the above (not N = 0) "
+        + RecoveryArgs.USAGE
+        + ": distil the pruned model from the input with its zeros kept; kept only if held-out"
+        + " KL falls (--rounds R > 1: iterative, unstructured only)";
   }
 
   @Override
   public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
+    RecoveryArgs.Split split = RecoveryArgs.split(argv);
+    if (split.recovery() != null) {
+      return RecoveryRun.run(split, this::prune, out, err);
+    }
+    return prune(argv, out, err);
+  }
+
+  private int prune(String[] argv, PrintStream out, PrintStream err) throws Exception {
     if (StructuredPruneRequest.asked(argv)) {
       return StructuredPruneRun.run(argv, out, err);
     }

@@ -431,4 +431,60 @@ class PruneCommandTest {
         Files.size(sparse.resolve("model.safetensors"))
             < Files.size(dense.resolve("model.safetensors")));
   }
+
+  @Test
+  void recoveryFollowsThePruningAndReportsTheHeldOutCheck() throws Exception {
+    usageError(
+        "recovery options need --recover-steps N",
+        "--method",
+        "magnitude",
+        "--sparsity",
+        "0.5",
+        "--recover-lr",
+        "0.001");
+    usageError(
+        "recovery.rounds must be in [1, steps]",
+        "--method",
+        "magnitude",
+        "--sparsity",
+        "0.5",
+        "--recover-steps",
+        "2",
+        "--rounds",
+        "3");
+    CliRun r =
+        prune(
+            "--method",
+            "magnitude",
+            "--sparsity",
+            "0.5",
+            "--recover-steps",
+            "8",
+            "--recover-lr",
+            "0.001",
+            "--recover-windows",
+            "16",
+            "--recover-seq-len",
+            "32",
+            "--json");
+    assertEquals(0, r.code(), r.err());
+    JsonNode j = new ObjectMapper().readTree(r.out());
+    assertEquals(tmp.resolve("out").toAbsolutePath().toString(), j.get("out").asText());
+    JsonNode rec = j.get("recovery");
+    assertEquals(8, rec.get("steps").asInt());
+    double before = rec.get("held_out_kl_before").asDouble();
+    double after = rec.get("held_out_kl_after").asDouble();
+    assertEquals(rec.get("kept").asBoolean(), after < before, rec.toString());
+    try (TensorSource o = dev.compactor.core.io.Checkpoints.open(tmp.resolve("out"))) {
+      float[] w = o.readFloats("model.layers.0.mlp.up_proj.weight");
+      long zeros = 0;
+      for (float v : w) {
+        zeros += v == 0f ? 1 : 0;
+      }
+      assertEquals(0.5, (double) zeros / w.length, 1e-3, "the pruned zeros are kept");
+    }
+    assertTrue(
+        j.get("files").toString().contains("model.safetensors"),
+        "files of --out: " + j.get("files"));
+  }
 }
