@@ -24,6 +24,7 @@ public final class Commands {
       List.of(
           new TinyModelCommand(),
           new EvalCommand(),
+          new TasksCommand(),
           new GenerateCommand(),
           new BenchDecodeCommand(),
           new DemoCommand(),
