@@ -2,6 +2,7 @@ package dev.compactor.core.recipe;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -11,9 +12,66 @@ import java.util.List;
  * @param kl KL divergence and top-1 agreement of the candidate's next-token distribution vs the
  *     baseline's
  * @param latency per-token forward latency and the size ratio
+ * @param tasks task accuracy of candidate and baseline, or null for none
  */
-public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency)
+public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency, Tasks tasks)
     implements StageParams {
+
+  /** Without task accuracy. */
+  public EvaluateParams(Perplexity perplexity, boolean kl, boolean latency) {
+    this(perplexity, kl, latency, null);
+  }
+
+  /**
+   * Task accuracy ({@code tasks: {builtin: [...], files: [...], limit: n}}): lm-eval style scores
+   * of the candidate and the baseline on built-in tasks and JSONL task files.
+   *
+   * @param builtin names of built-in tasks ({@code europarl-next-sentence}, {@code
+   *     europarl-last-word})
+   * @param files URIs of JSONL task files (task name: the file name without {@code .jsonl})
+   * @param limit documents per task at most
+   */
+  public record Tasks(List<String> builtin, List<String> files, int limit) {
+
+    /** Documents per task when the recipe gives no limit. */
+    public static final int DEFAULT_LIMIT = 200;
+
+    /** The built-in task names, as core's tasks package defines them. */
+    static final List<String> BUILTIN = List.of("europarl-next-sentence", "europarl-last-word");
+
+    public Tasks {
+      builtin = List.copyOf(builtin);
+      files = List.copyOf(files);
+      if (builtin.isEmpty() && files.isEmpty()) {
+        throw new IllegalArgumentException("tasks: give builtin task names and/or files");
+      }
+      if (limit < 1) {
+        throw new IllegalArgumentException("tasks.limit must be at least 1, found " + limit);
+      }
+    }
+
+    static final ParamSchema.ObjectType SCHEMA =
+        ParamSchema.object("tasks")
+            .optional(
+                "builtin", ParamSchema.listOf(ParamSchema.oneOf(BUILTIN.toArray(String[]::new))))
+            .optional("files", ParamSchema.listOf(ParamSchema.text()))
+            .optional("limit", ParamSchema.integerAtLeast(1));
+
+    static Tasks from(JsonNode t) {
+      List<String> b = new ArrayList<>();
+      t.path("builtin").forEach(n -> b.add(n.asText()));
+      List<String> f = new ArrayList<>();
+      t.path("files").forEach(n -> f.add(n.asText()));
+      return new Tasks(b, f, Json.integer(t, "limit", DEFAULT_LIMIT));
+    }
+
+    ObjectNode toJson() {
+      ObjectNode o = Json.object();
+      builtin.forEach(o.putArray("builtin")::add);
+      files.forEach(o.putArray("files")::add);
+      return o.put("limit", limit);
+    }
+  }
 
   /** Default window when perplexity is on but no seq_len is given. */
   public static final int DEFAULT_SEQ_LEN = 512;
@@ -35,7 +93,8 @@ public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency)
       ParamSchema.object("evaluate")
           .optional("perplexity", ParamSchema.either(ParamSchema.bool(), PERPLEXITY_SCHEMA))
           .optional("kl", ParamSchema.bool())
-          .optional("latency", ParamSchema.bool());
+          .optional("latency", ParamSchema.bool())
+          .optional("tasks", Tasks.SCHEMA);
 
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
     JsonNode ppl = p == null ? null : p.get("perplexity");
@@ -51,8 +110,15 @@ public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency)
                     + ", so tokens between windows would never be scored"));
       }
     }
+    JsonNode t = p == null ? null : p.get("tasks");
+    if (t != null && !t.has("builtin") && !t.has("files")) {
+      out.add(
+          new RecipeProblem(
+              path + ".tasks", "names no task: give builtin (" + Tasks.BUILTIN + ") or files"));
+      return;
+    }
     EvaluateParams e = from(p);
-    if (e.perplexity == null && !e.kl && !e.latency) {
+    if (e.perplexity == null && !e.kl && !e.latency && e.tasks == null) {
       out.add(new RecipeProblem(path, "measures nothing: perplexity, kl and latency are all off"));
     }
   }
@@ -68,7 +134,12 @@ public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency)
       int seqLen = Json.integer(ppl, "seq_len", DEFAULT_SEQ_LEN);
       perplexity = new Perplexity(seqLen, Json.integer(ppl, "stride", seqLen));
     }
-    return new EvaluateParams(perplexity, Json.bool(p, "kl", true), Json.bool(p, "latency", false));
+    JsonNode t = p == null ? null : p.get("tasks");
+    return new EvaluateParams(
+        perplexity,
+        Json.bool(p, "kl", true),
+        Json.bool(p, "latency", false),
+        t == null ? null : Tasks.from(t));
   }
 
   @Override
@@ -86,6 +157,10 @@ public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency)
           .put("seq_len", perplexity.seqLen())
           .put("stride", perplexity.stride());
     }
-    return o.put("kl", kl).put("latency", latency);
+    o.put("kl", kl).put("latency", latency);
+    if (tasks != null) {
+      o.set("tasks", tasks.toJson());
+    }
+    return o;
   }
 }

@@ -19,12 +19,24 @@ public record PublishParams(String name, Gates gates) implements StageParams {
    * @param maxKlDivergence largest allowed mean KL(baseline ‖ candidate) per token, in nats
    * @param minTop1Agreement smallest allowed fraction of positions where both models' argmax agree
    * @param maxSizeRatio largest allowed candidate bytes / baseline bytes
+   * @param maxTaskAccuracyDrop largest allowed fall of {@code acc} below the baseline's, in
+   *     absolute fraction (0.02 = two points), on every task the evaluation scored
    */
   public record Gates(
       Double maxPerplexityIncrease,
       Double maxKlDivergence,
       Double minTop1Agreement,
-      Double maxSizeRatio) {
+      Double maxSizeRatio,
+      Double maxTaskAccuracyDrop) {
+
+    /** Gates without a task-accuracy gate. */
+    public Gates(
+        Double maxPerplexityIncrease,
+        Double maxKlDivergence,
+        Double minTop1Agreement,
+        Double maxSizeRatio) {
+      this(maxPerplexityIncrease, maxKlDivergence, minTop1Agreement, maxSizeRatio, null);
+    }
 
     static final ParamSchema.ObjectType SCHEMA =
         ParamSchema.object("gates")
@@ -35,14 +47,16 @@ public record PublishParams(String name, Gates gates) implements StageParams {
                 "max_kl_divergence", ParamSchema.number(0, true, Double.POSITIVE_INFINITY, false))
             .optional("min_top1_agreement", ParamSchema.number(0, true, 1, true))
             .optional(
-                "max_size_ratio", ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false));
+                "max_size_ratio", ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false))
+            .optional("max_task_accuracy_drop", ParamSchema.number(0, true, 1, true));
 
     static Gates from(JsonNode g) {
       return new Gates(
           Json.optionalNumber(g, "max_perplexity_increase"),
           Json.optionalNumber(g, "max_kl_divergence"),
           Json.optionalNumber(g, "min_top1_agreement"),
-          Json.optionalNumber(g, "max_size_ratio"));
+          Json.optionalNumber(g, "max_size_ratio"),
+          Json.optionalNumber(g, "max_task_accuracy_drop"));
     }
 
     ObjectNode toJson() {
@@ -58,6 +72,9 @@ public record PublishParams(String name, Gates gates) implements StageParams {
       }
       if (maxSizeRatio != null) {
         o.put("max_size_ratio", maxSizeRatio);
+      }
+      if (maxTaskAccuracyDrop != null) {
+        o.put("max_task_accuracy_drop", maxTaskAccuracyDrop);
       }
       return o;
     }

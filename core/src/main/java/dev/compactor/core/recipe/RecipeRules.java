@@ -165,6 +165,12 @@ final class RecipeRules {
         && lastEvaluate.params() instanceof EvaluateParams ev) {
       PublishParams.Gates g = p.gates();
       String gates = publish.path() + ".gates.";
+      if (g.maxTaskAccuracyDrop() != null && ev.tasks() == null) {
+        out.add(
+            new RecipeProblem(
+                gates + "max_task_accuracy_drop",
+                "needs task scores but " + lastEvaluate.path() + " has no tasks"));
+      }
       if (g.maxPerplexityIncrease() != null && ev.perplexity() == null) {
         out.add(
             new RecipeProblem(

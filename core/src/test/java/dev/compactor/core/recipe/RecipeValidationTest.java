@@ -547,4 +547,34 @@ class RecipeValidationTest {
         "stages[0].prune.recovery",
         "must not exceed steps");
   }
+
+  @Test
+  void evaluationTasksAndTheirGate() {
+    assertEquals(dev.compactor.core.tasks.BuiltinTasks.NAMES, EvaluateParams.Tasks.BUILTIN);
+    Recipe r =
+        Recipe.parse(
+            "name: t\nstages:\n  - prune: { method: magnitude, sparsity: 0.3 }\n"
+                + "  - evaluate: { tasks: { builtin: [europarl-next-sentence], limit: 50 } }\n"
+                + "  - publish: { gates: { max_task_accuracy_drop: 0.05 } }\n");
+    EvaluateParams ev = (EvaluateParams) r.stage(1).params();
+    assertEquals(
+        new EvaluateParams.Tasks(List.of("europarl-next-sentence"), List.of(), 50), ev.tasks());
+    assertEquals(ev, StageSchemas.build(StageKind.EVALUATE, ev.toJson()));
+    assertEquals(0.05, ((PublishParams) r.stage(2).params()).gates().maxTaskAccuracyDrop());
+    assertOnlyProblem(
+        problems(
+            "  - prune: { method: magnitude, sparsity: 0.3 }\n  - evaluate: {}\n"
+                + "  - publish: { gates: { max_task_accuracy_drop: 0.05 } }\n",
+            false),
+        "stages[2].publish.gates.max_task_accuracy_drop",
+        "needs task scores");
+    assertProblem(
+        problems("  - evaluate: { tasks: { builtin: [hellaswag] } }\n", false),
+        "stages[0].evaluate.tasks.builtin[0]",
+        "");
+    assertOnlyProblem(
+        problems("  - evaluate: { tasks: { limit: 5 } }\n", false),
+        "stages[0].evaluate.tasks",
+        "names no task");
+  }
 }

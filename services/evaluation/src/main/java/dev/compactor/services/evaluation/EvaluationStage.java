@@ -15,12 +15,18 @@ import dev.compactor.core.metrics.PerplexityEvaluator;
 import dev.compactor.core.metrics.PerplexityResult;
 import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.metrics.WeightSparsity;
+import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.recipe.EvaluateParams;
 import dev.compactor.core.recipe.RecipeModelCheck;
 import dev.compactor.core.recipe.StageKind;
 import dev.compactor.core.recipe.StageSpec;
+import dev.compactor.core.tasks.BuiltinTasks;
+import dev.compactor.core.tasks.TaskDoc;
+import dev.compactor.core.tasks.TaskFile;
+import dev.compactor.core.tasks.TaskResult;
+import dev.compactor.core.tasks.TaskScorer;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
 import dev.compactor.events.ArtifactRef;
@@ -34,6 +40,7 @@ import dev.compactor.schemas.Topics;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -152,6 +159,9 @@ public final class EvaluationStage implements Stage {
         m.put("baselineDecodeTokensPerSecond", b.decodeTokensPerSecond());
         latencyMeasuredWith = latencyLabel(candidate.device());
       }
+      if (p.tasks() != null) {
+        tasks(ctx, p.tasks(), candidate, baseline, tokenizer, m);
+      }
     }
     StoredForms stored = StoredForms.scan(modelDir);
     StoredForms.Form smallest = stored.smallest();
@@ -204,6 +214,50 @@ public final class EvaluationStage implements Stage {
                 .setLatencyMeasuredWith(latencyMeasuredWith)
                 .setCompletedAtMs(System.currentTimeMillis())
                 .build());
+  }
+
+  /**
+   * Task accuracy of candidate and baseline on every task ({@link TaskScorer}, lm-eval's rules):
+   * metrics {@code task.<name>.acc}, {@code .accStderr}, {@code .baselineAcc}, {@code .documents},
+   * and for multiple choice {@code .accNorm}, {@code .accNormStderr}, {@code .baselineAccNorm}, for
+   * continuations {@code .perplexity} and {@code .baselinePerplexity}.
+   */
+  private static void tasks(
+      StageContext ctx,
+      EvaluateParams.Tasks tasks,
+      CausalLM candidate,
+      CausalLM baseline,
+      TextTokenizer tokenizer,
+      Map<String, Double> m)
+      throws Exception {
+    Map<String, List<TaskDoc>> docs = new LinkedHashMap<>();
+    for (String name : tasks.builtin()) {
+      docs.put(name, BuiltinTasks.build(name, tasks.limit(), 0));
+    }
+    for (String uri : tasks.files()) {
+      List<TaskDoc> all = TaskFile.read(ctx.fetch(uri));
+      String file = uri.substring(uri.lastIndexOf('/') + 1).replaceFirst("\\.jsonl$", "");
+      docs.put(file, all.subList(0, Math.min(tasks.limit(), all.size())));
+    }
+    TaskScorer c = new TaskScorer(candidate, tokenizer);
+    TaskScorer b = new TaskScorer(baseline, tokenizer);
+    int done = 0;
+    for (Map.Entry<String, List<TaskDoc>> t : docs.entrySet()) {
+      ctx.checkCancelled();
+      ctx.progress().report(0.9, "task " + t.getKey() + " (" + (++done) + "/" + docs.size() + ")");
+      TaskResult rc = c.evaluate(t.getKey(), t.getValue(), ProgressListener.NONE);
+      TaskResult rb = b.evaluate(t.getKey(), t.getValue(), ProgressListener.NONE);
+      String k = "task." + t.getKey() + ".";
+      m.put(k + "documents", (double) rc.documents());
+      m.put(k + "acc", rc.acc());
+      m.put(k + "accStderr", rc.accStderr());
+      m.put(k + "baselineAcc", rb.acc());
+      m.put(k + "accNorm", rc.accNorm());
+      m.put(k + "accNormStderr", rc.accNormStderr());
+      m.put(k + "baselineAccNorm", rb.accNorm());
+      m.put(k + "perplexity", rc.perplexity());
+      m.put(k + "baselinePerplexity", rb.perplexity());
+    }
   }
 
   /**

@@ -197,4 +197,51 @@ class EvaluationStageTest {
     EvaluationCompleted e = (EvaluationCompleted) r.events().get(0).value().apply(null);
     assertEquals(r.metrics().get("sparsity"), e.getMetrics().getSparsity());
   }
+
+  @Test
+  void scoresTasksOnCandidateAndBaseline() throws Exception {
+    Path base = TestModels.randomLlama(tmp.resolve("task-base"), 2, 3);
+    Path model = tmp.resolve("task-pruned");
+    Pruning.run(
+        PruningSpec.of(PruningSpec.Method.MAGNITUDE, 0.5),
+        base,
+        model,
+        List::of,
+        ai.djl.Device.cpu());
+    Path file = tmp.resolve("mine.jsonl");
+    Files.writeString(
+        file,
+        "{\"context\": \"The vote\", \"choices\": [\"will take place\", \"xq\"], \"gold\": 0}\n"
+            + "{\"context\": \"The debate\", \"choices\": [\"is closed\", \"zz\"], \"gold\": 0}\n");
+    StageContext ctx =
+        StageContext.builder(
+                TestModels.request(
+                        "evaluate",
+                        "{\"perplexity\":false,\"kl\":false,\"tasks\":{\"builtin\":"
+                            + "[\"europarl-last-word\"],\"files\":[\""
+                            + file.toUri()
+                            + "\"],\"limit\":4}}")
+                    .setInput(TestModels.ref("bucket", "d".repeat(64)))
+                    .setBaseline(TestModels.ref("bucket", "c".repeat(64)))
+                    .setCalibrationUri("builtin:europarl")
+                    .build())
+            .inputDir(model)
+            .baselineDir(base)
+            .outputDir(Files.createDirectories(tmp.resolve("task-out")))
+            .workDir(Files.createDirectories(tmp.resolve("task-work")))
+            .build();
+    StageResult r = new EvaluationStage((where, json) -> {}, 800).run(ctx);
+    Map<String, Double> m = r.metrics();
+    assertEquals(4.0, m.get("task.europarl-last-word.documents"));
+    assertTrue(m.get("task.europarl-last-word.perplexity") > 1, m.toString());
+    assertTrue(m.containsKey("task.europarl-last-word.baselinePerplexity"), m.toString());
+    assertTrue(!m.containsKey("task.europarl-last-word.accNorm"), "no acc_norm for continuations");
+    assertEquals(2.0, m.get("task.mine.documents"));
+    for (String k : new String[] {"acc", "accNorm", "baselineAcc", "baselineAccNorm"}) {
+      double v = m.get("task.mine." + k);
+      assertTrue(v == 0 || v == 0.5 || v == 1, k + " = " + v);
+    }
+    EvaluationCompleted e = (EvaluationCompleted) r.events().get(0).value().apply(null);
+    assertEquals(m.get("task.mine.acc"), e.getExtra().get("task.mine.acc"));
+  }
 }

@@ -90,7 +90,42 @@ public final class QualityGates {
                 ratio - gates.maxSizeRatio()));
       }
     }
+    if (gates.maxTaskAccuracyDrop() != null) {
+      taskGate(gates.maxTaskAccuracyDrop(), metrics, out);
+    }
     return out;
+  }
+
+  /** Every task's {@code task.<name>.acc} against its {@code task.<name>.baselineAcc}. */
+  private static void taskGate(double maxDrop, Map<String, Double> metrics, List<String> out) {
+    int tasks = 0;
+    for (Map.Entry<String, Double> e : new java.util.TreeMap<>(metrics).entrySet()) {
+      String k = e.getKey();
+      if (!k.startsWith("task.") || !k.endsWith(".acc")) {
+        continue;
+      }
+      tasks++;
+      String task = k.substring("task.".length(), k.length() - ".acc".length());
+      double acc = e.getValue();
+      double base = need(metrics, "task." + task + ".baselineAcc", "max_task_accuracy_drop");
+      if (base - acc > maxDrop) {
+        out.add(
+            String.format(
+                Locale.ROOT,
+                "max_task_accuracy_drop: %s accuracy %.4f against the baseline's %.4f, a drop of"
+                    + " %.4f, allowed %.4f",
+                task,
+                acc,
+                base,
+                base - acc,
+                maxDrop));
+      }
+    }
+    if (tasks == 0) {
+      throw new IllegalArgumentException(
+          "gate max_task_accuracy_drop needs task scores, which the evaluation did not measure"
+              + " (add tasks: {builtin: [...]} to the evaluate step)");
+    }
   }
 
   private static double need(Map<String, Double> metrics, String name, String gate) {

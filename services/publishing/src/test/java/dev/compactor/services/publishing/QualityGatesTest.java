@@ -48,4 +48,22 @@ class QualityGatesTest {
                 QualityGates.failures(new Gates(null, 0.1, null, null), Map.of("perplexity", 3.0)));
     assertTrue(e.getMessage().contains("klDivergence"), e.getMessage());
   }
+
+  @Test
+  void theTaskGateChecksEveryTaskAgainstItsBaseline() {
+    Map<String, Double> m =
+        Map.of(
+            "task.a.acc", 0.60,
+            "task.a.baselineAcc", 0.62,
+            "task.b.acc", 0.40,
+            "task.b.baselineAcc", 0.50);
+    Gates g = new Gates(null, null, null, null, 0.05);
+    List<String> f = QualityGates.failures(g, m);
+    assertEquals(1, f.size(), f.toString());
+    assertTrue(f.get(0).contains("b accuracy 0.4000 against the baseline's 0.5000"), f.get(0));
+    assertEquals(List.of(), QualityGates.failures(new Gates(null, null, null, null, 0.1), m));
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> QualityGates.failures(g, METRICS));
+    assertTrue(e.getMessage().contains("needs task scores"), e.getMessage());
+  }
 }
