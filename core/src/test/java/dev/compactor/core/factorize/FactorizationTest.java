@@ -139,6 +139,26 @@ class FactorizationTest {
       try (StreamingTransformer s = StreamingTransformer.open(out, Device.cpu())) {
         assertTrue(maxDiff(want, logits(s)) <= 1e-4, m + " streamed");
       }
+      try (Transformer t = Transformer.load(out, Device.cpu());
+          NDManager nd = NDManager.newBaseManager();
+          CausalLM.Decoder dec = t.decoder(nd, 2)) {
+        // prompt of 4, then one token at a time: the cached path runs the factors too
+        int seq = TOKENS.length / 2;
+        int vocab = t.vocabSize();
+        float[] got = new float[want.length];
+        for (int pos = 0; pos < seq; pos += pos == 0 ? 4 : 1) {
+          int n = pos == 0 ? 4 : 1;
+          int[] step = new int[2 * n];
+          for (int b = 0; b < 2; b++) {
+            System.arraycopy(TOKENS, b * seq + pos, step, b * n, n);
+          }
+          float[] l = dec.step(nd.create(step, new Shape(2, n))).toFloatArray();
+          for (int b = 0; b < 2; b++) {
+            System.arraycopy(l, b * n * vocab, got, (b * seq + pos) * vocab, n * vocab);
+          }
+        }
+        assertTrue(maxDiff(want, got) <= 1e-4, m + " KV cache " + maxDiff(want, got));
+      }
     }
   }
 
