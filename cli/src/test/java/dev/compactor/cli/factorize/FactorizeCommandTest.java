@@ -110,6 +110,32 @@ class FactorizeCommandTest {
     assertEquals("factorize", prov.get("stage").asText());
     assertTrue(prov.get("loads_in").asText().startsWith("compactor only"));
     assertTrue(Files.exists(out.resolve("tokenizer.json")));
+    for (String[] stage :
+        new String[][] {
+          {"prune", "--model", out.toString(), "--method", "magnitude", "--sparsity", "0.5"},
+          {"prune", "--model", out.toString(), "--drop-layers", "1"},
+          {
+            "quantize",
+            "--model",
+            out.toString(),
+            "--method",
+            "rtn",
+            "--bits",
+            "8",
+            "--group-size",
+            "32",
+            "--export",
+            "gguf:q8_0"
+          }
+        }) {
+      List<String> a = new ArrayList<>(List.of(stage));
+      a.addAll(List.of("--out", tmp.resolve("refused-" + stage[0] + a.size()).toString()));
+      CliRun refused = CliRun.of(a.toArray(String[]::new));
+      assertTrue(refused.code() != 0, String.join(" ", stage));
+      assertTrue(
+          refused.err().contains(ModelConfig.LOW_RANK_REFUSAL),
+          String.join(" ", stage) + ": " + refused.err());
+    }
   }
 
   @Test
