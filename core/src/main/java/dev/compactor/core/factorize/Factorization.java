@@ -111,6 +111,9 @@ public final class Factorization {
           }
         } else {
           List<int[]> windows = calibration.get();
+          if (windows.isEmpty()) {
+            throw new IllegalArgumentException("svd_llm needs at least one calibration window");
+          }
           tokens[0] = (long) windows.size() * windows.get(0).length;
           new CalibrationCollector(
                   c,
