@@ -13,6 +13,7 @@ import dev.compactor.core.quant.calib.LayerQuantizer;
 import dev.compactor.core.quant.calib.LinearGroups;
 import dev.compactor.core.quant.calib.LinearStats;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -85,6 +86,31 @@ public final class Factorization {
     ModelConfig c = ModelConfig.fromJson(model.configJson().toString());
     requireSupported(c);
     List<List<String>> chosen = chosen(c, spec);
+    if (Files.exists(outputDir)) {
+      try (var entries = Files.list(outputDir)) {
+        if (entries.findAny().isPresent()) {
+          throw new IOException("output directory " + outputDir + " must be empty or absent");
+        }
+      }
+    }
+    try {
+      return write(spec, model, c, chosen, outputDir, calibration, progress);
+    } catch (IOException | RuntimeException e) {
+      // the writer publishes what it has on close; a model without all its layers must not stay
+      dev.compactor.core.prune.Pruning.deleteTree(outputDir);
+      throw e;
+    }
+  }
+
+  private static FactorizationReport write(
+      FactorizeSpec spec,
+      ModelDirectory model,
+      ModelConfig c,
+      List<List<String>> chosen,
+      Path outputDir,
+      Supplier<List<int[]>> calibration,
+      Progress progress)
+      throws IOException {
     List<FactorizationReport.Matrix> matrices = new ArrayList<>();
     Map<String, Integer> ranks = new LinkedHashMap<>();
     long[] tokens = new long[1];

@@ -271,6 +271,23 @@ class FactorizationTest {
   }
 
   @Test
+  void aFailedRunLeavesNoPartialModel() {
+    Path out = dir.resolve("failed");
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                Factorization.run(
+                    spec(FactorizeSpec.Method.SVD_LLM, false),
+                    dense,
+                    out,
+                    () -> List.of(new int[] {1, 2, 999}),
+                    null));
+    assertTrue(e.getMessage().contains("999"), e.getMessage());
+    assertFalse(Files.exists(out), "partial output removed");
+  }
+
+  @Test
   void configRejectsMalformedLowRankEntries() {
     ModelConfig c = ModelConfig.llama(40, 32, 64, 2, 4, 2, 64);
     assertThrows(
