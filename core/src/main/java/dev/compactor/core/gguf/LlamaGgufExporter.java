@@ -159,6 +159,10 @@ public final class LlamaGgufExporter {
       Options options,
       Path out)
       throws IOException {
+    if (config.has(dev.compactor.core.model.ModelConfig.LOW_RANK)) {
+      throw new UnsupportedOperationException(
+          dev.compactor.core.model.ModelConfig.LOW_RANK_REFUSAL);
+    }
     LlamaHyperParams hp = LlamaHyperParams.from(config);
     List<Planned> plan = plan(hp, config, source, options);
     for (Planned p : plan) {

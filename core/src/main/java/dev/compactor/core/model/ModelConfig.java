@@ -93,9 +93,20 @@ public final class ModelConfig {
   private final boolean[] sparseLayers;
   private final int moeficationExperts;
   private final int moeficationTopK;
+  private final java.util.Map<String, Integer> lowRank;
 
   /** The config field of a MoEfied dense model (see {@link #moeficationExperts()}). */
   public static final String MOEFICATION = "compactor_moefication";
+
+  /**
+   * The config field of a model with low-rank factorized linears: {@code {"<full linear name>":
+   * rank, ...}} (see {@link #lowRank()}).
+   */
+  public static final String LOW_RANK = "compactor_low_rank";
+
+  /** What stages that only read dense {@code X.weight} linears say to a factorized model. */
+  public static final String LOW_RANK_REFUSAL =
+      "not supported yet: low-rank factorized linears (factorize with --merge first)";
 
   private ModelConfig(ObjectNode raw) {
     this.raw = raw;
@@ -271,7 +282,63 @@ public final class ModelConfig {
             "not supported: " + MOEFICATION + ".router=" + router + " (only linear)");
       }
     }
+    this.lowRank = lowRank(raw.get(LOW_RANK));
+    if (!lowRank.isEmpty() && (family == Family.GPT2 || moe() || moeficationExperts > 0)) {
+      throw new UnsupportedModelException(
+          "not supported yet: "
+              + LOW_RANK
+              + " on "
+              + modelType
+              + (moeficationExperts > 0 ? " with " + MOEFICATION : "")
+              + " (only dense Llama-family decoders)");
+    }
     validate();
+  }
+
+  private java.util.Map<String, Integer> lowRank(JsonNode node) {
+    if (node == null || node.isNull()) {
+      return java.util.Map.of();
+    }
+    if (!node.isObject()) {
+      throw new IllegalArgumentException(
+          "config.json: expected an object for \"" + LOW_RANK + "\", found " + node);
+    }
+    java.util.Map<String, Integer> m = new java.util.LinkedHashMap<>();
+    for (var it = node.fields(); it.hasNext(); ) {
+      var e = it.next();
+      JsonNode v = e.getValue();
+      if (!v.isIntegralNumber() || !v.canConvertToInt() || v.intValue() < 1) {
+        throw new IllegalArgumentException(
+            "config.json: expected a positive integer rank for "
+                + LOW_RANK
+                + "."
+                + e.getKey()
+                + ", found "
+                + v);
+      }
+      String name = e.getKey();
+      boolean inLayer = false;
+      if (name.startsWith("model.layers.")) {
+        String rest = name.substring("model.layers.".length());
+        int dot = rest.indexOf('.');
+        if (dot > 0 && rest.substring(0, dot).chars().allMatch(Character::isDigit)) {
+          int layer = Integer.parseInt(rest.substring(0, dot));
+          inLayer = layer < numLayers;
+        }
+      }
+      if (!inLayer) {
+        throw new IllegalArgumentException(
+            "config.json: "
+                + LOW_RANK
+                + " names \""
+                + name
+                + "\", expected a linear of a decoder layer (model.layers.N.<linear>, N < "
+                + numLayers
+                + ")");
+      }
+      m.put(name, v.intValue());
+    }
+    return java.util.Collections.unmodifiableMap(m);
   }
 
   /**
@@ -480,6 +547,14 @@ public final class ModelConfig {
       throw new IllegalArgumentException(
           "config.json: RoPE needs an even head_dim, found " + headDim);
     }
+  }
+
+  private static long numel(long[] shape) {
+    long n = 1;
+    for (long d : shape) {
+      n *= d;
+    }
+    return n;
   }
 
   private static void positive(String what, int value) {
@@ -712,10 +787,51 @@ public final class ModelConfig {
   }
 
   /**
+   * Ranks of the low-rank factorized linears by full name ({@value #LOW_RANK}); empty for a dense
+   * model. A factorized linear {@code X} is stored as {@code X.v.weight} {@code [r, in]} and {@code
+   * X.u.weight} {@code [out, r]} instead of {@code X.weight}, and computes {@code (x v^T) u^T}.
+   */
+  public java.util.Map<String, Integer> lowRank() {
+    return lowRank;
+  }
+
+  /** The rank of linear {@code fullName} (e.g. {@code model.layers.0.mlp.up_proj}), 0 if dense. */
+  public int lowRank(String fullName) {
+    return lowRank.getOrDefault(fullName, 0);
+  }
+
+  /** Whether any linear is stored low-rank factorized. */
+  public boolean factorized() {
+    return !lowRank.isEmpty();
+  }
+
+  /**
+   * For stages that read linears as dense {@code X.weight} (quantizers, pruners, GGUF export,
+   * MoEfication): throws {@link #LOW_RANK_REFUSAL} for a factorized model.
+   */
+  public void requireDenseLinears() {
+    if (factorized()) {
+      throw new UnsupportedOperationException(LOW_RANK_REFUSAL);
+    }
+  }
+
+  /**
    * Number of parameters (tied head counted once; every expert, shared ones too, counted; a MoEfied
    * model's routers counted).
    */
   public long parameterCount() {
+    if (factorized()) {
+      long n = 0;
+      for (var spec : dev.compactor.core.model.internal.Layout.globals(this, "")) {
+        n += numel(spec.shape());
+      }
+      for (int i = 0; i < numLayers; i++) {
+        for (var spec : dev.compactor.core.model.internal.Layout.layer(this, i)) {
+          n += numel(spec.shape());
+        }
+      }
+      return n;
+    }
     long h = hiddenSize;
     if (family == Family.GPT2) {
       long perLayer =

@@ -128,18 +128,20 @@ public final class StreamingTransformer implements CausalLM {
   }
 
   /**
-   * A tensor name has one shape in every layer that has it, so one set of direct buffers (the
-   * slots, by name) holds whichever layer is current; the arrays returned view it and die with
-   * {@code scratch}. Where dense and sparse layers mix, the slots hold both kinds' tensors, one
-   * copy each, never more than one layer's experts.
+   * A tensor name has one shape in every layer that has it (but for low-rank factors, whose rank
+   * can differ: slots are keyed by name and shape), so one set of direct buffers holds whichever
+   * layer is current; the arrays returned view it and die with {@code scratch}. Where dense and
+   * sparse layers mix, the slots hold both kinds' tensors, one copy each, never more than one
+   * layer's experts.
    */
   private Map<String, NDArray> loadLayer(int i, NDManager scratch) throws IOException {
     String prefix = Layout.layerPrefix(config, base, i);
     Map<String, NDArray> layer = new LinkedHashMap<>();
     for (Layout.Spec s : Layout.layer(config, i)) {
+      // keyed by shape too: a factorized linear's rank may differ between layers
       ByteBuffer slot =
           slots.computeIfAbsent(
-              s.name(),
+              s.name() + java.util.Arrays.toString(s.shape()),
               k ->
                   ByteBuffer.allocateDirect(Math.toIntExact(4 * numel(s.shape())))
                       .order(ByteOrder.nativeOrder()));

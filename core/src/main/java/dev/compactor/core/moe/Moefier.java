@@ -139,6 +139,7 @@ public final class Moefier {
    * Throws {@link dev.compactor.core.model.UnsupportedModelException} for models it cannot split.
    */
   public static ModelConfig moefiedConfig(ModelConfig dense, int experts, int k) {
+    dense.requireDenseLinears();
     if (dense.moefied()) {
       throw new UnsupportedOperationException("not supported yet: moefying a MoEfied model again");
     }

@@ -62,6 +62,7 @@ final class PruningPipeline {
     int copied = 0;
     ModelDirectory model = ModelDirectory.open(inputDir);
     ModelConfig config = ModelConfig.read(inputDir);
+    config.requireDenseLinears();
     try (TensorSource src = model.weights()) {
       requireTargets(src, spec, config, inputDir);
       Map<String, String> metadata = new LinkedHashMap<>(src.metadata());

@@ -144,6 +144,10 @@ public final class RecipeModelCheck {
                   + m.modelType()
                   + " (compressed-tensors export of mixture-of-experts layers)"));
     }
+    if (s.params() instanceof FactorizeParams f && !m.moe()) {
+      factorize(f, path, m, out);
+      return;
+    }
     if (m.moe()) {
       moe(s, path, m, out);
       return;
@@ -193,6 +197,28 @@ public final class RecipeModelCheck {
    * least one; mixtures of experts and GPT-2 are refused as {@link
    * dev.compactor.core.prune.depth.DepthPruner} refuses them.
    */
+  /** The architectures factorization runs on, and linears the model has. */
+  private static void factorize(
+      FactorizeParams f, String path, ModelConfig m, List<RecipeProblem> out) {
+    try {
+      dev.compactor.core.factorize.Factorization.requireSupported(m);
+    } catch (UnsupportedOperationException e) {
+      out.add(new RecipeProblem(path, e.getMessage()));
+      return;
+    }
+    List<String> known = dev.compactor.core.model.internal.Layout.linears(m, 0);
+    for (int i = 0; i < f.linears().size(); i++) {
+      String l = f.linears().get(i);
+      boolean found = known.stream().anyMatch(k -> k.equals(l) || k.endsWith("." + l));
+      if (!found) {
+        out.add(
+            new RecipeProblem(
+                path + ".linears[" + i + "]",
+                "the model has no decoder linear '" + l + "'; its linears are " + known));
+      }
+    }
+  }
+
   private static void depth(
       PruneParams.Depth d, String path, ModelConfig m, List<RecipeProblem> out) {
     if (m.moe() || m.family() == ModelConfig.Family.GPT2) {

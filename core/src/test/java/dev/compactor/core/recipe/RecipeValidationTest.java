@@ -293,12 +293,16 @@ class RecipeValidationTest {
   }
 
   @Test
-  void factorizeNeedsExactlyOneOfRankAndRatio() {
+  void factorizeNeedsExactlyOneRankRule() {
     assertOnlyProblem(problems("  - factorize: {}\n", false), "stages[0].factorize", "rank");
     assertOnlyProblem(
         problems("  - factorize: { rank: 8, rank_ratio: 0.5 }\n", false),
         "stages[0].factorize",
-        "not both");
+        "not rank and rank_ratio");
+    assertOnlyProblem(
+        problems("  - factorize: { ratio: 0.5, energy: 0.9 }\n", false),
+        "stages[0].factorize",
+        "not ratio and energy");
   }
 
   @Test

@@ -370,6 +370,11 @@ public final class Forward {
     p.observe(layer, name, x);
     NDArray bias = w.get(name + ".bias");
     NDArray weight = w.get(name + ".weight");
+    if (weight == null && w.containsKey(name + ".v.weight")) {
+      // low-rank factorized (ModelConfig#lowRank): (x v^T) u^T, r (in + out) multiply-adds a token
+      x = Linear.linear(x, w.get(name + ".v.weight")).head();
+      weight = w.get(name + ".u.weight");
+    }
     return (bias == null ? Linear.linear(x, weight) : Linear.linear(x, weight, bias)).head();
   }
 

@@ -27,9 +27,47 @@ public final class Layout {
   /**
    * Layer {@code i}'s tensors, names relative to {@link #layerPrefix}. Layers differ only in a
    * mixture-of-experts model whose dense and sparse layers mix (see {@link
-   * ModelConfig#sparseLayer}).
+   * ModelConfig#sparseLayer}). A low-rank factorized linear {@code X} ({@link ModelConfig#lowRank})
+   * lists {@code X.v.weight} {@code [r, in]} and {@code X.u.weight} {@code [out, r]} in place of
+   * {@code X.weight}.
    */
   public static List<Spec> layer(ModelConfig c, int i) {
+    List<Spec> dense = denseLayer(c, i);
+    if (!c.factorized()) {
+      return dense;
+    }
+    String prefix = layerPrefix(c, "", i);
+    List<Spec> s = new ArrayList<>();
+    int found = 0;
+    for (Spec spec : dense) {
+      String name = spec.name();
+      String linear =
+          name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : null;
+      int r = linear == null || spec.shape().length != 2 ? 0 : c.lowRank(prefix + linear);
+      if (r == 0) {
+        s.add(spec);
+        continue;
+      }
+      found++;
+      long out = spec.shape()[0];
+      long in = spec.shape()[1];
+      s.add(new Spec(linear + ".v.weight", new long[] {r, in}, Init.NORMAL));
+      s.add(new Spec(linear + ".u.weight", new long[] {out, r}, Init.NORMAL));
+    }
+    long named = c.lowRank().keySet().stream().filter(n -> n.startsWith(prefix)).count();
+    if (named != found) {
+      throw new IllegalArgumentException(
+          "config.json: "
+              + ModelConfig.LOW_RANK
+              + " names a linear layer "
+              + i
+              + " does not have; its linears are "
+              + linears(c, i));
+    }
+    return s;
+  }
+
+  private static List<Spec> denseLayer(ModelConfig c, int i) {
     checkLayer(c, i);
     long h = c.hiddenSize();
     long inter = c.intermediateSize();

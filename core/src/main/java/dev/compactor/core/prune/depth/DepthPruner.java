@@ -46,6 +46,7 @@ public final class DepthPruner {
 
   /** Throws "not supported yet" for a model whose layers this class cannot remove. */
   public static void requireSupported(ModelConfig c, JsonNode raw) {
+    c.requireDenseLinears();
     if (c.family() == ModelConfig.Family.GPT2) {
       throw new UnsupportedOperationException(
           "not supported yet: depth pruning of " + c.modelType() + " (h.N layers, n_layer)");

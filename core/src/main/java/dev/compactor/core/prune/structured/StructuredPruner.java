@@ -217,6 +217,7 @@ public final class StructuredPruner {
     }
     ModelDirectory model = ModelDirectory.open(inputDir);
     ModelConfig config = ModelConfig.read(inputDir);
+    config.requireDenseLinears();
     check(config, spec);
     int seq = windows.get(0).length;
     for (int[] w : windows) {

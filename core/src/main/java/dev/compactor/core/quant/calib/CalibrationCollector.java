@@ -74,6 +74,7 @@ public final class CalibrationCollector {
       Propagation propagation,
       boolean withGram,
       int batchSize) {
+    config.requireDenseLinears();
     if (config.family() == ModelConfig.Family.GPT2) {
       throw new UnsupportedOperationException(
           "not supported yet: layer-wise calibration of "

@@ -31,6 +31,7 @@ public final class RtnCheckpointQuantizer {
       Path modelDir, int bits, boolean symmetric, int groupSize, Path outDir, DType floatType)
       throws IOException {
     ModelConfig model = ModelConfig.read(modelDir);
+    model.requireDenseLinears();
     if (model.family() != ModelConfig.Family.LLAMA) {
       throw new UnsupportedOperationException(
           "not supported yet: compressed-tensors export of " + model.modelType());

@@ -188,6 +188,7 @@ public final class QuantizationPipeline {
     long t0 = System.nanoTime();
     Map<String, Double> timings = new LinkedHashMap<>();
     ModelConfig config = ModelConfig.read(model);
+    config.requireDenseLinears();
     ModelDirectory input = ModelDirectory.open(model);
     int steps =
         (outputs.quantizesLayers() ? config.numLayers() : 0)

@@ -1,0 +1,82 @@
+package dev.compactor.core.recipe;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.compactor.core.factorize.FactorizeSpec;
+import dev.compactor.core.factorize.RankRule;
+import dev.compactor.core.model.ModelConfig;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The factorize stage's parameters: method, rank rules, linears, merge; and the model check. */
+class FactorizeParamsTest {
+
+  private static List<String> problems(String params) {
+    return Recipe.validate("name: t\nstages:\n  - factorize: " + params + "\n").stream()
+        .map(RecipeProblem::toString)
+        .toList();
+  }
+
+  private static FactorizeParams params(String json) {
+    return (FactorizeParams) StageSpec.fromJson(StageKind.FACTORIZE, json).params();
+  }
+
+  @Test
+  void ratioEnergyLinearsAndMergeValidateAndRoundTrip() {
+    assertEquals(List.of(), problems("{ ratio: 0.5 }"));
+    assertEquals(
+        List.of(),
+        problems("{ method: svd, energy: 0.95, linears: [q_proj, mlp.down_proj], merge: true }"));
+    FactorizeParams p = params("{\"method\":\"svd\",\"energy\":0.95,\"linears\":[\"q_proj\"]}");
+    assertEquals(RankRule.energy(0.95), p.rankRule());
+    FactorizeSpec spec = p.spec();
+    assertEquals(FactorizeSpec.Method.SVD, spec.method());
+    assertEquals(List.of("q_proj"), spec.linears());
+    assertEquals(p, params(p.toJson().toString()));
+    FactorizeParams d = params("{\"ratio\":0.7}");
+    assertEquals("svd_llm", d.method());
+    assertEquals(false, d.merge());
+    assertEquals(RankRule.ratio(0.7), d.rankRule());
+  }
+
+  @Test
+  void outOfRangeValuesAndUnknownMethodsAreProblems() {
+    assertTrue(problems("{ ratio: 1.0 }").get(0).contains("stages[0].factorize.ratio"));
+    assertTrue(problems("{ energy: 0 }").get(0).contains("stages[0].factorize.energy"));
+    assertTrue(
+        problems("{ ratio: 0.5, method: asvd }").get(0).contains("stages[0].factorize.method"));
+    assertTrue(problems("{ ratio: 0.5, linears: [] }").get(0).contains("linears"));
+    assertTrue(problems("{ ratio: 0.5, merge: yes please }").get(0).contains("merge"));
+  }
+
+  @Test
+  void fixedRankRulesValidateButAreNotImplemented() {
+    FactorizeParams p = params("{\"rank\":8}");
+    UnsupportedOperationException e =
+        assertThrows(UnsupportedOperationException.class, p::rankRule);
+    assertEquals("not supported yet: factorize rank=8 (use ratio or energy)", e.getMessage());
+  }
+
+  @Test
+  void modelCheckRefusesUnknownLinearsAndGpt2() {
+    ModelConfig llama = ModelConfig.llama(64, 32, 64, 2, 4, 2, 64);
+    Recipe ok =
+        Recipe.parse("name: t\nstages:\n  - factorize: { ratio: 0.5, linears: [q_proj] }\n");
+    assertEquals(List.of(), RecipeModelCheck.check(ok, llama, Long.MAX_VALUE));
+    Recipe bad =
+        Recipe.parse("name: t\nstages:\n  - factorize: { ratio: 0.5, linears: [c_attn] }\n");
+    List<RecipeProblem> problems = RecipeModelCheck.check(bad, llama, Long.MAX_VALUE);
+    assertEquals(1, problems.size(), problems.toString());
+    assertEquals("stages[0].factorize.linears[0]", problems.get(0).path());
+    ModelConfig gpt2 =
+        ModelConfig.fromJson(
+            "{\"model_type\":\"gpt2\",\"vocab_size\":64,\"n_embd\":32,\"n_layer\":2,"
+                + "\"n_head\":4,\"n_positions\":64}");
+    List<RecipeProblem> g = RecipeModelCheck.check(ok, gpt2, Long.MAX_VALUE);
+    assertTrue(
+        g.stream().anyMatch(p -> p.message().startsWith("not supported yet: factorizing gpt2")),
+        g.toString());
+  }
+}
