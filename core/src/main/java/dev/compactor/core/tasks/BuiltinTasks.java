@@ -16,11 +16,13 @@ import java.util.regex.Pattern;
  *
  * <ul>
  *   <li>{@code europarl-next-sentence} (multiple choice, 4 choices): a sentence as context; the
- *       sentence that follows it in the same speech against three sentences of similar length from
- *       other speeches. Chance is 25 %.
+ *       sentence that follows it in the same speech against three sentences of similar length (0.67
+ *       to 1.5 times) from other speeches. Chance is 25 %.
  *   <li>{@code europarl-last-word} (continuation, LAMBADA-style): a sentence of at least ten words
  *       without its last word; right when greedy decoding gives exactly that word.
  * </ul>
+ *
+ * <p>At most {@link #PER_SPEECH} documents come from one speech.
  */
 public final class BuiltinTasks {
 
@@ -31,6 +33,10 @@ public final class BuiltinTasks {
   public static final List<String> NAMES = List.of(NEXT_SENTENCE, LAST_WORD);
 
   private static final Pattern SENTENCE_END = Pattern.compile("(?<=[.!?])\\s+(?=[A-Z])");
+
+  /** Documents taken from one speech at most, so that they spread over many speakers and topics. */
+  static final int PER_SPEECH = 4;
+
   private static final Pattern LAST_WORD_END = Pattern.compile("^(.*\\S)\\s+([A-Za-z]{3,})\\.$");
 
   private BuiltinTasks() {}
@@ -80,7 +86,8 @@ public final class BuiltinTasks {
     List<TaskDoc> out = new ArrayList<>();
     for (int d = 0; d < byDoc.size() && out.size() < limit; d++) {
       List<String> s = byDoc.get(d);
-      for (int i = 0; i + 1 < s.size(); i++) {
+      int taken = 0;
+      for (int i = 0; i + 1 < s.size() && taken < PER_SPEECH && out.size() < limit; i++) {
         String context = s.get(i);
         String next = s.get(i + 1);
         if (!usable(context) || !usable(next)) {
@@ -103,7 +110,8 @@ public final class BuiltinTasks {
         out.add(
             new TaskDoc.MultipleChoice(
                 NEXT_SENTENCE + "-" + out.size(), context, choices, choices.indexOf(next), " "));
-        break; // one per speech: the documents spread over many speakers and topics
+        taken++;
+        i++; // the next pair would reuse this answer as its context
       }
     }
     return out;
@@ -112,15 +120,20 @@ public final class BuiltinTasks {
   static List<TaskDoc> lastWord(List<String> docs, int limit) {
     List<TaskDoc> out = new ArrayList<>();
     for (List<String> s : sentences(docs)) {
+      int taken = 0;
       for (String sentence : s) {
         var m = LAST_WORD_END.matcher(sentence);
-        if (sentence.split("\\s+").length >= 10 && sentence.length() <= 240 && m.matches()) {
+        if (taken < PER_SPEECH
+            && out.size() < limit
+            && sentence.split("\\s+").length >= 10
+            && sentence.length() <= 240
+            && m.matches()) {
           out.add(
               new TaskDoc.Continuation(
                   String.format(Locale.ROOT, "%s-%d", LAST_WORD, out.size()),
                   m.group(1),
                   " " + m.group(2)));
-          break;
+          taken++;
         }
       }
       if (out.size() >= limit) {
