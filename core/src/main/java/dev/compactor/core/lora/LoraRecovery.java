@@ -56,6 +56,7 @@ public final class LoraRecovery {
    *
    * @param before the compressed base on the held-out windows
    * @param after base + adapter on the same windows
+   * @param teacher the original model on the same windows (KL 0; its perplexity is the target)
    * @param training the distiller's report
    * @param adapterParameters A and B elements in all
    * @param targets adapted linears
@@ -66,6 +67,7 @@ public final class LoraRecovery {
   public record Result(
       Quality before,
       Quality after,
+      Quality teacher,
       DistillationReport training,
       long adapterParameters,
       int targets,
@@ -171,6 +173,7 @@ public final class LoraRecovery {
         return new Result(
             before,
             after,
+            quality(teacher, teacher, heldOut),
             report,
             adapter.parameterCount(),
             adapter.targets().size(),
