@@ -87,7 +87,11 @@ public final class PeftAdapterFiles {
     c.put("peft_type", "LORA");
     c.put("task_type", "CAUSAL_LM");
     c.put("r", adapter.rank());
-    c.put("lora_alpha", adapter.alpha());
+    if (adapter.alpha() == Math.rint(adapter.alpha()) && adapter.alpha() < 1 << 24) {
+      c.put("lora_alpha", (int) adapter.alpha());
+    } else {
+      c.put("lora_alpha", adapter.alpha());
+    }
     c.put("lora_dropout", 0.0);
     c.put("bias", "none");
     ArrayNode targets = c.putArray("target_modules");

@@ -19,11 +19,14 @@ import dev.compactor.core.io.SafetensorsFile;
 import dev.compactor.core.io.SafetensorsWriter;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.prune.TestModels;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -186,6 +189,70 @@ class LoraAdapterTest {
           assertArrayEquals(expected, logits(base, back));
         }
       }
+    }
+  }
+
+  /**
+   * The written adapter, read as PEFT and vLLM read it (check_lora_adapter.py: key names, shapes,
+   * targets) and applied in an independent plain-PyTorch forward, gives the logits the project
+   * computes with base + adapter: plain over a dense base, masked over a pruned one.
+   */
+  @Test
+  void adaptersMatchTheTorchReferenceAndThePeftLayout(@TempDir Path tmp) throws Exception {
+    Assumptions.assumeTrue(torchAvailable(), "python3 with torch and numpy is not installed");
+    for (boolean masked : new boolean[] {false, true}) {
+      String name = masked ? "masked" : "plain";
+      try (Transformer base = model(10)) {
+        if (masked) {
+          prune(base);
+        }
+        Path baseDir = TestModels.write(base, tmp.resolve(name + "-base"), DType.F32);
+        Path adapterDir = tmp.resolve(name + "-adapter");
+        float[] logits;
+        try (LoraAdapter adapter = LoraAdapter.create(base, SPEC, masked)) {
+          randomise(adapter, 11);
+          PeftAdapterFiles.write(adapter, adapterDir, baseDir.toString(), null);
+          logits = logits(base, adapter);
+        }
+        Path expected = tmp.resolve(name + "-expected");
+        try (SafetensorsWriter w = new SafetensorsWriter(expected, Map.of())) {
+          java.nio.ByteBuffer b =
+              java.nio.ByteBuffer.allocate(TOKENS.length * 8)
+                  .order(java.nio.ByteOrder.LITTLE_ENDIAN);
+          for (int id : TOKENS) {
+            b.putLong(id);
+          }
+          b.flip();
+          w.writeRaw("input_ids", DType.I64, new long[] {2, 6}, b);
+          w.write("logits", DType.F32, new long[] {2, 6, logits.length / TOKENS.length}, logits);
+        }
+        Process p =
+            new ProcessBuilder(
+                    PYTHON,
+                    "src/test/python/check_lora_adapter.py",
+                    baseDir.toString(),
+                    adapterDir.toString(),
+                    expected.resolve("model.safetensors").toString())
+                .redirectErrorStream(true)
+                .start();
+        String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "check_lora_adapter.py did not finish");
+        assertEquals(0, p.exitValue(), name + ": " + text);
+        assertTrue(text.contains("PEFT layout: ok") && text.contains("RESULT: OK"), text);
+      }
+    }
+  }
+
+  /** Debian's python3 has torch (1.13); a python3 earlier on PATH may not. */
+  private static final String PYTHON =
+      Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3";
+
+  private static boolean torchAvailable() {
+    try {
+      Process p = new ProcessBuilder(PYTHON, "-c", "import numpy, torch").start();
+      return p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0;
+    } catch (java.io.IOException | InterruptedException e) {
+      return false;
     }
   }
 
