@@ -139,7 +139,8 @@ public final class LoraCommand implements Command {
             steps / 20,
             0f,
             1f,
-            Math.max(0, Math.min(100, steps / 4)),
+            // the run's checkpoints live in a scratch directory deleted at the end: only the last
+            0,
             SEED);
 
     long start = System.nanoTime();

@@ -171,6 +171,7 @@ public final class PeftAdapterFiles {
     float alpha = (float) alphaNode.asDouble();
     refuseIf(c, "fan_in_fan_out", true);
     refuseIf(c, "use_dora", true);
+    refuseIf(c, "lora_bias", true);
     if (c.path("use_rslora").asBoolean(false)) {
       throw new UnsupportedOperationException("not supported yet: use_rslora=true");
     }
@@ -183,7 +184,13 @@ public final class PeftAdapterFiles {
         throw new UnsupportedOperationException("not supported yet: " + f + "=" + c.get(f));
       }
     }
-    for (String f : List.of("modules_to_save", "layers_to_transform", "layers_pattern")) {
+    for (String f :
+        List.of(
+            "modules_to_save",
+            "layers_to_transform",
+            "layers_pattern",
+            "exclude_modules",
+            "trainable_token_indices")) {
       if (c.hasNonNull(f)) {
         throw new UnsupportedOperationException("not supported yet: " + f + "=" + c.get(f));
       }

@@ -278,6 +278,15 @@ class LoraAdapterTest {
       assertThrows(
           UnsupportedOperationException.class, () -> PeftAdapterFiles.read(transposed, base));
 
+      Path loraBias = copy(good, tmp.resolve("lorabias"));
+      editConfig(loraBias, c -> c.put("lora_bias", true));
+      assertThrows(
+          UnsupportedOperationException.class, () -> PeftAdapterFiles.read(loraBias, base));
+
+      Path layers = copy(good, tmp.resolve("layers"));
+      editConfig(layers, c -> c.putArray("layers_to_transform").add(0));
+      assertThrows(UnsupportedOperationException.class, () -> PeftAdapterFiles.read(layers, base));
+
       Path regex = copy(good, tmp.resolve("regex"));
       editConfig(regex, c -> c.put("target_modules", ".*proj"));
       assertThrows(UnsupportedOperationException.class, () -> PeftAdapterFiles.read(regex, base));
