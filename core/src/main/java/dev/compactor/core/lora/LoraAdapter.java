@@ -3,7 +3,6 @@ package dev.compactor.core.lora;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.compactor.core.distill.Trainable;
 import dev.compactor.core.model.ModelConfig;
@@ -130,7 +129,8 @@ public final class LoraAdapter implements AutoCloseable {
             if (dense.getBoolean()) {
               p.mask = null;
             } else {
-              p.mask = nonZero.toType(DataType.FLOAT32, false);
+              // boolean: a quarter of a float mask; torch multiplies floats by it
+              p.mask = nonZero.duplicate();
               p.mask.attach(manager);
             }
           }
