@@ -1,6 +1,7 @@
 package dev.compactor.cli;
 
 import dev.compactor.cli.factorize.FactorizeCommand;
+import dev.compactor.cli.lora.LoraCommand;
 import dev.compactor.cli.moe.MoeTableCommand;
 import dev.compactor.cli.moe.MoefyCommand;
 import dev.compactor.cli.pipeline.CancelCommand;
@@ -40,7 +41,8 @@ public final class Commands {
           new PruneTableCommand(),
           new MoefyCommand(),
           new MoeTableCommand(),
-          new FactorizeCommand());
+          new FactorizeCommand(),
+          new LoraCommand());
 
   private Commands() {}
 

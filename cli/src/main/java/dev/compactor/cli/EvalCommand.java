@@ -38,8 +38,8 @@ final class EvalCommand implements Command {
 
   @Override
   public String usage() {
-    return "--model DIR --text FILE [--seq-len N] [--stride N] [--baseline DIR] [--json]"
-        + " [--layer-by-layer]";
+    return "--model DIR [--adapter PEFT_DIR] --text FILE [--seq-len N] [--stride N]"
+        + " [--baseline DIR] [--json] [--layer-by-layer]";
   }
 
   @Override
@@ -47,7 +47,7 @@ final class EvalCommand implements Command {
     Args args =
         Args.parse(
             argv,
-            Set.of("model", "text", "seq-len", "stride", "baseline"),
+            Set.of("model", "adapter", "text", "seq-len", "stride", "baseline"),
             Set.of("json", "layer-by-layer"));
     Path modelDir = args.requiredPath("model");
     Path textFile = args.requiredPath("text");
@@ -60,10 +60,16 @@ final class EvalCommand implements Command {
       throw new UsageException("--stride must be at least 1, found " + strideOpt);
     }
     boolean layerByLayer = args.has("layer-by-layer");
+    if (layerByLayer && args.present("adapter")) {
+      throw new UsageException("--adapter needs the resident model; drop --layer-by-layer");
+    }
     String text = readText(textFile);
     ProgressPrinter progress = new ProgressPrinter(err);
     try (TextTokenizer tokenizer = Tokenizers.forModel(modelDir);
-        CausalLM model = open(modelDir, layerByLayer)) {
+        CausalLM model =
+            args.present("adapter")
+                ? ModelLoading.adapted(modelDir, args.requiredPath("adapter"))
+                : open(modelDir, layerByLayer)) {
       int seqLen =
           seqLenOpt > 0 ? seqLenOpt : Math.min(model.maxSequenceLength(), DEFAULT_MAX_SEQ_LEN);
       int stride = strideOpt > 0 ? strideOpt : seqLen;

@@ -35,7 +35,7 @@ final class GenerateCommand implements Command {
   @Override
   public String usage() {
     return "--model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--seed S]"
-        + " [--json] [--gguf FILE]";
+        + " [--json] [--gguf FILE | --adapter PEFT_DIR]";
   }
 
   /** JSON has no NaN: a speed that was not measured (too few tokens) is null. */
@@ -52,7 +52,8 @@ final class GenerateCommand implements Command {
     Args args =
         Args.parse(
             argv,
-            Set.of("model", "prompt", "max-tokens", "temperature", "top-k", "seed", "gguf"),
+            Set.of(
+                "model", "prompt", "max-tokens", "temperature", "top-k", "seed", "gguf", "adapter"),
             Set.of("json"));
     Path dir = args.requiredPath("model");
     String prompt = args.required("prompt");
@@ -69,11 +70,16 @@ final class GenerateCommand implements Command {
     if (topK < 0) {
       throw new UsageException("--top-k must be >= 0, found " + topK);
     }
+    if (args.present("gguf") && args.present("adapter")) {
+      throw new UsageException("--adapter applies to a safetensors --model, not to --gguf");
+    }
     try (TextTokenizer tokenizer = Tokenizers.forModel(dir);
         CausalLM model =
             args.present("gguf")
                 ? new GgufCausalLM(GgufLlama.load(args.requiredPath("gguf")))
-                : ModelLoading.resident(dir)) {
+                : args.present("adapter")
+                    ? ModelLoading.adapted(dir, args.requiredPath("adapter"))
+                    : ModelLoading.resident(dir)) {
       if (tokenizer.encode(prompt).length == 0) {
         throw new UsageException("--prompt must not be empty");
       }

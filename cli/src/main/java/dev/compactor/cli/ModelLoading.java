@@ -3,6 +3,8 @@ package dev.compactor.cli;
 import ai.djl.Device;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.lora.AdaptedModel;
+import dev.compactor.core.lora.PeftAdapterFiles;
 import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.StreamingTransformer;
@@ -20,6 +22,20 @@ final class ModelLoading {
     ModelConfig config = ModelConfig.read(dir);
     try (TensorSource source = Checkpoints.open(dir)) {
       return Transformer.load(config, source, Device.cpu());
+    }
+  }
+
+  /**
+   * Loads the model in {@code dir} like {@link #resident} with the PEFT LoRA adapter in {@code
+   * adapter} applied on the fly (not merged); the adapter is checked against the model first.
+   */
+  static CausalLM adapted(Path dir, Path adapter) throws IOException {
+    Transformer base = Transformer.load(dir, Device.cpu());
+    try {
+      return new AdaptedModel(base, PeftAdapterFiles.read(adapter, base));
+    } catch (IOException | RuntimeException e) {
+      base.close();
+      throw e;
     }
   }
 

@@ -148,7 +148,7 @@ public final class ModelDirectory {
   }
 
   /** Reads a JSON object with the checkpoint limits (nesting, duplicate keys). */
-  static JsonNode readJsonObject(Path file) throws IOException {
+  public static JsonNode readJsonObject(Path file) throws IOException {
     JsonNode node;
     try (InputStream in = Files.newInputStream(file)) {
       node = JsonLimits.DOCUMENT.readTree(in);

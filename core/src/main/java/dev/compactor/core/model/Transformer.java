@@ -277,6 +277,19 @@ public final class Transformer implements CausalLM {
         (m, tokens, cache) -> forward.run(m, weights, tokens, cache, null, true));
   }
 
+  /**
+   * Incremental decoding like {@link #decoder(NDManager, int)}, every step computing with each
+   * decoder layer tensor replaced by what {@code transform} makes of it.
+   */
+  public Decoder decoder(NDManager manager, int batch, WeightTransform transform) {
+    Forward.Weights w = transformed(transform);
+    return new CachedDecoder(
+        manager,
+        config.numLayers(),
+        batch,
+        (m, tokens, cache) -> forward.run(m, w, tokens, cache, null, true));
+  }
+
   private Map<String, NDArray> layerView(int i) {
     String prefix = Layout.layerPrefix(config, base, i);
     Map<String, NDArray> view = new LinkedHashMap<>();
