@@ -1,5 +1,6 @@
 package dev.compactor.cli;
 
+import dev.compactor.cli.distill.DistillCommand;
 import dev.compactor.cli.moe.MoeTableCommand;
 import dev.compactor.cli.moe.MoefyCommand;
 import dev.compactor.cli.pipeline.CancelCommand;
@@ -37,7 +38,8 @@ public final class Commands {
           new QualityTableCommand(),
           new PruneTableCommand(),
           new MoefyCommand(),
-          new MoeTableCommand());
+          new MoeTableCommand(),
+          new DistillCommand());
 
   private Commands() {}
 

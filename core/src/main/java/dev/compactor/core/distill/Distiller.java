@@ -53,6 +53,23 @@ public final class Distiller {
   private final DistillationSpec spec;
   private final CheckpointSink sink;
   private final DistillationDepth depth;
+  private final Progress progress;
+
+  /** Told after every step: for a command line's progress. */
+  public interface Progress {
+    void step(long step, long totalSteps, double loss);
+  }
+
+  /**
+   * Held-out quality of a student against its teacher at temperature 1, over the positions that
+   * count: mean KL(teacher || student) per token, the student's next-token cross-entropy and its
+   * exponential (perplexity).
+   */
+  public record HeldOut(double kl, double crossEntropy, long positions) {
+    public double perplexity() {
+      return Math.exp(crossEntropy);
+    }
+  }
 
   public Distiller(DistillationSpec spec, CheckpointSink sink) {
     this(spec, sink, DistillationDepth.NONE);
@@ -60,9 +77,18 @@ public final class Distiller {
 
   /** A distiller adding {@code depth}'s hidden-state loss or cached teacher top-k to logit KD. */
   public Distiller(DistillationSpec spec, CheckpointSink sink, DistillationDepth depth) {
+    this(spec, sink, depth, null);
+  }
+
+  /**
+   * As {@link #Distiller(DistillationSpec, CheckpointSink, DistillationDepth)}, telling progress.
+   */
+  public Distiller(
+      DistillationSpec spec, CheckpointSink sink, DistillationDepth depth, Progress progress) {
     this.spec = spec;
     this.sink = sink;
     this.depth = depth;
+    this.progress = progress;
   }
 
   /**
@@ -126,7 +152,7 @@ public final class Distiller {
               topK.file() == null ? workDir.resolve("teacher-topk.bin") : topK.file(),
               topK.teacherId() == null ? TeacherTopKCache.teacherId(teacherDir) : topK.teacherId());
     }
-    return new Distiller(spec, sink, new DistillationDepth(hidden, topK));
+    return new Distiller(spec, sink, new DistillationDepth(hidden, topK), progress);
   }
 
   /**
@@ -211,6 +237,9 @@ public final class Distiller {
       for (long step = first; step < spec.steps(); step++) {
         double value = trainStep(ctx, order.batch(step), optimizer, step);
         losses.add(value);
+        if (progress != null) {
+          progress.step(step + 1, spec.steps(), value);
+        }
         if ((step - first) % sampleEvery == 0 || step == spec.steps() - 1) {
           curve.add(new DistillationReport.LossPoint(step + 1, value));
         }
@@ -446,6 +475,54 @@ public final class Distiller {
       }
     }
     return sum / positions;
+  }
+
+  /**
+   * {@link HeldOut} of {@code student} against {@code teacher} on {@code windows} (each {@code seq
+   * + 1} ids), counting only the targets {@code masks} keeps (null: all).
+   */
+  public static HeldOut heldOut(
+      CausalLM teacher, CausalLM student, List<int[]> windows, List<boolean[]> masks, int batch) {
+    int seq = windows.get(0).length - 1;
+    double kl = 0;
+    double ce = 0;
+    long positions = 0;
+    try (NDManager m = NDManager.newBaseManager();
+        DistillationLoss loss = new DistillationLoss(m, 1f, 1f)) {
+      for (int start = 0; start < windows.size(); start += batch) {
+        int n = Math.min(batch, windows.size() - start);
+        int[] inputs = new int[n * seq];
+        int[] targets = new int[n * seq];
+        float[] keep = new float[n * seq];
+        long kept = 0;
+        for (int b = 0; b < n; b++) {
+          int[] w = windows.get(start + b);
+          System.arraycopy(w, 0, inputs, b * seq, seq);
+          System.arraycopy(w, 1, targets, b * seq, seq);
+          for (int t = 0; t < seq; t++) {
+            boolean k = masks == null || masks.get(start + b)[t];
+            keep[b * seq + t] = k ? 1f : 0f;
+            kept += k ? 1 : 0;
+          }
+        }
+        if (kept == 0) {
+          continue;
+        }
+        try (NDManager sub = m.newSubManager()) {
+          NDArray in = sub.create(inputs, new Shape(n, seq));
+          DistillationLoss.Terms terms =
+              loss.terms(
+                  student.logits(sub, in),
+                  teacher.logits(sub, in),
+                  sub.create(targets, new Shape(n, seq)),
+                  sub.create(keep, new Shape(n, seq)));
+          kl += terms.kl().getFloat() * kept;
+          ce += terms.crossEntropy().getFloat() * kept;
+          positions += kept;
+        }
+      }
+    }
+    return new HeldOut(kl / positions, ce / positions, positions);
   }
 
   private static int checkWindows(List<int[]> windows, Transformer student) {
