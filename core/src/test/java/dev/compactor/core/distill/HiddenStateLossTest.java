@@ -21,6 +21,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -169,6 +170,54 @@ class HiddenStateLossTest {
       assertTrue(
           student.parameters().keySet().stream()
               .noneMatch(n -> n.startsWith(HiddenStateLoss.PROJECTION_PREFIX)));
+    }
+  }
+
+  @Test
+  void resumingWithLearnedProjectionsIsExact(@TempDir Path tmp) throws Exception {
+    List<int[]> windows = DistillerTest.markovWindows(12, 17, 4);
+    DistillationSpec spec = new DistillationSpec(2f, 0.7f, 6, 4, 3e-3f, 1, 0.01f, 1f, 3, 77L);
+    ModelConfig narrow = ModelConfig.llama(67, 16, 24, 2, 2, 1, 64);
+    DistillationDepth depth =
+        new DistillationDepth(
+            new DistillationDepth.Hidden(HiddenStateLoss.Kind.MSE, 100f, new int[] {0, 1}), null);
+    try (Transformer teacher = Transformer.randomInit(TestModels.tinyLlama(2), 1, Device.cpu());
+        Transformer straight = Transformer.randomInit(narrow, 2, Device.cpu())) {
+      new Distiller(spec, new LocalCheckpointSink(tmp.resolve("a"), 2), depth)
+          .distill(teacher, straight, windows);
+      LocalCheckpointSink sink = new LocalCheckpointSink(tmp.resolve("b"), 2);
+      CheckpointSink dying =
+          new CheckpointSink() {
+            @Override
+            public void save(long step, Path directory) throws java.io.IOException {
+              sink.save(step, directory);
+              throw new IllegalStateException("worker killed after step " + step);
+            }
+
+            @Override
+            public Optional<Checkpoint> latest() throws java.io.IOException {
+              return sink.latest();
+            }
+          };
+      try (Transformer first = Transformer.randomInit(narrow, 2, Device.cpu())) {
+        assertThrows(
+            IllegalStateException.class,
+            () -> new Distiller(spec, dying, depth).distill(teacher, first, windows));
+      }
+      try (Transformer restarted = Transformer.randomInit(narrow, 2, Device.cpu())) {
+        DistillationReport r =
+            new Distiller(spec, sink, depth).distill(teacher, restarted, windows);
+        assertEquals(3, r.resumedFromStep());
+        float max = 0;
+        for (var e : straight.parameters().entrySet()) {
+          float[] x = e.getValue().toFloatArray();
+          float[] y = restarted.parameters().get(e.getKey()).toFloatArray();
+          for (int i = 0; i < x.length; i++) {
+            max = Math.max(max, Math.abs(x[i] - y[i]));
+          }
+        }
+        assertTrue(max <= 1e-5f, "weights differ by " + max + " (projections not restored?)");
+      }
     }
   }
 
