@@ -60,6 +60,7 @@ public final class DistillCommand implements Command {
           "temperature",
           "alpha",
           "calibration",
+          "eval-data",
           "samples",
           "seq-len",
           "eval-windows",
@@ -86,7 +87,7 @@ public final class DistillCommand implements Command {
     return "--teacher DIR (--keep-layers N | --student DIR) [--steps N] [--lr X] [--batch N]"
         + " [--temperature T] [--alpha A] [--calibration FILE] [--samples N] [--seq-len N]"
         + " [--eval-windows N] [--hidden-loss mse|cosine] [--hidden-weight B] [--teacher-topk K]"
-        + " [--data FILE.jsonl] [--work DIR] --out DIR [--json]";
+        + " [--data FILE.jsonl] [--eval-data FILE.jsonl] [--work DIR] --out DIR [--json]";
   }
 
   @Override
@@ -152,6 +153,9 @@ public final class DistillCommand implements Command {
     try {
       // data: training windows (+ masks) and held-out windows (+ masks)
       Data d = data(a, teacherDir, data, calibration, err);
+      if (a.present("eval-data")) {
+        d = withEvalData(d, Path.of(a.required("eval-data")), teacherDir);
+      }
       err.printf(
           "data: %d training and %d held-out windows of %d tokens from %s (%.1f s)%n",
           d.train.size(), d.eval.size(), d.train.get(0).length - 1, d.source, seconds(start));
@@ -249,6 +253,9 @@ public final class DistillCommand implements Command {
         dataNode.put("sha256", d.sha256);
         dataNode.put("train_windows", d.train.size());
         dataNode.put("eval_windows", d.eval.size());
+        if (a.present("eval-data")) {
+          dataNode.put("eval_source", a.required("eval-data"));
+        }
         dataNode.put("seq_len", d.train.get(0).length - 1);
         dataNode.put("completion_only", d.trainMasks != null);
         summary.put("store_as", storeAs.name());
@@ -415,6 +422,31 @@ public final class DistillCommand implements Command {
                 + " tokens");
       }
       return new Data(train, null, eval, null, cal.source(), cal.sha256());
+    }
+  }
+
+  /**
+   * {@code --eval-data FILE.jsonl}: every example of FILE held out, scored on its completion tokens
+   * (to compare a task-distilled student with a general one on the same task set).
+   */
+  private static Data withEvalData(Data d, Path file, Path teacher) throws Exception {
+    if (!Files.isRegularFile(file)) {
+      throw new UsageException("--eval-data: expected a JSONL file, found none at " + file);
+    }
+    try (TextTokenizer tokenizer = Tokenizers.forModel(teacher)) {
+      List<TaskData.Example> examples = TaskData.read(file, tokenizer);
+      int seq = TaskData.longest(examples) - 1;
+      int context = dev.compactor.core.model.ModelConfig.read(teacher).maxPositions();
+      if (seq + 1 > context) {
+        throw new UsageException(
+            "--eval-data: the longest example has "
+                + (seq + 1)
+                + " tokens, over the model's context of "
+                + context);
+      }
+      TaskData.Windows eval = TaskData.windows(examples, seq, tokenizer.eosId().orElse(0));
+      return new Data(
+          d.train, d.trainMasks, eval.windows(), eval.targetMasks(), d.source, d.sha256);
     }
   }
 

@@ -75,6 +75,16 @@ class DistillCommandTest {
         "8",
         "--out",
         out);
+    usageError(
+        "--eval-data: expected a JSONL file",
+        "--keep-layers",
+        "2",
+        "--data",
+        data.toString(),
+        "--eval-data",
+        "nope",
+        "--out",
+        out);
     usageError("mse or cosine", "--keep-layers", "2", "--hidden-loss", "l2", "--out", out);
     usageError("alpha must be in [0, 1]", "--keep-layers", "2", "--alpha", "2", "--out", out);
   }
