@@ -33,6 +33,11 @@ import org.slf4j.LoggerFactory;
  * (computed outside the gradient tape, so the teacher is never differentiated) and the true next
  * tokens, and takes an AdamW step on a warm-up + cosine learning-rate schedule.
  *
+ * <p>A {@link DistillationDepth} adds a {@link HiddenStateLoss} on the per-layer residual streams
+ * (its projections trained and checkpointed with the student), or replaces the teacher pass by the
+ * teacher's top-k log-probabilities read from a {@link TeacherTopKCache} computed once; target
+ * masks (task data) restrict every term to the completion tokens.
+ *
  * <p>Every {@code checkpointEvery} steps the student's weights, the optimizer's moments and the
  * step are handed to a {@link CheckpointSink}. A run started with a sink that already holds a
  * checkpoint continues from it: the data order is a pure function of seed and step ({@link
@@ -195,7 +200,7 @@ public final class Distiller {
     try (NDManager constants = NDManager.newBaseManager(student.device());
         DistillationLoss loss = new DistillationLoss(constants, spec.temperature(), spec.alpha());
         HiddenStateLoss hidden = hiddenLoss(constants, teacher, student, windows.get(0));
-        TeacherTopKCache cache = topKCache(teacher, windows)) {
+        TeacherTopKCache cache = topKCache(teacher, windows, student.device())) {
       Map<String, NDArray> params = new LinkedHashMap<>(trainable.parameters());
       if (hidden != null) {
         params.putAll(hidden.projections());
@@ -360,7 +365,8 @@ public final class Distiller {
         spec.seed());
   }
 
-  private TeacherTopKCache topKCache(CausalLM teacher, List<int[]> windows) throws IOException {
+  private TeacherTopKCache topKCache(CausalLM teacher, List<int[]> windows, Device device)
+      throws IOException {
     DistillationDepth.TopK t = depth.topK();
     if (t == null) {
       return null;
@@ -370,7 +376,7 @@ public final class Distiller {
           "a cached teacher top-k needs a file and a teacher identity to bind it to");
     }
     return TeacherTopKCache.openOrBuild(
-        t.file(), teacher, t.teacherId(), windows, t.k(), spec.batchSize());
+        t.file(), teacher, t.teacherId(), windows, t.k(), spec.batchSize(), device);
   }
 
   private static double trainStep(Step ctx, int[] batch, StudentOptimizer optimizer, long step)

@@ -1,5 +1,6 @@
 package dev.compactor.core.distill;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -78,6 +79,19 @@ public final class TeacherTopKCache implements AutoCloseable {
   public static TeacherTopKCache openOrBuild(
       Path file, CausalLM teacher, String teacherId, List<int[]> windows, int k, int batchSize)
       throws IOException {
+    return openOrBuild(file, teacher, teacherId, windows, k, batchSize, Device.cpu());
+  }
+
+  /** As above, running the teacher's passes on {@code device} (the teacher's). */
+  public static TeacherTopKCache openOrBuild(
+      Path file,
+      CausalLM teacher,
+      String teacherId,
+      List<int[]> windows,
+      int k,
+      int batchSize,
+      Device device)
+      throws IOException {
     int vocab = teacher.vocabSize();
     if (k < 1 || k > vocab) {
       throw new IllegalArgumentException(
@@ -93,7 +107,7 @@ public final class TeacherTopKCache implements AutoCloseable {
       }
       LOG.warn("teacher top-k cache {} not used ({}); recomputing it", file, problem);
     }
-    build(file, teacher, windows, k, batchSize, header);
+    build(file, teacher, windows, k, batchSize, header, device);
     return open(file, k, windows.size(), seq);
   }
 
@@ -177,7 +191,13 @@ public final class TeacherTopKCache implements AutoCloseable {
   }
 
   private static void build(
-      Path file, CausalLM teacher, List<int[]> windows, int k, int batchSize, byte[] header)
+      Path file,
+      CausalLM teacher,
+      List<int[]> windows,
+      int k,
+      int batchSize,
+      byte[] header,
+      Device device)
       throws IOException {
     int seq = windows.get(0).length - 1;
     Path dir = file.toAbsolutePath().getParent();
@@ -186,7 +206,7 @@ public final class TeacherTopKCache implements AutoCloseable {
     long started = System.nanoTime();
     CRC32 crc = new CRC32();
     try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE);
-        NDManager root = NDManager.newBaseManager()) {
+        NDManager root = NDManager.newBaseManager(device)) {
       out.position(HEADER_BYTES);
       for (int start = 0; start < windows.size(); start += batchSize) {
         int n = Math.min(batchSize, windows.size() - start);
