@@ -124,5 +124,28 @@ class DistillCommandTest {
     assertEquals("distill", provenance.get("stage").asText());
     assertEquals("distill", provenance.get("command_line").get(0).asText());
     assertTrue(r.err().contains("step 12/12"), r.err());
+
+    // the written student trains on, from its own directory, against the cached teacher top-k
+    Path again = tmp.resolve("again");
+    CliRun second =
+        distill(
+            "--student",
+            out.toString(),
+            "--steps",
+            "3",
+            "--lr",
+            "1e-3",
+            "--data",
+            data.toString(),
+            "--teacher-topk",
+            "16",
+            "--out",
+            again.toString(),
+            "--json");
+    assertEquals(0, second.code(), second.err());
+    JsonNode s2 = JSON.readTree(second.out());
+    assertEquals(16, s2.get("teacher_topk").asInt());
+    assertEquals(out.toAbsolutePath().toString(), s2.get("student").asText());
+    assertEquals(2, ModelConfig.read(again).numLayers());
   }
 }
