@@ -9,11 +9,13 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import dev.compactor.core.io.DType;
 import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.prune.TestModels;
 import java.io.IOException;
 import java.io.RandomAccessFile;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -160,6 +162,39 @@ class TeacherTopKCacheTest {
         assertTrue(diff <= 1e-5f, "weights differ by " + diff);
       }
     }
+  }
+
+  @Test
+  void aDirectoryRunKeepsTheCacheInItsWorkDirectoryBoundToTheWeights(@TempDir Path tmp)
+      throws Exception {
+    Path teacherDir;
+    try (Transformer teacher = Transformer.randomInit(TestModels.tinyLlama(2), 1, Device.cpu())) {
+      teacherDir = TestModels.write(teacher, tmp.resolve("teacher"), DType.F32);
+    }
+    List<int[]> windows = DistillerTest.markovWindows(8, 9, 4);
+    DistillationSpec spec = new DistillationSpec(2f, 0.7f, 4, 4, 3e-3f, 1, 0f, 1f, 0, 7L);
+    DistillationDepth depth =
+        new DistillationDepth(null, new DistillationDepth.TopK(8, null, null));
+    Path work = Files.createDirectories(tmp.resolve("work"));
+    DistillationReport r =
+        new Distiller(spec, new HiddenStateLossTest.NoCheckpoints(), depth)
+            .distillDirectory(
+                teacherDir, work, tmp.resolve("out"), 1, windows, DType.F32, Device.cpu());
+    assertEquals(4, r.totalSteps());
+    Path cache = work.resolve("teacher-topk.bin");
+    assertTrue(Files.isRegularFile(cache));
+    byte[] header =
+        TeacherTopKCache.header(
+            8,
+            windows.size(),
+            8,
+            VOCAB,
+            java.security.MessageDigest.getInstance("SHA-256")
+                .digest(
+                    TeacherTopKCache.teacherId(teacherDir)
+                        .getBytes(java.nio.charset.StandardCharsets.UTF_8)),
+            TeacherTopKCache.windowsHash(windows));
+    assertEquals(null, TeacherTopKCache.check(cache, header));
   }
 
   @Test
