@@ -128,6 +128,41 @@ class HiddenStateLossTest {
   }
 
   @Test
+  void everyForwardHandsBackTheSameLayerOutputs(@TempDir Path tmp) throws Exception {
+    int[] w = DistillerTest.markovWindows(1, 9, 3).get(0);
+    try (Transformer model = Transformer.randomInit(TestModels.tinyLlama(3), 1, Device.cpu());
+        NDManager m = NDManager.newBaseManager()) {
+      Path dir = TestModels.write(model, tmp.resolve("m"), dev.compactor.core.io.DType.F32);
+      NDArray in = m.create(java.util.Arrays.copyOf(w, 8), new Shape(1, 8));
+      List<NDArray> eval = new ArrayList<>();
+      NDArray logits = model.logitsWithHidden(m, in, eval);
+      List<NDArray> train = new ArrayList<>();
+      model.forward(m, in, null, train);
+      List<NDArray> streamed = new ArrayList<>();
+      try (dev.compactor.core.model.StreamingTransformer s =
+          dev.compactor.core.model.StreamingTransformer.open(dir, Device.cpu())) {
+        s.logitsWithHidden(m, in, streamed);
+      }
+      assertEquals(3, eval.size());
+      assertEquals(new Shape(1, 8, 32), eval.get(2).getShape());
+      for (int i = 0; i < 3; i++) {
+        assertClose(eval.get(i).toFloatArray(), train.get(i), "train layer " + i);
+        assertClose(eval.get(i).toFloatArray(), streamed.get(i), "streamed layer " + i);
+      }
+      assertClose(model.logits(m, in).toFloatArray(), logits, "logits");
+      // the last layer's output through the final norm and the head gives the logits
+      NDArray x = eval.get(2);
+      NDArray rms = x.square().mean(new int[] {2}, true).add(m.create(1e-5f)).sqrt();
+      NDArray normed = x.div(rms).mul(model.parameters().get("model.norm.weight"));
+      NDArray head =
+          model
+              .parameters()
+              .getOrDefault("lm_head.weight", model.parameters().get("model.embed_tokens.weight"));
+      assertClose(logits.toFloatArray(), normed.matMul(head.transpose()), "head of last layer");
+    }
+  }
+
+  @Test
   void hiddenLossFallsWithTraining() throws Exception {
     List<int[]> windows = DistillerTest.markovWindows(16, 17, 4);
     DistillationSpec spec = new DistillationSpec(2f, 0.5f, 30, 4, 3e-3f, 2, 0f, 1f, 0, 5L);
