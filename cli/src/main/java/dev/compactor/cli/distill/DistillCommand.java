@@ -21,6 +21,8 @@ import dev.compactor.core.distill.TaskData;
 import dev.compactor.core.distill.Trainable;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.ModelDirectory;
+import dev.compactor.core.model.CausalLM;
+import dev.compactor.core.model.StreamingTransformer;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
@@ -48,6 +50,7 @@ public final class DistillCommand implements Command {
 
   static final long SEED = 1234;
   static final String PROVENANCE_FILE = "compactor.json";
+  static final long RESIDENT_TEACHER_BYTES = 4L << 30;
 
   private static final Set<String> VALUES =
       Set.of(
@@ -183,7 +186,13 @@ public final class DistillCommand implements Command {
                     dev.compactor.core.distill.TeacherTopKCache.teacherId(teacherDir)));
       }
       ObjectNode summary = new ObjectMapper().createObjectNode();
-      try (Transformer teacher = Transformer.load(teacherDir, Device.cpu());
+      // like Distiller.distillDirectory: a teacher over 4 GiB of fp32 weights is streamed per pass
+      boolean resident =
+          ModelDirectory.open(teacherDir).parameterCount() * Float.BYTES <= RESIDENT_TEACHER_BYTES;
+      try (CausalLM teacher =
+              resident
+                  ? Transformer.load(teacherDir, Device.cpu())
+                  : StreamingTransformer.open(teacherDir, Device.cpu());
           Transformer student = Transformer.load(init, Device.cpu())) {
         int evalBatch = Math.max(1, batch);
         Distiller.HeldOut before =
