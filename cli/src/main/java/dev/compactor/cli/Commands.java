@@ -1,5 +1,6 @@
 package dev.compactor.cli;
 
+import dev.compactor.cli.distill.DistillCommand;
 import dev.compactor.cli.factorize.FactorizeCommand;
 import dev.compactor.cli.lora.LoraCommand;
 import dev.compactor.cli.moe.MoeTableCommand;
@@ -42,7 +43,8 @@ public final class Commands {
           new MoefyCommand(),
           new MoeTableCommand(),
           new FactorizeCommand(),
-          new LoraCommand());
+          new LoraCommand(),
+          new DistillCommand());
 
   private Commands() {}
 

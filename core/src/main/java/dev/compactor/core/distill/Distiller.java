@@ -3,6 +3,7 @@ package dev.compactor.core.distill;
 import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
@@ -32,6 +33,11 @@ import org.slf4j.LoggerFactory;
  * (computed outside the gradient tape, so the teacher is never differentiated) and the true next
  * tokens, and takes an AdamW step on a warm-up + cosine learning-rate schedule.
  *
+ * <p>A {@link DistillationDepth} adds a {@link HiddenStateLoss} on the per-layer residual streams
+ * (its projections trained and checkpointed with the student), or replaces the teacher pass by the
+ * teacher's top-k log-probabilities read from a {@link TeacherTopKCache} computed once; target
+ * masks (task data) restrict every term to the completion tokens.
+ *
  * <p>Every {@code checkpointEvery} steps the student's weights, the optimizer's moments and the
  * step are handed to a {@link CheckpointSink}. A run started with a sink that already holds a
  * checkpoint continues from it: the data order is a pure function of seed and step ({@link
@@ -51,10 +57,43 @@ public final class Distiller {
 
   private final DistillationSpec spec;
   private final CheckpointSink sink;
+  private final DistillationDepth depth;
+  private final Progress progress;
+
+  /** Told after every step: for a command line's progress. */
+  public interface Progress {
+    void step(long step, long totalSteps, double loss);
+  }
+
+  /**
+   * Held-out quality of a student against its teacher at temperature 1, over the positions that
+   * count: mean KL(teacher || student) per token, the student's next-token cross-entropy and its
+   * exponential (perplexity).
+   */
+  public record HeldOut(double kl, double crossEntropy, long positions) {
+    public double perplexity() {
+      return Math.exp(crossEntropy);
+    }
+  }
 
   public Distiller(DistillationSpec spec, CheckpointSink sink) {
+    this(spec, sink, DistillationDepth.NONE);
+  }
+
+  /** A distiller adding {@code depth}'s hidden-state loss or cached teacher top-k to logit KD. */
+  public Distiller(DistillationSpec spec, CheckpointSink sink, DistillationDepth depth) {
+    this(spec, sink, depth, null);
+  }
+
+  /**
+   * As {@link #Distiller(DistillationSpec, CheckpointSink, DistillationDepth)}, telling progress.
+   */
+  public Distiller(
+      DistillationSpec spec, CheckpointSink sink, DistillationDepth depth, Progress progress) {
     this.spec = spec;
     this.sink = sink;
+    this.depth = depth;
+    this.progress = progress;
   }
 
   /**
@@ -86,7 +125,7 @@ public final class Distiller {
                 ? Transformer.load(teacherDir, device)
                 : StreamingTransformer.open(teacherDir, device);
         Transformer student = Transformer.load(studentDir, device)) {
-      report = distill(teacher, student, windows);
+      report = forDirectory(teacherDir, workDir, built).distill(teacher, student, windows);
       Map<String, String> metadata = new LinkedHashMap<>();
       metadata.put("compactor.distill.teacher_layers", Arrays.toString(built.keptLayers()));
       metadata.put("compactor.distill.steps", Long.toString(report.totalSteps()));
@@ -97,6 +136,28 @@ public final class Distiller {
     teacherFiles.copyAuxiliaryFilesTo(outputDir);
     DistillationCheckpoint.deleteTree(studentDir);
     return report;
+  }
+
+  /**
+   * This distiller with the defaults of a directory run filled in: hidden states matched to the
+   * teacher layers the student was built from, the top-k cache in the work directory, bound to the
+   * teacher directory's weights.
+   */
+  private Distiller forDirectory(Path teacherDir, Path workDir, StudentBuilder.Student built)
+      throws IOException {
+    DistillationDepth.Hidden hidden = depth.hidden();
+    if (hidden != null && hidden.teacherLayers() == null) {
+      hidden = hidden.withTeacherLayers(built.keptLayers());
+    }
+    DistillationDepth.TopK topK = depth.topK();
+    if (topK != null) {
+      topK =
+          new DistillationDepth.TopK(
+              topK.k(),
+              topK.file() == null ? workDir.resolve("teacher-topk.bin") : topK.file(),
+              topK.teacherId() == null ? TeacherTopKCache.teacherId(teacherDir) : topK.teacherId());
+    }
+    return new Distiller(spec, sink, new DistillationDepth(hidden, topK), progress);
   }
 
   /**
@@ -114,8 +175,20 @@ public final class Distiller {
    */
   public DistillationReport distill(CausalLM teacher, Trainable trainable, List<int[]> windows)
       throws IOException {
+    return distill(teacher, trainable, windows, null);
+  }
+
+  /**
+   * As {@link #distill(CausalLM, Trainable, List)}, with the loss counted only where {@code
+   * targetMasks} (one per window, {@code seq} entries for the {@code seq} next-token targets; null:
+   * every position) is true: task distillation trains on completion tokens only.
+   */
+  public DistillationReport distill(
+      CausalLM teacher, Trainable trainable, List<int[]> windows, List<boolean[]> targetMasks)
+      throws IOException {
     Transformer student = trainable.model();
     int seq = checkWindows(windows, student);
+    checkMasks(targetMasks, windows.size(), seq);
     if (teacher.vocabSize() != student.vocabSize()) {
       throw new IllegalArgumentException(
           "teacher and student must share a vocabulary: "
@@ -124,12 +197,31 @@ public final class Distiller {
               + student.vocabSize());
     }
     long started = System.nanoTime();
-    TrainingOrder order = new TrainingOrder(windows.size(), spec.batchSize(), spec.seed());
-    Map<String, NDArray> params = trainable.parameters();
     try (NDManager constants = NDManager.newBaseManager(student.device());
         DistillationLoss loss = new DistillationLoss(constants, spec.temperature(), spec.alpha());
+        HiddenStateLoss hidden = hiddenLoss(constants, teacher, student, windows.get(0));
+        TeacherTopKCache cache = topKCache(teacher, windows, student.device())) {
+      Map<String, NDArray> params = new LinkedHashMap<>(trainable.parameters());
+      if (hidden != null) {
+        params.putAll(hidden.projections());
+        LOG.info(
+            "hidden-state loss: student layers {} -> teacher layers {}, {} projections",
+            Arrays.toString(hidden.studentLayers()),
+            Arrays.toString(hidden.teacherLayers()),
+            hidden.projections().size());
+      }
+      Step ctx = new Step(teacher, trainable, windows, targetMasks, seq, loss, hidden, cache);
+      return train(ctx, params, started, seq);
+    }
+  }
+
+  private DistillationReport train(Step ctx, Map<String, NDArray> params, long started, int seq)
+      throws IOException {
+    List<int[]> windows = ctx.windows;
+    TrainingOrder order = new TrainingOrder(windows.size(), spec.batchSize(), spec.seed());
+    try (NDManager constants = NDManager.newBaseManager(ctx.student.model().device());
         StudentOptimizer optimizer =
-            new StudentOptimizer(params, spec, constants, trainable.keepZeros())) {
+            new StudentOptimizer(params, spec, constants, ctx.student.keepZeros())) {
       if (!optimizer.maskedParameters().isEmpty()) {
         LOG.info(
             "keeping the zeros of {} pruned decoder linear weights at zero",
@@ -148,9 +240,11 @@ public final class Distiller {
       int sampleEvery = Math.max(1, (int) ((spec.steps() - first) / CURVE_POINTS));
       int checkpoints = 0;
       for (long step = first; step < spec.steps(); step++) {
-        double value =
-            trainStep(teacher, trainable, windows, order.batch(step), seq, loss, optimizer, step);
+        double value = trainStep(ctx, order.batch(step), optimizer, step);
         losses.add(value);
+        if (progress != null) {
+          progress.step(step + 1, spec.steps(), value);
+        }
         if ((step - first) % sampleEvery == 0 || step == spec.steps() - 1) {
           curve.add(new DistillationReport.LossPoint(step + 1, value));
         }
@@ -209,30 +303,127 @@ public final class Distiller {
     return out;
   }
 
-  private static double trainStep(
+  /** What every step of one run reads. */
+  private record Step(
       CausalLM teacher,
       Trainable student,
       List<int[]> windows,
-      int[] batch,
+      List<boolean[]> masks,
       int seq,
       DistillationLoss loss,
-      StudentOptimizer optimizer,
-      long step) {
+      HiddenStateLoss hidden,
+      TeacherTopKCache cache) {}
+
+  private HiddenStateLoss hiddenLoss(
+      NDManager constants, CausalLM teacher, Transformer student, int[] window) {
+    DistillationDepth.Hidden h = depth.hidden();
+    if (h == null) {
+      return null;
+    }
+    // One token through the teacher tells its depth and width, whichever CausalLM it is.
+    List<NDArray> probe = new ArrayList<>();
+    long teacherWidth;
+    try (NDManager m = NDManager.newBaseManager(student.device())) {
+      teacher.logitsWithHidden(m, m.create(new int[] {window[0]}, new Shape(1, 1)), probe);
+      teacherWidth = probe.get(0).getShape().get(2);
+    }
+    int teacherLayers = probe.size();
+    int studentLayers = student.config().numLayers();
+    int[] map =
+        h.teacherLayers() == null
+            ? HiddenStateLoss.evenlySpaced(studentLayers, teacherLayers)
+            : h.teacherLayers();
+    if (map.length != studentLayers) {
+      throw new IllegalArgumentException(
+          "hidden-state layer map "
+              + Arrays.toString(map)
+              + " must name one teacher layer for each of the student's "
+              + studentLayers
+              + " layers");
+    }
+    for (int t : map) {
+      if (t < 0 || t >= teacherLayers) {
+        throw new IllegalArgumentException(
+            "hidden-state layer map names teacher layer "
+                + t
+                + ", the teacher has "
+                + teacherLayers);
+      }
+    }
+    int[] students = new int[studentLayers];
+    for (int j = 0; j < studentLayers; j++) {
+      students[j] = j;
+    }
+    return new HiddenStateLoss(
+        constants,
+        h.kind(),
+        h.weight(),
+        students,
+        map,
+        student.config().hiddenSize(),
+        teacherWidth,
+        spec.seed());
+  }
+
+  private TeacherTopKCache topKCache(CausalLM teacher, List<int[]> windows, Device device)
+      throws IOException {
+    DistillationDepth.TopK t = depth.topK();
+    if (t == null) {
+      return null;
+    }
+    if (t.file() == null || t.teacherId() == null) {
+      throw new IllegalArgumentException(
+          "a cached teacher top-k needs a file and a teacher identity to bind it to");
+    }
+    return TeacherTopKCache.openOrBuild(
+        t.file(), teacher, t.teacherId(), windows, t.k(), spec.batchSize(), device);
+  }
+
+  private static double trainStep(Step ctx, int[] batch, StudentOptimizer optimizer, long step)
+      throws IOException {
+    int seq = ctx.seq;
     int[] inputs = new int[batch.length * seq];
     int[] targets = new int[batch.length * seq];
+    float[] keep = ctx.masks == null ? null : new float[batch.length * seq];
     for (int b = 0; b < batch.length; b++) {
-      int[] w = windows.get(batch[b]);
+      int[] w = ctx.windows.get(batch[b]);
       System.arraycopy(w, 0, inputs, b * seq, seq);
       System.arraycopy(w, 1, targets, b * seq, seq);
+      if (keep != null) {
+        boolean[] mk = ctx.masks.get(batch[b]);
+        for (int t = 0; t < seq; t++) {
+          keep[b * seq + t] = mk[t] ? 1f : 0f;
+        }
+      }
     }
-    try (NDManager m = NDManager.newBaseManager(student.model().device())) {
+    try (NDManager m = NDManager.newBaseManager(ctx.student.model().device())) {
       NDArray in = m.create(inputs, new Shape(batch.length, seq));
       NDArray y = m.create(targets, new Shape(batch.length, seq));
-      NDArray teacherLogits = teacher.logits(m, in);
+      NDArray mask = keep == null ? null : m.create(keep, new Shape(batch.length, seq));
+      NDArray teacherLogits = null;
+      NDList top = null;
+      List<NDArray> teacherHidden = new ArrayList<>();
+      if (ctx.cache != null) {
+        top = ctx.cache.read(m, batch);
+      } else if (ctx.hidden != null) {
+        teacherLogits = ctx.teacher.logitsWithHidden(m, in, teacherHidden);
+      } else {
+        teacherLogits = ctx.teacher.logits(m, in);
+      }
       float value;
       try (GradientCollector tape = Engine.getInstance().newGradientCollector()) {
-        NDArray studentLogits = student.forward(m, in);
-        NDArray l = loss.compute(studentLogits, teacherLogits, y);
+        List<NDArray> studentHidden = new ArrayList<>();
+        NDArray studentLogits =
+            ctx.hidden == null
+                ? ctx.student.forward(m, in)
+                : ctx.student.forward(m, in, studentHidden);
+        NDArray l =
+            top != null
+                ? ctx.loss.topKTerms(studentLogits, top.get(0), top.get(1), y, mask).loss()
+                : ctx.loss.terms(studentLogits, teacherLogits, y, mask).loss();
+        if (ctx.hidden != null) {
+          l = l.add(ctx.hidden.compute(studentHidden, teacherHidden, mask));
+        }
         tape.backward(l);
         value = l.getFloat();
       }
@@ -242,6 +433,22 @@ public final class Distiller {
       }
       optimizer.step(step);
       return value;
+    }
+  }
+
+  private static void checkMasks(List<boolean[]> masks, int windows, int seq) {
+    if (masks == null) {
+      return;
+    }
+    if (masks.size() != windows) {
+      throw new IllegalArgumentException(
+          "expected one target mask per window (" + windows + "), found " + masks.size());
+    }
+    for (int i = 0; i < masks.size(); i++) {
+      if (masks.get(i).length != seq) {
+        throw new IllegalArgumentException(
+            "target mask " + i + " has " + masks.get(i).length + " entries, expected " + seq);
+      }
     }
   }
 
@@ -274,6 +481,54 @@ public final class Distiller {
       }
     }
     return sum / positions;
+  }
+
+  /**
+   * {@link HeldOut} of {@code student} against {@code teacher} on {@code windows} (each {@code seq
+   * + 1} ids), counting only the targets {@code masks} keeps (null: all).
+   */
+  public static HeldOut heldOut(
+      CausalLM teacher, CausalLM student, List<int[]> windows, List<boolean[]> masks, int batch) {
+    int seq = windows.get(0).length - 1;
+    double kl = 0;
+    double ce = 0;
+    long positions = 0;
+    try (NDManager m = NDManager.newBaseManager();
+        DistillationLoss loss = new DistillationLoss(m, 1f, 1f)) {
+      for (int start = 0; start < windows.size(); start += batch) {
+        int n = Math.min(batch, windows.size() - start);
+        int[] inputs = new int[n * seq];
+        int[] targets = new int[n * seq];
+        float[] keep = new float[n * seq];
+        long kept = 0;
+        for (int b = 0; b < n; b++) {
+          int[] w = windows.get(start + b);
+          System.arraycopy(w, 0, inputs, b * seq, seq);
+          System.arraycopy(w, 1, targets, b * seq, seq);
+          for (int t = 0; t < seq; t++) {
+            boolean k = masks == null || masks.get(start + b)[t];
+            keep[b * seq + t] = k ? 1f : 0f;
+            kept += k ? 1 : 0;
+          }
+        }
+        if (kept == 0) {
+          continue;
+        }
+        try (NDManager sub = m.newSubManager()) {
+          NDArray in = sub.create(inputs, new Shape(n, seq));
+          DistillationLoss.Terms terms =
+              loss.terms(
+                  student.logits(sub, in),
+                  teacher.logits(sub, in),
+                  sub.create(targets, new Shape(n, seq)),
+                  sub.create(keep, new Shape(n, seq)));
+          kl += terms.kl().getFloat() * kept;
+          ce += terms.crossEntropy().getFloat() * kept;
+          positions += kept;
+        }
+      }
+    }
+    return new HeldOut(kl / positions, ce / positions, positions);
   }
 
   private static int checkWindows(List<int[]> windows, Transformer student) {

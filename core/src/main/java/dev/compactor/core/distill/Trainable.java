@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.model.WeightTransform;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -23,6 +24,16 @@ public interface Trainable {
 
   /** Training logits {@code [batch, seq, vocab]}, every intermediate kept in {@code manager}. */
   NDArray forward(NDManager manager, NDArray tokens);
+
+  /**
+   * Training logits like {@link #forward(NDManager, NDArray)}, also adding each decoder layer's
+   * output ({@code [batch, seq, hidden]}) to {@code hidden} in layer order: the student side of
+   * hidden-state distillation.
+   */
+  default NDArray forward(NDManager manager, NDArray tokens, List<NDArray> hidden) {
+    throw new UnsupportedOperationException(
+        "not supported yet: hidden states of " + getClass().getName());
+  }
 
   /**
    * Parameters whose exact zeros must stay zero through training (pruned weights), by default the
@@ -49,6 +60,11 @@ public interface Trainable {
       public NDArray forward(NDManager manager, NDArray tokens) {
         return model.forward(manager, tokens);
       }
+
+      @Override
+      public NDArray forward(NDManager manager, NDArray tokens, List<NDArray> hidden) {
+        return model.forward(manager, tokens, null, hidden);
+      }
     };
   }
 
@@ -73,6 +89,11 @@ public interface Trainable {
       @Override
       public NDArray forward(NDManager manager, NDArray tokens) {
         return model.forward(manager, tokens, transform);
+      }
+
+      @Override
+      public NDArray forward(NDManager manager, NDArray tokens, List<NDArray> hidden) {
+        return model.forward(manager, tokens, transform, hidden);
       }
     };
   }

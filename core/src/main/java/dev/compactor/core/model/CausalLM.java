@@ -2,6 +2,7 @@ package dev.compactor.core.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import java.util.List;
 
 /**
  * A causal language model: token ids in, next-token logits out. Metrics, calibration, distillation
@@ -21,6 +22,16 @@ public interface CausalLM extends AutoCloseable {
    * the result is fp32 {@code [batch, seq, vocab]}, attached to {@code manager}.
    */
   NDArray logits(NDManager manager, NDArray tokens);
+
+  /**
+   * Logits like {@link #logits(NDManager, NDArray)}, also adding each decoder layer's output (the
+   * residual stream after layer {@code i}, {@code [batch, seq, hidden]}) to {@code hidden} in layer
+   * order, every array attached to {@code manager}: the teacher side of hidden-state distillation.
+   */
+  default NDArray logitsWithHidden(NDManager manager, NDArray tokens, List<NDArray> hidden) {
+    throw new UnsupportedOperationException(
+        "not supported yet: hidden states of " + getClass().getSimpleName());
+  }
 
   /**
    * Starts incremental decoding with a KV cache for {@code batch} sequences. Arrays the decoder

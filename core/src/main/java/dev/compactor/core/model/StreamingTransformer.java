@@ -15,8 +15,10 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -179,6 +181,21 @@ public final class StreamingTransformer implements CausalLM {
     try (NDManager call = manager.newSubManager()) {
       NDArray out = forward.run(call, weights, tokens, null, observer, true);
       out.attach(manager);
+      return out;
+    }
+  }
+
+  @Override
+  public synchronized NDArray logitsWithHidden(
+      NDManager manager, NDArray tokens, List<NDArray> hidden) {
+    try (NDManager call = manager.newSubManager()) {
+      List<NDArray> layers = new ArrayList<>();
+      NDArray out = forward.run(call, weights, tokens, null, null, true, layers);
+      out.attach(manager);
+      for (NDArray h : layers) {
+        h.attach(manager);
+      }
+      hidden.addAll(layers);
       return out;
     }
   }

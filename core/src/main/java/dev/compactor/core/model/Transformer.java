@@ -15,6 +15,7 @@ import dev.compactor.core.model.internal.TensorLoader;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -248,6 +249,31 @@ public final class Transformer implements CausalLM {
       out.attach(manager);
       return out;
     }
+  }
+
+  @Override
+  public NDArray logitsWithHidden(NDManager manager, NDArray tokens, List<NDArray> hidden) {
+    try (NDManager call = manager.newSubManager()) {
+      List<NDArray> layers = new ArrayList<>();
+      NDArray out = forward.run(call, weights, tokens, null, null, true, layers);
+      out.attach(manager);
+      for (NDArray h : layers) {
+        h.attach(manager);
+      }
+      hidden.addAll(layers);
+      return out;
+    }
+  }
+
+  /**
+   * Training logits like {@link #forward(NDManager, NDArray, WeightTransform)} ({@code transform}
+   * may be null: the stored weights), also adding each decoder layer's output to {@code hidden} in
+   * layer order, every intermediate kept in {@code manager}.
+   */
+  public NDArray forward(
+      NDManager manager, NDArray tokens, WeightTransform transform, List<NDArray> hidden) {
+    Forward.Weights w = transform == null ? weights : transformed(transform);
+    return forward.run(manager, w, tokens, null, null, false, hidden);
   }
 
   private Forward.Weights transformed(WeightTransform transform) {

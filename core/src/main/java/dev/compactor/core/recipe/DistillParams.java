@@ -22,6 +22,7 @@ import java.util.Map;
  * @param checkpointEvery write a resumable checkpoint every this many steps; 0 for only the end
  * @param dtype storage type of the student's weights (F32, F16 or BF16); null keeps the input
  *     model's
+ * @param depth what is added to logit KD: a hidden-state loss or a cached teacher top-k
  */
 public record DistillParams(
     List<Integer> layers,
@@ -31,8 +32,43 @@ public record DistillParams(
     int steps,
     double lr,
     int checkpointEvery,
-    DType dtype)
+    DType dtype,
+    Depth depth)
     implements StageParams {
+
+  /**
+   * {@code hidden_loss} (mse|cosine, null: none) with weight {@code hidden_weight}, and {@code
+   * teacher_topk} (0: a full teacher pass every step).
+   */
+  public record Depth(String hiddenLoss, double hiddenWeight, int teacherTopk) {
+    public static final Depth NONE = new Depth(null, 1.0, 0);
+
+    public Depth {
+      if (hiddenLoss != null && !hiddenLoss.equals("mse") && !hiddenLoss.equals("cosine")) {
+        throw new IllegalArgumentException(
+            "hidden_loss must be mse or cosine, found " + hiddenLoss);
+      }
+      if (!(hiddenWeight > 0)) {
+        throw new IllegalArgumentException("hidden_weight must be > 0, found " + hiddenWeight);
+      }
+      if (teacherTopk < 0) {
+        throw new IllegalArgumentException("teacher_topk must be >= 1, found " + teacherTopk);
+      }
+    }
+  }
+
+  /** Plain logit KD, as before hidden-state and top-k options existed. */
+  public DistillParams(
+      List<Integer> layers,
+      int keepLayers,
+      double temperature,
+      double alpha,
+      int steps,
+      double lr,
+      int checkpointEvery,
+      DType dtype) {
+    this(layers, keepLayers, temperature, alpha, steps, lr, checkpointEvery, dtype, Depth.NONE);
+  }
 
   /** The recipe spellings of {@code dtype}. */
   static final Map<String, DType> DTYPES =
@@ -40,6 +76,7 @@ public record DistillParams(
 
   public DistillParams {
     layers = List.copyOf(layers);
+    depth = depth == null ? Depth.NONE : depth;
     if (layers.isEmpty() == (keepLayers == 0)) {
       throw new IllegalArgumentException("give exactly one of layers and keep_layers");
     }
@@ -68,7 +105,10 @@ public record DistillParams(
           .optional("steps", ParamSchema.integerAtLeast(1))
           .optional("lr", ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false))
           .optional("checkpoint_every", ParamSchema.integerAtLeast(1))
-          .optional("dtype", ParamSchema.oneOf("f32", "f16", "bf16"));
+          .optional("dtype", ParamSchema.oneOf("f32", "f16", "bf16"))
+          .optional("hidden_loss", ParamSchema.oneOf("mse", "cosine"))
+          .optional("hidden_weight", ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false))
+          .optional("teacher_topk", ParamSchema.integerAtLeast(1));
 
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
     boolean hasLayers = p != null && p.has("layers");
@@ -96,6 +136,16 @@ public record DistillParams(
         }
       }
     }
+    if (p != null && p.has("teacher_topk") && (p.has("hidden_loss") || p.has("hidden_weight"))) {
+      out.add(
+          new RecipeProblem(
+              path + ".teacher_topk",
+              "not supported yet together with hidden_loss (the teacher's hidden states are not"
+                  + " cached)"));
+    }
+    if (p != null && p.has("hidden_weight") && !p.has("hidden_loss")) {
+      out.add(new RecipeProblem(path + ".hidden_weight", "needs hidden_loss (mse or cosine)"));
+    }
     if (p != null && p.has("checkpoint_every") && p.has("steps")) {
       if (Json.integer(p, "checkpoint_every", 0) > Json.integer(p, "steps", 0)) {
         out.add(
@@ -119,7 +169,11 @@ public record DistillParams(
         Json.integer(p, "steps", 200),
         Json.number(p, "lr", 1e-4),
         Json.integer(p, "checkpoint_every", 0),
-        p.has("dtype") ? DTYPES.get(p.get("dtype").asText()) : null);
+        p.has("dtype") ? DTYPES.get(p.get("dtype").asText()) : null,
+        new Depth(
+            p.has("hidden_loss") ? p.get("hidden_loss").asText() : null,
+            Json.number(p, "hidden_weight", 1.0),
+            Json.integer(p, "teacher_topk", 0)));
   }
 
   @Override
@@ -141,6 +195,12 @@ public record DistillParams(
     }
     if (dtype != null) {
       o.put("dtype", dtype.safetensorsName().toLowerCase(Locale.ROOT));
+    }
+    if (depth.hiddenLoss() != null) {
+      o.put("hidden_loss", depth.hiddenLoss()).put("hidden_weight", depth.hiddenWeight());
+    }
+    if (depth.teacherTopk() > 0) {
+      o.put("teacher_topk", depth.teacherTopk());
     }
     return o;
   }

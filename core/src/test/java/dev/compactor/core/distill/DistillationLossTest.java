@@ -55,6 +55,123 @@ class DistillationLossTest {
   }
 
   @Test
+  void maskedAndTopKLossesMatchPyTorch() throws Exception {
+    JsonNode doc = HiddenStateLossTest.golden();
+    for (JsonNode c : doc.get("kd")) {
+      long[] shape = new long[3];
+      for (int i = 0; i < 3; i++) {
+        shape[i] = c.get("shape").get(i).asLong();
+      }
+      int k = c.get("k").asInt();
+      Shape positions = new Shape(shape[0], shape[1]);
+      try (NDManager m = NDManager.newBaseManager();
+          DistillationLoss loss =
+              new DistillationLoss(
+                  m, (float) c.get("temperature").asDouble(), (float) c.get("alpha").asDouble())) {
+        NDArray teacher = m.create(floats(c.get("teacher")), new Shape(shape));
+        NDArray targets = m.create(ints(c.get("targets")), positions);
+        NDArray mask = m.create(floats(c.get("mask")), positions);
+        NDArray student = m.create(floats(c.get("student")), new Shape(shape));
+        student.setRequiresGradient(true);
+        DistillationLoss.Terms terms;
+        try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+          terms = loss.terms(student, teacher, targets, mask);
+          gc.backward(terms.loss());
+        }
+        assertEquals(c.get("loss").asDouble(), terms.loss().getFloat(), 1e-5, "masked loss");
+        assertEquals(c.get("kl").asDouble(), terms.kl().getFloat(), 1e-5, "masked kl");
+        assertEquals(c.get("ce").asDouble(), terms.crossEntropy().getFloat(), 1e-5, "masked ce");
+        assertGrad(
+            floats(c.get("grad")), student.getGradient().toFloatArray(), floats(c.get("mask")));
+
+        Shape topShape = new Shape(shape[0], shape[1], k);
+        NDArray values = m.create(floats(c.get("topk_values")), topShape);
+        NDArray indices = m.create(ints(c.get("topk_indices")), topShape);
+        NDArray student2 = m.create(floats(c.get("student")), new Shape(shape));
+        student2.setRequiresGradient(true);
+        try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+          terms = loss.topKTerms(student2, values, indices, targets, mask);
+          System.gc();
+          gc.backward(terms.loss());
+        }
+        assertEquals(c.get("topk_loss").asDouble(), terms.loss().getFloat(), 1e-5, "top-k loss");
+        assertEquals(c.get("topk_kl").asDouble(), terms.kl().getFloat(), 1e-5, "top-k kl");
+        assertGrad(
+            floats(c.get("topk_grad")),
+            student2.getGradient().toFloatArray(),
+            floats(c.get("mask")));
+      }
+    }
+  }
+
+  @Test
+  void maskedPositionsContributeNothing() {
+    Random rnd = new Random(3);
+    int vocab = 11;
+    float[] s = new float[6 * vocab];
+    float[] t = new float[6 * vocab];
+    for (int i = 0; i < s.length; i++) {
+      s[i] = (float) rnd.nextGaussian();
+      t[i] = (float) rnd.nextGaussian() * 2;
+    }
+    float[] mask = {1, 0, 1, 0, 0, 1};
+    int[] y = {1, 2, 3, 4, 5, 6};
+    try (NDManager m = NDManager.newBaseManager();
+        DistillationLoss loss = new DistillationLoss(m, 2f, 0.5f)) {
+      float before =
+          loss.terms(
+                  m.create(s, new Shape(2, 3, vocab)),
+                  m.create(t, new Shape(2, 3, vocab)),
+                  m.create(y, new Shape(2, 3)),
+                  m.create(mask, new Shape(2, 3)))
+              .loss()
+              .getFloat();
+      // scramble everything at the masked positions: student, teacher and target
+      for (int p = 0; p < 6; p++) {
+        if (mask[p] == 0) {
+          for (int v = 0; v < vocab; v++) {
+            s[p * vocab + v] = 50f * (float) rnd.nextGaussian();
+            t[p * vocab + v] = -50f * (float) rnd.nextGaussian();
+          }
+          y[p] = 0;
+        }
+      }
+      float after =
+          loss.terms(
+                  m.create(s, new Shape(2, 3, vocab)),
+                  m.create(t, new Shape(2, 3, vocab)),
+                  m.create(y, new Shape(2, 3)),
+                  m.create(mask, new Shape(2, 3)))
+              .loss()
+              .getFloat();
+      assertEquals(before, after, 1e-6);
+      // only the kept positions, computed with the unmasked formula
+      float[] sk = new float[3 * vocab];
+      float[] tk = new float[3 * vocab];
+      int[] yk = new int[3];
+      int at = 0;
+      for (int p = 0; p < 6; p++) {
+        if (mask[p] == 1) {
+          System.arraycopy(s, p * vocab, sk, at * vocab, vocab);
+          System.arraycopy(t, p * vocab, tk, at * vocab, vocab);
+          yk[at++] = y[p];
+        }
+      }
+      assertEquals(reference(sk, tk, yk, vocab, 2f, 0.5f), after, 1e-5);
+    }
+  }
+
+  private static void assertGrad(float[] expected, float[] actual, float[] mask) {
+    int vocab = actual.length / mask.length;
+    for (int i = 0; i < actual.length; i++) {
+      assertEquals(expected[i], actual[i], 1e-6, "grad[" + i + "]");
+      if (mask[i / vocab] == 0) {
+        assertEquals(0f, actual[i], "a masked position has no gradient");
+      }
+    }
+  }
+
+  @Test
   void valueMatchesPlainJavaReference() {
     Random rnd = new Random(7);
     int positions = 12;

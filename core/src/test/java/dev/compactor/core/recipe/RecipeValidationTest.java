@@ -293,6 +293,44 @@ class RecipeValidationTest {
   }
 
   @Test
+  void distillTakesAHiddenLossOrATeacherTopK() {
+    DistillParams hidden =
+        (DistillParams)
+            StageSpec.fromJson(
+                    StageKind.DISTILL,
+                    "{\"keep_layers\":2,\"hidden_loss\":\"cosine\",\"hidden_weight\":0.5}")
+                .params();
+    assertEquals(new DistillParams.Depth("cosine", 0.5, 0), hidden.depth());
+    assertEquals("cosine", hidden.toJson().get("hidden_loss").asText());
+    DistillParams topk =
+        (DistillParams)
+            StageSpec.fromJson(StageKind.DISTILL, "{\"keep_layers\":2,\"teacher_topk\":64}")
+                .params();
+    assertEquals(64, topk.depth().teacherTopk());
+    assertEquals(64, topk.toJson().get("teacher_topk").asInt());
+    assertEquals(
+        DistillParams.Depth.NONE,
+        ((DistillParams) StageSpec.fromJson(StageKind.DISTILL, "{\"keep_layers\":2}").params())
+            .depth());
+    assertOnlyProblem(
+        problems("  - distill: { keep_layers: 2, hidden_loss: l1 }\n", true),
+        "stages[0].distill.hidden_loss",
+        "one of mse, cosine");
+    assertOnlyProblem(
+        problems("  - distill: { keep_layers: 2, hidden_weight: 2 }\n", true),
+        "stages[0].distill.hidden_weight",
+        "needs hidden_loss");
+    assertOnlyProblem(
+        problems("  - distill: { keep_layers: 2, hidden_loss: mse, teacher_topk: 8 }\n", true),
+        "stages[0].distill.teacher_topk",
+        "not supported yet");
+    assertOnlyProblem(
+        problems("  - distill: { keep_layers: 2, teacher_topk: 0 }\n", true),
+        "stages[0].distill.teacher_topk",
+        "an integer >= 1");
+  }
+
+  @Test
   void factorizeNeedsExactlyOneRankRule() {
     assertOnlyProblem(problems("  - factorize: {}\n", false), "stages[0].factorize", "rank");
     assertOnlyProblem(

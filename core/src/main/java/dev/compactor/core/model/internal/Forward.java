@@ -79,6 +79,23 @@ public final class Forward {
       KvCache cache,
       ActivationObserver observer,
       boolean layerScopes) {
+    return run(m, w, tokens, cache, observer, layerScopes, null);
+  }
+
+  /**
+   * As {@link #run(NDManager, Weights, NDArray, KvCache, ActivationObserver, boolean)}, also adding
+   * each decoder layer's output (the residual stream after layer {@code i}, {@code [batch, seq,
+   * hidden]}, living in {@code m}) to {@code hidden} in layer order when it is not null: what
+   * hidden-state distillation compares.
+   */
+  public NDArray run(
+      NDManager m,
+      Weights w,
+      NDArray tokens,
+      KvCache cache,
+      ActivationObserver observer,
+      boolean layerScopes,
+      List<NDArray> hidden) {
     int pos0 = cache == null ? 0 : cache.position();
     long batch = tokens.getShape().get(0);
     int seq = Math.toIntExact(tokens.getShape().get(1));
@@ -106,6 +123,10 @@ public final class Forward {
                 ? gpt2Layer(p, i, lw, x, cache)
                 : llamaLayer(p, i, lw, x, cache);
         x.attach(m);
+        if (hidden != null) {
+          // with layer scopes x moves into the next layer's scope, which is closed after it
+          hidden.add(layerScopes ? x.duplicate() : x);
+        }
       } catch (IOException e) {
         throw new UncheckedIOException("reading weights of layer " + i, e);
       } finally {

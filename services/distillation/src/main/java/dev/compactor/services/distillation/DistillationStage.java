@@ -6,10 +6,13 @@ import ai.djl.pytorch.jni.JniUtils;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.device.ComputeDevice;
 import dev.compactor.core.distill.CheckpointSink;
+import dev.compactor.core.distill.DistillationDepth;
 import dev.compactor.core.distill.DistillationReport;
 import dev.compactor.core.distill.DistillationSpec;
 import dev.compactor.core.distill.Distiller;
+import dev.compactor.core.distill.HiddenStateLoss;
 import dev.compactor.core.distill.StudentBuilder;
+import dev.compactor.core.distill.TeacherTopKCache;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.metrics.WeightSparsity;
@@ -106,6 +109,30 @@ public final class DistillationStage implements Stage {
     }
   }
 
+  /**
+   * The recipe's hidden-state loss (student layers matched to the teacher layers they were built
+   * from) or teacher top-k cache (in the work directory, bound to the teacher's weights).
+   */
+  static DistillationDepth depth(
+      DistillParams.Depth d, StudentBuilder.Student s, Path workDir, Path teacherDir)
+      throws IOException {
+    DistillationDepth.Hidden hidden =
+        d.hiddenLoss() == null
+            ? null
+            : new DistillationDepth.Hidden(
+                HiddenStateLoss.Kind.parse(d.hiddenLoss()),
+                (float) d.hiddenWeight(),
+                s.keptLayers());
+    DistillationDepth.TopK topK =
+        d.teacherTopk() == 0
+            ? null
+            : new DistillationDepth.TopK(
+                d.teacherTopk(),
+                workDir.resolve("teacher-topk.bin"),
+                TeacherTopKCache.teacherId(teacherDir));
+    return new DistillationDepth(hidden, topK);
+  }
+
   private StageResult distill(StageContext ctx) throws Exception {
     // PyTorch's grad mode is per thread and on by default; DJL switches it off only on the thread
     // that started the engine. The worker's job threads would otherwise run the optimizer's
@@ -157,7 +184,9 @@ public final class DistillationStage implements Stage {
               SEED);
       ctx.progress()
           .report(0.05, "distilling " + s.keptLayers().length + " of " + s.teacherLayers());
-      report = new Distiller(ds, sinks.forRun(ctx)).distill(teacher, student, windows);
+      report =
+          new Distiller(ds, sinks.forRun(ctx), depth(p.depth(), s, ctx.workDir(), teacherDir))
+              .distill(teacher, student, windows);
       ctx.checkCancelled();
       student.save(
           ctx.outputDir(),
