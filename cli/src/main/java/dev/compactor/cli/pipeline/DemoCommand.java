@@ -81,8 +81,9 @@ public final class DemoCommand implements Command {
             : Files.createTempDirectory("compactor-demo-");
     err.println(
         "demo: starting Kafka, S3, schema registry, orchestrator and "
-                + PipelineStack.STAGES.size()
-                + " stage services in " + data);
+            + PipelineStack.STAGES.size()
+            + " stage services in "
+            + data);
     EvaluationCompleted evaluation = null;
     ModelReady ready = null;
     JobStatus last = null;
