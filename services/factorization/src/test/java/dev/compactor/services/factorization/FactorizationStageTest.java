@@ -17,6 +17,9 @@ import dev.compactor.runtime.StageResult;
 import dev.compactor.services.testkit.TestModels;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CancellationException;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -142,6 +145,33 @@ class FactorizationStageTest {
     for (int i = 0; i < a.length; i++) {
       assertEquals(a[i], b[i], 1e-3, "logit " + i);
     }
+  }
+
+  @Test
+  void aJobCancelledAfterItsFirstLayerStopsAndLeavesNoOutput() throws Exception {
+    List<String> messages = new ArrayList<>();
+    Path out = tmp.resolve("cancelled-out");
+    StageContext ctx =
+        StageContext.builder(
+                TestModels.request("factorize", "{\"method\":\"svd\",\"ratio\":0.5}").build())
+            .inputDir(model)
+            .outputDir(out)
+            .workDir(Files.createDirectories(tmp.resolve("cancelled-work")))
+            .progress((fraction, message) -> messages.add(message))
+            // cancelled once the first layer has been reported
+            .cancelled(() -> messages.stream().anyMatch(m -> m.startsWith("factorized layer")))
+            .build();
+    assertThrows(CancellationException.class, () -> new FactorizationStage().run(ctx));
+    assertEquals(
+        1,
+        messages.stream().filter(m -> m.startsWith("factorized layer")).count(),
+        messages.toString());
+    // floor(0.5 out in / (out + in)): q, o 64x64 -> 16; k, v 32x64 -> 10; gate, up, down 128x64 ->
+    // 21
+    assertTrue(
+        messages.contains("factorized layer 1/2: ranks [16, 10, 10, 16, 21, 21, 21]"),
+        messages.toString());
+    assertFalse(Files.exists(out), "the partial model was removed");
   }
 
   @Test
