@@ -120,7 +120,8 @@ public final class StepMemory {
           case PUBLISH -> 0;
           case FACTORIZE -> {
             FactorizeParams f = (FactorizeParams) spec.params();
-            if (!"svd_llm".equals(f.method())) {
+            // GPT-2 and mixtures of experts are refused by the model check, not estimated
+            if (!"svd_llm".equals(f.method()) || m.family() == ModelConfig.Family.GPT2 || m.moe()) {
               yield 3 * layerBytes;
             }
             // SVD-LLM calibrates layer by layer in GPTQ's true-sequential order, Gram matrices too
