@@ -233,6 +233,14 @@ class JobTopologyTest {
     assertTrue(rejected.getMessage().contains("modelUri: expected s3://"), rejected.getMessage());
     assertFalse(rejected.getMessage().contains("not supported yet"), rejected.getMessage());
     assertTrue(t.drainRequests().isEmpty());
+
+    t.submit("job-6r", MODEL, "name: f\nstages:\n  - factorize: { rank: 8 }\n");
+    JobStatus rank = t.status.readValue();
+    assertEquals(JobState.REJECTED, rank.getState());
+    assertTrue(
+        rank.getMessage().contains("stages[0].factorize: not supported yet: factorize rank=8"),
+        rank.getMessage());
+    assertTrue(t.drainRequests().isEmpty());
   }
 
   @Test
