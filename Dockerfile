@@ -1,6 +1,6 @@
 # One image recipe for every Compactor service. Build arg SERVICE names the module under services/
-# (orchestrator, ingestion, pruning, quantization, distillation, evaluation, publishing) and MAIN_CLASS
-# its entry point; docker-compose.yml sets both for each service.
+# (orchestrator, ingestion, pruning, quantization, distillation, factorization, evaluation,
+# publishing) and MAIN_CLASS its entry point; docker-compose.yml sets both for each service.
 #
 #   docker build --build-arg SERVICE=pruning \
 #     --build-arg MAIN_CLASS=dev.compactor.services.pruning.PruningService -t compactor-pruning .

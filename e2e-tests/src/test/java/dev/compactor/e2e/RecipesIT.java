@@ -46,6 +46,16 @@ class RecipesIT {
       recipes = s.filter(p -> p.toString().endsWith(".yaml")).sorted().toList();
     }
     assertTrue(recipes.size() >= 5, recipes.toString());
+    // -Drecipes.only=a,b runs only recipes/a.yaml and recipes/b.yaml (a quick check of new ones)
+    String only = System.getProperty("recipes.only", "");
+    if (!only.isBlank()) {
+      List<String> names = List.of(only.split(","));
+      recipes =
+          recipes.stream()
+              .filter(p -> names.contains(p.getFileName().toString().replace(".yaml", "")))
+              .toList();
+      assertEquals(names.size(), recipes.size(), "recipes.only=" + only + " found " + recipes);
+    }
     Path model = TinyReferenceModel.shipped();
     try (PipelineStack stack = PipelineStack.start(tmp.resolve("stack"), 0);
         PipelineClient client = stack.client()) {

@@ -80,7 +80,10 @@ public final class DemoCommand implements Command {
             ? Files.createDirectories(Path.of(args.string("data", null)))
             : Files.createTempDirectory("compactor-demo-");
     err.println(
-        "demo: starting Kafka, S3, schema registry, orchestrator and 6 stage services in " + data);
+        "demo: starting Kafka, S3, schema registry, orchestrator and "
+            + PipelineStack.STAGES.size()
+            + " stage services in "
+            + data);
     EvaluationCompleted evaluation = null;
     ModelReady ready = null;
     JobStatus last = null;

@@ -9,6 +9,7 @@ import dev.compactor.runtime.StageConfig;
 import dev.compactor.runtime.StageService;
 import dev.compactor.services.distillation.DistillationStage;
 import dev.compactor.services.evaluation.EvaluationStage;
+import dev.compactor.services.factorization.FactorizationStage;
 import dev.compactor.services.ingestion.IngestionStage;
 import dev.compactor.services.orchestrator.OrchestratorConfig;
 import dev.compactor.services.orchestrator.OrchestratorService;
@@ -37,7 +38,7 @@ public final class PipelineStack implements AutoCloseable {
 
   /** The stages this stack serves, with the adapter each runs. */
   public static final List<String> STAGES =
-      List.of("ingestion", "prune", "quantize", "distill", "evaluate", "publish");
+      List.of("ingestion", "prune", "quantize", "distill", "factorize", "evaluate", "publish");
 
   /** How the stage workers run. */
   public enum Workers {
@@ -320,6 +321,7 @@ public final class PipelineStack implements AutoCloseable {
           c ->
               DistillationStage.withS3Checkpoints(
                   BlobStore.create(c), c.get(StageConfig.S3_BUCKET));
+      case "factorize" -> c -> new FactorizationStage();
       case "evaluate" ->
           c -> {
             BlobStore b = BlobStore.create(c);

@@ -3,6 +3,7 @@ package dev.compactor.cli.pipeline;
 import dev.compactor.cli.Args;
 import dev.compactor.cli.Command;
 import dev.compactor.cli.UsageException;
+import dev.compactor.core.recipe.FactorizeParams;
 import dev.compactor.core.recipe.InvalidRecipeException;
 import dev.compactor.core.recipe.QuantizeParams;
 import dev.compactor.core.recipe.Recipe;
@@ -113,6 +114,13 @@ public final class SubmitCommand implements Command {
       }
       if (s.params() instanceof QuantizeParams q) {
         QuantizationStage.check(q);
+      }
+      if (s.params() instanceof FactorizeParams f) {
+        try {
+          f.rankRule();
+        } catch (UnsupportedOperationException e) {
+          problems.add("stages[" + i + "].factorize: " + e.getMessage());
+        }
       }
     }
     if (!problems.isEmpty()) {

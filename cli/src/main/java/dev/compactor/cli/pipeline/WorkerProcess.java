@@ -64,6 +64,7 @@ public final class WorkerProcess implements AutoCloseable {
       case "prune" -> "dev.compactor.services.pruning.PruningService";
       case "quantize" -> "dev.compactor.services.quantization.QuantizationService";
       case "distill" -> "dev.compactor.services.distillation.DistillationService";
+      case "factorize" -> "dev.compactor.services.factorization.FactorizationService";
       case "evaluate" -> "dev.compactor.services.evaluation.EvaluationService";
       case "publish" -> "dev.compactor.services.publishing.PublishingService";
       default -> throw new IllegalArgumentException("no service for stage " + stage);

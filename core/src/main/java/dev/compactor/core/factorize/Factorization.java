@@ -82,6 +82,22 @@ public final class Factorization {
       Supplier<List<int[]>> calibration,
       Progress progress)
       throws IOException {
+    return run(spec, inputDir, outputDir, calibration, progress, Map.of());
+  }
+
+  /**
+   * {@link #run(FactorizeSpec, Path, Path, Supplier, Progress)}, adding {@code provenance} (e.g.
+   * the calibration text a pipeline step used) to the safetensors metadata beside {@code
+   * compactor.factorize.*}.
+   */
+  public static FactorizationReport run(
+      FactorizeSpec spec,
+      Path inputDir,
+      Path outputDir,
+      Supplier<List<int[]>> calibration,
+      Progress progress,
+      Map<String, String> provenance)
+      throws IOException {
     ModelDirectory model = ModelDirectory.open(inputDir);
     ModelConfig c = ModelConfig.fromJson(model.configJson().toString());
     requireSupported(c);
@@ -94,7 +110,7 @@ public final class Factorization {
       }
     }
     try {
-      return write(spec, model, c, chosen, outputDir, calibration, progress);
+      return write(spec, model, c, chosen, outputDir, calibration, progress, provenance);
     } catch (IOException | RuntimeException e) {
       // the writer publishes what it has on close; a model without all its layers must not stay
       dev.compactor.core.prune.Pruning.deleteTree(outputDir);
@@ -109,7 +125,8 @@ public final class Factorization {
       List<List<String>> chosen,
       Path outputDir,
       Supplier<List<int[]>> calibration,
-      Progress progress)
+      Progress progress,
+      Map<String, String> provenance)
       throws IOException {
     List<FactorizationReport.Matrix> matrices = new ArrayList<>();
     Map<String, Integer> ranks = new LinkedHashMap<>();
@@ -119,6 +136,7 @@ public final class Factorization {
       metadata.put("compactor.factorize.method", spec.method().key());
       metadata.put("compactor.factorize.rule", spec.rule().toString());
       metadata.put("compactor.factorize.merged", Boolean.toString(spec.merge()));
+      metadata.putAll(provenance);
       try (SafetensorsWriter out = new SafetensorsWriter(outputDir, MAX_SHARD_BYTES, metadata)) {
         for (Layout.Spec s : Layout.globals(c, "")) {
           out.copy(src, s.name());

@@ -206,6 +206,12 @@ public final class RecipeModelCheck {
       out.add(new RecipeProblem(path, e.getMessage()));
       return;
     }
+    try {
+      // rank / rank_ratio validate but nothing implements them: refuse the job at its start
+      f.rankRule();
+    } catch (UnsupportedOperationException e) {
+      out.add(new RecipeProblem(path + (f.rank() > 0 ? ".rank" : ".rank_ratio"), e.getMessage()));
+    }
     List<String> known = dev.compactor.core.model.internal.Layout.linears(m, 0);
     for (int i = 0; i < f.linears().size(); i++) {
       String l = f.linears().get(i);

@@ -31,6 +31,14 @@ public final class StepMemory {
 
   public static final int DISTILL_DEFAULT_SEQ_LEN = 128;
 
+  /**
+   * SVD-LLM factorization's calibration when the recipe gives none (as {@code compactor
+   * factorize}).
+   */
+  public static final int FACTORIZE_DEFAULT_SAMPLES = 64;
+
+  public static final int FACTORIZE_DEFAULT_SEQ_LEN = 256;
+
   /** Most windows per distillation step. */
   public static final int DISTILL_MAX_BATCH = 8;
 
@@ -110,7 +118,17 @@ public final class StepMemory {
             yield models * (params * F32 + kv + seq * (4 * vocab + 8 * h + 2 * inter) * F32);
           }
           case PUBLISH -> 0;
-          case FACTORIZE -> 3 * layerBytes;
+          case FACTORIZE -> {
+            FactorizeParams f = (FactorizeParams) spec.params();
+            // GPT-2 and mixtures of experts are refused by the model check, not estimated
+            if (!"svd_llm".equals(f.method()) || m.family() == ModelConfig.Family.GPT2 || m.moe()) {
+              yield 3 * layerBytes;
+            }
+            // SVD-LLM calibrates layer by layer in GPTQ's true-sequential order, Gram matrices too
+            long tokens = tokens(spec, FACTORIZE_DEFAULT_SAMPLES, FACTORIZE_DEFAULT_SEQ_LEN);
+            yield layerwise(m, tokens, seqLen(spec, FACTORIZE_DEFAULT_SEQ_LEN), layerBytes, embed)
+                + gramBytes(m, true);
+          }
         };
     return BASE_BYTES + bytes;
   }

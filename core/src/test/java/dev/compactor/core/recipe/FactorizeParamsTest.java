@@ -74,6 +74,11 @@ class FactorizeParamsTest {
         ModelConfig.fromJson(
             "{\"model_type\":\"gpt2\",\"vocab_size\":64,\"n_embd\":32,\"n_layer\":2,"
                 + "\"n_head\":4,\"n_positions\":64}");
+    Recipe rank = Recipe.parse("name: t\nstages:\n  - factorize: { rank: 8 }\n");
+    List<RecipeProblem> r = RecipeModelCheck.check(rank, llama, Long.MAX_VALUE);
+    assertEquals(1, r.size(), r.toString());
+    assertEquals("stages[0].factorize.rank", r.get(0).path());
+    assertTrue(r.get(0).message().startsWith("not supported yet: factorize rank=8"), r.toString());
     List<RecipeProblem> g = RecipeModelCheck.check(ok, gpt2, Long.MAX_VALUE);
     assertTrue(
         g.stream().anyMatch(p -> p.message().startsWith("not supported yet: factorizing gpt2")),

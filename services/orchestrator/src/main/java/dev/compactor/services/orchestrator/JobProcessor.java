@@ -1,6 +1,7 @@
 package dev.compactor.services.orchestrator;
 
 import dev.compactor.core.recipe.Calibration;
+import dev.compactor.core.recipe.FactorizeParams;
 import dev.compactor.core.recipe.InvalidRecipeException;
 import dev.compactor.core.recipe.Recipe;
 import dev.compactor.core.recipe.RecipeLimits;
@@ -126,6 +127,14 @@ final class JobProcessor implements Processor<String, SpecificRecord, String, Sp
                   + ": not supported yet: no "
                   + stage
                   + " service is deployed");
+        }
+        if (recipe.stage(i).params() instanceof FactorizeParams f) {
+          try {
+            // rank / rank_ratio validate but nothing implements them
+            f.rankRule();
+          } catch (UnsupportedOperationException e) {
+            problems.add("stages[" + i + "].factorize: " + e.getMessage());
+          }
         }
       }
     } catch (InvalidRecipeException e) {

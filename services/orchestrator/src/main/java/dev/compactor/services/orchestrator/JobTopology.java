@@ -37,7 +37,7 @@ public final class JobTopology {
 
   /** Stages a service exists for; a recipe using any other is rejected rather than left hanging. */
   public static final Set<String> SERVED_STAGES =
-      Set.of("ingestion", "prune", "quantize", "distill", "evaluate", "publish");
+      Set.of("ingestion", "prune", "quantize", "distill", "factorize", "evaluate", "publish");
 
   private JobTopology() {}
 

@@ -42,6 +42,7 @@ class DockerComposeTest {
           "pruning", "prune",
           "quantization", "quantize",
           "distillation", "distill",
+          "factorization", "factorize",
           "evaluation", "evaluate",
           "publishing", "publish");
 

@@ -2,6 +2,7 @@ package dev.compactor.services.orchestrator;
 
 import static dev.compactor.services.orchestrator.TopologyFixture.artifact;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -12,6 +13,7 @@ import dev.compactor.events.JobState;
 import dev.compactor.events.JobStatus;
 import dev.compactor.events.StageRequested;
 import dev.compactor.runtime.SourcePolicy;
+import dev.compactor.schemas.Topics;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -224,15 +226,42 @@ class JobTopologyTest {
   }
 
   @Test
-  void badModelUriAndUnservedStagesAreRejected() {
-    t.submit("job-6", "/home/me/model", "name: f\nstages:\n  - factorize: { rank: 8 }\n");
+  void badModelUriIsRejected() {
+    t.submit("job-6", "/home/me/model", "name: f\nstages:\n  - factorize: { ratio: 0.7 }\n");
     JobStatus rejected = t.status.readValue();
     assertEquals(JobState.REJECTED, rejected.getState());
     assertTrue(rejected.getMessage().contains("modelUri: expected s3://"), rejected.getMessage());
-    assertTrue(
-        rejected.getMessage().contains("stages[0].factorize: not supported yet"),
-        rejected.getMessage());
+    assertFalse(rejected.getMessage().contains("not supported yet"), rejected.getMessage());
     assertTrue(t.drainRequests().isEmpty());
+
+    t.submit("job-6r", MODEL, "name: f\nstages:\n  - factorize: { rank: 8 }\n");
+    JobStatus rank = t.status.readValue();
+    assertEquals(JobState.REJECTED, rank.getState());
+    assertTrue(
+        rank.getMessage().contains("stages[0].factorize: not supported yet: factorize rank=8"),
+        rank.getMessage());
+    assertTrue(t.drainRequests().isEmpty());
+  }
+
+  @Test
+  void aFactorizeStepIsRoutedToTheFactorizationTopic() {
+    String recipe =
+        "name: f\nstages:\n  - factorize: { method: svd_llm, ratio: 0.7 }\n"
+            + "  - evaluate: { kl: true }\n  - publish: {}\n";
+    t.submit("job-f", MODEL, recipe);
+    t.complete(onlyRequest(), artifact("b", 1000));
+    List<StageRequested> factorize = t.requests.get("factorize").readValuesToList();
+    assertEquals(
+        1, factorize.size(), "one request on " + Topics.stageRequested("factorize").name());
+    StageRequested r = factorize.get(0);
+    assertEquals("factorize", r.getStage());
+    assertEquals(1, r.getStep());
+    assertTrue(r.getParamsJson().contains("\"ratio\":0.7"), r.getParamsJson());
+    assertTrue(r.getParamsJson().contains("\"method\":\"svd_llm\""), r.getParamsJson());
+    assertTrue(t.drainRequests().isEmpty(), "no other stage was asked");
+
+    t.complete(r, artifact("f", 600));
+    assertEquals("evaluate", onlyRequest().getStage());
   }
 
   @Test
