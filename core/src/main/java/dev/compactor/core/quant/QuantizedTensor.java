@@ -11,10 +11,10 @@ import java.util.Objects;
  * compressed-tensors' packer does), so code {@code c} means {@code c - 2^(bits-1)} when symmetric
  * and {@code c - zeroPoint} when asymmetric. 4-bit codes are packed two per byte, element {@code
  * 2i} in the low nibble (the bit order of compressed-tensors' int32 packing viewed as little-endian
- * bytes); 8-bit codes take one byte each. 2- and 3-bit codes (evaluation of the dequantized
- * weights only: no exporter writes them) are held in nibbles like 4-bit ones. Scale {@code s} covers the {@code groupSize} consecutive
- * elements of one row (per channel: {@code groupSize == cols}; per tensor: one scale for all). The
- * arrays are owned by the record and not copied.
+ * bytes); 8-bit codes take one byte each. 2- and 3-bit codes (evaluation of the dequantized weights
+ * only: no exporter writes them) are held in nibbles like 4-bit ones. Scale {@code s} covers the
+ * {@code groupSize} consecutive elements of one row (per channel: {@code groupSize == cols}; per
+ * tensor: one scale for all). The arrays are owned by the record and not copied.
  */
 public record QuantizedTensor(
     Format format,

@@ -10,8 +10,8 @@ import dev.compactor.core.quant.export.QuantizedLinear;
  * forward computes with {@code ŵ = s · round(clamp(w / s, Qn, Qp))} on the symmetric signed grid
  * {@code Qn = -2^(b-1)}, {@code Qp = 2^(b-1) - 1}, one step {@code s} per output row and group of
  * {@code G} consecutive inputs; the backward passes the gradient straight through the rounding to
- * the latent weight {@code w} (zero where it is clamped) and gives {@code s} LSQ's gradient,
- * scaled by {@code g = 1 / sqrt(G · Qp)} so that steps and weights learn at comparable rates.
+ * the latent weight {@code w} (zero where it is clamped) and gives {@code s} LSQ's gradient, scaled
+ * by {@code g = 1 / sqrt(G · Qp)} so that steps and weights learn at comparable rates.
  *
  * <p>Both are built from differentiable ops and {@code stopGradient}: {@code q = clamp(w / ŝ)},
  * {@code ŵ = ŝ · (q + stopgrad(round(q) - q))} with {@code ŝ = (s - stopgrad(s)) · g +
@@ -117,8 +117,8 @@ public final class LsqFakeQuantizer {
 
   /**
    * The integer grid the trained {@code w} and steps {@code s} stand for: unsigned codes {@code
-   * clamp(rint(w / s), Qn, Qp) + 2^(b-1)} (compressed-tensors' offset convention) with {@code s}
-   * as the scales, symmetric.
+   * clamp(rint(w / s), Qn, Qp) + 2^(b-1)} (compressed-tensors' offset convention) with {@code s} as
+   * the scales, symmetric.
    *
    * @throws IllegalStateException when a step is not positive (training diverged)
    */

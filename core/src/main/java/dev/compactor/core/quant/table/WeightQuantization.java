@@ -8,8 +8,8 @@ import java.util.Locale;
  * clear message for an impossible combination.
  *
  * @param method the rounding algorithm
- * @param bits 4 or 8 (nf4: 4, fp8: 8); rtn and gptq also 2 or 3, for the dequantized
- *     evaluation path (no exporter writes them)
+ * @param bits 4 or 8 (nf4: 4, fp8: 8); rtn and gptq also 2 or 3, for the dequantized evaluation
+ *     path (no exporter writes them)
  * @param groupSize input columns sharing one scale; 0 for one scale per output channel
  * @param symmetric integer grid without zero points (rtn, gptq, awq); always true for fp8 and nf4,
  *     whose grids are symmetric by construction

@@ -21,7 +21,8 @@ import org.junit.jupiter.api.Test;
 
 class LsqFakeQuantizerTest {
 
-  private static final Path GOLDEN = Path.of("src/test/resources/golden/qat/lsq_golden.safetensors");
+  private static final Path GOLDEN =
+      Path.of("src/test/resources/golden/qat/lsq_golden.safetensors");
 
   @Test
   void stopGradientCutsTheGraphOnThePyTorchEngine() {
