@@ -110,7 +110,7 @@ public final class QatCommand implements Command {
       throw new UsageException("--bits must be 2, 3, 4 or 8, found " + bits);
     }
     ModelConfig config = ModelConfig.read(model);
-    int group = args.integer("group-size", Math.max(QualityTable.largestGroup(config), -1));
+    int group = args.integer("group-size", QualityTable.largestGroup(config));
     if (group == -1 || group == 0) {
       group = 0;
     }
@@ -197,7 +197,11 @@ public final class QatCommand implements Command {
       try (QuantizationAwareTraining qat =
           QuantizationAwareTraining.start(
               model, start, gptqSamples, initDir, Device.cpu(), ProgressListener.NONE)) {
-        before = score(eval, base, initDir, evalTokens);
+        // the --compare row of the init is the same checkpoint: scored once
+        before =
+            rows.containsKey(start.label())
+                ? rows.get(start.label())
+                : score(eval, base, initDir, evalTokens);
         err.printf("before (%s): KL %.6f%n", start.label(), before.klDivergence());
         report = qat.train(base, train, spec, new LocalCheckpointSink(work.resolve("ckpt"), 1));
         ObjectNode provenance = provenance(argv, model, calibration, start, spec, seq, report);
