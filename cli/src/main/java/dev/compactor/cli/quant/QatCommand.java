@@ -193,6 +193,7 @@ public final class QatCommand implements Command {
       DivergenceResult before;
       DivergenceResult after;
       DistillationReport report;
+      double exactBlocks = Double.NaN;
       Path dequantized = outDir.resolve("dequantized");
       try (QuantizationAwareTraining qat =
           QuantizationAwareTraining.start(
@@ -208,6 +209,9 @@ public final class QatCommand implements Command {
         ObjectNode extra = JSON.createObjectNode();
         extra.set("compactor", provenance);
         qat.writeDequantized(dequantized, extra);
+        if (format.equals("gguf")) {
+          exactBlocks = QuantizationAwareTraining.ggmlExactBlockFraction(qat.export());
+        }
         if (format.equals("compressed-tensors")) {
           qat.writeCompressedTensors(
               outDir.resolve("compressed-tensors"), ModelDirectory.open(model).dominantDType());
@@ -233,8 +237,10 @@ public final class QatCommand implements Command {
         ggufNote =
             "re-quantized by ggml's "
                 + type.name()
-                + " rule from the dequantized QAT weights: the learned grid is carried exactly"
-                + " only in blocks whose ggml step equals the learned one";
+                + " rule from the dequantized QAT weights: "
+                + String.format(Locale.ROOT, "%.1f", 100 * exactBlocks)
+                + "% of the 32-value blocks keep the learned grid (up to the fp16 step), the"
+                + " rest are re-quantized on ggml's grid";
       }
       summary.put("out", outDir.toAbsolutePath().toString());
       summary.put("bits", bits);

@@ -280,6 +280,45 @@ public final class QuantizationAwareTraining implements AutoCloseable {
     }
   }
 
+  /**
+   * The fraction of ggml's 32-value blocks of {@code grid} that ggml's Q4_0 (4 bits) or Q8_0 (8
+   * bits) rule re-derives exactly from the dequantized weights, up to the fp16 rounding of the
+   * step: Q4_0 takes {@code d = max / -8} from the value of largest magnitude, so a block keeps the
+   * learned step only if it holds code -8; Q8_0 takes {@code d = amax / 127}, so only if its
+   * largest code magnitude is 127 and it holds no -128. Other blocks are re-quantized on ggml's own
+   * grid.
+   */
+  public static double ggmlExactBlockFraction(Map<String, QuantizedLinear> grid) {
+    long blocks = 0;
+    long exact = 0;
+    for (QuantizedLinear q : grid.values()) {
+      if (q.bits() != 4 && q.bits() != 8) {
+        throw new IllegalArgumentException("ggml blocks hold 4 or 8 bits, found " + q.bits());
+      }
+      if (q.cols() % 32 != 0 || q.groupSize() % 32 != 0 || q.gIdx() != null) {
+        throw new IllegalArgumentException("groups must be whole ggml blocks of 32 columns");
+      }
+      int half = 1 << (q.bits() - 1);
+      for (int r = 0; r < q.rows(); r++) {
+        for (int b = 0; b < q.cols(); b += 32) {
+          int min = Integer.MAX_VALUE;
+          int amax = 0;
+          for (int c = b; c < b + 32; c++) {
+            int v = q.code(r, c) - half;
+            min = Math.min(min, v);
+            amax = Math.max(amax, Math.abs(v));
+          }
+          blocks++;
+          boolean kept = q.bits() == 4 ? min == -8 : amax == 127 && min != -128;
+          if (kept) {
+            exact++;
+          }
+        }
+      }
+    }
+    return blocks == 0 ? 0 : (double) exact / blocks;
+  }
+
   /** The quantization_config of a QAT checkpoint whose linears are stored as {@code stored}. */
   public ObjectNode quantizationConfig(String stored) {
     ObjectNode n = JsonNodeFactory.instance.objectNode();

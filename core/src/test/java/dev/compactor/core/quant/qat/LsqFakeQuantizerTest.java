@@ -150,4 +150,37 @@ class LsqFakeQuantizerTest {
             () -> fq.export(new float[] {1f, 2f}, new float[] {-0.1f}, 1, 2));
     assertTrue(e.getMessage().contains("lower the learning rate"), e.getMessage());
   }
+
+  @Test
+  void ggmlQ4_0KeepsExactlyTheBlocksHoldingCodeMinus8() {
+    int rows = 2;
+    int cols = 64;
+    byte[] codes = new byte[rows * cols];
+    Random rnd = new Random(5);
+    for (int i = 0; i < codes.length; i++) {
+      codes[i] = (byte) (1 + rnd.nextInt(15)); // signed -7..7: no block holds -8
+    }
+    codes[3] = 0; // row 0, block 0 holds -8
+    codes[cols + 40] = 0; // row 1, block 1 holds -8
+    float[] steps = {0.015625f, 0.03125f, 0.0078125f, 0.0625f}; // fp16-exact
+    QuantizedLinear q = new QuantizedLinear(rows, cols, 4, true, 32, codes, steps, null, null);
+    assertEquals(0.5, QuantizationAwareTraining.ggmlExactBlockFraction(Map.of("w", q)), 0);
+    float[] w = q.dequantize();
+    byte[] blocks = new byte[rows * 2 * dev.compactor.core.gguf.BlockQ4_0.BLOCK_BYTES];
+    float[] back = new float[w.length];
+    for (int r = 0; r < rows; r++) {
+      int off = r * 2 * dev.compactor.core.gguf.BlockQ4_0.BLOCK_BYTES;
+      dev.compactor.core.gguf.BlockQ4_0.quantizeRowReference(w, r * cols, cols, blocks, off);
+      dev.compactor.core.gguf.BlockQ4_0.dequantizeRow(blocks, off, back, r * cols, cols);
+    }
+    for (int r = 0; r < rows; r++) {
+      for (int b = 0; b < 2; b++) {
+        boolean exact = true;
+        for (int c = b * 32; c < b * 32 + 32; c++) {
+          exact &= back[r * cols + c] == w[r * cols + c];
+        }
+        assertEquals((r == 0 && b == 0) || (r == 1 && b == 1), exact, "row " + r + " block " + b);
+      }
+    }
+  }
 }
