@@ -365,6 +365,7 @@ public final class QatCommand implements Command {
     q.put("temperature", spec.temperature());
     q.put("alpha", spec.alpha());
     q.put("trained_tokens", report.tokens());
+    q.put("evaluation_only", start.bits() != 4 && start.bits() != 8);
     q.put(
         "dequantized",
         start.bits() == 4 || start.bits() == 8

@@ -29,6 +29,7 @@ import dev.compactor.core.quant.table.DequantizedCheckpointSink;
 import dev.compactor.core.quant.table.LayerwiseQuantizer;
 import dev.compactor.core.quant.table.WeightQuantization;
 import java.io.IOException;
+import java.nio.FloatBuffer;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -133,8 +134,7 @@ public final class QuantizationAwareTraining implements AutoCloseable {
    * 1000} (same code, 0): the distiller keeps exact zeros of decoder linears at zero as pruned, and
    * only the original's zeros are pruned.
    */
-  private static java.nio.FloatBuffer keepOffZero(
-      float[] latent, float[] original, QuantizedLinear q) {
+  private static FloatBuffer keepOffZero(float[] latent, float[] original, QuantizedLinear q) {
     for (int i = 0; i < latent.length; i++) {
       if (latent[i] == 0f && original[i] != 0f) {
         int r = i / q.cols();
@@ -142,7 +142,7 @@ public final class QuantizationAwareTraining implements AutoCloseable {
         latent[i] = Math.copySign(s / 1000f, original[i]);
       }
     }
-    return java.nio.FloatBuffer.wrap(latent);
+    return FloatBuffer.wrap(latent);
   }
 
   /** The grid trained to (method: the init's). */
@@ -330,6 +330,8 @@ public final class QuantizationAwareTraining implements AutoCloseable {
     n.put("symmetric", true);
     n.put("weights_stored", stored);
     n.put("fake_quantized", true);
+    // no runtime format here stores a 2- or 3-bit grid: such a checkpoint is for evaluation only
+    n.put("evaluation_only", grid.bits() != 4 && grid.bits() != 8);
     return n;
   }
 
