@@ -13,6 +13,7 @@ import dev.compactor.cli.pipeline.UpCommand;
 import dev.compactor.cli.pipeline.WatchCommand;
 import dev.compactor.cli.prune.PruneCommand;
 import dev.compactor.cli.prune.PruneTableCommand;
+import dev.compactor.cli.quant.QatCommand;
 import dev.compactor.cli.quant.QualityTableCommand;
 import dev.compactor.cli.quant.QuantizeCommand;
 import java.util.LinkedHashMap;
@@ -39,6 +40,7 @@ public final class Commands {
           new PruneCommand(),
           new QuantizeCommand(),
           new QualityTableCommand(),
+          new QatCommand(),
           new PruneTableCommand(),
           new MoefyCommand(),
           new MoeTableCommand(),

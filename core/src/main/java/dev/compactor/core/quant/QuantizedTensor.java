@@ -11,9 +11,10 @@ import java.util.Objects;
  * compressed-tensors' packer does), so code {@code c} means {@code c - 2^(bits-1)} when symmetric
  * and {@code c - zeroPoint} when asymmetric. 4-bit codes are packed two per byte, element {@code
  * 2i} in the low nibble (the bit order of compressed-tensors' int32 packing viewed as little-endian
- * bytes); 8-bit codes take one byte each. Scale {@code s} covers the {@code groupSize} consecutive
- * elements of one row (per channel: {@code groupSize == cols}; per tensor: one scale for all). The
- * arrays are owned by the record and not copied.
+ * bytes); 8-bit codes take one byte each. 2- and 3-bit codes (evaluation of the dequantized weights
+ * only: no exporter writes them) are held in nibbles like 4-bit ones. Scale {@code s} covers the
+ * {@code groupSize} consecutive elements of one row (per channel: {@code groupSize == cols}; per
+ * tensor: one scale for all). The arrays are owned by the record and not copied.
  */
 public record QuantizedTensor(
     Format format,
@@ -48,13 +49,13 @@ public record QuantizedTensor(
     Objects.requireNonNull(granularity, "granularity");
     Objects.requireNonNull(packedCodes, "packedCodes");
     Objects.requireNonNull(scales, "scales");
-    if (bits != 4 && bits != 8) {
-      throw new IllegalArgumentException("bits must be 4 or 8, found " + bits);
+    if (bits != 2 && bits != 3 && bits != 4 && bits != 8) {
+      throw new IllegalArgumentException("bits must be 2, 3, 4 or 8, found " + bits);
     }
     long n = (long) rows * cols;
-    if (packedCodes.length != (bits == 4 ? (n + 1) / 2 : n)) {
+    if (packedCodes.length != (bits <= 4 ? (n + 1) / 2 : n)) {
       throw new IllegalArgumentException(
-          "expected " + (bits == 4 ? (n + 1) / 2 : n) + " code bytes, found " + packedCodes.length);
+          "expected " + (bits <= 4 ? (n + 1) / 2 : n) + " code bytes, found " + packedCodes.length);
     }
     long groups = granularity == Granularity.TENSOR ? 1 : (long) rows * (cols / groupSize);
     if (cols % groupSize != 0 && granularity != Granularity.TENSOR) {

@@ -19,14 +19,14 @@ public final class RtnQuantizer {
   private final int groupSize;
 
   /**
-   * @param bits 4 or 8
+   * @param bits 4 or 8; 2 or 3 for evaluation (no exporter writes them)
    * @param symmetric true for zero-point-free codes
    * @param groupSize 0 for one scale per output channel, else 32, 64 or 128
    */
   public RtnQuantizer(int bits, boolean symmetric, int groupSize) {
-    if (bits != 4 && bits != 8) {
+    if (bits != 2 && bits != 3 && bits != 4 && bits != 8) {
       throw new UnsupportedOperationException(
-          "not supported yet: " + bits + "-bit codes (4 and 8 are)");
+          "not supported yet: " + bits + "-bit codes (2, 3, 4 and 8 are)");
     }
     if (groupSize != 0 && groupSize != 32 && groupSize != 64 && groupSize != 128) {
       throw new IllegalArgumentException(

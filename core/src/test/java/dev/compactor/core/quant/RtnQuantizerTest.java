@@ -108,11 +108,36 @@ class RtnQuantizerTest {
   }
 
   @Test
+  void twoAndThreeBitGridsFollowThePlainFormula() {
+    java.util.Random rnd = new java.util.Random(11);
+    float[] w = new float[3 * 64];
+    for (int i = 0; i < w.length; i++) {
+      w[i] = (float) rnd.nextGaussian();
+    }
+    for (int bits : new int[] {2, 3}) {
+      QuantizedTensor q = new RtnQuantizer(bits, true, 32).quantize(w, 3, 64);
+      float[] d = q.dequantize();
+      int half = 1 << (bits - 1);
+      for (int g = 0; g < 6; g++) {
+        float amax = 0;
+        for (int i = g * 32; i < (g + 1) * 32; i++) {
+          amax = Math.max(amax, Math.abs(w[i]));
+        }
+        float scale = amax / ((2 * half - 1) / 2.0f);
+        for (int i = g * 32; i < (g + 1) * 32; i++) {
+          int code = (int) Math.max(-half, Math.min(half - 1, Math.rint(w[i] / scale)));
+          assertEquals(code * scale, d[i], 0f, bits + "-bit at " + i);
+        }
+      }
+    }
+  }
+
+  @Test
   void zeroGroupsAndBadArgumentsAreHandled() {
     QuantizedTensor q = new RtnQuantizer(4, false, 32).quantize(new float[64], 2, 32);
     assertArrayEquals(new float[64], q.dequantize());
     assertThrows(IllegalArgumentException.class, () -> new RtnQuantizer(4, true, 48));
-    assertThrows(UnsupportedOperationException.class, () -> new RtnQuantizer(3, true, 32));
+    assertThrows(UnsupportedOperationException.class, () -> new RtnQuantizer(5, true, 32));
     assertThrows(
         IllegalArgumentException.class,
         () -> new RtnQuantizer(4, true, 128).quantize(new float[96], 1, 96));

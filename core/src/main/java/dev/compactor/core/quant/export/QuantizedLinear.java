@@ -16,7 +16,7 @@ import java.util.Objects;
  *
  * @param rows output features
  * @param cols input features
- * @param bits 4 or 8
+ * @param bits 4 or 8; 2 or 3 only for evaluation and QAT (every exporter refuses them)
  * @param symmetric true when there are no zero points
  * @param groupSize columns per group; {@code cols} for one scale per output channel
  * @param codes {@code rows * cols} unsigned codes, row-major
@@ -39,8 +39,8 @@ public record QuantizedLinear(
   public QuantizedLinear {
     Objects.requireNonNull(codes, "codes");
     Objects.requireNonNull(scales, "scales");
-    if (bits != 4 && bits != 8) {
-      throw new IllegalArgumentException("bits must be 4 or 8, found " + bits);
+    if (bits != 2 && bits != 3 && bits != 4 && bits != 8) {
+      throw new IllegalArgumentException("bits must be 2, 3, 4 or 8, found " + bits);
     }
     if (groupSize <= 0 || cols % groupSize != 0) {
       throw new IllegalArgumentException(

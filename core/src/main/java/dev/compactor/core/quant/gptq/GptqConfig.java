@@ -3,7 +3,7 @@ package dev.compactor.core.quant.gptq;
 /**
  * Settings of one GPTQ run, named as in AutoGPTQ / llm-compressor.
  *
- * @param bits 4 or 8
+ * @param bits 4 or 8; 2 or 3 for evaluation of the dequantized weights (no exporter writes them)
  * @param symmetric zero-point-free grid (compressed-tensors' default for GPTQ int4)
  * @param groupSize columns per scale group: 32, 64 or 128, or 0 for one scale per output channel
  * @param percDamp dampening added to the Hessian's diagonal, as a fraction of its mean (0.01)
@@ -36,9 +36,9 @@ public record GptqConfig(
   }
 
   public GptqConfig {
-    if (bits != 4 && bits != 8) {
+    if (bits != 2 && bits != 3 && bits != 4 && bits != 8) {
       throw new UnsupportedOperationException(
-          "not supported yet: " + bits + "-bit GPTQ (4 and 8 are)");
+          "not supported yet: " + bits + "-bit GPTQ (2, 3, 4 and 8 are)");
     }
     if (groupSize != 0 && groupSize != 32 && groupSize != 64 && groupSize != 128) {
       throw new IllegalArgumentException(

@@ -8,7 +8,8 @@ import java.util.Locale;
  * clear message for an impossible combination.
  *
  * @param method the rounding algorithm
- * @param bits 4 or 8 (nf4: 4, fp8: 8)
+ * @param bits 4 or 8 (nf4: 4, fp8: 8); rtn and gptq also 2 or 3, for the dequantized evaluation
+ *     path (no exporter writes them)
  * @param groupSize input columns sharing one scale; 0 for one scale per output channel
  * @param symmetric integer grid without zero points (rtn, gptq, awq); always true for fp8 and nf4,
  *     whose grids are symmetric by construction
@@ -69,8 +70,11 @@ public record WeightQuantization(Method method, int bits, int groupSize, boolean
       throw new IllegalArgumentException(
           method.id() + " has a symmetric grid (no zero points); asymmetric is not possible");
     }
-    if (bits != 4 && bits != 8) {
-      throw new IllegalArgumentException("bits must be 4 or 8, found " + bits);
+    // 2 and 3 bits: the dequantized evaluation path only (compressed-tensors refuses them)
+    boolean lowBits = (bits == 2 || bits == 3) && (method == Method.RTN || method == Method.GPTQ);
+    if (bits != 4 && bits != 8 && !lowBits) {
+      throw new IllegalArgumentException(
+          "bits must be 4 or 8 (2 or 3 with rtn or gptq, dequantized), found " + bits);
     }
     if (groupSize != 0 && groupSize != 32 && groupSize != 64 && groupSize != 128) {
       throw new IllegalArgumentException(

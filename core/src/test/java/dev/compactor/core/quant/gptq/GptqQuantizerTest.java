@@ -246,19 +246,21 @@ class GptqQuantizerTest {
     for (int j = 0; j < cols; j++) {
       h[j * cols + j] = 1 + j;
     }
-    for (boolean sym : new boolean[] {true, false}) {
-      QuantizedTensor rtn = new RtnQuantizer(4, sym, 32).quantize(w, rows, cols);
-      GptqResult gptq =
-          new GptqQuantizer(new GptqConfig(4, sym, 32, 0.01, 128, GptqConfig.ActOrder.NONE))
-              .quantize(w, rows, cols, h);
-      QuantizedLinear expected = QuantizedLinear.of(rtn);
-      assertArrayEquals(expected.codes(), gptq.weight().codes());
-      assertArrayEquals(expected.scales(), gptq.weight().scales());
-      if (!sym) {
-        assertNotNull(gptq.weight().zeros());
-        assertArrayEquals(expected.zeros(), gptq.weight().zeros());
+    for (int bits : new int[] {2, 3, 4}) {
+      for (boolean sym : new boolean[] {true, false}) {
+        QuantizedTensor rtn = new RtnQuantizer(bits, sym, 32).quantize(w, rows, cols);
+        GptqResult gptq =
+            new GptqQuantizer(new GptqConfig(bits, sym, 32, 0.01, 128, GptqConfig.ActOrder.NONE))
+                .quantize(w, rows, cols, h);
+        QuantizedLinear expected = QuantizedLinear.of(rtn);
+        assertArrayEquals(expected.codes(), gptq.weight().codes());
+        assertArrayEquals(expected.scales(), gptq.weight().scales());
+        if (!sym) {
+          assertNotNull(gptq.weight().zeros());
+          assertArrayEquals(expected.zeros(), gptq.weight().zeros());
+        }
+        assertArrayEquals(rtn.dequantize(), gptq.dequantized());
       }
-      assertArrayEquals(rtn.dequantize(), gptq.dequantized());
     }
   }
 
@@ -305,6 +307,6 @@ class GptqQuantizerTest {
         () -> new GptqConfig(4, true, 64, 0.01, 96, GptqConfig.ActOrder.NONE));
     assertThrows(
         UnsupportedOperationException.class,
-        () -> new GptqConfig(3, true, 64, 0.01, 128, GptqConfig.ActOrder.NONE));
+        () -> new GptqConfig(5, true, 64, 0.01, 128, GptqConfig.ActOrder.NONE));
   }
 }

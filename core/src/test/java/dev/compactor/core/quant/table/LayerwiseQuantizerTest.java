@@ -183,7 +183,13 @@ class LayerwiseQuantizerTest {
   @Test
   void impossibleSettingsAreRefusedWithTheReason() {
     assertThrows(IllegalArgumentException.class, () -> Method.parse("int3"));
-    assertThrows(IllegalArgumentException.class, () -> new WeightQuantization(Method.RTN, 3, 128));
+    assertThrows(IllegalArgumentException.class, () -> new WeightQuantization(Method.RTN, 5, 128));
+    assertThrows(IllegalArgumentException.class, () -> new WeightQuantization(Method.AWQ, 3, 128));
+    // 3 bits: the dequantized evaluation path only; compressed-tensors refuses the grid
+    WeightQuantization three = new WeightQuantization(Method.GPTQ, 3, 128, true);
+    assertThrows(
+        UnsupportedOperationException.class,
+        () -> dev.compactor.core.quant.pipeline.QuantizationPipeline.scheme(three));
     assertThrows(IllegalArgumentException.class, () -> new WeightQuantization(Method.RTN, 4, 100));
     assertThrows(IllegalArgumentException.class, () -> new WeightQuantization(Method.FP8, 8, 128));
     assertThrows(IllegalArgumentException.class, () -> new WeightQuantization(Method.NF4, 8, 64));
