@@ -1,0 +1,72 @@
+package dev.compactor.core.quant.codebook;
+
+import dev.compactor.core.io.Fp16;
+import java.util.Arrays;
+
+/**
+ * Quantizes one linear weight matrix to a per-output-row codebook: {@link WeightedKMeans} on each
+ * row with its weights' sensitivities, the centroids rounded to F16 (how they are stored), then
+ * every weight coded to its nearest F16 centroid, so the codes match the stored codebook exactly.
+ */
+public final class CodebookQuantizer {
+
+  private CodebookQuantizer() {}
+
+  /**
+   * @param w row-major {@code rows x cols}
+   * @param sensitivity per weight ({@code rows x cols}), per input column ({@code cols}, shared by
+   *     the rows) or null (uniform)
+   */
+  public static CodebookLinear quantize(
+      float[] w,
+      float[] sensitivity,
+      int rows,
+      int cols,
+      int bits,
+      int maxIterations,
+      boolean exact) {
+    if (w.length != (long) rows * cols) {
+      throw new IllegalArgumentException(
+          "expected " + rows + "x" + cols + " weights, found " + w.length);
+    }
+    boolean perColumn = sensitivity != null && sensitivity.length == cols && rows > 1;
+    if (sensitivity != null && !perColumn && sensitivity.length != w.length) {
+      throw new IllegalArgumentException(
+          "expected "
+              + w.length
+              + " (per weight) or "
+              + cols
+              + " (per column) sensitivities, found "
+              + sensitivity.length);
+    }
+    int k = 1 << bits;
+    float[] codebook = new float[rows * k];
+    byte[] codes = new byte[rows * cols];
+    int converged = 0;
+    float[] row = new float[cols];
+    float[] s = sensitivity == null ? null : new float[cols];
+    for (int r = 0; r < rows; r++) {
+      System.arraycopy(w, r * cols, row, 0, cols);
+      if (s != null) {
+        System.arraycopy(sensitivity, perColumn ? 0 : r * cols, s, 0, cols);
+      }
+      WeightedKMeans.Result fit = WeightedKMeans.fit(row, s, k, maxIterations, exact);
+      if (fit.converged()) {
+        converged++;
+      }
+      float[] c = fit.centroids();
+      for (int q = 0; q < k; q++) {
+        c[q] = Fp16.toFloat(Fp16.fromFloat(c[q]));
+        if (!Float.isFinite(c[q])) {
+          throw new IllegalArgumentException(
+              "row " + r + ": centroid " + fit.centroids()[q] + " does not fit in F16");
+        }
+      }
+      Arrays.sort(c);
+      System.arraycopy(c, 0, codebook, r * k, k);
+      byte[] rowCodes = WeightedKMeans.assign(row, 0, cols, c);
+      System.arraycopy(rowCodes, 0, codes, r * cols, cols);
+    }
+    return new CodebookLinear(rows, cols, bits, codebook, codes, converged);
+  }
+}
