@@ -10,6 +10,7 @@ import dev.compactor.cli.pipeline.UpCommand;
 import dev.compactor.cli.pipeline.WatchCommand;
 import dev.compactor.cli.prune.PruneCommand;
 import dev.compactor.cli.prune.PruneTableCommand;
+import dev.compactor.cli.quant.CodebookTableCommand;
 import dev.compactor.cli.quant.QualityTableCommand;
 import dev.compactor.cli.quant.QuantizeCommand;
 import java.util.LinkedHashMap;
@@ -35,6 +36,7 @@ public final class Commands {
           new PruneCommand(),
           new QuantizeCommand(),
           new QualityTableCommand(),
+          new CodebookTableCommand(),
           new PruneTableCommand(),
           new MoefyCommand(),
           new MoeTableCommand());

@@ -48,7 +48,8 @@ public final class QuantizeCommand implements Command {
 
   @Override
   public String summary() {
-    return "quantize a model (rtn|gptq|awq|fp8|nf4) to safetensors, compressed-tensors, GGUF";
+    return "quantize a model (rtn|gptq|awq|fp8|nf4|codebook) to safetensors, compressed-tensors,"
+        + " GGUF";
   }
 
   @Override
@@ -56,11 +57,15 @@ public final class QuantizeCommand implements Command {
     return "--model DIR --method rtn|gptq|awq|fp8|nf4 --bits 4|8 [--group-size -1|32|64|128]"
         + " [--asymmetric|--symmetric] [--calibration FILE]"
         + " [--export safetensors,compressed-tensors,gguf:q8_0,gguf:q6_k,gguf:q4_k_m,gguf:q4_k_s,gguf:q4_0]"
-        + " --out DIR [--json]";
+        + " --out DIR [--json]\n  or: "
+        + CodebookQuantizeCommand.usage();
   }
 
   @Override
   public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
+    if (CodebookQuantizeCommand.wanted(argv)) {
+      return CodebookQuantizeCommand.run(argv, out, err);
+    }
     QuantizeRequest r = QuantizeRequest.parse(argv);
     WeightQuantization q = r.quantization();
     boolean calibrates =
