@@ -104,5 +104,25 @@ class CodebookQuantizeCommandTest {
           CodebookQuantizer.quantize(src.readFloats(name), null, 64, 96, 3, 50, true).dequantize();
       assertArrayEquals(expected, cb.readFloats(name));
     }
+    CliRun again =
+        CliRun.of(
+            "quantize",
+            "--model",
+            out.resolve("codebook").toString(),
+            "--method",
+            "rtn",
+            "--bits",
+            "4",
+            "--group-size",
+            "32",
+            "--export",
+            "compressed-tensors",
+            "--out",
+            tmp.resolve("ct").toString());
+    assertTrue(again.code() != 0, again.err());
+    assertTrue(
+        again.err().contains("not supported: codebook checkpoint")
+            && again.err().contains("exported as compressed-tensors"),
+        again.err());
   }
 }

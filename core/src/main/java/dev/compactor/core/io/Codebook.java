@@ -1,5 +1,8 @@
 package dev.compactor.core.io;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
 
 /**
@@ -37,6 +40,37 @@ public final class Codebook {
   public static final String SHAPE = ".weight_shape";
 
   private Codebook() {}
+
+  /** Whether {@code dir}'s config.json declares {@value #QUANT_METHOD}. */
+  public static boolean isCodebookCheckpoint(Path dir) throws IOException {
+    Path config = dir.resolve(ModelDirectory.CONFIG);
+    if (!Files.isRegularFile(config)) {
+      return false;
+    }
+    return QUANT_METHOD.equals(
+        ModelDirectory.readJsonObject(config)
+            .path("quantization_config")
+            .path("quant_method")
+            .asText());
+  }
+
+  /**
+   * Refuses to export a codebook checkpoint to {@code format}: GGUF and compressed-tensors have no
+   * per-row codebooks, and re-quantizing the dequantized weights would stack a second error on the
+   * first without saying so.
+   *
+   * @throws UnsupportedOperationException when {@code dir} is a codebook checkpoint
+   */
+  public static void refuseExport(Path dir, String format) throws IOException {
+    if (isCodebookCheckpoint(dir)) {
+      throw new UnsupportedOperationException(
+          "not supported: codebook checkpoint "
+              + dir
+              + " exported as "
+              + format
+              + " (that format has no per-row codebooks; export the unquantized model instead)");
+    }
+  }
 
   /** Rejects anything but 2, 3 or 4 bits. */
   public static int checkBits(int bits) {

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.io.CheckpointFormatException;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.Codebook;
@@ -17,6 +18,7 @@ import dev.compactor.core.io.SafetensorsWriter;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.model.Transformer;
+import dev.compactor.core.quant.table.GgufExport;
 import dev.compactor.core.quant.table.LayerwiseQuantizer;
 import dev.compactor.core.tiny.TinyReferenceModel;
 import java.nio.ByteBuffer;
@@ -101,6 +103,14 @@ class CodebookCheckpointTest {
     try (Transformer t = Transformer.load(out, Device.cpu())) {
       assertEquals(4, t.config().numLayers());
     }
+    UnsupportedOperationException gguf =
+        assertThrows(
+            UnsupportedOperationException.class,
+            () -> GgufExport.export(out, LlamaFileType.Q4_0, Map.of(), tmp.resolve("x.gguf")));
+    assertTrue(
+        gguf.getMessage()
+            .startsWith("not supported: codebook checkpoint " + out + " exported as GGUF"),
+        gguf.getMessage());
   }
 
   @Test
