@@ -23,7 +23,8 @@ import java.util.stream.Stream;
  * quantizers, with an importance matrix when {@code --calibration} is given), all by {@link
  * QuantizationPipeline}. Progress per layer goes to stderr; {@code compactor.json} (also embedded
  * in every config.json written) records the command line, the settings, the calibration text's
- * source and hash and the input files' hashes.
+ * source and hash and the input files' hashes. {@code --method codebook} runs {@link
+ * CodebookQuantizeCommand} instead (its own options; a {@code compactor-codebook} checkpoint).
  */
 public final class QuantizeCommand implements Command {
 
