@@ -78,6 +78,23 @@ public final class CodebookModelQuantizer {
       Map<String, String> metadata,
       ProgressListener progress)
       throws IOException {
+    return run(modelDir, settings, samples, null, outDir, metadata, progress);
+  }
+
+  /**
+   * Like {@link #run(Path, CodebookSettings, List, Path, Map, ProgressListener)}, with the Fisher
+   * diagonal already computed ({@link #fisher}; null computes it here when the settings ask for
+   * it), so several runs on one model and one text compute it once.
+   */
+  public static Summary run(
+      Path modelDir,
+      CodebookSettings settings,
+      List<int[]> samples,
+      Map<String, float[]> precomputedFisher,
+      Path outDir,
+      Map<String, String> metadata,
+      ProgressListener progress)
+      throws IOException {
     ModelConfig config = ModelConfig.read(modelDir);
     if (config.family() == ModelConfig.Family.GPT2) {
       throw new UnsupportedOperationException(
@@ -130,11 +147,8 @@ public final class CodebookModelQuantizer {
         case UNIFORM, FISHER -> {
           Map<String, float[]> fisher = Map.of();
           if (settings.sensitivity() == Sensitivity.FISHER) {
-            try (Transformer model = Transformer.load(config, weights, Device.cpu())) {
-              fisher =
-                  FisherSensitivity.compute(
-                      model, samples, LayerwiseQuantizer::isDecoderLinear, progress);
-            }
+            fisher =
+                precomputedFisher != null ? precomputedFisher : fisher(modelDir, samples, progress);
           }
           for (int i = 0; i < config.numLayers(); i++) {
             String prefix = Layout.layerPrefix(config, "", i);
@@ -172,6 +186,15 @@ public final class CodebookModelQuantizer {
     json.set("quantization_config", quantizationConfig(settings, summary));
     ModelDirectory.writeConfig(outDir, json);
     return summary;
+  }
+
+  /** The Fisher diagonal of every compressible decoder linear of {@code modelDir}. */
+  public static Map<String, float[]> fisher(
+      Path modelDir, List<int[]> samples, ProgressListener progress) throws IOException {
+    try (Transformer model = Transformer.load(modelDir, Device.cpu())) {
+      return FisherSensitivity.compute(
+          model, samples, LayerwiseQuantizer::isDecoderLinear, progress);
+    }
   }
 
   /** Diagonal of {@code X^T X} per input column, divided by the tokens seen. */

@@ -2,6 +2,7 @@ package dev.compactor.core.quant.codebook;
 
 import dev.compactor.core.io.Fp16;
 import java.util.Arrays;
+import java.util.stream.IntStream;
 
 /**
  * Quantizes one linear weight matrix to a per-output-row codebook: {@link WeightedKMeans} on each
@@ -42,31 +43,36 @@ public final class CodebookQuantizer {
     int k = 1 << bits;
     float[] codebook = new float[rows * k];
     byte[] codes = new byte[rows * cols];
-    int converged = 0;
-    float[] row = new float[cols];
-    float[] s = sensitivity == null ? null : new float[cols];
-    for (int r = 0; r < rows; r++) {
-      System.arraycopy(w, r * cols, row, 0, cols);
-      if (s != null) {
-        System.arraycopy(sensitivity, perColumn ? 0 : r * cols, s, 0, cols);
-      }
-      WeightedKMeans.Result fit = WeightedKMeans.fit(row, s, k, maxIterations, exact);
-      if (fit.converged()) {
-        converged++;
-      }
-      float[] c = fit.centroids();
-      for (int q = 0; q < k; q++) {
-        c[q] = Fp16.toFloat(Fp16.fromFloat(c[q]));
-        if (!Float.isFinite(c[q])) {
-          throw new IllegalArgumentException(
-              "row " + r + ": centroid " + fit.centroids()[q] + " does not fit in F16");
-        }
-      }
-      Arrays.sort(c);
-      System.arraycopy(c, 0, codebook, r * k, k);
-      byte[] rowCodes = WeightedKMeans.assign(row, 0, cols, c);
-      System.arraycopy(rowCodes, 0, codes, r * cols, cols);
-    }
+    // rows are independent: fitted in parallel, each into its own slice, so the result does not
+    // depend on the thread count
+    int converged =
+        IntStream.range(0, rows)
+            .parallel()
+            .map(
+                r -> {
+                  float[] row = Arrays.copyOfRange(w, r * cols, (r + 1) * cols);
+                  float[] s = null;
+                  if (sensitivity != null) {
+                    int from = perColumn ? 0 : r * cols;
+                    s = Arrays.copyOfRange(sensitivity, from, from + cols);
+                  }
+                  WeightedKMeans.Result fit = WeightedKMeans.fit(row, s, k, maxIterations, exact);
+                  float[] c = fit.centroids();
+                  for (int q = 0; q < k; q++) {
+                    float exact32 = c[q];
+                    c[q] = Fp16.toFloat(Fp16.fromFloat(exact32));
+                    if (!Float.isFinite(c[q])) {
+                      throw new IllegalArgumentException(
+                          "row " + r + ": centroid " + exact32 + " does not fit in F16");
+                    }
+                  }
+                  Arrays.sort(c);
+                  System.arraycopy(c, 0, codebook, r * k, k);
+                  byte[] rowCodes = WeightedKMeans.assign(row, 0, cols, c);
+                  System.arraycopy(rowCodes, 0, codes, r * cols, cols);
+                  return fit.converged() ? 1 : 0;
+                })
+            .sum();
     return new CodebookLinear(rows, cols, bits, codebook, codes, converged);
   }
 }

@@ -92,6 +92,8 @@ public final class CodebookTable {
     int total = 4 + codebooks.size();
     int done = 0;
     List<Row> rows = new ArrayList<>();
+    Map<String, float[]> fisher = null;
+    double fisherSeconds = 0;
     ModelDirectory source = ModelDirectory.open(model);
     long linearBytes = 0;
     long linearParams = 0;
@@ -147,9 +149,23 @@ public final class CodebookTable {
         }
         long c0 = System.nanoTime();
         Path dir = work.resolve("cb" + c.bits() + c.sensitivity().id() + (c.exact() ? "" : "L"));
+        Map<String, float[]> f = null;
+        double fisherShare = 0;
+        if (c.sensitivity() == Sensitivity.FISHER) {
+          if (fisher == null) {
+            long f0 = System.nanoTime();
+            fisher = CodebookModelQuantizer.fisher(model, calibration, ProgressListener.NONE);
+            fisherSeconds = (System.nanoTime() - f0) / 1e9;
+          } else {
+            // the Fisher diagonal is computed once and reused: charge each row its cost
+            fisherShare = fisherSeconds;
+          }
+          f = fisher;
+        }
         CodebookModelQuantizer.Summary s =
-            CodebookModelQuantizer.run(model, c, calibration, dir, Map.of(), ProgressListener.NONE);
-        double csec = (System.nanoTime() - c0) / 1e9;
+            CodebookModelQuantizer.run(
+                model, c, calibration, f, dir, Map.of(), ProgressListener.NONE);
+        double csec = (System.nanoTime() - c0) / 1e9 + fisherShare;
         rows.add(
             new Row(c.label(), score(base, dir), weightFileBytes(dir), s.bitsPerWeight(), csec));
         progress.onProgress("codebook table", ++done, total);
