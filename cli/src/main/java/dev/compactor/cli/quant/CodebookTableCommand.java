@@ -72,7 +72,18 @@ public final class CodebookTableCommand implements Command {
       CodebookTable table = new CodebookTable(model, work, tokens, samples, seqLen);
       long t0 = System.nanoTime();
       List<CodebookTable.Row> rows =
-          table.run((phase, done, total) -> err.printf("%s: %d/%d rows%n", phase, done, total));
+          table.run(
+              (phase, done, total) -> err.printf("%s: %d/%d rows%n", phase, done, total),
+              r ->
+                  err.printf(
+                      Locale.ROOT,
+                      "row: %s ppl %.4f KL %.6f top1 %.2f%% bytes %d bpw %.3f%n",
+                      r.name(),
+                      r.result().modelPerplexity(),
+                      r.result().klDivergence(),
+                      100 * r.result().top1Agreement(),
+                      r.bytes(),
+                      r.bitsPerWeight()));
       double seconds = (System.nanoTime() - t0) / 1e9;
       if (args.has("json")) {
         ObjectNode root = TableText.jsonHeader(model, held.name(), tokens.length, seqLen);

@@ -23,6 +23,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 
 /**
  * Codebook quantization against uniform grids at equal bits on one model and one text: RTN and GPTQ
@@ -80,9 +81,14 @@ public final class CodebookTable {
 
   /** Runs every row, reporting each finished one to {@code progress}. */
   public List<Row> run(ProgressListener progress) throws IOException {
+    return run(progress, r -> {});
+  }
+
+  /** Runs every row, handing each to {@code onRow} as soon as it is measured. */
+  public List<Row> run(ProgressListener progress, Consumer<Row> onRow) throws IOException {
     List<CodebookSettings> codebooks = new ArrayList<>();
     for (int bits : new int[] {4, 3}) {
-      for (Sensitivity s : Sensitivity.values()) {
+      for (Sensitivity s : List.of(Sensitivity.FISHER, Sensitivity.UNIFORM, Sensitivity.HESSIAN)) {
         codebooks.add(new CodebookSettings(bits, s));
       }
     }
@@ -91,7 +97,14 @@ public final class CodebookTable {
             3, Sensitivity.FISHER, CodebookSettings.DEFAULT_MAX_ITERATIONS, false));
     int total = 4 + codebooks.size();
     int done = 0;
-    List<Row> rows = new ArrayList<>();
+    List<Row> rows =
+        new ArrayList<>() {
+          @Override
+          public boolean add(Row r) {
+            onRow.accept(r);
+            return super.add(r);
+          }
+        };
     Map<String, float[]> fisher = null;
     double fisherSeconds = 0;
     ModelDirectory source = ModelDirectory.open(model);
