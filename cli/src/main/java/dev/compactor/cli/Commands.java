@@ -13,6 +13,7 @@ import dev.compactor.cli.pipeline.UpCommand;
 import dev.compactor.cli.pipeline.WatchCommand;
 import dev.compactor.cli.prune.PruneCommand;
 import dev.compactor.cli.prune.PruneTableCommand;
+import dev.compactor.cli.quant.CodebookTableCommand;
 import dev.compactor.cli.quant.QatCommand;
 import dev.compactor.cli.quant.QualityTableCommand;
 import dev.compactor.cli.quant.QuantizeCommand;
@@ -41,6 +42,7 @@ public final class Commands {
           new QuantizeCommand(),
           new QualityTableCommand(),
           new QatCommand(),
+          new CodebookTableCommand(),
           new PruneTableCommand(),
           new MoefyCommand(),
           new MoeTableCommand(),

@@ -23,7 +23,8 @@ import java.util.stream.Stream;
  * quantizers, with an importance matrix when {@code --calibration} is given), all by {@link
  * QuantizationPipeline}. Progress per layer goes to stderr; {@code compactor.json} (also embedded
  * in every config.json written) records the command line, the settings, the calibration text's
- * source and hash and the input files' hashes.
+ * source and hash and the input files' hashes. {@code --method codebook} runs {@link
+ * CodebookQuantizeCommand} instead (its own options; a {@code compactor-codebook} checkpoint).
  */
 public final class QuantizeCommand implements Command {
 
@@ -48,7 +49,8 @@ public final class QuantizeCommand implements Command {
 
   @Override
   public String summary() {
-    return "quantize a model (rtn|gptq|awq|fp8|nf4) to safetensors, compressed-tensors, GGUF";
+    return "quantize a model (rtn|gptq|awq|fp8|nf4|codebook) to safetensors, compressed-tensors,"
+        + " GGUF";
   }
 
   @Override
@@ -56,11 +58,15 @@ public final class QuantizeCommand implements Command {
     return "--model DIR --method rtn|gptq|awq|fp8|nf4 --bits 4|8 [--group-size -1|32|64|128]"
         + " [--asymmetric|--symmetric] [--calibration FILE]"
         + " [--export safetensors,compressed-tensors,gguf:q8_0,gguf:q6_k,gguf:q4_k_m,gguf:q4_k_s,gguf:q4_0]"
-        + " --out DIR [--json]";
+        + " --out DIR [--json]\n  or: "
+        + CodebookQuantizeCommand.usage();
   }
 
   @Override
   public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
+    if (CodebookQuantizeCommand.wanted(argv)) {
+      return CodebookQuantizeCommand.run(argv, out, err);
+    }
     QuantizeRequest r = QuantizeRequest.parse(argv);
     WeightQuantization q = r.quantization();
     boolean calibrates =

@@ -15,7 +15,8 @@ import java.util.Set;
  * sharded set described by {@code model.safetensors.index.json}, the only {@code *.safetensors}
  * file in a directory, or a {@code .safetensors} file given directly. Pickle checkpoints are
  * refused with an explanation; they are never opened. A directory whose config.json declares a
- * sparse compressed-tensors format is read through {@link SparseBitmaskSource} (dense tensors).
+ * sparse compressed-tensors format is read through {@link SparseBitmaskSource}, one in the {@link
+ * Codebook} format through {@link CodebookSource} (dense tensors both).
  */
 public final class Checkpoints {
 
@@ -39,7 +40,8 @@ public final class Checkpoints {
       return stored;
     }
     try {
-      return SparseBitmaskSource.wrapIfSparse(modelDirOrFile, stored);
+      return SparseBitmaskSource.wrapIfSparse(
+          modelDirOrFile, CodebookSource.wrapIfCodebook(modelDirOrFile, stored));
     } catch (IOException | RuntimeException e) {
       stored.close();
       throw e;

@@ -99,7 +99,7 @@ public record QuantizeParams(
 
   static final ParamSchema.ObjectType SCHEMA =
       ParamSchema.object("quantize")
-          .required("method", ParamSchema.oneOf("rtn", "gptq", "awq", "fp8", "nf4"))
+          .required("method", ParamSchema.oneOf("rtn", "gptq", "awq", "fp8", "nf4", "codebook"))
           .optional("bits", ParamSchema.intOneOf(4, 8))
           .optional("group_size", ParamSchema.intOneOf(-1, 32, 64, 128))
           .optional("symmetric", ParamSchema.bool())
@@ -108,6 +108,14 @@ public record QuantizeParams(
   /** Checks that need more than one parameter; {@code p} already passed {@link #SCHEMA}. */
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
     String method = Json.text(p, "method", "");
+    if (method.equals("codebook")) {
+      out.add(
+          new RecipeProblem(
+              path + ".method",
+              "not supported yet: method codebook in a recipe (the quantization service has no"
+                  + " codebook path); run ./compactor quantize --method codebook --bits 2|3|4"));
+      return;
+    }
     boolean hasBits = p.has("bits");
     int bits = Json.integer(p, "bits", 0);
     if (method.equals("fp8") && hasBits && bits != 8) {

@@ -442,6 +442,14 @@ class RecipeValidationTest {
   }
 
   @Test
+  void codebookIsRefusedInRecipesUntilTheServiceRunsIt() {
+    assertOnlyProblem(
+        problems("  - quantize: { method: codebook }\n", false),
+        "stages[0].quantize.method",
+        "not supported yet: method codebook in a recipe");
+  }
+
+  @Test
   void fp8WithBits4AndOtherFormatMismatches() {
     assertOnlyProblem(
         problems("  - quantize: { method: fp8, bits: 4 }\n", false),

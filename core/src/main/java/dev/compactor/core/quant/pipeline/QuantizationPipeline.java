@@ -7,6 +7,7 @@ import dev.compactor.core.data.CalibrationText;
 import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.gguf.LlamaGgufExporter;
 import dev.compactor.core.io.Checkpoints;
+import dev.compactor.core.io.Codebook;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.TensorSource;
@@ -182,6 +183,12 @@ public final class QuantizationPipeline {
     Path model = request.model();
     WeightQuantization q = request.quantization();
     Outputs outputs = request.outputs();
+    if (outputs.compressedTensors() != null) {
+      Codebook.refuseExport(model, "compressed-tensors");
+    }
+    if (!outputs.gguf().isEmpty()) {
+      Codebook.refuseExport(model, "GGUF");
+    }
     for (Path dir : new Path[] {outputs.safetensors(), outputs.compressedTensors()}) {
       requireEmpty(dir);
     }

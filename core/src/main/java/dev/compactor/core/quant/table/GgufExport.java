@@ -7,6 +7,7 @@ import dev.compactor.core.gguf.GgmlType;
 import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.gguf.LlamaGgufExporter;
 import dev.compactor.core.io.Checkpoints;
+import dev.compactor.core.io.Codebook;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.model.ModelConfig;
@@ -53,6 +54,7 @@ public final class GgufExport {
       Map<String, float[]> importance,
       Path out)
       throws IOException {
+    Codebook.refuseExport(modelDir, "GGUF");
     ModelDirectory model = ModelDirectory.open(modelDir);
     Path tokenizer = modelDir.resolve("tokenizer.json");
     if (!Files.isRegularFile(tokenizer)) {
