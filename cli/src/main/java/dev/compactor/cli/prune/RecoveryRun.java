@@ -36,11 +36,6 @@ import java.util.Locale;
  */
 final class RecoveryRun {
 
-  /** Windows of the validation split the recovery is checked on, as the pruning stage uses. */
-  static final int HELD_OUT_WINDOWS = 16;
-
-  private static final long SEED = 1234;
-
   private RecoveryRun() {}
 
   interface Prune {
@@ -72,18 +67,16 @@ final class RecoveryRun {
         calibration == null
             ? CalibrationText.builtin()
             : CalibrationText.file(Path.of(calibration));
-    int seq = Math.min(recovery.seqLen(), ModelConfig.read(model).maxPositions() - 1);
-    List<int[]> train;
-    List<int[]> heldOut;
+    PruneParams.RecoveryWindows windows;
     try (TextTokenizer tok = Tokenizers.forModel(model)) {
-      train = text.corpus().calibrationSamples(tok, recovery.windows(), seq + 1, SEED + 1);
-      try {
-        heldOut = text.corpus().validationSamples(tok, HELD_OUT_WINDOWS, seq + 1, SEED + 2);
-      } catch (IllegalArgumentException tooShort) {
-        err.println("note: recovery is not checked on held-out text: " + tooShort.getMessage());
-        heldOut = List.of();
-      }
+      windows = recovery.windows(text.corpus(), tok, ModelConfig.read(model).maxPositions());
     }
+    if (windows.note() != null) {
+      err.println("note: " + windows.note());
+    }
+    List<int[]> train = windows.train();
+    List<int[]> heldOut = windows.heldOut();
+    int seq = windows.seq();
     Path work = Files.createTempDirectory("compactor-prune-recovery");
     try {
       if (recovery.rounds() > 1) {

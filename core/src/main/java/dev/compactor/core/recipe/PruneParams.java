@@ -2,12 +2,14 @@ package dev.compactor.core.recipe;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.compactor.core.data.Corpus;
 import dev.compactor.core.distill.DistillationSpec;
 import dev.compactor.core.prune.NmPattern;
 import dev.compactor.core.prune.PruningOutput;
 import dev.compactor.core.prune.PruningSpec;
 import dev.compactor.core.prune.depth.DepthMethod;
 import dev.compactor.core.prune.structured.StructuredSpec;
+import dev.compactor.core.tokenizer.TextTokenizer;
 import java.util.List;
 import java.util.Locale;
 
@@ -170,6 +172,28 @@ public record PruneParams(
           1f, 1f, each, batch, (float) lr, Math.max(0, each / 10), 0f, 1f, 0, SEED);
     }
 
+    /** Windows of the validation split a recovered model is checked on. */
+    public static final int HELD_OUT_WINDOWS = 16;
+
+    /**
+     * Recovery's data: training windows ({@code windows} of {@code seq_len + 1} tokens, or fewer
+     * tokens when the model's context is shorter) from {@code corpus}'s training split, and
+     * held-out windows from its validation split, empty when that split is too short to check on.
+     */
+    public RecoveryWindows windows(Corpus corpus, TextTokenizer tokenizer, int maxPositions) {
+      int seq = Math.min(seqLen, maxPositions - 1);
+      List<int[]> train = corpus.calibrationSamples(tokenizer, windows, seq + 1, SEED + 1);
+      List<int[]> heldOut;
+      String note = null;
+      try {
+        heldOut = corpus.validationSamples(tokenizer, HELD_OUT_WINDOWS, seq + 1, SEED + 2);
+      } catch (IllegalArgumentException tooShort) {
+        heldOut = List.of();
+        note = "recovery is not checked on held-out text: " + tooShort.getMessage();
+      }
+      return new RecoveryWindows(train, heldOut, seq, note);
+    }
+
     ObjectNode toJson() {
       return Json.object()
           .put("steps", steps)
@@ -191,6 +215,14 @@ public record PruneParams(
           Json.integer(r, "seq_len", d.seqLen()));
     }
   }
+
+  /**
+   * The windows recovery trains and is checked on.
+   *
+   * @param seq tokens each window feeds the model
+   * @param note why {@code heldOut} is empty, or null
+   */
+  public record RecoveryWindows(List<int[]> train, List<int[]> heldOut, int seq, String note) {}
 
   /** This pruning followed by {@code recovery} (null for none). */
   public PruneParams withRecovery(Recovery recovery) {

@@ -68,9 +68,6 @@ public final class PruningStage implements Stage {
   static final int DEFAULT_SEQ_LEN = StepMemory.PRUNE_DEFAULT_SEQ_LEN;
   private static final long SEED = 1234;
 
-  /** Windows of the calibration text's validation split a recovered model is checked on. */
-  static final int HELD_OUT_WINDOWS = 16;
-
   private static final Logger LOG = LoggerFactory.getLogger(PruningStage.class);
 
   /**
@@ -330,7 +327,7 @@ public final class PruningStage implements Stage {
     Files.move(ctx.outputDir(), prunedDir);
     Files.createDirectories(ctx.outputDir());
     Calibration cal = calibration(ctx, spec);
-    Windows w = recoveryWindows(ctx, cal, recovery);
+    PruneParams.RecoveryWindows w = recoveryWindows(ctx, cal, recovery);
     ctx.progress()
         .report(0.7, "recovery: " + recovery.steps() + " distillation steps from the input model");
     PruningRecovery.Checked checked =
@@ -379,7 +376,7 @@ public final class PruningStage implements Stage {
           }
           return calibration.get(0);
         };
-    Windows w = recoveryWindows(ctx, cal, recovery);
+    PruneParams.RecoveryWindows w = recoveryWindows(ctx, cal, recovery);
     PruningSpec pruning =
         PruningSpec.of(PruningSpec.Method.parse(params.method().key()), params.sparsity());
     ctx.progress()
@@ -413,24 +410,16 @@ public final class PruningStage implements Stage {
     return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
   }
 
-  /** Recovery's training windows (calibration text) and held-out windows (its validation split). */
-  private record Windows(List<int[]> train, List<int[]> heldOut) {}
-
-  private static Windows recoveryWindows(
+  private static PruneParams.RecoveryWindows recoveryWindows(
       StageContext ctx, Calibration cal, PruneParams.Recovery recovery) throws Exception {
-    int seq = Math.min(recovery.seqLen(), ModelConfig.read(ctx.inputDir()).maxPositions() - 1);
     Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
     try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
-      List<int[]> train =
-          corpus.calibrationSamples(tokenizer, recovery.windows(), seq + 1, SEED + 1);
-      List<int[]> heldOut;
-      try {
-        heldOut = corpus.validationSamples(tokenizer, HELD_OUT_WINDOWS, seq + 1, SEED + 2);
-      } catch (IllegalArgumentException tooShort) {
-        LOG.info("recovery is not checked on held-out text: {}", tooShort.getMessage());
-        heldOut = List.of();
+      PruneParams.RecoveryWindows w =
+          recovery.windows(corpus, tokenizer, ModelConfig.read(ctx.inputDir()).maxPositions());
+      if (w.note() != null) {
+        LOG.info("{}", w.note());
       }
-      return new Windows(train, heldOut);
+      return w;
     }
   }
 
