@@ -32,6 +32,7 @@ import dev.compactor.core.tokenizer.Tokenizers;
 import dev.compactor.events.ArtifactRef;
 import dev.compactor.events.EvaluationCompleted;
 import dev.compactor.events.EvaluationMetrics;
+import dev.compactor.events.TaskScore;
 import dev.compactor.runtime.S3Uri;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
@@ -39,6 +40,7 @@ import dev.compactor.runtime.StageResult;
 import dev.compactor.schemas.Topics;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -113,6 +115,7 @@ public final class EvaluationStage implements Stage {
     }
     Map<String, Double> m = new LinkedHashMap<>();
     String latencyMeasuredWith = null;
+    List<TaskScore> taskScores = new ArrayList<>();
     ModelDirectory model = ModelDirectory.open(modelDir);
     ModelDirectory base = ModelDirectory.open(baseDir);
     try (TextTokenizer tokenizer = Tokenizers.forModel(baseDir);
@@ -160,7 +163,7 @@ public final class EvaluationStage implements Stage {
         latencyMeasuredWith = latencyLabel(candidate.device());
       }
       if (p.tasks() != null) {
-        tasks(ctx, p.tasks(), candidate, baseline, tokenizer, m);
+        taskScores = tasks(ctx, p.tasks(), candidate, baseline, tokenizer, m);
       }
     }
     StoredForms stored = StoredForms.scan(modelDir);
@@ -212,6 +215,7 @@ public final class EvaluationStage implements Stage {
                 .setSizeFormat(smallest.name())
                 .setStoredFiles(stored.files())
                 .setLatencyMeasuredWith(latencyMeasuredWith)
+                .setTasks(taskScores)
                 .setCompletedAtMs(System.currentTimeMillis())
                 .build());
   }
@@ -220,9 +224,10 @@ public final class EvaluationStage implements Stage {
    * Task accuracy of candidate and baseline on every task ({@link TaskScorer}, lm-eval's rules):
    * metrics {@code task.<name>.acc}, {@code .accStderr}, {@code .baselineAcc}, {@code .documents},
    * and for multiple choice {@code .accNorm}, {@code .accNormStderr}, {@code .baselineAccNorm}, for
-   * continuations {@code .perplexity} and {@code .baselinePerplexity}.
+   * continuations {@code .perplexity} and {@code .baselinePerplexity}; the same figures as the
+   * event's typed {@code tasks}.
    */
-  private static void tasks(
+  private static List<TaskScore> tasks(
       StageContext ctx,
       EvaluateParams.Tasks tasks,
       CausalLM candidate,
@@ -239,6 +244,7 @@ public final class EvaluationStage implements Stage {
       String file = uri.substring(uri.lastIndexOf('/') + 1).replaceFirst("\\.jsonl$", "");
       docs.put(file, all.subList(0, Math.min(tasks.limit(), all.size())));
     }
+    List<TaskScore> scores = new ArrayList<>();
     TaskScorer c = new TaskScorer(candidate, tokenizer);
     TaskScorer b = new TaskScorer(baseline, tokenizer);
     int done = 0;
@@ -257,7 +263,25 @@ public final class EvaluationStage implements Stage {
       m.put(k + "baselineAccNorm", rb.accNorm());
       m.put(k + "perplexity", rc.perplexity());
       m.put(k + "baselinePerplexity", rb.perplexity());
+      scores.add(
+          TaskScore.newBuilder()
+              .setTask(t.getKey())
+              .setDocuments(rc.documents())
+              .setAcc(rc.acc())
+              .setAccStderr(orNull(rc.accStderr()))
+              .setBaselineAcc(rb.acc())
+              .setAccNorm(orNull(rc.accNorm()))
+              .setAccNormStderr(orNull(rc.accNormStderr()))
+              .setBaselineAccNorm(orNull(rb.accNorm()))
+              .setPerplexity(orNull(rc.perplexity()))
+              .setBaselinePerplexity(orNull(rb.perplexity()))
+              .build());
     }
+    return scores;
+  }
+
+  private static Double orNull(double v) {
+    return Double.isNaN(v) ? null : v;
   }
 
   /**

@@ -243,5 +243,13 @@ class EvaluationStageTest {
     }
     EvaluationCompleted e = (EvaluationCompleted) r.events().get(0).value().apply(null);
     assertEquals(m.get("task.mine.acc"), e.getExtra().get("task.mine.acc"));
+    assertEquals(2, e.getTasks().size());
+    var word = e.getTasks().get(0);
+    assertEquals("europarl-last-word", word.getTask());
+    assertEquals(m.get("task.europarl-last-word.perplexity"), word.getPerplexity());
+    assertEquals(null, word.getAccNorm());
+    var mine = e.getTasks().get(1);
+    assertEquals(m.get("task.mine.baselineAccNorm"), mine.getBaselineAccNorm());
+    assertEquals(2, mine.getDocuments());
   }
 }
