@@ -1,6 +1,5 @@
 package dev.compactor.services.factorization;
 
-import dev.compactor.core.data.Corpus;
 import dev.compactor.core.factorize.Factorization;
 import dev.compactor.core.factorize.FactorizationReport;
 import dev.compactor.core.factorize.FactorizeSpec;
@@ -11,8 +10,6 @@ import dev.compactor.core.recipe.RecipeModelCheck;
 import dev.compactor.core.recipe.StageKind;
 import dev.compactor.core.recipe.StageSpec;
 import dev.compactor.core.recipe.StepMemory;
-import dev.compactor.core.tokenizer.TextTokenizer;
-import dev.compactor.core.tokenizer.Tokenizers;
 import dev.compactor.runtime.Devices;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
@@ -138,28 +135,12 @@ public final class FactorizationStage implements Stage {
     return m;
   }
 
-  /**
-   * SVD-LLM's windows: {@code cal.samples()} windows of the input model's tokens, no longer than
-   * the recipe's sequence length or the model's context (as the prune stage's; copied rather than
-   * shared because services/runtime does not depend on core).
-   */
   private static List<int[]> windows(StageContext ctx, Calibration cal) throws IOException {
-    int seqLen = Math.min(cal.seqLen(), ModelConfig.read(ctx.inputDir()).maxPositions());
-    try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
-      return Corpus.forDataset(cal.dataset(), ctx::fetch)
-          .calibrationSamples(tokenizer, cal.samples(), seqLen, SEED);
-    }
+    return cal.windows(ctx.inputDir(), ctx::fetch, SEED);
   }
 
   private static Calibration calibration(StageContext ctx, StageSpec spec) {
-    return spec.calibration()
-        .orElse(
-            new Calibration(
-                dataset(ctx, Corpus.BUILTIN_EUROPARL), DEFAULT_SAMPLES, DEFAULT_SEQ_LEN));
-  }
-
-  private static String dataset(StageContext ctx, String fallback) {
-    String uri = ctx.request().getCalibrationUri();
-    return uri == null || uri.isBlank() ? fallback : uri;
+    return Calibration.orDefault(
+        spec.calibration(), ctx.request().getCalibrationUri(), DEFAULT_SAMPLES, DEFAULT_SEQ_LEN);
   }
 }

@@ -36,6 +36,7 @@ import dev.compactor.runtime.Devices;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -423,27 +424,12 @@ public final class PruningStage implements Stage {
     }
   }
 
-  /**
-   * The calibration windows every method reads: {@code cal.samples()} windows of the input model's
-   * tokens, no longer than the recipe's sequence length or the model's context.
-   */
-  private static List<int[]> windows(StageContext ctx, Calibration cal) throws Exception {
-    int seqLen = Math.min(cal.seqLen(), ModelConfig.read(ctx.inputDir()).maxPositions());
-    try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
-      return Corpus.forDataset(cal.dataset(), ctx::fetch)
-          .calibrationSamples(tokenizer, cal.samples(), seqLen, SEED);
-    }
+  private static List<int[]> windows(StageContext ctx, Calibration cal) throws IOException {
+    return cal.windows(ctx.inputDir(), ctx::fetch, SEED);
   }
 
   private static Calibration calibration(StageContext ctx, StageSpec spec) {
-    return spec.calibration()
-        .orElse(
-            new Calibration(
-                dataset(ctx, Corpus.BUILTIN_EUROPARL), DEFAULT_SAMPLES, DEFAULT_SEQ_LEN));
-  }
-
-  private static String dataset(StageContext ctx, String fallback) {
-    String uri = ctx.request().getCalibrationUri();
-    return uri == null || uri.isBlank() ? fallback : uri;
+    return Calibration.orDefault(
+        spec.calibration(), ctx.request().getCalibrationUri(), DEFAULT_SAMPLES, DEFAULT_SEQ_LEN);
   }
 }
