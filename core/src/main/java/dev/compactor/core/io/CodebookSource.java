@@ -7,10 +7,7 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * The dense view of a {@value Codebook#QUANT_METHOD} checkpoint (layout in {@link Codebook}): each
@@ -21,23 +18,17 @@ import java.util.Map;
  * checkpoint. Every part is checked when the view is opened: a missing part, a codebook or index
  * tensor of the wrong shape or type is refused with what was expected and found.
  */
-public final class CodebookSource implements TensorSource {
+public final class CodebookSource extends DecodedTensorView {
 
-  private final TensorSource stored;
   private final int bits;
-  private final List<String> names;
-  private final Map<String, TensorInfo> dense = new LinkedHashMap<>();
-  private String lastName;
-  private ByteBuffer lastDecoded;
 
   CodebookSource(TensorSource stored, int bits) throws IOException {
-    this.stored = stored;
+    super(stored);
     this.bits = Codebook.checkBits(bits);
-    List<String> out = new ArrayList<>();
     for (String name : stored.names()) {
       String prefix = prefixOf(name);
       if (prefix == null) {
-        out.add(name);
+        addStored(name);
         continue;
       }
       String weight = prefix + ".weight";
@@ -49,10 +40,8 @@ public final class CodebookSource implements TensorSource {
             prefix + ": expected either " + weight + " or its codebook parts, found both");
       }
       long[] shape = checkParts(prefix);
-      dense.put(weight, new TensorInfo(weight, DType.F16, shape, 0, shape[0] * shape[1] * 2));
-      out.add(weight);
+      addDense(new TensorInfo(weight, DType.F16, shape, 0, shape[0] * shape[1] * 2));
     }
-    this.names = List.copyOf(out);
   }
 
   /** {@code name}'s linear prefix when it is one of the three codebook parts, else null. */
@@ -134,42 +123,9 @@ public final class CodebookSource implements TensorSource {
     return bits;
   }
 
-  /** The tensors as stored (codebook parts included). */
-  public TensorSource stored() {
-    return stored;
-  }
-
   @Override
-  public List<String> names() {
-    return names;
-  }
-
-  @Override
-  public TensorInfo info(String name) {
-    TensorInfo t = dense.get(name);
-    return t != null ? t : stored.info(name);
-  }
-
-  @Override
-  public boolean contains(String name) {
-    return dense.containsKey(name) || (stored.contains(name) && prefixOf(name) == null);
-  }
-
-  @Override
-  public synchronized ByteBuffer raw(String name) throws IOException {
-    if (!dense.containsKey(name)) {
-      return stored.raw(name);
-    }
-    if (!name.equals(lastName)) {
-      lastDecoded = decode(name);
-      lastName = name;
-    }
-    return lastDecoded.duplicate().order(ByteOrder.LITTLE_ENDIAN);
-  }
-
-  private ByteBuffer decode(String name) throws IOException {
-    String prefix = name.substring(0, name.length() - ".weight".length());
-    TensorInfo t = dense.get(name);
+  protected ByteBuffer decode(TensorInfo t) throws IOException {
+    String prefix = t.name().substring(0, t.name().length() - ".weight".length());
     int rows = Math.toIntExact(t.shape()[0]);
     int cols = Math.toIntExact(t.shape()[1]);
     int k = 1 << bits;
@@ -186,21 +142,6 @@ public final class CodebookSource implements TensorSource {
       }
     }
     return out.flip().asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
-  }
-
-  @Override
-  public float[] readFloats(String name) throws IOException {
-    return TensorDecoding.toFloats(info(name), raw(name), this);
-  }
-
-  @Override
-  public Map<String, String> metadata() {
-    return stored.metadata();
-  }
-
-  @Override
-  public void close() throws IOException {
-    stored.close();
   }
 
   @Override

@@ -7,11 +7,7 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
-import java.util.List;
-import java.util.Map;
 import java.util.Set;
 
 /**
@@ -23,7 +19,7 @@ import java.util.Set;
  * passes through. {@link Checkpoints#open} wraps a directory in it when its config.json says so, so
  * evaluation, export and {@code ./compactor eval} read such a checkpoint like any other.
  */
-public final class SparseBitmaskSource implements TensorSource {
+public final class SparseBitmaskSource extends DecodedTensorView {
 
   /** compressed-tensors' {@code format} strings of the sparse compressors read here. */
   public static final String SPARSE_24_BITMASK = "sparse-24-bitmask";
@@ -32,24 +28,17 @@ public final class SparseBitmaskSource implements TensorSource {
 
   private static final Set<String> PARTS = Set.of("shape", "compressed", "bitmask", "row_offsets");
 
-  private final TensorSource stored;
   private final SparseBitmask.Structure structure;
-  private final List<String> names;
-  private final Map<String, TensorInfo> dense = new LinkedHashMap<>();
-  // the last tensor decoded: chunked readers (TensorChunkReader) ask for one tensor many times
-  private String lastName;
-  private ByteBuffer lastDecoded;
 
   SparseBitmaskSource(TensorSource stored, SparseBitmask.Structure structure) throws IOException {
-    this.stored = stored;
+    super(stored);
     this.structure = structure;
-    List<String> out = new ArrayList<>();
     for (String name : stored.names()) {
       int dot = name.lastIndexOf('.');
       String part = dot < 0 ? "" : name.substring(dot + 1);
       String prefix = dot < 0 ? name : name.substring(0, dot);
       if (!PARTS.contains(part) || !stored.contains(prefix + ".compressed")) {
-        out.add(name);
+        addStored(name);
         continue;
       }
       String weight = prefix + ".weight";
@@ -57,11 +46,9 @@ public final class SparseBitmaskSource implements TensorSource {
         TensorInfo values = stored.info(prefix + ".compressed");
         long[] shape = shapeOf(prefix);
         long bytes = shape[0] * shape[1] * values.dtype().bytes();
-        dense.put(weight, new TensorInfo(weight, values.dtype(), shape, 0, bytes));
-        out.add(weight);
+        addDense(new TensorInfo(weight, values.dtype(), shape, 0, bytes));
       }
     }
-    this.names = List.copyOf(out);
   }
 
   /**
@@ -101,42 +88,9 @@ public final class SparseBitmaskSource implements TensorSource {
     return new SparseBitmaskSource(source, structure);
   }
 
-  /** The tensors as stored (compressed parts included). */
-  public TensorSource stored() {
-    return stored;
-  }
-
   @Override
-  public List<String> names() {
-    return names;
-  }
-
-  @Override
-  public TensorInfo info(String name) {
-    TensorInfo t = dense.get(name);
-    return t != null ? t : stored.info(name);
-  }
-
-  @Override
-  public boolean contains(String name) {
-    return dense.containsKey(name) || (stored.contains(name) && names.contains(name));
-  }
-
-  @Override
-  public synchronized ByteBuffer raw(String name) throws IOException {
-    if (!dense.containsKey(name)) {
-      return stored.raw(name);
-    }
-    if (!name.equals(lastName)) {
-      lastDecoded = decode(name);
-      lastName = name;
-    }
-    return lastDecoded.duplicate().order(ByteOrder.LITTLE_ENDIAN);
-  }
-
-  private ByteBuffer decode(String name) throws IOException {
-    String prefix = name.substring(0, name.length() - ".weight".length());
-    TensorInfo t = dense.get(name);
+  protected ByteBuffer decode(TensorInfo t) throws IOException {
+    String prefix = t.name().substring(0, t.name().length() - ".weight".length());
     int rows = Math.toIntExact(t.shape()[0]);
     int cols = Math.toIntExact(t.shape()[1]);
     TensorInfo maskInfo = stored.info(prefix + ".bitmask");
@@ -172,21 +126,6 @@ public final class SparseBitmaskSource implements TensorSource {
         new SparseBitmask.Compressed(
             structure, t.dtype(), rows, cols, stored.raw(prefix + ".compressed"), mask, offsets);
     return SparseBitmask.decompress(c, prefix).asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
-  }
-
-  @Override
-  public float[] readFloats(String name) throws IOException {
-    return TensorDecoding.toFloats(info(name), raw(name), this);
-  }
-
-  @Override
-  public Map<String, String> metadata() {
-    return stored.metadata();
-  }
-
-  @Override
-  public void close() throws IOException {
-    stored.close();
   }
 
   @Override
