@@ -1,6 +1,10 @@
 package dev.compactor.core.metrics;
 
+import java.io.IOException;
 import java.lang.management.ManagementFactory;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Locale;
 import java.util.function.LongSupplier;
 
@@ -64,13 +68,46 @@ public final class CpuTimeEnergyMeter implements EnergyMeter {
       }
       basis = ENV + "=" + envValue.trim();
     }
+    if (schedstatNanos() > 0) {
+      return new CpuTimeEnergyMeter(
+          watts, CpuTimeEnergyMeter::schedstatNanos, basis + "; clock: per-thread schedstat");
+    }
     java.lang.management.OperatingSystemMXBean os = ManagementFactory.getOperatingSystemMXBean();
     if (!(os instanceof com.sun.management.OperatingSystemMXBean sun)
         || sun.getProcessCpuTime() < 0) {
       throw new UnsupportedOperationException(
           "not supported: process CPU time on this JVM (" + os.getClass().getName() + ")");
     }
-    return new CpuTimeEnergyMeter(watts, sun::getProcessCpuTime, basis);
+    return new CpuTimeEnergyMeter(
+        watts, sun::getProcessCpuTime, basis + "; clock: JVM process CPU time");
+  }
+
+  private static final Path TASKS = Path.of("/proc/self/task");
+
+  /**
+   * Nanoseconds on CPU of this process's live threads (first field of each {@code schedstat}), or
+   * -1 where /proc does not tell.
+   */
+  static long schedstatNanos() {
+    if (!Files.isDirectory(TASKS)) {
+      return -1;
+    }
+    long sum = 0;
+    try (DirectoryStream<Path> tasks = Files.newDirectoryStream(TASKS)) {
+      for (Path task : tasks) {
+        String line;
+        try {
+          line = Files.readString(task.resolve("schedstat"));
+        } catch (IOException e) {
+          continue; // the thread exited between listing and reading
+        }
+        int space = line.indexOf(' ');
+        sum += Long.parseLong(space < 0 ? line.trim() : line.substring(0, space));
+      }
+    } catch (IOException | NumberFormatException e) {
+      return -1;
+    }
+    return sum;
   }
 
   @Override
@@ -90,7 +127,8 @@ public final class CpuTimeEnergyMeter implements EnergyMeter {
   @Override
   public Interval start() {
     long start = cpuNanos.getAsLong();
-    return () -> joules(cpuNanos.getAsLong() - start, wattsPerCore);
+    // max(0, ..): a thread that exited takes its time out of the schedstat sum.
+    return () -> joules(Math.max(0, cpuNanos.getAsLong() - start), wattsPerCore);
   }
 
   /** Joules of {@code cpuNanos} of CPU time at {@code wattsPerCore}. */

@@ -1,7 +1,8 @@
 package dev.compactor.core.metrics;
 
 /**
- * Speed of one batch size and context length, each figure the median over the sweep's repeats.
+ * Speed of one batch size and context length: speeds are the median over the sweep's repeats,
+ * energy is the joules of all repeats over all their tokens.
  *
  * @param batch sequences decoded together
  * @param contextLength prompt tokens per sequence (the prefill)

@@ -12,8 +12,9 @@ import java.util.List;
 /**
  * Prefill and greedy KV-cache decode ({@link CausalLM#decoder}) at every pair of batch size and
  * context length, repeated and reported as medians, with the peak memory of each configuration and,
- * given an {@link EnergyMeter}, joules per prompt token and per generated token from the same runs.
- * A short warm-up first keeps one-off costs (native library start, allocator growth) out.
+ * given an {@link EnergyMeter}, joules per prompt token and per generated token from the same runs
+ * (the energy of all repeats over all their tokens: a counter's resolution then matters less). A
+ * short warm-up first keeps one-off costs (native library start, allocator growth) out.
  *
  * <p>The sequences of a batch are different windows of the source text, so a batch is not one
  * sequence copied. No figure is asserted anywhere: this measures, it does not judge.
@@ -111,14 +112,14 @@ public final class SpeedSweep {
         int n = config.repeats();
         double[] prefill = new double[n];
         double[] decode = new double[n];
-        double[] prefillJ = new double[n];
-        double[] decodeJ = new double[n];
+        double prefillJ = 0;
+        double decodeJ = 0;
         for (int r = 0; r < n; r++) {
           double[] run = run(model, prompts, config.decodeTokens(), meter);
           prefill[r] = (double) batch * ctx / (run[0] / 1e9);
           decode[r] = (double) batch * config.decodeTokens() / (run[1] / 1e9);
-          prefillJ[r] = run[2] / ((double) batch * ctx);
-          decodeJ[r] = run[3] / ((double) batch * config.decodeTokens());
+          prefillJ += run[2];
+          decodeJ += run[3];
         }
         points.add(
             new SpeedPoint(
@@ -128,8 +129,8 @@ public final class SpeedSweep {
                 median(prefill),
                 median(decode),
                 window.peakRssBytes(),
-                median(prefillJ),
-                median(decodeJ)));
+                prefillJ / ((double) n * batch * ctx),
+                decodeJ / ((double) n * batch * config.decodeTokens())));
       }
     }
     return new Result(points, peakBefore);

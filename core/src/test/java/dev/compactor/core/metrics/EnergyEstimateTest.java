@@ -50,6 +50,14 @@ class EnergyEstimateTest {
     }
     assertTrue(x > 0);
     assertTrue(interval.joules() > 0, "some CPU time was spent");
+    if (Files.isDirectory(Path.of("/proc/self/task"))) {
+      assertTrue(meter.source().contains("clock: per-thread schedstat"), meter.source());
+      long before = CpuTimeEnergyMeter.schedstatNanos();
+      for (int i = 0; i < 20_000_000; i++) {
+        x += Math.sqrt(i);
+      }
+      assertTrue(x > 0 && CpuTimeEnergyMeter.schedstatNanos() > before, "nanosecond clock");
+    }
   }
 
   @Test

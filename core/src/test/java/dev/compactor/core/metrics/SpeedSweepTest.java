@@ -24,23 +24,23 @@ class SpeedSweepTest {
     // joules per token are exactly predictable from the token counts alone.
     CpuTimeEnergyMeter meter =
         new CpuTimeEnergyMeter(1.0, () -> fakeCpu.addAndGet(1_000_000), "test clock");
-    SpeedSweep.Config config = new SpeedSweep.Config(List.of(1, 3), List.of(16, 40), 4, 2);
+    SpeedSweep.Config config = new SpeedSweep.Config(List.of(1, 3), List.of(8, 24), 3, 2);
     try (CausalLM model = Transformer.load(TinyReferenceModel.shipped(), ai.djl.Device.cpu())) {
       SpeedSweep.Result r = new SpeedSweep(config, meter).measure(model, source);
       assertEquals(4, r.points().size());
-      int[][] expected = {{1, 16}, {1, 40}, {3, 16}, {3, 40}};
+      int[][] expected = {{1, 8}, {1, 24}, {3, 8}, {3, 24}};
       for (int i = 0; i < 4; i++) {
         SpeedPoint p = r.points().get(i);
         assertArrayEquals(expected[i], new int[] {p.batch(), p.contextLength()}, p.toString());
-        assertEquals(4, p.decodeTokens());
+        assertEquals(3, p.decodeTokens());
         assertTrue(p.prefillTokensPerSecond() > 0 && p.decodeTokensPerSecond() > 0, p.toString());
         // Each interval reads the clock twice: 1 ms × 1 W = 1 mJ per phase.
         assertEquals(1e-3 / (p.batch() * p.contextLength()), p.prefillJoulesPerToken(), 1e-15);
-        assertEquals(1e-3 / (p.batch() * 4), p.decodeJoulesPerToken(), 1e-15);
+        assertEquals(1e-3 / (p.batch() * 3), p.decodeJoulesPerToken(), 1e-15);
         assertTrue(p.peakRssBytes() == -1 || p.peakRssBytes() > 1 << 20, p.toString());
       }
       LatencyResult first = r.points().get(0).asLatency();
-      assertEquals(16, first.promptTokens());
+      assertEquals(8, first.promptTokens());
       assertEquals(1000 / r.points().get(0).prefillTokensPerSecond(), first.prefillMsPerToken());
 
       SpeedSweep.Result speedOnly =
