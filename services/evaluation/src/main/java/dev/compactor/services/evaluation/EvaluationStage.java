@@ -68,6 +68,11 @@ import java.util.Set;
  * safetensors weights in fp32 on DJL ({@code latencyMeasuredWith}), not with the GGUF or
  * compressed-tensors kernels. {@code peakRssBytes} is this step's own peak ({@link
  * PeakMemory#startStep}), absent where the high-water mark cannot be reset.
+ *
+ * <p>Latency is a {@link SpeedSweep} over the recipe's batch sizes and context lengths (typed in
+ * the event's {@code speed}); with {@code energy: true} the same runs give joules per token of both
+ * models from the best meter here ({@link EnergyMeters}), typed in {@code energy} with its kind
+ * ({@code measured} or {@code estimated}) and source.
  */
 public final class EvaluationStage implements Stage {
 
