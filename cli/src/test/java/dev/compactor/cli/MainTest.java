@@ -80,6 +80,43 @@ class MainTest {
   }
 
   @Test
+  void evalSpeedSweepWithEnergyPrintsLabelledFigures() throws Exception {
+    Outcome o =
+        run(
+            "eval",
+            "--model",
+            model.toString(),
+            "--text",
+            text.toString(),
+            "--json",
+            "--seq-len",
+            "256",
+            "--energy",
+            "--speed-batches",
+            "1,2",
+            "--speed-contexts",
+            "8",
+            "--decode-tokens",
+            "2",
+            "--repeats",
+            "1");
+    assertEquals(0, o.code(), o.err());
+    JsonNode json = new ObjectMapper().readTree(o.out());
+    assertEquals(2, json.get("speed").size());
+    assertEquals(2, json.get("speed").get(1).get("batch").asInt());
+    assertEquals(8, json.get("speed").get(1).get("contextLength").asInt());
+    assertTrue(json.get("speed").get(0).get("decodeTokensPerSecond").asDouble() > 0);
+    assertTrue(json.get("speed").get(0).has("decodeJoulesPerToken"), o.out());
+    String kind = json.get("energy").get("kind").asText();
+    assertTrue(kind.equals("measured") || kind.equals("estimated"), kind);
+    assertTrue(json.get("energy").get("label").asText().startsWith(kind + ": "));
+    Outcome bad =
+        run("eval", "--model", model.toString(), "--text", text.toString(), "--repeats", "0");
+    assertEquals(2, bad.code(), bad.err());
+    assertTrue(bad.err().contains("repeats >= 1"), bad.err());
+  }
+
+  @Test
   void evalTextReportAndGenerate() {
     Outcome eval = run("eval", "--model", model.toString(), "--text", text.toString());
     assertEquals(0, eval.code(), eval.err());

@@ -13,13 +13,83 @@ import java.util.List;
  *     baseline's
  * @param latency per-token forward latency and the size ratio
  * @param tasks task accuracy of candidate and baseline, or null for none
+ * @param speed the batch sizes and context lengths latency is measured at; null exactly when
+ *     latency is off ({@code latency: true} is {@link Speed#DEFAULT})
+ * @param energy energy per token of candidate and baseline, from the latency runs
  */
-public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency, Tasks tasks)
+public record EvaluateParams(
+    Perplexity perplexity, boolean kl, boolean latency, Tasks tasks, Speed speed, boolean energy)
     implements StageParams {
+
+  public EvaluateParams {
+    if (latency && speed == null) {
+      speed = Speed.DEFAULT;
+    }
+    if (!latency) {
+      speed = null;
+    }
+    if (energy && !latency) {
+      throw new IllegalArgumentException(
+          "energy is measured on the latency runs: turn latency on to measure energy");
+    }
+  }
 
   /** Without task accuracy. */
   public EvaluateParams(Perplexity perplexity, boolean kl, boolean latency) {
     this(perplexity, kl, latency, null);
+  }
+
+  /** Latency at the default batch and context, no energy. */
+  public EvaluateParams(Perplexity perplexity, boolean kl, boolean latency, Tasks tasks) {
+    this(perplexity, kl, latency, tasks, null, false);
+  }
+
+  /**
+   * Where latency is measured ({@code latency: {batch_sizes: [..], context_lengths: [..],
+   * decode_tokens: n, repeats: n}}): prefill and decode at every pair of batch size and context
+   * length, the median of {@code repeats} runs. The first pair gives the single figures ({@code
+   * prefillMsPerToken}, {@code decodeTokensPerSecond}, energy per token).
+   */
+  public record Speed(
+      List<Integer> batchSizes, List<Integer> contextLengths, int decodeTokens, int repeats) {
+
+    /** {@code latency: true}: batch 1, a 32-token prompt, 32 tokens decoded, median of 3. */
+    public static final Speed DEFAULT = new Speed(List.of(1), List.of(32), 32, 3);
+
+    public Speed {
+      batchSizes = List.copyOf(batchSizes);
+      contextLengths = List.copyOf(contextLengths);
+      if (batchSizes.isEmpty() || contextLengths.isEmpty() || decodeTokens < 1 || repeats < 1) {
+        throw new IllegalArgumentException(
+            "latency: expected batch sizes, context lengths, decode_tokens >= 1 and repeats >= 1");
+      }
+    }
+
+    static final ParamSchema.ObjectType SCHEMA =
+        ParamSchema.object("latency")
+            .optional("batch_sizes", ParamSchema.listOf(ParamSchema.integerAtLeast(1)))
+            .optional("context_lengths", ParamSchema.listOf(ParamSchema.integerAtLeast(1)))
+            .optional("decode_tokens", ParamSchema.integerAtLeast(1))
+            .optional("repeats", ParamSchema.integerAtLeast(1));
+
+    static Speed from(JsonNode l) {
+      List<Integer> b = new ArrayList<>();
+      l.path("batch_sizes").forEach(n -> b.add(n.asInt()));
+      List<Integer> c = new ArrayList<>();
+      l.path("context_lengths").forEach(n -> c.add(n.asInt()));
+      return new Speed(
+          b.isEmpty() ? DEFAULT.batchSizes : b,
+          c.isEmpty() ? DEFAULT.contextLengths : c,
+          Json.integer(l, "decode_tokens", DEFAULT.decodeTokens),
+          Json.integer(l, "repeats", DEFAULT.repeats));
+    }
+
+    ObjectNode toJson() {
+      ObjectNode o = Json.object();
+      batchSizes.forEach(o.putArray("batch_sizes")::add);
+      contextLengths.forEach(o.putArray("context_lengths")::add);
+      return o.put("decode_tokens", decodeTokens).put("repeats", repeats);
+    }
   }
 
   /**
@@ -93,7 +163,8 @@ public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency,
       ParamSchema.object("evaluate")
           .optional("perplexity", ParamSchema.either(ParamSchema.bool(), PERPLEXITY_SCHEMA))
           .optional("kl", ParamSchema.bool())
-          .optional("latency", ParamSchema.bool())
+          .optional("latency", ParamSchema.either(ParamSchema.bool(), Speed.SCHEMA))
+          .optional("energy", ParamSchema.bool())
           .optional("tasks", Tasks.SCHEMA);
 
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
@@ -117,6 +188,15 @@ public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency,
               path + ".tasks", "names no task: give builtin (" + Tasks.BUILTIN + ") or files"));
       return;
     }
+    JsonNode latency = p == null ? null : p.get("latency");
+    boolean latencyOn = latency != null && (latency.isObject() || latency.asBoolean());
+    if (p != null && p.path("energy").asBoolean(false) && !latencyOn) {
+      out.add(
+          new RecipeProblem(
+              path + ".energy",
+              "energy is measured on the latency runs: turn latency on (latency: true)"));
+      return;
+    }
     EvaluateParams e = from(p);
     if (e.perplexity == null && !e.kl && !e.latency && e.tasks == null) {
       out.add(new RecipeProblem(path, "measures nothing: perplexity, kl and latency are all off"));
@@ -135,11 +215,15 @@ public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency,
       perplexity = new Perplexity(seqLen, Json.integer(ppl, "stride", seqLen));
     }
     JsonNode t = p == null ? null : p.get("tasks");
+    JsonNode l = p == null ? null : p.get("latency");
+    boolean latency = l != null && l.isObject() || Json.bool(p, "latency", false);
     return new EvaluateParams(
         perplexity,
         Json.bool(p, "kl", true),
-        Json.bool(p, "latency", false),
-        t == null ? null : Tasks.from(t));
+        latency,
+        t == null ? null : Tasks.from(t),
+        l != null && l.isObject() ? Speed.from(l) : null,
+        Json.bool(p, "energy", false));
   }
 
   @Override
@@ -157,7 +241,15 @@ public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency,
           .put("seq_len", perplexity.seqLen())
           .put("stride", perplexity.stride());
     }
-    o.put("kl", kl).put("latency", latency);
+    o.put("kl", kl);
+    if (speed != null && !speed.equals(Speed.DEFAULT)) {
+      o.set("latency", speed.toJson());
+    } else {
+      o.put("latency", latency);
+    }
+    if (energy) {
+      o.put("energy", true);
+    }
     if (tasks != null) {
       o.set("tasks", tasks.toJson());
     }

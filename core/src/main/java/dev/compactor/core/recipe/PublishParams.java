@@ -21,13 +21,37 @@ public record PublishParams(String name, Gates gates) implements StageParams {
    * @param maxSizeRatio largest allowed candidate bytes / baseline bytes
    * @param maxTaskAccuracyDrop largest allowed fall of {@code acc} below the baseline's, in
    *     absolute fraction (0.02 = two points), on every task the evaluation scored
+   * @param maxEnergyPerTokenRatio largest allowed candidate / baseline joules per generated token
+   *     (the evaluation's first latency configuration); the model card says whether the figures
+   *     were measured or estimated
+   * @param minDecodeSpeedup smallest allowed candidate / baseline decode tokens per second (same
+   *     configuration, measured as {@code latencyMeasuredWith} says)
    */
   public record Gates(
       Double maxPerplexityIncrease,
       Double maxKlDivergence,
       Double minTop1Agreement,
       Double maxSizeRatio,
-      Double maxTaskAccuracyDrop) {
+      Double maxTaskAccuracyDrop,
+      Double maxEnergyPerTokenRatio,
+      Double minDecodeSpeedup) {
+
+    /** Gates without energy and speed gates. */
+    public Gates(
+        Double maxPerplexityIncrease,
+        Double maxKlDivergence,
+        Double minTop1Agreement,
+        Double maxSizeRatio,
+        Double maxTaskAccuracyDrop) {
+      this(
+          maxPerplexityIncrease,
+          maxKlDivergence,
+          minTop1Agreement,
+          maxSizeRatio,
+          maxTaskAccuracyDrop,
+          null,
+          null);
+    }
 
     /** Gates without a task-accuracy gate. */
     public Gates(
@@ -48,7 +72,13 @@ public record PublishParams(String name, Gates gates) implements StageParams {
             .optional("min_top1_agreement", ParamSchema.number(0, true, 1, true))
             .optional(
                 "max_size_ratio", ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false))
-            .optional("max_task_accuracy_drop", ParamSchema.number(0, true, 1, true));
+            .optional("max_task_accuracy_drop", ParamSchema.number(0, true, 1, true))
+            .optional(
+                "max_energy_per_token_ratio",
+                ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false))
+            .optional(
+                "min_decode_speedup",
+                ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false));
 
     static Gates from(JsonNode g) {
       return new Gates(
@@ -56,7 +86,9 @@ public record PublishParams(String name, Gates gates) implements StageParams {
           Json.optionalNumber(g, "max_kl_divergence"),
           Json.optionalNumber(g, "min_top1_agreement"),
           Json.optionalNumber(g, "max_size_ratio"),
-          Json.optionalNumber(g, "max_task_accuracy_drop"));
+          Json.optionalNumber(g, "max_task_accuracy_drop"),
+          Json.optionalNumber(g, "max_energy_per_token_ratio"),
+          Json.optionalNumber(g, "min_decode_speedup"));
     }
 
     ObjectNode toJson() {
@@ -75,6 +107,12 @@ public record PublishParams(String name, Gates gates) implements StageParams {
       }
       if (maxTaskAccuracyDrop != null) {
         o.put("max_task_accuracy_drop", maxTaskAccuracyDrop);
+      }
+      if (maxEnergyPerTokenRatio != null) {
+        o.put("max_energy_per_token_ratio", maxEnergyPerTokenRatio);
+      }
+      if (minDecodeSpeedup != null) {
+        o.put("min_decode_speedup", minDecodeSpeedup);
       }
       return o;
     }

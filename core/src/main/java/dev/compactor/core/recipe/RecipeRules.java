@@ -193,6 +193,18 @@ final class RecipeRules {
                       + " has kl: false"));
         }
       }
+      if (g.maxEnergyPerTokenRatio() != null && !ev.energy()) {
+        out.add(
+            new RecipeProblem(
+                gates + "max_energy_per_token_ratio",
+                "needs energy but " + lastEvaluate.path() + " has no energy: true"));
+      }
+      if (g.minDecodeSpeedup() != null && !ev.latency()) {
+        out.add(
+            new RecipeProblem(
+                gates + "min_decode_speedup",
+                "needs latency but " + lastEvaluate.path() + " has latency off"));
+      }
     }
   }
 }

@@ -30,6 +30,8 @@ import java.util.TreeMap;
  * @param files every stored file of the evaluated artifact (empty in older reports)
  * @param latencyMeasuredWith what the latency metrics were measured with, or null
  * @param peakMemoryMeasures what {@code peakRssBytes} measures, or why it is missing; or null
+ * @param energyMeasuredWith {@code measured: <source>} or {@code estimated: <source>} for the
+ *     {@code energy.*} metrics, or null when energy was not measured
  */
 public record EvaluationReport(
     String jobId,
@@ -40,7 +42,8 @@ public record EvaluationReport(
     String sizeFormat,
     List<StoredFile> files,
     String latencyMeasuredWith,
-    String peakMemoryMeasures) {
+    String peakMemoryMeasures,
+    String energyMeasuredWith) {
 
   private static final ObjectMapper JSON =
       new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -48,6 +51,30 @@ public record EvaluationReport(
   public EvaluationReport {
     metrics = new TreeMap<>(metrics);
     files = files == null ? List.of() : List.copyOf(files);
+  }
+
+  /** A report without energy. */
+  public EvaluationReport(
+      String jobId,
+      String modelSha256,
+      String baselineSha256,
+      Map<String, Double> metrics,
+      String datasetUri,
+      String sizeFormat,
+      List<StoredFile> files,
+      String latencyMeasuredWith,
+      String peakMemoryMeasures) {
+    this(
+        jobId,
+        modelSha256,
+        baselineSha256,
+        metrics,
+        datasetUri,
+        sizeFormat,
+        files,
+        latencyMeasuredWith,
+        peakMemoryMeasures,
+        null);
   }
 
   /** A report with metrics only (no stored-file table, no labels). */
@@ -89,6 +116,7 @@ public record EvaluationReport(
     o.put("sizeFormat", sizeFormat);
     o.put("latencyMeasuredWith", latencyMeasuredWith);
     o.put("peakMemoryMeasures", peakMemoryMeasures);
+    o.put("energyMeasuredWith", energyMeasuredWith);
     ArrayNode fs = o.putArray("files");
     for (StoredFile f : files) {
       fs.addObject()
@@ -131,7 +159,8 @@ public record EvaluationReport(
           o.path("sizeFormat").asText(null),
           files,
           o.path("latencyMeasuredWith").asText(null),
-          o.path("peakMemoryMeasures").asText(null));
+          o.path("peakMemoryMeasures").asText(null),
+          o.path("energyMeasuredWith").asText(null));
     } catch (IOException | NullPointerException e) {
       throw new IllegalArgumentException(
           "evaluation report: expected a JSON object with jobId, modelSha256, baselineSha256 and"

@@ -7,13 +7,15 @@ import dev.compactor.core.device.ComputeDevice;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.metrics.DivergenceEvaluator;
 import dev.compactor.core.metrics.DivergenceResult;
+import dev.compactor.core.metrics.EnergyMeter;
+import dev.compactor.core.metrics.EnergyMeters;
 import dev.compactor.core.metrics.EvalText;
 import dev.compactor.core.metrics.LatencyProbe;
-import dev.compactor.core.metrics.LatencyResult;
 import dev.compactor.core.metrics.PeakMemory;
 import dev.compactor.core.metrics.PerplexityEvaluator;
 import dev.compactor.core.metrics.PerplexityResult;
 import dev.compactor.core.metrics.ProgressListener;
+import dev.compactor.core.metrics.SpeedSweep;
 import dev.compactor.core.metrics.WeightSparsity;
 import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.ModelConfig;
@@ -30,8 +32,10 @@ import dev.compactor.core.tasks.TaskScorer;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
 import dev.compactor.events.ArtifactRef;
+import dev.compactor.events.EnergyFigures;
 import dev.compactor.events.EvaluationCompleted;
 import dev.compactor.events.EvaluationMetrics;
+import dev.compactor.events.SpeedPoint;
 import dev.compactor.events.TaskScore;
 import dev.compactor.runtime.S3Uri;
 import dev.compactor.runtime.Stage;
@@ -64,6 +68,11 @@ import java.util.Set;
  * safetensors weights in fp32 on DJL ({@code latencyMeasuredWith}), not with the GGUF or
  * compressed-tensors kernels. {@code peakRssBytes} is this step's own peak ({@link
  * PeakMemory#startStep}), absent where the high-water mark cannot be reset.
+ *
+ * <p>Latency is a {@link SpeedSweep} over the recipe's batch sizes and context lengths (typed in
+ * the event's {@code speed}); with {@code energy: true} the same runs give joules per token of both
+ * models from the best meter here ({@link EnergyMeters}), typed in {@code energy} with its kind
+ * ({@code measured} or {@code estimated}) and source.
  */
 public final class EvaluationStage implements Stage {
 
@@ -75,9 +84,6 @@ public final class EvaluationStage implements Stage {
 
   /** Default cut of the evaluation text: a few thousand tokens. */
   public static final int DEFAULT_MAX_CHARS = 6_000;
-
-  private static final int PROMPT_TOKENS = 32;
-  private static final int DECODE_TOKENS = 32;
 
   private final ReportStore reports;
   private final int maxChars;
@@ -115,6 +121,7 @@ public final class EvaluationStage implements Stage {
     }
     Map<String, Double> m = new LinkedHashMap<>();
     String latencyMeasuredWith = null;
+    Speed speed = null;
     List<TaskScore> taskScores = new ArrayList<>();
     ModelDirectory model = ModelDirectory.open(modelDir);
     ModelDirectory base = ModelDirectory.open(baseDir);
@@ -153,13 +160,7 @@ public final class EvaluationStage implements Stage {
       }
       ctx.checkCancelled();
       if (p.latency()) {
-        LatencyProbe probe = new LatencyProbe(PROMPT_TOKENS, DECODE_TOKENS);
-        LatencyResult c = probe.measure(candidate, eval.tokens());
-        LatencyResult b = probe.measure(baseline, eval.tokens());
-        m.put("prefillMsPerToken", c.prefillMsPerToken());
-        m.put("decodeTokensPerSecond", c.decodeTokensPerSecond());
-        m.put("baselinePrefillMsPerToken", b.prefillMsPerToken());
-        m.put("baselineDecodeTokensPerSecond", b.decodeTokensPerSecond());
+        speed = speed(p, device, candidate, baseline, eval.tokens(), m);
         latencyMeasuredWith = latencyLabel(candidate.device());
       }
       if (p.tasks() != null) {
@@ -181,6 +182,11 @@ public final class EvaluationStage implements Stage {
     m.put("sparsity", WeightSparsity.of(modelDir).fraction());
     m.put("baselineSparsity", WeightSparsity.of(baseDir).fraction());
     long peak = memory.peakRssBytes();
+    if (peak > 0 && speed != null) {
+      // The sweep reset the high-water mark per configuration; its readings before each reset
+      // keep the step's own peak.
+      peak = Math.max(peak, speed.peakBeforeResets);
+    }
     if (peak > 0) {
       m.put("peakRssBytes", (double) peak);
     }
@@ -197,7 +203,8 @@ public final class EvaluationStage implements Stage {
             smallest.name(),
             stored.files(),
             latencyMeasuredWith,
-            memory.measures());
+            memory.measures(),
+            speed == null ? null : speed.energyLabel);
     reports.put(
         EvaluationReport.location(bucket, ctx.jobId(), modelRef.getSha256()), report.toJson());
     ctx.progress().report(1.0, "evaluated");
@@ -216,8 +223,105 @@ public final class EvaluationStage implements Stage {
                 .setStoredFiles(stored.files())
                 .setLatencyMeasuredWith(latencyMeasuredWith)
                 .setTasks(taskScores)
+                .setEnergy(speed == null ? null : speed.energy)
+                .setSpeed(speed == null ? List.of() : speed.points)
                 .setCompletedAtMs(System.currentTimeMillis())
                 .build());
+  }
+
+  /** The typed speed points, the energy figures and their label, from one sweep of each model. */
+  private record Speed(
+      List<SpeedPoint> points, EnergyFigures energy, String energyLabel, long peakBeforeResets) {}
+
+  /**
+   * The latency sweep ({@link SpeedSweep}) of candidate and baseline with the same energy meter:
+   * metrics {@code prefillMsPerToken}, {@code decodeTokensPerSecond} and their baseline's from the
+   * first configuration as before, {@code decodeSpeedup}; per configuration {@code
+   * speed.b<batch>.c<context>.*}; with energy {@code energy.joulesPerToken}, {@code
+   * .baselineJoulesPerToken}, {@code .joulesPerPrefillToken}, {@code
+   * .baselineJoulesPerPrefillToken}, {@code .ratio} and {@code .measured} (1 measured, 0
+   * estimated).
+   */
+  private static Speed speed(
+      EvaluateParams p,
+      Device device,
+      CausalLM candidate,
+      CausalLM baseline,
+      int[] tokens,
+      Map<String, Double> m) {
+    EvaluateParams.Speed s = p.speed();
+    SpeedSweep.Config config =
+        new SpeedSweep.Config(s.batchSizes(), s.contextLengths(), s.decodeTokens(), s.repeats());
+    EnergyMeters.Choice choice =
+        p.energy() ? EnergyMeters.forThisMachine(device.isGpu() ? device.getDeviceId() : -1) : null;
+    try (EnergyMeter meter = choice == null ? null : choice.meter()) {
+      SpeedSweep sweep = new SpeedSweep(config, meter);
+      SpeedSweep.Result c = sweep.measure(candidate, tokens);
+      SpeedSweep.Result b = sweep.measure(baseline, tokens);
+      List<SpeedPoint> points = new ArrayList<>();
+      for (int i = 0; i < c.points().size(); i++) {
+        dev.compactor.core.metrics.SpeedPoint pc = c.points().get(i);
+        dev.compactor.core.metrics.SpeedPoint pb = b.points().get(i);
+        String k = "speed.b" + pc.batch() + ".c" + pc.contextLength() + ".";
+        m.put(k + "prefillTokensPerSecond", pc.prefillTokensPerSecond());
+        m.put(k + "decodeTokensPerSecond", pc.decodeTokensPerSecond());
+        m.put(k + "baselinePrefillTokensPerSecond", pb.prefillTokensPerSecond());
+        m.put(k + "baselineDecodeTokensPerSecond", pb.decodeTokensPerSecond());
+        if (pc.peakRssBytes() > 0) {
+          m.put(k + "peakRssBytes", (double) pc.peakRssBytes());
+          m.put(k + "baselinePeakRssBytes", (double) pb.peakRssBytes());
+        }
+        if (meter != null) {
+          m.put(k + "joulesPerToken", pc.decodeJoulesPerToken());
+          m.put(k + "baselineJoulesPerToken", pb.decodeJoulesPerToken());
+        }
+        points.add(
+            SpeedPoint.newBuilder()
+                .setBatch(pc.batch())
+                .setContextLength(pc.contextLength())
+                .setDecodeTokens(pc.decodeTokens())
+                .setPrefillTokensPerSecond(pc.prefillTokensPerSecond())
+                .setDecodeTokensPerSecond(pc.decodeTokensPerSecond())
+                .setBaselinePrefillTokensPerSecond(pb.prefillTokensPerSecond())
+                .setBaselineDecodeTokensPerSecond(pb.decodeTokensPerSecond())
+                .setPeakBytes(pc.peakRssBytes() > 0 ? pc.peakRssBytes() : null)
+                .setBaselinePeakBytes(pb.peakRssBytes() > 0 ? pb.peakRssBytes() : null)
+                .setCandidateJoulesPerToken(orNull(pc.decodeJoulesPerToken()))
+                .setBaselineJoulesPerToken(orNull(pb.decodeJoulesPerToken()))
+                .build());
+      }
+      dev.compactor.core.metrics.SpeedPoint fc = c.points().get(0);
+      dev.compactor.core.metrics.SpeedPoint fb = b.points().get(0);
+      m.put("prefillMsPerToken", 1000 / fc.prefillTokensPerSecond());
+      m.put("decodeTokensPerSecond", fc.decodeTokensPerSecond());
+      m.put("baselinePrefillMsPerToken", 1000 / fb.prefillTokensPerSecond());
+      m.put("baselineDecodeTokensPerSecond", fb.decodeTokensPerSecond());
+      m.put("decodeSpeedup", fc.decodeTokensPerSecond() / fb.decodeTokensPerSecond());
+      EnergyFigures energy = null;
+      String label = null;
+      if (meter != null) {
+        label = meter.label();
+        m.put("energy.joulesPerToken", fc.decodeJoulesPerToken());
+        m.put("energy.baselineJoulesPerToken", fb.decodeJoulesPerToken());
+        m.put("energy.joulesPerPrefillToken", fc.prefillJoulesPerToken());
+        m.put("energy.baselineJoulesPerPrefillToken", fb.prefillJoulesPerToken());
+        m.put("energy.ratio", fc.decodeJoulesPerToken() / fb.decodeJoulesPerToken());
+        m.put("energy.measured", meter.kind() == EnergyMeter.Kind.MEASURED ? 1.0 : 0.0);
+        energy =
+            EnergyFigures.newBuilder()
+                .setKind(meter.kind().label())
+                .setSource(meter.source())
+                .setBatch(fc.batch())
+                .setContextLength(fc.contextLength())
+                .setCandidateJoulesPerToken(fc.decodeJoulesPerToken())
+                .setBaselineJoulesPerToken(fb.decodeJoulesPerToken())
+                .setCandidateJoulesPerPrefillToken(orNull(fc.prefillJoulesPerToken()))
+                .setBaselineJoulesPerPrefillToken(orNull(fb.prefillJoulesPerToken()))
+                .build();
+      }
+      return new Speed(
+          points, energy, label, Math.max(c.peakRssBeforeResets(), b.peakRssBeforeResets()));
+    }
   }
 
   /**
@@ -285,7 +389,8 @@ public final class EvaluationStage implements Stage {
   }
 
   /**
-   * What {@link LatencyProbe} ran on: the engine, its version and device, and the weights' form.
+   * What {@link SpeedSweep} (and {@link LatencyProbe}) ran on: the engine, its version and device,
+   * and the weights' form.
    */
   static String latencyLabel(Device device) {
     Engine e = Engine.getInstance();

@@ -62,7 +62,9 @@ class EvaluationStageTest {
         StageContext.builder(
                 TestModels.request(
                         "evaluate",
-                        "{\"perplexity\":{\"seq_len\":32},\"kl\":true,\"latency\":true}")
+                        "{\"perplexity\":{\"seq_len\":32},\"kl\":true,\"energy\":true,"
+                            + "\"latency\":{\"batch_sizes\":[1,2],\"context_lengths\":[16],"
+                            + "\"decode_tokens\":4,\"repeats\":1}}")
                     .setInput(TestModels.ref("bucket", modelSha))
                     .setBaseline(TestModels.ref("bucket", "c".repeat(64)))
                     .setCalibrationUri("builtin:europarl")
@@ -142,6 +144,33 @@ class EvaluationStageTest {
         e.getSizeFormat());
     assertEquals(report.files(), e.getStoredFiles());
     assertEquals(report.latencyMeasuredWith(), e.getLatencyMeasuredWith());
+
+    // The sweep: one typed point per batch size, the first also giving the single figures.
+    assertEquals(2, e.getSpeed().size());
+    assertEquals(2, e.getSpeed().get(1).getBatch());
+    assertEquals(16, e.getSpeed().get(1).getContextLength());
+    assertEquals(
+        m.get("speed.b2.c16.decodeTokensPerSecond"),
+        e.getSpeed().get(1).getDecodeTokensPerSecond());
+    assertEquals(
+        1000 / e.getSpeed().get(0).getPrefillTokensPerSecond(), m.get("prefillMsPerToken"), 1e-9);
+    assertEquals(
+        m.get("decodeTokensPerSecond") / m.get("baselineDecodeTokensPerSecond"),
+        m.get("decodeSpeedup"),
+        1e-12);
+    // Energy from the same runs, labelled; this machine has no RAPL, so the figures are estimated.
+    assertNotNull(e.getEnergy());
+    String kind = Files.isDirectory(Path.of("/sys/class/powercap")) ? null : "estimated";
+    if (kind != null) {
+      assertEquals(kind, e.getEnergy().getKind());
+      assertEquals(0.0, m.get("energy.measured"));
+    }
+    assertTrue(report.energyMeasuredWith().startsWith(e.getEnergy().getKind() + ": "));
+    assertEquals(m.get("energy.joulesPerToken"), e.getEnergy().getCandidateJoulesPerToken());
+    assertTrue(e.getEnergy().getCandidateJoulesPerToken() >= 0);
+    assertEquals(
+        m.get("speed.b2.c16.baselineJoulesPerToken"),
+        e.getSpeed().get(1).getBaselineJoulesPerToken());
   }
 
   @Test

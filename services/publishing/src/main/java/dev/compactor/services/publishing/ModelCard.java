@@ -31,6 +31,12 @@ final class ModelCard {
     {"Peak RSS of the evaluation step (bytes)", "peakRssBytes", null},
     {"Prefill (ms/token)", "prefillMsPerToken", "baselinePrefillMsPerToken"},
     {"Decode (tokens/s)", "decodeTokensPerSecond", "baselineDecodeTokensPerSecond"},
+    {"Energy per generated token (J)", "energy.joulesPerToken", "energy.baselineJoulesPerToken"},
+    {
+      "Energy per prompt token (J)",
+      "energy.joulesPerPrefillToken",
+      "energy.baselineJoulesPerPrefillToken"
+    },
   };
 
   static String render(
@@ -41,6 +47,19 @@ final class ModelCard {
       EvaluationReport report,
       StoredForms published,
       List<Lineage> lineage) {
+    return render(name, version, jobId, recipeYaml, report, published, lineage, List.of());
+  }
+
+  /** As above, with {@code gateNotes} ({@link QualityGates#notes}) in a section of their own. */
+  static String render(
+      String name,
+      int version,
+      String jobId,
+      String recipeYaml,
+      EvaluationReport report,
+      StoredForms published,
+      List<Lineage> lineage,
+      List<String> gateNotes) {
     Map<String, Double> metrics = report.metrics();
     String datasetUri = report.datasetUri();
     StringBuilder s = new StringBuilder();
@@ -61,6 +80,9 @@ final class ModelCard {
       }
       Double b = row[2] == null ? null : metrics.get(row[2]);
       String label = row[0];
+      if (row[1].startsWith("energy.")) {
+        label += energyKind(report.energyMeasuredWith());
+      }
       if (row[1].equals("sizeBytes")) {
         label =
             "Size (bytes; this model: its smallest stored form, "
@@ -70,9 +92,9 @@ final class ModelCard {
       s.append("| ")
           .append(label)
           .append(" | ")
-          .append(fmt(v))
+          .append(row[1].startsWith("energy.") ? sig(v) : fmt(v))
           .append(" | ")
-          .append(b == null ? "" : fmt(b))
+          .append(b == null ? "" : row[1].startsWith("energy.") ? sig(b) : fmt(b))
           .append(" |\n");
     }
     s.append("\nQuality was measured on the dequantized safetensors weights.");
@@ -81,6 +103,14 @@ final class ModelCard {
     }
     if (report.peakMemoryMeasures() != null) {
       s.append(" Peak memory: ").append(report.peakMemoryMeasures()).append('.');
+    }
+    if (report.energyMeasuredWith() != null) {
+      s.append(" Energy ").append(report.energyMeasuredWith()).append('.');
+    }
+    speedTable(s, metrics, report.energyMeasuredWith());
+    if (!gateNotes.isEmpty()) {
+      s.append("\n\n## Gates\n\n");
+      gateNotes.forEach(n -> s.append("- ").append(n).append('\n'));
     }
     s.append("\n\n## Files\n\n| file | format | bytes |\n|---|---|---:|\n");
     for (StoredFile f : published.files()) {
@@ -114,6 +144,82 @@ final class ModelCard {
           .append(" |\n");
     }
     return s.toString();
+  }
+
+  /** ` (measured)` or ` (ESTIMATED)` after an energy row's name. */
+  private static String energyKind(String label) {
+    if (label == null) {
+      return " (source not reported)";
+    }
+    return label.startsWith("measured") ? " (measured)" : " (ESTIMATED)";
+  }
+
+  private static final java.util.regex.Pattern SPEED_KEY =
+      java.util.regex.Pattern.compile("speed\\.b([0-9]+)\\.c([0-9]+)\\.decodeTokensPerSecond");
+
+  /** One row per configuration of the latency sweep ({@code speed.b<B>.c<C>.*} metrics). */
+  private static void speedTable(StringBuilder s, Map<String, Double> m, String energyLabel) {
+    java.util.TreeMap<List<Integer>, String> configs =
+        new java.util.TreeMap<>(
+            java.util.Comparator.<List<Integer>>comparingInt(l -> l.get(0))
+                .thenComparingInt(l -> l.get(1)));
+    for (String k : m.keySet()) {
+      java.util.regex.Matcher x = SPEED_KEY.matcher(k);
+      if (x.matches()) {
+        configs.put(
+            List.of(Integer.parseInt(x.group(1)), Integer.parseInt(x.group(2))),
+            "speed.b" + x.group(1) + ".c" + x.group(2) + ".");
+      }
+    }
+    if (configs.isEmpty()) {
+      return;
+    }
+    boolean energy = m.keySet().stream().anyMatch(k -> k.endsWith(".joulesPerToken"));
+    s.append("\n\n### Speed by batch size and context length\n\n")
+        .append("Medians of repeated runs; tokens/s count every sequence of the batch. Peak RSS is")
+        .append(" the evaluating process's (both models loaded).\n\n")
+        .append("| batch | context | prefill tok/s | baseline | decode tok/s | baseline |")
+        .append(" peak RSS (bytes) |")
+        .append(energy ? " J/token" + energyKind(energyLabel) + " | baseline |" : "")
+        .append("\n|---:|---:|---:|---:|---:|---:|---:|")
+        .append(energy ? "---:|---:|" : "")
+        .append('\n');
+    for (Map.Entry<List<Integer>, String> c : configs.entrySet()) {
+      String k = c.getValue();
+      s.append("| ")
+          .append(c.getKey().get(0))
+          .append(" | ")
+          .append(c.getKey().get(1))
+          .append(" | ")
+          .append(cell(m, k + "prefillTokensPerSecond"))
+          .append(" | ")
+          .append(cell(m, k + "baselinePrefillTokensPerSecond"))
+          .append(" | ")
+          .append(cell(m, k + "decodeTokensPerSecond"))
+          .append(" | ")
+          .append(cell(m, k + "baselineDecodeTokensPerSecond"))
+          .append(" | ")
+          .append(cell(m, k + "peakRssBytes"))
+          .append(" |");
+      if (energy) {
+        s.append(' ')
+            .append(cell(m, k + "joulesPerToken"))
+            .append(" | ")
+            .append(cell(m, k + "baselineJoulesPerToken"))
+            .append(" |");
+      }
+      s.append('\n');
+    }
+  }
+
+  private static String cell(Map<String, Double> m, String key) {
+    Double v = m.get(key);
+    return v == null ? "" : key.endsWith("oulesPerToken") ? sig(v) : fmt(v);
+  }
+
+  /** Four significant digits: joules per token of a small model are fractions of a millijoule. */
+  private static String sig(double v) {
+    return String.format(Locale.ROOT, "%.4g", v);
   }
 
   private static String fmt(double v) {

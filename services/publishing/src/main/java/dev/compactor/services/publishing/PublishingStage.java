@@ -69,7 +69,9 @@ public final class PublishingStage implements Stage {
     if (report.sizeFormat() == null) {
       report = withMeasuredSize(report, published, ctx.baselineDir());
     }
-    List<String> failed = QualityGates.failures(p.gates(), report.metrics(), report.sizeFormat());
+    List<String> failed =
+        QualityGates.failures(
+            p.gates(), report.metrics(), report.sizeFormat(), report.energyMeasuredWith());
     if (!failed.isEmpty()) {
       throw new QualityGateException(
           "quality gates failed for " + name + ": " + String.join("; ", failed));
@@ -107,7 +109,14 @@ public final class PublishingStage implements Stage {
     }
     String card =
         ModelCard.render(
-            name, version, ctx.jobId(), ctx.request().getRecipeYaml(), report, published, lineage);
+            name,
+            version,
+            ctx.jobId(),
+            ctx.request().getRecipeYaml(),
+            report,
+            published,
+            lineage,
+            QualityGates.notes(p.gates(), report.metrics(), report.energyMeasuredWith()));
     S3Uri cardUri = target.resolve("README.md");
     blobs.putBytes(cardUri, card.getBytes(StandardCharsets.UTF_8), "text/markdown");
     String publication =
@@ -137,6 +146,7 @@ public final class PublishingStage implements Stage {
             .setSizeFormat(report.sizeFormat())
             .setFiles(published.files())
             .setLatencyMeasuredWith(report.latencyMeasuredWith())
+            .setEnergyMeasuredWith(report.energyMeasuredWith())
             .build();
     return StageResult.withoutArtifact(metrics).withEvent(Topics.MODELS_READY, ready);
   }
@@ -163,7 +173,8 @@ public final class PublishingStage implements Stage {
         smallest.name(),
         published.files(),
         report.latencyMeasuredWith(),
-        report.peakMemoryMeasures());
+        report.peakMemoryMeasures(),
+        report.energyMeasuredWith());
   }
 
   private EvaluationReport report(String bucket, String jobId, String sha) {

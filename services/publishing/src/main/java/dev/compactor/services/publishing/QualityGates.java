@@ -27,6 +27,15 @@ public final class QualityGates {
    * (see {@code StoredForms}), so a failed size gate says which bytes it compared.
    */
   public static List<String> failures(Gates gates, Map<String, Double> metrics, String sizeFormat) {
+    return failures(gates, metrics, sizeFormat, null);
+  }
+
+  /**
+   * As {@link #failures(Gates, Map, String)}; {@code energyLabel} ({@code measured: ...} or {@code
+   * estimated: ...}) is quoted in a failed energy gate so nobody takes an estimate for a reading.
+   */
+  public static List<String> failures(
+      Gates gates, Map<String, Double> metrics, String sizeFormat, String energyLabel) {
     List<String> out = new ArrayList<>();
     if (gates == null) {
       return out;
@@ -93,7 +102,77 @@ public final class QualityGates {
     if (gates.maxTaskAccuracyDrop() != null) {
       taskGate(gates.maxTaskAccuracyDrop(), metrics, out);
     }
+    if (gates.maxEnergyPerTokenRatio() != null) {
+      double ratio = energyRatio(metrics);
+      if (ratio > gates.maxEnergyPerTokenRatio()) {
+        out.add(
+            String.format(
+                Locale.ROOT,
+                "max_energy_per_token_ratio: %.4f J/token against the baseline's %.4f, ratio"
+                    + " %.4f, allowed %.4f (%s)",
+                metrics.get("energy.joulesPerToken"),
+                metrics.get("energy.baselineJoulesPerToken"),
+                ratio,
+                gates.maxEnergyPerTokenRatio(),
+                energyLabel == null ? "energy source not reported" : energyLabel));
+      }
+    }
+    if (gates.minDecodeSpeedup() != null) {
+      double speedup = decodeSpeedup(metrics);
+      if (speedup < gates.minDecodeSpeedup()) {
+        out.add(
+            String.format(
+                Locale.ROOT,
+                "min_decode_speedup: decode %.1f tokens/s against the baseline's %.1f, speedup"
+                    + " %.4f, required %.4f",
+                metrics.get("decodeTokensPerSecond"),
+                metrics.get("baselineDecodeTokensPerSecond"),
+                speedup,
+                gates.minDecodeSpeedup()));
+      }
+    }
     return out;
+  }
+
+  /**
+   * What the model card says about gates whose figures need a label: an energy gate always says
+   * whether it compared measured or estimated joules, and from what.
+   */
+  public static List<String> notes(Gates gates, Map<String, Double> metrics, String energyLabel) {
+    List<String> out = new ArrayList<>();
+    if (gates != null && gates.maxEnergyPerTokenRatio() != null) {
+      boolean estimated = energyLabel == null || energyLabel.startsWith("estimated");
+      out.add(
+          String.format(
+              Locale.ROOT,
+              "max_energy_per_token_ratio %.4f held (ratio %.4f) on %s energy figures (%s)%s",
+              gates.maxEnergyPerTokenRatio(),
+              energyRatio(metrics),
+              estimated ? "ESTIMATED" : "measured",
+              energyLabel == null ? "source not reported" : energyLabel,
+              estimated ? ": an estimate, not a reading of a power counter" : ""));
+    }
+    if (gates != null && gates.minDecodeSpeedup() != null) {
+      out.add(
+          String.format(
+              Locale.ROOT,
+              "min_decode_speedup %.4f held (speedup %.4f)",
+              gates.minDecodeSpeedup(),
+              decodeSpeedup(metrics)));
+    }
+    return out;
+  }
+
+  private static double energyRatio(Map<String, Double> metrics) {
+    double c = need(metrics, "energy.joulesPerToken", "max_energy_per_token_ratio");
+    double b = need(metrics, "energy.baselineJoulesPerToken", "max_energy_per_token_ratio");
+    return c / b;
+  }
+
+  private static double decodeSpeedup(Map<String, Double> metrics) {
+    double c = need(metrics, "decodeTokensPerSecond", "min_decode_speedup");
+    double b = need(metrics, "baselineDecodeTokensPerSecond", "min_decode_speedup");
+    return c / b;
   }
 
   /** Every task's {@code task.<name>.acc} against its {@code task.<name>.baselineAcc}. */

@@ -66,4 +66,35 @@ class QualityGatesTest {
         assertThrows(IllegalArgumentException.class, () -> QualityGates.failures(g, METRICS));
     assertTrue(e.getMessage().contains("needs task scores"), e.getMessage());
   }
+
+  @Test
+  void energyAndDecodeSpeedGatesCompareWithTheBaselineAndQuoteTheEnergyLabel() {
+    Map<String, Double> m =
+        Map.of(
+            "energy.joulesPerToken", 0.006,
+            "energy.baselineJoulesPerToken", 0.010,
+            "decodeTokensPerSecond", 150.0,
+            "baselineDecodeTokensPerSecond", 100.0);
+    String label = "estimated: cpu-time × W/core: process CPU time × 4.00 W per busy CPU";
+    Gates pass = new Gates(null, null, null, null, null, 0.6, 1.5);
+    assertEquals(List.of(), QualityGates.failures(pass, m, null, label));
+    Gates fail = new Gates(null, null, null, null, null, 0.5, 2.0);
+    List<String> f = QualityGates.failures(fail, m, null, label);
+    assertEquals(2, f.size(), f.toString());
+    assertTrue(f.get(0).contains("ratio 0.6000, allowed 0.5000"), f.get(0));
+    assertTrue(f.get(0).contains("(estimated: cpu-time"), f.get(0));
+    assertTrue(f.get(1).contains("speedup 1.5000, required 2.0000"), f.get(1));
+
+    List<String> notes = QualityGates.notes(pass, m, label);
+    assertEquals(2, notes.size(), notes.toString());
+    assertTrue(notes.get(0).contains("on ESTIMATED energy figures"), notes.get(0));
+    assertTrue(notes.get(0).contains("not a reading of a power counter"), notes.get(0));
+    String measured = QualityGates.notes(pass, m, "measured: RAPL package energy").get(0);
+    assertTrue(measured.contains("on measured energy figures"), measured);
+
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class, () -> QualityGates.failures(pass, METRICS, null, null));
+    assertTrue(e.getMessage().contains("energy.joulesPerToken"), e.getMessage());
+  }
 }
