@@ -8,6 +8,7 @@ import dev.compactor.core.gguf.LlamaFileType;
 import dev.compactor.core.gguf.LlamaQuantMix;
 import dev.compactor.core.infer.GgufLlama;
 import dev.compactor.core.infer.QuantKernels;
+import dev.compactor.core.infer.QuantMatrix;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -184,34 +185,42 @@ public final class QuantDecodeBench {
     for (int i = 0; i < cols; i++) {
       x[i] = (float) r.nextDouble();
     }
-    byte[] q8 = GgmlQuantizer.quantize(GgmlType.Q8_0, w, rows, cols, null);
-    byte[] q4 = GgmlQuantizer.quantize(GgmlType.Q4_0, w, rows, cols, null);
-    int q8Row = 34 * cols / 32;
-    int q4Row = 18 * cols / 32;
-    String[] names = {"F32", "F32 ref", "Q8_0", "Q8_0 ref", "Q4_0", "Q4_0 ref"};
-    long[] bytes = {4L * w.length, 4L * w.length, q8.length, q8.length, q4.length, q4.length};
-    for (int k = 0; k < names.length; k++) {
-      double best = Double.MAX_VALUE;
-      float sink = 0;
-      for (int rep = 0; rep < 8; rep++) {
-        long t0 = System.nanoTime();
-        for (int row = 0; row < rows; row++) {
-          sink +=
-              switch (k) {
-                case 0 -> QuantKernels.dotF32(w, row * cols, x, cols);
-                case 1 -> QuantKernels.dotF32Reference(w, row * cols, x, cols);
-                case 2 -> QuantKernels.dotQ8_0(q8, row * q8Row, x, cols);
-                case 3 -> QuantKernels.dotQ8_0Reference(q8, row * q8Row, x, cols);
-                case 4 -> QuantKernels.dotQ4_0(q4, row * q4Row, x, cols);
-                default -> QuantKernels.dotQ4_0Reference(q4, row * q4Row, x, cols);
-              };
+    GgmlType[] types = {
+      GgmlType.F32, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_K, GgmlType.Q6_K
+    };
+    for (GgmlType t : types) {
+      byte[] q = t == GgmlType.F32 ? f32Bytes(w) : GgmlQuantizer.quantize(t, w, rows, cols, null);
+      QuantMatrix m = QuantMatrix.of(t.name(), t, rows, cols, q);
+      for (boolean ref : new boolean[] {false, true}) {
+        if (ref && t == GgmlType.F32) {
+          continue;
         }
-        best = Math.min(best, System.nanoTime() - t0);
+        double best = Double.MAX_VALUE;
+        float sink = 0;
+        int rowBytes = (int) t.bytesFor(cols);
+        for (int rep = 0; rep < 8; rep++) {
+          long t0 = System.nanoTime();
+          for (int row = 0; row < rows; row++) {
+            sink += ref ? reference(t, q, row * rowBytes, x, cols) : m.dot(row, x);
+          }
+          best = Math.min(best, System.nanoTime() - t0);
+        }
+        System.out.printf(
+            "%-9s %6.2f GB/s stored, %7.0f Mvalues/s (checksum %.3g)%n",
+            t + (ref ? " ref" : ""), q.length / best, (double) rows * cols / best * 1e3, sink);
       }
-      System.out.printf(
-          "%-9s %6.2f GB/s stored, %7.0f Mvalues/s (checksum %.3g)%n",
-          names[k], bytes[k] / best, (double) rows * cols / best * 1e3, sink);
     }
+  }
+
+  private static float reference(GgmlType t, byte[] q, int off, float[] x, int n) {
+    return switch (t) {
+      case Q8_0 -> QuantKernels.dotQ8_0Reference(q, off, x, n);
+      case Q4_0 -> QuantKernels.dotQ4_0Reference(q, off, x, n);
+      case Q5_0 -> QuantKernels.dotQ5_0Reference(q, off, x, n);
+      case Q4_K -> QuantKernels.dotQ4_KReference(q, off, x, n);
+      case Q6_K -> QuantKernels.dotQ6_KReference(q, off, x, n);
+      default -> throw new IllegalArgumentException(t.toString());
+    };
   }
 
   /**

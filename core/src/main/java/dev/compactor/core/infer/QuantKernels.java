@@ -712,7 +712,13 @@ public final class QuantKernels {
 
   // ---- Q6_K ------------------------------------------------------------------------------------
 
-  /** Dot of the {@code n / 256} Q6_K super-blocks at {@code off} with {@code x}. */
+  /**
+   * Dot of the {@code n / 256} Q6_K super-blocks at {@code off} with {@code x}. The four values
+   * that share a {@code qh} byte are taken in four passes (k = 0..3, shifts by loop variables)
+   * rather than side by side: the side-by-side loop body, four times as large, measured 1.5
+   * Gvalues/s against 3.1-3.3 for this one (one thread, JDK 17, AVX-512, best of 12 passes over the
+   * Q6_K matrices of QuantDecodeBench's Q4_K_M file).
+   */
   public static float dotQ6_K(byte[] w, int off, float[] x, int n) {
     if (!VECTORIZED) {
       return dotQ6_KReference(w, off, x, n);
@@ -721,50 +727,31 @@ public final class QuantKernels {
     for (int b = 0; b < n / QK_K; b++) {
       int blk = off + b * Q6_K_BLOCK;
       float d = f16(w, blk + 208);
-      for (int half = 0; half < 2; half++) {
-        int ql = blk + 64 * half;
+      // 16 groups of 16 values, group v / 16 = 8 * half + 2 * k + l / 16
+      for (int grp = 0; grp < 16; grp++) {
+        int half = grp >> 3;
+        int k = (grp >> 1) & 3;
+        int l0 = 16 * (grp & 1);
+        int ql = blk + 64 * half + 32 * (k & 1);
         int qh = blk + 128 + 32 * half;
-        int sc = blk + 192 + 8 * half;
-        int xo = b * QK_K + 128 * half;
-        for (int g = 0; g < 2; g++) {
-          FloatVector s1 = FloatVector.zero(F);
-          FloatVector s2 = FloatVector.zero(F);
-          FloatVector s3 = FloatVector.zero(F);
-          FloatVector s4 = FloatVector.zero(F);
-          for (int l = 16 * g; l < 16 * g + 16; l += L) {
-            IntVector a = ints(w, ql + l);
-            IntVector c = ints(w, ql + 32 + l);
-            IntVector h = ints(w, qh + l);
-            IntVector q1 =
-                a.lanewise(VectorOperators.AND, 0xF)
-                    .lanewise(
-                        VectorOperators.OR,
-                        h.lanewise(VectorOperators.AND, 3).lanewise(VectorOperators.LSHL, 4));
-            IntVector q2 =
-                c.lanewise(VectorOperators.AND, 0xF)
-                    .lanewise(
-                        VectorOperators.OR,
-                        h.lanewise(VectorOperators.LSHL, 2).lanewise(VectorOperators.AND, 0x30));
-            IntVector q3 =
-                a.lanewise(VectorOperators.ASHR, 4)
-                    .lanewise(VectorOperators.AND, 0xF)
-                    .lanewise(VectorOperators.OR, h.lanewise(VectorOperators.AND, 0x30));
-            IntVector q4 =
-                c.lanewise(VectorOperators.ASHR, 4)
-                    .lanewise(VectorOperators.AND, 0xF)
-                    .lanewise(
-                        VectorOperators.OR,
-                        h.lanewise(VectorOperators.ASHR, 2).lanewise(VectorOperators.AND, 0x30));
-            s1 = floats(q1.sub(32)).fma(xv(x, xo + l), s1);
-            s2 = floats(q2.sub(32)).fma(xv(x, xo + 32 + l), s2);
-            s3 = floats(q3.sub(32)).fma(xv(x, xo + 64 + l), s3);
-            s4 = floats(q4.sub(32)).fma(xv(x, xo + 96 + l), s4);
-          }
-          acc = s1.fma(FloatVector.broadcast(F, d * w[sc + g]), acc);
-          acc = s2.fma(FloatVector.broadcast(F, d * w[sc + g + 2]), acc);
-          acc = s3.fma(FloatVector.broadcast(F, d * w[sc + g + 4]), acc);
-          acc = s4.fma(FloatVector.broadcast(F, d * w[sc + g + 6]), acc);
+        int lowShift = 4 * (k >> 1);
+        int highShift = 2 * k;
+        int xo = b * QK_K + 16 * grp;
+        FloatVector s = FloatVector.zero(F);
+        for (int l = l0; l < l0 + 16; l += L) {
+          IntVector lo =
+              ((IntVector) ByteVector.fromArray(B, w, ql + l).castShape(I, 0))
+                  .lanewise(VectorOperators.ASHR, lowShift)
+                  .lanewise(VectorOperators.AND, 0xF);
+          IntVector hi =
+              ((IntVector) ByteVector.fromArray(B, w, qh + l).castShape(I, 0))
+                  .lanewise(VectorOperators.ASHR, highShift)
+                  .lanewise(VectorOperators.AND, 3)
+                  .lanewise(VectorOperators.LSHL, 4);
+          FloatVector q = (FloatVector) lo.lanewise(VectorOperators.OR, hi).sub(32).castShape(F, 0);
+          s = q.fma(FloatVector.fromArray(F, x, xo + l - l0), s);
         }
+        acc = s.fma(FloatVector.broadcast(F, d * w[blk + 192 + grp]), acc);
       }
     }
     return acc.reduceLanes(VectorOperators.ADD);
