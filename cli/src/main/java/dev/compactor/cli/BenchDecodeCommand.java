@@ -71,7 +71,8 @@ final class BenchDecodeCommand implements Command {
       // anything is timed
       int warmLen = Math.min(16, model.config().context());
       GgufLlama.Session warm = model.session(warmLen);
-      warm.prefill(java.util.Arrays.copyOf(prompt, Math.min(prompt.length, warmLen / 2)));
+      warm.prefill(
+          java.util.Arrays.copyOf(prompt, Math.max(1, Math.min(prompt.length, warmLen / 2))));
       while (warm.position() < warmLen) {
         warm.next(r.nextInt(vocab));
       }

@@ -27,9 +27,11 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The native decoder against the project's DJL fp32 forward of the same weights: tiny-llama-v1 is
- * exported to GGUF (every matrix of one type), converted back to a Hugging Face checkpoint by
- * {@link GgufToHf} (dequantized, rows un-permuted), and both models score the same sequence. The
- * native side decodes token by token through its KV cache; DJL runs the whole sequence at once.
+ * exported to GGUF (every matrix of one type, or a file type's llama-quantize mix such as Q4_K_M),
+ * converted back to a Hugging Face checkpoint by {@link GgufToHf} (dequantized, rows un-permuted),
+ * and both models score the same sequence. The native side decodes token by token through its KV
+ * cache; DJL runs the whole sequence at once. The batched prefill is checked against the native
+ * token-by-token path.
  */
 class GgufLlamaTest {
 
