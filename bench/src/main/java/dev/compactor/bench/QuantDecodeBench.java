@@ -4,8 +4,11 @@ import dev.compactor.core.gguf.GgmlQuantizer;
 import dev.compactor.core.gguf.GgmlType;
 import dev.compactor.core.gguf.GgufValue;
 import dev.compactor.core.gguf.GgufWriter;
+import dev.compactor.core.gguf.LlamaFileType;
+import dev.compactor.core.gguf.LlamaQuantMix;
 import dev.compactor.core.infer.GgufLlama;
 import dev.compactor.core.infer.QuantKernels;
+import dev.compactor.core.infer.QuantMatrix;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -24,12 +27,16 @@ import java.util.concurrent.Future;
 /**
  * Issue #13's decode check: one synthetic ~124 M-parameter Llama (hidden 768, 12 layers, 12 heads,
  * 4 KV heads, FFN 2048, vocab 32000, random weights) written as GGUF F32, Q8_0 and Q4_0 (every
- * matrix in that type, norms F32), each decoded by {@link GgufLlama} on the JVM: tokens/s (median
- * of {@code --reps} runs of {@code --tokens} tokens after a warm-up), bytes of weights read per
- * token, the bandwidth that implies, and its fraction of this machine's memory read bandwidth
- * (several threads streaming a large array through the F32 dot kernel) and copy bandwidth ({@link
- * MemoryBandwidth}), both measured in the same run before and after. Prints the ratios Q8_0/F32 and
- * Q4_0/F32 (goals: Q4_0 ≥ 2.5× F32, ≥ 60 % of read bandwidth).
+ * matrix in that type, norms F32) and Q4_K_M (llama-quantize's mix for this shape, {@link
+ * LlamaQuantMix}: Q4_K, with Q6_K on the head and on attn_v / ffn_down of the {@code use_more_bits}
+ * layers), each decoded by {@link GgufLlama} on the JVM: tokens/s (median of {@code --reps} runs of
+ * {@code --tokens} tokens after a warm-up), bytes of weights read per token, the bandwidth that
+ * implies, and its fraction of this machine's memory read bandwidth (several threads streaming a
+ * large array through the F32 dot kernel) and copy bandwidth ({@link MemoryBandwidth}), both
+ * measured in the same run before and after. Prints the ratios Q8_0/F32 and Q4_0/F32 (goals: Q4_0 ≥
+ * 2.5× F32, ≥ 60 % of read bandwidth). Prefill: the same {@code --prompt} random tokens fed token
+ * by token and as one batched prefill ({@link GgufLlama.Session#prefill}), median of the reps, and
+ * the ratio batched / token by token.
  *
  * <p>Run from the repository root:
  *
@@ -43,14 +50,14 @@ import java.util.concurrent.Future;
  * <p>Each type is decoded in a child JVM of its own (same heap limit), so no type runs on JIT code
  * profiled for another.
  *
- * <p>Options: {@code --types f32,q8_0,q4_0}, {@code --threads 2} (the bench ignores {@code
- * COMPACTOR_INFER_THREADS}), {@code --tokens 32}, {@code --reps 5}, {@code --dir
- * /tmp/quant-decode-bench} (the three files, ~0.8 GB, kept for reuse and for llama.cpp), {@code
- * --layers 12}, {@code --bandwidth-mb 512}.
+ * <p>Options: {@code --types f32,q8_0,q4_0,q4_k_m}, {@code --prompt 64}, {@code --threads 2} (the
+ * bench ignores {@code COMPACTOR_INFER_THREADS}), {@code --tokens 32}, {@code --reps 5}, {@code
+ * --dir /tmp/quant-decode-bench} (the three files, ~0.8 GB, kept for reuse and for llama.cpp),
+ * {@code --layers 12}, {@code --bandwidth-mb 512}.
  */
 public final class QuantDecodeBench {
 
-  private static final GgmlType[] TYPES = {GgmlType.F32, GgmlType.Q8_0, GgmlType.Q4_0};
+  private static final String[] TYPES = {"f32", "q8_0", "q4_0", "q4_k_m"};
 
   private QuantDecodeBench() {}
 
@@ -59,6 +66,7 @@ public final class QuantDecodeBench {
     int threads = args.integer("--threads", 2);
     int tokens = args.integer("--tokens", 32);
     int reps = args.integer("--reps", 5);
+    int prompt = args.integer("--prompt", 64);
     int layers = args.integer("--layers", 12);
     int bwMb = args.integer("--bandwidth-mb", 512);
     Path dir = Path.of(args.get("--dir", "/tmp/quant-decode-bench"));
@@ -70,10 +78,11 @@ public final class QuantDecodeBench {
       double[] r =
           decode(
               Path.of(args.get("--file", null)),
-              GgmlType.parse(args.get("--type", null)),
+              args.get("--type", null),
               threads,
               tokens,
-              reps);
+              reps,
+              prompt);
       StringBuilder line = new StringBuilder("RESULT");
       for (double v : r) {
         line.append(' ').append(v);
@@ -90,9 +99,9 @@ public final class QuantDecodeBench {
         QuantKernels.lanes(),
         loadAverage());
 
-    Map<GgmlType, Path> files = new LinkedHashMap<>();
-    for (GgmlType t : TYPES) {
-      Path f = dir.resolve("synthetic-124m-l" + layers + "-" + t.name().toLowerCase() + ".gguf");
+    Map<String, Path> files = new LinkedHashMap<>();
+    for (String t : TYPES) {
+      Path f = dir.resolve("synthetic-124m-l" + layers + "-" + t + ".gguf");
       if (!Files.exists(f)) {
         long t0 = System.nanoTime();
         writeSynthetic(f, t, layers, 42);
@@ -108,10 +117,13 @@ public final class QuantDecodeBench {
         "memory read  %.1f GB/s (1 thread) %.1f GB/s (%d threads); copy %.1f / %.1f GB/s%n",
         readBefore[0], readBefore[1], threads, copyBefore[0], copyBefore[1]);
 
-    Map<GgmlType, double[]> results = new LinkedHashMap<>();
-    for (String name : args.get("--types", "f32,q8_0,q4_0").split(",")) {
-      GgmlType t = GgmlType.parse(name);
-      results.put(t, decodeInChild(files.get(t), t, threads, tokens, reps));
+    Map<String, double[]> results = new LinkedHashMap<>();
+    for (String name : args.get("--types", String.join(",", TYPES)).split(",")) {
+      String t = name.toLowerCase(java.util.Locale.ROOT);
+      if (!files.containsKey(t)) {
+        throw new IllegalArgumentException("--types: expected some of " + files.keySet());
+      }
+      results.put(t, decodeInChild(files.get(t), t, threads, tokens, reps, prompt));
     }
 
     double[] readAfter = readBandwidth(bwMb, threads);
@@ -123,15 +135,25 @@ public final class QuantDecodeBench {
     double copy = Math.max(copyBefore[1], copyAfter[1]);
 
     System.out.printf(
-        "%-5s %10s %12s %10s %9s %9s %8s%n",
-        "type", "tok/s", "MB/token", "GB/s", "of read", "of copy", "vs F32");
-    double f32 = results.containsKey(GgmlType.F32) ? results.get(GgmlType.F32)[0] : Double.NaN;
-    for (Map.Entry<GgmlType, double[]> e : results.entrySet()) {
-      double tps = e.getValue()[0];
-      double bytes = e.getValue()[1];
+        "%-6s %10s %12s %10s %9s %9s %8s %12s %12s %8s%n",
+        "type",
+        "tok/s",
+        "MB/token",
+        "GB/s",
+        "of read",
+        "of copy",
+        "vs F32",
+        "prefill tb",
+        "prefill bat",
+        "bat/tb");
+    double f32 = results.containsKey("f32") ? results.get("f32")[0] : Double.NaN;
+    for (Map.Entry<String, double[]> e : results.entrySet()) {
+      double[] v = e.getValue();
+      double tps = v[0];
+      double bytes = v[1];
       double gbps = tps * bytes / 1e9;
       System.out.printf(
-          "%-5s %10.1f %12.1f %10.2f %8.0f%% %8.0f%% %7.2fx   (runs %s)%n",
+          "%-6s %10.1f %12.1f %10.2f %8.0f%% %8.0f%% %7.2fx %12.1f %12.1f %7.2fx   (runs %s)%n",
           e.getKey(),
           tps,
           bytes / 1e6,
@@ -139,7 +161,10 @@ public final class QuantDecodeBench {
           100 * gbps / read,
           100 * gbps / copy,
           tps / f32,
-          Arrays.toString(round(Arrays.copyOfRange(e.getValue(), 2, e.getValue().length))));
+          v[2],
+          v[3],
+          v[3] / v[2],
+          Arrays.toString(round(Arrays.copyOfRange(v, 4, v.length))));
     }
     System.out.printf("load average at the end %.2f%n", loadAverage());
   }
@@ -160,34 +185,42 @@ public final class QuantDecodeBench {
     for (int i = 0; i < cols; i++) {
       x[i] = (float) r.nextDouble();
     }
-    byte[] q8 = GgmlQuantizer.quantize(GgmlType.Q8_0, w, rows, cols, null);
-    byte[] q4 = GgmlQuantizer.quantize(GgmlType.Q4_0, w, rows, cols, null);
-    int q8Row = 34 * cols / 32;
-    int q4Row = 18 * cols / 32;
-    String[] names = {"F32", "F32 ref", "Q8_0", "Q8_0 ref", "Q4_0", "Q4_0 ref"};
-    long[] bytes = {4L * w.length, 4L * w.length, q8.length, q8.length, q4.length, q4.length};
-    for (int k = 0; k < names.length; k++) {
-      double best = Double.MAX_VALUE;
-      float sink = 0;
-      for (int rep = 0; rep < 8; rep++) {
-        long t0 = System.nanoTime();
-        for (int row = 0; row < rows; row++) {
-          sink +=
-              switch (k) {
-                case 0 -> QuantKernels.dotF32(w, row * cols, x, cols);
-                case 1 -> QuantKernels.dotF32Reference(w, row * cols, x, cols);
-                case 2 -> QuantKernels.dotQ8_0(q8, row * q8Row, x, cols);
-                case 3 -> QuantKernels.dotQ8_0Reference(q8, row * q8Row, x, cols);
-                case 4 -> QuantKernels.dotQ4_0(q4, row * q4Row, x, cols);
-                default -> QuantKernels.dotQ4_0Reference(q4, row * q4Row, x, cols);
-              };
+    GgmlType[] types = {
+      GgmlType.F32, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_K, GgmlType.Q6_K
+    };
+    for (GgmlType t : types) {
+      byte[] q = t == GgmlType.F32 ? f32Bytes(w) : GgmlQuantizer.quantize(t, w, rows, cols, null);
+      QuantMatrix m = QuantMatrix.of(t.name(), t, rows, cols, q);
+      for (boolean ref : new boolean[] {false, true}) {
+        if (ref && t == GgmlType.F32) {
+          continue;
         }
-        best = Math.min(best, System.nanoTime() - t0);
+        double best = Double.MAX_VALUE;
+        float sink = 0;
+        int rowBytes = (int) t.bytesFor(cols);
+        for (int rep = 0; rep < 8; rep++) {
+          long t0 = System.nanoTime();
+          for (int row = 0; row < rows; row++) {
+            sink += ref ? reference(t, q, row * rowBytes, x, cols) : m.dot(row, x);
+          }
+          best = Math.min(best, System.nanoTime() - t0);
+        }
+        System.out.printf(
+            "%-9s %6.2f GB/s stored, %7.0f Mvalues/s (checksum %.3g)%n",
+            t + (ref ? " ref" : ""), q.length / best, (double) rows * cols / best * 1e3, sink);
       }
-      System.out.printf(
-          "%-9s %6.2f GB/s stored, %7.0f Mvalues/s (checksum %.3g)%n",
-          names[k], bytes[k] / best, (double) rows * cols / best * 1e3, sink);
     }
+  }
+
+  private static float reference(GgmlType t, byte[] q, int off, float[] x, int n) {
+    return switch (t) {
+      case Q8_0 -> QuantKernels.dotQ8_0Reference(q, off, x, n);
+      case Q4_0 -> QuantKernels.dotQ4_0Reference(q, off, x, n);
+      case Q5_0 -> QuantKernels.dotQ5_0Reference(q, off, x, n);
+      case Q4_K -> QuantKernels.dotQ4_KReference(q, off, x, n);
+      case Q6_K -> QuantKernels.dotQ6_KReference(q, off, x, n);
+      default -> throw new IllegalArgumentException(t.toString());
+    };
   }
 
   /**
@@ -195,7 +228,8 @@ public final class QuantDecodeBench {
    * where a fresh one did 57 (the JIT's profile of the shared kernel call path), and a deployment
    * runs one model per process anyway.
    */
-  private static double[] decodeInChild(Path file, GgmlType type, int threads, int tokens, int reps)
+  private static double[] decodeInChild(
+      Path file, String type, int threads, int tokens, int reps, int prompt)
       throws IOException, InterruptedException {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
@@ -211,7 +245,9 @@ public final class QuantDecodeBench {
           "--file",
           file.toString(),
           "--type",
-          type.name(),
+          type,
+          "--prompt",
+          Integer.toString(prompt),
           "--threads",
           Integer.toString(threads),
           "--tokens",
@@ -246,9 +282,12 @@ public final class QuantDecodeBench {
     return result;
   }
 
-  /** {median tok/s, weight bytes per token, each run's tok/s...}. */
-  private static double[] decode(Path file, GgmlType type, int threads, int tokens, int reps)
-      throws IOException {
+  /**
+   * {median decode tok/s, weight bytes per token, median prefill tok/s token by token, median
+   * prefill tok/s batched, each run's decode tok/s...}.
+   */
+  private static double[] decode(
+      Path file, String type, int threads, int tokens, int reps, int prompt) throws IOException {
     long t0 = System.nanoTime();
     try (GgufLlama model = GgufLlama.load(file, threads)) {
       double loadS = (System.nanoTime() - t0) / 1e9;
@@ -256,24 +295,48 @@ public final class QuantDecodeBench {
       SplittableRandom r = new SplittableRandom(7);
       // warm-up: JIT compiles the kernels and the attention loops
       runTokens(model, r, vocab, Math.max(tokens, 16));
+      int[] promptIds = new int[prompt];
+      for (int i = 0; i < prompt; i++) {
+        promptIds[i] = r.nextInt(vocab);
+      }
+      model.session(prompt).prefill(promptIds);
       double[] runs = new double[reps];
+      double[] stepwise = new double[reps];
+      double[] batched = new double[reps];
       for (int i = 0; i < reps; i++) {
         long s = System.nanoTime();
         runTokens(model, r, vocab, tokens);
         runs[i] = tokens / ((System.nanoTime() - s) / 1e9);
+        GgufLlama.Session a = model.session(prompt);
+        s = System.nanoTime();
+        for (int t : promptIds) {
+          a.next(t);
+        }
+        stepwise[i] = prompt / ((System.nanoTime() - s) / 1e9);
+        GgufLlama.Session b = model.session(prompt);
+        s = System.nanoTime();
+        b.prefill(promptIds);
+        batched[i] = prompt / ((System.nanoTime() - s) / 1e9);
       }
-      double[] sorted = runs.clone();
-      Arrays.sort(sorted);
-      double median = sorted[reps / 2];
+      double median = median(runs);
       System.out.printf(
-          "%s: loaded in %.1f s, %.1f tok/s median of %d x %d tokens%n",
-          type, loadS, median, reps, tokens);
-      double[] out = new double[2 + reps];
+          "%s: loaded in %.1f s, %.1f tok/s median of %d x %d tokens; prefill of %d: %.1f tok/s"
+              + " token by token, %.1f batched%n",
+          type, loadS, median, reps, tokens, prompt, median(stepwise), median(batched));
+      double[] out = new double[4 + reps];
       out[0] = median;
       out[1] = model.weightBytesPerToken();
-      System.arraycopy(runs, 0, out, 2, reps);
+      out[2] = median(stepwise);
+      out[3] = median(batched);
+      System.arraycopy(runs, 0, out, 4, reps);
       return out;
     }
+  }
+
+  private static double median(double[] v) {
+    double[] sorted = v.clone();
+    Arrays.sort(sorted);
+    return sorted[sorted.length / 2];
   }
 
   private static void runTokens(GgufLlama model, SplittableRandom r, int vocab, int n) {
@@ -333,8 +396,12 @@ public final class QuantDecodeBench {
     return out;
   }
 
-  /** Writes the synthetic model with every matrix of {@code type}; returns the file size. */
-  static long writeSynthetic(Path out, GgmlType type, int layers, long seed) throws IOException {
+  /**
+   * Writes the synthetic model with every matrix of {@code type} ({@code f32}, {@code q8_0}, {@code
+   * q4_0}, ...) or, for {@code q4_k_m}, each in the type llama-quantize's Q4_K_M mix gives it;
+   * returns the file size.
+   */
+  static long writeSynthetic(Path out, String type, int layers, long seed) throws IOException {
     int hidden = 768;
     int heads = 12;
     int kvHeads = 4;
@@ -357,6 +424,19 @@ public final class QuantDecodeBench {
     }
     shapes.put("output_norm.weight", new long[] {hidden});
     shapes.put("output.weight", new long[] {vocab, hidden});
+    Map<String, GgmlType> types = new LinkedHashMap<>();
+    LlamaQuantMix.Model mix = new LlamaQuantMix.Model(layers, heads, kvHeads, false, false);
+    for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+      GgmlType t;
+      if (e.getValue().length == 1) {
+        t = GgmlType.F32;
+      } else if (type.equals("q4_k_m")) {
+        t = LlamaQuantMix.typeFor(LlamaFileType.Q4_K_M, mix, e.getKey(), e.getValue());
+      } else {
+        t = GgmlType.parse(type);
+      }
+      types.put(e.getKey(), t);
+    }
     SplittableRandom r = new SplittableRandom(seed);
     try (GgufWriter w = GgufWriter.create(out)) {
       w.put("general.architecture", GgufValue.string("llama"));
@@ -373,7 +453,7 @@ public final class QuantDecodeBench {
       w.put("llama.rope.dimension_count", GgufValue.u32(headDim));
       w.put("llama.vocab_size", GgufValue.u32(vocab));
       for (Map.Entry<String, long[]> e : shapes.entrySet()) {
-        w.addTensor(e.getKey(), e.getValue(), e.getValue().length == 1 ? GgmlType.F32 : type);
+        w.addTensor(e.getKey(), e.getValue(), types.get(e.getKey()));
       }
       w.writeHeader();
       for (Map.Entry<String, long[]> e : shapes.entrySet()) {
@@ -391,8 +471,9 @@ public final class QuantDecodeBench {
         for (int i = 0; i < v.length; i++) {
           v[i] = (float) (r.nextDouble() * 2 - 1) * std * 1.7f;
         }
+        GgmlType t = types.get(e.getKey());
         byte[] bytes =
-            type == GgmlType.F32 ? f32Bytes(v) : GgmlQuantizer.quantize(type, v, rows, cols, null);
+            t == GgmlType.F32 ? f32Bytes(v) : GgmlQuantizer.quantize(t, v, rows, cols, null);
         w.writeTensor(e.getKey(), bytes);
       }
     }

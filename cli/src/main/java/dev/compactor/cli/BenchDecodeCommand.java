@@ -11,9 +11,11 @@ import java.util.Set;
 import java.util.SplittableRandom;
 
 /**
- * {@code compactor bench-decode}: runs a llama GGUF file (F32, F16, Q8_0, Q4_0 weights) natively on
- * the JVM ({@link GgufLlama}) and prints prefill and decode tokens/s with the weight bandwidth the
- * decode speed implies. The prompt is random token ids; prefill is token by token in this version.
+ * {@code compactor bench-decode}: runs a llama GGUF file (F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ * Q4_K, Q5_K, Q6_K weights, so Q4_K_M files) natively on the JVM ({@link GgufLlama}) and prints
+ * prefill and decode tokens/s with the weight bandwidth the decode speed implies. The prompt is
+ * random token ids, fed once token by token and once batched ({@link GgufLlama.Session#prefill}),
+ * so the two prefill speeds come from the same run.
  */
 final class BenchDecodeCommand implements Command {
 
@@ -24,7 +26,7 @@ final class BenchDecodeCommand implements Command {
 
   @Override
   public String summary() {
-    return "native decode speed of a GGUF file (F32/F16/Q8_0/Q4_0)";
+    return "native prefill/decode speed of a llama GGUF file (F32/F16/Q8_0/Q4_0/Q4_K_M/Q6_K/...)";
   }
 
   @Override
@@ -61,17 +63,29 @@ final class BenchDecodeCommand implements Command {
             "--prompt-tokens + --tokens exceed the context of " + model.config().context());
       }
       SplittableRandom r = new SplittableRandom(1);
-      // warm-up pass: the kernels are compiled by the JIT before anything is timed
-      GgufLlama.Session warm = model.session(Math.min(16, model.config().context()));
-      for (int i = 0; i < Math.min(16, model.config().context()); i++) {
+      int[] prompt = new int[promptTokens];
+      for (int i = 0; i < promptTokens; i++) {
+        prompt[i] = r.nextInt(vocab);
+      }
+      // warm-up pass of both prefill paths and of decoding: the JIT compiles the kernels before
+      // anything is timed
+      int warmLen = Math.min(16, model.config().context());
+      GgufLlama.Session warm = model.session(warmLen);
+      warm.prefill(
+          java.util.Arrays.copyOf(prompt, Math.max(1, Math.min(prompt.length, warmLen / 2))));
+      while (warm.position() < warmLen) {
         warm.next(r.nextInt(vocab));
       }
+      // the same prompt token by token (the decode kernels), then batched (the matmul kernels)
+      GgufLlama.Session stepwise = model.session(promptTokens);
+      long s0 = System.nanoTime();
+      for (int t : prompt) {
+        stepwise.next(t);
+      }
+      long s1 = System.nanoTime();
       GgufLlama.Session s = model.session(promptTokens + tokens);
       long p0 = System.nanoTime();
-      float[] logits = null;
-      for (int i = 0; i < promptTokens; i++) {
-        logits = s.next(r.nextInt(vocab));
-      }
+      float[] logits = s.prefill(prompt);
       long p1 = System.nanoTime();
       int tok = GgufLlama.argmax(logits);
       for (int i = 0; i < tokens; i++) {
@@ -79,6 +93,7 @@ final class BenchDecodeCommand implements Command {
       }
       long d1 = System.nanoTime();
       double prefill = promptTokens / ((p1 - p0) / 1e9);
+      double prefillStepwise = promptTokens / ((s1 - s0) / 1e9);
       double decode = tokens / ((d1 - p1) / 1e9);
       double mbPerToken = model.weightBytesPerToken() / 1e6;
       if (args.has("json")) {
@@ -89,6 +104,7 @@ final class BenchDecodeCommand implements Command {
         n.put("promptTokens", promptTokens);
         n.put("decodeTokens", tokens);
         n.put("prefillTokensPerSecond", prefill);
+        n.put("prefillTokenByTokenTokensPerSecond", prefillStepwise);
         n.put("decodeTokensPerSecond", decode);
         n.put("weightMegabytesPerToken", mbPerToken);
         n.put("weightGigabytesPerSecond", decode * mbPerToken / 1e3);
@@ -96,14 +112,17 @@ final class BenchDecodeCommand implements Command {
       } else {
         out.printf(
             "%s: loaded in %.1f s, %d threads%n"
-                + "prefill %d tokens at %.1f tokens/s (token by token), decode %d tokens at %.1f"
-                + " tokens/s%n"
+                + "prefill %d tokens at %.1f tokens/s batched, %.1f tokens/s token by token"
+                + " (%.2fx)%n"
+                + "decode %d tokens at %.1f tokens/s%n"
                 + "weights read per token %.1f MB, %.2f GB/s while decoding%n",
             gguf.getFileName(),
             loadS,
             threads,
             promptTokens,
             prefill,
+            prefillStepwise,
+            prefill / prefillStepwise,
             tokens,
             decode,
             mbPerToken,

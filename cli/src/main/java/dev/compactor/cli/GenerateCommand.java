@@ -17,8 +17,8 @@ import java.util.Set;
  * {@code compactor generate}: continues a prompt with a model, greedy or sampled, and reports the
  * prefill and decode speed (on stderr; with {@code --json} one JSON object on stdout holds the text
  * and the speeds). With {@code --gguf FILE} the model is that GGUF file run natively on the JVM
- * ({@link GgufLlama}: F32/F16/Q8_0/Q4_0 weights, prompt fed token by token) and {@code --model DIR}
- * only supplies the tokenizer.
+ * ({@link GgufLlama}: F32/F16/Q8_0/Q4_0/Q4_K_M/Q6_K... weights, prompt fed as one batched prefill)
+ * and {@code --model DIR} only supplies the tokenizer.
  */
 final class GenerateCommand implements Command {
 

@@ -81,10 +81,12 @@ class NativeGgufCommandsTest {
                 "--json"));
     assertEquals(8, j.get("decodeTokens").asInt());
     assertTrue(j.get("prefillTokensPerSecond").asDouble() > 0, j.toString());
+    assertTrue(j.get("prefillTokenByTokenTokensPerSecond").asDouble() > 0, j.toString());
     assertTrue(j.get("decodeTokensPerSecond").asDouble() > 0, j.toString());
     assertTrue(j.get("weightMegabytesPerToken").asDouble() > 0.3, j.toString());
     String text = run("bench-decode", "--gguf", gguf.toString(), "--tokens", "4")[0];
     assertTrue(text.matches("(?s).*decode 4 tokens at [0-9.]+ tokens/s.*"), text);
+    assertTrue(text.matches("(?s).*tokens/s batched, [0-9.]+ tokens/s token by token.*"), text);
   }
 
   private static JsonNode json(String[] outErr) throws Exception {

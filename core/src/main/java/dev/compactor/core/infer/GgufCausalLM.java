@@ -9,7 +9,9 @@ import dev.compactor.core.model.CausalLM;
  * {@link GgufLlama} behind the project's {@link CausalLM} interface, so generation, the CLI and
  * metrics run it like the DJL models: token ids come in as NDArrays, logits go out as fp32 NDArrays
  * (the math itself is all {@link GgufLlama}'s). Decoders hold one sequence ({@code batch = 1});
- * {@link #logits} runs each row of a batch through a fresh KV cache.
+ * {@link #logits} runs each row of a batch through a fresh KV cache. Several tokens at once (a
+ * prompt, or a row of {@code logits}) go through the batched prefill; single tokens through the
+ * matrix-vector decode step.
  */
 public final class GgufCausalLM implements CausalLM {
 
@@ -49,8 +51,10 @@ public final class GgufCausalLM implements CausalLM {
     float[] out = new float[batch * seq * vocab];
     for (int b = 0; b < batch; b++) {
       GgufLlama.Session session = model.session(seq);
+      float[][] rows =
+          session.prefillAll(java.util.Arrays.copyOfRange(ids, b * seq, (b + 1) * seq));
       for (int t = 0; t < seq; t++) {
-        System.arraycopy(session.next(ids[b * seq + t]), 0, out, (b * seq + t) * vocab, vocab);
+        System.arraycopy(rows[t], 0, out, (b * seq + t) * vocab, vocab);
       }
     }
     return manager.create(out, new Shape(batch, seq, vocab));
@@ -69,8 +73,14 @@ public final class GgufCausalLM implements CausalLM {
         int[] ids = tokens.toType(ai.djl.ndarray.types.DataType.INT32, false).toIntArray();
         int vocab = vocabSize();
         float[] out = new float[ids.length * vocab];
-        for (int i = 0; i < ids.length; i++) {
-          System.arraycopy(session.next(ids[i]), 0, out, i * vocab, vocab);
+        if (ids.length == 1) {
+          System.arraycopy(session.next(ids[0]), 0, out, 0, vocab);
+        } else {
+          // a prompt: one batched prefill (all positions, as the Decoder contract returns them)
+          float[][] rows = session.prefillAll(ids);
+          for (int i = 0; i < ids.length; i++) {
+            System.arraycopy(rows[i], 0, out, i * vocab, vocab);
+          }
         }
         return manager.create(out, new Shape(1, ids.length, vocab));
       }

@@ -11,18 +11,22 @@ import java.util.HashSet;
 import java.util.Set;
 
 /**
- * A Llama-family decoder that runs a GGUF file's weights as stored (F32, F16, Q8_0, Q4_0) with the
- * kernels of {@link QuantKernels}, on the JVM, one token at a time: RMSNorm, RoPE (ggml's
- * interleaved pairs, the layout {@code LlamaGgufExporter} and convert_hf_to_gguf.py write for the
- * {@code llama} arch; linear scaling and llama3's {@code rope_freqs.weight} included),
- * grouped-query attention over an fp32 KV cache, SiLU-gated MLP, tied or separate output head.
+ * A Llama-family decoder that runs a GGUF file's weights as stored (F32, F16, Q8_0, Q4_0, Q4_1,
+ * Q5_0, Q5_1, Q4_K, Q5_K, Q6_K; so llama.cpp's Q4_K_M / Q5_K_M / Q6_K mixes) with the kernels of
+ * {@link QuantKernels}, on the JVM: RMSNorm, RoPE (ggml's interleaved pairs, the layout {@code
+ * LlamaGgufExporter} and convert_hf_to_gguf.py write for the {@code llama} arch; linear scaling and
+ * llama3's {@code rope_freqs.weight} included), grouped-query attention over an fp32 KV cache,
+ * SiLU-gated MLP, tied or separate output head.
  *
  * <p>Reads the metadata names {@code LlamaGgufExporter} writes (the same as llama.cpp's files).
  * Refused with "not supported yet": other architectures, experts, YaRN scaling, partial rotary
- * dimensions, tensors this graph does not use, and other ggml types (Q4_K, Q6_K, ...).
+ * dimensions, tensors this graph does not use, and other ggml types (Q2_K, Q3_K, IQ*, BF16, ...).
  *
- * <p>A prompt is fed token by token (no batched prefill in this version), so prefill costs as much
- * per token as decoding.
+ * <p>Decoding ({@link Session#next}) is matrix-vector: each weight row is decoded inside the dot
+ * kernel. A prompt goes through {@link Session#prefill} as blocks of up to {@value #PREFILL_CHUNK}
+ * tokens: each layer runs on the whole {@code [T, hidden]} block with the tiled matrix-matrix
+ * kernel of {@link QuantMatrix#matmul} (a tile of weights is decoded once for all T rows) and
+ * causal attention over the block, filling the KV cache as {@code next} would.
  */
 public final class GgufLlama implements AutoCloseable {
 
@@ -50,6 +54,12 @@ public final class GgufLlama implements AutoCloseable {
       QuantMatrix gate,
       QuantMatrix up,
       QuantMatrix down) {}
+
+  /**
+   * Prompt tokens per batched block: bounds the block's scratch ({@code T x ffn} floats twice) and
+   * keeps a {@code T x hidden} activation block in L2 while a weight tile sweeps it.
+   */
+  public static final int PREFILL_CHUNK = 64;
 
   /** Attention work (positions x query width) below which heads are not split over threads. */
   private static final long ATTENTION_SPLIT = 1 << 16;
@@ -265,10 +275,7 @@ public final class GgufLlama implements AutoCloseable {
       throw new IllegalArgumentException("prompt must not be empty");
     }
     Session s = session(Math.min(config.context, prompt.length + n));
-    float[] logits = null;
-    for (int t : prompt) {
-      logits = s.next(t);
-    }
+    float[] logits = s.prefill(prompt);
     int[] out = new int[n];
     for (int i = 0; i < n; i++) {
       out[i] = argmax(logits);
@@ -366,15 +373,15 @@ public final class GgufLlama implements AutoCloseable {
               span(l.k, xb, k, from, to, qRows);
               span(l.v, xb, v, from, to, qRows + kvDim);
             });
-        rope(q, c.heads);
-        rope(k, c.kvHeads);
+        rope(q, 0, c.heads);
+        rope(k, 0, c.kvHeads);
         System.arraycopy(k, 0, keys[li], pos * kvDim, kvDim);
         System.arraycopy(v, 0, values[li], pos * kvDim, kvDim);
         int layer = li;
         if ((long) (pos + 1) * qRows < ATTENTION_SPLIT) {
-          attend(layer, 0, c.heads); // a hand-off would cost more than the work
+          attend(layer, q, 0, att, 0, pos, 0, c.heads); // a hand-off would cost more than the work
         } else {
-          threads.forRange(c.heads, (from, to) -> attend(layer, from, to));
+          threads.forRange(c.heads, (from, to) -> attend(layer, q, 0, att, 0, pos, from, to));
         }
         threads.forRange(c.hidden, (from, to) -> l.o.dotRows(att, proj, from, to));
         add(x, proj);
@@ -400,6 +407,149 @@ public final class GgufLlama implements AutoCloseable {
     }
 
     /**
+     * Feeds {@code tokens} at the next positions in batched blocks and returns the logits of the
+     * last one (the array {@link #next} reuses). Equals calling {@code next} for each token up to
+     * fp32 rounding; only the last position goes through the output head.
+     */
+    public float[] prefill(int[] tokens) {
+      prefill(tokens, PREFILL_CHUNK, null);
+      return logits;
+    }
+
+    /** {@link #prefill}, returning the logits of every position: {@code [tokens.length][vocab]}. */
+    public float[][] prefillAll(int[] tokens) {
+      float[][] all = new float[tokens.length][];
+      prefill(tokens, PREFILL_CHUNK, all);
+      return all;
+    }
+
+    /**
+     * Blocks of at most {@code chunk} tokens; fills {@code all} (if not null) with each position.
+     */
+    void prefill(int[] tokens, int chunk, float[][] all) {
+      if (tokens.length == 0) {
+        throw new IllegalArgumentException("no tokens to prefill");
+      }
+      if (chunk < 1) {
+        throw new IllegalArgumentException("chunk must be >= 1, found " + chunk);
+      }
+      if (pos + tokens.length > capacity) {
+        throw new IllegalStateException(
+            "KV cache full: "
+                + capacity
+                + " positions, "
+                + pos
+                + " used, "
+                + tokens.length
+                + " more");
+      }
+      for (int t : tokens) {
+        if (t < 0 || t >= config.vocab) {
+          throw new IllegalArgumentException("token " + t + " outside 0.." + (config.vocab - 1));
+        }
+      }
+      for (int from = 0; from < tokens.length; from += chunk) {
+        block(tokens, from, Math.min(chunk, tokens.length - from), all);
+      }
+    }
+
+    /** Tokens {@code [from, from + n)} through every layer as one {@code [n, hidden]} block. */
+    private void block(int[] tokens, int from, int n, float[][] all) {
+      Config c = config;
+      int hd = c.hidden;
+      int kvDim = c.kvHeads * c.headDim;
+      int qRows = q.length;
+      float[] bx = new float[n * hd];
+      float[] bxb = new float[n * hd];
+      float[] bq = new float[n * qRows];
+      float[] bk = new float[n * kvDim];
+      float[] bv = new float[n * kvDim];
+      float[] batt = new float[n * qRows];
+      float[] bproj = new float[n * hd];
+      float[] bgate = new float[n * c.ffn];
+      float[] bup = new float[n * c.ffn];
+      for (int i = 0; i < n; i++) {
+        embedding.row(tokens[from + i], x);
+        System.arraycopy(x, 0, bx, i * hd, hd);
+      }
+      int p0 = pos;
+      for (int li = 0; li < layers.length; li++) {
+        Layer l = layers[li];
+        for (int i = 0; i < n; i++) {
+          rmsNorm(bx, i * hd, l.attnNorm, bxb, i * hd);
+        }
+        threads.forRange(
+            qRows + 2 * kvDim,
+            (a, b) -> {
+              spanBlock(l.q, bxb, n, bq, a, b, 0);
+              spanBlock(l.k, bxb, n, bk, a, b, qRows);
+              spanBlock(l.v, bxb, n, bv, a, b, qRows + kvDim);
+            });
+        for (int i = 0; i < n; i++) {
+          ropeTables(p0 + i);
+          rope(bq, i * qRows, c.heads);
+          rope(bk, i * kvDim, c.kvHeads);
+        }
+        System.arraycopy(bk, 0, keys[li], p0 * kvDim, n * kvDim);
+        System.arraycopy(bv, 0, values[li], p0 * kvDim, n * kvDim);
+        int layer = li;
+        // heads over threads; each head walks the block's rows in order with its own score row
+        threads.forRange(
+            c.heads,
+            (a, b) -> {
+              for (int i = 0; i < n; i++) {
+                attend(layer, bq, i * qRows, batt, i * qRows, p0 + i, a, b);
+              }
+            });
+        threads.forRange(hd, (a, b) -> l.o.matmul(batt, n, bproj, a, b));
+        add(bx, bproj);
+        for (int i = 0; i < n; i++) {
+          rmsNorm(bx, i * hd, l.ffnNorm, bxb, i * hd);
+        }
+        int ffn = c.ffn;
+        threads.forRange(
+            ffn,
+            (a, b) -> {
+              l.gate.matmul(bxb, n, bgate, a, b);
+              l.up.matmul(bxb, n, bup, a, b);
+              for (int i = 0; i < n; i++) {
+                for (int r = i * ffn + a; r < i * ffn + b; r++) {
+                  float g = bgate[r];
+                  bgate[r] = g / (1f + (float) Math.exp(-g)) * bup[r];
+                }
+              }
+            });
+        threads.forRange(hd, (a, b) -> l.down.matmul(bgate, n, bproj, a, b));
+        add(bx, bproj);
+      }
+      pos = p0 + n;
+      if (all == null) {
+        rmsNorm(bx, (n - 1) * hd, outputNorm, xb, 0);
+        threads.forRange(c.vocab, (a, b) -> output.dotRows(xb, logits, a, b));
+        return;
+      }
+      for (int i = 0; i < n; i++) {
+        rmsNorm(bx, i * hd, outputNorm, bxb, i * hd);
+      }
+      float[] blogits = new float[n * c.vocab];
+      threads.forRange(c.vocab, (a, b) -> output.matmul(bxb, n, blogits, a, b));
+      for (int i = 0; i < n; i++) {
+        all[from + i] = java.util.Arrays.copyOfRange(blogits, i * c.vocab, (i + 1) * c.vocab);
+      }
+      System.arraycopy(blogits, (n - 1) * c.vocab, logits, 0, c.vocab);
+    }
+
+    /** {@link #span} for a block of {@code n} activation rows ({@link QuantMatrix#matmul}). */
+    private void spanBlock(
+        QuantMatrix m, float[] in, int n, float[] out, int from, int to, int base) {
+      int a = Math.max(from - base, 0);
+      int b = Math.min(to - base, m.rows());
+      if (a < b) {
+        m.matmul(in, n, out, a, b);
+      }
+    }
+
+    /**
      * The part of {@code [from, to)} that falls in {@code m}'s rows, which start at {@code base}.
      */
     private void span(QuantMatrix m, float[] in, float[] out, int from, int to, int base) {
@@ -410,7 +560,19 @@ public final class GgufLlama implements AutoCloseable {
       }
     }
 
-    private void attend(int layer, int fromHead, int toHead) {
+    /**
+     * Causal attention of the query row at {@code qv[qOff..]} over cache positions {@code 0..last}
+     * for heads {@code [fromHead, toHead)}, written to {@code out[outOff..]}.
+     */
+    private void attend(
+        int layer,
+        float[] qv,
+        int qOff,
+        float[] out,
+        int outOff,
+        int last,
+        int fromHead,
+        int toHead) {
       Config c = config;
       int hd = c.headDim;
       int kvDim = c.kvHeads * hd;
@@ -420,30 +582,31 @@ public final class GgufLlama implements AutoCloseable {
       float[] vc = values[layer];
       for (int h = fromHead; h < toHead; h++) {
         float[] s = scores[h];
-        int qo = h * hd;
+        int qo = qOff + h * hd;
+        int ao = outOff + h * hd;
         int ko = (h / group) * hd;
         float max = Float.NEGATIVE_INFINITY;
-        for (int t = 0; t <= pos; t++) {
+        for (int t = 0; t <= last; t++) {
           float dot = 0;
           int base = t * kvDim + ko;
           for (int i = 0; i < hd; i++) {
-            dot += q[qo + i] * kc[base + i];
+            dot += qv[qo + i] * kc[base + i];
           }
           s[t] = dot * scale;
           max = Math.max(max, s[t]);
         }
         float sum = 0;
-        for (int t = 0; t <= pos; t++) {
+        for (int t = 0; t <= last; t++) {
           s[t] = (float) Math.exp(s[t] - max);
           sum += s[t];
         }
         float inv = 1f / sum;
-        java.util.Arrays.fill(att, qo, qo + hd, 0f);
-        for (int t = 0; t <= pos; t++) {
+        java.util.Arrays.fill(out, ao, ao + hd, 0f);
+        for (int t = 0; t <= last; t++) {
           float p = s[t] * inv;
           int base = t * kvDim + ko;
           for (int i = 0; i < hd; i++) {
-            att[qo + i] += p * vc[base + i];
+            out[ao + i] += p * vc[base + i];
           }
         }
       }
@@ -465,10 +628,10 @@ public final class GgufLlama implements AutoCloseable {
     }
 
     /** ggml's normal-mode RoPE: each pair (2i, 2i+1) of every head rotates by theta_i. */
-    private void rope(float[] vec, int nHeads) {
+    private void rope(float[] vec, int off, int nHeads) {
       int hd = config.headDim;
       for (int h = 0; h < nHeads; h++) {
-        int o = h * hd;
+        int o = off + h * hd;
         for (int i = 0; i < hd / 2; i++) {
           float a = vec[o + 2 * i];
           float b = vec[o + 2 * i + 1];
@@ -479,13 +642,20 @@ public final class GgufLlama implements AutoCloseable {
     }
 
     private void rmsNorm(float[] in, float[] weight, float[] out) {
+      rmsNorm(in, 0, weight, out, 0);
+    }
+
+    /** RMSNorm of the {@code hidden} values at {@code in[inOff..]} into {@code out[outOff..]}. */
+    private void rmsNorm(float[] in, int inOff, float[] weight, float[] out, int outOff) {
+      int n = config.hidden;
       double ss = 0;
-      for (float f : in) {
+      for (int i = 0; i < n; i++) {
+        float f = in[inOff + i];
         ss += f * f;
       }
-      float inv = (float) (1.0 / Math.sqrt(ss / in.length + config.rmsEps));
-      for (int i = 0; i < in.length; i++) {
-        out[i] = in[i] * inv * weight[i];
+      float inv = (float) (1.0 / Math.sqrt(ss / n + config.rmsEps));
+      for (int i = 0; i < n; i++) {
+        out[outOff + i] = in[inOff + i] * inv * weight[i];
       }
     }
 

@@ -11,7 +11,8 @@ import java.nio.ByteOrder;
  * tensor may be up to 2 GiB and a model larger than that is simply many arrays. Nothing is
  * dequantized into a second copy; {@link #dot} decodes each block inside the kernel.
  *
- * <p>Types: F32, F16, Q8_0, Q4_0. Others are refused with "not supported yet: ggml type X".
+ * <p>Types: F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. Others are refused with "not
+ * supported yet: ggml type X".
  */
 public final class QuantMatrix {
 
@@ -60,7 +61,7 @@ public final class QuantMatrix {
    */
   public static QuantMatrix of(String name, GgmlType type, int rows, int cols, byte[] data) {
     switch (type) {
-      case F32, F16, Q8_0, Q4_0 -> {}
+      case F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K -> {}
       default ->
           throw new UnsupportedOperationException(
               "not supported yet: ggml type " + type + " (tensor " + name + ")");
@@ -96,6 +97,12 @@ public final class QuantMatrix {
       case F16 -> QuantKernels.dotF16(blocks, r * rowBytes, x, cols);
       case Q8_0 -> QuantKernels.dotQ8_0(blocks, r * rowBytes, x, cols);
       case Q4_0 -> QuantKernels.dotQ4_0(blocks, r * rowBytes, x, cols);
+      case Q4_1 -> QuantKernels.dotQ4_1(blocks, r * rowBytes, x, cols);
+      case Q5_0 -> QuantKernels.dotQ5_0(blocks, r * rowBytes, x, cols);
+      case Q5_1 -> QuantKernels.dotQ5_1(blocks, r * rowBytes, x, cols);
+      case Q4_K -> QuantKernels.dotQ4_K(blocks, r * rowBytes, x, cols);
+      case Q5_K -> QuantKernels.dotQ5_K(blocks, r * rowBytes, x, cols);
+      case Q6_K -> QuantKernels.dotQ6_K(blocks, r * rowBytes, x, cols);
       default -> throw new IllegalStateException(type.toString());
     };
   }
@@ -112,6 +119,48 @@ public final class QuantMatrix {
     }
     for (; r < to; r++) {
       out[r] = dot(r, x);
+    }
+  }
+
+  /** Weight rows decoded together by {@link #matmul}: one tile of the matrix-matrix product. */
+  private static final int TILE_ROWS = 4;
+
+  /**
+   * The matrix-matrix product for a block of {@code tokens} activation rows: {@code out[t * rows +
+   * r] = row r . x[t * cols .. (t + 1) * cols)} for {@code r} in {@code [from, to)} and every
+   * {@code t < tokens}. Each tile of {@value #TILE_ROWS} weight rows is decoded once into fp32
+   * scratch (F32 rows are used in place) and then dotted with all the activation rows, two at a
+   * time ({@link QuantKernels#dotF32x4x2}), so the cost of decoding is shared by the block and the
+   * inner loop is an fp32 matrix kernel. Results equal {@link #dot} up to fp32 rounding (the sum is
+   * over {@code dequantized weight * x} instead of {@code scale * sum(code * x)}).
+   */
+  public void matmul(float[] x, int tokens, float[] out, int from, int to) {
+    float[] scratch = type == GgmlType.F32 ? null : new float[TILE_ROWS * cols];
+    for (int r = from; r < to; r += TILE_ROWS) {
+      int nr = Math.min(TILE_ROWS, to - r);
+      float[] w;
+      int wOff;
+      if (scratch == null) {
+        w = floats;
+        wOff = r * cols;
+      } else {
+        for (int k = 0; k < nr; k++) {
+          GgmlQuantizer.dequantizeRow(type, blocks, (r + k) * rowBytes, scratch, k * cols, cols);
+        }
+        w = scratch;
+        wOff = 0;
+      }
+      int t = 0;
+      if (nr == TILE_ROWS) {
+        for (; t + 1 < tokens; t += 2) {
+          QuantKernels.dotF32x4x2(w, wOff, cols, x, t * cols, cols, cols, out, t * rows + r, rows);
+        }
+      }
+      for (; t < tokens; t++) {
+        for (int k = 0; k < nr; k++) {
+          out[t * rows + r + k] = QuantKernels.dotF32(w, wOff + k * cols, x, t * cols, cols);
+        }
+      }
     }
   }
 
