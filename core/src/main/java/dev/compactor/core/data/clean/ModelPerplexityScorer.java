@@ -50,7 +50,7 @@ public final class ModelPerplexityScorer implements PerplexityFilter.Scorer, Aut
   }
 
   @Override
-  public void close() throws Exception {
+  public void close() {
     try (model) {
       tokenizer.close();
     }
