@@ -35,6 +35,36 @@ public record Calibration(String dataset, int samples, int seqLen, Map<String, S
     this(dataset, samples, seqLen, Map.of());
   }
 
+  /** A corpus after the {@link #clean()} pass over its training documents, and its report. */
+  public record Cleaned(Corpus corpus, Optional<CleanReport> report) {}
+
+  /**
+   * {@code corpus} with its training documents cleaned by {@link #clean()} (as it is when that is
+   * empty); {@code model} is the stage's input model, what {@code ppl_model: input} scores with.
+   */
+  public Cleaned clean(Corpus corpus, Path model) throws IOException {
+    if (clean.isEmpty()) {
+      return new Cleaned(corpus, Optional.empty());
+    }
+    CleanOptions.Parsed p = CleanOptions.parse(clean, "calibration.clean.");
+    List<Document> docs = new ArrayList<>();
+    for (String d : corpus.trainDocuments()) {
+      docs.add(Document.of(docs.size(), d));
+    }
+    DataCleaner.Result r;
+    if (p.pplModel() == null) {
+      r = DataCleaner.clean(docs, p.spec(), null);
+    } else {
+      Path scoring = p.pplModel().equals("input") ? model : Path.of(p.pplModel());
+      try (ModelPerplexityScorer scorer = ModelPerplexityScorer.open(scoring)) {
+        r = DataCleaner.clean(docs, p.spec(), scorer);
+      }
+    }
+    return new Cleaned(
+        corpus.withTrainDocuments(r.kept().stream().map(Document::text).toList()),
+        Optional.of(r.report()));
+  }
+
   /** Windows and, when cleaning ran, its report. */
   public record Windows(List<int[]> windows, Optional<CleanReport> cleaning) {
 
@@ -97,26 +127,9 @@ public record Calibration(String dataset, int samples, int seqLen, Map<String, S
   public Windows windowsAndCleaning(Path model, Corpus.SourceFetcher fetcher, long seed)
       throws IOException {
     int len = Math.min(seqLen, ModelConfig.read(model).maxPositions());
-    Corpus corpus = Corpus.forDataset(dataset, fetcher);
-    Optional<CleanReport> report = Optional.empty();
-    if (!clean.isEmpty()) {
-      CleanOptions.Parsed p = CleanOptions.parse(clean, "calibration.clean.");
-      List<Document> docs = new ArrayList<>();
-      for (String d : corpus.trainDocuments()) {
-        docs.add(Document.of(docs.size(), d));
-      }
-      DataCleaner.Result r;
-      if (p.pplModel() == null) {
-        r = DataCleaner.clean(docs, p.spec(), null);
-      } else {
-        Path scoring = p.pplModel().equals("input") ? model : Path.of(p.pplModel());
-        try (ModelPerplexityScorer scorer = ModelPerplexityScorer.open(scoring)) {
-          r = DataCleaner.clean(docs, p.spec(), scorer);
-        }
-      }
-      corpus = corpus.withTrainDocuments(r.kept().stream().map(Document::text).toList());
-      report = Optional.of(r.report());
-    }
+    Cleaned cleaned = clean(Corpus.forDataset(dataset, fetcher), model);
+    Corpus corpus = cleaned.corpus();
+    Optional<CleanReport> report = cleaned.report();
     try (TextTokenizer tokenizer = Tokenizers.forModel(model)) {
       return new Windows(corpus.calibrationSamples(tokenizer, samples, len, seed), report);
     }
