@@ -50,6 +50,13 @@ public final class Corpus {
   private final List<String> validation;
   private final List<String> test;
 
+  private Corpus(String name, List<String> train, List<String> validation, List<String> test) {
+    this.name = name;
+    this.train = List.copyOf(train);
+    this.validation = validation;
+    this.test = test;
+  }
+
   private Corpus(String name, List<String> documents) {
     this.name = name;
     List<String> tr = new ArrayList<>();
@@ -148,6 +155,17 @@ public final class Corpus {
 
   public String name() {
     return name;
+  }
+
+  /**
+   * This corpus with {@code train} as its training documents (a cleaned subset, say) and the same
+   * validation and test documents.
+   */
+  public Corpus withTrainDocuments(List<String> train) {
+    if (train.isEmpty()) {
+      throw new IllegalArgumentException("corpus " + name + ": no training documents left");
+    }
+    return new Corpus(name, train, validation, test);
   }
 
   public List<String> trainDocuments() {

@@ -19,7 +19,8 @@ final class RecipeParser {
       ParamSchema.object("calibration")
           .required("dataset", ParamSchema.text())
           .required("samples", ParamSchema.integerAtLeast(1))
-          .required("seq_len", ParamSchema.integerAtLeast(1));
+          .required("seq_len", ParamSchema.integerAtLeast(1))
+          .optional("clean", cleanSchema());
 
   private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
 
@@ -67,7 +68,11 @@ final class RecipeParser {
       List<RecipeProblem> calProblems = new ArrayList<>();
       CALIBRATION_SCHEMA.check(cal, "calibration", calProblems);
       if (calProblems.isEmpty()) {
-        calibration = calibration(cal);
+        try {
+          calibration = calibration(cal);
+        } catch (IllegalArgumentException | UnsupportedOperationException e) {
+          problems.add(new RecipeProblem("calibration.clean", e.getMessage()));
+        }
       }
     }
 
@@ -82,8 +87,37 @@ final class RecipeParser {
   }
 
   static Calibration calibration(JsonNode cal) {
+    Map<String, String> clean = new java.util.LinkedHashMap<>();
+    JsonNode c = cal.get("clean");
+    if (c != null && c.isObject()) {
+      c.fields()
+          .forEachRemaining(
+              f ->
+                  clean.put(
+                      f.getKey(),
+                      f.getValue().isArray()
+                          ? String.join(
+                              ",",
+                              java.util.stream.StreamSupport.stream(
+                                      f.getValue().spliterator(), false)
+                                  .map(JsonNode::asText)
+                                  .toList())
+                          : f.getValue().asText()));
+    }
     return new Calibration(
-        cal.get("dataset").asText(), cal.get("samples").asInt(), cal.get("seq_len").asInt());
+        cal.get("dataset").asText(), cal.get("samples").asInt(), cal.get("seq_len").asInt(), clean);
+  }
+
+  /**
+   * {@code calibration.clean}: the {@link dev.compactor.core.data.clean.CleanOptions} keys; their
+   * values are checked when the calibration is built (a bad one is a problem at its key).
+   */
+  private static ParamSchema.ObjectType cleanSchema() {
+    ParamSchema.ObjectType t = ParamSchema.object("calibration.clean");
+    for (String k : dev.compactor.core.data.clean.CleanOptions.KEYS) {
+      t = t.optional(k, ParamSchema.any("a cleaning option value"));
+    }
+    return t;
   }
 
   private static JsonNode readYaml(String yaml, List<RecipeProblem> problems) {

@@ -24,11 +24,17 @@ public record StageSpec(StageKind kind, StageParams params, Optional<Calibration
   public String toJson() {
     ObjectNode o = params.toJson();
     calibration.ifPresent(
-        c ->
-            o.putObject("calibration")
-                .put("dataset", c.dataset())
-                .put("samples", c.samples())
-                .put("seq_len", c.seqLen()));
+        c -> {
+          ObjectNode cal =
+              o.putObject("calibration")
+                  .put("dataset", c.dataset())
+                  .put("samples", c.samples())
+                  .put("seq_len", c.seqLen());
+          if (!c.clean().isEmpty()) {
+            ObjectNode clean = cal.putObject("clean");
+            c.clean().forEach(clean::put);
+          }
+        });
     return o.toString();
   }
 

@@ -167,7 +167,9 @@ public final class DistillationStage implements Stage {
     try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir());
         Transformer teacher = Transformer.load(teacherDir, device);
         Transformer student = Transformer.load(init, device)) {
-      Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
+      // a recipe's calibration.clean drops duplicates and low-quality documents first
+      Corpus corpus =
+          cal.clean(Corpus.forDataset(cal.dataset(), ctx::fetch), ctx.inputDir()).corpus();
       int seq = Math.min(cal.seqLen(), student.maxSequenceLength() - 1);
       List<int[]> windows = corpus.calibrationSamples(tokenizer, cal.samples(), seq + 1, SEED);
       DistillationSpec ds =

@@ -58,6 +58,7 @@ public final class FactorizationStage implements Stage {
     FactorizeSpec factorize = params.spec();
     Calibration cal = factorize.method().calibrated() ? calibration(ctx, spec) : null;
     Map<String, String> provenance = new LinkedHashMap<>();
+    Map<String, Double> cleaning = new LinkedHashMap<>();
     if (cal != null) {
       provenance.put("compactor.factorize.calibration.dataset", cal.dataset());
       provenance.put("compactor.factorize.calibration.samples", Integer.toString(cal.samples()));
@@ -77,7 +78,9 @@ public final class FactorizationStage implements Stage {
             ctx.outputDir(),
             () -> {
               try {
-                return windows(ctx, cal);
+                Calibration.Windows w = cal.windowsAndCleaning(ctx.inputDir(), ctx::fetch, SEED);
+                cleaning.putAll(w.metrics());
+                return w.windows();
               } catch (IOException e) {
                 throw new UncheckedIOException(e);
               }
@@ -96,7 +99,9 @@ public final class FactorizationStage implements Stage {
               ctx.checkCancelled();
             },
             provenance);
-    return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics(report));
+    Map<String, Double> metrics = metrics(report);
+    metrics.putAll(cleaning);
+    return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
   }
 
   /**
@@ -133,10 +138,6 @@ public final class FactorizationStage implements Stage {
     }
     m.put("calibrationTokens", (double) r.calibrationTokens());
     return m;
-  }
-
-  private static List<int[]> windows(StageContext ctx, Calibration cal) throws IOException {
-    return cal.windows(ctx.inputDir(), ctx::fetch, SEED);
   }
 
   private static Calibration calibration(StageContext ctx, StageSpec spec) {

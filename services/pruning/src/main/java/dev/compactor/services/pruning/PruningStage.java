@@ -116,13 +116,14 @@ public final class PruningStage implements Stage {
     boolean sparse = output.format() != PruningOutput.Format.DENSE;
     Path denseOut = sparse ? Pruning.denseScratch(ctx.outputDir()) : ctx.outputDir();
     PruningReport report;
+    Map<String, Double> cleaning = new LinkedHashMap<>();
     try {
       if (params.method() == PruneParams.Method.MAGNITUDE) {
         report = new MagnitudePruner(pruning).prune(ctx.inputDir(), denseOut);
       } else if (params.method() == PruneParams.Method.SPARSEGPT) {
         Calibration cal = calibration(ctx, spec);
         ctx.progress().report(0.1, "SparseGPT, layer by layer on " + cal.dataset());
-        List<int[]> windows = windows(ctx, cal);
+        List<int[]> windows = windows(ctx, cal, cleaning);
         ctx.checkCancelled();
         report =
             new SparseGptPruner(pruning, output)
@@ -130,7 +131,7 @@ public final class PruningStage implements Stage {
       } else {
         Calibration cal = calibration(ctx, spec);
         ctx.progress().report(0.1, "calibrating Wanda on " + cal.dataset());
-        List<int[]> windows = windows(ctx, cal);
+        List<int[]> windows = windows(ctx, cal, cleaning);
         InputNormCollector norms;
         try (Transformer model = Transformer.load(ctx.inputDir(), Device.cpu());
             NDManager manager = NDManager.newBaseManager()) {
@@ -163,6 +164,7 @@ public final class PruningStage implements Stage {
     metrics.put("prunedTensors", (double) report.tensors().size());
     metrics.put("prunedElements", (double) report.prunedElements());
     metrics.put("calibrationTokens", (double) report.calibrationTokens());
+    metrics.putAll(cleaning);
     if (!report.expertTokens().isEmpty()) {
       // Wanda on a mixture of experts: experts with too few routed tokens fell back to magnitude
       metrics.put("uncalibratedExperts", (double) report.uncalibratedExperts().size());
@@ -425,7 +427,16 @@ public final class PruningStage implements Stage {
   }
 
   private static List<int[]> windows(StageContext ctx, Calibration cal) throws IOException {
-    return cal.windows(ctx.inputDir(), ctx::fetch, SEED);
+    return windows(ctx, cal, new LinkedHashMap<>());
+  }
+
+  /** The calibration windows; the counts of a {@code calibration.clean} pass go to {@code into}. */
+  private static List<int[]> windows(StageContext ctx, Calibration cal, Map<String, Double> into)
+      throws IOException {
+    Calibration.Windows w = cal.windowsAndCleaning(ctx.inputDir(), ctx::fetch, SEED);
+    w.cleaning().ifPresent(r -> LOG.info("calibration cleaned: {}", r.toText().strip()));
+    into.putAll(w.metrics());
+    return w.windows();
   }
 
   private static Calibration calibration(StageContext ctx, StageSpec spec) {

@@ -88,9 +88,12 @@ public final class QuantizationStage implements Stage {
               .calibration()
               .orElse(new Calibration(Corpus.BUILTIN_EUROPARL, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN));
       ctx.progress().report(0.0, "reading calibration text " + c.dataset());
-      calibration =
-          new QuantizationPipeline.Calibration(
-              CalibrationText.forDataset(c.dataset(), ctx::fetch), c.samples(), c.seqLen(), SEED);
+      CalibrationText text = CalibrationText.forDataset(c.dataset(), ctx::fetch);
+      // source and hash stay the file's; the clean options travel in the recipe (provenance)
+      text =
+          new CalibrationText(
+              c.clean(text.corpus(), ctx.inputDir()).corpus(), text.source(), text.sha256());
+      calibration = new QuantizationPipeline.Calibration(text, c.samples(), c.seqLen(), SEED);
     }
     ObjectNode origin = JSON.createObjectNode();
     origin.put("tool", "compactor quantization service");
