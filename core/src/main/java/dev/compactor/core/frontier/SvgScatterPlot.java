@@ -297,6 +297,11 @@ public final class SvgScatterPlot {
       if (r.status() == ParetoFrontier.Status.INCOMPLETE) {
         entry += "  (not plotted: no " + String.join(", no ", r.missing()) + ")";
       }
+      // about 0.6 em per character of this font: cut what would run past the right edge
+      int fits = (int) ((WIDTH - KEY_X - 8) / (0.6 * size));
+      if (entry.length() > fits) {
+        entry = entry.substring(0, fits - 1) + "…";
+      }
       text(
           s,
           "key-entry",

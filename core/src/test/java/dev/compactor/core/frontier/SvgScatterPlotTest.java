@@ -87,6 +87,20 @@ class SvgScatterPlotTest {
     List<String> key = texts(d, "key-entry");
     assertEquals("1  a<&>", key.get(0));
     assertTrue(key.get(4).contains("not plotted: no ppl"), key.get(4));
+    String longLabel = "x".repeat(200);
+    List<String> cut =
+        texts(
+            parse(
+                new SvgScatterPlot(
+                        "t",
+                        null,
+                        SIZE,
+                        SvgScatterPlot.Format.NUMBER,
+                        PPL,
+                        SvgScatterPlot.Format.NUMBER)
+                    .render(List.of(p(longLabel, "size", 1, "ppl", 1)), null)),
+            "key-entry");
+    assertTrue(cut.get(0).endsWith("…") && cut.get(0).length() < 60, cut.get(0));
     assertTrue(texts(d, "legend-entry").contains("chosen: b"));
     assertEquals(List.of("Frontier"), texts(d, "title"));
   }
