@@ -9,6 +9,7 @@ import dev.compactor.cli.pipeline.CancelCommand;
 import dev.compactor.cli.pipeline.DemoCommand;
 import dev.compactor.cli.pipeline.StatusCommand;
 import dev.compactor.cli.pipeline.SubmitCommand;
+import dev.compactor.cli.pipeline.SweepCommand;
 import dev.compactor.cli.pipeline.UpCommand;
 import dev.compactor.cli.pipeline.WatchCommand;
 import dev.compactor.cli.prune.PruneCommand;
@@ -38,6 +39,7 @@ public final class Commands {
           new StatusCommand(),
           new WatchCommand(),
           new CancelCommand(),
+          new SweepCommand(),
           new PruneCommand(),
           new QuantizeCommand(),
           new QualityTableCommand(),

@@ -6,6 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.compactor.cli.pipeline.DemoCommand;
 import dev.compactor.cli.pipeline.PipelineClient;
 import dev.compactor.cli.pipeline.PipelineStack;
+import dev.compactor.cli.pipeline.SweepCommand;
+import dev.compactor.core.frontier.Objective;
+import dev.compactor.core.frontier.SweepSpec;
 import dev.compactor.core.moe.TinyMixtral;
 import dev.compactor.core.tiny.TinyReferenceModel;
 import dev.compactor.events.JobState;
@@ -106,6 +109,41 @@ class RecipesIT {
           assertEquals(1, PipelineScenarios.count(l, ModelReady.class), job.getValue());
         }
       }
+      sweepOfTwoRecipesPublishesOnlyTheChosenOne(client, modelUri);
     }
+  }
+
+  /**
+   * Issue 12: a sweep's jobs are ordinary jobs on the same stack; the frontier is written from
+   * their EvaluationCompleted and only the chosen recipe is published (by a job of its own).
+   */
+  private static void sweepOfTwoRecipesPublishesOnlyTheChosenOne(
+      PipelineClient client, String modelUri) throws Exception {
+    String spec =
+        "name: it-sweep\n"
+            + "base:\n"
+            + "  name: it\n"
+            + "  stages:\n"
+            + "    - quantize: { method: rtn, bits: 8, group_size: 32, export: [gguf] }\n"
+            + "    - evaluate: { perplexity: { seq_len: 32 }, kl: true }\n"
+            + "    - publish: { gates: { max_perplexity_increase: 1.0 } }\n"
+            + "  calibration: { dataset: builtin:europarl, samples: 4, seq_len: 32 }\n"
+            + "vary:\n"
+            + "  stages[0].quantize.bits: [4, 8]\n";
+    SweepCommand.Outcome o =
+        SweepCommand.sweep(
+            client,
+            modelUri,
+            "tiny-llama-v1",
+            SweepSpec.parse(spec, f -> null),
+            2,
+            Objective.minimize("perplexity", "perplexity"),
+            1.0, // a wide bound: the smaller (4-bit) model is chosen
+            true,
+            System.err);
+    assertEquals(2, o.evaluated(), o.markdown());
+    assertEquals("it-bits4", o.published(), o.markdown());
+    assertTrue(o.markdown().contains("chosen: **`it-bits4`**"), o.markdown());
+    assertTrue(o.svg().contains("<polyline class=\"frontier\""), o.svg());
   }
 }
