@@ -384,6 +384,9 @@ public final class CrossLayerSharing {
     ModelConfig c = ModelConfig.fromJson(model.configJson().toString());
     requireEmpty(outputDir);
     Map<String, Integer> ranks = new LinkedHashMap<>(c.lowRank());
+    // a factor pair is multiplied out when either factor is shared, in the owner's layer too
+    java.util.Set<String> involved = new java.util.HashSet<>(refs.keySet());
+    involved.addAll(refs.values());
     try (TensorSource src = model.weights();
         SafetensorsWriter out =
             new SafetensorsWriter(
@@ -401,8 +404,8 @@ public final class CrossLayerSharing {
                   : null;
           boolean sharedPair =
               linear != null
-                  && (refs.containsKey(linear + ".u.weight")
-                      || refs.containsKey(linear + ".v.weight"));
+                  && (involved.contains(linear + ".u.weight")
+                      || involved.contains(linear + ".v.weight"));
           if (!sharedPair) {
             out.copy(src, name);
             continue;
