@@ -51,7 +51,7 @@ public final class ShareCommand implements Command {
   @Override
   public String usage() {
     return "--model DIR (--ratio F [--form matrix|basis (default basis)] [--group N]"
-        + " [--side out|in] | --merge) [--text FILE] [--max-bytes N] [--no-eval] --out DIR"
+        + " [--side out|in] [--choose] | --merge) [--text FILE] [--max-bytes N] [--no-eval] --out DIR"
         + " [--json]";
   }
 
@@ -61,7 +61,7 @@ public final class ShareCommand implements Command {
         Args.parse(
             argv,
             Set.of("model", "ratio", "form", "group", "side", "text", "max-bytes", "out"),
-            Set.of("merge", "json", "no-eval"));
+            Set.of("merge", "json", "no-eval", "choose"));
     Path model = args.requiredPath("model");
     if (!Files.isRegularFile(model.resolve("config.json"))) {
       throw new UsageException("--model: expected a model directory with config.json at " + model);
@@ -104,7 +104,8 @@ public final class ShareCommand implements Command {
                 args.number("ratio", 0),
                 args.integer(
                     "group", form == CrossLayerSharing.Form.BASIS ? 2 : config.numLayers()),
-                BasisSharing.Side.parse(args.string("side", "out")));
+                BasisSharing.Side.parse(args.string("side", "out")),
+                args.has("choose"));
       } catch (IllegalArgumentException e) {
         throw new UsageException("--" + e.getMessage());
       }

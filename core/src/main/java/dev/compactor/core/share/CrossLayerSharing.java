@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.core.factorize.Factorization;
 import dev.compactor.core.factorize.LowRankFactorizer;
+import dev.compactor.core.factorize.RankRule;
 import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.DType;
 import dev.compactor.core.io.ModelDirectory;
@@ -80,8 +81,16 @@ public final class CrossLayerSharing {
    * @param group basis: layers per group (the last group takes the remainder); matrix: the largest
    *     group allowed
    * @param side basis: which factor is shared (ignored by the matrix form)
+   * @param choose basis: share a group only where the shared basis's weight error is below that of
+   *     a plain truncated SVD per layer at the same ratio, else factorize its layers one by one
    */
-  public record Spec(Form form, double ratio, int group, BasisSharing.Side side) {
+  public record Spec(Form form, double ratio, int group, BasisSharing.Side side, boolean choose) {
+
+    /** A spec that shares every group ({@code choose} off). */
+    public Spec(Form form, double ratio, int group, BasisSharing.Side side) {
+      this(form, ratio, group, side, false);
+    }
+
     public Spec {
       if (form == null || side == null) {
         throw new IllegalArgumentException("form and side are required");
@@ -126,6 +135,7 @@ public final class CrossLayerSharing {
       o.put("group", spec.group());
       if (spec.form() == Form.BASIS) {
         o.put("side", spec.side().key());
+        o.put("choose", spec.choose());
       }
       o.put("references", references);
       o.put("parameters_before", parametersBefore);
@@ -234,6 +244,32 @@ public final class CrossLayerSharing {
             int r = BasisSharing.rank(spec.side(), to - from, shape[0], shape[1], spec.ratio());
             BasisSharing.Factors f =
                 BasisSharing.share(spec.side(), members, shape[0], shape[1], r);
+            if (spec.choose()) {
+              List<LowRankFactorizer.Factors> own = new ArrayList<>();
+              double lost = 0;
+              double energy = 0;
+              for (float[] w : members) {
+                LowRankFactorizer.Factors p =
+                    LowRankFactorizer.plain(w, shape[0], shape[1], RankRule.ratio(spec.ratio()));
+                double e = 0;
+                for (float x : w) {
+                  e += (double) x * x;
+                }
+                lost += (1 - p.energy()) * e;
+                energy += e;
+                own.add(p.dense() ? null : p);
+              }
+              if (!own.contains(null) && energy > 0 && lost / energy < 1 - f.energy()) {
+                for (int l = from; l < to; l++) {
+                  LowRankFactorizer.Factors p = own.get(l - from);
+                  ranks.put(Layout.layerPrefix(c, "", l) + linear, p.rank());
+                  perLayer.get(l).put(".v.weight", p.v());
+                  perLayer.get(l).put(".u.weight", p.u());
+                  groups.add(new Group(linear, l, l + 1, p.rank(), 1 - p.energy()));
+                }
+                continue;
+              }
+            }
             groups.add(new Group(linear, from, to, r, 1 - f.energy()));
             String shared = spec.side() == BasisSharing.Side.OUT ? ".u.weight" : ".v.weight";
             for (int l = from; l < to; l++) {

@@ -218,6 +218,57 @@ class CrossLayerSharingTest {
   }
 
   @Test
+  void chooseSharesOnlyGroupsThatBeatPerLayerSvdOnWeightError() throws Exception {
+    CrossLayerSharing.Report all =
+        CrossLayerSharing.run(
+            new CrossLayerSharing.Spec(
+                CrossLayerSharing.Form.BASIS, 0.6, 2, BasisSharing.Side.IN, false),
+            dense,
+            dir.resolve("choose-all"));
+    Path out = dir.resolve("choose");
+    CrossLayerSharing.Report chosen =
+        CrossLayerSharing.run(
+            new CrossLayerSharing.Spec(
+                CrossLayerSharing.Form.BASIS, 0.6, 2, BasisSharing.Side.IN, true),
+            dense,
+            out);
+    ModelConfig c = ModelConfig.read(dense);
+    int shared = 0;
+    for (CrossLayerSharing.Group g : all.groups()) {
+      List<CrossLayerSharing.Group> mine =
+          chosen.groups().stream()
+              .filter(
+                  x -> x.linear().equals(g.linear()) && x.from() >= g.from() && x.to() <= g.to())
+              .toList();
+      if (mine.size() == 1) {
+        assertEquals(g, mine.get(0));
+        shared++;
+        continue;
+      }
+      // split: each layer's own SVD, whose pooled error is below the shared basis's
+      assertEquals(2, mine.size(), g.toString());
+      double lost = 0;
+      double energy = 0;
+      try (TensorSource src = Checkpoints.open(dense)) {
+        for (CrossLayerSharing.Group x : mine) {
+          float[] w = src.readFloats("model.layers." + x.from() + "." + g.linear() + ".weight");
+          double e = 0;
+          for (float v : w) {
+            e += (double) v * v;
+          }
+          lost += x.relativeError() * e;
+          energy += e;
+        }
+      }
+      assertTrue(lost / energy < g.relativeError(), g + " vs " + mine);
+    }
+    assertEquals(shared, chosen.references());
+    assertEquals(chosen.references(), references(out).size());
+    checkForwards(out, handBuiltDenseLogits(out, true), false);
+    assertTrue(c.numLayers() == 4);
+  }
+
+  @Test
   void aStageReadsTheSharedModelDenseAndWritesNoReferences() throws Exception {
     Path out = dir.resolve("stage-in");
     CrossLayerSharing.run(
