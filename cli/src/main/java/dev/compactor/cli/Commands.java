@@ -18,6 +18,7 @@ import dev.compactor.cli.quant.CodebookTableCommand;
 import dev.compactor.cli.quant.QatCommand;
 import dev.compactor.cli.quant.QualityTableCommand;
 import dev.compactor.cli.quant.QuantizeCommand;
+import dev.compactor.cli.share.ShareCommand;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -49,6 +50,7 @@ public final class Commands {
           new MoefyCommand(),
           new MoeTableCommand(),
           new FactorizeCommand(),
+          new ShareCommand(),
           new LoraCommand(),
           new DistillCommand(),
           new CleanCommand());

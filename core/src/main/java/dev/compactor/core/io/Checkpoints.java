@@ -16,7 +16,8 @@ import java.util.Set;
  * file in a directory, or a {@code .safetensors} file given directly. Pickle checkpoints are
  * refused with an explanation; they are never opened. A directory whose config.json declares a
  * sparse compressed-tensors format is read through {@link SparseBitmaskSource}, one in the {@link
- * Codebook} format through {@link CodebookSource} (dense tensors both).
+ * Codebook} format through {@link CodebookSource} (dense tensors both); one with cross-layer shared
+ * tensors through {@link SharedTensorSource} (each reference served as its owner's copy).
  */
 public final class Checkpoints {
 
@@ -41,7 +42,9 @@ public final class Checkpoints {
     }
     try {
       return SparseBitmaskSource.wrapIfSparse(
-          modelDirOrFile, CodebookSource.wrapIfCodebook(modelDirOrFile, stored));
+          modelDirOrFile,
+          CodebookSource.wrapIfCodebook(
+              modelDirOrFile, SharedTensorSource.wrapIfShared(modelDirOrFile, stored)));
     } catch (IOException | RuntimeException e) {
       stored.close();
       throw e;

@@ -93,6 +93,8 @@ public final class ModelDirectory {
           dir + ": expected config.json (the model's architecture), found no such file");
     }
     JsonNode config = readJsonObject(Checkpoints.insideDir(realDir, configFile));
+    // weights() serves shared tensors dense (SharedTensorSource); so does the config stages copy
+    ((com.fasterxml.jackson.databind.node.ObjectNode) config).remove(SharedTensorSource.KEY);
 
     List<Path> safetensors = new ArrayList<>();
     List<Path> pickles = new ArrayList<>();
@@ -114,6 +116,10 @@ public final class ModelDirectory {
     try (TensorSource view = Checkpoints.open(realDir)) {
       // bytes as stored, parameters as the model sees them (a sparse checkpoint stores fewer)
       TensorSource weights = view instanceof SparseBitmaskSource s ? s.stored() : view;
+      if (weights instanceof SharedTensorSource shared) {
+        // a shared tensor is stored (and counted in bytes) once
+        weights = shared.stored();
+      }
       if (weights instanceof ShardedTensorSource sharded) {
         weightFiles.add(realDir.resolve(Checkpoints.INDEX));
         for (SafetensorsFile s : sharded.shards()) {

@@ -109,6 +109,9 @@ public final class ModelConfig {
       "not supported yet: low-rank factorized linears (factorize with --merge first)";
 
   private ModelConfig(ObjectNode raw) {
+    // Checkpoints.open serves cross-layer shared tensors dense, so the model this config describes
+    // is dense: a stage that saves it must not claim its tensors are shared.
+    raw.remove(dev.compactor.core.io.SharedTensorSource.KEY);
     this.raw = raw;
     this.modelType = text(raw, "model_type", null);
     if (modelType == null) {
