@@ -85,6 +85,34 @@ public final class CascadeRecords {
     return out;
   }
 
+  /**
+   * {@link #tokens}' windows as next-token requests: each window is a prompt, the request is its
+   * next token (the window's last outcome: its NLL and signals), and it costs each model its
+   * prefill of the window (FLOPs and measured time of the window's forward).
+   */
+  public static List<Outcome> nextTokenRequests(List<Outcome> tokens) {
+    List<Outcome> out = new ArrayList<>();
+    int i = 0;
+    while (i < tokens.size()) {
+      int g = tokens.get(i).group();
+      double sf = 0;
+      double lf = 0;
+      double ss = 0;
+      double ls = 0;
+      Outcome last = null;
+      for (; i < tokens.size() && tokens.get(i).group() == g; i++) {
+        last = tokens.get(i);
+        sf += last.smallFlops();
+        lf += last.largeFlops();
+        ss += last.smallSeconds();
+        ls += last.largeSeconds();
+      }
+      out.add(
+          new Outcome(g, last.small(), last.smallQuality(), last.largeQuality(), sf, lf, ss, ls));
+    }
+    return out;
+  }
+
   /** {@link #tokens}' windows as requests: group means of quality and signals, sums of cost. */
   public static List<Outcome> windows(List<Outcome> tokens) {
     List<Outcome> out = new ArrayList<>();

@@ -47,6 +47,8 @@ public record RoutingCurve(
    * @param seconds mean measured wall time per item, both models
    * @param largeWorkFraction share of items the large model processed (per token: with its cache
    *     catching up; per request: equals fractionRouted)
+   * @param randomQuality the expected quality of routing the same share of items at random, the
+   *     reference a confidence signal has to beat to be worth anything
    */
   public record Point(
       double threshold,
@@ -56,7 +58,8 @@ public record RoutingCurve(
       double flops,
       double costFraction,
       double seconds,
-      double largeWorkFraction) {
+      double largeWorkFraction,
+      double randomQuality) {
 
     Point withoutThreshold() {
       return new Point(
@@ -67,7 +70,8 @@ public record RoutingCurve(
           flops,
           costFraction,
           seconds,
-          largeWorkFraction);
+          largeWorkFraction,
+          randomQuality);
     }
   }
 
@@ -100,7 +104,8 @@ public record RoutingCurve(
             largeF / n,
             1,
             largeS / n,
-            1);
+            1,
+            largeQ / n);
     Point small =
         evaluate(outcomes, granularity, metric, signal, neverDefers(signal), large)
             .withoutThreshold();
@@ -158,6 +163,11 @@ public record RoutingCurve(
       i = end;
     }
     double quality = q / n;
+    double f = (double) routed / n;
+    double smallQ = 0;
+    for (Outcome o : outcomes) {
+      smallQ += o.smallQuality();
+    }
     return new Point(
         threshold,
         (double) routed / n,
@@ -166,7 +176,8 @@ public record RoutingCurve(
         flops / n,
         flops / n / large.flops(),
         seconds / n,
-        (double) largeItems / n);
+        (double) largeItems / n,
+        (1 - f) * smallQ / n + f * large.quality());
   }
 
   /**
@@ -209,6 +220,21 @@ public record RoutingCurve(
     return Optional.ofNullable(best);
   }
 
+  /**
+   * Per-request cost of each item at {@code threshold}: the small model's FLOPs, plus the large
+   * model's when the item is deferred (request granularity only).
+   */
+  public static double[] requestCosts(
+      List<Outcome> outcomes, ConfidenceSignal signal, double threshold) {
+    double[] c = new double[outcomes.size()];
+    for (int i = 0; i < c.length; i++) {
+      Outcome o = outcomes.get(i);
+      boolean defer = signal.defers(signal.of(o.small()), threshold);
+      c[i] = o.smallFlops() + (defer ? o.largeFlops() : 0);
+    }
+    return c;
+  }
+
   /** The curve as JSON (NaN figures left out). */
   public ObjectNode toJson() {
     ObjectNode o = JsonNodeFactory.instance.objectNode();
@@ -234,6 +260,7 @@ public record RoutingCurve(
     put(o, "cost_fraction", p.costFraction());
     put(o, "seconds", p.seconds());
     put(o, "large_work_fraction", p.largeWorkFraction());
+    put(o, "random_routing_quality", p.randomQuality());
     return o;
   }
 

@@ -13,13 +13,70 @@ import java.util.List;
  *     baseline's
  * @param latency per-token forward latency and the size ratio
  * @param tasks task accuracy of candidate and baseline, or null for none
+ * @param cascade the routing curve of candidate (small) and baseline (large) as a cascade, or null
+ *     for none
  */
-public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency, Tasks tasks)
+public record EvaluateParams(
+    Perplexity perplexity, boolean kl, boolean latency, Tasks tasks, Cascade cascade)
     implements StageParams {
 
   /** Without task accuracy. */
   public EvaluateParams(Perplexity perplexity, boolean kl, boolean latency) {
-    this(perplexity, kl, latency, null);
+    this(perplexity, kl, latency, null, null);
+  }
+
+  /** Without a cascade. */
+  public EvaluateParams(Perplexity perplexity, boolean kl, boolean latency, Tasks tasks) {
+    this(perplexity, kl, latency, tasks, null);
+  }
+
+  /**
+   * A cascade ({@code cascade: {signal, granularity, target}}): the candidate answers, the baseline
+   * when the candidate's confidence is low; core's {@code cascade} package computes the curve on
+   * the evaluation text and picks the cheapest threshold meeting the target.
+   *
+   * @param signal {@code maxprob}, {@code margin} or {@code entropy}
+   * @param granularity {@code request} (text windows) or {@code token}
+   * @param target quality (NLL) relative to the baseline to meet, e.g. 0.99
+   */
+  public record Cascade(String signal, String granularity, double target) {
+
+    static final List<String> SIGNALS = List.of("maxprob", "margin", "entropy");
+    static final List<String> GRANULARITIES = List.of("request", "token");
+
+    public Cascade {
+      if (!SIGNALS.contains(signal)) {
+        throw new IllegalArgumentException(
+            "cascade.signal must be one of " + SIGNALS + ", found " + signal);
+      }
+      if (!GRANULARITIES.contains(granularity)) {
+        throw new IllegalArgumentException(
+            "cascade.granularity must be one of " + GRANULARITIES + ", found " + granularity);
+      }
+      if (!(target > 0 && target <= 2)) {
+        throw new IllegalArgumentException("cascade.target must be in (0, 2], found " + target);
+      }
+    }
+
+    static final ParamSchema.ObjectType SCHEMA =
+        ParamSchema.object("cascade")
+            .optional("signal", ParamSchema.oneOf(SIGNALS.toArray(String[]::new)))
+            .optional("granularity", ParamSchema.oneOf(GRANULARITIES.toArray(String[]::new)))
+            .optional("target", ParamSchema.number(0, false, 2, true));
+
+    static Cascade from(JsonNode c) {
+      return new Cascade(
+          Json.text(c, "signal", "maxprob"),
+          Json.text(c, "granularity", "request"),
+          Json.number(c, "target", 0.99));
+    }
+
+    ObjectNode toJson() {
+      return Json.object()
+          .put("signal", signal)
+          .put("granularity", granularity)
+          .put("target", target);
+    }
   }
 
   /**
@@ -94,7 +151,8 @@ public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency,
           .optional("perplexity", ParamSchema.either(ParamSchema.bool(), PERPLEXITY_SCHEMA))
           .optional("kl", ParamSchema.bool())
           .optional("latency", ParamSchema.bool())
-          .optional("tasks", Tasks.SCHEMA);
+          .optional("tasks", Tasks.SCHEMA)
+          .optional("cascade", Cascade.SCHEMA);
 
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
     JsonNode ppl = p == null ? null : p.get("perplexity");
@@ -118,7 +176,7 @@ public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency,
       return;
     }
     EvaluateParams e = from(p);
-    if (e.perplexity == null && !e.kl && !e.latency && e.tasks == null) {
+    if (e.perplexity == null && !e.kl && !e.latency && e.tasks == null && e.cascade == null) {
       out.add(new RecipeProblem(path, "measures nothing: perplexity, kl and latency are all off"));
     }
   }
@@ -135,11 +193,13 @@ public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency,
       perplexity = new Perplexity(seqLen, Json.integer(ppl, "stride", seqLen));
     }
     JsonNode t = p == null ? null : p.get("tasks");
+    JsonNode c = p == null ? null : p.get("cascade");
     return new EvaluateParams(
         perplexity,
         Json.bool(p, "kl", true),
         Json.bool(p, "latency", false),
-        t == null ? null : Tasks.from(t));
+        t == null ? null : Tasks.from(t),
+        c == null ? null : Cascade.from(c));
   }
 
   @Override
@@ -160,6 +220,9 @@ public record EvaluateParams(Perplexity perplexity, boolean kl, boolean latency,
     o.put("kl", kl).put("latency", latency);
     if (tasks != null) {
       o.set("tasks", tasks.toJson());
+    }
+    if (cascade != null) {
+      o.set("cascade", cascade.toJson());
     }
     return o;
   }

@@ -100,6 +100,12 @@ class CascadeTinyModelTest {
     RoutingCurve.Point half = r.points().get(2);
     assertEquals(0.5, half.fractionRouted(), 1e-12);
     assertEquals(r.smallAlone().costFraction() + 0.5, half.costFraction(), 1e-12);
+    // next-token requests: a window's last token, at the price of each model's prefill of it
+    List<Outcome> next = CascadeRecords.nextTokenRequests(o);
+    assertEquals(4, next.size());
+    assertEquals(o.get(2 * 128 - 1).smallQuality(), next.get(1).smallQuality(), 0);
+    assertEquals(o.get(2 * 128 - 1).small(), next.get(1).small());
+    assertEquals(largeFlops.span(0, 128), next.get(3).largeFlops(), 1e-3);
     // the NLL of a token is the independent softmax cross-entropy of its logits
     double nll = 0;
     for (Outcome x : o) {

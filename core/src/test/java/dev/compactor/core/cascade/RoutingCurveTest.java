@@ -45,6 +45,8 @@ class RoutingCurveTest {
     assertEquals((4 * 1 + 10) / 4.0, p.flops(), 1e-12);
     assertEquals(0.35, p.costFraction(), 1e-12);
     assertEquals((4 * 0.1 + 1) / 4, p.seconds(), 1e-12);
+    // routing a quarter at random: 0.75 * 0.5 + 0.25 * 0.75; confidence did better
+    assertEquals(0.5625, p.randomQuality(), 1e-12);
     // 0.5 defers 1 and 3: 1, 1, 1, 1
     assertEquals(1.0, c.points().get(1).quality(), 1e-12);
     assertEquals(0.5, c.points().get(1).fractionRouted(), 1e-12);
