@@ -32,6 +32,7 @@ public final class Commands {
           new TinyModelCommand(),
           new EvalCommand(),
           new TasksCommand(),
+          new CascadeCommand(),
           new GenerateCommand(),
           new BenchDecodeCommand(),
           new DemoCommand(),

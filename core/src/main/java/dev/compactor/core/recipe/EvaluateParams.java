@@ -16,9 +16,17 @@ import java.util.List;
  * @param speed the batch sizes and context lengths latency is measured at; null exactly when
  *     latency is off ({@code latency: true} is {@link Speed#DEFAULT})
  * @param energy energy per token of candidate and baseline, from the latency runs
+ * @param cascade the routing curve of candidate (small) and baseline (large) as a cascade, or null
+ *     for none
  */
 public record EvaluateParams(
-    Perplexity perplexity, boolean kl, boolean latency, Tasks tasks, Speed speed, boolean energy)
+    Perplexity perplexity,
+    boolean kl,
+    boolean latency,
+    Tasks tasks,
+    Speed speed,
+    boolean energy,
+    Cascade cascade)
     implements StageParams {
 
   public EvaluateParams {
@@ -39,9 +47,75 @@ public record EvaluateParams(
     this(perplexity, kl, latency, null);
   }
 
-  /** Latency at the default batch and context, no energy. */
+  /** With a cascade; latency at the default batch and context, no energy. */
+  public EvaluateParams(
+      Perplexity perplexity, boolean kl, boolean latency, Tasks tasks, Cascade cascade) {
+    this(perplexity, kl, latency, tasks, null, false, cascade);
+  }
+
+  /** Without a cascade. */
+  public EvaluateParams(
+      Perplexity perplexity,
+      boolean kl,
+      boolean latency,
+      Tasks tasks,
+      Speed speed,
+      boolean energy) {
+    this(perplexity, kl, latency, tasks, speed, energy, null);
+  }
+
+  /**
+   * A cascade ({@code cascade: {signal, granularity, target}}): the candidate answers, the baseline
+   * when the candidate's confidence is low; core's {@code cascade} package computes the curve on
+   * the evaluation text and picks the cheapest threshold meeting the target.
+   *
+   * @param signal {@code maxprob}, {@code margin} or {@code entropy}
+   * @param granularity {@code request} (text windows) or {@code token}
+   * @param target quality (NLL) relative to the baseline to meet, e.g. 0.99
+   */
+  public record Cascade(String signal, String granularity, double target) {
+
+    static final List<String> SIGNALS = List.of("maxprob", "margin", "entropy");
+    static final List<String> GRANULARITIES = List.of("request", "token");
+
+    public Cascade {
+      if (!SIGNALS.contains(signal)) {
+        throw new IllegalArgumentException(
+            "cascade.signal must be one of " + SIGNALS + ", found " + signal);
+      }
+      if (!GRANULARITIES.contains(granularity)) {
+        throw new IllegalArgumentException(
+            "cascade.granularity must be one of " + GRANULARITIES + ", found " + granularity);
+      }
+      if (!(target > 0 && target <= 2)) {
+        throw new IllegalArgumentException("cascade.target must be in (0, 2], found " + target);
+      }
+    }
+
+    static final ParamSchema.ObjectType SCHEMA =
+        ParamSchema.object("cascade")
+            .optional("signal", ParamSchema.oneOf(SIGNALS.toArray(String[]::new)))
+            .optional("granularity", ParamSchema.oneOf(GRANULARITIES.toArray(String[]::new)))
+            .optional("target", ParamSchema.number(0, false, 2, true));
+
+    static Cascade from(JsonNode c) {
+      return new Cascade(
+          Json.text(c, "signal", "maxprob"),
+          Json.text(c, "granularity", "request"),
+          Json.number(c, "target", 0.99));
+    }
+
+    ObjectNode toJson() {
+      return Json.object()
+          .put("signal", signal)
+          .put("granularity", granularity)
+          .put("target", target);
+    }
+  }
+
+  /** Latency at the default batch and context, no energy, no cascade. */
   public EvaluateParams(Perplexity perplexity, boolean kl, boolean latency, Tasks tasks) {
-    this(perplexity, kl, latency, tasks, null, false);
+    this(perplexity, kl, latency, tasks, null, false, null);
   }
 
   /**
@@ -165,7 +239,8 @@ public record EvaluateParams(
           .optional("kl", ParamSchema.bool())
           .optional("latency", ParamSchema.either(ParamSchema.bool(), Speed.SCHEMA))
           .optional("energy", ParamSchema.bool())
-          .optional("tasks", Tasks.SCHEMA);
+          .optional("tasks", Tasks.SCHEMA)
+          .optional("cascade", Cascade.SCHEMA);
 
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
     JsonNode ppl = p == null ? null : p.get("perplexity");
@@ -198,7 +273,7 @@ public record EvaluateParams(
       return;
     }
     EvaluateParams e = from(p);
-    if (e.perplexity == null && !e.kl && !e.latency && e.tasks == null) {
+    if (e.perplexity == null && !e.kl && !e.latency && e.tasks == null && e.cascade == null) {
       out.add(new RecipeProblem(path, "measures nothing: perplexity, kl and latency are all off"));
     }
   }
@@ -217,13 +292,15 @@ public record EvaluateParams(
     JsonNode t = p == null ? null : p.get("tasks");
     JsonNode l = p == null ? null : p.get("latency");
     boolean latency = l != null && l.isObject() || Json.bool(p, "latency", false);
+    JsonNode c = p == null ? null : p.get("cascade");
     return new EvaluateParams(
         perplexity,
         Json.bool(p, "kl", true),
         latency,
         t == null ? null : Tasks.from(t),
         l != null && l.isObject() ? Speed.from(l) : null,
-        Json.bool(p, "energy", false));
+        Json.bool(p, "energy", false),
+        c == null ? null : Cascade.from(c));
   }
 
   @Override
@@ -252,6 +329,9 @@ public record EvaluateParams(
     }
     if (tasks != null) {
       o.set("tasks", tasks.toJson());
+    }
+    if (cascade != null) {
+      o.set("cascade", cascade.toJson());
     }
     return o;
   }

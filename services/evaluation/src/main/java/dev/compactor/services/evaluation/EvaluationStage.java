@@ -2,6 +2,12 @@ package dev.compactor.services.evaluation;
 
 import ai.djl.Device;
 import ai.djl.engine.Engine;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.compactor.core.cascade.CascadeStudy;
+import dev.compactor.core.cascade.ConfidenceSignal;
+import dev.compactor.core.cascade.Granularity;
+import dev.compactor.core.cascade.ModelFlops;
+import dev.compactor.core.cascade.RoutingPolicy;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.device.ComputeDevice;
 import dev.compactor.core.io.ModelDirectory;
@@ -85,6 +91,9 @@ public final class EvaluationStage implements Stage {
   /** Default cut of the evaluation text: a few thousand tokens. */
   public static final int DEFAULT_MAX_CHARS = 6_000;
 
+  /** Tokens per window of the cascade's curve. */
+  private static final int CASCADE_SEQ_LEN = 128;
+
   private final ReportStore reports;
   private final int maxChars;
 
@@ -123,6 +132,7 @@ public final class EvaluationStage implements Stage {
     String latencyMeasuredWith = null;
     Speed speed = null;
     List<TaskScore> taskScores = new ArrayList<>();
+    byte[] routingPolicy = null;
     ModelDirectory model = ModelDirectory.open(modelDir);
     ModelDirectory base = ModelDirectory.open(baseDir);
     try (TextTokenizer tokenizer = Tokenizers.forModel(baseDir);
@@ -166,6 +176,11 @@ public final class EvaluationStage implements Stage {
       if (p.tasks() != null) {
         taskScores = tasks(ctx, p.tasks(), candidate, baseline, tokenizer, m);
       }
+      if (p.cascade() != null) {
+        ctx.checkCancelled();
+        routingPolicy =
+            cascade(p.cascade(), candidate, baseline, modelDir, baseDir, tokenizer, eval, m);
+      }
     }
     StoredForms stored = StoredForms.scan(modelDir);
     StoredForms.Form smallest = stored.smallest();
@@ -207,6 +222,9 @@ public final class EvaluationStage implements Stage {
             speed == null ? null : speed.energyLabel);
     reports.put(
         EvaluationReport.location(bucket, ctx.jobId(), modelRef.getSha256()), report.toJson());
+    if (routingPolicy != null) {
+      reports.put(routingPolicyLocation(bucket, ctx.jobId(), modelRef.getSha256()), routingPolicy);
+    }
     ctx.progress().report(1.0, "evaluated");
     return StageResult.withoutArtifact(m)
         .withEvent(
@@ -382,6 +400,60 @@ public final class EvaluationStage implements Stage {
               .build());
     }
     return scores;
+  }
+
+  /**
+   * The candidate (small) and the baseline (large) as a cascade on the evaluation text ({@link
+   * CascadeStudy#onText}, windows of up to 128 tokens; per request, each window's next token is a
+   * request): figures {@code cascade.*} ({@link CascadeStudy#metrics}); returns the routing
+   * policy's JSON, or null when no threshold meets the target ({@code cascade.targetMet} 0).
+   */
+  private static byte[] cascade(
+      EvaluateParams.Cascade c,
+      CausalLM candidate,
+      CausalLM baseline,
+      Path modelDir,
+      Path baseDir,
+      TextTokenizer tokenizer,
+      EvalText eval,
+      Map<String, Double> m)
+      throws IOException {
+    CascadeStudy.Settings settings =
+        new CascadeStudy.Settings(
+            ConfidenceSignal.of(c.signal()), Granularity.of(c.granularity()), c.target(), null);
+    int seq = Math.min(CASCADE_SEQ_LEN, (eval.tokens().length - 1) / 2);
+    CascadeStudy study =
+        CascadeStudy.onText(
+            candidate,
+            baseline,
+            ModelFlops.of(ModelConfig.read(modelDir)),
+            ModelFlops.of(ModelConfig.read(baseDir)),
+            tokenizer,
+            eval.tokens(),
+            seq,
+            Integer.MAX_VALUE,
+            "the evaluation text",
+            CascadeStudy.TextRequests.NEXT_TOKEN,
+            settings,
+            ProgressListener.NONE);
+    m.putAll(study.metrics());
+    if (study.policy().isEmpty()) {
+      return null;
+    }
+    return new ObjectMapper()
+        .writerWithDefaultPrettyPrinter()
+        .writeValueAsBytes(study.policy().get().toJson());
+  }
+
+  /**
+   * Where the routing policy of {@code jobId}'s evaluation of {@code modelSha256} is kept, beside
+   * its report: {@code s3://<bucket>/evaluations/<jobId>/<modelSha256>.routing_policy.json}; the
+   * publish step publishes it with the model as {@link RoutingPolicy#FILE_NAME}.
+   */
+  public static S3Uri routingPolicyLocation(String bucket, String jobId, String modelSha256) {
+    S3Uri report = EvaluationReport.location(bucket, jobId, modelSha256);
+    return new S3Uri(
+        report.bucket(), report.key().replaceFirst("\\.json$", "." + RoutingPolicy.FILE_NAME));
   }
 
   private static Double orNull(double v) {

@@ -281,4 +281,37 @@ class EvaluationStageTest {
     assertEquals(m.get("task.mine.baselineAccNorm"), mine.getBaselineAccNorm());
     assertEquals(2, mine.getDocuments());
   }
+
+  @Test
+  void measuresACascadeAndStoresItsRoutingPolicy() throws Exception {
+    Path base = TestModels.randomLlama(tmp.resolve("cascade-base"), 2, 3);
+    Path model = TestModels.randomLlama(tmp.resolve("cascade-small"), 1, 4);
+    String sha = "e".repeat(64);
+    StageContext ctx =
+        StageContext.builder(
+                TestModels.request(
+                        "evaluate",
+                        "{\"perplexity\":false,\"kl\":false,\"cascade\":{\"target\":0.5}}")
+                    .setInput(TestModels.ref("bucket", sha))
+                    .setBaseline(TestModels.ref("bucket", "c".repeat(64)))
+                    .setCalibrationUri("builtin:europarl")
+                    .build())
+            .inputDir(model)
+            .baselineDir(base)
+            .outputDir(Files.createDirectories(tmp.resolve("cascade-out")))
+            .workDir(Files.createDirectories(tmp.resolve("cascade-work")))
+            .build();
+    Map<S3Uri, byte[]> stored = new HashMap<>();
+    StageResult r = new EvaluationStage(stored::put, 800).run(ctx);
+    Map<String, Double> m = r.metrics();
+    assertEquals(1.0, m.get("cascade.targetMet"), m.toString());
+    assertTrue(m.get("cascade.qualityRatio") >= 0.5, m.toString());
+    assertTrue(m.get("cascade.items") >= 2, m.toString());
+    EvaluationCompleted e = (EvaluationCompleted) r.events().get(0).value().apply(null);
+    assertEquals(m.get("cascade.costFraction"), e.getExtra().get("cascade.costFraction"));
+    byte[] policy = stored.get(EvaluationStage.routingPolicyLocation("bucket", ctx.jobId(), sha));
+    var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(policy);
+    assertEquals("maxprob", json.get("signal").asText());
+    assertEquals(m.get("cascade.fractionRouted"), json.get("expected_fraction_routed").asDouble());
+  }
 }

@@ -1,11 +1,13 @@
 package dev.compactor.services.publishing;
 
+import dev.compactor.core.cascade.RoutingPolicy;
 import dev.compactor.core.recipe.PublishParams;
 import dev.compactor.core.recipe.Recipe;
 import dev.compactor.core.recipe.StageKind;
 import dev.compactor.core.recipe.StageSpec;
 import dev.compactor.events.ArtifactRef;
 import dev.compactor.events.ModelReady;
+import dev.compactor.events.StoredFile;
 import dev.compactor.runtime.ArtifactManifest;
 import dev.compactor.runtime.BlobStore;
 import dev.compactor.runtime.S3Uri;
@@ -15,6 +17,7 @@ import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
 import dev.compactor.schemas.Topics;
 import dev.compactor.services.evaluation.EvaluationReport;
+import dev.compactor.services.evaluation.EvaluationStage;
 import dev.compactor.services.evaluation.StoredForms;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -41,6 +44,9 @@ public final class PublishingStage implements Stage {
 
   /** The quantization stage's compressed-tensors export inside an artifact. */
   static final String COMPRESSED_TENSORS = "compressed-tensors/";
+
+  /** The format {@code ModelReady.files} gives the evaluate step's routing policy. */
+  static final String ROUTING_POLICY = "routing-policy";
 
   private static final Pattern VERSION = Pattern.compile("v(\\d+)/" + PUBLICATION);
   private static final int MAX_JSON = 16 * 1024 * 1024;
@@ -107,6 +113,18 @@ public final class PublishingStage implements Stage {
               ctx.request().getRecipeYaml(),
               model));
     }
+    StoredForms listed = published;
+    String policyNote = null;
+    S3Uri policyAt = EvaluationStage.routingPolicyLocation(bucket, ctx.jobId(), model.getSha256());
+    if (blobs.exists(policyAt)) {
+      // the evaluate step's routing policy for a cascade of this model and its baseline
+      byte[] policy = blobs.getBytes(policyAt, MAX_JSON);
+      blobs.putBytes(target.resolve(RoutingPolicy.FILE_NAME), policy, "application/json");
+      List<StoredFile> withPolicy = new ArrayList<>(published.files());
+      withPolicy.add(new StoredFile(RoutingPolicy.FILE_NAME, ROUTING_POLICY, (long) policy.length));
+      listed = new StoredForms(withPolicy);
+      policyNote = new String(policy, StandardCharsets.UTF_8);
+    }
     String card =
         ModelCard.render(
             name,
@@ -114,9 +132,18 @@ public final class PublishingStage implements Stage {
             ctx.jobId(),
             ctx.request().getRecipeYaml(),
             report,
-            published,
+            listed,
             lineage,
             QualityGates.notes(p.gates(), report.metrics(), report.energyMeasuredWith()));
+    if (policyNote != null) {
+      card +=
+          "\n## Routing policy\n\n`"
+              + RoutingPolicy.FILE_NAME
+              + "`: run this model first and hand a request to the baseline when its confidence"
+              + " is low, as measured by the evaluate step (cascade.* figures above):\n\n```json\n"
+              + policyNote.strip()
+              + "\n```\n";
+    }
     S3Uri cardUri = target.resolve("README.md");
     blobs.putBytes(cardUri, card.getBytes(StandardCharsets.UTF_8), "text/markdown");
     String publication =
@@ -144,7 +171,7 @@ public final class PublishingStage implements Stage {
             .setPublishedAtMs(System.currentTimeMillis())
             .setSizeBytes(report.metrics().get("sizeBytes").longValue())
             .setSizeFormat(report.sizeFormat())
-            .setFiles(published.files())
+            .setFiles(listed.files())
             .setLatencyMeasuredWith(report.latencyMeasuredWith())
             .setEnergyMeasuredWith(report.energyMeasuredWith())
             .build();

@@ -1,5 +1,6 @@
 package dev.compactor.services.publishing;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -15,6 +16,7 @@ import dev.compactor.runtime.StageConfig;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
 import dev.compactor.services.evaluation.EvaluationReport;
+import dev.compactor.services.evaluation.EvaluationStage;
 import dev.compactor.services.testkit.TestModels;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -139,6 +141,32 @@ class PublishingStageTest {
                 + " |"),
         card);
     assertTrue(card.contains("smallest stored form, gguf:model-q8_0.gguf"), card);
+  }
+
+  @Test
+  void theEvaluatedRoutingPolicyIsPublishedListedAndOnTheCard() throws Exception {
+    report("job-policy", 10.2);
+    byte[] policy =
+        "{\"signal\": \"maxprob\", \"threshold\": 0.62}".getBytes(StandardCharsets.UTF_8);
+    blobs.putBytes(
+        EvaluationStage.routingPolicyLocation("art", "job-policy", model.getSha256()),
+        policy,
+        "application/json");
+    ModelReady r = (ModelReady) publish("job-policy").events().get(0).value().apply(null);
+    var listed =
+        r.getFiles().stream().filter(f -> f.getPath().equals("routing_policy.json")).toList();
+    assertEquals(1, listed.size(), r.getFiles().toString());
+    assertEquals("routing-policy", listed.get(0).getFormat());
+    assertEquals(policy.length, listed.get(0).getSizeBytes());
+    assertArrayEquals(
+        policy, blobs.getBytes(S3Uri.parse(r.getUri() + "routing_policy.json"), 1 << 20));
+    String card =
+        new String(
+            blobs.getBytes(S3Uri.parse(r.getModelCardUri()), 1 << 20), StandardCharsets.UTF_8);
+    assertTrue(card.contains("## Routing policy") && card.contains("\"threshold\": 0.62"), card);
+    assertTrue(card.contains("| `routing_policy.json` | routing-policy | "), card);
+    // the smallest stored form is still the model's, not the policy
+    assertEquals("gguf:model-q8_0.gguf", r.getSizeFormat());
   }
 
   @Test
