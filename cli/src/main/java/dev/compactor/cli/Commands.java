@@ -48,7 +48,8 @@ public final class Commands {
           new MoeTableCommand(),
           new FactorizeCommand(),
           new LoraCommand(),
-          new DistillCommand());
+          new DistillCommand(),
+          new RecoveryTableCommand());
 
   private Commands() {}
 
