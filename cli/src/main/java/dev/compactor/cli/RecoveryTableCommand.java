@@ -312,7 +312,7 @@ public final class RecoveryTableCommand implements Command {
             new Row(
                 "codebook vs uniform " + bits + "-bit",
                 "codebook " + bits + "-bit",
-                "per-row 2^" + bits + " F16 centroids, default sensitivity",
+                "per-row 2^" + bits + " F16 centroids, fisher sensitivity",
                 d.klDivergence(),
                 d.modelPerplexity(),
                 String.format(Locale.ROOT, "%.2f bpw", bpw),
@@ -349,7 +349,9 @@ public final class RecoveryTableCommand implements Command {
           "wanda");
       pruneAndRecover(
           "structured 25 %",
-          "25 % of MLP channels (FLAP fluctuation)", List.of("--channels", "0.25"), "channels");
+          "25 % of MLP channels (activation importance)",
+          List.of("--channels", "0.25"),
+          "channels");
     }
 
     private void pruneAndRecover(String what, String setting, List<String> how, String dirName)
