@@ -54,7 +54,8 @@ public final class Commands {
           new ShareCommand(),
           new LoraCommand(),
           new DistillCommand(),
-          new CleanCommand());
+          new CleanCommand(),
+          new RecoveryTableCommand());
 
   private Commands() {}
 

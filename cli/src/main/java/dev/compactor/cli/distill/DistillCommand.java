@@ -24,6 +24,7 @@ import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.StreamingTransformer;
 import dev.compactor.core.model.Transformer;
+import dev.compactor.core.tokenizer.ChatTemplate;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
 import java.io.PrintStream;
@@ -375,7 +376,8 @@ public final class DistillCommand implements Command {
     int context = dev.compactor.core.model.ModelConfig.read(teacher).maxPositions();
     try (TextTokenizer tokenizer = Tokenizers.forModel(teacher)) {
       if (jsonl != null) {
-        List<TaskData.Example> examples = TaskData.read(jsonl, tokenizer);
+        List<TaskData.Example> examples =
+            TaskData.read(jsonl, tokenizer, ChatTemplate.forModel(teacher).orElse(null));
         if (examples.size() < 2) {
           throw new UsageException("--data needs at least 2 examples (training and held-out)");
         }
@@ -443,7 +445,8 @@ public final class DistillCommand implements Command {
       throw new UsageException("--eval-data: expected a JSONL file, found none at " + file);
     }
     try (TextTokenizer tokenizer = Tokenizers.forModel(teacher)) {
-      List<TaskData.Example> examples = TaskData.read(file, tokenizer);
+      List<TaskData.Example> examples =
+          TaskData.read(file, tokenizer, ChatTemplate.forModel(teacher).orElse(null));
       int seq = TaskData.longest(examples) - 1;
       int context = dev.compactor.core.model.ModelConfig.read(teacher).maxPositions();
       if (seq + 1 > context) {

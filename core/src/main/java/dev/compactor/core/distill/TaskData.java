@@ -3,6 +3,7 @@ package dev.compactor.core.distill;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.compactor.core.tokenizer.ChatTemplate;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
@@ -22,7 +23,11 @@ import java.util.List;
  * Task data for distillation: a JSONL file of {@code {"prompt": ..., "completion": ...}} lines,
  * tokenized with the model's tokenizer as {@code encodeWithBos(prompt) + encode(completion) + [EOS
  * when the tokenizer has one]}, with the loss counted on the completion tokens (and the EOS) only.
- * Chat {@code messages} lines are refused: the project renders no chat templates.
+ * A line may instead be a chat, {@code {"messages": [{"role": ..., "content": ...}, ...]}},
+ * rendered with the model's chat template ({@link ChatTemplate}: the recognised ChatML and Llama-3
+ * templates) and tokenized as rendered (no BOS added beyond the template's own); the loss counts
+ * the assistant turns only (their content and end-of-turn token). A model without a chat template
+ * refuses {@code messages} lines.
  *
  * <p>Every problem names its line: bad JSON, a missing or non-string field, an empty completion, a
  * line over {@link #MAX_LINE_BYTES} (refused before it is read whole), invalid UTF-8, an example
@@ -42,7 +47,19 @@ public final class TaskData {
    *
    * @param line the 1-based line it came from
    */
-  public record Example(int line, int[] tokens, int promptLength) {}
+  public record Example(int line, int[] tokens, int promptLength, boolean[] targets) {
+
+    /** A prompt-completion example: every token after the prompt is a target. */
+    public Example(int line, int[] tokens, int promptLength) {
+      this(line, tokens, promptLength, after(tokens.length, promptLength));
+    }
+
+    private static boolean[] after(int n, int from) {
+      boolean[] t = new boolean[n];
+      Arrays.fill(t, Math.min(from, n), n, true);
+      return t;
+    }
+  }
 
   /**
    * Fixed-length windows for {@link Distiller#distill(dev.compactor.core.model.CausalLM, Trainable,
@@ -53,6 +70,15 @@ public final class TaskData {
 
   /** Reads and tokenizes every non-blank line of {@code file}. */
   public static List<Example> read(Path file, TextTokenizer tokenizer) throws IOException {
+    return read(file, tokenizer, null);
+  }
+
+  /**
+   * Reads and tokenizes every non-blank line of {@code file}, rendering {@code messages} lines with
+   * {@code template} (null: the model has none, and such lines are refused).
+   */
+  public static List<Example> read(Path file, TextTokenizer tokenizer, ChatTemplate template)
+      throws IOException {
     List<Example> out = new ArrayList<>();
     try (InputStream in = new BufferedInputStream(Files.newInputStream(file))) {
       int lineNo = 0;
@@ -62,7 +88,7 @@ public final class TaskData {
         if (line.isEmpty()) {
           continue;
         }
-        out.add(example(line, tokenizer, file, lineNo));
+        out.add(example(line, tokenizer, template, file, lineNo));
       }
     }
     if (out.isEmpty()) {
@@ -99,9 +125,11 @@ public final class TaskData {
       Arrays.fill(w, t.length, seq + 1, padId);
       boolean[] mask = new boolean[seq];
       // target at position p is token p + 1
-      for (int p = Math.max(0, e.promptLength() - 1); p < t.length - 1; p++) {
-        mask[p] = true;
-        completion++;
+      for (int p = 0; p < t.length - 1; p++) {
+        if (e.targets()[p + 1]) {
+          mask[p] = true;
+          completion++;
+        }
       }
       windows.add(w);
       masks.add(mask);
@@ -109,7 +137,8 @@ public final class TaskData {
     return new Windows(windows, masks, completion);
   }
 
-  private static Example example(String line, TextTokenizer tokenizer, Path file, int lineNo) {
+  private static Example example(
+      String line, TextTokenizer tokenizer, ChatTemplate template, Path file, int lineNo) {
     JsonNode node;
     try {
       node = JSON.readTree(line);
@@ -120,12 +149,7 @@ public final class TaskData {
       throw problem(file, lineNo, "expected a JSON object, found " + kind(node));
     }
     if (node.has("messages")) {
-      throw new UnsupportedOperationException(
-          file
-              + ":"
-              + lineNo
-              + ": not supported yet: chat template rendering (\"messages\"); give"
-              + " {\"prompt\", \"completion\"} lines");
+      return chat(node.get("messages"), tokenizer, template, file, lineNo);
     }
     String prompt = text(node, "prompt", file, lineNo);
     String completion = text(node, "completion", file, lineNo);
@@ -146,10 +170,82 @@ public final class TaskData {
     return new Example(lineNo, all, p.length);
   }
 
+  private static Example chat(
+      JsonNode messages, TextTokenizer tokenizer, ChatTemplate template, Path file, int lineNo) {
+    if (template == null) {
+      throw problem(
+          file,
+          lineNo,
+          "\"messages\" needs the model's chat template, and its tokenizer_config.json has no"
+              + " chat_template; give {\"prompt\", \"completion\"} lines");
+    }
+    if (!messages.isArray() || messages.isEmpty()) {
+      throw problem(
+          file, lineNo, "\"messages\" must be a non-empty array, found " + kind(messages));
+    }
+    List<ChatTemplate.Message> list = new ArrayList<>();
+    boolean assistant = false;
+    for (JsonNode m : messages) {
+      if (!m.isObject()) {
+        throw problem(file, lineNo, "every message must be an object, found " + kind(m));
+      }
+      String role = text(m, "role", file, lineNo);
+      String content = text(m, "content", file, lineNo);
+      assistant |= role.equals("assistant") && !content.isEmpty();
+      list.add(new ChatTemplate.Message(role, content));
+    }
+    if (!assistant) {
+      throw problem(file, lineNo, "no non-empty \"assistant\" message: nothing to learn");
+    }
+    List<ChatTemplate.Piece> pieces = template.render(list);
+    StringBuilder whole = new StringBuilder();
+    List<int[]> parts = new ArrayList<>();
+    int n = 0;
+    for (ChatTemplate.Piece p : pieces) {
+      whole.append(p.text());
+      int[] ids = tokenizer.encode(p.text());
+      parts.add(ids);
+      n += ids.length;
+    }
+    int[] all = tokenizer.encode(whole.toString());
+    int[] joined = new int[n];
+    boolean[] targets = new boolean[n];
+    int at = 0;
+    int first = -1;
+    for (int i = 0; i < parts.size(); i++) {
+      int[] ids = parts.get(i);
+      System.arraycopy(ids, 0, joined, at, ids.length);
+      if (pieces.get(i).assistant()) {
+        Arrays.fill(targets, at, at + ids.length, true);
+        first = first < 0 ? at : first;
+      }
+      at += ids.length;
+    }
+    // the mask is exact only when no token spans a turn boundary
+    if (!Arrays.equals(all, joined)) {
+      throw problem(
+          file,
+          lineNo,
+          "the rendered chat ("
+              + template.name()
+              + ") does not tokenize at its turn boundaries (a token spans two turns), so the"
+              + " assistant turns cannot be masked exactly");
+    }
+    if (first == 0) {
+      throw problem(
+          file, lineNo, "the chat starts with an assistant turn: nothing to condition on");
+    }
+    return new Example(lineNo, all, first, targets);
+  }
+
   private static String text(JsonNode node, String field, Path file, int lineNo) {
     JsonNode v = node.get(field);
     if (v == null) {
-      throw problem(file, lineNo, "missing \"" + field + "\" (expected prompt and completion)");
+      String expected =
+          field.equals("prompt") || field.equals("completion")
+              ? " (expected prompt and completion)"
+              : "";
+      throw problem(file, lineNo, "missing \"" + field + "\"" + expected);
     }
     if (!v.isTextual()) {
       throw problem(file, lineNo, "\"" + field + "\" must be a string, found " + kind(v));

@@ -75,9 +75,11 @@ class TaskDataTest {
     assertTrue(e.getMessage().contains(":1: not valid UTF-8"), e.getMessage());
     Path chat = tmp.resolve("chat.jsonl");
     Files.writeString(chat, ok + "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n");
-    UnsupportedOperationException u =
-        assertThrows(UnsupportedOperationException.class, () -> TaskData.read(chat, bytes));
-    assertTrue(u.getMessage().contains(":2: not supported yet: chat template"), u.getMessage());
+    IllegalArgumentException u =
+        assertThrows(IllegalArgumentException.class, () -> TaskData.read(chat, bytes));
+    assertTrue(
+        u.getMessage().contains(":2: \"messages\" needs the model's chat template"),
+        u.getMessage());
     Path empty = tmp.resolve("empty.jsonl");
     Files.writeString(empty, "\n\n");
     assertThrows(IllegalArgumentException.class, () -> TaskData.read(empty, bytes));

@@ -163,4 +163,28 @@ class TaskScorerTest {
     Files.write(f, a.stream().map(TaskFile::line).toList());
     assertEquals(a, TaskFile.read(f), "written and read back");
   }
+
+  @Test
+  void thePhraseTaskCompletesFrequentTrainingTrigramsAndItsSplitsAreDisjoint() throws Exception {
+    List<String> trigrams = BuiltinTasks.frequentTrigrams();
+    assertEquals(BuiltinTasks.PHRASES, trigrams.size());
+    assertTrue(trigrams.contains("the European Union"), trigrams.toString());
+    List<TaskDoc> test = BuiltinTasks.build(BuiltinTasks.PHRASE, 1000, 0);
+    List<TaskDoc> train = BuiltinTasks.buildFromTraining(BuiltinTasks.PHRASE, 300, 0);
+    assertTrue(test.size() >= 30 && train.size() == 300, test.size() + " / " + train.size());
+    java.util.Set<String> contexts = new java.util.HashSet<>();
+    for (TaskDoc d : test) {
+      String[] w = d.context().split(" ");
+      String word = ((TaskDoc.Continuation) d).continuation();
+      assertTrue(word.matches(" [A-Za-z]{4,}"), word);
+      // the context ends with the first two words of a frequent trigram, the target is the third
+      String tri = w[w.length - 2] + " " + w[w.length - 1] + word;
+      assertTrue(trigrams.contains(tri), tri);
+      assertTrue(w.length >= 5 && d.context().length() <= 160, d.context());
+      contexts.add(d.context());
+    }
+    // the train split is made of other speeches; a sentence repeated across speeches is rare
+    long shared = train.stream().filter(d -> contexts.contains(d.context())).count();
+    assertTrue(shared <= 2, shared + " shared contexts");
+  }
 }
