@@ -39,11 +39,13 @@ import dev.compactor.runtime.StageResult;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.SplittableRandom;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.stream.Stream;
 import org.slf4j.Logger;
@@ -252,15 +254,35 @@ public final class DistillationStage implements Stage {
     long start = System.nanoTime();
     List<int[]> train;
     List<int[]> heldOut;
+    String heldOutSplit = "validation";
     int seq;
     try (TextTokenizer tokenizer = Tokenizers.forModel(ctx.inputDir())) {
       Corpus corpus = Corpus.forDataset(cal.dataset(), ctx::fetch);
       seq = Math.min(cal.seqLen(), ModelConfig.read(ctx.inputDir()).maxPositions() - 1);
-      train = corpus.calibrationSamples(tokenizer, cal.samples(), seq + 1, SEED);
-      // the same held-out windows as prune recovery's check
-      heldOut =
-          corpus.validationSamples(
-              tokenizer, PruneParams.Recovery.HELD_OUT_WINDOWS, seq + 1, SEED + 2);
+      int heldOutWindows = PruneParams.Recovery.HELD_OUT_WINDOWS;
+      if (tokenizer.encode(corpus.validationText()).length > seq + 1) {
+        // the same training and held-out windows as prune recovery's check
+        train = corpus.calibrationSamples(tokenizer, cal.samples(), seq + 1, SEED);
+        heldOut = corpus.validationSamples(tokenizer, heldOutWindows, seq + 1, SEED + 2);
+      } else {
+        // a text with no validation part: hold back the last tenth of its training documents
+        heldOutSplit = "last tenth of the training documents";
+        List<String> docs = corpus.trainDocuments();
+        int back = Math.max(1, docs.size() / 10);
+        if (docs.size() < 2) {
+          throw new IllegalArgumentException(
+              "lora recovery needs held-out text: calibration "
+                  + cal.dataset()
+                  + " has no validation part and only "
+                  + docs.size()
+                  + " training document");
+        }
+        int[] head = tokenizer.encode(String.join("\n", docs.subList(0, docs.size() - back)));
+        int[] tail =
+            tokenizer.encode(String.join("\n", docs.subList(docs.size() - back, docs.size())));
+        train = randomWindows(head, cal.samples(), seq + 1, SEED, cal.dataset());
+        heldOut = consecutiveWindows(tail, heldOutWindows, seq + 1, cal.dataset());
+      }
     }
     DistillationSpec ds =
         new DistillationSpec(
@@ -290,7 +312,7 @@ public final class DistillationStage implements Stage {
     data.put("train_windows", train.size());
     data.put("seq_len", seq);
     data.put("held_out_windows", heldOut.size());
-    data.put("held_out_split", "validation");
+    data.put("held_out_split", heldOutSplit);
     ctx.progress()
         .report(
             0.05,
@@ -357,6 +379,44 @@ public final class DistillationStage implements Stage {
     metrics.put("sparsity", WeightSparsity.of(ctx.outputDir()).fraction());
     metrics.values().removeIf(v -> v.isNaN());
     return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
+  }
+
+  /** {@code count} windows of {@code length} tokens at seeded random offsets of {@code tokens}. */
+  static List<int[]> randomWindows(int[] tokens, int count, int length, long seed, String what) {
+    if (tokens.length <= length) {
+      throw new IllegalArgumentException(
+          "lora recovery needs more than "
+              + length
+              + " training tokens, "
+              + what
+              + " has "
+              + tokens.length);
+    }
+    SplittableRandom random = new SplittableRandom(seed);
+    List<int[]> out = new ArrayList<>(count);
+    for (int i = 0; i < count; i++) {
+      int start = random.nextInt(tokens.length - length + 1);
+      out.add(Arrays.copyOfRange(tokens, start, start + length));
+    }
+    return out;
+  }
+
+  /** Up to {@code count} non-overlapping windows of {@code length} tokens from the start. */
+  static List<int[]> consecutiveWindows(int[] tokens, int count, int length, String what) {
+    List<int[]> out = new ArrayList<>();
+    for (int s = 0; s + length <= tokens.length && out.size() < count; s += length) {
+      out.add(Arrays.copyOfRange(tokens, s, s + length));
+    }
+    if (out.isEmpty()) {
+      throw new IllegalArgumentException(
+          "lora recovery needs at least "
+              + length
+              + " held-out tokens, "
+              + what
+              + " has "
+              + tokens.length);
+    }
+    return out;
   }
 
   private static void moveContents(Path from, Path to) throws IOException {
