@@ -46,7 +46,7 @@ public final class PublishingStage implements Stage {
   static final String LORA_ADAPTER_DIR = "adapter";
 
   /** The export format of a published PEFT LoRA adapter directory. */
-  static final String LORA_FORMAT = "peft-lora";
+  static final String LORA_FORMAT = StoredForms.PEFT_LORA;
 
   private static final Pattern VERSION = Pattern.compile("v(\\d+)/" + PUBLICATION);
   private static final int MAX_JSON = 16 * 1024 * 1024;
