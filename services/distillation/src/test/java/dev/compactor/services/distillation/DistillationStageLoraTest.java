@@ -116,6 +116,27 @@ class DistillationStageLoraTest {
         -1L);
   }
 
+  @Test
+  void heldOutWindowsWithoutAValidationSplitAreConsecutiveAndTrainingWindowsSeeded() {
+    int[] tokens = new int[100];
+    for (int i = 0; i < tokens.length; i++) {
+      tokens[i] = i;
+    }
+    List<int[]> held = DistillationStage.consecutiveWindows(tokens, 16, 33, "t");
+    assertEquals(3, held.size());
+    assertEquals(66, held.get(2)[0]);
+    assertEquals(98, held.get(2)[32]);
+    List<int[]> a = DistillationStage.randomWindows(tokens, 5, 33, 7, "t");
+    List<int[]> b = DistillationStage.randomWindows(tokens, 5, 33, 7, "t");
+    for (int i = 0; i < 5; i++) {
+      assertEquals(java.util.Arrays.toString(a.get(i)), java.util.Arrays.toString(b.get(i)));
+      assertEquals(a.get(i)[0] + 32, a.get(i)[32]);
+    }
+    org.junit.jupiter.api.Assertions.assertThrows(
+        IllegalArgumentException.class,
+        () -> DistillationStage.consecutiveWindows(new int[10], 16, 33, "t"));
+  }
+
   private StageResult run(Path baseline, Path input, String params, String name) throws Exception {
     ArtifactRef ref =
         ArtifactRef.newBuilder()
