@@ -9,8 +9,10 @@ import dev.compactor.cli.pipeline.PipelineStack;
 import dev.compactor.cli.pipeline.SweepCommand;
 import dev.compactor.core.frontier.Objective;
 import dev.compactor.core.frontier.SweepSpec;
+import dev.compactor.core.metrics.WeightSparsity;
 import dev.compactor.core.moe.TinyMixtral;
 import dev.compactor.core.tiny.TinyReferenceModel;
+import dev.compactor.events.ArtifactRef;
 import dev.compactor.events.JobState;
 import dev.compactor.events.JobStatus;
 import dev.compactor.events.ModelReady;
@@ -107,6 +109,9 @@ class RecipesIT {
               last == null ? null : last.getState(),
               job.getValue() + ": " + last + " " + failures);
           assertEquals(1, PipelineScenarios.count(l, ModelReady.class), job.getValue());
+          if (job.getValue().endsWith("wanda50-lora-q4.yaml")) {
+            loraAdapterIsListedAndSparsityKept(stack, ready(l));
+          }
         }
       }
       sweepOfTwoRecipesPublishesOnlyTheChosenOne(client, modelUri);
@@ -145,5 +150,43 @@ class RecipesIT {
     assertEquals("it-bits4", o.published(), o.markdown());
     assertTrue(o.markdown().contains("chosen: **`it-bits4`**"), o.markdown());
     assertTrue(o.svg().contains("<polyline class=\"frontier\""), o.svg());
+  }
+
+  private static ModelReady ready(List<SpecificRecord> events) {
+    return events.stream()
+        .filter(ModelReady.class::isInstance)
+        .map(ModelReady.class::cast)
+        .findFirst()
+        .orElseThrow();
+  }
+
+  /**
+   * Issue 11's acceptance: prune → LoRA recovery → quantize → evaluate → publish ends in ModelReady
+   * with the PEFT adapter listed (and published, with its own manifest) and the published weights
+   * still at least 50 % exact zeros in the decoder linears.
+   */
+  private void loraAdapterIsListedAndSparsityKept(PipelineStack stack, ModelReady ready)
+      throws Exception {
+    List<ArtifactRef> adapters =
+        ready.getExports().stream().filter(e -> e.getFormat().equals("peft-lora")).toList();
+    assertEquals(1, adapters.size(), ready.getExports().toString());
+    S3Uri adapter = S3Uri.parse(adapters.get(0).getUri());
+    assertTrue(adapter.toString().endsWith("/adapter/"), adapter.toString());
+    for (String f : List.of("adapter_config.json", "adapter_model.safetensors", "manifest.json")) {
+      assertTrue(stack.blobs().exists(adapter.resolve(f)), adapter.resolve(f).toString());
+    }
+    String card =
+        new String(
+            stack.blobs().getBytes(S3Uri.parse(ready.getModelCardUri()), 1 << 20),
+            StandardCharsets.UTF_8);
+    assertTrue(card.contains("## LoRA adapter (`adapter/`)"), card);
+    assertTrue(card.contains("already include this adapter"), card);
+    Path published = Files.createDirectories(tmp.resolve("published-lora"));
+    S3Uri uri = S3Uri.parse(ready.getUri());
+    for (String f : List.of("config.json", "model.safetensors")) {
+      stack.blobs().getFile(uri.resolve(f), published.resolve(f));
+    }
+    double sparsity = WeightSparsity.of(published).fraction();
+    assertTrue(sparsity >= 0.5, "published decoder linears hold " + sparsity + " exact zeros");
   }
 }

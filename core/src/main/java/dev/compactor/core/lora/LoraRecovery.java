@@ -6,6 +6,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.compactor.core.distill.CheckpointSink;
+import dev.compactor.core.distill.DistillationDepth;
 import dev.compactor.core.distill.DistillationLoss;
 import dev.compactor.core.distill.DistillationReport;
 import dev.compactor.core.distill.DistillationSpec;
@@ -63,6 +65,8 @@ public final class LoraRecovery {
    * @param masked whether the delta was masked to the base's non-zeros
    * @param merged whether a merged model was written
    * @param mergedDType the merged model's storage type (null when not merged)
+   * @param kept false when a checked run ({@link #runIfBetter}) wrote nothing because the adapter
+   *     did not lower the held-out KL
    */
   public record Result(
       Quality before,
@@ -73,7 +77,8 @@ public final class LoraRecovery {
       int targets,
       boolean masked,
       boolean merged,
-      DType mergedDType) {}
+      DType mergedDType,
+      boolean kept) {}
 
   /**
    * What quantization the model in a directory carries, from its {@code config.json}'s {@code
@@ -113,6 +118,74 @@ public final class LoraRecovery {
       Device device,
       ObjectNode provenance)
       throws IOException {
+    return run(
+        teacherDir,
+        baseDir,
+        outDir,
+        spec,
+        distill,
+        merge,
+        train,
+        heldOut,
+        new LocalCheckpointSink(scratch, 1),
+        null,
+        device,
+        provenance,
+        false);
+  }
+
+  /**
+   * {@link #run} checked as {@link dev.compactor.core.prune.PruningRecovery#recoverIfBetter} checks
+   * a recovery: the adapter (and the merged model) is written only when base + adapter is closer to
+   * the teacher on {@code heldOut} than the base was (lower mean KL); otherwise nothing is written
+   * and the result says {@code kept = false}. Checkpoints go to {@code sink} (a rerun with the same
+   * sink resumes); {@code progress} (may be null) is told after every step.
+   */
+  public static Result runIfBetter(
+      Path teacherDir,
+      Path baseDir,
+      Path outDir,
+      LoraSpec spec,
+      DistillationSpec distill,
+      boolean merge,
+      List<int[]> train,
+      List<int[]> heldOut,
+      CheckpointSink sink,
+      Distiller.Progress progress,
+      Device device,
+      ObjectNode provenance)
+      throws IOException {
+    return run(
+        teacherDir,
+        baseDir,
+        outDir,
+        spec,
+        distill,
+        merge,
+        train,
+        heldOut,
+        sink,
+        progress,
+        device,
+        provenance,
+        true);
+  }
+
+  private static Result run(
+      Path teacherDir,
+      Path baseDir,
+      Path outDir,
+      LoraSpec spec,
+      DistillationSpec distill,
+      boolean merge,
+      List<int[]> train,
+      List<int[]> heldOut,
+      CheckpointSink sink,
+      Distiller.Progress progress,
+      Device device,
+      ObjectNode provenance,
+      boolean onlyIfBetter)
+      throws IOException {
     ModelDirectory baseFiles = ModelDirectory.open(baseDir);
     JsonNode config = baseFiles.configJson();
     Optional<String> quantized = quantization(config);
@@ -145,7 +218,7 @@ public final class LoraRecovery {
         AdaptedModel view = new AdaptedModel(base, adapter);
         Quality before = quality(teacher, base, heldOut);
         DistillationReport report =
-            new Distiller(distill, new LocalCheckpointSink(scratch, 1))
+            new Distiller(distill, sink, DistillationDepth.NONE, progress)
                 .distill(teacher, adapter.trainable(base), train);
         Quality after = quality(teacher, view, heldOut);
         LOG.info(
@@ -156,6 +229,31 @@ public final class LoraRecovery {
             after.kl(),
             before.perplexity(),
             after.perplexity());
+        Quality reference = quality(teacher, teacher, heldOut);
+        if (onlyIfBetter && !(after.kl() < before.kl())) {
+          return new Result(
+              before,
+              after,
+              reference,
+              report,
+              adapter.parameterCount(),
+              adapter.targets().size(),
+              masked,
+              false,
+              null,
+              false);
+        }
+        if (provenance != null) {
+          provenance = provenance.deepCopy();
+          ObjectNode figures = provenance.putObject("held_out");
+          figures.put("windows", heldOut.size());
+          figures.put("kl_before", before.kl());
+          figures.put("kl_after", after.kl());
+          figures.put("perplexity_before", before.perplexity());
+          figures.put("perplexity_after", after.perplexity());
+          figures.put("teacher_perplexity", reference.perplexity());
+          figures.put("steps", report.totalSteps());
+        }
         PeftAdapterFiles.write(
             adapter, outDir.resolve(ADAPTER_DIR), baseDir.toAbsolutePath().toString(), provenance);
         if (merge) {
@@ -173,13 +271,14 @@ public final class LoraRecovery {
         return new Result(
             before,
             after,
-            quality(teacher, teacher, heldOut),
+            reference,
             report,
             adapter.parameterCount(),
             adapter.targets().size(),
             masked,
             merge,
-            merge ? storeAs : null);
+            merge ? storeAs : null,
+            true);
       }
     }
   }

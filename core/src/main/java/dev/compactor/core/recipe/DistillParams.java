@@ -23,6 +23,8 @@ import java.util.Map;
  * @param dtype storage type of the student's weights (F32, F16 or BF16); null keeps the input
  *     model's
  * @param depth what is added to logit KD: a hidden-state loss or a cached teacher top-k
+ * @param lora LoRA recovery instead of layer dropping (null: a layer-dropped student): a rank-r
+ *     adapter is trained on the frozen input model against the baseline and merged into it
  */
 public record DistillParams(
     List<Integer> layers,
@@ -33,8 +35,90 @@ public record DistillParams(
     double lr,
     int checkpointEvery,
     DType dtype,
-    Depth depth)
+    Depth depth,
+    Lora lora)
     implements StageParams {
+
+  /**
+   * {@code distill: {lora: {...}}}: LoRA recovery of the input model (see {@link
+   * dev.compactor.core.lora.LoraRecovery}). The adapter is trained over the frozen input against
+   * the job's baseline on the calibration text, stored as a PEFT directory ({@code adapter/}) with
+   * the stage's artifact, and merged into the weights the next stages read: with a pruned input the
+   * delta is masked to its non-zeros, so the merged model keeps exactly its zeros.
+   *
+   * @param rank r
+   * @param alpha PEFT's {@code lora_alpha} (the delta is scaled by alpha / r)
+   * @param targets module names of the adapted decoder linears
+   * @param merge merge the adapter into the output weights; false is refused in recipes (the next
+   *     stages read weights, not base + adapter)
+   * @param batch windows per optimizer step
+   */
+  public record Lora(int rank, double alpha, List<String> targets, boolean merge, int batch) {
+
+    /** Seed of the adapter's initialisation and the data order. */
+    public static final long SEED = 1234;
+
+    public Lora {
+      targets = List.copyOf(targets);
+      if (batch < 1) {
+        throw new IllegalArgumentException("lora.batch must be at least 1, found " + batch);
+      }
+      spec(rank, alpha, targets);
+    }
+
+    /** The adapter's shape as {@code compactor lora} takes it. */
+    public dev.compactor.core.lora.LoraSpec spec() {
+      return spec(rank, alpha, targets);
+    }
+
+    private static dev.compactor.core.lora.LoraSpec spec(
+        int rank, double alpha, List<String> targets) {
+      return new dev.compactor.core.lora.LoraSpec(rank, (float) alpha, targets, SEED);
+    }
+
+    static final ParamSchema.ObjectType SCHEMA =
+        ParamSchema.object("lora")
+            .optional("rank", ParamSchema.integerAtLeast(1))
+            .optional("alpha", ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false))
+            .optional("targets", ParamSchema.listOf(ParamSchema.text()))
+            .optional("merge", ParamSchema.bool())
+            .optional("batch", ParamSchema.integerAtLeast(1));
+
+    static Lora from(JsonNode l) {
+      List<String> targets = new ArrayList<>();
+      if (l.has("targets")) {
+        l.get("targets").forEach(n -> targets.add(n.asText()));
+      } else {
+        targets.addAll(dev.compactor.core.lora.LoraSpec.DEFAULT_TARGETS);
+      }
+      return new Lora(
+          Json.integer(l, "rank", 8),
+          Json.number(l, "alpha", 16),
+          targets,
+          Json.bool(l, "merge", true),
+          Json.integer(l, "batch", 4));
+    }
+
+    ObjectNode toJson() {
+      ObjectNode o = Json.object().put("rank", rank).put("alpha", alpha);
+      targets.forEach(o.putArray("targets")::add);
+      return o.put("merge", merge).put("batch", batch);
+    }
+  }
+
+  /** Layer dropping with a hidden-state loss or top-k cache, as before LoRA recovery existed. */
+  public DistillParams(
+      List<Integer> layers,
+      int keepLayers,
+      double temperature,
+      double alpha,
+      int steps,
+      double lr,
+      int checkpointEvery,
+      DType dtype,
+      Depth depth) {
+    this(layers, keepLayers, temperature, alpha, steps, lr, checkpointEvery, dtype, depth, null);
+  }
 
   /**
    * {@code hidden_loss} (mse|cosine, null: none) with weight {@code hidden_weight}, and {@code
@@ -77,7 +161,12 @@ public record DistillParams(
   public DistillParams {
     layers = List.copyOf(layers);
     depth = depth == null ? Depth.NONE : depth;
-    if (layers.isEmpty() == (keepLayers == 0)) {
+    if (lora != null) {
+      if (!layers.isEmpty() || keepLayers != 0 || dtype != null || depth != Depth.NONE) {
+        throw new IllegalArgumentException(
+            "lora keeps every layer and the input's dtype: no layers, keep_layers, dtype or depth");
+      }
+    } else if (layers.isEmpty() == (keepLayers == 0)) {
       throw new IllegalArgumentException("give exactly one of layers and keep_layers");
     }
     if (dtype != null && !DTYPES.containsValue(dtype)) {
@@ -108,9 +197,32 @@ public record DistillParams(
           .optional("dtype", ParamSchema.oneOf("f32", "f16", "bf16"))
           .optional("hidden_loss", ParamSchema.oneOf("mse", "cosine"))
           .optional("hidden_weight", ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false))
-          .optional("teacher_topk", ParamSchema.integerAtLeast(1));
+          .optional("teacher_topk", ParamSchema.integerAtLeast(1))
+          .optional("lora", Lora.SCHEMA);
+
+  /** Keys of layer-dropping distillation that a LoRA recovery has no use for. */
+  static final List<String> NOT_WITH_LORA =
+      List.of("layers", "keep_layers", "dtype", "hidden_loss", "hidden_weight", "teacher_topk");
 
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
+    if (p != null && p.has("lora")) {
+      for (String k : NOT_WITH_LORA) {
+        if (p.has(k)) {
+          out.add(
+              new RecipeProblem(
+                  path + "." + k,
+                  "not supported with lora (LoRA recovery keeps every layer of the input and"
+                      + " its dtype, and trains on logit KL)"));
+        }
+      }
+      try {
+        Lora.from(p.get("lora"));
+      } catch (IllegalArgumentException e) {
+        out.add(new RecipeProblem(path + ".lora", e.getMessage()));
+      }
+      checkpointEvery(p, path, out);
+      return;
+    }
     boolean hasLayers = p != null && p.has("layers");
     boolean hasKeep = p != null && p.has("keep_layers");
     if (hasLayers == hasKeep) {
@@ -146,6 +258,10 @@ public record DistillParams(
     if (p != null && p.has("hidden_weight") && !p.has("hidden_loss")) {
       out.add(new RecipeProblem(path + ".hidden_weight", "needs hidden_loss (mse or cosine)"));
     }
+    checkpointEvery(p, path, out);
+  }
+
+  private static void checkpointEvery(JsonNode p, String path, List<RecipeProblem> out) {
     if (p != null && p.has("checkpoint_every") && p.has("steps")) {
       if (Json.integer(p, "checkpoint_every", 0) > Json.integer(p, "steps", 0)) {
         out.add(
@@ -157,6 +273,21 @@ public record DistillParams(
   }
 
   static DistillParams from(JsonNode p) {
+    if (p.has("lora")) {
+      // compactor lora's defaults: pure KL at temperature 1 (it closed twice the gap KL + CE did
+      // on both reference models, see cli/docs/lora.md) and a LoRA-sized learning rate
+      return new DistillParams(
+          List.of(),
+          0,
+          Json.number(p, "temperature", 1.0),
+          Json.number(p, "alpha", 1.0),
+          Json.integer(p, "steps", 200),
+          Json.number(p, "lr", 1e-3),
+          Json.integer(p, "checkpoint_every", 0),
+          null,
+          Depth.NONE,
+          Lora.from(p.get("lora")));
+    }
     List<Integer> layers = new ArrayList<>();
     if (p.has("layers")) {
       p.get("layers").forEach(n -> layers.add(n.asInt()));
@@ -184,7 +315,9 @@ public record DistillParams(
   @Override
   public ObjectNode toJson() {
     ObjectNode o = Json.object();
-    if (layers.isEmpty()) {
+    if (lora != null) {
+      o.set("lora", lora.toJson());
+    } else if (layers.isEmpty()) {
       o.put("keep_layers", keepLayers);
     } else {
       layers.forEach(o.putArray("layers")::add);

@@ -89,7 +89,7 @@ public final class RecipeModelCheck {
 
   private static void shape(StageSpec s, String path, ModelConfig m, List<RecipeProblem> out) {
     int layers = m.numLayers();
-    if (s.params() instanceof DistillParams d) {
+    if (s.params() instanceof DistillParams d && d.lora() == null) {
       for (int layer : d.layers()) {
         if (layer >= layers) {
           out.add(

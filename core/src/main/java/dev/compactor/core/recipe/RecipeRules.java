@@ -65,7 +65,9 @@ final class RecipeRules {
         case PUBLISH -> publish = publish == null ? e : publish;
         case DISTILL, EVALUATE -> {}
       }
-      if (e.kind().isCompression() && e.kind() != StageKind.QUANTIZE && quantize != null) {
+      if (e.params() instanceof DistillParams d && d.lora() != null) {
+        checkLora(e, d.lora(), quantize, factorize, out);
+      } else if (e.kind().isCompression() && e.kind() != StageKind.QUANTIZE && quantize != null) {
         out.add(
             new RecipeProblem(
                 e.path(),
@@ -77,6 +79,44 @@ final class RecipeRules {
     }
     if (publish != null) {
       checkPublishIsGated(entries, publish, out);
+    }
+  }
+
+  /**
+   * LoRA recovery runs on dense or pruned weights (merged factorizations included) and hands the
+   * next stages merged weights; see recipes/README.md.
+   */
+  private static void checkLora(
+      RecipeParser.Entry e,
+      DistillParams.Lora lora,
+      RecipeParser.Entry quantize,
+      RecipeParser.Entry factorize,
+      List<RecipeProblem> out) {
+    if (quantize != null) {
+      out.add(
+          new RecipeProblem(
+              e.path() + ".lora",
+              "not supported yet: lora after quantize (at "
+                  + quantize.path()
+                  + "): an adapter over a quantized base cannot be merged without leaving the"
+                  + " grid, and evaluate does not read base + adapter; put lora before quantize"));
+    }
+    if (factorize != null && factorize.params() instanceof FactorizeParams f && !f.merge()) {
+      out.add(
+          new RecipeProblem(
+              e.path() + ".lora",
+              "not supported yet: lora after a factorize with merge: false (at "
+                  + factorize.path()
+                  + "); LoRA adapts dense linears: give that factorize merge: true"));
+    }
+    if (!lora.merge()) {
+      out.add(
+          new RecipeProblem(
+              e.path() + ".lora.merge",
+              "not supported yet: merge: false in a pipeline (the next stages and evaluate read"
+                  + " the weights, not base + adapter); with merge: true the adapter is still"
+                  + " stored and published beside the merged weights. Use ./compactor lora for an"
+                  + " unmerged adapter"));
     }
   }
 

@@ -98,16 +98,19 @@ public final class StepMemory {
           }
           case DISTILL -> {
             DistillParams d = (DistillParams) spec.params();
-            long kept = d.layers().isEmpty() ? d.keepLayers() : d.layers().size();
+            boolean lora = d.lora() != null;
+            long kept = lora ? layers : d.layers().isEmpty() ? d.keepLayers() : d.layers().size();
             long student = params * F32 - (layers - kept) * layerBytes;
+            // LoRA: the frozen base once (no gradients or moments; the adapter is a few % of it)
+            long trained = lora ? student : 4 * student;
             long seq = seqLen(spec, DISTILL_DEFAULT_SEQ_LEN);
             long samples = samples(spec, DISTILL_DEFAULT_SAMPLES);
-            long batch = Math.min(DISTILL_MAX_BATCH, samples);
+            long batch = Math.min(lora ? d.lora().batch() : DISTILL_MAX_BATCH, samples);
             long perToken =
                 (kept * (12 * h + 4 * inter + 2L * m.numHeads() * seq) + 4 * vocab + layers * h)
                     * F32;
             // teacher weights, student weights + gradients + two AdamW moments, activations
-            yield params * F32 + 4 * student + batch * seq * perToken + samples * seq * 4;
+            yield params * F32 + trained + batch * seq * perToken + samples * seq * 4;
           }
           case EVALUATE -> {
             EvaluateParams e = (EvaluateParams) spec.params();

@@ -26,6 +26,14 @@ public record StoredForms(List<StoredFile> files) {
   public static final String COMPRESSED_TENSORS = "compressed-tensors";
   private static final String CT_DIR = COMPRESSED_TENSORS + "/";
 
+  /**
+   * A LoRA step's PEFT adapter ({@code adapter/}): published beside the model, but no form of it
+   * (the weights already include it), so never the artifact's size.
+   */
+  public static final String PEFT_LORA = "peft-lora";
+
+  private static final String ADAPTER_DIR = "adapter/";
+
   /** One stored form: {@code safetensors}, {@code gguf:<file>} or {@code compressed-tensors}. */
   public record Form(String name, long bytes) {}
 
@@ -37,6 +45,9 @@ public record StoredForms(List<StoredFile> files) {
   public static String formatOf(String path) {
     if (path.startsWith(CT_DIR)) {
       return COMPRESSED_TENSORS;
+    }
+    if (path.startsWith(ADAPTER_DIR)) {
+      return PEFT_LORA;
     }
     return path.endsWith(".gguf") ? GGUF : SAFETENSORS;
   }
@@ -64,6 +75,9 @@ public record StoredForms(List<StoredFile> files) {
     Map<String, Long> bytes = new LinkedHashMap<>();
     Map<String, Boolean> hasWeights = new LinkedHashMap<>();
     for (StoredFile f : files) {
+      if (f.getFormat().equals(PEFT_LORA)) {
+        continue;
+      }
       String name = f.getFormat().equals(GGUF) ? GGUF + ":" + f.getPath() : f.getFormat();
       bytes.merge(name, f.getSizeBytes(), Long::sum);
       hasWeights.merge(

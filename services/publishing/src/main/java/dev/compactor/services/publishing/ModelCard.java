@@ -1,5 +1,7 @@
 package dev.compactor.services.publishing;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.compactor.events.ArtifactRef;
 import dev.compactor.events.StoredFile;
 import dev.compactor.services.evaluation.EvaluationReport;
@@ -220,6 +222,87 @@ final class ModelCard {
   /** Four significant digits: joules per token of a small model are fractions of a millijoule. */
   private static String sig(double v) {
     return String.format(Locale.ROOT, "%.4g", v);
+  }
+
+  /**
+   * The card section of a published LoRA adapter: what it is, what it was trained on and how much
+   * it helped, from its {@code compactor.json} (null when missing) and its step's metrics; and that
+   * this model's weights already include it.
+   */
+  static String loraAdapter(String dir, int lineageIndex, Lineage step, byte[] provenanceJson) {
+    JsonNode p = null;
+    if (provenanceJson != null) {
+      try {
+        p = new ObjectMapper().readTree(provenanceJson);
+      } catch (java.io.IOException e) {
+        p = null;
+      }
+    }
+    JsonNode settings = p == null ? null : p.path("settings");
+    JsonNode lora = settings == null ? null : settings.path("lora");
+    JsonNode cal = p == null ? null : p.path("calibration");
+    Map<String, Double> m = step.metrics();
+    StringBuilder s = new StringBuilder();
+    s.append("\n## LoRA adapter (`").append(dir).append("/`)\n\n");
+    s.append(
+        "A Hugging Face PEFT LoRA adapter (`adapter_config.json` + `adapter_model.safetensors`),"
+            + " trained by lineage step ");
+    s.append(lineageIndex).append(" (`distill: {lora: ...}`) on the frozen model of step ");
+    s.append(lineageIndex - 1).append(" (artifact `");
+    s.append(p == null ? "?" : p.path("base_sha256").asText("?")).append("`)");
+    s.append(" by distillation from the uncompressed baseline");
+    if (cal != null && cal.has("dataset")) {
+      s.append(" on `")
+          .append(cal.path("dataset").asText())
+          .append("` (")
+          .append(cal.path("train_windows").asInt())
+          .append(" windows of ")
+          .append(cal.path("seq_len").asInt())
+          .append(" tokens)");
+    }
+    s.append(".\n\n");
+    s.append("| setting | value |\n|---|---|\n");
+    if (lora != null && lora.has("rank")) {
+      s.append("| rank r | ").append(lora.path("rank").asInt()).append(" |\n");
+      s.append("| lora_alpha | ").append(lora.path("alpha").asDouble()).append(" |\n");
+      s.append("| target modules | ").append(lora.path("targets")).append(" |\n");
+      s.append("| steps | ").append(settings.path("steps").asInt()).append(" |\n");
+      s.append("| learning rate | ").append(settings.path("lr").asDouble()).append(" |\n");
+      s.append("| KL weight (rest: cross-entropy) | ")
+          .append(settings.path("alpha").asDouble())
+          .append(" |\n");
+    }
+    row(s, "adapter parameters", m.get("adapterParameters"));
+    row(s, "held-out KL to the baseline before (nats/token)", m.get("loraHeldOutKlBefore"));
+    row(s, "held-out KL to the baseline after (nats/token)", m.get("loraHeldOutKlAfter"));
+    row(s, "held-out perplexity before", m.get("loraHeldOutPerplexityBefore"));
+    row(s, "held-out perplexity after", m.get("loraHeldOutPerplexityAfter"));
+    row(s, "training seconds", m.get("loraSeconds"));
+    if (cal != null && cal.has("held_out_windows")) {
+      s.append("\nHeld out: ")
+          .append(cal.path("held_out_windows").asInt())
+          .append(" windows of the calibration text's ")
+          .append(cal.path("held_out_split").asText("validation"))
+          .append(" split, which training never read.");
+    }
+    s.append(
+        "\n\n**The weights of this model already include this adapter** (the LoRA step merged it"
+            + " before the later stages ran): do not apply it again. It applies to the model the"
+            + " LoRA step started from.");
+    if (p != null && "masked-to-base-nonzeros".equals(p.path("lora_delta").asText())) {
+      s.append(
+          " Its delta was trained masked to that model's non-zero weights, so the merged model"
+              + " kept the pruned zeros exactly; PEFT and vLLM apply an adapter unmasked, which"
+              + " would also change the pruned weights (`compactor eval --adapter` re-applies"
+              + " the mask).");
+    }
+    return s.append('\n').toString();
+  }
+
+  private static void row(StringBuilder s, String label, Double v) {
+    if (v != null) {
+      s.append("| ").append(label).append(" | ").append(fmt(v)).append(" |\n");
+    }
   }
 
   private static String fmt(double v) {

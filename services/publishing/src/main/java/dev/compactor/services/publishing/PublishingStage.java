@@ -48,6 +48,12 @@ public final class PublishingStage implements Stage {
   /** The format {@code ModelReady.files} gives the evaluate step's routing policy. */
   static final String ROUTING_POLICY = "routing-policy";
 
+  /** Where a LoRA step's artifact holds its PEFT adapter, and where publish puts it. */
+  static final String LORA_ADAPTER_DIR = "adapter";
+
+  /** The export format of a published PEFT LoRA adapter directory. */
+  static final String LORA_FORMAT = StoredForms.PEFT_LORA;
+
   private static final Pattern VERSION = Pattern.compile("v(\\d+)/" + PUBLICATION);
   private static final int MAX_JSON = 16 * 1024 * 1024;
 
@@ -113,6 +119,11 @@ public final class PublishingStage implements Stage {
               ctx.request().getRecipeYaml(),
               model));
     }
+    StringBuilder adapterCards = new StringBuilder();
+    for (LoraAdapterExport a : loraAdapters(bucket, lineage, target, ctx)) {
+      exports.add(a.ref());
+      adapterCards.append(a.card());
+    }
     StoredForms listed = published;
     String policyNote = null;
     S3Uri policyAt = EvaluationStage.routingPolicyLocation(bucket, ctx.jobId(), model.getSha256());
@@ -127,14 +138,15 @@ public final class PublishingStage implements Stage {
     }
     String card =
         ModelCard.render(
-            name,
-            version,
-            ctx.jobId(),
-            ctx.request().getRecipeYaml(),
-            report,
-            listed,
-            lineage,
-            QualityGates.notes(p.gates(), report.metrics(), report.energyMeasuredWith()));
+                name,
+                version,
+                ctx.jobId(),
+                ctx.request().getRecipeYaml(),
+                report,
+                listed,
+                lineage,
+                QualityGates.notes(p.gates(), report.metrics(), report.energyMeasuredWith()))
+            + adapterCards;
     if (policyNote != null) {
       card +=
           "\n## Routing policy\n\n`"
@@ -293,6 +305,84 @@ public final class PublishingStage implements Stage {
         .setSizeBytes(manifest.totalBytes())
         .setFormat("compressed-tensors")
         .build();
+  }
+
+  /** A published LoRA adapter: its export reference and its model card section. */
+  record LoraAdapterExport(ArtifactRef ref, String card) {}
+
+  /**
+   * The PEFT adapters of the job's LoRA steps ({@code distill: {lora: ...}}, stored in their
+   * artifact's {@code adapter/}), copied to {@code <target>/adapter/} (one LoRA step) or {@code
+   * <target>/adapter-<lineage index>/} (several), each with its own manifest like the
+   * compressed-tensors export, so that a consumer can download and verify it alone. The model's
+   * weights already include them (the step merged them); the card says so.
+   */
+  private List<LoraAdapterExport> loraAdapters(
+      String bucket, List<ModelCard.Lineage> lineage, S3Uri target, StageContext ctx)
+      throws IOException {
+    String prefix = LORA_ADAPTER_DIR + "/";
+    List<Integer> steps = new ArrayList<>();
+    List<ArtifactManifest> manifests = new ArrayList<>();
+    for (int i = 0; i < lineage.size(); i++) {
+      if (!StageKind.DISTILL.recipeKey().equals(lineage.get(i).stage())) {
+        continue;
+      }
+      ArtifactManifest m = manifest(bucket, lineage.get(i).ref().getSha256());
+      if (m.files().stream().anyMatch(f -> f.path().startsWith(prefix))) {
+        steps.add(i);
+        manifests.add(m);
+      }
+    }
+    List<LoraAdapterExport> out = new ArrayList<>();
+    for (int k = 0; k < steps.size(); k++) {
+      ModelCard.Lineage l = lineage.get(steps.get(k));
+      String dir = steps.size() == 1 ? LORA_ADAPTER_DIR : LORA_ADAPTER_DIR + "-" + steps.get(k);
+      S3Uri source = S3Uri.parse(l.ref().getUri());
+      S3Uri to = target.resolve(dir + "/");
+      List<ArtifactManifest.FileEntry> files = new ArrayList<>();
+      byte[] provenance = null;
+      Path local = Files.createDirectories(ctx.workDir().resolve("lora-" + steps.get(k)));
+      for (ArtifactManifest.FileEntry f : manifests.get(k).files()) {
+        if (!f.path().startsWith(prefix) || f.path().substring(prefix.length()).contains("/")) {
+          continue;
+        }
+        String rel = f.path().substring(prefix.length());
+        Path file = local.resolve(rel);
+        blobs.getFile(source.resolve(f.path()), file);
+        String sha = Sha256.of(file);
+        if (!sha.equals(f.sha256())) {
+          throw new IllegalStateException(
+              "LoRA adapter "
+                  + source.resolve(f.path())
+                  + ": sha256 "
+                  + sha
+                  + ", manifest says "
+                  + f.sha256());
+        }
+        blobs.putFile(to.resolve(rel), file);
+        files.add(new ArtifactManifest.FileEntry(rel, f.size(), sha));
+        if (rel.equals("compactor.json")) {
+          provenance = Files.readAllBytes(file);
+        }
+      }
+      ArtifactManifest manifest =
+          new ArtifactManifest(
+              LORA_FORMAT,
+              files,
+              new ArtifactManifest.Provenance(
+                  l.stage(), ctx.request().getRecipeYaml(), l.ref().getSha256(), l.metrics()));
+      byte[] json = manifest.toJson();
+      blobs.putBytes(to.resolve(ArtifactManifest.FILE_NAME), json, "application/json");
+      ArtifactRef ref =
+          ArtifactRef.newBuilder()
+              .setUri(to.toString())
+              .setSha256(Sha256.of(json))
+              .setSizeBytes(manifest.totalBytes())
+              .setFormat(LORA_FORMAT)
+              .build();
+      out.add(new LoraAdapterExport(ref, ModelCard.loraAdapter(dir, steps.get(k), l, provenance)));
+    }
+    return out;
   }
 
   private static List<Path> files(Path dir) throws IOException {

@@ -170,6 +170,89 @@ class PublishingStageTest {
   }
 
   @Test
+  void aLoraStepsAdapterIsPublishedBesideTheModelAndListedInExports() throws Exception {
+    ArtifactStore store = new ArtifactStore(blobs, "art");
+    Path lora = TestModels.randomLlama(tmp.resolve("lora"), 1, 3);
+    Path adapter = Files.createDirectories(lora.resolve("adapter"));
+    Files.writeString(adapter.resolve("adapter_config.json"), "{\"peft_type\":\"LORA\",\"r\":4}");
+    Files.writeString(adapter.resolve("adapter_model.safetensors"), "not really safetensors");
+    Files.writeString(
+        adapter.resolve("compactor.json"),
+        "{\"lora_delta\":\"masked-to-base-nonzeros\",\"base_sha256\":\"abc\","
+            + "\"settings\":{\"lora\":{\"rank\":4,\"alpha\":8.0,\"targets\":[\"q_proj\"]},"
+            + "\"steps\":20,\"lr\":0.002,\"alpha\":1.0},"
+            + "\"calibration\":{\"dataset\":\"s3://d/cal.txt\",\"train_windows\":32,"
+            + "\"seq_len\":64,\"held_out_windows\":16,\"held_out_split\":\"validation\"}}");
+    ArtifactRef loraRef =
+        store.upload(
+            lora,
+            "hf-safetensors",
+            new ArtifactManifest.Provenance(
+                "distill",
+                RECIPE,
+                baseline.getSha256(),
+                Map.of("loraHeldOutKlBefore", 0.0866, "loraHeldOutKlAfter", 0.0465)));
+    Path quantized = TestModels.randomLlama(tmp.resolve("quantized"), 1, 4);
+    ArtifactRef q =
+        store.upload(
+            quantized,
+            "hf-safetensors",
+            new ArtifactManifest.Provenance("quantize", RECIPE, loraRef.getSha256(), Map.of()));
+    EvaluationReport r =
+        new EvaluationReport(
+            "job-l",
+            q.getSha256(),
+            baseline.getSha256(),
+            Map.of("perplexity", 10.2, "baselinePerplexity", 10.0, "sizeBytes", 5.0),
+            "builtin:europarl");
+    blobs.putBytes(
+        EvaluationReport.location("art", "job-l", q.getSha256()), r.toJson(), "application/json");
+    StageContext ctx =
+        StageContext.builder(
+                TestModels.request("publish", "{\"gates\":{\"max_perplexity_increase\":0.1}}")
+                    .setJobId("job-l")
+                    .setRecipeYaml(RECIPE)
+                    .setInput(q)
+                    .setBaseline(baseline)
+                    .build())
+            .inputDir(quantized)
+            .inputManifest(store.manifest(q))
+            .baselineDir(tmp.resolve("base"))
+            .outputDir(Files.createDirectories(tmp.resolve("job-l-out")))
+            .workDir(Files.createDirectories(tmp.resolve("job-l-work")))
+            .build();
+    ModelReady ready =
+        (ModelReady) new PublishingStage(blobs).run(ctx).events().get(0).value().apply(null);
+    assertEquals(3, ready.getLineage().size());
+    ArtifactRef export =
+        ready.getExports().stream()
+            .filter(e -> e.getFormat().equals("peft-lora"))
+            .findFirst()
+            .orElseThrow();
+    assertEquals(ready.getUri() + "adapter/", export.getUri());
+    S3Uri at = S3Uri.parse(export.getUri());
+    assertEquals(
+        "not really safetensors",
+        new String(
+            blobs.getBytes(at.resolve("adapter_model.safetensors"), 1 << 10),
+            StandardCharsets.UTF_8));
+    ArtifactManifest m =
+        ArtifactManifest.parse(blobs.getBytes(at.resolve("manifest.json"), 1 << 20));
+    assertEquals("peft-lora", m.format());
+    assertEquals(3, m.files().size());
+    assertEquals(loraRef.getSha256(), m.provenance().parentSha256());
+    String card =
+        new String(
+            blobs.getBytes(S3Uri.parse(ready.getModelCardUri()), 1 << 20), StandardCharsets.UTF_8);
+    assertTrue(card.contains("## LoRA adapter (`adapter/`)"), card);
+    assertTrue(card.contains("| rank r | 4 |"), card);
+    assertTrue(card.contains("| held-out KL to the baseline after (nats/token) | 0.0465 |"), card);
+    assertTrue(card.contains("on `s3://d/cal.txt` (32 windows of 64 tokens)"), card);
+    assertTrue(card.contains("already include this adapter"), card);
+    assertTrue(card.contains("kept the pruned zeros exactly"), card);
+  }
+
+  @Test
   void aFailedGateSaysWhichAndByHowMuch() {
     report("job-c", 12.0);
     PublishingStage.QualityGateException e =
