@@ -164,7 +164,9 @@ public final class SparseGpt {
       w[i] = weight[i];
     }
     int dead = ObsHessian.removeDeadInputs(h, w, rows, cols);
-    double[] u = ObsHessian.upperCholeskyOfInverse(ObsHessian.dampen(h, cols, percDamp), cols);
+    ObsHessian.dampen(h, cols, percDamp);
+    double[] u = ObsHessian.upperCholeskyOfInverse(h, cols);
+    h = null; // the working copy is not needed past the factor: let it go before the sweep
 
     int g = groupSize == 0 ? cols : groupSize;
     if (grid != null && cols % g != 0) {

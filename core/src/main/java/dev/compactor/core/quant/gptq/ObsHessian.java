@@ -63,11 +63,13 @@ public final class ObsHessian {
         throw new ArithmeticException("the dampened Hessian is singular; raise percDamp");
       }
     }
-    double[] l = cholesky(inverse, n);
-    double[] u = new double[n * n];
+    double[] u = cholesky(inverse, n);
+    // transposed in place (the lower factor's array becomes U): one n x n array fewer at the peak,
+    // which for a 11008-input down_proj is 0.97 GB
     for (int i = 0; i < n; i++) {
-      for (int j = i; j < n; j++) {
-        u[i * n + j] = l[j * n + i];
+      for (int j = i + 1; j < n; j++) {
+        u[i * n + j] = u[j * n + i];
+        u[j * n + i] = 0;
       }
     }
     return u;
