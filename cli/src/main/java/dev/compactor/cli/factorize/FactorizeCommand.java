@@ -1,11 +1,11 @@
 package dev.compactor.cli.factorize;
 
-import ai.djl.Device;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.cli.Args;
 import dev.compactor.cli.Command;
+import dev.compactor.cli.HeldOutQuality;
 import dev.compactor.cli.TableText;
 import dev.compactor.cli.UsageException;
 import dev.compactor.core.data.CalibrationText;
@@ -14,13 +14,7 @@ import dev.compactor.core.factorize.Factorization;
 import dev.compactor.core.factorize.FactorizationReport;
 import dev.compactor.core.factorize.FactorizeSpec;
 import dev.compactor.core.factorize.RankRule;
-import dev.compactor.core.metrics.DivergenceEvaluator;
-import dev.compactor.core.metrics.DivergenceResult;
-import dev.compactor.core.metrics.EvalText;
-import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.model.ModelConfig;
-import dev.compactor.core.model.Transformer;
-import dev.compactor.core.tiny.TinyReferenceModel;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
 import java.io.IOException;
@@ -231,29 +225,10 @@ public final class FactorizeCommand implements Command {
     Files.writeString(
         outDir.resolve(PROVENANCE_FILE),
         json.writerWithDefaultPrettyPrinter().writeValueAsString(provenance));
-    DivergenceResult quality = null;
-    int evalSeq = Math.min(TinyReferenceModel.EVAL_SEQ_LEN, config.maxPositions());
-    int evalTokens = 0;
+    HeldOutQuality quality = null;
     if (eval) {
-      try (TextTokenizer tok = Tokenizers.forModel(model);
-          Transformer base = Transformer.load(model, Device.cpu());
-          Transformer low = Transformer.load(outDir, Device.cpu())) {
-        int[] tokens = EvalText.of(tok, held.text()).tokens();
-        evalTokens = tokens.length;
-        err.printf(
-            "evaluating on %s: %d tokens, windows of %d%n", held.name(), tokens.length, evalSeq);
-        quality =
-            new DivergenceEvaluator(evalSeq, evalSeq)
-                .evaluate(base, low, tokens, ProgressListener.NONE);
-      }
-      ObjectNode q = summary.putObject("quality");
-      q.put("text", held.name());
-      q.put("tokens", evalTokens);
-      q.put("seq_len", evalSeq);
-      q.put("perplexity_before", quality.baselinePerplexity());
-      q.put("perplexity_after", quality.modelPerplexity());
-      q.put("kl_divergence", quality.klDivergence());
-      q.put("top1_agreement", quality.top1Agreement());
+      quality = HeldOutQuality.measure(model, outDir, held, err);
+      quality.putJson(summary);
     }
     summary.put("seconds", seconds(start));
     if (args.has("json")) {
@@ -291,15 +266,7 @@ public final class FactorizeCommand implements Command {
         report.linearMacsAfter(),
         100.0 * report.linearMacsAfter() / report.linearMacsBefore());
     if (quality != null) {
-      out.printf(
-          Locale.ROOT,
-          "held-out %s (%d tokens): perplexity %.4f -> %.4f, KL %.6f, top-1 agreement %.2f%%%n",
-          held.name(),
-          evalTokens,
-          quality.baselinePerplexity(),
-          quality.modelPerplexity(),
-          quality.klDivergence(),
-          100 * quality.top1Agreement());
+      quality.print(out);
     }
     return 0;
   }

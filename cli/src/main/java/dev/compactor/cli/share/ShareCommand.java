@@ -1,23 +1,15 @@
 package dev.compactor.cli.share;
 
-import ai.djl.Device;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.cli.Args;
 import dev.compactor.cli.Command;
+import dev.compactor.cli.HeldOutQuality;
 import dev.compactor.cli.TableText;
 import dev.compactor.cli.UsageException;
-import dev.compactor.core.metrics.DivergenceEvaluator;
-import dev.compactor.core.metrics.DivergenceResult;
-import dev.compactor.core.metrics.EvalText;
-import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.model.ModelConfig;
-import dev.compactor.core.model.Transformer;
 import dev.compactor.core.share.BasisSharing;
 import dev.compactor.core.share.CrossLayerSharing;
-import dev.compactor.core.tiny.TinyReferenceModel;
-import dev.compactor.core.tokenizer.TextTokenizer;
-import dev.compactor.core.tokenizer.Tokenizers;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -153,39 +145,10 @@ public final class ShareCommand implements Command {
     summary.put("out", outDir.toAbsolutePath().toString());
     if (!args.has("no-eval")) {
       TableText held = TableText.fromArgs(args, args.integer("max-bytes", DEFAULT_EVAL_BYTES));
-      ModelConfig config = ModelConfig.read(model);
-      int evalSeq = Math.min(TinyReferenceModel.EVAL_SEQ_LEN, config.maxPositions());
-      DivergenceResult quality;
-      int evalTokens;
-      try (TextTokenizer tok = Tokenizers.forModel(model);
-          Transformer base = Transformer.load(model, Device.cpu());
-          Transformer shared = Transformer.load(outDir, Device.cpu())) {
-        int[] tokens = EvalText.of(tok, held.text()).tokens();
-        evalTokens = tokens.length;
-        err.printf(
-            "evaluating on %s: %d tokens, windows of %d%n", held.name(), tokens.length, evalSeq);
-        quality =
-            new DivergenceEvaluator(evalSeq, evalSeq)
-                .evaluate(base, shared, tokens, ProgressListener.NONE);
-      }
-      ObjectNode q = summary.putObject("quality");
-      q.put("text", held.name());
-      q.put("tokens", evalTokens);
-      q.put("seq_len", evalSeq);
-      q.put("perplexity_before", quality.baselinePerplexity());
-      q.put("perplexity_after", quality.modelPerplexity());
-      q.put("kl_divergence", quality.klDivergence());
-      q.put("top1_agreement", quality.top1Agreement());
+      HeldOutQuality quality = HeldOutQuality.measure(model, outDir, held, err);
+      quality.putJson(summary);
       if (!args.has("json")) {
-        out.printf(
-            Locale.ROOT,
-            "held-out %s (%d tokens): perplexity %.4f -> %.4f, KL %.6f, top-1 agreement %.2f%%%n",
-            held.name(),
-            evalTokens,
-            quality.baselinePerplexity(),
-            quality.modelPerplexity(),
-            quality.klDivergence(),
-            100 * quality.top1Agreement());
+        quality.print(out);
       }
     }
     summary.put("seconds", (System.nanoTime() - start) / 1e9);
