@@ -45,6 +45,7 @@ public final class Commands {
           new PruneCommand(),
           new QuantizeCommand(),
           new QualityTableCommand(),
+          new dev.compactor.cli.quant.MixedPrecisionCommand(),
           new QatCommand(),
           new CodebookTableCommand(),
           new PruneTableCommand(),
