@@ -9,7 +9,10 @@ import dev.compactor.cli.pipeline.PipelineStack;
 import dev.compactor.cli.pipeline.SweepCommand;
 import dev.compactor.core.frontier.Objective;
 import dev.compactor.core.frontier.SweepSpec;
+import dev.compactor.core.io.Checkpoints;
+import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.metrics.WeightSparsity;
+import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.moe.TinyMixtral;
 import dev.compactor.core.tiny.TinyReferenceModel;
 import dev.compactor.events.ArtifactRef;
@@ -112,6 +115,9 @@ class RecipesIT {
           if (job.getValue().endsWith("wanda50-lora-q4.yaml")) {
             loraAdapterIsListedAndSparsityKept(stack, ready(l));
           }
+          if (job.getValue().endsWith("moefy-half.yaml")) {
+            moefiedModelIsRoutedAndSaysSo(stack, ready(l));
+          }
         }
       }
       sweepOfTwoRecipesPublishesOnlyTheChosenOne(client, modelUri);
@@ -158,6 +164,33 @@ class RecipesIT {
         .map(ModelReady.class::cast)
         .findFirst()
         .orElseThrow();
+  }
+
+  /**
+   * Issue 9's MoEfication through the pruning service: the published config makes Compactor's
+   * forward run 4 of 8 experts, the routers are published with the weights, and the card says which
+   * runtimes run it routed.
+   */
+  private void moefiedModelIsRoutedAndSaysSo(PipelineStack stack, ModelReady ready)
+      throws Exception {
+    Path published = Files.createDirectories(tmp.resolve("published-moefy"));
+    S3Uri uri = S3Uri.parse(ready.getUri());
+    for (String f : List.of("config.json", "model.safetensors")) {
+      stack.blobs().getFile(uri.resolve(f), published.resolve(f));
+    }
+    ModelConfig c = ModelConfig.read(published);
+    assertEquals(8, c.moeficationExperts());
+    assertEquals(4, c.moeficationTopK());
+    try (TensorSource t = Checkpoints.open(published)) {
+      assertTrue(t.contains("model.layers.3.mlp.moefication_router.weight"));
+      assertEquals("moefy", t.metadata().get("compactor.prune.method"));
+    }
+    String card =
+        new String(
+            stack.blobs().getBytes(S3Uri.parse(ready.getModelCardUri()), 1 << 20),
+            StandardCharsets.UTF_8);
+    assertTrue(card.contains("## MoEfication"), card);
+    assertTrue(card.contains("runs 4 per token"), card);
   }
 
   /**

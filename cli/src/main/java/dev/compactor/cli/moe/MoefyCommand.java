@@ -23,7 +23,6 @@ import dev.compactor.core.moe.RouterTrainer;
 import dev.compactor.core.tiny.TinyReferenceModel;
 import dev.compactor.core.tokenizer.TextTokenizer;
 import dev.compactor.core.tokenizer.Tokenizers;
-import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -123,7 +122,13 @@ public final class MoefyCommand implements Command {
       List<int[]> heldOut = windows(tok.encode(corpus.validationText()), seqLen, HELD_OUT_WINDOWS);
       Moefier.Settings settings =
           new Moefier.Settings(
-              clustering, experts, ks, 4096, 50, RouterTrainer.Settings.defaults(seed), seed);
+              clustering,
+              experts,
+              ks,
+              Moefier.DEFAULT_CLUSTER_TOKENS,
+              Moefier.DEFAULT_KMEANS_ITERATIONS,
+              RouterTrainer.Settings.defaults(seed),
+              seed);
       plan =
           Moefier.plan(
               dense,
@@ -131,7 +136,7 @@ public final class MoefyCommand implements Command {
               heldOut,
               settings,
               (phase, done, total) -> err.printf("%s: %d/%d layers%n", phase, done, total));
-      DType storeAs = storage(config);
+      DType storeAs = Moefier.storage(config);
       for (int k : ks) {
         Path dir = ks.length == 1 ? outDir : outDir.resolve("k" + k);
         Moefier.write(dense, plan, k, dir, storeAs, Map.of("format", "pt"));
@@ -354,20 +359,5 @@ public final class MoefyCommand implements Command {
           "the validation split has fewer than " + len + " tokens for held-out router recall");
     }
     return out;
-  }
-
-  private static DType storage(ModelConfig c) {
-    com.fasterxml.jackson.databind.JsonNode n;
-    try {
-      n = new ObjectMapper().readTree(c.toJson()).get("torch_dtype");
-    } catch (IOException ex) {
-      throw new java.io.UncheckedIOException(ex);
-    }
-    String dtype = n == null ? "float32" : n.asText();
-    return switch (dtype) {
-      case "bfloat16" -> DType.BF16;
-      case "float16" -> DType.F16;
-      default -> DType.F32;
-    };
   }
 }

@@ -473,6 +473,12 @@ public final class ModelConfig {
     }
   }
 
+  /** {@code torch_dtype} as config.json gives it ("float32", "bfloat16", ...), or null. */
+  public String torchDtype() {
+    JsonNode n = raw.get("torch_dtype");
+    return n == null || n.isNull() ? null : n.asText();
+  }
+
   /** The config as HF {@code config.json} text; fields this class does not know are kept. */
   public String toJson() {
     try {

@@ -133,7 +133,23 @@ public final class Moefier {
     }
   }
 
+  /** Calibration tokens per neuron's activation pattern when a caller gives none. */
+  public static final int DEFAULT_CLUSTER_TOKENS = 4096;
+
+  /** Upper bound on balanced k-means iterations when a caller gives none. */
+  public static final int DEFAULT_KMEANS_ITERATIONS = 50;
+
   private Moefier() {}
+
+  /** The float type a MoEfied copy of a model with config {@code c} is stored in (its own). */
+  public static DType storage(ModelConfig c) {
+    String dtype = c.torchDtype();
+    return switch (dtype == null ? "float32" : dtype) {
+      case "bfloat16" -> DType.BF16;
+      case "float16" -> DType.F16;
+      default -> DType.F32;
+    };
+  }
 
   /**
    * Throws {@link dev.compactor.core.model.UnsupportedModelException} for models it cannot split.

@@ -34,6 +34,11 @@ public final class RouterTrainer {
       }
     }
 
+    /** These settings with {@code steps} optimizer steps. */
+    public Settings withSteps(int steps) {
+      return new Settings(steps, batch, peakLr, minLr, seed);
+    }
+
     /** What the CLI uses: 300 steps of 256 tokens, lr 1e-2 cosine to 1e-3, warmup 10. */
     public static Settings defaults(long seed) {
       return new Settings(300, 256, 1e-2, 1e-3, seed);

@@ -19,8 +19,9 @@ import java.util.Locale;
  * of every mixture-of-experts layer ({@code experts: {keep: 6, method: frequency}}), or remove
  * whole attention heads and MLP channels ({@code structured: {heads: 0.25, channels: 0.25,
  * importance: activation|fluctuation, head_mode: kv_groups|query_heads, compensate: false}}). Or
- * remove whole decoder layers ({@code depth: {drop: 2, method: angular}}). Exactly one of sparsity,
- * pattern, experts, structured and depth.
+ * remove whole decoder layers ({@code depth: {drop: 2, method: angular}}). Or split every dense MLP
+ * into routed experts ({@code moefy: {experts: 8, k: 2}}). Exactly one of sparsity, pattern,
+ * experts, structured, depth and moefy.
  *
  * @param method how weights are scored: by magnitude, by Wanda's |w|·‖x‖, or by SparseGPT's OBS
  *     saliency with weight updates (both need calibration); null with {@code experts}, which
@@ -38,6 +39,9 @@ import java.util.Locale;
  * @param recovery distillation from the unpruned model after pruning ({@code recovery: {steps, lr,
  *     ...}}), or null for none; with weight pruning and {@code rounds > 1} the sparsity is reached
  *     in rounds of the cubic schedule with recovery after each
+ * @param moefy MoEfication ({@code moefy: {experts: E, k: K, clustering: activations}}): split
+ *     every dense MLP into E experts with a trained top-k router; null otherwise. Like depth, it
+ *     excludes every other option
  */
 public record PruneParams(
     Method method,
@@ -47,7 +51,8 @@ public record PruneParams(
     StructuredSpec structured,
     PruningOutput output,
     Depth depth,
-    Recovery recovery)
+    Recovery recovery,
+    Moefy moefy)
     implements StageParams {
 
   /** Weight-scoring rule. */
@@ -115,6 +120,72 @@ public record PruneParams(
 
     ObjectNode toJson() {
       return Json.object().put("drop", drop).put("method", method.key());
+    }
+  }
+
+  /** How MoEfication groups a layer's MLP neurons into experts. */
+  public enum MoefyClustering {
+    /** Balanced k-means on the neurons' activation patterns over calibration tokens. */
+    ACTIVATIONS,
+    /** Balanced k-means on the gate/up weight rows. */
+    WEIGHTS,
+    /** A seeded random balanced split (the baseline). */
+    RANDOM;
+
+    public String key() {
+      return name().toLowerCase(Locale.ROOT);
+    }
+
+    static MoefyClustering parse(String s) {
+      return valueOf(s.toUpperCase(Locale.ROOT));
+    }
+  }
+
+  /**
+   * MoEfication of a dense model: every MLP split into {@code experts} equal experts and a linear
+   * router per layer, trained on calibration tokens, that runs {@code k} of them per token.
+   *
+   * @param experts E, at least 2 (dividing the model's intermediate size: checked against the model
+   *     by {@link RecipeModelCheck})
+   * @param k experts per token, 1..E-1
+   * @param clustering how neurons are grouped
+   * @param routerSteps router optimizer steps per layer
+   */
+  public record Moefy(int experts, int k, MoefyClustering clustering, int routerSteps) {
+    /** Router steps when the recipe gives none (as {@code compactor moefy}). */
+    public static final int DEFAULT_ROUTER_STEPS = 300;
+
+    public Moefy {
+      if (experts < 2) {
+        throw new IllegalArgumentException("moefy.experts must be at least 2, found " + experts);
+      }
+      if (k < 1 || k >= experts) {
+        throw new IllegalArgumentException(
+            "moefy.k must be in 1.." + (experts - 1) + " (experts - 1), found " + k);
+      }
+      if (clustering == null) {
+        throw new IllegalArgumentException("moefy.clustering: expected one, found none");
+      }
+      if (routerSteps < 1) {
+        throw new IllegalArgumentException(
+            "moefy.router_steps must be at least 1, found " + routerSteps);
+      }
+    }
+
+    ObjectNode toJson() {
+      return Json.object()
+          .put("experts", experts)
+          .put("k", k)
+          .put("clustering", clustering.key())
+          .put("router_steps", routerSteps);
+    }
+
+    static Moefy from(JsonNode m) {
+      return new Moefy(
+          m.get("experts").asInt(),
+          m.get("k").asInt(),
+          MoefyClustering.parse(Json.text(m, "clustering", "activations")),
+          Json.integer(m, "router_steps", DEFAULT_ROUTER_STEPS));
     }
   }
 
@@ -226,7 +297,27 @@ public record PruneParams(
 
   /** This pruning followed by {@code recovery} (null for none). */
   public PruneParams withRecovery(Recovery recovery) {
-    return new PruneParams(method, sparsity, pattern, experts, structured, output, depth, recovery);
+    return new PruneParams(
+        method, sparsity, pattern, experts, structured, output, depth, recovery, moefy);
+  }
+
+  /** Every option but MoEfication. */
+  public PruneParams(
+      Method method,
+      double sparsity,
+      NmPattern pattern,
+      Experts experts,
+      StructuredSpec structured,
+      PruningOutput output,
+      Depth depth,
+      Recovery recovery) {
+    this(method, sparsity, pattern, experts, structured, output, depth, recovery, null);
+  }
+
+  /** MoEfication. */
+  public static PruneParams moefy(Moefy moefy) {
+    return new PruneParams(
+        null, Double.NaN, null, null, null, PruningOutput.DENSE, null, null, moefy);
   }
 
   /** Weight, expert or structured pruning (no depth). */
@@ -282,7 +373,20 @@ public record PruneParams(
             "recovery.rounds > 1 (iterative pruning) needs unstructured sparsity");
       }
     }
-    if (depth != null) {
+    if (moefy != null) {
+      if (depth != null
+          || structured != null
+          || experts != null
+          || recovery != null
+          || method != null
+          || pattern != null
+          || !Double.isNaN(sparsity)
+          || !output.equals(PruningOutput.DENSE)) {
+        throw new IllegalArgumentException(
+            "moefication takes no method, sparsity, pattern, experts, structured, depth, format,"
+                + " wbits or recovery");
+      }
+    } else if (depth != null) {
       if (structured != null
           || experts != null
           || method != null
@@ -386,6 +490,13 @@ public record PruneParams(
                   .optional("compensate", ParamSchema.bool())
                   .optional("widths", ParamSchema.oneOf("uniform", "per_layer")))
           .optional(
+              "moefy",
+              ParamSchema.object("moefy")
+                  .required("experts", ParamSchema.integerAtLeast(2))
+                  .required("k", ParamSchema.integerAtLeast(1))
+                  .optional("clustering", ParamSchema.oneOf("activations", "weights", "random"))
+                  .optional("router_steps", ParamSchema.integerAtLeast(1)))
+          .optional(
               "depth",
               ParamSchema.object("depth")
                   .required("drop", ParamSchema.integerAtLeast(1))
@@ -405,6 +516,33 @@ public record PruneParams(
    * already passed {@link #SCHEMA}.
    */
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
+    if (p.has("moefy")) {
+      JsonNode m = p.get("moefy");
+      for (java.util.Iterator<String> it = p.fieldNames(); it.hasNext(); ) {
+        String other = it.next();
+        if (!other.equals("moefy")) {
+          out.add(
+              new RecipeProblem(
+                  child(path, other),
+                  "moefy splits whole MLPs into experts and takes no "
+                      + other
+                      + " (prune is listed once: MoEfy a dense model, or prune it in another"
+                      + " job first)"));
+        }
+      }
+      if (m.get("k").asInt() >= m.get("experts").asInt()) {
+        out.add(
+            new RecipeProblem(
+                child(path, "moefy.k"),
+                "runs "
+                    + m.get("k").asInt()
+                    + " of "
+                    + m.get("experts").asInt()
+                    + " experts per token, which is the dense MLP; k must be 1.."
+                    + (m.get("experts").asInt() - 1)));
+      }
+      return;
+    }
     if (p.has("recovery")) {
       String problem = recoveryProblem(p);
       if (problem != null) {
@@ -470,9 +608,10 @@ public record PruneParams(
       out.add(
           new RecipeProblem(
               child(path, "sparsity"),
-              "missing; prune needs sparsity (a fraction), pattern (N:M, e.g. \"2:4\") or"
-                  + " experts ({keep: n, method: frequency|weighted_norm|merge}) or depth ({drop:"
-                  + " n, method: block_influence|angular})"));
+              "missing; prune needs sparsity (a fraction), pattern (N:M, e.g. \"2:4\"),"
+                  + " experts ({keep: n, method: frequency|weighted_norm|merge}), structured,"
+                  + " depth ({drop: n, method: block_influence|angular}) or moefy ({experts: E,"
+                  + " k: K})"));
     } else if (given > 1) {
       out.add(
           new RecipeProblem(
@@ -563,6 +702,10 @@ public record PruneParams(
   }
 
   private static PruneParams pruningFrom(JsonNode p) {
+    JsonNode moefy = p.get("moefy");
+    if (moefy != null) {
+      return moefy(Moefy.from(moefy));
+    }
     JsonNode depth = p.get("depth");
     if (depth != null) {
       return depth(
@@ -603,6 +746,7 @@ public record PruneParams(
   /** Whether this stage reads calibration activations. */
   public boolean needsCalibration() {
     return experts != null
+        || moefy != null
         || structured != null
         || depth != null
         || recovery != null
@@ -624,6 +768,11 @@ public record PruneParams(
   }
 
   private ObjectNode pruningJson() {
+    if (moefy != null) {
+      ObjectNode o = Json.object();
+      o.set("moefy", moefy.toJson());
+      return o;
+    }
     if (depth != null) {
       ObjectNode o = Json.object();
       o.set("depth", depth.toJson());

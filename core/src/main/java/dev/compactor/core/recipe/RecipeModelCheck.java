@@ -116,6 +116,10 @@ public final class RecipeModelCheck {
                     + "-layer model; a student must have fewer layers than its teacher"));
       }
     }
+    if (s.params() instanceof PruneParams p && p.moefy() != null) {
+      moefy(p.moefy(), path + ".moefy", m, out);
+      return;
+    }
     if (s.params() instanceof PruneParams p && p.depth() != null) {
       depth(p.depth(), path + ".depth", m, out);
       return;
@@ -222,6 +226,29 @@ public final class RecipeModelCheck {
                 path + ".linears[" + i + "]",
                 "the model has no decoder linear '" + l + "'; its linears are " + known));
       }
+    }
+  }
+
+  /**
+   * MoEfication splits the MLPs of dense Llama-family models without MLP bias ({@link
+   * dev.compactor.core.moe.Moefier#moefiedConfig} refuses the rest) into equal experts.
+   */
+  private static void moefy(
+      PruneParams.Moefy f, String path, ModelConfig m, List<RecipeProblem> out) {
+    if (m.intermediateSize() % f.experts() != 0) {
+      out.add(
+          new RecipeProblem(
+              path + ".experts",
+              f.experts()
+                  + " experts do not divide the model's intermediate_size "
+                  + m.intermediateSize()
+                  + " into equal experts"));
+      return;
+    }
+    try {
+      dev.compactor.core.moe.Moefier.moefiedConfig(m, f.experts(), f.k());
+    } catch (RuntimeException e) {
+      out.add(new RecipeProblem(path, e.getMessage()));
     }
   }
 

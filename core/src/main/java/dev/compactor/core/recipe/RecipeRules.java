@@ -17,7 +17,19 @@ final class RecipeRules {
     RecipeParser.Entry quantize = null;
     RecipeParser.Entry prune = null;
     RecipeParser.Entry factorize = null;
+    RecipeParser.Entry moefy = null;
     for (RecipeParser.Entry e : entries) {
+      if (moefy != null && e.kind().isCompression()) {
+        out.add(
+            new RecipeProblem(
+                e.path(),
+                "not supported yet: "
+                    + e.kind().recipeKey()
+                    + " after moefication (at "
+                    + moefy.path()
+                    + "): the stages do not know the MoEfied routers and expert order; only"
+                    + " evaluate and publish may follow moefy"));
+      }
       if (publish != null) {
         out.add(
             new RecipeProblem(
@@ -39,6 +51,9 @@ final class RecipeRules {
                         + "); sparsity is the final fraction, so give it once"));
           }
           prune = prune == null ? e : prune;
+          if (e.params() instanceof PruneParams p && p.moefy() != null) {
+            moefy = e;
+          }
         }
         case FACTORIZE -> {
           if (factorize != null) {
@@ -136,6 +151,10 @@ final class RecipeRules {
       boolean merge = p.experts().method() == PruneParams.ExpertMethod.MERGE;
       what = "expert " + (merge ? "merging" : "pruning");
       at = e.path() + ".experts";
+    } else if (e.params() instanceof PruneParams p && p.moefy() != null) {
+      // neurons are clustered and routers trained on calibration activations
+      what = "moefication";
+      at = e.path() + ".moefy";
     } else if (e.params() instanceof PruneParams p && p.structured() != null) {
       // heads and channels are scored on calibration activations
       what = "structured pruning";

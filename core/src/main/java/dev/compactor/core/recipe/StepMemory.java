@@ -70,6 +70,12 @@ public final class StepMemory {
               yield Math.max(recovery, 3 * layerBytes);
             }
             long tokens = tokens(spec, PRUNE_DEFAULT_SAMPLES, PRUNE_DEFAULT_SEQ_LEN);
+            if (p.moefy() != null) {
+              // the whole model resident, every layer's MLP input kept (training and held-out
+              // windows), one layer's activations and their clustering points at a time, and the
+              // rewritten copy of the weights while the output is written
+              yield 2 * params * F32 + layers * tokens * h * F32 + 3 * tokens * inter * F32;
+            }
             long layerwise =
                 layerwise(m, tokens, seqLen(spec, PRUNE_DEFAULT_SEQ_LEN), layerBytes, embed);
             if (p.depth() != null) {

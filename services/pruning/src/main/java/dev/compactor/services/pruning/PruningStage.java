@@ -4,12 +4,16 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.distill.Distiller;
+import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.moe.ExpertMerger;
 import dev.compactor.core.moe.ExpertPruner;
 import dev.compactor.core.moe.ExpertScore;
 import dev.compactor.core.moe.ExpertStatistics;
+import dev.compactor.core.moe.MoeFlops;
+import dev.compactor.core.moe.Moefier;
+import dev.compactor.core.moe.RouterTrainer;
 import dev.compactor.core.prune.InputNormCollector;
 import dev.compactor.core.prune.MagnitudePruner;
 import dev.compactor.core.prune.Pruning;
@@ -58,8 +62,9 @@ import org.slf4j.LoggerFactory;
  * merges the experts into n groups. {@code structured: {heads, channels, importance, head_mode,
  * compensate}} removes whole attention heads and MLP channels of a dense Llama-family model ({@link
  * StructuredPruner}). {@code depth: {drop: n, method: block_influence|angular}} removes n whole
- * decoder layers, scored on the calibration text. Writes the pruned model as a Hugging Face
- * directory.
+ * decoder layers, scored on the calibration text. {@code moefy: {experts: E, k: K}} splits every
+ * dense MLP into E routed experts of which K run per token (MoEfication). Writes the pruned model
+ * as a Hugging Face directory.
  */
 public final class PruningStage implements Stage {
 
@@ -98,6 +103,9 @@ public final class PruningStage implements Stage {
       throws Exception {
     if (params.experts() != null) {
       return experts(ctx, spec, params.experts());
+    }
+    if (params.moefy() != null) {
+      return moefy(ctx, spec, params.moefy());
     }
     if (params.depth() != null) {
       return depth(ctx, spec, params.depth());
@@ -225,6 +233,82 @@ public final class PruningStage implements Stage {
       }
       metrics.put("keptExpertMask.layer" + layer, (double) mask);
     }
+    return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
+  }
+
+  /**
+   * MoEfication: every dense MLP split into {@code experts} equal experts by clustering its neurons
+   * on the calibration windows, and a linear router per layer trained to pick a token's {@code k}
+   * heaviest experts. The last quarter of the windows (at least one) is held out: the router's
+   * recall is measured on it, not on what it was trained on. The output is a dense checkpoint
+   * (neurons reordered expert by expert) that Hugging Face runs as the dense model, with the
+   * routers and the {@code compactor_moefication} config field that make Compactor run only the
+   * top-k expert slices per token. Metrics: FLOPs per token before and after (decoder linears,
+   * routers and head), the MLP share, and the routers' held-out recall and routed activation mass.
+   */
+  private static StageResult moefy(StageContext ctx, StageSpec spec, PruneParams.Moefy moefy)
+      throws Exception {
+    ModelConfig c = ModelConfig.read(ctx.inputDir());
+    // a step sent without the job-start check still gets its message before any work
+    RecipeModelCheck.requireSupported(spec, c);
+    Calibration cal = calibration(ctx, spec);
+    List<int[]> windows = windows(ctx, cal);
+    if (windows.size() < 2) {
+      throw new IllegalArgumentException(
+          "moefication needs at least 2 calibration windows (training and held-out), found "
+              + windows.size());
+    }
+    int heldOutCount = Math.max(1, windows.size() / 4);
+    List<int[]> train = windows.subList(0, windows.size() - heldOutCount);
+    List<int[]> heldOut = windows.subList(windows.size() - heldOutCount, windows.size());
+    ctx.checkCancelled();
+    ctx.progress().report(0.1, "moefication on " + cal.dataset());
+    int k = moefy.k();
+    Moefier.Settings settings =
+        new Moefier.Settings(
+            Moefier.Clustering.valueOf(moefy.clustering().name()),
+            moefy.experts(),
+            new int[] {k},
+            Moefier.DEFAULT_CLUSTER_TOKENS,
+            Moefier.DEFAULT_KMEANS_ITERATIONS,
+            RouterTrainer.Settings.defaults(SEED).withSteps(moefy.routerSteps()),
+            SEED);
+    Map<String, String> provenance = new LinkedHashMap<>();
+    provenance.put("format", "pt");
+    provenance.put("compactor.prune.method", "moefy");
+    provenance.put("compactor.prune.granularity", "expert");
+    provenance.put("compactor.prune.moefy.experts", Integer.toString(moefy.experts()));
+    provenance.put("compactor.prune.moefy.k", Integer.toString(k));
+    provenance.put("compactor.prune.moefy.clustering", moefy.clustering().key());
+    Moefier.Plan plan;
+    try (Transformer dense = Transformer.load(ctx.inputDir(), Device.cpu())) {
+      plan =
+          Moefier.plan(
+              dense,
+              train,
+              heldOut,
+              settings,
+              (phase, done, total) ->
+                  ctx.progress()
+                      .report(0.1 + 0.8 * done / total, phase + ": " + done + "/" + total));
+      ctx.checkCancelled();
+      ctx.progress().report(0.9, "writing the MoEfied model (k = " + k + ")");
+      Moefier.write(dense, plan, k, ctx.outputDir(), Moefier.storage(c), provenance);
+    }
+    ModelDirectory.copyAuxiliaryFiles(ctx.inputDir(), ctx.outputDir());
+    Map<String, Double> metrics = new LinkedHashMap<>();
+    int e = moefy.experts();
+    metrics.put("experts", (double) e);
+    metrics.put("expertsPerToken", (double) k);
+    metrics.put("denseMlpFlopsPerToken", (double) MoeFlops.denseMlp(c) * c.numLayers());
+    metrics.put("mlpFlopsPerToken", (double) MoeFlops.moefiedMlp(c, e, k) * c.numLayers());
+    metrics.put("denseFlopsPerToken", (double) MoeFlops.total(c, MoeFlops.denseMlp(c)));
+    metrics.put("flopsPerToken", (double) MoeFlops.total(c, MoeFlops.moefiedMlp(c, e, k)));
+    metrics.put("routerRecall", plan.meanRecall(k));
+    metrics.put("routedMassShare", plan.meanRoutedMass(k));
+    metrics.put("oracleMassShare", plan.meanOracleMass(k));
+    metrics.put("calibrationTokens", (double) plan.trainTokens());
+    metrics.put("heldOutTokens", (double) plan.heldOutTokens());
     return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
   }
 

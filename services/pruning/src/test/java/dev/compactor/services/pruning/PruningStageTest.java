@@ -339,6 +339,93 @@ class PruningStageTest {
         e.getMessage());
   }
 
+  /**
+   * MoEfication writes the dense weights with each layer's neurons reordered (gate/up rows and
+   * down_proj columns moved together, nothing else changed), a router per layer and the config
+   * field that makes the forward run k experts; the FLOPs it reports are the shape arithmetic.
+   */
+  @Test
+  void moefyWritesAPermutedDenseModelWithRoutersAndRefusesAMixtureOfExperts() throws Exception {
+    StageResult r =
+        run(
+            "moefy",
+            "{\"moefy\":{\"experts\":4,\"k\":1,\"router_steps\":20},"
+                + CAL.replace("\"samples\":4", "\"samples\":8")
+                + "}",
+            null);
+    ModelConfig out = ModelConfig.read(r.outputDir());
+    assertEquals(4, out.moeficationExperts());
+    assertEquals(1, out.moeficationTopK());
+    assertEquals(4.0, r.metrics().get("experts"));
+    assertEquals(1.0, r.metrics().get("expertsPerToken"));
+    // hidden 64, intermediate 128, 2 layers: dense MLP 2*3*64*128 per layer; k/E of it + router
+    assertEquals(2 * 2.0 * 3 * 64 * 128, r.metrics().get("denseMlpFlopsPerToken"));
+    assertEquals(2 * (2.0 * 3 * 64 * 128 / 4 + 2.0 * 64 * 4), r.metrics().get("mlpFlopsPerToken"));
+    assertEquals(
+        r.metrics().get("denseFlopsPerToken")
+            - r.metrics().get("denseMlpFlopsPerToken")
+            + r.metrics().get("mlpFlopsPerToken"),
+        r.metrics().get("flopsPerToken"));
+    assertEquals(6 * 32.0, r.metrics().get("calibrationTokens"));
+    assertEquals(2 * 32.0, r.metrics().get("heldOutTokens"));
+    double recall = r.metrics().get("routerRecall");
+    assertTrue(recall >= 0 && recall <= 1, "recall " + recall);
+    try (TensorSource in = Checkpoints.open(model);
+        TensorSource o = Checkpoints.open(r.outputDir())) {
+      assertEquals("moefy", o.metadata().get("compactor.prune.method"));
+      assertEquals("4", o.metadata().get("compactor.prune.moefy.experts"));
+      for (int layer = 0; layer < 2; layer++) {
+        String mlp = "model.layers." + layer + ".mlp.";
+        float[] gate = in.readFloats(mlp + "gate_proj.weight");
+        float[] up = in.readFloats(mlp + "up_proj.weight");
+        float[] down = in.readFloats(mlp + "down_proj.weight");
+        float[] gate2 = o.readFloats(mlp + "gate_proj.weight");
+        float[] up2 = o.readFloats(mlp + "up_proj.weight");
+        float[] down2 = o.readFloats(mlp + "down_proj.weight");
+        boolean[] used = new boolean[128];
+        for (int row = 0; row < 128; row++) {
+          // the old neuron this new position holds: its gate row, up row and down column move
+          int from = -1;
+          for (int j = 0; j < 128 && from < 0; j++) {
+            if (!used[j]
+                && Arrays.equals(
+                    Arrays.copyOfRange(gate, j * 64, j * 64 + 64),
+                    Arrays.copyOfRange(gate2, row * 64, row * 64 + 64))) {
+              from = j;
+            }
+          }
+          assertTrue(from >= 0, "layer " + layer + " row " + row + " is an input gate row");
+          used[from] = true;
+          assertArrayEquals(
+              Arrays.copyOfRange(up, from * 64, from * 64 + 64),
+              Arrays.copyOfRange(up2, row * 64, row * 64 + 64));
+          for (int i = 0; i < 64; i++) {
+            assertEquals(down[i * 128 + from], down2[i * 128 + row]);
+          }
+        }
+        assertArrayEquals(
+            in.readFloats("model.layers." + layer + ".self_attn.q_proj.weight"),
+            o.readFloats("model.layers." + layer + ".self_attn.q_proj.weight"));
+        assertEquals(4L * 64, o.readFloats(mlp + "moefication_router.weight").length);
+      }
+    }
+    try (Transformer t = Transformer.load(r.outputDir(), Device.cpu())) {
+      assertTrue(t.config().moefied());
+    }
+
+    Path mixtral = randomMixtral(tmp.resolve("moefy-mixtral"));
+    UnsupportedOperationException e =
+        assertThrows(
+            UnsupportedOperationException.class,
+            () ->
+                run(
+                    mixtral,
+                    "moefy-moe",
+                    "{\"moefy\":{\"experts\":2,\"k\":1}," + CAL + "}",
+                    "builtin:europarl"));
+    assertTrue(e.getMessage().startsWith("prune.moefy: not supported"), e.getMessage());
+  }
+
   @Test
   void depthDropsALayerAndRefusesAMixtureOfExperts() throws Exception {
     StageResult r =

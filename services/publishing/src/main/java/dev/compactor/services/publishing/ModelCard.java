@@ -299,6 +299,44 @@ final class ModelCard {
     return s.append('\n').toString();
   }
 
+  /**
+   * The section of a model MoEfied by a prune step ({@code expertsPerToken} among its metrics), or
+   * "": how many experts run per token, the FLOPs that saves in Compactor's forward, and which
+   * runtimes run it routed.
+   */
+  static String moefication(List<Lineage> lineage) {
+    for (Lineage l : lineage) {
+      Map<String, Double> m = l.metrics();
+      if (m == null || !m.containsKey("expertsPerToken") || !m.containsKey("flopsPerToken")) {
+        continue;
+      }
+      long e = Math.round(m.get("experts"));
+      long k = Math.round(m.get("expertsPerToken"));
+      double flops = m.get("flopsPerToken");
+      double dense = m.get("denseFlopsPerToken");
+      return String.format(
+          Locale.ROOT,
+          "%n## MoEfication%n%nEvery MLP was split into %d experts of equal width, of which a"
+              + " trained linear router runs %d per token (router recall of a token's %d heaviest"
+              + " experts on held-out calibration tokens: %.3f). Compactor's forward runs only the"
+              + " routed experts: %,.0f FLOPs per token (decoder linears, routers and head) against"
+              + " %,.0f dense (%.1f %%); the evaluation above measured that routed forward. The"
+              + " weights are the dense model's with the neurons reordered expert by expert, plus"
+              + " `mlp.moefication_router` tensors and the `compactor_moefication` config field:"
+              + " Hugging Face transformers loads it as the dense model (it reports the router"
+              + " tensors as unused) and runs every neuron, with the dense model's FLOPs and"
+              + " outputs, not the routed ones; other runtimes are untested.%n",
+          e,
+          k,
+          k,
+          m.getOrDefault("routerRecall", Double.NaN),
+          flops,
+          dense,
+          100 * flops / dense);
+    }
+    return "";
+  }
+
   private static void row(StringBuilder s, String label, Double v) {
     if (v != null) {
       s.append("| ").append(label).append(" | ").append(fmt(v)).append(" |\n");

@@ -146,7 +146,8 @@ public final class PublishingStage implements Stage {
                 listed,
                 lineage,
                 QualityGates.notes(p.gates(), report.metrics(), report.energyMeasuredWith()))
-            + adapterCards;
+            + adapterCards
+            + ModelCard.moefication(lineage);
     if (policyNote != null) {
       card +=
           "\n## Routing policy\n\n`"
