@@ -94,6 +94,8 @@ def default_inv_freq(base, dim):
 def rope_params(cfg, seq_len):
     """(inv_freq, attention_factor) as modeling_rope_utils.py computes them for rope_scaling."""
     d = cfg.get("head_dim", cfg["hidden_size"] // cfg["num_attention_heads"])
+    # modeling_rope_utils: every rope type runs over int(head_dim * partial_rotary_factor) dims
+    d = int(d * cfg.get("partial_rotary_factor", 1.0))
     base = cfg.get("rope_theta", 10000.0)
     max_pos = cfg["max_position_embeddings"]
     rs = cfg.get("rope_scaling")
@@ -259,8 +261,10 @@ def llama_forward(cfg, p, ids, cache=None):
             q = rms_norm(q, p[pre + "self_attn.q_norm.weight"], eps)
             k = rms_norm(k, p[pre + "self_attn.k_norm.weight"], eps)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        # modeling_phi3.apply_rotary_pos_emb: the first cos.shape[-1] dims rotate, the rest pass
+        rd = cos.shape[-1]
+        q = torch.cat((q[..., :rd] * cos + rotate_half(q[..., :rd]) * sin, q[..., rd:]), dim=-1)
+        k = torch.cat((k[..., :rd] * cos + rotate_half(k[..., :rd]) * sin, k[..., rd:]), dim=-1)
         if cache is not None:
             if len(cache) <= i:
                 cache.append((k, v))
@@ -576,6 +580,20 @@ def phi3_fused():
                         original_max_position_embeddings=64, resid_pdrop=0.0),
               seed=9, seq=9, grads=("model.layers.0.self_attn.qkv_proj.weight",
                                     "model.layers.1.mlp.gate_up_proj.weight"))
+
+
+@case
+def phi3_partial_rotary():
+    # Phi-4-mini's partial rotary in miniature (there: head_dim 128, factor 0.75, 96 dims rotate;
+    # tied embeddings): head_dim 16 (hidden 64, 4 heads), the first 12 dims of each head rotate
+    # with inv_freq over 12 dims, the last 4 pass through.
+    make_case("phi3_partial_rotary",
+              llama_cfg(architectures=["Phi3ForCausalLM"], model_type="phi3", hidden_size=64,
+                        num_attention_heads=4, num_key_value_heads=2, rope_scaling=None,
+                        partial_rotary_factor=0.75, original_max_position_embeddings=64,
+                        tie_word_embeddings=True, resid_pdrop=0.0, sliding_window=None),
+              seed=15, seq=11, grads=("model.layers.0.self_attn.qkv_proj.weight",
+                                     "model.layers.1.self_attn.qkv_proj.weight"))
 
 
 @case

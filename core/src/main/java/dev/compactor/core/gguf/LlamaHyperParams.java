@@ -122,7 +122,7 @@ record LlamaHyperParams(
     }
     RopeScaling rope;
     try {
-      rope = RopeScaling.from(c, headDim);
+      rope = RopeScaling.from(c, headDim, arch.equals("phi3"));
     } catch (UnsupportedModelException e) {
       throw new UnsupportedOperationException(e.getMessage(), e);
     } catch (IllegalArgumentException e) {
@@ -296,8 +296,10 @@ record LlamaHyperParams(
       w.put(a + "rope.dimension_count", GgufValue.u32(headDim));
     }
     if (arch.equals("phi3")) {
-      // convert_hf_to_gguf.py's Phi3MiniModel: rope dims, original context, sliding window
-      w.put(a + "rope.dimension_count", GgufValue.u32(headDim));
+      // convert_hf_to_gguf.py's Phi3MiniModel: rope dims (head_dim * partial_rotary_factor: the
+      // NEOX rope of llama.cpp's phi3 graph rotates the first n_rot dims), original context,
+      // sliding window
+      w.put(a + "rope.dimension_count", GgufValue.u32(rope.rotaryDim()));
       if (originalContextLength > 0) {
         w.put(a + "rope.scaling.original_context_length", GgufValue.u32(originalContextLength));
       }

@@ -162,9 +162,14 @@ public final class ModelConfig {
             modelType.equals("qwen2") || attentionBias || (qwen2Moe && bool(raw, "qkv_bias", true));
         outputBias = !modelType.equals("qwen2") && attentionBias;
         double partialRotary = dbl(raw, "partial_rotary_factor", 1.0);
-        if (partialRotary != 1.0) {
+        if (partialRotary != 1.0 && !phi3) {
+          // modeling_llama / qwen2 / qwen3 / mistral / mixtral rotate the whole head
           throw new UnsupportedModelException(
-              "not supported yet: partial_rotary_factor " + partialRotary + " (" + modelType + ")");
+              "not supported yet: partial_rotary_factor "
+                  + partialRotary
+                  + " ("
+                  + modelType
+                  + "; only phi3's attention rotates part of the head)");
         }
         mlpBias = !phi3 && !mixtral && !qwenMoe && bool(raw, "mlp_bias", false);
         tieWordEmbeddings = bool(raw, "tie_word_embeddings", false);
@@ -179,7 +184,7 @@ public final class ModelConfig {
           withTheta.put("rope_theta", 1e6);
           rope = RopeScaling.from(withTheta, headDim);
         } else {
-          rope = RopeScaling.from(raw, headDim);
+          rope = RopeScaling.from(raw, headDim, phi3);
         }
         ropeTheta = rope.theta();
         boolean qwen = modelType.startsWith("qwen");

@@ -31,8 +31,11 @@ import java.util.Set;
  * for dynamic, exactly as it does in transformers; below it (and for every other type) the two are
  * equal.
  *
- * <p>Anything else ({@code longrope}, an unknown key, {@code partial_rotary_factor} other than 1,
- * which modeling_llama does not implement) is refused: "not supported: rope_scaling.field=value".
+ * <p>{@code partial_rotary_factor} rotates only the leading dims of each head where the family's
+ * attention does (Phi-3: {@link #from(JsonNode, int, boolean)}). Anything else ({@code longrope},
+ * an unknown key, {@code partial_rotary_factor} other than 1 for a family whose modeling file
+ * rotates the whole head, e.g. modeling_llama) is refused: "not supported:
+ * rope_scaling.field=value".
  */
 public final class RopeScaling {
 
@@ -124,13 +127,42 @@ public final class RopeScaling {
    * @throws IllegalArgumentException for a missing or malformed value
    */
   public static RopeScaling from(JsonNode config, int headDim) {
+    return from(config, headDim, false);
+  }
+
+  /**
+   * As {@link #from(JsonNode, int)}; with {@code partialRotary} (Phi-3's attention) a {@code
+   * partial_rotary_factor} f in (0, 1] rotates the first {@code int(headDim * f)} dims of each head
+   * (every rope type's frequencies computed over those dims, as modeling_rope_utils does) and
+   * passes the rest through; {@link #rotaryDim()} says how many.
+   */
+  public static RopeScaling from(JsonNode config, int headDim, boolean partialRotary) {
     int maxPositions = config.path("max_position_embeddings").asInt(2048);
     JsonNode partial = config.get("partial_rotary_factor");
     if (partial != null && !partial.isNull() && partial.asDouble() != 1.0) {
-      throw new UnsupportedModelException(
-          "not supported: partial_rotary_factor="
-              + partial
-              + " (modeling_llama rotates the whole head)");
+      if (!partialRotary) {
+        throw new UnsupportedModelException(
+            "not supported: partial_rotary_factor="
+                + partial
+                + " (modeling_llama rotates the whole head)");
+      }
+      double f = partial.asDouble();
+      if (!partial.isNumber() || !(f > 0 && f <= 1)) {
+        throw new IllegalArgumentException(
+            "config.json: expected partial_rotary_factor in (0, 1], found " + partial);
+      }
+      int rotary = (int) (headDim * f); // Python's int(): toward zero
+      if (rotary < 2 || rotary % 2 != 0) {
+        throw new IllegalArgumentException(
+            "config.json: partial_rotary_factor "
+                + partial
+                + " rotates "
+                + rotary
+                + " of "
+                + headDim
+                + " head dims; expected an even number >= 2");
+      }
+      headDim = rotary;
     }
     JsonNode s = config.get("rope_scaling");
     if (s == null || s.isNull()) {
@@ -247,6 +279,11 @@ public final class RopeScaling {
   /** transformers' yarn {@code get_mscale}. */
   static double yarnMscale(double scale, double mscale) {
     return scale <= 1 ? 1.0 : 0.1 * mscale * Math.log(scale) + 1.0;
+  }
+
+  /** How many leading dims of each head rotate (the head dim unless partial_rotary_factor). */
+  public int rotaryDim() {
+    return dim;
   }
 
   public Type type() {

@@ -94,6 +94,7 @@ class GoldenModelTest {
             "mistral_window",
             "qwen2_window_layers",
             "phi3_fused",
+            "phi3_partial_rotary",
             "mixtral_moe",
             "qwen2_moe_shared",
             "qwen3_moe_qk_norm")) {

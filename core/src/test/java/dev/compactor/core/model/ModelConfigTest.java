@@ -71,7 +71,22 @@ class ModelConfigTest {
               .getMessage();
       assertTrue(msg.startsWith("not supported") && msg.contains(scaling), msg);
     }
-    assertThrows(UnsupportedModelException.class, () -> c.with("{\"partial_rotary_factor\":0.75}"));
+    // Phi-3's attention rotates int(head_dim * f) leading dims (head_dim 8 here); llama's whole
+    // head
+    assertEquals(6, c.with("{\"partial_rotary_factor\":0.75}").ropeScaling().rotaryDim());
+    assertEquals(8, c.ropeScaling().rotaryDim());
+    String odd =
+        assertThrows(
+                IllegalArgumentException.class, () -> c.with("{\"partial_rotary_factor\":0.625}"))
+            .getMessage();
+    assertTrue(odd.contains("rotates 5 of 8 head dims; expected an even number >= 2"), odd);
+    assertThrows(IllegalArgumentException.class, () -> c.with("{\"partial_rotary_factor\":1.5}"));
+    String llama =
+        assertThrows(
+                UnsupportedModelException.class,
+                () -> ModelConfig.fromJson(LLAMA).with("{\"partial_rotary_factor\":0.75}"))
+            .getMessage();
+    assertTrue(llama.contains("only phi3's attention rotates part of the head"), llama);
   }
 
   @Test

@@ -28,6 +28,7 @@ class CausalLmTrainerTest {
             "qwen2_rope_yarn",
             "qwen3_qk_norm",
             "phi3_fused",
+            "phi3_partial_rotary",
             "mixtral_moe",
             "qwen2_moe_shared",
             "qwen3_moe_qk_norm")) {

@@ -489,8 +489,22 @@ public final class Forward {
           });
     }
 
-    /** HF rotate_half convention: x*cos + cat(-x2, x1)*sin over [B, n, T, d]. */
+    /**
+     * HF rotate_half convention: x*cos + cat(-x2, x1)*sin over [B, n, T, d]; with a partial rotary
+     * factor (tables narrower than d) only the leading dims rotate and the rest pass through, as
+     * modeling_phi3's apply_rotary_pos_emb does.
+     */
     NDArray rope(NDArray x) {
+      long d = x.getShape().get(3);
+      long rd = cos.getShape().get(1);
+      if (rd == d) {
+        return rotate(x);
+      }
+      NDList parts = x.split(new long[] {rd}, 3);
+      return rotate(parts.get(0)).concat(parts.get(1), 3);
+    }
+
+    private NDArray rotate(NDArray x) {
       NDList halves = x.split(2, 3);
       NDArray rotated = halves.get(1).neg().concat(halves.get(0), 3);
       return x.mul(cos).add(rotated.mul(sin));

@@ -71,6 +71,31 @@ class Phi3GgufRoundTripTest {
     }
   }
 
+  /**
+   * Phi-4-mini style partial rotary: llama.cpp's phi3 graph rotates the first {@code
+   * rope.dimension_count} dims of each head (NEOX pairs), so the exporter writes head_dim * 0.75,
+   * and the file comes back to the golden logits.
+   */
+  @Test
+  void partialRotaryExportsItsRotaryDims() throws Exception {
+    try (Golden g = new Golden("phi3_partial_rotary")) {
+      Path model = GgufTestModels.goldenModel(g, dir);
+      Path gguf = dir.resolve("phi3-partial.gguf");
+      GgufExport.export(model, LlamaFileType.F32, Map.of(), gguf);
+      try (GgufReader r = GgufReader.open(gguf)) {
+        // hidden 64 over 4 heads: head_dim 16, of which 12 rotate
+        assertEquals(4L, ((Number) r.require("phi3.attention.head_count").value()).longValue());
+        assertEquals(12L, ((Number) r.require("phi3.rope.dimension_count").value()).longValue());
+      }
+      Path back = dir.resolve("phi3-partial-back");
+      GgufToHf.convert(gguf, model, back);
+      try (Transformer t = Transformer.load(back, Device.cpu());
+          NDManager m = NDManager.newBaseManager()) {
+        g.assertClose("logits", t.logits(m, g.inputIds(m)), "GGUF round trip of phi3 partial");
+      }
+    }
+  }
+
   @Test
   void longropeIsRefused() throws Exception {
     try (Golden g = new Golden("phi3_fused")) {
