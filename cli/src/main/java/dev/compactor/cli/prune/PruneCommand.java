@@ -62,7 +62,7 @@ public final class PruneCommand implements Command {
         + " [--wbits 4|8 [--group-size G] [--asymmetric]] --out DIR [--json]"
         + "\n       compactor prune --model DIR [--heads F] [--channels F]"
         + " [--importance activation|fluctuation] [--head-mode kv_groups|query_heads]"
-        + " [--widths uniform]"
+        + " [--widths uniform|per_layer]"
         + " [--compensate] [--calibration FILE] [--samples N] [--seq-len N] --out DIR [--json]"
         + "\n       compactor prune --model DIR --drop-layers N"
         + " [--depth-method block_influence|angular] [--depth-tokens all|last]"

@@ -5,6 +5,7 @@ import dev.compactor.cli.UsageException;
 import dev.compactor.core.prune.structured.StructuredSpec;
 import dev.compactor.core.prune.structured.StructuredSpec.HeadMode;
 import dev.compactor.core.prune.structured.StructuredSpec.Importance;
+import dev.compactor.core.prune.structured.StructuredSpec.Widths;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Set;
@@ -13,10 +14,11 @@ import java.util.Set;
  * A validated structured {@code compactor prune} command line: {@code --heads F} and/or {@code
  * --channels F} (fractions of the KV groups or query heads, and of the MLP channels, removed from
  * every layer), {@code --importance activation|fluctuation} (default activation), {@code
- * --head-mode kv_groups|query_heads} (default kv_groups), {@code --widths uniform} (the only one
- * built; {@code per_layer} is refused as not supported yet), {@code --compensate} (FLAP's bias
- * compensation), and the calibration options of the weight-pruning path. Weight-pruning options
- * ({@code --method}, {@code --sparsity}, {@code --pattern}) are refused with it.
+ * --head-mode kv_groups|query_heads} (default kv_groups), {@code --widths uniform|per_layer}
+ * (default uniform; {@code per_layer} spreads the removed MLP channels over the layers by their
+ * standardised scores, heads stay uniform), {@code --compensate} (FLAP's bias compensation), and
+ * the calibration options of the weight-pruning path. Weight-pruning options ({@code --method},
+ * {@code --sparsity}, {@code --pattern}) are refused with it.
  */
 record StructuredPruneRequest(
     Path model,
@@ -69,14 +71,6 @@ record StructuredPruneRequest(
     }
     Args args = Args.parse(argv, OPTIONS, FLAGS);
     Path model = args.requiredPath("model");
-    String widths = args.string("widths", "uniform");
-    if (!widths.equals("uniform")) {
-      throw new UsageException(
-          widths.equals("per_layer")
-              ? "not supported yet: --widths per_layer (non-uniform structured pruning); every"
-                  + " layer loses the same number of heads and channels (--widths uniform)"
-              : "--widths: expected uniform or per_layer, found '" + widths + "'");
-    }
     double heads = args.number("heads", 0);
     double channels = args.number("channels", 0);
     StructuredSpec spec;
@@ -87,7 +81,8 @@ record StructuredPruneRequest(
               channels,
               Importance.parse(args.string("importance", "activation")),
               HeadMode.parse(args.string("head-mode", "kv_groups")),
-              args.has("compensate"));
+              args.has("compensate"),
+              Widths.parse(args.string("widths", "uniform")));
     } catch (IllegalArgumentException e) {
       throw new UsageException(e.getMessage());
     }

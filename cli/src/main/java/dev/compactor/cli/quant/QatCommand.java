@@ -142,8 +142,7 @@ public final class QatCommand implements Command {
     try {
       rtn = new WeightQuantization(Method.RTN, bits, group, true);
       gptq = new WeightQuantization(Method.GPTQ, bits, group, true);
-      rtn.checkFits(
-          config.hiddenSize(), config.intermediateSize(), config.numHeads() * config.headDim());
+      rtn.checkFits(config.linearInputWidths());
     } catch (IllegalArgumentException e) {
       throw new UsageException(e.getMessage());
     }

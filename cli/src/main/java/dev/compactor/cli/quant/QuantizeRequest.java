@@ -128,8 +128,7 @@ record QuantizeRequest(
     }
     ModelConfig config = ModelConfig.read(model);
     try {
-      q.checkFits(
-          config.hiddenSize(), config.intermediateSize(), config.numHeads() * config.headDim());
+      q.checkFits(config.linearInputWidths());
     } catch (IllegalArgumentException e) {
       throw new UsageException("--group-size: " + e.getMessage());
     }

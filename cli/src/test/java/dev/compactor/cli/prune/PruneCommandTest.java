@@ -154,7 +154,13 @@ class PruneCommandTest {
     usageError("heads must be a fraction in [0, 1)", "--heads", "2");
     usageError("expected activation or fluctuation", "--heads", "0.5", "--importance", "wanda");
     usageError("removes 0 of the 2 KV groups", "--heads", "0.1");
-    usageError("not supported yet: --widths per_layer", "--heads", "0.5", "--widths", "per_layer");
+    usageError(
+        "widths per_layer spreads the removed MLP channels",
+        "--heads",
+        "0.5",
+        "--widths",
+        "per_layer");
+    usageError("expected uniform or per_layer", "--channels", "0.25", "--widths", "layerwise");
   }
 
   @Test

@@ -7,6 +7,7 @@ import dev.compactor.core.io.CheckpointFormatException;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.SafetensorsWriter;
 import dev.compactor.core.io.TensorSource;
+import dev.compactor.core.model.ModelConfig;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -132,6 +133,7 @@ public final class StudentBuilder {
                 e.setValue(sub);
               }
             });
+    ModelConfig.keepLayerWidths(c, kept);
     return c;
   }
 

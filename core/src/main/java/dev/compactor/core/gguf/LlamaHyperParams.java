@@ -105,6 +105,15 @@ record LlamaHyperParams(
     if (arch.startsWith("qwen")) {
       refuseSlidingWindow(c, arch);
     }
+    if (c.has(ModelConfig.LAYER_INTERMEDIATE_SIZES)) {
+      throw new UnsupportedOperationException(
+          "not supported yet: GGUF export of per-layer MLP widths ("
+              + ModelConfig.LAYER_INTERMEDIATE_SIZES
+              + "): llama.cpp's "
+              + arch
+              + " graph gives every layer one feed_forward_length (its deci arch, which reads one"
+              + " per layer, is not written)");
+    }
     int hidden = positive(c, "hidden_size");
     int heads = positive(c, "num_attention_heads");
     int kvHeads = c.has("num_key_value_heads") ? positive(c, "num_key_value_heads") : heads;

@@ -94,6 +94,7 @@ public final class ModelConfig {
   private final int moeficationExperts;
   private final int moeficationTopK;
   private final java.util.Map<String, Integer> lowRank;
+  private final int[] layerIntermediateSizes;
 
   /** The config field of a MoEfied dense model (see {@link #moeficationExperts()}). */
   public static final String MOEFICATION = "compactor_moefication";
@@ -103,6 +104,13 @@ public final class ModelConfig {
    * rank, ...}} (see {@link #lowRank()}).
    */
   public static final String LOW_RANK = "compactor_low_rank";
+
+  /**
+   * The config field of a model whose decoder layers have MLPs of different widths (non-uniform
+   * structured pruning): one {@code intermediate_size} per layer, {@code intermediate_size} itself
+   * their maximum. Hugging Face's Llama-family configs have one width, so only Compactor loads it.
+   */
+  public static final String LAYER_INTERMEDIATE_SIZES = "compactor_intermediate_sizes";
 
   /** What stages that only read dense {@code X.weight} linears say to a factorized model. */
   public static final String LOW_RANK_REFUSAL =
@@ -291,6 +299,7 @@ public final class ModelConfig {
       }
     }
     this.lowRank = lowRank(raw.get(LOW_RANK));
+    this.layerIntermediateSizes = layerWidths(raw.get(LAYER_INTERMEDIATE_SIZES));
     if (!lowRank.isEmpty() && (family == Family.GPT2 || moe() || moeficationExperts > 0)) {
       throw new UnsupportedModelException(
           "not supported yet: "
@@ -640,8 +649,131 @@ public final class ModelConfig {
     return hiddenSize;
   }
 
+  /** The MLP width: every layer's, or with per-layer widths their maximum. */
   public int intermediateSize() {
     return intermediateSize;
+  }
+
+  /** Layer {@code layer}'s MLP width ({@link #LAYER_INTERMEDIATE_SIZES}, else the one width). */
+  public int intermediateSize(int layer) {
+    return layerIntermediateSizes == null ? intermediateSize : layerIntermediateSizes[layer];
+  }
+
+  /**
+   * The input widths of the decoder linears, for group-size checks: hidden, every layer's MLP width
+   * (once each) and the attention output width.
+   */
+  public int[] linearInputWidths() {
+    java.util.TreeSet<Integer> w = new java.util.TreeSet<>();
+    w.add(hiddenSize);
+    for (int i = 0; i < numLayers; i++) {
+      w.add(intermediateSize(i));
+    }
+    w.add(numHeads * headDim);
+    return w.stream().mapToInt(Integer::intValue).toArray();
+  }
+
+  /** Whether the layers' MLP widths differ ({@link #LAYER_INTERMEDIATE_SIZES}). */
+  public boolean perLayerWidths() {
+    return layerIntermediateSizes != null;
+  }
+
+  /**
+   * Refuses per-layer MLP widths for a stage or export that assumes one width.
+   *
+   * @throws UnsupportedOperationException "not supported yet: {@code what} of a model with
+   *     per-layer MLP widths"
+   */
+  public void requireUniformWidths(String what) {
+    if (perLayerWidths()) {
+      throw new UnsupportedOperationException(
+          "not supported yet: "
+              + what
+              + " of a model with per-layer MLP widths ("
+              + LAYER_INTERMEDIATE_SIZES
+              + ")");
+    }
+  }
+
+  /**
+   * Cuts {@code config}'s {@link #LAYER_INTERMEDIATE_SIZES} (if any) down to the layers {@code
+   * kept} (old indices, ascending) and sets {@code intermediate_size} to their maximum, for stages
+   * that remove layers (depth pruning, students).
+   */
+  public static void keepLayerWidths(ObjectNode config, int[] kept) {
+    JsonNode widths = config.get(LAYER_INTERMEDIATE_SIZES);
+    if (widths == null || !widths.isArray()) {
+      return;
+    }
+    com.fasterxml.jackson.databind.node.ArrayNode out = config.arrayNode();
+    int max = 0;
+    for (int k : kept) {
+      if (k < 0 || k >= widths.size()) {
+        throw new IllegalArgumentException(
+            "layer " + k + " is outside " + LAYER_INTERMEDIATE_SIZES + " " + widths);
+      }
+      out.add(widths.get(k).intValue());
+      max = Math.max(max, widths.get(k).intValue());
+    }
+    config.set(LAYER_INTERMEDIATE_SIZES, out);
+    config.put("intermediate_size", max);
+  }
+
+  private int[] layerWidths(JsonNode n) {
+    if (n == null || n.isNull()) {
+      return null;
+    }
+    if (family != Family.LLAMA && family != Family.QWEN3) {
+      throw new UnsupportedModelException(
+          "not supported yet: "
+              + LAYER_INTERMEDIATE_SIZES
+              + " on "
+              + modelType
+              + " (only Llama / Mistral / Qwen2 / Qwen3 MLPs)");
+    }
+    if (moeficationExperts > 0 || !lowRank.isEmpty()) {
+      throw new UnsupportedModelException(
+          "not supported yet: "
+              + LAYER_INTERMEDIATE_SIZES
+              + " with "
+              + (moeficationExperts > 0 ? MOEFICATION : LOW_RANK));
+    }
+    if (!n.isArray() || n.size() != numLayers) {
+      throw new IllegalArgumentException(
+          "config.json: expected "
+              + LAYER_INTERMEDIATE_SIZES
+              + " to be a list of "
+              + numLayers
+              + " widths (one per layer), found "
+              + n);
+    }
+    int[] w = new int[numLayers];
+    int max = 0;
+    for (int i = 0; i < numLayers; i++) {
+      JsonNode v = n.get(i);
+      if (!v.canConvertToInt() || v.intValue() < 1) {
+        throw new IllegalArgumentException(
+            "config.json: expected positive integers in "
+                + LAYER_INTERMEDIATE_SIZES
+                + ", found "
+                + v
+                + " at layer "
+                + i);
+      }
+      w[i] = v.intValue();
+      max = Math.max(max, w[i]);
+    }
+    if (max != intermediateSize) {
+      throw new IllegalArgumentException(
+          "config.json: intermediate_size "
+              + intermediateSize
+              + " must be the largest of "
+              + LAYER_INTERMEDIATE_SIZES
+              + " ("
+              + max
+              + ")");
+    }
+    return w;
   }
 
   public int numLayers() {
@@ -866,13 +998,15 @@ public final class ModelConfig {
             + q * h
             + (qkvBias ? q + 2 * kv : 0)
             + (outputBias ? h : 0);
-    long dense = 3 * h * intermediateSize + (mlpBias ? 2L * intermediateSize + h : 0);
+    long mlpBiasExtra = mlpBias ? h : 0;
     long sparse =
         (long) numExperts * 3 * h * expertIntermediateSize
             + (long) numExperts * h
             + (sharedExpertIntermediateSize > 0 ? 3 * h * sharedExpertIntermediateSize + h : 0);
     long layers = 0;
     for (int i = 0; i < numLayers; i++) {
+      long inter = intermediateSize(i);
+      long dense = 3 * h * inter + (mlpBias ? 2L * inter + mlpBiasExtra : 0);
       layers += attention + (sparseLayers[i] ? sparse : dense) + (long) moeficationExperts * h;
     }
     return layers + (long) vocabSize * h * (tieWordEmbeddings ? 1 : 2) + h;

@@ -589,12 +589,13 @@ public record PruneParams(
                 path,
                 "structured removes whole heads and channels; give it alone (no method, sparsity,"
                     + " pattern, experts, format or wbits)"));
-      } else if (Json.text(st, "widths", "uniform").equals("per_layer")) {
+      } else if (Json.text(st, "widths", "uniform").equals("per_layer")
+          && Json.number(st, "channels", 0) == 0) {
         out.add(
             new RecipeProblem(
                 child(path, "structured.widths"),
-                "not supported yet: per-layer (non-uniform) widths; structured pruning removes the"
-                    + " same number of heads and channels from every layer (widths: uniform)"));
+                "per_layer spreads the removed MLP channels over the layers and needs channels > 0;"
+                    + " not supported yet: per-layer head counts (heads stay uniform)"));
       } else if (Json.number(st, "heads", 0) == 0 && Json.number(st, "channels", 0) == 0) {
         out.add(
             new RecipeProblem(
@@ -720,7 +721,8 @@ public record PruneParams(
               Json.number(st, "channels", 0),
               StructuredSpec.Importance.parse(Json.text(st, "importance", "activation")),
               StructuredSpec.HeadMode.parse(Json.text(st, "head_mode", "kv_groups")),
-              Json.bool(st, "compensate", false)));
+              Json.bool(st, "compensate", false),
+              StructuredSpec.Widths.parse(Json.text(st, "widths", "uniform"))));
     }
     JsonNode experts = p.get("experts");
     if (experts != null) {
@@ -785,7 +787,8 @@ public record PruneParams(
           .put("channels", structured.channels())
           .put("importance", structured.importance().key())
           .put("head_mode", structured.headMode().key())
-          .put("compensate", structured.compensate());
+          .put("compensate", structured.compensate())
+          .put("widths", structured.widths().key());
       return o;
     }
     if (experts != null) {

@@ -19,6 +19,27 @@ final class RecipeRules {
     RecipeParser.Entry factorize = null;
     RecipeParser.Entry moefy = null;
     for (RecipeParser.Entry e : entries) {
+      if (prune != null
+          && prune.params() instanceof PruneParams pp
+          && pp.structured() != null
+          && pp.structured().widths()
+              == dev.compactor.core.prune.structured.StructuredSpec.Widths.PER_LAYER
+          && e.params() instanceof QuantizeParams q) {
+        for (QuantizeParams.ExportFormat f : q.export()) {
+          if (f.container() != QuantizeParams.ExportFormat.Container.SAFETENSORS) {
+            out.add(
+                new RecipeProblem(
+                    e.path() + ".export",
+                    "not supported yet: "
+                        + f.container().key()
+                        + " export of per-layer MLP widths (prune.structured.widths: per_layer at "
+                        + prune.path()
+                        + "): llama.cpp's and vLLM's Llama give every layer one"
+                        + " intermediate_size; export safetensors"));
+            break;
+          }
+        }
+      }
       if (moefy != null && e.kind().isCompression()) {
         out.add(
             new RecipeProblem(

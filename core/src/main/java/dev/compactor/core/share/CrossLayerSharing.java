@@ -167,6 +167,7 @@ public final class CrossLayerSharing {
     requireUnshared(inputDir);
     ModelConfig c = ModelConfig.fromJson(model.configJson().toString());
     Factorization.requireSupported(c);
+    c.requireUniformWidths("cross-layer sharing");
     requireEmpty(outputDir);
     try {
       return write(spec, model, c, outputDir);

@@ -225,7 +225,20 @@ class RecipeValidationTest {
     assertOnlyProblem(
         problems("  - prune: { structured: { heads: 0.5, widths: per_layer } }\n", true),
         "stages[0].prune.structured.widths",
-        "not supported yet: per-layer (non-uniform) widths");
+        "per_layer spreads the removed MLP channels over the layers and needs channels > 0");
+    assertOnlyProblem(
+        problems(
+            "  - prune: { structured: { channels: 0.25, widths: per_layer } }\n"
+                + "  - quantize: { method: rtn, bits: 4, export: [safetensors, gguf] }\n",
+            true),
+        "stages[1].quantize.export",
+        "not supported yet: gguf export of per-layer MLP widths");
+    assertEquals(
+        List.of(),
+        Recipe.validate(
+            "name: t\nstages:\n  - prune: { structured: { channels: 0.25, widths: per_layer } }\n"
+                + "  - quantize: { method: rtn, bits: 4, export: [safetensors] }\n"
+                + CAL));
     assertOnlyProblem(
         problems("  - prune: { structured: { compensate: true } }\n", true),
         "stages[0].prune.structured",

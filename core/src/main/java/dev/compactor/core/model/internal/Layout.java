@@ -70,7 +70,7 @@ public final class Layout {
   private static List<Spec> denseLayer(ModelConfig c, int i) {
     checkLayer(c, i);
     long h = c.hiddenSize();
-    long inter = c.intermediateSize();
+    long inter = c.intermediateSize(i);
     List<Spec> s = new ArrayList<>();
     if (c.family() == ModelConfig.Family.GPT2) {
       s.add(new Spec("ln_1.weight", new long[] {h}, Init.ONES));

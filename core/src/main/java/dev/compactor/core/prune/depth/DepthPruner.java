@@ -135,6 +135,9 @@ public final class DepthPruner {
       }
       out.put("max_window_layers", first - below);
     }
+    int[] keptLayers =
+        java.util.stream.IntStream.range(0, c.numLayers()).filter(i -> to[i] >= 0).toArray();
+    ModelConfig.keepLayerWidths(out, keptLayers);
     // the result must still be a config the project reads
     ModelConfig.fromJson(out.toString());
     return out;

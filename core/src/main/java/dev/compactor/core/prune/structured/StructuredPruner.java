@@ -41,7 +41,12 @@ import org.slf4j.LoggerFactory;
  * heads are cut; (2) a pass through the head-pruned layer scores the MLP channels from the
  * down_proj input and they are cut; (3) a pass through the finished layer gives the next layer's
  * inputs, so every layer is scored on the outputs of the already-pruned layers before it. The same
- * count is removed from every layer (uniform widths), chosen per layer by its own scores.
+ * count is removed from every layer (uniform widths), chosen per layer by its own scores; with
+ * {@link StructuredSpec.Widths#PER_LAYER} a first streamed pass over the unpruned model decides how
+ * many channels each layer loses ({@link #lowestAcrossLayers} of standardised scores, as FLAP's
+ * adaptive structure search) and the layers then lose that many, chosen as before. The result then
+ * has {@link ModelConfig#LAYER_INTERMEDIATE_SIZES}, which Hugging Face's configs cannot express:
+ * only Compactor loads it.
  *
  * <p>With {@code compensate} (FLAP), the removed inputs' mean contribution {@code W[:, removed] ·
  * mean(x[removed])} is added to o_proj's / down_proj's bias. Hugging Face has those biases only
@@ -50,7 +55,7 @@ import org.slf4j.LoggerFactory;
  * the result. Families without the flag refuse compensation.
  *
  * <p>Refused as not supported yet: GPT-2, Phi-3 (fused qkv / gate_up projections), mixtures of
- * experts, MoEfied MLPs, non-uniform per-layer widths.
+ * experts, MoEfied MLPs, inputs that already have per-layer widths, per-layer head counts.
  */
 public final class StructuredPruner {
 
@@ -101,6 +106,7 @@ public final class StructuredPruner {
       throw new UnsupportedOperationException(
           "not supported yet: structured pruning of a MoEfied model (its expert slices)");
     }
+    c.requireUniformWidths("structured pruning");
     removedHeads(c, spec);
     removedChannels(c, spec);
     if (spec.compensate()) {
@@ -170,6 +176,15 @@ public final class StructuredPruner {
 
   /** The config after pruning heads only ({@code withChannels} false) or heads and channels. */
   static ModelConfig prunedConfig(ModelConfig c, StructuredSpec spec, boolean withChannels) {
+    return prunedConfig(c, spec, withChannels, null);
+  }
+
+  /**
+   * As above; {@code removedPerLayer} (null for uniform widths) is each layer's count of removed
+   * MLP channels, written as {@link ModelConfig#LAYER_INTERMEDIATE_SIZES}.
+   */
+  static ModelConfig prunedConfig(
+      ModelConfig c, StructuredSpec spec, boolean withChannels, int[] removedPerLayer) {
     ObjectNode f = JSON.createObjectNode();
     int removed = removedHeads(c, spec);
     int rep = c.numHeads() / c.numKvHeads();
@@ -184,7 +199,18 @@ public final class StructuredPruner {
     if (spec.compensate() && spec.heads() > 0) {
       f.put("attention_bias", true);
     }
-    if (withChannels) {
+    if (withChannels && removedPerLayer != null) {
+      var widths = f.putArray(ModelConfig.LAYER_INTERMEDIATE_SIZES);
+      int max = 0;
+      for (int cut : removedPerLayer) {
+        widths.add(c.intermediateSize() - cut);
+        max = Math.max(max, c.intermediateSize() - cut);
+      }
+      f.put("intermediate_size", max);
+      if (spec.compensate() && spec.channels() > 0) {
+        f.put("mlp_bias", true);
+      }
+    } else if (withChannels) {
       f.put("intermediate_size", c.intermediateSize() - removedChannels(c, spec));
       if (spec.compensate() && spec.channels() > 0) {
         f.put("mlp_bias", true);
@@ -229,8 +255,12 @@ public final class StructuredPruner {
       throw new IllegalArgumentException(
           "calibration windows of " + seq + " tokens exceed the context " + config.maxPositions());
     }
+    int[] removedPerLayer =
+        spec.widths() == StructuredSpec.Widths.PER_LAYER
+            ? allocateChannels(model, config, windows, progress)
+            : null;
     ModelConfig headsPruned = spec.heads() > 0 ? prunedConfig(config, spec, false) : config;
-    ModelConfig pruned = prunedConfig(config, spec, true);
+    ModelConfig pruned = prunedConfig(config, spec, true, removedPerLayer);
     List<StructuredReport.Layer> layers = new ArrayList<>();
     try (TensorSource src = model.weights();
         NDManager root = NDManager.newBaseManager(Device.cpu())) {
@@ -301,7 +331,11 @@ public final class StructuredPruner {
                     spec.importance(), st, w.get("mlp.down_proj.weight"), config.hiddenSize());
             int[] kept =
                 HeadPlan.keepHighest(
-                    scores, config.intermediateSize() - removedChannels(config, spec));
+                    scores,
+                    config.intermediateSize()
+                        - (removedPerLayer == null
+                            ? removedChannels(config, spec)
+                            : removedPerLayer[i]));
             removedCh = HeadPlan.removed(kept, config.intermediateSize());
             channelSummary = StructuredReport.Summary.of(scores, removedCh);
             cutChannels(headsPruned, pruned, i, w, dtypes, kept, removedCh, st);
@@ -384,7 +418,113 @@ public final class StructuredPruner {
     m.put("compactor.prune.structured.importance", spec.importance().key());
     m.put("compactor.prune.structured.head_mode", spec.headMode().key());
     m.put("compactor.prune.structured.compensate", Boolean.toString(spec.compensate()));
+    m.put("compactor.prune.structured.widths", spec.widths().key());
     return m;
+  }
+
+  /**
+   * FLAP's adaptive structure for the MLP channels: one streamed pass of the windows through the
+   * unpruned model scores every layer's channels ({@link StructuredScores#channels}), each layer's
+   * scores are standardised to z-scores, and the {@code round(channels * layers * width)} lowest of
+   * all layers are removed, at most {@code width - 1} from a layer. Returns each layer's count.
+   */
+  private int[] allocateChannels(
+      ModelDirectory model, ModelConfig config, List<int[]> windows, Progress progress)
+      throws IOException {
+    double[][] z = new double[config.numLayers()][];
+    try (TensorSource src = model.weights();
+        NDManager root = NDManager.newBaseManager(Device.cpu())) {
+      Forward original = new Forward(config, "", root);
+      NDManager hiddenScope = root.newSubManager();
+      List<NDArray> hidden = embed(config, src, windows, hiddenScope);
+      for (int i = 0; i < config.numLayers(); i++) {
+        String prefix = Layout.layerPrefix(config, "", i);
+        Map<String, float[]> w = new HashMap<>();
+        for (Layout.Spec s : Layout.layer(config, i)) {
+          w.put(s.name(), src.readFloats(prefix + s.name()));
+        }
+        InputStats st = new InputStats(config.intermediateSize(), 0);
+        NDManager next = root.newSubManager();
+        List<NDArray> outputs = pass(original, config, i, w, hidden, "mlp.down_proj", st, next);
+        hiddenScope.close();
+        hiddenScope = next;
+        hidden = outputs;
+        z[i] =
+            standardised(
+                StructuredScores.channels(
+                    spec.importance(), st, w.get("mlp.down_proj.weight"), config.hiddenSize()));
+        progress.report(
+            0.0,
+            "widths: layer " + (i + 1) + "/" + config.numLayers() + " channels scored (unpruned)");
+      }
+      hiddenScope.close();
+    }
+    int total =
+        (int) Math.round(spec.channels() * config.numLayers() * (double) config.intermediateSize());
+    int[] removed = lowestAcrossLayers(z, total);
+    LOG.info("per-layer widths: removed channels per layer {}", java.util.Arrays.toString(removed));
+    return removed;
+  }
+
+  /** {@code (s - mean) / std} of one layer's scores (all 0 when they are all equal). */
+  static double[] standardised(double[] s) {
+    double mean = 0;
+    for (double v : s) {
+      mean += v;
+    }
+    mean /= s.length;
+    double var = 0;
+    for (double v : s) {
+      var += (v - mean) * (v - mean);
+    }
+    double std = Math.sqrt(var / s.length);
+    double[] z = new double[s.length];
+    for (int j = 0; j < s.length; j++) {
+      z[j] = std > 0 ? (s[j] - mean) / std : 0;
+    }
+    return z;
+  }
+
+  /**
+   * How many of each layer's entries fall among the {@code total} lowest of all layers' {@code z},
+   * taken lowest first (ties by layer, then index), skipping a layer once only one of its entries
+   * is left.
+   */
+  static int[] lowestAcrossLayers(double[][] z, int total) {
+    int capacity = 0;
+    List<long[]> order = new ArrayList<>();
+    for (int l = 0; l < z.length; l++) {
+      capacity += z[l].length - 1;
+      for (int j = 0; j < z[l].length; j++) {
+        order.add(new long[] {l, j});
+      }
+    }
+    if (total < 1 || total > capacity) {
+      throw new IllegalArgumentException(
+          "channels removes "
+              + total
+              + " MLP channels in all; per-layer widths can remove 1.."
+              + capacity
+              + " (every layer keeps one)");
+    }
+    order.sort(
+        (a, b) -> {
+          int c = Double.compare(z[(int) a[0]][(int) a[1]], z[(int) b[0]][(int) b[1]]);
+          return c != 0 ? c : a[0] != b[0] ? Long.compare(a[0], b[0]) : Long.compare(a[1], b[1]);
+        });
+    int[] removed = new int[z.length];
+    int left = total;
+    for (long[] e : order) {
+      if (left == 0) {
+        break;
+      }
+      int l = (int) e[0];
+      if (removed[l] < z[l].length - 1) {
+        removed[l]++;
+        left--;
+      }
+    }
+    return removed;
   }
 
   /** Cuts q/k/v rows and o_proj columns to {@code plan}; compensates o_proj's bias if asked. */

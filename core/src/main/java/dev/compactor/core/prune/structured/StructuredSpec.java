@@ -4,8 +4,9 @@ import java.util.Locale;
 
 /**
  * What structured pruning removes: a fraction of every layer's attention heads (or KV groups) and
- * of its MLP channels, the same count in every layer (uniform widths), chosen per layer by that
- * layer's calibration scores.
+ * of its MLP channels, the same count in every layer (uniform widths) or, for channels, a count per
+ * layer from the scores of all layers ({@link Widths#PER_LAYER}); which ones, chosen per layer by
+ * that layer's calibration scores.
  *
  * @param heads fraction of heads to remove, in [0, 1): of the KV groups ({@link
  *     HeadMode#KV_GROUPS}) or of the query heads of every KV group ({@link HeadMode#QUERY_HEADS})
@@ -14,9 +15,48 @@ import java.util.Locale;
  * @param headMode how grouped-query attention stays consistent
  * @param compensate FLAP's bias compensation: the removed channels' mean contribution becomes a
  *     bias of o_proj / down_proj
+ * @param widths {@link Widths#UNIFORM} removes the same number of MLP channels from every layer;
+ *     {@link Widths#PER_LAYER} removes the same total but lets each layer's count follow its scores
+ *     (heads stay uniform either way)
  */
 public record StructuredSpec(
-    double heads, double channels, Importance importance, HeadMode headMode, boolean compensate) {
+    double heads,
+    double channels,
+    Importance importance,
+    HeadMode headMode,
+    boolean compensate,
+    Widths widths) {
+
+  /** How the removed MLP channels are spread over the layers. */
+  public enum Widths {
+    /** The same count in every layer: the result keeps one intermediate_size (HF loads it). */
+    UNIFORM,
+    /**
+     * FLAP's adaptive structure: every layer's channel scores standardised (z-scores), the lowest
+     * of all layers removed together, at least one channel kept per layer; the result has one width
+     * per layer, which only Compactor loads.
+     */
+    PER_LAYER;
+
+    public String key() {
+      return name().toLowerCase(Locale.ROOT);
+    }
+
+    public static Widths parse(String s) {
+      for (Widths w : values()) {
+        if (w.key().equals(s)) {
+          return w;
+        }
+      }
+      throw new IllegalArgumentException("expected uniform or per_layer, found '" + s + "'");
+    }
+  }
+
+  /** Uniform widths. */
+  public StructuredSpec(
+      double heads, double channels, Importance importance, HeadMode headMode, boolean compensate) {
+    this(heads, channels, importance, headMode, compensate, Widths.UNIFORM);
+  }
 
   /** How a head or channel is scored from calibration activations. */
   public enum Importance {
@@ -78,8 +118,13 @@ public record StructuredSpec(
       throw new IllegalArgumentException(
           "structured pruning needs heads > 0 or channels > 0, found both 0");
     }
-    if (importance == null || headMode == null) {
-      throw new IllegalArgumentException("importance and head mode must be given");
+    if (importance == null || headMode == null || widths == null) {
+      throw new IllegalArgumentException("importance, head mode and widths must be given");
+    }
+    if (widths == Widths.PER_LAYER && channels == 0) {
+      throw new IllegalArgumentException(
+          "widths per_layer spreads the removed MLP channels over the layers; give channels > 0"
+              + " (heads stay uniform)");
     }
   }
 }

@@ -137,6 +137,8 @@ public final class CompressedTensorsWriter implements AutoCloseable {
   public void finish(ModelConfig config, List<String> ignore, ObjectNode sparsityConfig)
       throws IOException {
     out.close();
+    // vLLM builds every layer from the one intermediate_size
+    config.requireUniformWidths("compressed-tensors export");
     ObjectNode root = (ObjectNode) JSON.readTree(config.toJson());
     root.put(
         "torch_dtype",

@@ -103,8 +103,7 @@ public final class LayerwiseQuantizer {
       throw new UnsupportedOperationException(
           "not supported yet: quantizing " + config.modelType() + " (Conv1D layers)");
     }
-    q.checkFits(
-        config.hiddenSize(), config.intermediateSize(), config.numHeads() * config.headDim());
+    q.checkFits(config.linearInputWidths());
     long[] counts = new long[3];
     List<ExpertTokens> experts = List.of();
     int layers = config.numLayers();

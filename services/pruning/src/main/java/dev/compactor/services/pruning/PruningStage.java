@@ -344,6 +344,11 @@ public final class PruningStage implements Stage {
     for (StructuredReport.Layer l : report.layers()) {
       metrics.put("removedHeadMask.layer" + l.layer(), (double) mask(l.removedHeads()));
       metrics.put("removedKvHeadMask.layer" + l.layer(), (double) mask(l.removedKvHeads()));
+      if (structured.widths() == StructuredSpec.Widths.PER_LAYER) {
+        metrics.put(
+            "intermediateSize.layer" + l.layer(),
+            (double) (c.intermediateSize() - l.removedChannels().length));
+      }
     }
     return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
   }

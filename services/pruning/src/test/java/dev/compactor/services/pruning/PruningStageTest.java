@@ -125,6 +125,24 @@ class PruningStageTest {
   }
 
   @Test
+  void perLayerWidthsReportEachLayersWidth() throws Exception {
+    StageResult r =
+        run(
+            "structured-per-layer",
+            "{\"structured\":{\"channels\":0.25,\"widths\":\"per_layer\"}," + CAL + "}",
+            "builtin:europarl");
+    ModelConfig out = ModelConfig.read(r.outputDir());
+    double sum = 0;
+    for (int layer = 0; layer < 2; layer++) {
+      double w = r.metrics().get("intermediateSize.layer" + layer);
+      assertEquals(out.intermediateSize(layer), (int) w);
+      sum += w;
+    }
+    assertEquals(2 * 128 - 64, sum, "round(0.25 * 2 * 128) channels removed in all");
+    assertEquals((double) out.intermediateSize(), r.metrics().get("intermediateSize"));
+  }
+
+  @Test
   void structuredPruningShrinksHeadsAndChannelsAndReportsWhichWent() throws Exception {
     StageResult r =
         run(

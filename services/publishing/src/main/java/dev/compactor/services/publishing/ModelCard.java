@@ -337,6 +337,33 @@ final class ModelCard {
     return "";
   }
 
+  /**
+   * The section of a model whose structured pruning left per-layer MLP widths ({@code
+   * intermediateSize.layer<i>} among a prune step's metrics), or "": the widths and which runtimes
+   * load such a model.
+   */
+  static String perLayerWidths(List<Lineage> lineage) {
+    for (Lineage l : lineage) {
+      Map<String, Double> m = l.metrics();
+      if (m == null || !m.containsKey("intermediateSize.layer0")) {
+        continue;
+      }
+      StringBuilder widths = new StringBuilder();
+      for (int i = 0; m.containsKey("intermediateSize.layer" + i); i++) {
+        widths.append(i == 0 ? "" : ", ").append(Math.round(m.get("intermediateSize.layer" + i)));
+      }
+      return "\n## Per-layer widths\n\nStructured pruning removed a different number of MLP"
+          + " channels from each layer (FLAP's standardised scores over all layers); the layers'"
+          + " MLP widths are now "
+          + widths
+          + " (`compactor_intermediate_sizes` in `config.json`, `intermediate_size` their"
+          + " maximum). Only Compactor loads this model: Hugging Face's Llama-family configs have"
+          + " one `intermediate_size`, so transformers and vLLM refuse the smaller layers' tensors,"
+          + " and Compactor does not write GGUF or compressed-tensors for it.\n";
+    }
+    return "";
+  }
+
   private static void row(StringBuilder s, String label, Double v) {
     if (v != null) {
       s.append("| ").append(label).append(" | ").append(fmt(v)).append(" |\n");

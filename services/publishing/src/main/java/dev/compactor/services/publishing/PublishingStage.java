@@ -147,7 +147,8 @@ public final class PublishingStage implements Stage {
                 lineage,
                 QualityGates.notes(p.gates(), report.metrics(), report.energyMeasuredWith()))
             + adapterCards
-            + ModelCard.moefication(lineage);
+            + ModelCard.moefication(lineage)
+            + ModelCard.perLayerWidths(lineage);
     if (policyNote != null) {
       card +=
           "\n## Routing policy\n\n`"

@@ -23,6 +23,22 @@ class ModelCardMoeficationTest {
   }
 
   @Test
+  void perLayerWidthsSayOnlyCompactorLoadsIt() {
+    String card =
+        ModelCard.perLayerWidths(
+            List.of(
+                step(
+                    "prune",
+                    Map.of(
+                        "intermediateSize.layer0", 40.0,
+                        "intermediateSize.layer1", 28.0,
+                        "intermediateSize.layer2", 40.0))));
+    assertTrue(card.contains("MLP widths are now 40, 28, 40"), card);
+    assertTrue(card.contains("Only Compactor loads this model"), card);
+    assertEquals("", ModelCard.perLayerWidths(List.of(step("prune", Map.of("heads", 2.0)))));
+  }
+
+  @Test
   void theSectionComesFromThePruneStepsMetrics() {
     Map<String, Double> moefy =
         Map.of(
