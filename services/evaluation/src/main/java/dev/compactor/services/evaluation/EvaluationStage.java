@@ -136,16 +136,16 @@ public final class EvaluationStage implements Stage {
     Device device = ComputeDevice.resolve(ctx.device());
     Path modelDir = ctx.inputDir();
     Path baseDir = ctx.baselineDir();
+    StoredForms stored = StoredForms.scan(modelDir);
+    // refused before anything is measured: no GGUF, an arch the native decoder does not run
+    List<String> nativeFiles =
+        p.nativeSpeed() == null ? List.of() : nativeSpeedFiles(stored, baseDir);
     String dataset = ctx.request().getCalibrationUri();
     Corpus corpus = Corpus.forDataset(dataset, ctx::fetch);
     String text = corpus.testText();
     if (text.length() > maxChars) {
       text = text.substring(0, maxChars);
     }
-    StoredForms stored = StoredForms.scan(modelDir);
-    // refused before anything is measured: no GGUF, an arch the native decoder does not run
-    List<String> nativeFiles =
-        p.nativeSpeed() == null ? List.of() : nativeSpeedFiles(stored, baseDir);
     Map<String, Double> m = new LinkedHashMap<>();
     String latencyMeasuredWith = null;
     Speed speed = null;
