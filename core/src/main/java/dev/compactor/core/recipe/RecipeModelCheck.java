@@ -91,6 +91,22 @@ public final class RecipeModelCheck {
     int layers = m.numLayers();
     if (s.params() instanceof EvaluateParams e && e.nativeSpeed() != null) {
       nativeSpeedArch(m).ifPresent(why -> out.add(new RecipeProblem(path + ".native_speed", why)));
+      int positions = e.nativeSpeed().promptTokens() + e.nativeSpeed().decodeTokens();
+      // the native decoder's KV cache holds at most 4096 positions (GgufCausalLM.MAX_POSITIONS)
+      int context = Math.min(4096, m.maxPositions());
+      if (m.slidingWindow() > 0) {
+        context = Math.min(context, m.slidingWindow());
+      }
+      if (positions > context) {
+        out.add(
+            new RecipeProblem(
+                path + ".native_speed",
+                "prompt_tokens + decode_tokens = "
+                    + positions
+                    + " exceed the "
+                    + context
+                    + " positions the native decoder runs for this model"));
+      }
     }
     if (s.params() instanceof DistillParams d && d.lora() == null) {
       for (int layer : d.layers()) {

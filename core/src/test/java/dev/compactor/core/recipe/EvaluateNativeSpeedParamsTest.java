@@ -71,6 +71,12 @@ class EvaluateNativeSpeedParamsTest {
     assertEquals(List.of(), RecipeModelCheck.check(r, llama, Long.MAX_VALUE));
     ModelConfig qwen2 =
         llama.with("{\"model_type\":\"qwen2\",\"architectures\":[\"Qwen2ForCausalLM\"]}");
+    Recipe tooLong =
+        Recipe.parse(
+            Q4 + "  - evaluate: { native_speed: { prompt_tokens: 60, decode_tokens: 5 } }\n");
+    List<RecipeProblem> t = RecipeModelCheck.check(tooLong, llama, Long.MAX_VALUE);
+    assertEquals(1, t.size(), t.toString());
+    assertTrue(t.get(0).message().contains("= 65 exceed the 64 positions"), t.toString());
     List<RecipeProblem> q = RecipeModelCheck.check(r, qwen2, Long.MAX_VALUE);
     assertEquals(1, q.size(), q.toString());
     assertEquals("stages[1].evaluate.native_speed", q.get(0).path());
