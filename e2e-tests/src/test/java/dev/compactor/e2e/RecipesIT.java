@@ -16,9 +16,11 @@ import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.moe.TinyMixtral;
 import dev.compactor.core.tiny.TinyReferenceModel;
 import dev.compactor.events.ArtifactRef;
+import dev.compactor.events.EvaluationCompleted;
 import dev.compactor.events.JobState;
 import dev.compactor.events.JobStatus;
 import dev.compactor.events.ModelReady;
+import dev.compactor.events.NativeSpeedPoint;
 import dev.compactor.events.StageFailed;
 import dev.compactor.infra.LocalStack;
 import dev.compactor.runtime.S3Uri;
@@ -118,6 +120,9 @@ class RecipesIT {
           if (job.getValue().endsWith("moefy-half.yaml")) {
             moefiedModelIsRoutedAndSaysSo(stack, ready(l));
           }
+          if (job.getValue().endsWith("wanda50-gptq4.yaml")) {
+            nativeSpeedIsMeasuredAndShown(stack, l);
+          }
         }
       }
       sweepOfTwoRecipesPublishesOnlyTheChosenOne(client, modelUri);
@@ -156,6 +161,42 @@ class RecipesIT {
     assertEquals("it-bits4", o.published(), o.markdown());
     assertTrue(o.markdown().contains("chosen: **`it-bits4`**"), o.markdown());
     assertTrue(o.svg().contains("<polyline class=\"frontier\""), o.svg());
+  }
+
+  /**
+   * Issues 12/13: {@code native_speed: true} measures the Q4_0 GGUF and the original as an F32 GGUF
+   * with the native decoder in the evaluate step: typed in EvaluationCompleted, the ratio carried
+   * to ModelReady, the table on the model card. No timing is asserted.
+   */
+  private static void nativeSpeedIsMeasuredAndShown(PipelineStack stack, List<SpecificRecord> l)
+      throws Exception {
+    EvaluationCompleted ev =
+        l.stream()
+            .filter(EvaluationCompleted.class::isInstance)
+            .map(EvaluationCompleted.class::cast)
+            .reduce((a, b) -> b)
+            .orElseThrow();
+    assertEquals(1, ev.getNativeSpeed().size(), ev.getNativeSpeed().toString());
+    NativeSpeedPoint p = ev.getNativeSpeed().get(0);
+    assertEquals("native-gguf", p.getEngine());
+    assertEquals("model-q4_0.gguf", p.getGguf());
+    assertEquals("Q4_0", p.getFileType());
+    assertEquals("F32", p.getBaselineFileType());
+    assertTrue(p.getThreads() >= 1 && p.getDecodeTokensPerSecond() > 0, p.toString());
+    assertTrue(p.getBaselineDecodeTokensPerSecond() > 0, p.toString());
+    assertTrue(ev.getLatencyMeasuredWith().startsWith("engine djl-dequantized: "));
+    ModelReady ready = ready(l);
+    String k = "native.model-q4_0.gguf.";
+    assertEquals(
+        p.getDecodeTokensPerSecond() / p.getBaselineDecodeTokensPerSecond(),
+        ready.getMetrics().get(k + "decodeSpeedup"),
+        1e-9);
+    String card =
+        new String(
+            stack.blobs().getBytes(S3Uri.parse(ready.getModelCardUri()), 1 << 20),
+            StandardCharsets.UTF_8);
+    assertTrue(card.contains("### Native speed of the GGUF files"), card);
+    assertTrue(card.contains("| `model-q4_0.gguf` | " + p.getThreads() + " | "), card);
   }
 
   private static ModelReady ready(List<SpecificRecord> events) {

@@ -18,6 +18,8 @@ import java.util.List;
  * @param energy energy per token of candidate and baseline, from the latency runs
  * @param cascade the routing curve of candidate (small) and baseline (large) as a cascade, or null
  *     for none
+ * @param nativeSpeed prefill and decode speed of the artifact's GGUF files run natively, against
+ *     the original written as an F32 GGUF, or null for none ({@code native_speed})
  */
 public record EvaluateParams(
     Perplexity perplexity,
@@ -26,7 +28,8 @@ public record EvaluateParams(
     Tasks tasks,
     Speed speed,
     boolean energy,
-    Cascade cascade)
+    Cascade cascade,
+    NativeSpeed nativeSpeed)
     implements StageParams {
 
   public EvaluateParams {
@@ -39,6 +42,74 @@ public record EvaluateParams(
     if (energy && !latency) {
       throw new IllegalArgumentException(
           "energy is measured on the latency runs: turn latency on to measure energy");
+    }
+  }
+
+  /** Without native speed. */
+  public EvaluateParams(
+      Perplexity perplexity,
+      boolean kl,
+      boolean latency,
+      Tasks tasks,
+      Speed speed,
+      boolean energy,
+      Cascade cascade) {
+    this(perplexity, kl, latency, tasks, speed, energy, cascade, null);
+  }
+
+  /**
+   * Native speed ({@code native_speed: true | {prompt_tokens, decode_tokens, repeats, threads}}):
+   * each llama GGUF file of the evaluated artifact and the original model (written as an F32 GGUF
+   * by the project's exporter into the step's scratch directory) run by the JVM's native GGUF
+   * decoder, a prompt of {@code promptTokens} through the batched prefill, then {@code
+   * decodeTokens} decode steps, medians of {@code repeats} runs.
+   *
+   * @param threads inference threads, or null for {@code COMPACTOR_INFER_THREADS} (default: the
+   *     CPUs of the evaluating process)
+   */
+  public record NativeSpeed(int promptTokens, int decodeTokens, int repeats, Integer threads) {
+
+    /** {@code native_speed: true}: a 32-token prompt, 32 tokens decoded, median of 3. */
+    public static final NativeSpeed DEFAULT = new NativeSpeed(32, 32, 3, null);
+
+    public NativeSpeed {
+      if (promptTokens < 1 || decodeTokens < 1 || repeats < 1 || (threads != null && threads < 1)) {
+        throw new IllegalArgumentException(
+            "native_speed: expected prompt_tokens, decode_tokens, repeats and threads >= 1");
+      }
+    }
+
+    static final ParamSchema.ObjectType SCHEMA =
+        ParamSchema.object("native_speed")
+            .optional("prompt_tokens", ParamSchema.integerAtLeast(1))
+            .optional("decode_tokens", ParamSchema.integerAtLeast(1))
+            .optional("repeats", ParamSchema.integerAtLeast(1))
+            .optional("threads", ParamSchema.integerAtLeast(1));
+
+    static NativeSpeed from(JsonNode n) {
+      if (n == null || n.isNull() || (n.isBoolean() && !n.asBoolean())) {
+        return null;
+      }
+      if (n.isBoolean()) {
+        return DEFAULT;
+      }
+      return new NativeSpeed(
+          Json.integer(n, "prompt_tokens", DEFAULT.promptTokens),
+          Json.integer(n, "decode_tokens", DEFAULT.decodeTokens),
+          Json.integer(n, "repeats", DEFAULT.repeats),
+          n.has("threads") ? n.get("threads").asInt() : null);
+    }
+
+    ObjectNode toJson() {
+      ObjectNode o =
+          Json.object()
+              .put("prompt_tokens", promptTokens)
+              .put("decode_tokens", decodeTokens)
+              .put("repeats", repeats);
+      if (threads != null) {
+        o.put("threads", threads);
+      }
+      return o;
     }
   }
 
@@ -240,7 +311,8 @@ public record EvaluateParams(
           .optional("latency", ParamSchema.either(ParamSchema.bool(), Speed.SCHEMA))
           .optional("energy", ParamSchema.bool())
           .optional("tasks", Tasks.SCHEMA)
-          .optional("cascade", Cascade.SCHEMA);
+          .optional("cascade", Cascade.SCHEMA)
+          .optional("native_speed", ParamSchema.either(ParamSchema.bool(), NativeSpeed.SCHEMA));
 
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
     JsonNode ppl = p == null ? null : p.get("perplexity");
@@ -273,7 +345,12 @@ public record EvaluateParams(
       return;
     }
     EvaluateParams e = from(p);
-    if (e.perplexity == null && !e.kl && !e.latency && e.tasks == null && e.cascade == null) {
+    if (e.perplexity == null
+        && !e.kl
+        && !e.latency
+        && e.tasks == null
+        && e.cascade == null
+        && e.nativeSpeed == null) {
       out.add(new RecipeProblem(path, "measures nothing: perplexity, kl and latency are all off"));
     }
   }
@@ -300,7 +377,8 @@ public record EvaluateParams(
         t == null ? null : Tasks.from(t),
         l != null && l.isObject() ? Speed.from(l) : null,
         Json.bool(p, "energy", false),
-        c == null ? null : Cascade.from(c));
+        c == null ? null : Cascade.from(c),
+        NativeSpeed.from(p == null ? null : p.get("native_speed")));
   }
 
   @Override
@@ -332,6 +410,9 @@ public record EvaluateParams(
     }
     if (cascade != null) {
       o.set("cascade", cascade.toJson());
+    }
+    if (nativeSpeed != null) {
+      o.set("native_speed", nativeSpeed.toJson());
     }
     return o;
   }

@@ -26,6 +26,8 @@ public record PublishParams(String name, Gates gates) implements StageParams {
    *     were measured or estimated
    * @param minDecodeSpeedup smallest allowed candidate / baseline decode tokens per second (same
    *     configuration, measured as {@code latencyMeasuredWith} says)
+   * @param minNativeDecodeSpeedup smallest allowed decode tokens per second of every GGUF file of
+   *     the model over the original's as an F32 GGUF, both run natively ({@code native_speed})
    */
   public record Gates(
       Double maxPerplexityIncrease,
@@ -34,7 +36,28 @@ public record PublishParams(String name, Gates gates) implements StageParams {
       Double maxSizeRatio,
       Double maxTaskAccuracyDrop,
       Double maxEnergyPerTokenRatio,
-      Double minDecodeSpeedup) {
+      Double minDecodeSpeedup,
+      Double minNativeDecodeSpeedup) {
+
+    /** Gates without the native speed gate. */
+    public Gates(
+        Double maxPerplexityIncrease,
+        Double maxKlDivergence,
+        Double minTop1Agreement,
+        Double maxSizeRatio,
+        Double maxTaskAccuracyDrop,
+        Double maxEnergyPerTokenRatio,
+        Double minDecodeSpeedup) {
+      this(
+          maxPerplexityIncrease,
+          maxKlDivergence,
+          minTop1Agreement,
+          maxSizeRatio,
+          maxTaskAccuracyDrop,
+          maxEnergyPerTokenRatio,
+          minDecodeSpeedup,
+          null);
+    }
 
     /** Gates without energy and speed gates. */
     public Gates(
@@ -77,7 +100,9 @@ public record PublishParams(String name, Gates gates) implements StageParams {
                 "max_energy_per_token_ratio",
                 ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false))
             .optional(
-                "min_decode_speedup",
+                "min_decode_speedup", ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false))
+            .optional(
+                "min_native_decode_speedup",
                 ParamSchema.number(0, false, Double.POSITIVE_INFINITY, false));
 
     static Gates from(JsonNode g) {
@@ -88,7 +113,8 @@ public record PublishParams(String name, Gates gates) implements StageParams {
           Json.optionalNumber(g, "max_size_ratio"),
           Json.optionalNumber(g, "max_task_accuracy_drop"),
           Json.optionalNumber(g, "max_energy_per_token_ratio"),
-          Json.optionalNumber(g, "min_decode_speedup"));
+          Json.optionalNumber(g, "min_decode_speedup"),
+          Json.optionalNumber(g, "min_native_decode_speedup"));
     }
 
     ObjectNode toJson() {
@@ -113,6 +139,9 @@ public record PublishParams(String name, Gates gates) implements StageParams {
       }
       if (minDecodeSpeedup != null) {
         o.put("min_decode_speedup", minDecodeSpeedup);
+      }
+      if (minNativeDecodeSpeedup != null) {
+        o.put("min_native_decode_speedup", minNativeDecodeSpeedup);
       }
       return o;
     }

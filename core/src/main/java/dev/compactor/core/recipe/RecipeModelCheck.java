@@ -89,6 +89,25 @@ public final class RecipeModelCheck {
 
   private static void shape(StageSpec s, String path, ModelConfig m, List<RecipeProblem> out) {
     int layers = m.numLayers();
+    if (s.params() instanceof EvaluateParams e && e.nativeSpeed() != null) {
+      nativeSpeedArch(m).ifPresent(why -> out.add(new RecipeProblem(path + ".native_speed", why)));
+      int positions = e.nativeSpeed().promptTokens() + e.nativeSpeed().decodeTokens();
+      // the native decoder's KV cache holds at most 4096 positions (GgufCausalLM.MAX_POSITIONS)
+      int context = Math.min(4096, m.maxPositions());
+      if (m.slidingWindow() > 0) {
+        context = Math.min(context, m.slidingWindow());
+      }
+      if (positions > context) {
+        out.add(
+            new RecipeProblem(
+                path + ".native_speed",
+                "prompt_tokens + decode_tokens = "
+                    + positions
+                    + " exceed the "
+                    + context
+                    + " positions the native decoder runs for this model"));
+      }
+    }
     if (s.params() instanceof DistillParams d && d.lora() == null) {
       for (int layer : d.layers()) {
         if (layer >= layers) {
@@ -383,6 +402,29 @@ public final class RecipeModelCheck {
         }
       }
     }
+  }
+
+  /**
+   * Why the native GGUF decoder cannot run this model's GGUF export, or empty when it can: it runs
+   * llama.cpp's {@code llama} arch (Llama, Mistral) without experts, the arch the exporter writes
+   * for {@code model_type} llama and mistral.
+   */
+  public static java.util.Optional<String> nativeSpeedArch(ModelConfig m) {
+    String type = m.modelType();
+    if ((type.equals("llama") || type.equals("mistral")) && !m.moe()) {
+      return java.util.Optional.empty();
+    }
+    String arch =
+        switch (type) {
+          case "llama", "mistral", "mixtral" -> "llama with experts (" + type + ")";
+          case "qwen2_moe" -> "qwen2moe";
+          case "qwen3_moe" -> "qwen3moe";
+          default -> type;
+        };
+    return java.util.Optional.of(
+        "not supported yet: native speed of "
+            + arch
+            + " (the native GGUF decoder runs llama.cpp's llama arch: Llama and Mistral)");
   }
 
   /** Calibration with a GGUF export means an importance matrix, collected by the Llama forward. */

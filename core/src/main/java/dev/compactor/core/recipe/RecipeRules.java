@@ -99,7 +99,8 @@ final class RecipeRules {
           quantize = quantize == null ? e : quantize;
         }
         case PUBLISH -> publish = publish == null ? e : publish;
-        case DISTILL, EVALUATE -> {}
+        case EVALUATE -> checkNativeSpeed(e, quantize, out);
+        case DISTILL -> {}
       }
       if (e.params() instanceof DistillParams d && d.lora() != null) {
         checkLora(e, d.lora(), quantize, factorize, out);
@@ -115,6 +116,30 @@ final class RecipeRules {
     }
     if (publish != null) {
       checkPublishIsGated(entries, publish, out);
+    }
+  }
+
+  /**
+   * Native speed runs the evaluated artifact's GGUF files, which only a quantize step with a GGUF
+   * export writes (and, being the last compression step, hands on to every evaluate after it).
+   */
+  private static void checkNativeSpeed(
+      RecipeParser.Entry e, RecipeParser.Entry quantize, List<RecipeProblem> out) {
+    if (!(e.params() instanceof EvaluateParams ev) || ev.nativeSpeed() == null) {
+      return;
+    }
+    boolean gguf =
+        quantize != null
+            && quantize.params() instanceof QuantizeParams q
+            && q.export().stream()
+                .anyMatch(f -> f.container() == QuantizeParams.ExportFormat.Container.GGUF);
+    if (!gguf) {
+      out.add(
+          new RecipeProblem(
+              e.path() + ".native_speed",
+              "not supported yet: native speed of an artifact without a GGUF file (it runs the"
+                  + " evaluated model's GGUF export: add gguf to a quantize step's export before"
+                  + " this evaluate)"));
     }
   }
 
@@ -278,6 +303,12 @@ final class RecipeRules {
             new RecipeProblem(
                 gates + "max_energy_per_token_ratio",
                 "needs energy but " + lastEvaluate.path() + " has no energy: true"));
+      }
+      if (g.minNativeDecodeSpeedup() != null && ev.nativeSpeed() == null) {
+        out.add(
+            new RecipeProblem(
+                gates + "min_native_decode_speedup",
+                "needs native speed but " + lastEvaluate.path() + " has no native_speed"));
       }
       if (g.minDecodeSpeedup() != null && !ev.latency()) {
         out.add(

@@ -124,7 +124,10 @@ public final class StepMemory {
                 e.perplexity() == null ? EvaluateParams.DEFAULT_SEQ_LEN : e.perplexity().seqLen();
             long models = e.kl() ? 2 : 1;
             long kv = 2L * layers * seq * m.numKvHeads() * m.headDim() * F32;
-            yield models * (params * F32 + kv + seq * (4 * vocab + 8 * h + 2 * inter) * F32);
+            long djl = models * (params * F32 + kv + seq * (4 * vocab + 8 * h + 2 * inter) * F32);
+            // native speed runs after the DJL models are closed: the original as an F32 GGUF and
+            // the candidate's file (at most as large) are in the heap one at a time
+            yield e.nativeSpeed() == null ? djl : Math.max(djl, params * F32 + kv);
           }
           case PUBLISH -> 0;
           case FACTORIZE -> {

@@ -32,6 +32,9 @@ import java.util.TreeMap;
  * @param peakMemoryMeasures what {@code peakRssBytes} measures, or why it is missing; or null
  * @param energyMeasuredWith {@code measured: <source>} or {@code estimated: <source>} for the
  *     {@code energy.*} metrics, or null when energy was not measured
+ * @param nativeSpeedMeasuredWith what the {@code native.<file>.*} metrics ran on (engine {@code
+ *     native-gguf}, runtime, threads, the F32 reference), or null when native speed was not
+ *     measured
  */
 public record EvaluationReport(
     String jobId,
@@ -43,7 +46,8 @@ public record EvaluationReport(
     List<StoredFile> files,
     String latencyMeasuredWith,
     String peakMemoryMeasures,
-    String energyMeasuredWith) {
+    String energyMeasuredWith,
+    String nativeSpeedMeasuredWith) {
 
   private static final ObjectMapper JSON =
       new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -51,6 +55,32 @@ public record EvaluationReport(
   public EvaluationReport {
     metrics = new TreeMap<>(metrics);
     files = files == null ? List.of() : List.copyOf(files);
+  }
+
+  /** A report without native speed. */
+  public EvaluationReport(
+      String jobId,
+      String modelSha256,
+      String baselineSha256,
+      Map<String, Double> metrics,
+      String datasetUri,
+      String sizeFormat,
+      List<StoredFile> files,
+      String latencyMeasuredWith,
+      String peakMemoryMeasures,
+      String energyMeasuredWith) {
+    this(
+        jobId,
+        modelSha256,
+        baselineSha256,
+        metrics,
+        datasetUri,
+        sizeFormat,
+        files,
+        latencyMeasuredWith,
+        peakMemoryMeasures,
+        energyMeasuredWith,
+        null);
   }
 
   /** A report without energy. */
@@ -74,6 +104,7 @@ public record EvaluationReport(
         files,
         latencyMeasuredWith,
         peakMemoryMeasures,
+        null,
         null);
   }
 
@@ -117,6 +148,7 @@ public record EvaluationReport(
     o.put("latencyMeasuredWith", latencyMeasuredWith);
     o.put("peakMemoryMeasures", peakMemoryMeasures);
     o.put("energyMeasuredWith", energyMeasuredWith);
+    o.put("nativeSpeedMeasuredWith", nativeSpeedMeasuredWith);
     ArrayNode fs = o.putArray("files");
     for (StoredFile f : files) {
       fs.addObject()
@@ -160,7 +192,8 @@ public record EvaluationReport(
           files,
           o.path("latencyMeasuredWith").asText(null),
           o.path("peakMemoryMeasures").asText(null),
-          o.path("energyMeasuredWith").asText(null));
+          o.path("energyMeasuredWith").asText(null),
+          o.path("nativeSpeedMeasuredWith").asText(null));
     } catch (IOException | NullPointerException e) {
       throw new IllegalArgumentException(
           "evaluation report: expected a JSON object with jobId, modelSha256, baselineSha256 and"

@@ -10,6 +10,9 @@ import dev.compactor.core.cascade.ModelFlops;
 import dev.compactor.core.cascade.RoutingPolicy;
 import dev.compactor.core.data.Corpus;
 import dev.compactor.core.device.ComputeDevice;
+import dev.compactor.core.gguf.LlamaFileType;
+import dev.compactor.core.infer.InferThreads;
+import dev.compactor.core.infer.NativeSpeed;
 import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.metrics.DivergenceEvaluator;
 import dev.compactor.core.metrics.DivergenceResult;
@@ -26,6 +29,7 @@ import dev.compactor.core.metrics.WeightSparsity;
 import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
+import dev.compactor.core.quant.table.GgufExport;
 import dev.compactor.core.recipe.EvaluateParams;
 import dev.compactor.core.recipe.RecipeModelCheck;
 import dev.compactor.core.recipe.StageKind;
@@ -41,7 +45,9 @@ import dev.compactor.events.ArtifactRef;
 import dev.compactor.events.EnergyFigures;
 import dev.compactor.events.EvaluationCompleted;
 import dev.compactor.events.EvaluationMetrics;
+import dev.compactor.events.NativeSpeedPoint;
 import dev.compactor.events.SpeedPoint;
+import dev.compactor.events.StoredFile;
 import dev.compactor.events.TaskScore;
 import dev.compactor.runtime.S3Uri;
 import dev.compactor.runtime.Stage;
@@ -49,6 +55,7 @@ import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
 import dev.compactor.schemas.Topics;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -79,6 +86,13 @@ import java.util.Set;
  * the event's {@code speed}); with {@code energy: true} the same runs give joules per token of both
  * models from the best meter here ({@link EnergyMeters}), typed in {@code energy} with its kind
  * ({@code measured} or {@code estimated}) and source.
+ *
+ * <p>With {@code native_speed} the quantized outputs are also measured where their format runs:
+ * each llama GGUF file of the artifact by the native GGUF decoder ({@link NativeSpeed}, engine
+ * {@code native-gguf}), against the original written as an F32 GGUF by the project's exporter into
+ * the step's scratch directory and run the same way in the same step (typed in the event's {@code
+ * nativeSpeed}, metrics {@code native.<file>.*}). The DJL figures are engine {@code
+ * djl-dequantized}.
  */
 public final class EvaluationStage implements Stage {
 
@@ -122,6 +136,10 @@ public final class EvaluationStage implements Stage {
     Device device = ComputeDevice.resolve(ctx.device());
     Path modelDir = ctx.inputDir();
     Path baseDir = ctx.baselineDir();
+    StoredForms stored = StoredForms.scan(modelDir);
+    // refused before anything is measured: no GGUF, an arch the native decoder does not run
+    List<String> nativeFiles =
+        p.nativeSpeed() == null ? List.of() : nativeSpeedFiles(stored, baseDir);
     String dataset = ctx.request().getCalibrationUri();
     Corpus corpus = Corpus.forDataset(dataset, ctx::fetch);
     String text = corpus.testText();
@@ -133,12 +151,14 @@ public final class EvaluationStage implements Stage {
     Speed speed = null;
     List<TaskScore> taskScores = new ArrayList<>();
     byte[] routingPolicy = null;
+    int[] evalTokens;
     ModelDirectory model = ModelDirectory.open(modelDir);
     ModelDirectory base = ModelDirectory.open(baseDir);
     try (TextTokenizer tokenizer = Tokenizers.forModel(baseDir);
         Transformer candidate = Transformer.load(modelDir, device);
         Transformer baseline = Transformer.load(baseDir, device)) {
       EvalText eval = EvalText.of(tokenizer, text);
+      evalTokens = eval.tokens();
       m.put("evalTokens", (double) eval.tokens().length);
       ProgressListener progress =
           (phase, done, total) -> ctx.progress().report(0.9 * done / Math.max(1, total), phase);
@@ -182,7 +202,32 @@ public final class EvaluationStage implements Stage {
             cascade(p.cascade(), candidate, baseline, modelDir, baseDir, tokenizer, eval, m);
       }
     }
-    StoredForms stored = StoredForms.scan(modelDir);
+    List<NativeSpeedPoint> nativePoints = List.of();
+    String nativeMeasuredWith = null;
+    if (p.nativeSpeed() != null) {
+      // after the DJL models are closed: the F32 reference and each GGUF are loaded one at a time
+      ctx.checkCancelled();
+      ctx.progress().report(0.92, "native speed");
+      NativeSpeed.Settings settings =
+          new NativeSpeed.Settings(
+              p.nativeSpeed().promptTokens(),
+              p.nativeSpeed().decodeTokens(),
+              p.nativeSpeed().repeats(),
+              p.nativeSpeed().threads() == null
+                  ? InferThreads.fromEnvironment()
+                  : p.nativeSpeed().threads());
+      nativeMeasuredWith = nativeLabel(settings.threads());
+      nativePoints =
+          nativeSpeed(
+              settings,
+              nativeMeasuredWith,
+              nativeFiles,
+              modelDir,
+              baseDir,
+              ctx.workDir(),
+              evalTokens,
+              m);
+    }
     StoredForms.Form smallest = stored.smallest();
     long baselineBytes =
         StoredForms.scan(baseDir).files().stream().mapToLong(f -> f.getSizeBytes()).sum();
@@ -219,7 +264,8 @@ public final class EvaluationStage implements Stage {
             stored.files(),
             latencyMeasuredWith,
             memory.measures(),
-            speed == null ? null : speed.energyLabel);
+            speed == null ? null : speed.energyLabel,
+            nativeMeasuredWith);
     reports.put(
         EvaluationReport.location(bucket, ctx.jobId(), modelRef.getSha256()), report.toJson());
     if (routingPolicy != null) {
@@ -243,6 +289,7 @@ public final class EvaluationStage implements Stage {
                 .setTasks(taskScores)
                 .setEnergy(speed == null ? null : speed.energy)
                 .setSpeed(speed == null ? List.of() : speed.points)
+                .setNativeSpeed(nativePoints)
                 .setCompletedAtMs(System.currentTimeMillis())
                 .build());
   }
@@ -340,6 +387,118 @@ public final class EvaluationStage implements Stage {
       return new Speed(
           points, energy, label, Math.max(c.peakRssBeforeResets(), b.peakRssBeforeResets()));
     }
+  }
+
+  /**
+   * The artifact's GGUF files native speed runs.
+   *
+   * @throws UnsupportedOperationException when the artifact has no GGUF file, the model's GGUF arch
+   *     is not llama, or the JVM runs without the Vector API module
+   */
+  static List<String> nativeSpeedFiles(StoredForms stored, Path baseDir) throws IOException {
+    RecipeModelCheck.nativeSpeedArch(ModelConfig.read(baseDir))
+        .ifPresent(
+            why -> {
+              throw new UnsupportedOperationException(why);
+            });
+    List<String> ggufs =
+        stored.files().stream()
+            .filter(f -> f.getFormat().equals(StoredForms.GGUF))
+            .map(StoredFile::getPath)
+            .toList();
+    if (ggufs.isEmpty()) {
+      throw new UnsupportedOperationException(
+          "not supported yet: native speed of an artifact without a GGUF file (found "
+              + stored.files().stream().map(StoredFile::getPath).toList()
+              + "): export gguf in the quantize step");
+    }
+    if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+      throw new UnsupportedOperationException(
+          "native_speed needs the JVM option --add-modules jdk.incubator.vector (the native GGUF"
+              + " kernels use the Vector API); the compactor launcher, the worker processes, the"
+              + " Dockerfile and the test runners pass it");
+    }
+    return ggufs;
+  }
+
+  /** The F32 reference's file in the step's scratch directory (deleted after the measurement). */
+  static final String NATIVE_BASELINE_FILE = "native-speed-baseline-f32.gguf";
+
+  /**
+   * Native speed ({@link NativeSpeed}) of the original written as an F32 GGUF (the reference) and
+   * of each GGUF file of the artifact, the same prompt (the evaluation text's first tokens) and
+   * settings: per file metrics {@code native.<file>.prefillTokensPerSecond}, {@code
+   * .decodeTokensPerSecond}, {@code .baselinePrefillTokensPerSecond}, {@code
+   * .baselineDecodeTokensPerSecond}, {@code .prefillSpeedup}, {@code .decodeSpeedup} (candidate
+   * over reference), {@code .threads}, {@code .promptTokens}, {@code .decodeTokens}, {@code
+   * .repeats}.
+   */
+  private static List<NativeSpeedPoint> nativeSpeed(
+      NativeSpeed.Settings settings,
+      String measuredWith,
+      List<String> ggufs,
+      Path modelDir,
+      Path baseDir,
+      Path workDir,
+      int[] prompt,
+      Map<String, Double> m)
+      throws IOException {
+    Path reference = workDir.resolve(NATIVE_BASELINE_FILE);
+    NativeSpeed.Result base;
+    try {
+      GgufExport.export(baseDir, LlamaFileType.F32, Map.of(), reference);
+      base = NativeSpeed.measure(reference, prompt, settings);
+    } finally {
+      Files.deleteIfExists(reference);
+    }
+    List<NativeSpeedPoint> points = new ArrayList<>();
+    for (String file : ggufs) {
+      NativeSpeed.Result c = NativeSpeed.measure(modelDir.resolve(file), prompt, settings);
+      String k = "native." + file + ".";
+      m.put(k + "prefillTokensPerSecond", c.prefillTokensPerSecond());
+      m.put(k + "decodeTokensPerSecond", c.decodeTokensPerSecond());
+      m.put(k + "baselinePrefillTokensPerSecond", base.prefillTokensPerSecond());
+      m.put(k + "baselineDecodeTokensPerSecond", base.decodeTokensPerSecond());
+      m.put(k + "prefillSpeedup", c.prefillTokensPerSecond() / base.prefillTokensPerSecond());
+      m.put(k + "decodeSpeedup", c.decodeTokensPerSecond() / base.decodeTokensPerSecond());
+      m.put(k + "threads", (double) settings.threads());
+      m.put(k + "promptTokens", (double) settings.promptTokens());
+      m.put(k + "decodeTokens", (double) settings.decodeTokens());
+      m.put(k + "repeats", (double) settings.repeats());
+      points.add(
+          NativeSpeedPoint.newBuilder()
+              .setEngine(NativeSpeed.ENGINE)
+              .setGguf(file)
+              .setFileType(c.fileType())
+              .setBaselineFileType(LlamaFileType.F32.name())
+              .setThreads(settings.threads())
+              .setPromptTokens(settings.promptTokens())
+              .setDecodeTokens(settings.decodeTokens())
+              .setRepeats(settings.repeats())
+              .setPrefillTokensPerSecond(c.prefillTokensPerSecond())
+              .setDecodeTokensPerSecond(c.decodeTokensPerSecond())
+              .setBaselinePrefillTokensPerSecond(base.prefillTokensPerSecond())
+              .setBaselineDecodeTokensPerSecond(base.decodeTokensPerSecond())
+              .setMeasuredWith(measuredWith)
+              .build());
+    }
+    return points;
+  }
+
+  /** What {@link NativeSpeed} ran on: engine, runtime, threads, CPUs, and the reference. */
+  static String nativeLabel(int threads) {
+    return "engine "
+        + NativeSpeed.ENGINE
+        + ": Compactor's GgufLlama (Vector API kernels, weights as stored, activations fp32) on "
+        + System.getProperty("java.vm.name")
+        + " "
+        + Runtime.version()
+        + ", "
+        + threads
+        + " thread(s) of "
+        + Runtime.getRuntime().availableProcessors()
+        + " CPU(s); reference: the original model written as an F32 GGUF by Compactor's exporter"
+        + " and run the same way in the same step";
   }
 
   /**
@@ -466,7 +625,7 @@ public final class EvaluationStage implements Stage {
    */
   static String latencyLabel(Device device) {
     Engine e = Engine.getInstance();
-    return "DJL "
+    return "engine djl-dequantized: DJL "
         + e.getEngineName()
         + " "
         + e.getVersion()

@@ -110,6 +110,7 @@ final class ModelCard {
       s.append(" Energy ").append(report.energyMeasuredWith()).append('.');
     }
     speedTable(s, metrics, report.energyMeasuredWith());
+    nativeSpeedTable(s, metrics, report.nativeSpeedMeasuredWith());
     if (!gateNotes.isEmpty()) {
       s.append("\n\n## Gates\n\n");
       gateNotes.forEach(n -> s.append("- ").append(n).append('\n'));
@@ -212,6 +213,61 @@ final class ModelCard {
       }
       s.append('\n');
     }
+  }
+
+  private static final java.util.regex.Pattern NATIVE_KEY =
+      java.util.regex.Pattern.compile("native\\.(.+)\\.decodeSpeedup");
+
+  /**
+   * One row per GGUF file measured natively ({@code native.<file>.*} metrics) next to the original
+   * as an F32 GGUF run the same way.
+   */
+  private static void nativeSpeedTable(StringBuilder s, Map<String, Double> m, String label) {
+    List<String> files = new java.util.ArrayList<>();
+    for (String k : new java.util.TreeMap<>(m).keySet()) {
+      java.util.regex.Matcher x = NATIVE_KEY.matcher(k);
+      if (x.matches()) {
+        files.add(x.group(1));
+      }
+    }
+    if (files.isEmpty()) {
+      return;
+    }
+    s.append("\n\n### Native speed of the GGUF files\n\n")
+        .append("Each GGUF file run as stored by the native GGUF decoder (engine `native-gguf`),")
+        .append(" against the original model written as an F32 GGUF and run the same way in the")
+        .append(" same evaluation; medians of repeated runs, one sequence. ")
+        .append(label == null ? "Engine details not reported." : "Measured with: " + label + ".")
+        .append("\n\n| file | threads | prompt | decoded | prefill tok/s | F32 reference |")
+        .append(" decode tok/s | F32 reference | decode speedup |\n")
+        .append("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (String f : files) {
+      String k = "native." + f + ".";
+      s.append("| `")
+          .append(f)
+          .append("` | ")
+          .append(integer(m, k + "threads"))
+          .append(" | ")
+          .append(integer(m, k + "promptTokens"))
+          .append(" | ")
+          .append(integer(m, k + "decodeTokens"))
+          .append(" | ")
+          .append(cell(m, k + "prefillTokensPerSecond"))
+          .append(" | ")
+          .append(cell(m, k + "baselinePrefillTokensPerSecond"))
+          .append(" | ")
+          .append(cell(m, k + "decodeTokensPerSecond"))
+          .append(" | ")
+          .append(cell(m, k + "baselineDecodeTokensPerSecond"))
+          .append(" | ")
+          .append(cell(m, k + "decodeSpeedup"))
+          .append("× |\n");
+    }
+  }
+
+  private static String integer(Map<String, Double> m, String key) {
+    Double v = m.get(key);
+    return v == null ? "" : Long.toString(v.longValue());
   }
 
   private static String cell(Map<String, Double> m, String key) {

@@ -131,6 +131,46 @@ public final class QualityGates {
                 gates.minDecodeSpeedup()));
       }
     }
+    if (gates.minNativeDecodeSpeedup() != null) {
+      for (Map.Entry<String, Double> e : nativeDecodeSpeedups(metrics).entrySet()) {
+        if (e.getValue() < gates.minNativeDecodeSpeedup()) {
+          String k = "native." + e.getKey() + ".";
+          out.add(
+              String.format(
+                  Locale.ROOT,
+                  "min_native_decode_speedup: %s decodes %.1f tokens/s natively against the"
+                      + " original's %.1f as an F32 GGUF, speedup %.4f, required %.4f",
+                  e.getKey(),
+                  metrics.get(k + "decodeTokensPerSecond"),
+                  metrics.get(k + "baselineDecodeTokensPerSecond"),
+                  e.getValue(),
+                  gates.minNativeDecodeSpeedup()));
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Each GGUF file's native decode speedup over the F32 reference ({@code
+   * native.<file>.decodeSpeedup}), by file.
+   *
+   * @throws IllegalArgumentException when the evaluation measured no native speed
+   */
+  private static Map<String, Double> nativeDecodeSpeedups(Map<String, Double> metrics) {
+    Map<String, Double> out = new java.util.TreeMap<>();
+    for (Map.Entry<String, Double> e : metrics.entrySet()) {
+      String k = e.getKey();
+      if (k.startsWith("native.") && k.endsWith(".decodeSpeedup")) {
+        out.put(
+            k.substring("native.".length(), k.length() - ".decodeSpeedup".length()), e.getValue());
+      }
+    }
+    if (out.isEmpty()) {
+      throw new IllegalArgumentException(
+          "gate min_native_decode_speedup needs native speed, which the evaluation did not measure"
+              + " (add native_speed: true to the evaluate step)");
+    }
     return out;
   }
 
@@ -159,6 +199,19 @@ public final class QualityGates {
               "min_decode_speedup %.4f held (speedup %.4f)",
               gates.minDecodeSpeedup(),
               decodeSpeedup(metrics)));
+    }
+    if (gates != null && gates.minNativeDecodeSpeedup() != null) {
+      nativeDecodeSpeedups(metrics)
+          .forEach(
+              (file, speedup) ->
+                  out.add(
+                      String.format(
+                          Locale.ROOT,
+                          "min_native_decode_speedup %.4f held for %s (speedup %.4f over the"
+                              + " original as an F32 GGUF, both run natively)",
+                          gates.minNativeDecodeSpeedup(),
+                          file,
+                          speedup)));
     }
     return out;
   }
