@@ -15,10 +15,17 @@ import java.util.Locale;
  * @param groupSize weights sharing one scale; -1 means one scale per output channel
  * @param symmetric symmetric (no zero point) or asymmetric quantization
  * @param export formats written next to each other in the output artifact
+ * @param qat the training of method qat (null for every other method)
  */
 public record QuantizeParams(
-    Method method, int bits, int groupSize, boolean symmetric, List<ExportFormat> export)
+    Method method, int bits, int groupSize, boolean symmetric, List<ExportFormat> export, Qat qat)
     implements StageParams {
+
+  /** A method other than qat. */
+  public QuantizeParams(
+      Method method, int bits, int groupSize, boolean symmetric, List<ExportFormat> export) {
+    this(method, bits, groupSize, symmetric, export, null);
+  }
 
   /** Quantization algorithm. */
   public enum Method {
@@ -26,7 +33,9 @@ public record QuantizeParams(
     GPTQ,
     AWQ,
     FP8,
-    NF4;
+    NF4,
+    /** Quantization-aware training (LSQ fake quantization) started from RTN or GPTQ. */
+    QAT;
 
     public String key() {
       return name().toLowerCase(Locale.ROOT);
@@ -92,6 +101,97 @@ public record QuantizeParams(
 
   public QuantizeParams {
     export = List.copyOf(export);
+    if ((method == Method.QAT) != (qat != null)) {
+      throw new IllegalArgumentException(
+          method == Method.QAT
+              ? "method qat needs its training settings (qat: { steps: N })"
+              : "qat settings are for method qat only, found method " + method.key());
+    }
+    if (qat != null && !symmetric) {
+      throw new IllegalArgumentException("not supported yet: asymmetric qat grids");
+    }
+  }
+
+  /** Where QAT starts: the grid and latent weights of round-to-nearest or of GPTQ. */
+  public enum QatInit {
+    RTN,
+    GPTQ;
+
+    public String key() {
+      return name().toLowerCase(Locale.ROOT);
+    }
+  }
+
+  /**
+   * Quantization-aware training ({@code method: qat}): the decoder linears are quantized by {@code
+   * init}, then their latent weights and learned steps (LSQ, a straight-through estimator) are
+   * trained through fake quantization against the stage's input model, loss {@code alpha · KL + (1
+   * − alpha) · CE} at temperature 1, AdamW with warm-up over the first twentieth and cosine decay,
+   * gradients clipped at 1 (as {@code compactor qat}).
+   *
+   * @param init where training starts
+   * @param steps optimizer steps
+   * @param lr peak learning rate
+   * @param alpha weight of the KL term; the rest is next-token cross-entropy
+   * @param batch windows per step
+   * @param windows training windows drawn from the calibration text's training split
+   * @param seqLen tokens per training window (capped by the model's context)
+   */
+  public record Qat(
+      QatInit init, int steps, double lr, double alpha, int batch, int windows, int seqLen) {
+
+    /** The defaults of {@code compactor qat}, for the keys a recipe leaves out. */
+    public static Qat steps(int steps) {
+      return new Qat(QatInit.RTN, steps, 1e-4, 0.9, 4, 512, 128);
+    }
+
+    public Qat {
+      if (init == null) {
+        throw new IllegalArgumentException("qat.init: expected rtn or gptq, found none");
+      }
+      if (steps < 1) {
+        throw new IllegalArgumentException("qat.steps must be at least 1, found " + steps);
+      }
+      if (!(lr > 0 && lr < 1)) {
+        throw new IllegalArgumentException("qat.lr must be in (0, 1), found " + lr);
+      }
+      if (!(alpha >= 0 && alpha <= 1)) {
+        throw new IllegalArgumentException("qat.alpha must be in [0, 1], found " + alpha);
+      }
+      if (batch < 1 || windows < batch) {
+        throw new IllegalArgumentException(
+            "qat needs batch >= 1 and windows >= batch, found batch "
+                + batch
+                + ", windows "
+                + windows);
+      }
+      if (seqLen < 2) {
+        throw new IllegalArgumentException("qat.seq_len must be at least 2, found " + seqLen);
+      }
+    }
+
+    ObjectNode toJson() {
+      return Json.object()
+          .put("init", init.key())
+          .put("steps", steps)
+          .put("lr", lr)
+          .put("alpha", alpha)
+          .put("batch", batch)
+          .put("windows", windows)
+          .put("seq_len", seqLen);
+    }
+
+    static Qat from(JsonNode q) {
+      Qat d = steps(q.get("steps").asInt());
+      return new Qat(
+          QatInit.valueOf(Json.text(q, "init", d.init().key()).toUpperCase(Locale.ROOT)),
+          d.steps(),
+          Json.number(q, "lr", d.lr()),
+          Json.number(q, "alpha", d.alpha()),
+          Json.integer(q, "batch", d.batch()),
+          Json.integer(q, "windows", d.windows()),
+          Json.integer(q, "seq_len", d.seqLen()));
+    }
   }
 
   static final ParamSchema.Type EXPORT_ITEM =
@@ -99,11 +199,22 @@ public record QuantizeParams(
 
   static final ParamSchema.ObjectType SCHEMA =
       ParamSchema.object("quantize")
-          .required("method", ParamSchema.oneOf("rtn", "gptq", "awq", "fp8", "nf4", "codebook"))
+          .required(
+              "method", ParamSchema.oneOf("rtn", "gptq", "awq", "fp8", "nf4", "qat", "codebook"))
           .optional("bits", ParamSchema.intOneOf(4, 8))
           .optional("group_size", ParamSchema.intOneOf(-1, 32, 64, 128))
           .optional("symmetric", ParamSchema.bool())
-          .optional("export", ParamSchema.listOf(EXPORT_ITEM));
+          .optional("export", ParamSchema.listOf(EXPORT_ITEM))
+          .optional(
+              "qat",
+              ParamSchema.object("qat")
+                  .optional("init", ParamSchema.oneOf("rtn", "gptq"))
+                  .required("steps", ParamSchema.integerAtLeast(1))
+                  .optional("lr", ParamSchema.number(0, false, 1, false))
+                  .optional("alpha", ParamSchema.number(0, true, 1, true))
+                  .optional("batch", ParamSchema.integerAtLeast(1))
+                  .optional("windows", ParamSchema.integerAtLeast(1))
+                  .optional("seq_len", ParamSchema.integerAtLeast(2)));
 
   /** Checks that need more than one parameter; {@code p} already passed {@link #SCHEMA}. */
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
@@ -114,6 +225,10 @@ public record QuantizeParams(
               path + ".method",
               "not supported yet: method codebook in a recipe (the quantization service has no"
                   + " codebook path); run ./compactor quantize --method codebook --bits 2|3|4"));
+      return;
+    }
+    if (method.equals("qat") || p.has("qat")) {
+      qatCrossCheck(p, path, method, out);
       return;
     }
     boolean hasBits = p.has("bits");
@@ -159,6 +274,68 @@ public record QuantizeParams(
     }
   }
 
+  /**
+   * Method qat: its {@code qat} block (and only with it), a symmetric grid, and exports the learned
+   * grid maps onto: GGUF as Q4_0 (4 bits) or Q8_0 (8 bits) only.
+   */
+  private static void qatCrossCheck(
+      JsonNode p, String path, String method, List<RecipeProblem> out) {
+    if (!method.equals("qat")) {
+      out.add(
+          new RecipeProblem(
+              path + ".qat", "qat settings are for method qat only, found method " + method));
+      return;
+    }
+    if (!p.has("qat")) {
+      out.add(
+          new RecipeProblem(
+              path + ".qat",
+              "method qat needs its training settings: qat: { steps: N } (also init, lr, alpha,"
+                  + " batch, windows, seq_len)"));
+      return;
+    }
+    if (p.has("symmetric") && !Json.bool(p, "symmetric", true)) {
+      out.add(
+          new RecipeProblem(
+              path + ".symmetric",
+              "not supported yet: asymmetric qat grids (LSQ learns one step per group, no zero"
+                  + " point); leave symmetric out or true"));
+    }
+    JsonNode q = p.get("qat");
+    if (Json.integer(q, "batch", 4) > Json.integer(q, "windows", 512)) {
+      out.add(
+          new RecipeProblem(
+              path + ".qat.batch",
+              "batch "
+                  + Json.integer(q, "batch", 4)
+                  + " is more than windows "
+                  + Json.integer(q, "windows", 512)
+                  + "; a step draws batch windows"));
+    }
+    int bits = Json.integer(p, "bits", 4);
+    String gguf = bits == 8 ? "q8_0" : "q4_0";
+    JsonNode export = p.get("export");
+    for (int i = 0; export != null && i < export.size(); i++) {
+      ExportFormat f = ExportFormat.parse(export.get(i).asText());
+      if (f.container() == ExportFormat.Container.GGUF
+          && f.ggufType() != null
+          && !f.ggufType().equals(gguf)) {
+        out.add(
+            new RecipeProblem(
+                path + ".export[" + i + "]",
+                "not supported yet: qat export to gguf:"
+                    + f.ggufType()
+                    + "; a "
+                    + bits
+                    + "-bit learned grid maps onto ggml's "
+                    + gguf
+                    + " blocks only (write gguf or gguf:"
+                    + gguf
+                    + ")"));
+      }
+    }
+  }
+
   static QuantizeParams from(JsonNode p) {
     String method = Json.text(p, "method", "rtn");
     int bits = defaultBits(method, Json.integer(p, "bits", 0));
@@ -175,7 +352,8 @@ public record QuantizeParams(
         bits,
         groupSize,
         Json.bool(p, "symmetric", defaultSymmetric(method)),
-        export);
+        export,
+        p.hasNonNull("qat") ? Qat.from(p.get("qat")) : null);
   }
 
   /**
@@ -194,9 +372,9 @@ public record QuantizeParams(
     return method.equals("fp8") ? 8 : 4;
   }
 
-  /** Whether this stage reads calibration activations. */
+  /** Whether this stage reads calibration text (activations, or QAT's training windows). */
   public boolean needsCalibration() {
-    return method == Method.GPTQ || method == Method.AWQ;
+    return method == Method.GPTQ || method == Method.AWQ || method == Method.QAT;
   }
 
   @Override
@@ -214,6 +392,9 @@ public record QuantizeParams(
             .put("symmetric", symmetric);
     ArrayNode a = o.putArray("export");
     export.forEach(f -> a.add(f.toString()));
+    if (qat != null) {
+      o.set("qat", qat.toJson());
+    }
     return o;
   }
 }

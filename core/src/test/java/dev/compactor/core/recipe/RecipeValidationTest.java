@@ -85,7 +85,7 @@ class RecipeValidationTest {
     assertOnlyProblem(
         problems("  - quantize: { method: rtn, bits: 4, colour: red }\n", false),
         "stages[0].quantize.colour",
-        "quantize accepts method, bits, group_size, symmetric, export");
+        "quantize accepts method, bits, group_size, symmetric, export, qat");
   }
 
   @Test
