@@ -112,6 +112,9 @@ class RecipesIT {
           if (job.getValue().endsWith("wanda50-lora-q4.yaml")) {
             loraAdapterIsListedAndSparsityKept(stack, ready(l));
           }
+          if (job.getValue().endsWith("tiny-qat-int4.yaml")) {
+            publishedModelIsQat(stack, ready(l));
+          }
         }
       }
       sweepOfTwoRecipesPublishesOnlyTheChosenOne(client, modelUri);
@@ -158,6 +161,32 @@ class RecipesIT {
         .map(ModelReady.class::cast)
         .findFirst()
         .orElseThrow();
+  }
+
+  /**
+   * Issue 11: a QAT quantize step publishes the trained grid — config.json says method qat with its
+   * training settings and calibration hash, and the compressed-tensors and GGUF Q4_0 exports are
+   * published beside it.
+   */
+  private void publishedModelIsQat(PipelineStack stack, ModelReady ready) throws Exception {
+    Path published = Files.createDirectories(tmp.resolve("published-qat"));
+    stack
+        .blobs()
+        .getFile(
+            S3Uri.parse(ready.getUri()).resolve("config.json"), published.resolve("config.json"));
+    com.fasterxml.jackson.databind.JsonNode config =
+        new com.fasterxml.jackson.databind.ObjectMapper()
+            .readTree(published.resolve("config.json").toFile());
+    assertEquals("qat", config.at("/quantization_config/method").asText(), config.toString());
+    assertEquals("qat", config.at("/compactor_provenance/method").asText(), config.toString());
+    assertEquals(12, config.at("/compactor_provenance/qat/steps").asInt(), config.toString());
+    assertEquals(
+        64,
+        config.at("/compactor_provenance/calibration/sha256").asText().length(),
+        config.toString());
+    List<String> formats = ready.getExports().stream().map(ArtifactRef::getFormat).toList();
+    assertTrue(
+        formats.contains("gguf") && formats.contains("compressed-tensors"), formats.toString());
   }
 
   /**
