@@ -16,15 +16,80 @@ import java.util.Locale;
  * @param symmetric symmetric (no zero point) or asymmetric quantization
  * @param export formats written next to each other in the output artifact
  * @param qat the training of method qat (null for every other method)
+ * @param codebook the k-means settings of method codebook (null for every other method)
  */
 public record QuantizeParams(
-    Method method, int bits, int groupSize, boolean symmetric, List<ExportFormat> export, Qat qat)
+    Method method,
+    int bits,
+    int groupSize,
+    boolean symmetric,
+    List<ExportFormat> export,
+    Qat qat,
+    CodebookSpec codebook)
     implements StageParams {
 
-  /** A method other than qat. */
+  /** A method other than qat and codebook. */
   public QuantizeParams(
       Method method, int bits, int groupSize, boolean symmetric, List<ExportFormat> export) {
-    this(method, bits, groupSize, symmetric, export, null);
+    this(method, bits, groupSize, symmetric, export, null, null);
+  }
+
+  /** Method qat (with {@code qat}) or another method but codebook (null). */
+  public QuantizeParams(
+      Method method,
+      int bits,
+      int groupSize,
+      boolean symmetric,
+      List<ExportFormat> export,
+      Qat qat) {
+    this(method, bits, groupSize, symmetric, export, qat, null);
+  }
+
+  /**
+   * Codebook quantization ({@code method: codebook}, SqueezeLLM-style, as {@code compactor quantize
+   * --method codebook}): {@code 2^bits} F16 centroids per output row of every decoder linear,
+   * fitted by k-means weighted by each weight's sensitivity.
+   *
+   * @param sensitivity fisher (the Fisher diagonal from autograd on the calibration text), hessian
+   *     (the layer inputs' Hessian diagonal) or uniform (no calibration)
+   * @param exact solve each row's k-means exactly (a 1-D dynamic program) instead of by Lloyd
+   * @param maxIterations Lloyd iterations per row at most
+   */
+  public record CodebookSpec(String sensitivity, boolean exact, int maxIterations) {
+    public static final List<String> SENSITIVITIES = List.of("fisher", "hessian", "uniform");
+
+    /** The defaults of {@code compactor quantize --method codebook}. */
+    public static final CodebookSpec DEFAULTS = new CodebookSpec("fisher", true, 50);
+
+    public CodebookSpec {
+      if (!SENSITIVITIES.contains(sensitivity)) {
+        throw new IllegalArgumentException(
+            "codebook.sensitivity: expected one of " + SENSITIVITIES + ", found " + sensitivity);
+      }
+      if (maxIterations < 1) {
+        throw new IllegalArgumentException(
+            "codebook.max_iterations must be at least 1, found " + maxIterations);
+      }
+    }
+
+    /** Whether the sensitivity reads calibration text. */
+    public boolean calibrated() {
+      return !sensitivity.equals("uniform");
+    }
+
+    ObjectNode toJson() {
+      return Json.object()
+          .put("sensitivity", sensitivity)
+          .put("kmeans", exact ? "exact" : "lloyd")
+          .put("max_iterations", maxIterations);
+    }
+
+    static CodebookSpec from(JsonNode c) {
+      return new CodebookSpec(
+          Json.text(c, "sensitivity", DEFAULTS.sensitivity()),
+          Json.text(c, "kmeans", "exact").equals("exact"),
+          Json.integer(c, "max_iterations", DEFAULTS.maxIterations()));
+    }
   }
 
   /** Quantization algorithm. */
@@ -34,6 +99,8 @@ public record QuantizeParams(
     AWQ,
     FP8,
     NF4,
+    /** Per-row codebooks (non-uniform), a compactor-codebook checkpoint only Compactor loads. */
+    CODEBOOK,
     /** Quantization-aware training (LSQ fake quantization) started from RTN or GPTQ. */
     QAT;
 
@@ -109,6 +176,16 @@ public record QuantizeParams(
     }
     if (qat != null && !symmetric) {
       throw new IllegalArgumentException("not supported yet: asymmetric qat grids");
+    }
+    if ((method == Method.CODEBOOK) != (codebook != null)) {
+      throw new IllegalArgumentException(
+          method == Method.CODEBOOK
+              ? "method codebook needs its settings (CodebookSpec.DEFAULTS for the defaults)"
+              : "codebook settings are for method codebook only, found method " + method.key());
+    }
+    if ((bits == 2 || bits == 3) && method != Method.CODEBOOK) {
+      throw new IllegalArgumentException(
+          "bits " + bits + " is for method codebook only; " + method.key() + " takes 4 or 8");
     }
   }
 
@@ -201,7 +278,7 @@ public record QuantizeParams(
       ParamSchema.object("quantize")
           .required(
               "method", ParamSchema.oneOf("rtn", "gptq", "awq", "fp8", "nf4", "qat", "codebook"))
-          .optional("bits", ParamSchema.intOneOf(4, 8))
+          .optional("bits", ParamSchema.intOneOf(2, 3, 4, 8))
           .optional("group_size", ParamSchema.intOneOf(-1, 32, 64, 128))
           .optional("symmetric", ParamSchema.bool())
           .optional("export", ParamSchema.listOf(EXPORT_ITEM))
@@ -214,17 +291,32 @@ public record QuantizeParams(
                   .optional("alpha", ParamSchema.number(0, true, 1, true))
                   .optional("batch", ParamSchema.integerAtLeast(1))
                   .optional("windows", ParamSchema.integerAtLeast(1))
-                  .optional("seq_len", ParamSchema.integerAtLeast(2)));
+                  .optional("seq_len", ParamSchema.integerAtLeast(2)))
+          .optional(
+              "codebook",
+              ParamSchema.object("codebook")
+                  .optional("sensitivity", ParamSchema.oneOf("fisher", "hessian", "uniform"))
+                  .optional("kmeans", ParamSchema.oneOf("exact", "lloyd"))
+                  .optional("max_iterations", ParamSchema.integerAtLeast(1)));
 
   /** Checks that need more than one parameter; {@code p} already passed {@link #SCHEMA}. */
   static void crossCheck(JsonNode p, String path, List<RecipeProblem> out) {
     String method = Json.text(p, "method", "");
-    if (method.equals("codebook")) {
+    if (method.equals("codebook") || p.has("codebook")) {
+      codebookCrossCheck(p, path, method, out);
+      return;
+    }
+    int lowBits = Json.integer(p, "bits", 4);
+    if (lowBits == 2 || lowBits == 3) {
       out.add(
           new RecipeProblem(
-              path + ".method",
-              "not supported yet: method codebook in a recipe (the quantization service has no"
-                  + " codebook path); run ./compactor quantize --method codebook --bits 2|3|4"));
+              path + ".bits",
+              "bits "
+                  + lowBits
+                  + " is for method codebook only; "
+                  + method
+                  + " takes 4 or 8 (no exported form here stores a 2- or 3-bit integer grid;"
+                  + " ./compactor qat --bits 2|3 --compare evaluates RTN, GPTQ and QAT there)"));
       return;
     }
     if (method.equals("qat") || p.has("qat")) {
@@ -336,10 +428,56 @@ public record QuantizeParams(
     }
   }
 
+  /**
+   * Method codebook: 2, 3 or 4 bits, one codebook per output row (no group_size, no symmetric),
+   * stored only as the compactor-codebook safetensors checkpoint.
+   */
+  private static void codebookCrossCheck(
+      JsonNode p, String path, String method, List<RecipeProblem> out) {
+    if (!method.equals("codebook")) {
+      out.add(
+          new RecipeProblem(
+              path + ".codebook",
+              "codebook settings are for method codebook only, found method " + method));
+      return;
+    }
+    if (Json.integer(p, "bits", 4) == 8) {
+      out.add(
+          new RecipeProblem(
+              path + ".bits",
+              "codebook takes bits 2, 3 or 4 (at most 16 centroids per row), found 8"));
+    }
+    for (String key : new String[] {"group_size", "symmetric"}) {
+      if (p.has(key)) {
+        out.add(
+            new RecipeProblem(
+                path + "." + key,
+                "codebook keeps one codebook of 2^bits centroids per output row: leave "
+                    + key
+                    + " out"));
+      }
+    }
+    JsonNode export = p.get("export");
+    for (int i = 0; export != null && i < export.size(); i++) {
+      ExportFormat f = ExportFormat.parse(export.get(i).asText());
+      if (f.container() != ExportFormat.Container.SAFETENSORS) {
+        out.add(
+            new RecipeProblem(
+                path + ".export[" + i + "]",
+                "not supported: codebook quantization exported as "
+                    + f
+                    + " (GGUF and compressed-tensors have no per-row codebook format; the"
+                    + " compactor-codebook checkpoint is written as safetensors and read by"
+                    + " Compactor only)"));
+      }
+    }
+  }
+
   static QuantizeParams from(JsonNode p) {
     String method = Json.text(p, "method", "rtn");
     int bits = defaultBits(method, Json.integer(p, "bits", 0));
-    int groupSize = Json.integer(p, "group_size", method.equals("fp8") ? -1 : 128);
+    int groupSize =
+        Json.integer(p, "group_size", method.equals("fp8") || method.equals("codebook") ? -1 : 128);
     List<ExportFormat> export = new ArrayList<>();
     JsonNode e = p.get("export");
     if (e == null || e.isNull()) {
@@ -353,7 +491,10 @@ public record QuantizeParams(
         groupSize,
         Json.bool(p, "symmetric", defaultSymmetric(method)),
         export,
-        p.hasNonNull("qat") ? Qat.from(p.get("qat")) : null);
+        p.hasNonNull("qat") ? Qat.from(p.get("qat")) : null,
+        method.equals("codebook")
+            ? CodebookSpec.from(p.hasNonNull("codebook") ? p.get("codebook") : Json.object())
+            : null);
   }
 
   /**
@@ -372,9 +513,15 @@ public record QuantizeParams(
     return method.equals("fp8") ? 8 : 4;
   }
 
-  /** Whether this stage reads calibration text (activations, or QAT's training windows). */
+  /**
+   * Whether this stage reads calibration text (activations, QAT's training windows, a codebook's
+   * Fisher or Hessian sensitivity).
+   */
   public boolean needsCalibration() {
-    return method == Method.GPTQ || method == Method.AWQ || method == Method.QAT;
+    return method == Method.GPTQ
+        || method == Method.AWQ
+        || method == Method.QAT
+        || (codebook != null && codebook.calibrated());
   }
 
   @Override
@@ -394,6 +541,12 @@ public record QuantizeParams(
     export.forEach(f -> a.add(f.toString()));
     if (qat != null) {
       o.set("qat", qat.toJson());
+    }
+    if (codebook != null) {
+      // one codebook per row: group_size and symmetric mean nothing here
+      o.remove("group_size");
+      o.remove("symmetric");
+      o.set("codebook", codebook.toJson());
     }
     return o;
   }

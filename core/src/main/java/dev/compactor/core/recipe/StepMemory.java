@@ -99,6 +99,15 @@ public final class StepMemory {
                       : 3 * layerBytes + embed;
               yield Math.max(init, qatBytes(m, q.qat()));
             }
+            if (q.codebook() != null && q.codebook().sensitivity().equals("fisher")) {
+              // the whole model with its gradients and the Fisher sums, one window's activations
+              long seq = seqLen(spec, QUANTIZE_DEFAULT_SEQ_LEN);
+              long perToken =
+                  ((long) m.numLayers() * (12 * h + 4 * inter + 2L * m.numHeads() * seq)
+                          + 4L * vocab)
+                      * F32;
+              yield 3 * params * F32 + seq * perToken + 3 * layerBytes;
+            }
             if (!q.needsCalibration()) {
               yield 3 * layerBytes + embed;
             }

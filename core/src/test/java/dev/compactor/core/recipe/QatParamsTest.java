@@ -82,7 +82,10 @@ class QatParamsTest {
     m = problem("{ method: qat, qat: { steps: 5, alpha: 1.5 } }");
     assertTrue(m.contains("quantize.qat.alpha"), m);
     m = problem("{ method: qat, bits: 3, qat: { steps: 5 } }");
-    assertTrue(m.contains("quantize.bits") && m.contains("one of 4, 8"), m);
+    assertTrue(
+        m.contains("quantize.bits")
+            && m.contains("bits 3 is for method codebook only; qat takes 4"),
+        m);
     // QAT trains on windows of the calibration text
     InvalidRecipeException e =
         assertThrows(

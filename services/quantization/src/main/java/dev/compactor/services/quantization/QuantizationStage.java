@@ -30,8 +30,9 @@ import java.util.Map;
  * Quantizes the job's model as the recipe says, with the same {@link QuantizationPipeline} as
  * {@code compactor quantize}: {@code rtn}, {@code gptq}, {@code awq}, {@code fp8} or {@code nf4},
  * any bits, group size and grid the recipe allows; {@code qat} trains the grid ({@link
- * QatQuantization}, the same run as {@code compactor qat}). The artifact is a Hugging Face
- * directory holding the dequantized weights (what evaluation measures) with a {@code
+ * QatQuantization}, the same run as {@code compactor qat}); {@code codebook} writes per-row
+ * codebooks ({@link CodebookQuantization}, a checkpoint only Compactor loads). The artifact is a
+ * Hugging Face directory holding the dequantized weights (what evaluation measures) with a {@code
  * quantization_config} and the provenance (job, recipe, settings, calibration text and hashes) in
  * config.json, plus {@code compressed-tensors/} and {@code model-<type>.gguf} files when the
  * recipe's {@code export} asks for them. GGUF files are quantized from this stage's input by ggml's
@@ -64,8 +65,8 @@ public final class QuantizationStage implements Stage {
   public void checkDevice(String device) {
     Devices.requireCpu(
         device,
-        "quantization math (RTN, GPTQ, AWQ, fp8, nf4, QAT training and the GGUF block"
-            + " quantizers)");
+        "quantization math (RTN, GPTQ, AWQ, fp8, nf4, codebooks, QAT training and the GGUF"
+            + " block quantizers)");
   }
 
   @Override
@@ -77,6 +78,10 @@ public final class QuantizationStage implements Stage {
     if (params.method() == QuantizeParams.Method.QAT) {
       RecipeModelCheck.requireSupported(stage, ModelConfig.read(ctx.inputDir()));
       return QatQuantization.run(ctx, stage, params);
+    }
+    if (params.method() == QuantizeParams.Method.CODEBOOK) {
+      RecipeModelCheck.requireSupported(stage, ModelConfig.read(ctx.inputDir()));
+      return CodebookQuantization.run(ctx, stage, params);
     }
     WeightQuantization q = quantization(params);
     Path out = ctx.outputDir();
@@ -187,6 +192,16 @@ public final class QuantizationStage implements Stage {
     if (p.method() == QuantizeParams.Method.QAT) {
       QatQuantization.init(p);
       QatQuantization.gguf(p);
+      return;
+    }
+    if (p.method() == QuantizeParams.Method.CODEBOOK) {
+      CodebookQuantization.settings(p);
+      if (p.export().stream().anyMatch(f -> f.container() != ExportFormat.Container.SAFETENSORS)) {
+        throw new UnsupportedOperationException(
+            "not supported: codebook quantization exported as "
+                + p.export()
+                + " (GGUF and compressed-tensors have no per-row codebook format)");
+      }
       return;
     }
     WeightQuantization q = quantization(p);

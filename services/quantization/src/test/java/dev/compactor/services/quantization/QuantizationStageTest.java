@@ -299,6 +299,71 @@ class QuantizationStageTest {
   }
 
   @Test
+  void codebookWritesACheckpointOnlyCompactorLoadsWithProvenance() throws Exception {
+    String uri = calibrationUri("codebook-calibration.txt", 200);
+    List<String> progress = new java.util.ArrayList<>();
+    StageContext ctx =
+        StageContext.builder(
+                TestModels.request(
+                        "quantize",
+                        "{\"method\":\"codebook\",\"bits\":3,"
+                            + "\"codebook\":{\"sensitivity\":\"fisher\"},"
+                            + "\"calibration\":{\"dataset\":\""
+                            + uri
+                            + "\",\"samples\":4,\"seq_len\":32}}")
+                    .build())
+            .inputDir(model)
+            .outputDir(Files.createDirectories(tmp.resolve("codebook-out")))
+            .workDir(Files.createDirectories(tmp.resolve("codebook-work")))
+            .progress((fraction, message) -> progress.add(message))
+            .build();
+    StageResult r = new QuantizationStage().run(ctx);
+    Path out = r.outputDir();
+    assertTrue(dev.compactor.core.io.Codebook.isCodebookCheckpoint(out));
+    JsonNode p =
+        new ObjectMapper()
+            .readTree(out.resolve("config.json").toFile())
+            .get("compactor_provenance");
+    assertEquals("codebook", p.get("method").asText());
+    assertEquals("fisher", p.get("sensitivity").asText());
+    assertEquals(uri, p.at("/calibration/source").asText());
+    assertEquals(
+        ModelDirectory.sha256(Path.of(java.net.URI.create(uri))),
+        p.at("/calibration/sha256").asText());
+    assertEquals(14.0, r.metrics().get("quantizedTensors"));
+    assertTrue(r.metrics().get("bitsPerWeight") > 3, r.metrics().toString());
+    assertTrue(
+        r.metrics().get("quantizedModelBytes") < r.metrics().get("sourceWeightBytes"),
+        r.metrics().toString());
+    assertTrue(progress.stream().anyMatch(m -> m.endsWith(" 2/2")), progress.toString());
+    // read back dequantized, as evaluation reads it: at most 2^3 values in every output row
+    try (dev.compactor.core.io.TensorSource w = dev.compactor.core.io.Checkpoints.open(out)) {
+      String name = "model.layers.0.self_attn.q_proj.weight";
+      float[] v = w.readFloats(name);
+      int cols = (int) w.info(name).shape()[1];
+      for (int row = 0; row < v.length / cols; row++) {
+        java.util.Set<Float> distinct = new java.util.HashSet<>();
+        for (int c = 0; c < cols; c++) {
+          distinct.add(v[row * cols + c]);
+        }
+        assertTrue(distinct.size() <= 8, "row " + row + ": " + distinct.size() + " values");
+      }
+    }
+    assertThrows(
+        UnsupportedOperationException.class,
+        () ->
+            QuantizationStage.check(
+                new QuantizeParams(
+                    QuantizeParams.Method.CODEBOOK,
+                    3,
+                    -1,
+                    true,
+                    List.of(QuantizeParams.ExportFormat.parse("gguf")),
+                    null,
+                    QuantizeParams.CodebookSpec.DEFAULTS)));
+  }
+
+  @Test
   void quantizationMathIsCpuOnlyAndSaysSo() {
     new QuantizationStage().checkDevice("cpu");
     RuntimeException e =
