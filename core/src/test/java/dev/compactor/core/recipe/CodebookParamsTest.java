@@ -44,6 +44,26 @@ class CodebookParamsTest {
   }
 
   @Test
+  void fisherCodebooksAreEstimatedWithTheWholeModelAndItsGradients() {
+    dev.compactor.core.model.ModelConfig llama =
+        dev.compactor.core.model.ModelConfig.fromJson(
+            "{\"model_type\":\"llama\",\"vocab_size\":1000,\"hidden_size\":64,"
+                + "\"intermediate_size\":128,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
+                + "\"num_key_value_heads\":4,\"max_position_embeddings\":256}");
+    long fisher = StepMemory.estimate(stage("{ method: codebook }"), llama) - StepMemory.BASE_BYTES;
+    assertTrue(fisher >= 3 * llama.parameterCount() * 4, fisher + " bytes");
+    long uniform =
+        StepMemory.estimate(
+                Recipe.parse(
+                        "name: t\nstages:\n  - quantize: { method: codebook, codebook: {"
+                            + " sensitivity: uniform } }\n")
+                    .stage(0),
+                llama)
+            - StepMemory.BASE_BYTES;
+    assertTrue(uniform < fisher, uniform + " vs " + fisher);
+  }
+
+  @Test
   void brokenCodebookRecipesSayWhatIsWrong() {
     String m = problem("{ method: codebook, bits: 8 }");
     assertTrue(m.contains("quantize.bits") && m.contains("codebook takes bits 2, 3 or 4"), m);

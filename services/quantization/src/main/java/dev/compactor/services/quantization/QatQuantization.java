@@ -43,9 +43,10 @@ import org.slf4j.LoggerFactory;
  * (pack-quantized codes and learned steps) and {@code model-q4_0.gguf} / {@code model-q8_0.gguf}
  * when the recipe's export asks. Both checkpoints carry {@code compactor_provenance}.
  *
- * <p>The held-out KL (mean per token against the input, on windows of the calibration text's
- * validation split) is measured for the init and for the trained model, so the metrics say what
- * training bought over RTN or GPTQ; the trained model is passed on either way.
+ * <p>When the calibration text's validation split is long enough, the held-out KL (mean per token
+ * against the input, on windows of that split) is measured for the init and for the trained model,
+ * so the metrics say what training bought over RTN or GPTQ; the trained model is passed on either
+ * way.
  */
 final class QatQuantization {
   private static final Logger LOG = LoggerFactory.getLogger(QatQuantization.class);

@@ -248,6 +248,7 @@ class QuantizationStageTest {
     }
   }
 
+  /** From GPTQ (calibrated on the recipe's windows) this time; the training is what stops. */
   @Test
   void qatStopsBetweenStepsWhenTheJobIsCancelled() throws Exception {
     String uri = calibrationUri("qat-cancel.txt", 200);
@@ -258,7 +259,8 @@ class QuantizationStageTest {
                 TestModels.request(
                         "quantize",
                         "{\"method\":\"qat\",\"bits\":8,\"group_size\":-1,"
-                            + "\"qat\":{\"steps\":50,\"batch\":1,\"windows\":4,\"seq_len\":16},"
+                            + "\"qat\":{\"init\":\"gptq\",\"steps\":50,\"batch\":1,\"windows\":4,"
+                            + "\"seq_len\":16},"
                             + "\"calibration\":{\"dataset\":\""
                             + uri
                             + "\",\"samples\":4,\"seq_len\":16}}")
