@@ -252,6 +252,7 @@ class QuantizationStageTest {
   @Test
   void qatStopsBetweenStepsWhenTheJobIsCancelled() throws Exception {
     String uri = calibrationUri("qat-cancel.txt", 200);
+    List<String> messages = new java.util.ArrayList<>();
     java.util.concurrent.atomic.AtomicInteger reports =
         new java.util.concurrent.atomic.AtomicInteger();
     StageContext ctx =
@@ -270,6 +271,7 @@ class QuantizationStageTest {
             .workDir(Files.createDirectories(tmp.resolve("qat-cancel-work")))
             .progress(
                 (fraction, message) -> {
+                  messages.add(message);
                   if (message.startsWith("qat step")) {
                     reports.incrementAndGet();
                   }
@@ -280,6 +282,7 @@ class QuantizationStageTest {
     assertThrows(
         java.util.concurrent.CancellationException.class, () -> new QuantizationStage().run(ctx));
     assertEquals(2, reports.get());
+    assertTrue(messages.contains("gptq init written; training"), messages.toString());
   }
 
   @Test
