@@ -123,6 +123,12 @@ class RecipesIT {
           if (job.getValue().endsWith("wanda50-gptq4.yaml")) {
             nativeSpeedIsMeasuredAndShown(stack, l);
           }
+          if (job.getValue().endsWith("tiny-qat-int4.yaml")) {
+            publishedModelIsQat(stack, ready(l));
+          }
+          if (job.getValue().endsWith("tiny-codebook-q3.yaml")) {
+            publishedModelIsACodebookCheckpoint(stack, ready(l));
+          }
         }
       }
       sweepOfTwoRecipesPublishesOnlyTheChosenOne(client, modelUri);
@@ -232,6 +238,59 @@ class RecipesIT {
             StandardCharsets.UTF_8);
     assertTrue(card.contains("## MoEfication"), card);
     assertTrue(card.contains("runs 4 per token"), card);
+  }
+
+  /**
+   * Issue 11: a QAT quantize step publishes the trained grid — config.json says method qat with its
+   * training settings and calibration hash, and the compressed-tensors and GGUF Q4_0 exports are
+   * published beside it.
+   */
+  private void publishedModelIsQat(PipelineStack stack, ModelReady ready) throws Exception {
+    Path published = Files.createDirectories(tmp.resolve("published-qat"));
+    stack
+        .blobs()
+        .getFile(
+            S3Uri.parse(ready.getUri()).resolve("config.json"), published.resolve("config.json"));
+    com.fasterxml.jackson.databind.JsonNode config =
+        new com.fasterxml.jackson.databind.ObjectMapper()
+            .readTree(published.resolve("config.json").toFile());
+    assertEquals("qat", config.at("/quantization_config/method").asText(), config.toString());
+    assertEquals("qat", config.at("/compactor_provenance/method").asText(), config.toString());
+    assertEquals(12, config.at("/compactor_provenance/qat/steps").asInt(), config.toString());
+    assertEquals(
+        64,
+        config.at("/compactor_provenance/calibration/sha256").asText().length(),
+        config.toString());
+    List<String> formats = ready.getExports().stream().map(ArtifactRef::getFormat).toList();
+    assertTrue(
+        formats.contains("gguf") && formats.contains("compressed-tensors"), formats.toString());
+  }
+
+  /**
+   * A codebook quantize step publishes the compactor-codebook checkpoint itself (not dequantized
+   * weights): its config says so, and read back through {@code Checkpoints.open} every output row
+   * of a linear holds at most 2^3 values.
+   */
+  private void publishedModelIsACodebookCheckpoint(PipelineStack stack, ModelReady ready)
+      throws Exception {
+    Path published = Files.createDirectories(tmp.resolve("published-codebook"));
+    S3Uri uri = S3Uri.parse(ready.getUri());
+    for (String f : List.of("config.json", "model.safetensors")) {
+      stack.blobs().getFile(uri.resolve(f), published.resolve(f));
+    }
+    assertTrue(dev.compactor.core.io.Codebook.isCodebookCheckpoint(published));
+    try (dev.compactor.core.io.TensorSource w = dev.compactor.core.io.Checkpoints.open(published)) {
+      String name = "model.layers.0.mlp.down_proj.weight";
+      float[] v = w.readFloats(name);
+      int cols = (int) w.info(name).shape()[1];
+      for (int row = 0; row < v.length / cols; row++) {
+        java.util.Set<Float> distinct = new java.util.HashSet<>();
+        for (int c = 0; c < cols; c++) {
+          distinct.add(v[row * cols + c]);
+        }
+        assertTrue(distinct.size() <= 8, "row " + row + " holds " + distinct.size() + " values");
+      }
+    }
   }
 
   /**

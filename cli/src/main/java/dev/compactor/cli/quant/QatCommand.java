@@ -21,9 +21,8 @@ import dev.compactor.core.metrics.EvalText;
 import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
-import dev.compactor.core.quant.qat.QuantizationAwareTraining;
+import dev.compactor.core.quant.qat.QatRun;
 import dev.compactor.core.quant.table.DequantizedCheckpointSink;
-import dev.compactor.core.quant.table.GgufExport;
 import dev.compactor.core.quant.table.GgufToHf;
 import dev.compactor.core.quant.table.LayerwiseQuantizer;
 import dev.compactor.core.quant.table.QualityTable;
@@ -146,8 +145,7 @@ public final class QatCommand implements Command {
     } catch (IllegalArgumentException e) {
       throw new UsageException(e.getMessage());
     }
-    DistillationSpec spec =
-        new DistillationSpec(1f, alpha, steps, batch, lr, steps / 20, 0f, 1f, 0, 1234L);
+    DistillationSpec spec = QatRun.spec(steps, batch, lr, alpha);
     CalibrationText calibration =
         CalibrationText.file(
             args.present("calibration") ? Path.of(args.required("calibration")) : null);
@@ -188,35 +186,56 @@ public final class QatCommand implements Command {
       }
       WeightQuantization start = init.equals("gptq") ? gptq : rtn;
       long t0 = System.nanoTime();
-      Path initDir = work.resolve("init");
-      DivergenceResult before;
-      DivergenceResult after;
-      DistillationReport report;
-      double exactBlocks = Double.NaN;
       Path dequantized = outDir.resolve("dequantized");
-      try (QuantizationAwareTraining qat =
-          QuantizationAwareTraining.start(
-              model, start, gptqSamples, initDir, Device.cpu(), ProgressListener.NONE)) {
-        // the --compare row of the init is the same checkpoint: scored once
-        before =
-            rows.containsKey(start.label())
-                ? rows.get(start.label())
-                : score(eval, base, initDir, evalTokens);
-        err.printf("before (%s): KL %.6f%n", start.label(), before.klDivergence());
-        report = qat.train(base, train, spec, new LocalCheckpointSink(work.resolve("ckpt"), 1));
-        ObjectNode provenance = provenance(argv, model, calibration, start, spec, seq, report);
-        ObjectNode extra = JSON.createObjectNode();
-        extra.set("compactor", provenance);
-        qat.writeDequantized(dequantized, extra);
-        if (format.equals("gguf")) {
-          exactBlocks = QuantizationAwareTraining.ggmlExactBlockFraction(qat.export());
-        }
-        if (format.equals("compressed-tensors")) {
-          qat.writeCompressedTensors(
-              outDir.resolve("compressed-tensors"), ModelDirectory.open(model).dominantDType());
-        }
-      }
-      after = score(eval, base, dequantized, evalTokens);
+      LlamaFileType ggufType = format.equals("gguf") ? QatRun.ggufType(bits) : null;
+      QatRun.Request request =
+          new QatRun.Request(
+              model,
+              start,
+              gptqSamples,
+              train,
+              spec,
+              new QatRun.Outputs(
+                  dequantized,
+                  format.equals("compressed-tensors") ? outDir.resolve("compressed-tensors") : null,
+                  ggufType,
+                  outDir));
+      DivergenceResult[] before = new DivergenceResult[1];
+      QatRun.Listener listener =
+          new QatRun.Listener() {
+            @Override
+            public void initWritten(Path initDir) throws IOException {
+              // the --compare row of the init is the same checkpoint: scored once
+              before[0] =
+                  rows.containsKey(start.label())
+                      ? rows.get(start.label())
+                      : score(eval, base, initDir, evalTokens);
+              err.printf("before (%s): KL %.6f%n", start.label(), before[0].klDivergence());
+            }
+
+            @Override
+            public void step(long step, long totalSteps, double loss) {}
+          };
+      QatRun.Result result =
+          QatRun.run(
+              request,
+              base,
+              report -> {
+                ObjectNode extra = JSON.createObjectNode();
+                try {
+                  extra.set(
+                      "compactor", provenance(argv, model, calibration, start, spec, seq, report));
+                } catch (IOException e) {
+                  throw new java.io.UncheckedIOException(e);
+                }
+                return extra;
+              },
+              work.resolve("qat"),
+              new LocalCheckpointSink(work.resolve("ckpt"), 1),
+              listener);
+      DistillationReport report = result.report();
+      double exactBlocks = result.ggmlExactBlocks();
+      DivergenceResult after = score(eval, base, dequantized, evalTokens);
       double seconds = (System.nanoTime() - t0) / 1e9;
       rows.put(
           "qat "
@@ -225,10 +244,9 @@ public final class QatCommand implements Command {
               + start.method().id(),
           after);
       String ggufNote = null;
-      if (format.equals("gguf")) {
-        LlamaFileType type = bits == 4 ? LlamaFileType.Q4_0 : LlamaFileType.Q8_0;
-        Path file = outDir.resolve("model-" + type.label() + ".gguf");
-        GgufExport.export(dequantized, type, Map.of(), file);
+      if (ggufType != null) {
+        LlamaFileType type = ggufType;
+        Path file = result.ggufFile();
         Path back = work.resolve("gguf-hf");
         GgufToHf.convert(file, model, back);
         DivergenceResult g = score(eval, base, back, evalTokens);
@@ -253,10 +271,10 @@ public final class QatCommand implements Command {
       summary.put("train_seconds", seconds);
       summary.put("loss_first", report.startLoss());
       summary.put("loss_last", report.endLoss());
-      summary.put("kl_before", before.klDivergence());
+      summary.put("kl_before", before[0].klDivergence());
       summary.put("kl_after", after.klDivergence());
-      summary.put("ppl_baseline", before.baselinePerplexity());
-      summary.put("ppl_before", before.modelPerplexity());
+      summary.put("ppl_baseline", before[0].baselinePerplexity());
+      summary.put("ppl_before", before[0].modelPerplexity());
       summary.put("ppl_after", after.modelPerplexity());
       if (ggufNote != null) {
         summary.put("gguf", ggufNote);
@@ -294,11 +312,11 @@ public final class QatCommand implements Command {
         out.printf(
             Locale.ROOT,
             "KL %.6f -> %.6f, ppl %.4f -> %.4f (original %.4f), text: %s, %d tokens%n",
-            before.klDivergence(),
+            before[0].klDivergence(),
             after.klDivergence(),
-            before.modelPerplexity(),
+            before[0].modelPerplexity(),
             after.modelPerplexity(),
-            before.baselinePerplexity(),
+            before[0].baselinePerplexity(),
             held.name(),
             evalTokens.length);
         out.printf(Locale.ROOT, "%-28s %10s %10s %7s%n", "method", "KL", "ppl", "top1%");

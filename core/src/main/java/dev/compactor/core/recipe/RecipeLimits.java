@@ -14,7 +14,8 @@ import java.util.function.Function;
  * @param maxSeqLen longest calibration or evaluation window in tokens ({@value #SEQ_LEN_ENV})
  * @param maxCalibrationTokens most calibration tokens in all, samples × seq_len ({@value
  *     #TOKENS_ENV})
- * @param maxDistillSteps most optimizer steps of one distill stage ({@value #DISTILL_STEPS_ENV})
+ * @param maxDistillSteps most optimizer steps of one distill stage or QAT quantize stage ({@value
+ *     #DISTILL_STEPS_ENV})
  */
 public record RecipeLimits(
     int maxCalibrationSamples, int maxSeqLen, long maxCalibrationTokens, int maxDistillSteps) {
@@ -100,6 +101,17 @@ public record RecipeLimits(
       String path = "stages[" + i + "]." + s.kind().recipeKey();
       if (s.params() instanceof DistillParams d && d.steps() > maxDistillSteps) {
         out.add(over(path + ".steps", d.steps(), maxDistillSteps, DISTILL_STEPS_ENV));
+      }
+      // QAT trains with the distiller: the same bound on optimizer steps
+      if (s.params() instanceof QuantizeParams q
+          && q.qat() != null
+          && q.qat().steps() > maxDistillSteps) {
+        out.add(over(path + ".qat.steps", q.qat().steps(), maxDistillSteps, DISTILL_STEPS_ENV));
+      }
+      if (s.params() instanceof QuantizeParams q
+          && q.qat() != null
+          && q.qat().seqLen() > maxSeqLen) {
+        out.add(over(path + ".qat.seq_len", q.qat().seqLen(), maxSeqLen, SEQ_LEN_ENV));
       }
       if (s.params() instanceof EvaluateParams e
           && e.perplexity() != null

@@ -171,6 +171,18 @@ public final class RecipeModelCheck {
       factorize(f, path, m, out);
       return;
     }
+    if (m.moe()
+        && s.params() instanceof QuantizeParams q
+        && q.method() == QuantizeParams.Method.QAT) {
+      // QuantizationAwareTraining fake-quantizes dense decoder linears only
+      out.add(
+          new RecipeProblem(
+              path + ".method",
+              "not supported yet: qat of "
+                  + m.modelType()
+                  + " (mixture-of-experts layers); quantize it with rtn or gptq"));
+      return;
+    }
     if (m.moe()) {
       moe(s, path, m, out);
       return;
@@ -194,6 +206,7 @@ public final class RecipeModelCheck {
         return;
       }
       if (m.family() == ModelConfig.Family.PHI3
+          && q.method() != QuantizeParams.Method.QAT
           && q.export().stream()
               .anyMatch(f -> f.container() == QuantizeParams.ExportFormat.Container.GGUF)) {
         // Qwen3's importance matrix is tested against the whole-model hook; Phi-3's fused

@@ -91,6 +91,29 @@ public final class StepMemory {
           }
           case QUANTIZE -> {
             QuantizeParams q = (QuantizeParams) spec.params();
+            if (q.qat() != null) {
+              // the init (GPTQ layer by layer, or RTN) is done and freed before training starts
+              long init =
+                  q.qat().init() == QuantizeParams.QatInit.GPTQ
+                      ? layerwise(
+                              m,
+                              tokens(spec, QUANTIZE_DEFAULT_SAMPLES, QUANTIZE_DEFAULT_SEQ_LEN),
+                              seqLen(spec, QUANTIZE_DEFAULT_SEQ_LEN),
+                              layerBytes,
+                              embed)
+                          + gramBytes(m, true)
+                      : 3 * layerBytes + embed;
+              yield Math.max(init, qatBytes(m, q.qat()));
+            }
+            if (q.codebook() != null && q.codebook().sensitivity().equals("fisher")) {
+              // the whole model with its gradients and the Fisher sums, one window's activations
+              long seq = seqLen(spec, QUANTIZE_DEFAULT_SEQ_LEN);
+              long perToken =
+                  ((long) m.numLayers() * (12 * h + 4 * inter + 2L * m.numHeads() * seq)
+                          + 4L * vocab)
+                      * F32;
+              yield 3 * params * F32 + seq * perToken + 3 * layerBytes;
+            }
             if (!q.needsCalibration()) {
               yield 3 * layerBytes + embed;
             }
@@ -157,6 +180,21 @@ public final class StepMemory {
                 + 4L * m.vocabSize())
             * F32;
     return 5 * m.parameterCount() * F32 + r.batch() * seq * perToken;
+  }
+
+  /**
+   * QAT: the teacher, the student's latent weights, gradients and two AdamW moments, each forward's
+   * fake-quantized copy of the linears and its gradient, and one batch's activations kept for
+   * backward (the steps, one per row and group, are small beside them).
+   */
+  private static long qatBytes(ModelConfig m, QuantizeParams.Qat q) {
+    long h = m.hiddenSize();
+    long seq = Math.min(q.seqLen(), Math.max(1, m.maxPositions() - 1));
+    long perToken =
+        ((long) m.numLayers() * (12 * h + 4 * m.intermediateSize() + 2L * m.numHeads() * seq)
+                + 4L * m.vocabSize())
+            * F32;
+    return 7 * m.parameterCount() * F32 + q.batch() * seq * perToken;
   }
 
   /** Hidden states of every calibration token into and out of a layer, plus one layer's work. */

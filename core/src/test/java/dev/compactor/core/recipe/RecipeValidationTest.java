@@ -85,7 +85,7 @@ class RecipeValidationTest {
     assertOnlyProblem(
         problems("  - quantize: { method: rtn, bits: 4, colour: red }\n", false),
         "stages[0].quantize.colour",
-        "quantize accepts method, bits, group_size, symmetric, export");
+        "quantize accepts method, bits, group_size, symmetric, export, qat");
   }
 
   @Test
@@ -93,13 +93,13 @@ class RecipeValidationTest {
     List<RecipeProblem> p =
         problems(
             "  - prune: { method: random, sparsity: 1.0 }\n"
-                + "  - quantize: { method: rtn, bits: 3, group_size: 100, symmetric: maybe,"
+                + "  - quantize: { method: rtn, bits: 5, group_size: 100, symmetric: maybe,"
                 + " export: [onnx] }\n",
             false);
     assertProblem(
         p, "stages[0].prune.method", "one of magnitude, wanda, sparsegpt but found \"random\"");
     assertProblem(p, "stages[0].prune.sparsity", "a number in (0, 1) but found 1.0");
-    assertProblem(p, "stages[1].quantize.bits", "one of 4, 8 but found 3");
+    assertProblem(p, "stages[1].quantize.bits", "one of 2, 3, 4, 8 but found 5");
     assertProblem(p, "stages[1].quantize.group_size", "one of -1, 32, 64, 128 but found 100");
     assertProblem(p, "stages[1].quantize.symmetric", "true or false");
     assertProblem(p, "stages[1].quantize.export[0]", "gguf:<");
@@ -455,11 +455,16 @@ class RecipeValidationTest {
   }
 
   @Test
-  void codebookIsRefusedInRecipesUntilTheServiceRunsIt() {
+  void codebookWithItsFisherDefaultNeedsCalibrationButUniformDoesNot() {
     assertOnlyProblem(
         problems("  - quantize: { method: codebook }\n", false),
         "stages[0].quantize.method",
-        "not supported yet: method codebook in a recipe");
+        "method codebook needs calibration text");
+    assertEquals(
+        List.of(),
+        Recipe.validate(
+            "name: t\nstages:\n  - quantize: { method: codebook, codebook: { sensitivity: uniform"
+                + " } }\n"));
   }
 
   @Test

@@ -193,7 +193,22 @@ public final class QuantizationAwareTraining implements AutoCloseable {
   public DistillationReport train(
       CausalLM teacher, List<int[]> windows, DistillationSpec spec, CheckpointSink sink)
       throws IOException {
-    return new Distiller(spec, sink).distill(teacher, trainable(), windows);
+    return train(teacher, windows, spec, sink, null);
+  }
+
+  /**
+   * As {@link #train(CausalLM, List, DistillationSpec, CheckpointSink)}, telling {@code progress}
+   * after every step (null: nobody); an exception thrown by {@code progress} stops the training.
+   */
+  public DistillationReport train(
+      CausalLM teacher,
+      List<int[]> windows,
+      DistillationSpec spec,
+      CheckpointSink sink,
+      Distiller.Progress progress)
+      throws IOException {
+    return new Distiller(spec, sink, dev.compactor.core.distill.DistillationDepth.NONE, progress)
+        .distill(teacher, trainable(), windows);
   }
 
   /** The integer grid of every decoder linear now, by weight name. */

@@ -29,12 +29,15 @@ import java.util.Map;
 /**
  * Quantizes the job's model as the recipe says, with the same {@link QuantizationPipeline} as
  * {@code compactor quantize}: {@code rtn}, {@code gptq}, {@code awq}, {@code fp8} or {@code nf4},
- * any bits, group size and grid the recipe allows. The artifact is a Hugging Face directory holding
- * the dequantized weights (what evaluation measures) with a {@code quantization_config} and the
- * provenance (job, recipe, settings, calibration text and hashes) in config.json, plus {@code
- * compressed-tensors/} and {@code model-<type>.gguf} files when the recipe's {@code export} asks
- * for them. GGUF files are quantized from this stage's input by ggml's block quantizers, weighted
- * by an importance matrix of the recipe's calibration text when the recipe has one.
+ * any bits, group size and grid the recipe allows; {@code qat} trains the grid ({@link
+ * QatQuantization}, the same run as {@code compactor qat}); {@code codebook} writes per-row
+ * codebooks ({@link CodebookQuantization}, a checkpoint only Compactor loads). The artifact is a
+ * Hugging Face directory holding the dequantized weights (what evaluation measures) with a {@code
+ * quantization_config} and the provenance (job, recipe, settings, calibration text and hashes) in
+ * config.json, plus {@code compressed-tensors/} and {@code model-<type>.gguf} files when the
+ * recipe's {@code export} asks for them. GGUF files are quantized from this stage's input by ggml's
+ * block quantizers, weighted by an importance matrix of the recipe's calibration text when the
+ * recipe has one.
  *
  * <p>GPTQ and AWQ calibrate on the recipe's calibration text, or the built-in Europarl text with
  * {@value #DEFAULT_SAMPLES} windows of {@value #DEFAULT_SEQ_LEN} tokens when there is none. The
@@ -61,7 +64,9 @@ public final class QuantizationStage implements Stage {
   @Override
   public void checkDevice(String device) {
     Devices.requireCpu(
-        device, "quantization math (RTN, GPTQ, AWQ, fp8, nf4 and the GGUF block quantizers)");
+        device,
+        "quantization math (RTN, GPTQ, AWQ, fp8, nf4, codebooks, QAT training and the GGUF"
+            + " block quantizers)");
   }
 
   @Override
@@ -70,6 +75,14 @@ public final class QuantizationStage implements Stage {
     QuantizeParams params = (QuantizeParams) stage.params();
     RecipeModelCheck.requireMemory(
         stage, ModelConfig.read(ctx.inputDir()), ctx.memoryBudgetBytes());
+    if (params.method() == QuantizeParams.Method.QAT) {
+      RecipeModelCheck.requireSupported(stage, ModelConfig.read(ctx.inputDir()));
+      return QatQuantization.run(ctx, stage, params);
+    }
+    if (params.method() == QuantizeParams.Method.CODEBOOK) {
+      RecipeModelCheck.requireSupported(stage, ModelConfig.read(ctx.inputDir()));
+      return CodebookQuantization.run(ctx, stage, params);
+    }
     WeightQuantization q = quantization(params);
     Path out = ctx.outputDir();
     QuantizationPipeline.Outputs outputs =
@@ -176,6 +189,21 @@ public final class QuantizationStage implements Stage {
    * @throws IllegalArgumentException or UnsupportedOperationException with the reason
    */
   public static void check(QuantizeParams p) {
+    if (p.method() == QuantizeParams.Method.QAT) {
+      QatQuantization.init(p);
+      QatQuantization.gguf(p);
+      return;
+    }
+    if (p.method() == QuantizeParams.Method.CODEBOOK) {
+      CodebookQuantization.settings(p);
+      if (p.export().stream().anyMatch(f -> f.container() != ExportFormat.Container.SAFETENSORS)) {
+        throw new UnsupportedOperationException(
+            "not supported: codebook quantization exported as "
+                + p.export()
+                + " (GGUF and compressed-tensors have no per-row codebook format)");
+      }
+      return;
+    }
     WeightQuantization q = quantization(p);
     if (wants(p, ExportFormat.Container.COMPRESSED_TENSORS)) {
       QuantizationPipeline.scheme(q);
