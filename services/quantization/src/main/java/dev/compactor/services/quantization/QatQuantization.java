@@ -69,8 +69,7 @@ final class QatQuantization {
     Path in = ctx.inputDir();
     ModelConfig config = ModelConfig.read(in);
     WeightQuantization init = init(params);
-    init.checkFits(
-        config.hiddenSize(), config.intermediateSize(), config.numHeads() * config.headDim());
+    init.checkFits(config.linearInputWidths());
     Path out = ctx.outputDir();
     LlamaFileType gguf = gguf(params);
     QatRun.Outputs outputs =
