@@ -38,6 +38,21 @@ class CoreArchitectureTest {
   }
 
   @Test
+  void gradientsAreCollectedOnlyThroughAutograd() {
+    noClasses()
+        .that()
+        .resideInAPackage("dev.compactor.core..")
+        .and()
+        .doNotHaveFullyQualifiedName("dev.compactor.core.train.Autograd")
+        .should()
+        .callMethod(ai.djl.engine.Engine.class, "newGradientCollector")
+        .because(
+            "DJL allows one open GradientCollector per JVM; Autograd.collector() makes concurrent"
+                + " training jobs wait for it instead of failing")
+        .check(CORE);
+  }
+
+  @Test
   void coreDoesNotDependOnOtherCompactorModules() {
     noClasses()
         .that()

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.compactor.cli.Args;
 import dev.compactor.cli.Command;
 import dev.compactor.cli.TableText;
+import dev.compactor.cli.UsageException;
 import dev.compactor.core.distill.DistillationSpec;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.prune.table.PruningTable;
@@ -64,12 +65,19 @@ public final class PruneTableCommand implements Command {
 
   @Override
   public String usage() {
-    return "[--model DIR (default: tiny reference model)] [--text FILE] [--max-bytes N] [--json]";
+    return "[--model DIR (default: tiny reference model)] [--text FILE] [--max-bytes N]"
+        + " [--recovery-lr F (default 1e-3)] [--recovery-steps N (default 36, a multiple of 3)]"
+        + " [--json]";
   }
 
   @Override
   public int run(String[] argv, PrintStream out, PrintStream err) throws Exception {
-    Args args = Args.parse(argv, Set.of("model", "text", "max-bytes"), Set.of("json"));
+    Args args =
+        Args.parse(
+            argv,
+            Set.of("model", "text", "max-bytes", "recovery-lr", "recovery-steps"),
+            Set.of("json"));
+    DistillationSpec recovery = recovery(args);
     Path model =
         args.present("model") ? Path.of(args.required("model")) : TinyReferenceModel.shipped();
     int seqLen = Math.min(TinyReferenceModel.EVAL_SEQ_LEN, ModelConfig.read(model).maxPositions());
@@ -85,9 +93,9 @@ public final class PruneTableCommand implements Command {
       PruningTable table = new PruningTable(model, work, tokens, in.calibration(), seqLen);
       long t0 = System.nanoTime();
       List<PruningTable.Variant> variants = new ArrayList<>(table.unstructured());
-      variants.addAll(table.recovered(RECOVERY, ROUNDS, train));
-      variants.addAll(table.structured(RECOVERY, train));
-      variants.addAll(table.depth(RECOVERY, train));
+      variants.addAll(table.recovered(recovery, ROUNDS, train));
+      variants.addAll(table.structured(recovery, train));
+      variants.addAll(table.depth(recovery, train));
       List<PruningTable.Row> rows =
           table.run(
               variants, (phase, done, total) -> err.printf("%s: %d/%d rows%n", phase, done, total));
@@ -95,12 +103,44 @@ public final class PruneTableCommand implements Command {
       if (args.has("json")) {
         out.println(json(model, held.name(), tokens.length, table.setup(), rows));
       } else {
-        print(out, model, held.name(), tokens.length, table.setup(), rows, seconds);
+        print(out, model, held.name(), tokens.length, table.setup(), rows, recovery, seconds);
       }
     } finally {
       TableText.deleteRecursively(work);
     }
     return 0;
+  }
+
+  /**
+   * {@link #RECOVERY} with {@code --recovery-lr} and {@code --recovery-steps} (warm-up a twelfth of
+   * the steps, as 3 of 36): a model that ended its training at a low rate needs a lower one.
+   */
+  static DistillationSpec recovery(Args args) throws UsageException {
+    double lr = args.number("recovery-lr", RECOVERY.learningRate());
+    int steps = args.integer("recovery-steps", RECOVERY.steps());
+    if (!(lr > 0 && lr < 1)) {
+      throw new UsageException("--recovery-lr: expected a rate in (0, 1), found " + lr);
+    }
+    if (steps < ROUNDS || steps % ROUNDS != 0) {
+      throw new UsageException(
+          "--recovery-steps: expected a positive multiple of "
+              + ROUNDS
+              + " (the iterative rows split them into "
+              + ROUNDS
+              + " rounds), found "
+              + steps);
+    }
+    return new DistillationSpec(
+        RECOVERY.temperature(),
+        RECOVERY.alpha(),
+        steps,
+        RECOVERY.batchSize(),
+        (float) lr,
+        Math.max(1, steps / 12),
+        RECOVERY.weightDecay(),
+        RECOVERY.maxGradNorm(),
+        RECOVERY.checkpointEvery(),
+        RECOVERY.seed());
   }
 
   /** The line that ends the measured-quality block and starts the timing block. */
@@ -113,6 +153,7 @@ public final class PruneTableCommand implements Command {
       int tokens,
       PruningTable.Setup setup,
       List<PruningTable.Row> rows,
+      DistillationSpec recovery,
       double seconds) {
     out.printf("model: %s (%s)%n", model, TableText.weightsHash(model));
     out.printf(
@@ -155,14 +196,14 @@ public final class PruneTableCommand implements Command {
             + " FLAP fluctuation importance, uniform widths; both = the KV groups and 25%% of the"
             + " channels, with FLAP's bias compensation. Depth: the layers of lowest block"
             + " influence removed; +heal: then the same recovery.%n",
-        RECOVERY.steps(),
-        RECOVERY.batchSize(),
+        recovery.steps(),
+        recovery.batchSize(),
         RECOVERY_SEQ,
-        RECOVERY.learningRate(),
+        recovery.learningRate(),
         ROUNDS,
         ROUNDS,
-        RECOVERY.steps() / ROUNDS,
-        RECOVERY.steps());
+        recovery.steps() / ROUNDS,
+        recovery.steps());
     out.printf(
         Locale.ROOT,
         "%s, prompt %d tokens, greedy decode %d; measured on this machine, not compared by the"

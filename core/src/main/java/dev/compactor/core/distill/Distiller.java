@@ -1,7 +1,6 @@
 package dev.compactor.core.distill;
 
 import ai.djl.Device;
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -13,6 +12,7 @@ import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.StreamingTransformer;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.quant.table.LayerwiseQuantizer;
+import dev.compactor.core.train.Autograd;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -411,7 +411,7 @@ public final class Distiller {
         teacherLogits = ctx.teacher.logits(m, in);
       }
       float value;
-      try (GradientCollector tape = Engine.getInstance().newGradientCollector()) {
+      try (GradientCollector tape = Autograd.collector()) {
         List<NDArray> studentHidden = new ArrayList<>();
         NDArray studentLogits =
             ctx.hidden == null

@@ -1,12 +1,12 @@
 package dev.compactor.core.moe;
 
 import ai.djl.Device;
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import dev.compactor.core.train.AdamW;
+import dev.compactor.core.train.Autograd;
 import dev.compactor.core.train.CosineSchedule;
 import java.util.Map;
 import java.util.Random;
@@ -91,7 +91,7 @@ public final class RouterTrainer {
             }
           }
           try (NDManager sm = m.newSubManager();
-              GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+              GradientCollector gc = Autograd.collector()) {
             NDArray inputs = sm.create(xb, new Shape(batch, hidden));
             NDArray target = sm.create(tb, new Shape(batch, experts)).mul(inverseK);
             NDArray logits = inputs.matMul(w.transpose());

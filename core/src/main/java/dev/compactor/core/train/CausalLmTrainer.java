@@ -1,6 +1,5 @@
 package dev.compactor.core.train;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
@@ -80,7 +79,7 @@ public final class CausalLmTrainer {
   public float step(NDArray tokens) {
     float loss;
     try (NDManager m = tokens.getManager().newSubManager(model.device());
-        GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+        GradientCollector collector = Autograd.collector()) {
       NDArray logits = model.forward(m, tokens);
       NDArray value = lossFunction.loss(logits, tokens);
       collector.backward(value);

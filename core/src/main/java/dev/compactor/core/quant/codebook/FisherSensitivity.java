@@ -1,12 +1,12 @@
 package dev.compactor.core.quant.codebook;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.model.Transformer;
+import dev.compactor.core.train.Autograd;
 import dev.compactor.core.train.Losses;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -59,7 +59,7 @@ public final class FisherSensitivity {
       for (int[] w : windows) {
         try (NDManager m = state.newSubManager()) {
           NDArray tokens = m.create(w, new Shape(1, w.length));
-          try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+          try (GradientCollector collector = Autograd.collector()) {
             NDArray logits = model.forward(m, tokens);
             NDArray loss = Losses.nextTokenCrossEntropy(logits, tokens);
             collector.backward(loss);
