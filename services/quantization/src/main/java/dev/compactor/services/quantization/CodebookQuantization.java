@@ -64,17 +64,10 @@ final class CodebookQuantization {
     provenance.put("max_iterations", settings.maxIterations());
     List<int[]> samples = List.of();
     if (settings.sensitivity().calibrated()) {
-      Calibration c =
-          stage
-              .calibration()
-              .orElse(
-                  new Calibration(
-                      Corpus.BUILTIN_EUROPARL,
-                      QuantizationStage.DEFAULT_SAMPLES,
-                      QuantizationStage.DEFAULT_SEQ_LEN));
-      ctx.progress().report(0.0, "reading calibration text " + c.dataset());
-      CalibrationText text = CalibrationText.forDataset(c.dataset(), ctx::fetch);
-      Corpus corpus = c.clean(text.corpus(), in).corpus();
+      QuantizationStage.CalibrationInput input = QuantizationStage.calibrationInput(ctx, stage, in);
+      Calibration c = input.calibration();
+      CalibrationText text = input.text();
+      Corpus corpus = input.corpus();
       int seqLen = Math.min(c.seqLen(), config.maxPositions());
       try (TextTokenizer tok = Tokenizers.forModel(in)) {
         samples = corpus.calibrationSamples(tok, c.samples(), seqLen, QuantizationStage.SEED);

@@ -81,17 +81,10 @@ final class QatQuantization {
                 : null,
             gguf,
             out);
-    Calibration c =
-        stage
-            .calibration()
-            .orElse(
-                new Calibration(
-                    Corpus.BUILTIN_EUROPARL,
-                    QuantizationStage.DEFAULT_SAMPLES,
-                    QuantizationStage.DEFAULT_SEQ_LEN));
-    ctx.progress().report(0.0, "reading calibration text " + c.dataset());
-    CalibrationText text = CalibrationText.forDataset(c.dataset(), ctx::fetch);
-    Corpus corpus = c.clean(text.corpus(), in).corpus();
+    QuantizationStage.CalibrationInput input = QuantizationStage.calibrationInput(ctx, stage, in);
+    Calibration c = input.calibration();
+    CalibrationText text = input.text();
+    Corpus corpus = input.corpus();
     int seq = Math.min(qat.seqLen(), config.maxPositions() - 1);
     int calSeq = Math.min(c.seqLen(), config.maxPositions());
     List<int[]> calibration;

@@ -20,6 +20,7 @@ import dev.compactor.runtime.Devices;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
 import dev.compactor.runtime.StageResult;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -155,6 +156,24 @@ public final class QuantizationStage implements Stage {
    *
    * @throws IllegalArgumentException for a combination the quantizers cannot do
    */
+  /**
+   * The calibration section of {@code stage} (default: {@link #DEFAULT_SAMPLES} windows of {@link
+   * #DEFAULT_SEQ_LEN} tokens of the built-in Europarl text), its text read and cleaned as the
+   * section says.
+   */
+  record CalibrationInput(Calibration calibration, CalibrationText text, Corpus corpus) {}
+
+  static CalibrationInput calibrationInput(StageContext ctx, StageSpec stage, Path in)
+      throws IOException {
+    Calibration c =
+        stage
+            .calibration()
+            .orElse(new Calibration(Corpus.BUILTIN_EUROPARL, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN));
+    ctx.progress().report(0.0, "reading calibration text " + c.dataset());
+    CalibrationText text = CalibrationText.forDataset(c.dataset(), ctx::fetch);
+    return new CalibrationInput(c, text, c.clean(text.corpus(), in).corpus());
+  }
+
   public static WeightQuantization quantization(QuantizeParams p) {
     WeightQuantization.Method method = WeightQuantization.Method.parse(p.method().key());
     int group = p.groupSize() < 0 ? 0 : p.groupSize();
