@@ -238,8 +238,15 @@ public final class RecipeModelCheck {
       FactorizeParams f, String path, ModelConfig m, List<RecipeProblem> out) {
     try {
       dev.compactor.core.factorize.Factorization.requireSupported(m);
-    } catch (UnsupportedOperationException e) {
-      out.add(new RecipeProblem(path, e.getMessage()));
+      if (f.share() != null) {
+        m.requireUniformWidths("cross-layer sharing");
+        f.share().spec(m.numLayers());
+      }
+    } catch (UnsupportedOperationException | IllegalArgumentException e) {
+      out.add(new RecipeProblem(path + (f.share() != null ? ".share" : ""), e.getMessage()));
+      return;
+    }
+    if (f.share() != null) {
       return;
     }
     try {

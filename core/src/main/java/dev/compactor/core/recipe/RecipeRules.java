@@ -18,7 +18,19 @@ final class RecipeRules {
     RecipeParser.Entry prune = null;
     RecipeParser.Entry factorize = null;
     RecipeParser.Entry moefy = null;
+    RecipeParser.Entry shared = null;
     for (RecipeParser.Entry e : entries) {
+      if (shared != null && e.kind().isCompression()) {
+        out.add(
+            new RecipeProblem(
+                e.path(),
+                "not supported yet: "
+                    + e.kind().recipeKey()
+                    + " after cross-layer sharing (at "
+                    + shared.path()
+                    + "): it would read the shared tensors as one dense copy per layer and store"
+                    + " them so; only evaluate and publish may follow factorize.share"));
+      }
       if (prune != null
           && prune.params() instanceof PruneParams pp
           && pp.structured() != null
@@ -86,6 +98,9 @@ final class RecipeRules {
                         + "); give the final rank once"));
           }
           factorize = factorize == null ? e : factorize;
+          if (e.params() instanceof FactorizeParams f && f.share() != null) {
+            shared = e;
+          }
         }
         case QUANTIZE -> {
           if (quantize != null) {

@@ -155,6 +155,10 @@ public final class StepMemory {
           case PUBLISH -> 0;
           case FACTORIZE -> {
             FactorizeParams f = (FactorizeParams) spec.params();
+            if (f.share() != null) {
+              // one linear of every layer of a group at a time, its SVD workspace and the output
+              yield 3 * layers * widest * h * F32 + 3 * layerBytes;
+            }
             // GPT-2 and mixtures of experts are refused by the model check, not estimated
             if (!"svd_llm".equals(f.method()) || m.family() == ModelConfig.Family.GPT2 || m.moe()) {
               yield 3 * layerBytes;

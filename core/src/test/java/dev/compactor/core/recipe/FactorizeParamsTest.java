@@ -60,6 +60,37 @@ class FactorizeParamsTest {
   }
 
   @Test
+  void shareIsItsOwnFormAndOnlyEvaluateAndPublishFollowIt() {
+    Recipe r =
+        Recipe.parse(
+            "name: t\nstages:\n  - factorize: { share: { ratio: 0.7 } }\n  - evaluate: {}\n");
+    FactorizeParams p = (FactorizeParams) r.stage(0).params();
+    assertEquals(new FactorizeParams.Share("basis", 0.7, 0, "out", false), p.share());
+    assertEquals(2, p.share().spec(8).group());
+    assertEquals(
+        "{\"share\":{\"form\":\"basis\",\"ratio\":0.7,\"side\":\"out\",\"choose\":false}}",
+        p.toJson().toString());
+    List<RecipeProblem> mixed =
+        Recipe.validate("name: t\nstages:\n  - factorize: { share: { ratio: 0.7 }, ratio: 0.5 }\n");
+    assertEquals(1, mixed.size(), mixed.toString());
+    assertEquals("stages[0].factorize.ratio", mixed.get(0).path());
+    List<RecipeProblem> one =
+        Recipe.validate(
+            "name: t\nstages:\n  - factorize: { share: { ratio: 0.7, form: basis, group: 1 } }\n");
+    assertEquals("stages[0].factorize.share.group", one.get(0).path(), one.toString());
+    List<RecipeProblem> after =
+        Recipe.validate(
+            "name: t\nstages:\n  - factorize: { share: { ratio: 0.7 } }\n"
+                + "  - quantize: { method: rtn, bits: 8 }\n");
+    assertEquals(1, after.size(), after.toString());
+    assertTrue(
+        after.get(0).message().startsWith("not supported yet: quantize after cross-layer sharing"),
+        after.toString());
+    ModelConfig llama = ModelConfig.llama(64, 32, 64, 2, 4, 2, 64);
+    assertEquals(List.of(), RecipeModelCheck.check(r, llama, Long.MAX_VALUE));
+  }
+
+  @Test
   void modelCheckRefusesUnknownLinearsAndGpt2() {
     ModelConfig llama = ModelConfig.llama(64, 32, 64, 2, 4, 2, 64);
     Recipe ok =

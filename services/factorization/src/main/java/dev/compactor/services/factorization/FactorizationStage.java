@@ -10,6 +10,7 @@ import dev.compactor.core.recipe.RecipeModelCheck;
 import dev.compactor.core.recipe.StageKind;
 import dev.compactor.core.recipe.StageSpec;
 import dev.compactor.core.recipe.StepMemory;
+import dev.compactor.core.share.CrossLayerSharing;
 import dev.compactor.runtime.Devices;
 import dev.compactor.runtime.Stage;
 import dev.compactor.runtime.StageContext;
@@ -54,6 +55,9 @@ public final class FactorizationStage implements Stage {
     // a step sent without the job-start check still gets its message before any work
     RecipeModelCheck.requireSupported(spec, c);
     RecipeModelCheck.requireMemory(spec, c, ctx.memoryBudgetBytes());
+    if (params.share() != null) {
+      return share(ctx, params.share().spec(c.numLayers()));
+    }
     // refuses rank / rank_ratio ("not supported yet") before any work
     FactorizeSpec factorize = params.spec();
     Calibration cal = factorize.method().calibrated() ? calibration(ctx, spec) : null;
@@ -102,6 +106,38 @@ public final class FactorizationStage implements Stage {
     Map<String, Double> metrics = metrics(report);
     metrics.putAll(cleaning);
     return StageResult.of(ctx.outputDir(), "hf-safetensors", metrics);
+  }
+
+  /**
+   * Cross-layer sharing ({@link CrossLayerSharing}, as {@code compactor share}): the output stores
+   * each shared matrix or basis once and {@code compactor_shared} in config.json maps the layers to
+   * it; {@code Checkpoints.open} serves it dense, so evaluation reads it like any checkpoint.
+   * Metrics: parameters and decoder-linear parameters before and after, weight bytes, groups shared
+   * and the references the config holds.
+   */
+  private static StageResult share(StageContext ctx, CrossLayerSharing.Spec spec)
+      throws IOException {
+    ctx.progress()
+        .report(
+            0.05,
+            "cross-layer sharing: "
+                + spec.form().key()
+                + ", ratio "
+                + spec.ratio()
+                + ", groups of "
+                + spec.group());
+    CrossLayerSharing.Report r = CrossLayerSharing.run(spec, ctx.inputDir(), ctx.outputDir());
+    ctx.checkCancelled();
+    Map<String, Double> m = new LinkedHashMap<>();
+    m.put("parametersBefore", (double) r.parametersBefore());
+    m.put("parametersAfter", (double) r.parametersAfter());
+    m.put("linearParametersBefore", (double) r.linearParametersBefore());
+    m.put("linearParametersAfter", (double) r.linearParametersAfter());
+    m.put("weightBytesBefore", (double) r.bytesBefore());
+    m.put("weightBytesAfter", (double) r.bytesAfter());
+    m.put("sharedGroups", (double) r.groups().size());
+    m.put("sharedReferences", (double) r.references());
+    return StageResult.of(ctx.outputDir(), "hf-safetensors", m);
   }
 
   /**

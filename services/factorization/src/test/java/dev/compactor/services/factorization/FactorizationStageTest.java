@@ -1,5 +1,6 @@
 package dev.compactor.services.factorization;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -72,6 +73,32 @@ class FactorizationStageTest {
     assertTrue(r.metrics().get("rankMin") <= r.metrics().get("rankMean"));
     assertTrue(r.metrics().get("rankMean") <= r.metrics().get("rankMax"));
     assertTrue(r.metrics().get("energyMean") > 0 && r.metrics().get("energyMean") <= 1);
+  }
+
+  /**
+   * factorize.share runs cross-layer sharing: with the matrix form over both layers every linear is
+   * stored once for the two layers (served to each as the same dense matrix), so the decoder
+   * linears' stored parameters halve, and the model still loads and runs.
+   */
+  @Test
+  void shareStoresOneMatrixForBothLayers() throws Exception {
+    StageResult r = run("share", "{\"share\":{\"form\":\"matrix\",\"ratio\":0.5}}", null);
+    assertEquals("hf-safetensors", r.format());
+    assertEquals(
+        0.5, r.metrics().get("linearParametersAfter") / r.metrics().get("linearParametersBefore"));
+    assertTrue(r.metrics().get("weightBytesAfter") < r.metrics().get("weightBytesBefore"));
+    assertTrue(r.metrics().get("parametersAfter") < r.metrics().get("parametersBefore"));
+    try (TensorSource s = Checkpoints.open(r.outputDir())) {
+      for (String l : new String[] {"self_attn.q_proj", "mlp.down_proj"}) {
+        assertArrayEquals(
+            s.readFloats("model.layers.0." + l + ".weight"),
+            s.readFloats("model.layers.1." + l + ".weight"),
+            l + " is one matrix for both layers");
+      }
+    }
+    for (float v : logits(r.outputDir())) {
+      assertTrue(Float.isFinite(v));
+    }
   }
 
   @Test
