@@ -68,6 +68,47 @@ class GgufLlamaTest {
     compare(LlamaFileType.Q8_0, GgmlType.Q8_0);
   }
 
+  /**
+   * Pruned shapes run natively as they are: half of each KV group's query heads and a quarter of
+   * the MLP channels removed (q/o 64 wide over hidden 128, explicit head_dim, MLP 384), and a
+   * depth- pruned copy with 3 of the 4 layers.
+   */
+  @Test
+  void structuredAndDepthPrunedShapesMatchTheDjlForward() throws Exception {
+    java.util.List<int[]> windows = new java.util.ArrayList<>();
+    for (int w = 0; w < 4; w++) {
+      int[] win = new int[32];
+      for (int t = 0; t < win.length; t++) {
+        win[t] = TOKENS[(w * 7 + t) % TOKENS.length];
+      }
+      windows.add(win);
+    }
+    Path structured = dir.resolve("structured");
+    new dev.compactor.core.prune.structured.StructuredPruner(
+            new dev.compactor.core.prune.structured.StructuredSpec(
+                0.5,
+                0.25,
+                dev.compactor.core.prune.structured.StructuredSpec.Importance.ACTIVATION,
+                dev.compactor.core.prune.structured.StructuredSpec.HeadMode.QUERY_HEADS,
+                false))
+        .prune(
+            TinyReferenceModel.shipped(),
+            structured,
+            windows,
+            Map.of(),
+            dev.compactor.core.prune.structured.StructuredPruner.Progress.NONE);
+    model = structured;
+    assertEquals(384, dev.compactor.core.model.ModelConfig.read(structured).intermediateSize());
+    compare(LlamaFileType.Q8_0, GgmlType.Q8_0);
+
+    Path depth = dir.resolve("depth");
+    dev.compactor.core.prune.depth.DepthPruner.prune(
+        TinyReferenceModel.shipped(), depth, new int[] {1}, Map.of());
+    model = depth;
+    assertEquals(3, dev.compactor.core.model.ModelConfig.read(depth).numLayers());
+    compare(LlamaFileType.Q8_0, GgmlType.Q8_0);
+  }
+
   @Test
   void q4_0LogitsMatchTheDjlForwardOfTheDequantizedWeights() throws Exception {
     compare(LlamaFileType.Q4_0, GgmlType.Q4_0);
@@ -249,7 +290,7 @@ class GgufLlamaTest {
   }
 
   private Path export(LlamaFileType fileType, GgmlType type) throws Exception {
-    Path gguf = dir.resolve(fileType + ".gguf");
+    Path gguf = dir.resolve(model.getFileName() + "-" + fileType + ".gguf");
     GgufExport.export(
         model, fileType, Map.of("output.weight", type, "token_embd.weight", type), Map.of(), gguf);
     try (GgufReader r = GgufReader.open(gguf)) {
