@@ -99,7 +99,10 @@ final class ModelCard {
           .append(b == null ? "" : row[1].startsWith("energy.") ? sig(b) : fmt(b))
           .append(" |\n");
     }
-    s.append("\nQuality was measured on the dequantized safetensors weights.");
+    s.append(
+        "\nQuality was measured by Compactor's forward on the safetensors weights as stored"
+            + " (quantized, codebook and shared tensors dequantized; MoEfied MLPs routed), not on"
+            + " the GGUF or compressed-tensors exports.");
     if (report.latencyMeasuredWith() != null) {
       s.append(" Latency measured with: ").append(report.latencyMeasuredWith()).append('.');
     }
