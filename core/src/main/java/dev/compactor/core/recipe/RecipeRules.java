@@ -17,19 +17,16 @@ final class RecipeRules {
     RecipeParser.Entry quantize = null;
     RecipeParser.Entry prune = null;
     RecipeParser.Entry factorize = null;
-    RecipeParser.Entry moefy = null;
-    RecipeParser.Entry shared = null;
+    // steps whose output no later compression stage reads faithfully: the step and why (a format
+    // taking the later stage's key and the step's path)
+    List<java.util.Map.Entry<RecipeParser.Entry, String>> terminal = new java.util.ArrayList<>();
     for (RecipeParser.Entry e : entries) {
-      if (shared != null && e.kind().isCompression()) {
-        out.add(
-            new RecipeProblem(
-                e.path(),
-                "not supported yet: "
-                    + e.kind().recipeKey()
-                    + " after cross-layer sharing (at "
-                    + shared.path()
-                    + "): it would read the shared tensors as one dense copy per layer and store"
-                    + " them so; only evaluate and publish may follow factorize.share"));
+      if (e.kind().isCompression()) {
+        for (var t : terminal) {
+          out.add(
+              new RecipeProblem(
+                  e.path(), String.format(t.getValue(), e.kind().recipeKey(), t.getKey().path())));
+        }
       }
       if (prune != null
           && prune.params() instanceof PruneParams pp
@@ -51,17 +48,6 @@ final class RecipeRules {
             break;
           }
         }
-      }
-      if (moefy != null && e.kind().isCompression()) {
-        out.add(
-            new RecipeProblem(
-                e.path(),
-                "not supported yet: "
-                    + e.kind().recipeKey()
-                    + " after moefication (at "
-                    + moefy.path()
-                    + "): the stages do not know the MoEfied routers and expert order; only"
-                    + " evaluate and publish may follow moefy"));
       }
       if (publish != null) {
         out.add(
@@ -85,7 +71,12 @@ final class RecipeRules {
           }
           prune = prune == null ? e : prune;
           if (e.params() instanceof PruneParams p && p.moefy() != null) {
-            moefy = e;
+            terminal.add(
+                java.util.Map.entry(
+                    e,
+                    "not supported yet: %s after moefication (at %s): the stages do not know the"
+                        + " MoEfied routers and expert order; only evaluate and publish may follow"
+                        + " moefy"));
           }
         }
         case FACTORIZE -> {
@@ -99,7 +90,12 @@ final class RecipeRules {
           }
           factorize = factorize == null ? e : factorize;
           if (e.params() instanceof FactorizeParams f && f.share() != null) {
-            shared = e;
+            terminal.add(
+                java.util.Map.entry(
+                    e,
+                    "not supported yet: %s after cross-layer sharing (at %s): it would read the"
+                        + " shared tensors as one dense copy per layer and store them so; only"
+                        + " evaluate and publish may follow factorize.share"));
           }
         }
         case QUANTIZE -> {
