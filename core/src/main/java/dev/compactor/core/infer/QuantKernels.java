@@ -583,6 +583,8 @@ public final class QuantKernels {
       return dotQ4_KReference(w, off, x, n);
     }
     FloatVector acc = FloatVector.zero(F);
+    // a second chain for the min terms: consecutive FMAs need not wait on one another
+    FloatVector accMin = FloatVector.zero(F);
     for (int b = 0; b < n / QK_K; b++) {
       int blk = off + b * Q4_K_BLOCK;
       float d = f16(w, blk);
@@ -606,12 +608,13 @@ public final class QuantKernels {
           x2 = x2.add(xc);
         }
         acc = s1.fma(FloatVector.broadcast(F, d * scaleK(w, blk + 4, 2 * c, false)), acc);
-        acc = x1.fma(FloatVector.broadcast(F, -dmin * scaleK(w, blk + 4, 2 * c, true)), acc);
+        accMin = x1.fma(FloatVector.broadcast(F, -dmin * scaleK(w, blk + 4, 2 * c, true)), accMin);
         acc = s2.fma(FloatVector.broadcast(F, d * scaleK(w, blk + 4, 2 * c + 1, false)), acc);
-        acc = x2.fma(FloatVector.broadcast(F, -dmin * scaleK(w, blk + 4, 2 * c + 1, true)), acc);
+        accMin =
+            x2.fma(FloatVector.broadcast(F, -dmin * scaleK(w, blk + 4, 2 * c + 1, true)), accMin);
       }
     }
-    return acc.reduceLanes(VectorOperators.ADD);
+    return acc.add(accMin).reduceLanes(VectorOperators.ADD);
   }
 
   public static float dotQ4_KReference(byte[] w, int off, float[] x, int n) {
@@ -727,31 +730,32 @@ public final class QuantKernels {
     for (int b = 0; b < n / QK_K; b++) {
       int blk = off + b * Q6_K_BLOCK;
       float d = f16(w, blk + 208);
-      // 16 groups of 16 values, group v / 16 = 8 * half + 2 * k + l / 16
-      for (int grp = 0; grp < 16; grp++) {
-        int half = grp >> 3;
-        int k = (grp >> 1) & 3;
-        int l0 = 16 * (grp & 1);
-        int ql = blk + 64 * half + 32 * (k & 1);
+      for (int half = 0; half < 2; half++) {
+        int ql = blk + 64 * half;
         int qh = blk + 128 + 32 * half;
-        int lowShift = 4 * (k >> 1);
-        int highShift = 2 * k;
-        int xo = b * QK_K + 16 * grp;
-        FloatVector s = FloatVector.zero(F);
-        for (int l = l0; l < l0 + 16; l += L) {
-          IntVector lo =
-              ((IntVector) ByteVector.fromArray(B, w, ql + l).castShape(I, 0))
-                  .lanewise(VectorOperators.ASHR, lowShift)
-                  .lanewise(VectorOperators.AND, 0xF);
-          IntVector hi =
-              ((IntVector) ByteVector.fromArray(B, w, qh + l).castShape(I, 0))
-                  .lanewise(VectorOperators.ASHR, highShift)
-                  .lanewise(VectorOperators.AND, 3)
-                  .lanewise(VectorOperators.LSHL, 4);
-          FloatVector q = (FloatVector) lo.lanewise(VectorOperators.OR, hi).sub(32).castShape(F, 0);
-          s = q.fma(FloatVector.fromArray(F, x, xo + l - l0), s);
+        int sc = blk + 192 + 8 * half;
+        int xo = b * QK_K + 128 * half;
+        // one load of ql[l], ql[l + 32] and qh[l] gives the four values l + 32k, k = 0..3 (their
+        // groups of 16 are 2k + l / 16 within the half)
+        for (int l = 0; l < 32; l += L) {
+          IntVector a = ints(w, ql + l);
+          IntVector c = ints(w, ql + 32 + l);
+          IntVector h = ints(w, qh + l);
+          int g = sc + (l >> 4);
+          for (int k = 0; k < 4; k++) {
+            IntVector low =
+                ((k & 1) == 0 ? a : c)
+                    .lanewise(VectorOperators.ASHR, 4 * (k >> 1))
+                    .lanewise(VectorOperators.AND, 0xF);
+            IntVector high =
+                h.lanewise(VectorOperators.ASHR, 2 * k)
+                    .lanewise(VectorOperators.AND, 3)
+                    .lanewise(VectorOperators.LSHL, 4);
+            FloatVector q = floats(low.lanewise(VectorOperators.OR, high).sub(32));
+            acc =
+                q.mul(xv(x, xo + 32 * k + l)).fma(FloatVector.broadcast(F, d * w[g + 2 * k]), acc);
+          }
         }
-        acc = s.fma(FloatVector.broadcast(F, d * w[blk + 192 + grp]), acc);
       }
     }
     return acc.reduceLanes(VectorOperators.ADD);
