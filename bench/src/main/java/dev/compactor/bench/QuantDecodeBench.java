@@ -26,17 +26,17 @@ import java.util.concurrent.Future;
 
 /**
  * Issue #13's decode check: one synthetic ~124 M-parameter Llama (hidden 768, 12 layers, 12 heads,
- * 4 KV heads, FFN 2048, vocab 32000, random weights) written as GGUF F32, Q8_0 and Q4_0 (every
- * matrix in that type, norms F32) and Q4_K_M (llama-quantize's mix for this shape, {@link
- * LlamaQuantMix}: Q4_K, with Q6_K on the head and on attn_v / ffn_down of the {@code use_more_bits}
- * layers), each decoded by {@link GgufLlama} on the JVM: tokens/s (median of {@code --reps} runs of
- * {@code --tokens} tokens after a warm-up), bytes of weights read per token, the bandwidth that
- * implies, and its fraction of this machine's memory read bandwidth (several threads streaming a
- * large array through the F32 dot kernel) and copy bandwidth ({@link MemoryBandwidth}), both
- * measured in the same run before and after. Prints the ratios Q8_0/F32 and Q4_0/F32 (goals: Q4_0 ≥
- * 2.5× F32, ≥ 60 % of read bandwidth). Prefill: the same {@code --prompt} random tokens fed token
- * by token and as one batched prefill ({@link GgufLlama.Session#prefill}), median of the reps, and
- * the ratio batched / token by token.
+ * 4 KV heads, FFN 2048, vocab 32000, random weights; {@code --shape 1b} for a ~1.1 B one) written
+ * as GGUF F32, Q8_0 and Q4_0 (every matrix in that type, norms F32) and Q4_K_M (llama-quantize's
+ * mix for this shape, {@link LlamaQuantMix}: Q4_K, with Q6_K on the head and on attn_v / ffn_down
+ * of the {@code use_more_bits} layers), each decoded by {@link GgufLlama} on the JVM: tokens/s
+ * (median of {@code --reps} runs of {@code --tokens} tokens after a warm-up), bytes of weights read
+ * per token, the bandwidth that implies, and its fraction of this machine's memory read bandwidth
+ * (several threads streaming a large array through the F32 dot kernel) and copy bandwidth ({@link
+ * MemoryBandwidth}), both measured in the same run before and after. Prints the ratios Q8_0/F32 and
+ * Q4_0/F32 (goals: Q4_0 ≥ 2.5× F32, ≥ 60 % of read bandwidth). Prefill: the same {@code --prompt}
+ * random tokens fed token by token and as one batched prefill ({@link GgufLlama.Session#prefill}),
+ * median of the reps, and the ratio batched / token by token.
  *
  * <p>Run from the repository root:
  *
@@ -53,11 +53,30 @@ import java.util.concurrent.Future;
  * <p>Options: {@code --types f32,q8_0,q4_0,q4_k_m}, {@code --prompt 64}, {@code --threads 2} (the
  * bench ignores {@code COMPACTOR_INFER_THREADS}), {@code --tokens 32}, {@code --reps 5}, {@code
  * --dir /tmp/quant-decode-bench} (the three files, ~0.8 GB, kept for reuse and for llama.cpp),
- * {@code --layers 12}, {@code --bandwidth-mb 512}.
+ * {@code --shape 124m|1b} ({@code 1b}: hidden 2048, 16 layers, 32/8 heads, FFN 8192, vocab 32000,
+ * ~1.1 B parameters, 4.4 GB in F32: give the JVM {@code -Xmx6g}), {@code --layers} (default: the
+ * shape's), {@code --bandwidth-mb 512}.
  */
 public final class QuantDecodeBench {
 
   private static final String[] TYPES = {"f32", "q8_0", "q4_0", "q4_k_m"};
+
+  /** A synthetic Llama shape: {@code 124m} (GPT-2-small sized) or {@code 1b} (Llama-3.2-1B's). */
+  record Shape(String name, int hidden, int heads, int kvHeads, int ffn, int vocab, int layers) {
+    static Shape parse(String s, Integer layers) {
+      Shape base =
+          switch (s) {
+            case "124m" -> new Shape("124m", 768, 12, 4, 2048, 32000, 12);
+            case "1b" -> new Shape("1b", 2048, 32, 8, 8192, 32000, 16);
+            default ->
+                throw new IllegalArgumentException("--shape: expected 124m or 1b, found " + s);
+          };
+      return layers == null
+          ? base
+          : new Shape(
+              base.name, base.hidden, base.heads, base.kvHeads, base.ffn, base.vocab, layers);
+    }
+  }
 
   private QuantDecodeBench() {}
 
@@ -67,7 +86,10 @@ public final class QuantDecodeBench {
     int tokens = args.integer("--tokens", 32);
     int reps = args.integer("--reps", 5);
     int prompt = args.integer("--prompt", 64);
-    int layers = args.integer("--layers", 12);
+    Shape shape =
+        Shape.parse(
+            args.get("--shape", "124m"),
+            args.flag("--layers") ? args.integer("--layers", 0) : null);
     int bwMb = args.integer("--bandwidth-mb", 512);
     Path dir = Path.of(args.get("--dir", "/tmp/quant-decode-bench"));
     if (args.flag("--kernels")) {
@@ -101,10 +123,10 @@ public final class QuantDecodeBench {
 
     Map<String, Path> files = new LinkedHashMap<>();
     for (String t : TYPES) {
-      Path f = dir.resolve("synthetic-124m-l" + layers + "-" + t + ".gguf");
+      Path f = dir.resolve("synthetic-" + shape.name() + "-l" + shape.layers() + "-" + t + ".gguf");
       if (!Files.exists(f)) {
         long t0 = System.nanoTime();
-        writeSynthetic(f, t, layers, 42);
+        writeSynthetic(f, t, shape, 42);
         System.out.printf(
             "wrote %s (%d MB) in %.1f s%n", f, Files.size(f) >> 20, (System.nanoTime() - t0) / 1e9);
       }
@@ -401,13 +423,14 @@ public final class QuantDecodeBench {
    * q4_0}, ...) or, for {@code q4_k_m}, each in the type llama-quantize's Q4_K_M mix gives it;
    * returns the file size.
    */
-  static long writeSynthetic(Path out, String type, int layers, long seed) throws IOException {
-    int hidden = 768;
-    int heads = 12;
-    int kvHeads = 4;
+  static long writeSynthetic(Path out, String type, Shape shape, long seed) throws IOException {
+    int hidden = shape.hidden();
+    int heads = shape.heads();
+    int kvHeads = shape.kvHeads();
     int headDim = hidden / heads;
-    int ffn = 2048;
-    int vocab = 32000;
+    int ffn = shape.ffn();
+    int vocab = shape.vocab();
+    int layers = shape.layers();
     Map<String, long[]> shapes = new LinkedHashMap<>();
     shapes.put("token_embd.weight", new long[] {vocab, hidden});
     for (int l = 0; l < layers; l++) {
@@ -440,7 +463,7 @@ public final class QuantDecodeBench {
     SplittableRandom r = new SplittableRandom(seed);
     try (GgufWriter w = GgufWriter.create(out)) {
       w.put("general.architecture", GgufValue.string("llama"));
-      w.put("general.name", GgufValue.string("synthetic-124m"));
+      w.put("general.name", GgufValue.string("synthetic-" + shape.name()));
       w.put(GgufWriter.ALIGNMENT_KEY, GgufValue.u32(GgufWriter.DEFAULT_ALIGNMENT));
       w.put("llama.context_length", GgufValue.u32(2048));
       w.put("llama.embedding_length", GgufValue.u32(hidden));
