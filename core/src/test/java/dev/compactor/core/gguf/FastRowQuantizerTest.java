@@ -134,6 +134,20 @@ class FastRowQuantizerTest {
   void q8_0AndQ4_0MatchReferenceAtManyScalesLengthsAndOffsets() {
     checkManyScales(34, BlockQ8_0::quantizeRowReference, FastRowQuantizer::quantizeRowQ8_0);
     checkManyScales(18, BlockQ4_0::quantizeRowReference, FastRowQuantizer::quantizeRowQ4_0);
+    checkManyScales(18, BlockQ4_0::quantizeRowReference, FastRowQuantizer::quantizeRowQ4_0Scalar);
+  }
+
+  @Test
+  void theVectorQ4_0PathMatchesTheReferenceWhicheverJdkRuns() {
+    // FastRowQuantizer only routes Q4_0 to it on JDK 25+, so call it directly here
+    org.junit.jupiter.api.Assumptions.assumeTrue(VectorQ4_0.USABLE, "no 8- or 16-lane fp32 SIMD");
+    checkManyScales(18, BlockQ4_0::quantizeRowReference, VectorQ4_0::quantizeRow);
+    float[] x = awkward(32 * 4096, 2);
+    byte[] ref = new byte[18 * 4096];
+    byte[] vec = new byte[18 * 4096];
+    BlockQ4_0.quantizeRowReference(x, 0, x.length, ref, 0);
+    VectorQ4_0.quantizeRow(x, 0, x.length, vec, 0);
+    assertSameBlocks(ref, vec, 18, "awkward, vector path");
   }
 
   private static void checkManyScales(int blockBytes, RowQuantizer reference, RowQuantizer tested) {
@@ -235,6 +249,8 @@ class FastRowQuantizerTest {
     BlockQ4_0.quantizeRowReference(x, 0, x.length, ref, 0);
     FastRowQuantizer.quantizeRowQ4_0(x, 0, x.length, fast, 0);
     assertSameBlocks(ref, fast, 18, "awkward");
+    FastRowQuantizer.quantizeRowQ4_0Scalar(x, 0, x.length, fast, 0);
+    assertSameBlocks(ref, fast, 18, "awkward, scalar path");
   }
 
   @Test
