@@ -3,7 +3,17 @@ package dev.compactor.bench;
 import dev.compactor.core.gguf.BlockQ4_0;
 import dev.compactor.core.gguf.BlockQ8_0;
 import dev.compactor.core.gguf.FastRowQuantizer;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
 import java.util.Random;
 
 /**
@@ -14,9 +24,14 @@ import java.util.Random;
  * outputs are compared byte for byte first, so the numbers are for identical results.
  *
  * <p>Run: {@code java -cp core/target/classes:bench/target/classes
- * dev.compactor.bench.BlockQuantizerBench [rows=256] [cols=4096] [rounds=101]}. {@code rows=1}
- * measures one row that stays in the L1 cache, as in the chunked GGUF export, which widens one row
- * at a time into a small float array; larger matrices also measure the memory traffic.
+ * dev.compactor.bench.BlockQuantizerBench [rows=256] [cols=4096] [rounds=101] [--ggml-c]}.
+ *
+ * <p>{@code --ggml-c} (run from the repository root, needs gcc) also compiles ggml's own C
+ * reference quantizers ({@code bench/ggml-ref/quantize_ref.c}, {@code gcc -O3 -march=native}), runs
+ * them on the same input in a child process right after the Java rounds, checks that their bytes
+ * equal the fast Java ones, and prints the ratio of the Java fast median to the C median. {@code
+ * rows=1} measures one row that stays in the L1 cache, as in the chunked GGUF export, which widens
+ * one row at a time into a small float array; larger matrices also measure the memory traffic.
  */
 public final class BlockQuantizerBench {
 
@@ -30,6 +45,7 @@ public final class BlockQuantizerBench {
     int rows = args.length > 0 ? Integer.parseInt(args[0]) : 256;
     int cols = args.length > 1 ? Integer.parseInt(args[1]) : 4096;
     int rounds = args.length > 2 ? Integer.parseInt(args[2]) : 101;
+    boolean ggmlC = args.length > 3 && args[3].equals("--ggml-c");
     float[] x = new float[rows * cols];
     Random r = new Random(1);
     for (int i = 0; i < x.length; i++) {
@@ -39,27 +55,98 @@ public final class BlockQuantizerBench {
         "BlockQuantizerBench: %d rows x %d cols fp32 (%.1f MB), single thread, %d rounds,"
             + " java %s%n",
         rows, cols, x.length * 4 / 1e6, rounds, System.getProperty("java.version"));
-    run(
-        "Q8_0",
-        x,
-        rows,
-        cols,
-        34,
-        FastRowQuantizer::quantizeRowQ8_0,
-        BlockQ8_0::quantizeRowReference,
-        rounds);
-    run(
-        "Q4_0",
-        x,
-        rows,
-        cols,
-        18,
-        FastRowQuantizer::quantizeRowQ4_0,
-        BlockQ4_0::quantizeRowReference,
-        rounds);
+    byte[] q8 =
+        run(
+            "Q8_0",
+            x,
+            rows,
+            cols,
+            34,
+            FastRowQuantizer::quantizeRowQ8_0,
+            BlockQ8_0::quantizeRowReference,
+            rounds);
+    byte[] q4 =
+        run(
+            "Q4_0",
+            x,
+            rows,
+            cols,
+            18,
+            FastRowQuantizer::quantizeRowQ4_0,
+            BlockQ4_0::quantizeRowReference,
+            rounds);
+    if (ggmlC) {
+      try {
+        ggmlC(x, rows, cols, rounds, q8, q4);
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
   }
 
-  private static void run(
+  /** The fast medians of the last {@link #run}s, by type, for the ratio to ggml's C. */
+  private static final Map<String, Double> FAST_MEDIANS = new LinkedHashMap<>();
+
+  private static void ggmlC(float[] x, int rows, int cols, int rounds, byte[] q8, byte[] q4)
+      throws IOException, InterruptedException {
+    Path src = Path.of("bench/ggml-ref/quantize_ref.c");
+    if (!Files.exists(src)) {
+      throw new IllegalStateException("--ggml-c: run from the repository root (" + src + ")");
+    }
+    Path dir = Files.createTempDirectory("ggml-ref");
+    Path bin = dir.resolve("quantize_ref");
+    Process cc =
+        new ProcessBuilder(
+                "gcc", "-O3", "-march=native", src.toString(), "-o", bin.toString(), "-lm")
+            .inheritIO()
+            .start();
+    if (cc.waitFor() != 0) {
+      throw new IllegalStateException("--ggml-c: gcc failed");
+    }
+    Path in = dir.resolve("x.f32");
+    ByteBuffer buf = ByteBuffer.allocate(x.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+    buf.asFloatBuffer().put(x);
+    Files.write(in, buf.array());
+    Process run =
+        new ProcessBuilder(
+                bin.toString(),
+                in.toString(),
+                Integer.toString(rows),
+                Integer.toString(cols),
+                Integer.toString(rounds),
+                dir.resolve("out").toString())
+            .redirectErrorStream(true)
+            .start();
+    String out = new String(run.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    if (run.waitFor() != 0) {
+      throw new IllegalStateException("--ggml-c: the C reference failed: " + out);
+    }
+    for (String line : out.strip().split("\n")) {
+      String[] f = line.trim().split(" ");
+      String type = f[0];
+      double med = Double.parseDouble(f[1]);
+      double best = Double.parseDouble(f[2]);
+      byte[] c = Files.readAllBytes(dir.resolve("out." + type.toLowerCase(Locale.ROOT)));
+      byte[] java = type.equals("Q8_0") ? q8 : q4;
+      if (!Arrays.equals(c, java)) {
+        throw new IllegalStateException(
+            type + ": ggml's C reference and the fast Java bytes differ");
+      }
+      double fast = FAST_MEDIANS.get(type);
+      System.out.printf(
+          "%s  ggml C reference (gcc -O3 -march=native, same input, after the Java rounds): median"
+              + " %.2f GB/s, best %.2f GB/s; bytes identical to the fast Java ones; Java fast /"
+              + " ggml C (medians) %.2fx%n",
+          type, med, best, fast / med);
+    }
+    for (Path p : new Path[] {in, bin, dir.resolve("out.q8_0"), dir.resolve("out.q4_0"), dir}) {
+      Files.deleteIfExists(p);
+    }
+  }
+
+  private static byte[] run(
       String name,
       float[] x,
       int rows,
@@ -108,6 +195,8 @@ public final class BlockQuantizerBench {
         fastGbs[rounds - 1],
         refGbs[rounds - 1],
         fastGbs[rounds - 1] / refGbs[rounds - 1]);
+    FAST_MEDIANS.put(name, fMed);
+    return yFast;
   }
 
   /** One pass over all rows; returns GB/s of fp32 input. */

@@ -210,23 +210,36 @@ public final class FastRowQuantizer {
         }
         max = x[j];
       }
-      float d = max / -8;
-      float id = d != 0 ? 1.0f / d : 0.0f;
-      if (Float.isInfinite(id)) {
-        // A block so tiny that 1/d overflows: the reference's (byte) cast of the saturated int
-        // conversion decides the nibbles (the test caught this path differing).
-        BlockQ4_0.quantizeRowReference(x, b, 32, y, out);
+      float id = q4_0Header(max, x, b, y, out);
+      if (Float.isNaN(id)) {
         continue;
       }
-      short h = Fp16.fromFloat(d);
-      y[out] = (byte) h;
-      y[out + 1] = (byte) (h >> 8);
       for (int j = 0; j < 16; j++) {
         int lo = (int) (x[b + j] * id + 8.5f);
         int hi = (int) (x[b + 16 + j] * id + 8.5f);
         y[out + 2 + j] = (byte) (Math.min(15, lo) | (Math.min(15, hi) << 4));
       }
     }
+  }
+
+  /**
+   * Writes the fp16 scale {@code d = max / -8} of the Q4_0 block at {@code x[b..b + 32)} (whose
+   * first value of largest magnitude is {@code max}) to {@code y[out..out + 2)} and returns {@code
+   * 1/d}, or NaN after handing the block to the reference when {@code 1/d} overflows (so tiny a
+   * block that the reference's (byte) cast of the saturated int conversion decides the nibbles; a
+   * test caught this path differing).
+   */
+  static float q4_0Header(float max, float[] x, int b, byte[] y, int out) {
+    float d = max / -8;
+    float id = d != 0 ? 1.0f / d : 0.0f;
+    if (Float.isInfinite(id)) {
+      BlockQ4_0.quantizeRowReference(x, b, 32, y, out);
+      return Float.NaN;
+    }
+    short h = Fp16.fromFloat(d);
+    y[out] = (byte) h;
+    y[out + 1] = (byte) (h >> 8);
+    return id;
   }
 
   /**

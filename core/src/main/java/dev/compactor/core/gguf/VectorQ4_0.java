@@ -1,6 +1,5 @@
 package dev.compactor.core.gguf;
 
-import dev.compactor.core.io.Fp16;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -57,15 +56,10 @@ final class VectorQ4_0 {
           }
         }
       }
-      float d = amax / -8;
-      float id = d != 0 ? 1.0f / d : 0.0f;
-      if (Float.isInfinite(id)) {
-        BlockQ4_0.quantizeRowReference(x, b, 32, y, out);
+      float id = FastRowQuantizer.q4_0Header(amax, x, b, y, out);
+      if (Float.isNaN(id)) {
         continue;
       }
-      short h = Fp16.fromFloat(d);
-      y[out] = (byte) h;
-      y[out + 1] = (byte) (h >> 8);
       for (int j = 0; j < 16; j += L) {
         IntVector lo = nibble(x, b + j, id);
         IntVector hi = nibble(x, b + 16 + j, id);

@@ -142,12 +142,7 @@ class FastRowQuantizerTest {
     // FastRowQuantizer only routes Q4_0 to it on JDK 25+, so call it directly here
     org.junit.jupiter.api.Assumptions.assumeTrue(VectorQ4_0.USABLE, "no 8- or 16-lane fp32 SIMD");
     checkManyScales(18, BlockQ4_0::quantizeRowReference, VectorQ4_0::quantizeRow);
-    float[] x = awkward(32 * 4096, 2);
-    byte[] ref = new byte[18 * 4096];
-    byte[] vec = new byte[18 * 4096];
-    BlockQ4_0.quantizeRowReference(x, 0, x.length, ref, 0);
-    VectorQ4_0.quantizeRow(x, 0, x.length, vec, 0);
-    assertSameBlocks(ref, vec, 18, "awkward, vector path");
+    assertQ4_0MatchesOnAwkwardRow(VectorQ4_0::quantizeRow, "awkward, vector path");
   }
 
   private static void checkManyScales(int blockBytes, RowQuantizer reference, RowQuantizer tested) {
@@ -243,14 +238,17 @@ class FastRowQuantizerTest {
 
   @Test
   void q4_0MatchesReferenceBitForBit() {
+    assertQ4_0MatchesOnAwkwardRow(FastRowQuantizer::quantizeRowQ4_0, "awkward");
+    assertQ4_0MatchesOnAwkwardRow(FastRowQuantizer::quantizeRowQ4_0Scalar, "awkward, scalar path");
+  }
+
+  private static void assertQ4_0MatchesOnAwkwardRow(RowQuantizer tested, String what) {
     float[] x = awkward(32 * 4096, 2);
     byte[] ref = new byte[18 * 4096];
-    byte[] fast = new byte[18 * 4096];
+    byte[] got = new byte[18 * 4096];
     BlockQ4_0.quantizeRowReference(x, 0, x.length, ref, 0);
-    FastRowQuantizer.quantizeRowQ4_0(x, 0, x.length, fast, 0);
-    assertSameBlocks(ref, fast, 18, "awkward");
-    FastRowQuantizer.quantizeRowQ4_0Scalar(x, 0, x.length, fast, 0);
-    assertSameBlocks(ref, fast, 18, "awkward, scalar path");
+    tested.quantize(x, 0, x.length, got, 0);
+    assertSameBlocks(ref, got, 18, what);
   }
 
   @Test
