@@ -2,9 +2,15 @@
 // ggml/src/ggml-quants.c, MIT licence), transcribed for BlockQuantizerBench --ggml-c: the bench
 // writes its fp32 input to a file, this program quantizes it `rounds` times per type, prints the
 // median and best GB/s of fp32 input, and writes the bytes so the bench can compare them with
-// Compactor's. fp32 -> fp16 is _cvtss_sh (F16C, round to nearest even), as GGML_FP32_TO_FP16 is
-// on x86 with F16C. Build: gcc -O3 -march=native quantize_ref.c -o quantize_ref -lm
+// Compactor's. llama.cpp builds ggml-quants.c into ggml-base, which gets no -march flags (only the
+// CPU backend does), so the reference runs as baseline x86-64 code: no FMA, hence no contraction of
+// `x * id + 8.5f`, and fp32 -> fp16 by ggml's portable ggml_compute_fp32_to_fp16 (ggml-impl.h)
+// unless F16C is enabled. Build as ggml-base is built: gcc -O3 -std=gnu11 quantize_ref.c -lm.
+// With -march=native add -ffp-contract=off: GNU C contracts by default, and the fused
+// `x * id + 8.5f` rounds differently from ggml's build on ties (seen on a 16 M-value input).
+#ifdef __F16C__
 #include <immintrin.h>
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,7 +26,41 @@
 typedef struct { uint16_t d; uint8_t qs[QK4_0 / 2]; } block_q4_0;
 typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;
 
+static inline float fp32_from_bits(uint32_t w) {
+  float f;
+  memcpy(&f, &w, sizeof f);
+  return f;
+}
+
+static inline uint32_t fp32_to_bits(float f) {
+  uint32_t w;
+  memcpy(&w, &f, sizeof w);
+  return w;
+}
+
+#ifdef __F16C__
 static uint16_t fp32_to_fp16(float f) { return _cvtss_sh(f, 0); }
+#else
+// ggml_compute_fp32_to_fp16 (from the FP16 library), round to nearest even
+static uint16_t fp32_to_fp16(float f) {
+  const float scale_to_inf = 0x1.0p+112f;
+  const float scale_to_zero = 0x1.0p-110f;
+  float base = (fabsf(f) * scale_to_inf) * scale_to_zero;
+  const uint32_t w = fp32_to_bits(f);
+  const uint32_t shl1_w = w + w;
+  const uint32_t sign = w & UINT32_C(0x80000000);
+  uint32_t bias = shl1_w & UINT32_C(0xFF000000);
+  if (bias < UINT32_C(0x71000000)) {
+    bias = UINT32_C(0x71000000);
+  }
+  base = fp32_from_bits((bias >> 1) + UINT32_C(0x07800000)) + base;
+  const uint32_t bits = fp32_to_bits(base);
+  const uint32_t exp_bits = (bits >> 13) & UINT32_C(0x00007C00);
+  const uint32_t mantissa_bits = bits & UINT32_C(0x00000FFF);
+  const uint32_t nonsign = exp_bits + mantissa_bits;
+  return (sign >> 16) | (shl1_w > UINT32_C(0xFF000000) ? UINT16_C(0x7E00) : nonsign);
+}
+#endif
 
 static void quantize_row_q4_0_ref(const float *restrict x, block_q4_0 *restrict y, int64_t k) {
   static const int qk = QK4_0;

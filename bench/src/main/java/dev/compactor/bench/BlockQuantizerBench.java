@@ -10,8 +10,10 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
@@ -89,6 +91,12 @@ public final class BlockQuantizerBench {
   /** The fast medians of the last {@link #run}s, by type, for the ratio to ggml's C. */
   private static final Map<String, Double> FAST_MEDIANS = new LinkedHashMap<>();
 
+  /**
+   * Extra gcc flags for the C reference ({@code -Dggml.cflags="-march=native -ffp-contract=off"});
+   * none by default: ggml-base, which holds the reference quantizers, is built without -march.
+   */
+  private static final String CFLAGS = System.getProperty("ggml.cflags", "");
+
   private static void ggmlC(float[] x, int rows, int cols, int rounds, byte[] q8, byte[] q4)
       throws IOException, InterruptedException {
     Path src = Path.of("bench/ggml-ref/quantize_ref.c");
@@ -97,11 +105,14 @@ public final class BlockQuantizerBench {
     }
     Path dir = Files.createTempDirectory("ggml-ref");
     Path bin = dir.resolve("quantize_ref");
-    Process cc =
-        new ProcessBuilder(
-                "gcc", "-O3", "-march=native", src.toString(), "-o", bin.toString(), "-lm")
-            .inheritIO()
-            .start();
+    List<String> cmd = new ArrayList<>(List.of("gcc", "-O3", "-std=gnu11"));
+    for (String f : CFLAGS.split(" ")) {
+      if (!f.isBlank()) {
+        cmd.add(f);
+      }
+    }
+    cmd.addAll(List.of(src.toString(), "-o", bin.toString(), "-lm"));
+    Process cc = new ProcessBuilder(cmd).inheritIO().start();
     if (cc.waitFor() != 0) {
       throw new IllegalStateException("--ggml-c: gcc failed");
     }
@@ -131,15 +142,39 @@ public final class BlockQuantizerBench {
       byte[] c = Files.readAllBytes(dir.resolve("out." + type.toLowerCase(Locale.ROOT)));
       byte[] java = type.equals("Q8_0") ? q8 : q4;
       if (!Arrays.equals(c, java)) {
+        int at = Arrays.mismatch(c, java);
+        int blockBytes = type.equals("Q8_0") ? 34 : 18;
+        int block = at / blockBytes;
+        StringBuilder values = new StringBuilder();
+        for (int j = 0; j < 32; j++) {
+          values.append(' ').append(Float.floatToRawIntBits(x[32 * block + j]));
+        }
         throw new IllegalStateException(
-            type + ": ggml's C reference and the fast Java bytes differ");
+            type
+                + ": ggml's C reference and the fast Java bytes differ first at byte "
+                + at
+                + " (block "
+                + block
+                + ", byte "
+                + at % blockBytes
+                + ": C "
+                + c[at]
+                + ", Java "
+                + java[at]
+                + "); the block's fp32 bits:"
+                + values);
       }
       double fast = FAST_MEDIANS.get(type);
       System.out.printf(
-          "%s  ggml C reference (gcc -O3 -march=native, same input, after the Java rounds): median"
+          "%s  ggml C reference (gcc -O3 -std=gnu11 "
+              + CFLAGS
+              + ", same input, after the Java rounds): median"
               + " %.2f GB/s, best %.2f GB/s; bytes identical to the fast Java ones; Java fast /"
               + " ggml C (medians) %.2fx%n",
-          type, med, best, fast / med);
+          type,
+          med,
+          best,
+          fast / med);
     }
     for (Path p : new Path[] {in, bin, dir.resolve("out.q8_0"), dir.resolve("out.q4_0"), dir}) {
       Files.deleteIfExists(p);

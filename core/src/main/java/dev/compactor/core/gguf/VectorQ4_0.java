@@ -3,7 +3,6 @@ package dev.compactor.core.gguf;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -45,17 +44,15 @@ final class VectorQ4_0 {
         BlockQ4_0.quantizeRowReference(x, b, 32, y, out);
         continue;
       }
-      // the reference keeps the first element of largest magnitude (strict "<" while scanning)
-      float amax = 0.0f;
-      if (max != 0) {
-        for (int j = 0; j < 32; j += L) {
-          VectorMask<Integer> hit = bits(x, b + j).eq(max);
-          if (hit.anyTrue()) {
-            amax = x[b + j + hit.firstTrue()];
-            break;
-          }
-        }
+      // the reference keeps the first element of largest magnitude (strict "<" while scanning):
+      // the lowest set bit of all chunks' compare masks, without a branch per chunk (which chunk
+      // holds the maximum is a coin toss per block, and a mispredicted branch costs more than
+      // the block's arithmetic)
+      long hits = 0;
+      for (int j = 0; j < 32; j += L) {
+        hits |= bits(x, b + j).eq(max).toLong() << j;
       }
+      float amax = max == 0 ? 0.0f : x[b + Long.numberOfTrailingZeros(hits)];
       float id = FastRowQuantizer.q4_0Header(amax, x, b, y, out);
       if (Float.isNaN(id)) {
         continue;
