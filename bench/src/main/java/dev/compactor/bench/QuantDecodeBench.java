@@ -208,7 +208,13 @@ public final class QuantDecodeBench {
       x[i] = (float) r.nextDouble();
     }
     GgmlType[] types = {
-      GgmlType.F32, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_K, GgmlType.Q6_K
+      GgmlType.F32,
+      GgmlType.F16,
+      GgmlType.Q8_0,
+      GgmlType.Q4_0,
+      GgmlType.Q5_0,
+      GgmlType.Q4_K,
+      GgmlType.Q6_K
     };
     for (GgmlType t : types) {
       byte[] q = t == GgmlType.F32 ? f32Bytes(w) : GgmlQuantizer.quantize(t, w, rows, cols, null);
@@ -236,6 +242,7 @@ public final class QuantDecodeBench {
 
   private static float reference(GgmlType t, byte[] q, int off, float[] x, int n) {
     return switch (t) {
+      case F16 -> QuantKernels.dotF16Reference(q, off, x, n);
       case Q8_0 -> QuantKernels.dotQ8_0Reference(q, off, x, n);
       case Q4_0 -> QuantKernels.dotQ4_0Reference(q, off, x, n);
       case Q5_0 -> QuantKernels.dotQ5_0Reference(q, off, x, n);

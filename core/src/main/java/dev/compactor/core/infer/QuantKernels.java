@@ -75,6 +75,10 @@ public final class QuantKernels {
 
   private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
 
+  /** Byte vectors of {@code 2 L} lanes: {@code L} fp16 values ({@link #halfs}). */
+  private static final VectorSpecies<Byte> B2 =
+      B == null ? null : VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 16));
+
   /** True when the Vector API kernels run (else every call takes the scalar reference). */
   public static final boolean VECTORIZED = B != null;
 
@@ -240,11 +244,61 @@ public final class QuantKernels {
 
   /** {@code sum(w[i] * x[i])} for {@code n} fp16 values stored at byte offset {@code off}. */
   public static float dotF16(byte[] w, int off, float[] x, int n) {
+    if (!VECTORIZED) {
+      return dotF16Reference(w, off, x, n);
+    }
+    FloatVector acc = FloatVector.zero(F);
+    int i = 0;
+    for (; i <= n - L; i += L) {
+      acc = halfs(w, off + 2 * i).fma(FloatVector.fromArray(F, x, i), acc);
+    }
+    float s = acc.reduceLanes(VectorOperators.ADD);
+    for (; i < n; i++) {
+      s += f16(w, off + 2 * i) * x[i];
+    }
+    return s;
+  }
+
+  public static float dotF16Reference(byte[] w, int off, float[] x, int n) {
     float s = 0;
     for (int i = 0; i < n; i++) {
       s += f16(w, off + 2 * i) * x[i];
     }
     return s;
+  }
+
+  /** {@code n} fp16 values at {@code w[off]} to fp32 with the vector conversion of the kernels. */
+  static void halfsToFloats(byte[] w, int off, float[] out, int n) {
+    int i = 0;
+    if (VECTORIZED) {
+      for (; i <= n - L; i += L) {
+        halfs(w, off + 2 * i).intoArray(out, i);
+      }
+    }
+    for (; i < n; i++) {
+      out[i] = f16(w, off + 2 * i);
+    }
+  }
+
+  /**
+   * {@code L} little-endian fp16 values at {@code w[p]} as fp32 lanes, exactly: the 15 magnitude
+   * bits shifted into place are a float {@code 2^-112} times the half (normal and subnormal halves
+   * alike, the latter as float subnormals), so one multiply by {@code 2^112} finishes the job;
+   * infinities and NaNs (exponent 31) take the float exponent 255 instead, and the sign is or-ed
+   * in. The bytes are loaded as a byte vector and reinterpreted as shorts (x86 lane order is
+   * little-endian), as the JDK 17 and 25 Vector APIs both allow.
+   */
+  private static FloatVector halfs(byte[] w, int p) {
+    IntVector h = (IntVector) ByteVector.fromArray(B2, w, p).reinterpretAsShorts().castShape(I, 0);
+    IntVector em = h.lanewise(VectorOperators.AND, 0x7FFF);
+    IntVector shifted = em.lanewise(VectorOperators.LSHL, 13);
+    IntVector bits = shifted.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts();
+    bits =
+        bits.blend(
+            shifted.lanewise(VectorOperators.OR, 0x7F800000),
+            em.compare(VectorOperators.GE, 0x7C00));
+    IntVector sign = h.lanewise(VectorOperators.AND, 0x8000).lanewise(VectorOperators.LSHL, 16);
+    return bits.lanewise(VectorOperators.OR, sign).reinterpretAsFloats();
   }
 
   // ---- Q8_0 ------------------------------------------------------------------------------------

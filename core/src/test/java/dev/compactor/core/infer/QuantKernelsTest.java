@@ -30,8 +30,18 @@ class QuantKernelsTest {
       all[2 * h + 1] = (byte) (h >>> 8);
     }
     float[] ref = GgmlQuantizer.dequantize(GgmlType.F16, all, 1 << 16);
+    float[] vector = new float[1 << 16];
+    QuantKernels.halfsToFloats(all, 0, vector, 1 << 16);
     for (int h = 0; h < 1 << 16; h++) {
       float got = QuantKernels.f16(all, 2 * h);
+      if (Float.isNaN(ref[h])) {
+        assertTrue(Float.isNaN(vector[h]), "vector 0x" + Integer.toHexString(h));
+      } else {
+        assertEquals(
+            Float.floatToIntBits(ref[h]),
+            Float.floatToIntBits(vector[h]),
+            "vector 0x" + Integer.toHexString(h));
+      }
       if (Float.isNaN(ref[h])) {
         assertTrue(Float.isNaN(got), "0x" + Integer.toHexString(h));
       } else {
@@ -138,6 +148,8 @@ class QuantKernelsTest {
         refH += (double) dq[i] * x[i];
       }
       assertEquals(refH, QuantKernels.dotF16(half, 0, x, n), 1e-6 * mag + 1e-30, "f16 n=" + n);
+      assertEquals(
+          refH, QuantKernels.dotF16Reference(half, 0, x, n), 1e-6 * mag + 1e-30, "f16 ref n=" + n);
     }
   }
 
