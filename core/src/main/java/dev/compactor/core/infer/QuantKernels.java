@@ -1,5 +1,7 @@
 package dev.compactor.core.infer;
 
+import dev.compactor.core.gguf.GgmlQuantizer;
+import dev.compactor.core.gguf.GgmlType;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -299,6 +301,57 @@ public final class QuantKernels {
             em.compare(VectorOperators.GE, 0x7C00));
     IntVector sign = h.lanewise(VectorOperators.AND, 0x8000).lanewise(VectorOperators.LSHL, 16);
     return bits.lanewise(VectorOperators.OR, sign).reinterpretAsFloats();
+  }
+
+  // ---- dequantization (the weight tiles of the batched prefill) ------------------------------
+
+  /**
+   * Row {@code w[off..]} of {@code n} values of {@code type} decoded to fp32 into {@code
+   * out[outOff..]}: F16, Q8_0 and Q4_0 on the Vector API, bit for bit what {@link
+   * GgmlQuantizer#dequantizeRow} gives (an exact int-to-float conversion and one multiply by the
+   * block scale, as there), every other type through {@code GgmlQuantizer}.
+   */
+  public static void dequantizeRow(
+      GgmlType type, byte[] w, int off, float[] out, int outOff, int n) {
+    if (!VECTORIZED || n % QK != 0) {
+      GgmlQuantizer.dequantizeRow(type, w, off, out, outOff, n);
+      return;
+    }
+    switch (type) {
+      case F16 -> {
+        for (int i = 0; i < n; i += L) {
+          halfs(w, off + 2 * i).intoArray(out, outOff + i);
+        }
+      }
+      case Q8_0 -> {
+        for (int b = 0; b < n / QK; b++) {
+          int blk = off + b * Q8_0_BLOCK;
+          float d = f16(w, blk);
+          for (int j = 0; j < QK; j += L) {
+            floats(ints(w, blk + 2 + j)).mul(d).intoArray(out, outOff + b * QK + j);
+          }
+        }
+      }
+      case Q4_0 -> {
+        for (int b = 0; b < n / QK; b++) {
+          int blk = off + b * Q4_0_BLOCK;
+          float d = f16(w, blk);
+          for (int j = 0; j < QK / 2; j += L) {
+            IntVector r =
+                (IntVector)
+                    ByteVector.fromArray(B, w, blk + 2 + j)
+                        .lanewise(VectorOperators.XOR, (byte) 0x88)
+                        .castShape(I, 0);
+            IntVector lo = r.lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28);
+            floats(lo).mul(d).intoArray(out, outOff + b * QK + j);
+            floats(r.lanewise(VectorOperators.ASHR, 4))
+                .mul(d)
+                .intoArray(out, outOff + b * QK + QK / 2 + j);
+          }
+        }
+      }
+      default -> GgmlQuantizer.dequantizeRow(type, w, off, out, outOff, n);
+    }
   }
 
   // ---- Q8_0 ------------------------------------------------------------------------------------

@@ -128,11 +128,12 @@ public final class QuantMatrix {
   /**
    * The matrix-matrix product for a block of {@code tokens} activation rows: {@code out[t * rows +
    * r] = row r . x[t * cols .. (t + 1) * cols)} for {@code r} in {@code [from, to)} and every
-   * {@code t < tokens}. Each tile of {@value #TILE_ROWS} weight rows is decoded once into fp32
-   * scratch (F32 rows are used in place) and then dotted with all the activation rows, two at a
-   * time ({@link QuantKernels#dotF32x4x2}), so the cost of decoding is shared by the block and the
-   * inner loop is an fp32 matrix kernel. Results equal {@link #dot} up to fp32 rounding (the sum is
-   * over {@code dequantized weight * x} instead of {@code scale * sum(code * x)}).
+   * {@code t < tokens}. Each tile of {@value #TILE_ROWS} weight rows is decoded once ({@link
+   * QuantKernels#dequantizeRow}) into fp32 scratch (F32 rows are used in place) and then dotted
+   * with all the activation rows, two at a time ({@link QuantKernels#dotF32x4x2}), so the cost of
+   * decoding is shared by the block and the inner loop is an fp32 matrix kernel. Results equal
+   * {@link #dot} up to fp32 rounding (the sum is over {@code dequantized weight * x} instead of
+   * {@code scale * sum(code * x)}).
    */
   public void matmul(float[] x, int tokens, float[] out, int from, int to) {
     float[] scratch = type == GgmlType.F32 ? null : new float[TILE_ROWS * cols];
@@ -145,7 +146,7 @@ public final class QuantMatrix {
         wOff = r * cols;
       } else {
         for (int k = 0; k < nr; k++) {
-          GgmlQuantizer.dequantizeRow(type, blocks, (r + k) * rowBytes, scratch, k * cols, cols);
+          QuantKernels.dequantizeRow(type, blocks, (r + k) * rowBytes, scratch, k * cols, cols);
         }
         w = scratch;
         wOff = 0;

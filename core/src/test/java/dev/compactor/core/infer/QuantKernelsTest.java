@@ -153,6 +153,29 @@ class QuantKernelsTest {
     }
   }
 
+  @Test
+  void vectorDequantizationEqualsTheGgufDequantizerBitForBit() {
+    Random r = new Random(9);
+    int n = 256 * 5; // K-quant rows need multiples of 256
+    float[] w = gaussian(r, n, 0.05f);
+    w[5] = 0;
+    w[40] = -w[41];
+    for (GgmlType t :
+        new GgmlType[] {GgmlType.F16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K}) {
+      byte[] q = GgmlQuantizer.quantize(t, w, 1, n, null);
+      byte[] shifted = new byte[q.length + 3];
+      System.arraycopy(q, 0, shifted, 3, q.length);
+      float[] ref = new float[n + 5];
+      float[] got = new float[n + 5];
+      GgmlQuantizer.dequantizeRow(t, shifted, 3, ref, 5, n);
+      QuantKernels.dequantizeRow(t, shifted, 3, got, 5, n);
+      for (int i = 0; i < n + 5; i++) {
+        assertEquals(
+            Float.floatToRawIntBits(ref[i]), Float.floatToRawIntBits(got[i]), t + " value " + i);
+      }
+    }
+  }
+
   /** Kernel, reference and a double-precision dot of the dequantized row agree to fp32 rounding. */
   private static void check(byte[] q, float[] x, int n, GgmlType t, int off) {
     float[] dq = new float[n];
