@@ -147,6 +147,15 @@ public final class SparseGpt {
    * @throws ArithmeticException when the dampened Hessian is not positive definite
    */
   public Result prune(float[] weight, int rows, int cols, double[] hessian) {
+    return pruneConsuming(weight, rows, cols, hessian.clone());
+  }
+
+  /**
+   * {@link #prune} that works in {@code hessian}'s own array and overwrites it: for a caller that
+   * made the array for this call (one {@code cols x cols} float64 array fewer at the peak: 0.97 GB
+   * for a 11008-input down_proj).
+   */
+  public Result pruneConsuming(float[] weight, int rows, int cols, double[] hessian) {
     if (rows <= 0 || cols <= 0 || (long) rows * cols != weight.length) {
       throw new IllegalArgumentException(
           "weight shape " + rows + "x" + cols + " does not match " + weight.length + " values");
@@ -158,15 +167,16 @@ public final class SparseGpt {
     if (pattern != null) {
       MaskSelection.requireMultiple(cols, pattern);
     }
-    double[] h = hessian.clone();
+    double[] h = hessian;
+    hessian = null; // only h refers to the array now, so dropping h below frees it
     double[] w = new double[weight.length];
     for (int i = 0; i < w.length; i++) {
       w[i] = weight[i];
     }
     int dead = ObsHessian.removeDeadInputs(h, w, rows, cols);
     ObsHessian.dampen(h, cols, percDamp);
-    double[] u = ObsHessian.upperCholeskyOfInverse(h, cols);
-    h = null; // the working copy is not needed past the factor: let it go before the sweep
+    double[] u = ObsHessian.upperCholeskyOfInverse(h, cols); // in h's array
+    h = null;
 
     int g = groupSize == 0 ? cols : groupSize;
     if (grid != null && cols % g != 0) {

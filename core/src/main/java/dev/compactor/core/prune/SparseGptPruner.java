@@ -262,7 +262,7 @@ public final class SparseGptPruner {
         float[] result;
         BitSet mask;
         if (s.calibrated()) {
-          SparseGpt.Result r = sparseGpt.prune(w, rows, cols, s.hessian());
+          SparseGpt.Result r = sparseGpt.pruneConsuming(w, rows, cols, s.hessian());
           result = r.weight();
           mask = r.mask();
           if (ctSink != null) {

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -266,7 +267,9 @@ class GptqQuantizerTest {
 
   @Test
   void blockedCholeskyReproducesItsInput() {
-    int n = 150; // not a multiple of the block size
+    // not a multiple of the block size (64), and wide enough that the first blocks' trailing
+    // updates run in two row chunks (512 rows each)
+    int n = 700;
     float[] x = correlatedInputs(400, n, 9);
     double[] a = hessian(x, 400, n);
     for (int j = 0; j < n; j++) {
@@ -283,6 +286,28 @@ class GptqQuantizerTest {
         if (j > i) {
           assertEquals(0.0, l[i * n + j]);
         }
+      }
+    }
+    // U^T U = H^-1, with U stored in the argument's own array
+    double[] h = a.clone();
+    double[] u = ObsHessian.upperCholeskyOfInverse(h, n);
+    assertSame(h, u);
+    double[] inv = new double[n * n];
+    for (int k = 0; k < n; k++) {
+      for (int i = k; i < n; i++) {
+        double uki = u[k * n + i];
+        for (int j = k; j < n; j++) {
+          inv[i * n + j] += uki * u[k * n + j];
+        }
+      }
+    }
+    for (int i = 0; i < n; i += 7) {
+      for (int j = 0; j < n; j++) {
+        double s = 0;
+        for (int k = 0; k < n; k++) {
+          s += inv[i * n + k] * a[k * n + j];
+        }
+        assertEquals(i == j ? 1.0 : 0.0, s, 1e-8, "(U^T U H) " + i + "," + j);
       }
     }
   }
