@@ -46,8 +46,9 @@ public final class GptqLayerQuantizer implements LayerQuantizer {
       // tokens, which GPTQ would read as all inputs dead and zero the expert): the identity makes
       // GPTQ's error feedback vanish, i.e. round-to-nearest on the same grid and in the same
       // format as its neighbours.
-      double[] hessian = s.calibrated() ? s.hessian() : identity(cols);
-      GptqResult r = gptq.quantize(w, w.length / cols, cols, hessian);
+      GptqResult r =
+          gptq.quantizeConsuming(
+              w, w.length / cols, cols, s.calibrated() ? s.hessian() : identity(cols));
       weights.put(name + ".weight", r.dequantized());
       quantized.put(name, r.weight());
       LOG.debug(

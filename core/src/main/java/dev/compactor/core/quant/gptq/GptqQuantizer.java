@@ -55,6 +55,14 @@ public final class GptqQuantizer {
    * @throws ArithmeticException when the dampened Hessian is not positive definite (raise percDamp)
    */
   public GptqResult quantize(float[] weight, int rows, int cols, double[] hessian) {
+    return quantizeConsuming(weight, rows, cols, hessian.clone());
+  }
+
+  /**
+   * {@link #quantize} that works in {@code hessian}'s own array and overwrites it: for a caller
+   * that made the array for this call (one {@code cols x cols} float64 array fewer at the peak).
+   */
+  public GptqResult quantizeConsuming(float[] weight, int rows, int cols, double[] hessian) {
     check(weight, rows, cols, hessian);
     int g = config.groupSize() == 0 ? cols : config.groupSize();
     if (cols % g != 0) {
@@ -62,7 +70,8 @@ public final class GptqQuantizer {
           "cols " + cols + " is not a multiple of the group size " + g);
     }
     int groups = cols / g;
-    double[] h = hessian.clone();
+    double[] h = hessian;
+    hessian = null; // only h refers to the array now
     double[] w = new double[rows * cols];
     for (int i = 0; i < w.length; i++) {
       w[i] = weight[i];
