@@ -5,6 +5,7 @@ import dev.compactor.cli.Args;
 import dev.compactor.cli.Command;
 import dev.compactor.cli.UsageException;
 import dev.compactor.core.frontier.Objective;
+import dev.compactor.core.frontier.SweepProposer;
 import dev.compactor.core.frontier.SweepSpec;
 import dev.compactor.core.recipe.Recipe;
 import dev.compactor.core.recipe.StageSpec;
@@ -15,6 +16,7 @@ import dev.compactor.events.JobStatus;
 import dev.compactor.events.ModelReady;
 import dev.compactor.events.StageCompleted;
 import dev.compactor.events.StageFailed;
+import dev.compactor.events.TaskScore;
 import dev.compactor.infra.LocalStack;
 import dev.compactor.runtime.S3Uri;
 import java.io.PrintStream;
@@ -22,9 +24,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -47,6 +47,11 @@ import org.apache.avro.specific.SpecificRecord;
  * again (the same recipe and calibration text) and its own evaluation decides its own gates, so
  * exactly one model is published, or none when its gates fail. Jobs that fail are reported in the
  * table, not fatal.
+ *
+ * <p>In bayesian mode ({@link SweepProposer#of}) the jobs are not a fixed list: after a few seeded
+ * random ones, each free slot gets the grid point a model of the ended jobs expects to be the
+ * smallest with quality within {@code --within} of the baseline's ({@link Target}); each such pick
+ * is printed with its acquisition value and predicted size and quality.
  *
  * <p>Without {@code --bootstrap} it starts the embedded stack as {@code demo} does (Kafka, S3,
  * registry, orchestrator, stage workers); with it, it submits to a running pipeline (options and
@@ -103,6 +108,13 @@ public final class SweepCommand implements Command {
     }
     if (!(within >= 0)) {
       throw new UsageException("--within expects a fraction >= 0, found " + within);
+    }
+    if (spec.mode() == SweepSpec.Mode.BAYESIAN) {
+      try {
+        Target.of(quality, within);
+      } catch (UnsupportedOperationException e) {
+        throw new UsageException(e.getMessage());
+      }
     }
     Path outDir = Path.of(args.string("out", "sweep-" + spec.name()));
     Files.createDirectories(outDir.resolve("recipes"));
@@ -229,7 +241,7 @@ public final class SweepCommand implements Command {
     long t0 = System.nanoTime();
     List<SweepSpec.Point> points = spec.expand();
     Map<String, FrontierReport.Row> rowsByName = new LinkedHashMap<>();
-    Deque<SweepSpec.Point> runnable = new ArrayDeque<>();
+    List<SweepSpec.Point> runnable = new ArrayList<>();
     int skipped = 0;
     for (SweepSpec.Point p : points) {
       String problem = problem(p);
@@ -242,25 +254,36 @@ public final class SweepCommand implements Command {
         skipped++;
       }
     }
+    boolean bayesian = spec.mode() == SweepSpec.Mode.BAYESIAN;
     err.printf(
-        "sweep: %s, %s mode, %d of %d grid combinations picked, %d valid, %d at a time%n",
+        "sweep: %s, %s mode, %d of %d grid combinations %s, %d valid, %d at a time%n",
         spec.name(),
         spec.mode().name().toLowerCase(Locale.ROOT),
         points.size(),
         spec.gridSize(),
+        bayesian ? "candidates (budget " + spec.budget() + " jobs)" : "picked",
         runnable.size(),
         parallel);
     Map<String, FrontierReport.Row> done = new LinkedHashMap<>();
-    runAll(client, modelUri, runnable, parallel, done, t0, err);
+    SweepProposer proposer = SweepProposer.of(spec, runnable, parallel);
+    Target target = bayesian ? Target.of(quality, within) : null;
+    List<String> picks = new ArrayList<>();
+    runAll(client, modelUri, proposer, target, parallel, done, picks, t0, err);
     rowsByName.putAll(done);
     List<FrontierReport.Row> rows = new ArrayList<>();
     for (SweepSpec.Point p : points) {
-      rows.add(rowsByName.get(p.name()));
+      // bayesian mode runs only some candidates: the others have no row
+      if (rowsByName.containsKey(p.name())) {
+        rows.add(rowsByName.get(p.name()));
+      }
     }
     FrontierReport report = new FrontierReport(spec.name(), modelName, rows, quality, within);
     StringBuilder md = new StringBuilder();
     md.append("# Sweep `").append(spec.name()).append("`: the Pareto frontier\n\n");
     md.append(report.markdown());
+    if (bayesian) {
+      md.append('\n').append(bayesianSummary(spec, runnable.size(), target, done, picks));
+    }
     String published = null;
     if (publishBest && report.choice().isPresent()) {
       String winner = report.choice().get().chosen().label();
@@ -346,29 +369,47 @@ public final class SweepCommand implements Command {
     }
   }
 
-  /** Keeps {@code parallel} jobs in flight until every point has ended; records each. */
+  /**
+   * Keeps {@code parallel} jobs in flight, asking {@code proposer} for each next point and telling
+   * it how each ended, until it has none left and every job has ended; records each.
+   *
+   * @param target how an evaluation becomes the proposer's size and quality; null for a fixed list
+   * @param picks gets one line per submitted point: its name and, for a model-driven pick, the
+   *     acquisition value and prediction
+   */
   private static void runAll(
       PipelineClient client,
       String modelUri,
-      Deque<SweepSpec.Point> queue,
+      SweepProposer proposer,
+      Target target,
       int parallel,
       Map<String, FrontierReport.Row> done,
+      List<String> picks,
       long t0,
       PrintStream err) {
     Map<String, Running> running = new LinkedHashMap<>();
     String submitter = "compactor-sweep";
+    boolean more = true;
     try (PipelineClient.Follower follower = client.follow(false)) {
-      while (!queue.isEmpty() || !running.isEmpty()) {
-        while (!queue.isEmpty() && inFlight(running) < parallel) {
-          SweepSpec.Point p = queue.poll();
+      while (more || !running.isEmpty()) {
+        while (more && inFlight(running) < parallel) {
+          var pick = proposer.next();
+          if (pick.isEmpty()) {
+            more = false;
+            break;
+          }
+          SweepSpec.Point p = pick.get().point();
           String jobId = client.submit(modelUri, p.sweepYaml(), submitter);
           running.put(jobId, new Running(p));
+          String why = target == null ? "" : target.describe(pick.get().prediction());
+          picks.add("`" + p.name() + "`" + (why.isEmpty() ? "" : ": " + why));
           err.printf(
               Locale.ROOT,
-              "  %6.1fs submitted %s as job %s%n",
+              "  %6.1fs submitted %s as job %s%s%n",
               (System.nanoTime() - t0) / 1e9,
               p.name(),
-              jobId);
+              jobId,
+              why.isEmpty() ? "" : " (" + why + ")");
         }
         for (SpecificRecord r : follower.poll(null, Duration.ofMillis(300))) {
           String jobId = jobId(r);
@@ -420,6 +461,14 @@ public final class SweepCommand implements Command {
                       ? "succeeded without an EvaluationCompleted"
                       : j.failure.isEmpty() ? j.end.getMessage().toString() : j.failure;
           double secs = ((j.end == null ? now : j.endedNs) - j.startedNs) / 1e9;
+          double[] figures =
+              target == null || !"SUCCEEDED".equals(state) ? null : target.figures(j.evaluation);
+          if (figures != null) {
+            proposer.evaluated(j.point, figures[0], figures[1], figures[2]);
+          } else {
+            // failed, timed out, or evaluated without the quality: nothing to fit
+            proposer.failed(j.point);
+          }
           done.put(
               j.point.name(),
               new FrontierReport.Row(
@@ -428,6 +477,155 @@ public final class SweepCommand implements Command {
         }
       }
     }
+  }
+
+  /**
+   * The bayesian goal: the smallest stored size whose quality is within {@code within} of the
+   * uncompressed model's, which every {@code EvaluationCompleted} carries: perplexity ≤ {@code
+   * baselinePerplexity · (1 + within)}; top-1 agreement ≥ {@code 1 − within} (the baseline agrees
+   * with itself everywhere); a task's acc ≥ its {@code baselineAcc · (1 − within)}. KL is refused:
+   * the baseline's is 0, so no relative bound exists. This is a fixed bound, unlike the report's
+   * "within X of the best candidate", which moves with what was run; the summary says both.
+   *
+   * @param quality the quality objective
+   * @param within the fraction
+   */
+  record Target(Objective quality, double within) {
+
+    static Target of(Objective quality, double within) {
+      if (quality.name().equals("klDivergence")) {
+        throw new UnsupportedOperationException(
+            "not supported yet: mode: bayesian with --quality kl (the baseline's KL is 0, so"
+                + " 'within X of the baseline' has no bound); use perplexity, top1 or task.NAME");
+      }
+      return new Target(quality, within);
+    }
+
+    /** The maximised qualities are negated: the proposer minimises. */
+    private double sign() {
+      return quality.goal() == Objective.Goal.MINIMIZE ? 1 : -1;
+    }
+
+    /**
+     * {size bytes, quality, bound}, quality and bound in the proposer's minimised orientation; null
+     * when the evaluation lacks the quality or its baseline.
+     */
+    double[] figures(EvaluationCompleted e) {
+      if (e == null) {
+        return null;
+      }
+      double size = e.getMetrics().getSizeBytes();
+      Double q;
+      Double base;
+      switch (quality.name()) {
+        case "perplexity" -> {
+          q = e.getMetrics().getPerplexity();
+          base = e.getMetrics().getBaselinePerplexity();
+        }
+        case "top1Agreement" -> {
+          q = e.getMetrics().getTop1Agreement();
+          base = 1.0;
+        }
+        default -> {
+          String task = quality.name().substring("task.".length());
+          TaskScore t =
+              e.getTasks().stream()
+                  .filter(x -> x.getTask().toString().equals(task))
+                  .findFirst()
+                  .orElse(null);
+          q = t == null ? null : t.getAcc();
+          base = t == null ? null : t.getBaselineAcc();
+        }
+      }
+      if (q == null || base == null || q.isNaN() || base.isNaN() || !(size > 0)) {
+        return null;
+      }
+      double bound = bound(base);
+      return new double[] {size, sign() * q, sign() * bound};
+    }
+
+    /** The bound in the quality's own orientation. */
+    double bound(double baseline) {
+      double slack = within * Math.abs(baseline);
+      return quality.goal() == Objective.Goal.MINIMIZE ? baseline + slack : baseline - slack;
+    }
+
+    /** A pick's line: "seeded random start" or its acquisition and prediction. */
+    String describe(SweepProposer.Prediction p) {
+      if (p == null) {
+        return "seeded random start";
+      }
+      return String.format(
+          Locale.ROOT,
+          "acquisition %.4g, P(feasible) %.3f, predicted size %,.0f bytes (log sd %.3f), %s %.4f"
+              + " (sd %.4f)",
+          p.acquisition(),
+          p.feasible(),
+          p.sizeBytes(),
+          p.sdLogSize(),
+          quality.label(),
+          sign() * p.quality(),
+          p.sdQuality());
+    }
+  }
+
+  /** The bayesian paragraph of frontier.md: the goal, what it found, each pick in order. */
+  static String bayesianSummary(
+      SweepSpec spec,
+      int candidates,
+      Target target,
+      Map<String, FrontierReport.Row> done,
+      List<String> picks) {
+    StringBuilder s = new StringBuilder("## Bayesian search\n\n");
+    String best = null;
+    double bestSize = Double.POSITIVE_INFINITY;
+    double bound = Double.NaN;
+    int feasible = 0;
+    for (FrontierReport.Row r : done.values()) {
+      double[] f = target.figures(r.evaluation());
+      if (f == null) {
+        continue;
+      }
+      bound = f[2];
+      if (f[1] <= f[2]) {
+        feasible++;
+        if (f[0] < bestSize) {
+          bestSize = f[0];
+          best = r.recipe();
+        }
+      }
+    }
+    s.append(
+        String.format(
+            Locale.ROOT,
+            "%d jobs of a budget of %d (seed %d) among %d valid candidates. Goal: the smallest size"
+                + " with %s %s %s (within %s of the uncompressed model's)",
+            done.size(),
+            spec.budget(),
+            spec.seed(),
+            candidates,
+            target.quality().label(),
+            target.quality().goal() == Objective.Goal.MINIMIZE ? "≤" : "≥",
+            Double.isNaN(bound) ? "(no evaluation carried it)" : fmt(target.sign() * bound),
+            String.format(Locale.ROOT, "%.3g %%", 100 * target.within())));
+    s.append(
+        best == null
+            ? "; none of the jobs run met it.\n"
+            : String.format(
+                Locale.ROOT,
+                "; %d of the jobs run met it, the smallest **`%s`** (%,d bytes).%n",
+                feasible,
+                best,
+                (long) bestSize));
+    s.append("\nPicks in submission order (a model fitted on the jobs ended by then):\n\n");
+    for (int i = 0; i < picks.size(); i++) {
+      s.append(i + 1).append(". ").append(picks.get(i)).append('\n');
+    }
+    return s.toString();
+  }
+
+  private static String fmt(double v) {
+    return String.format(Locale.ROOT, Math.abs(v) < 0.01 && v != 0 ? "%.5f" : "%.4f", v);
   }
 
   private static int inFlight(Map<String, Running> running) {

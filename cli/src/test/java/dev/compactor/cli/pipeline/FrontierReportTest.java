@@ -117,4 +117,13 @@ class FrontierReportTest {
     assertTrue(SweepCommand.problem(awq8).contains("awq supports bits 4 only"));
     assertEquals("channels 0.125, bits 4, method rtn", SweepCommand.assignment(points.get(0)));
   }
+
+  @Test
+  void theShippedBayesianSweepHasMoreValidCandidatesThanItsBudget() throws Exception {
+    SweepSpec spec = SweepSpec.parse(Path.of("..", "recipes", "sweeps", "tiny-bayesian.yaml"));
+    assertEquals(SweepSpec.Mode.BAYESIAN, spec.mode());
+    long runnable = spec.expand().stream().filter(p -> SweepCommand.problem(p) == null).count();
+    assertEquals(20, runnable);
+    assertTrue(spec.budget() < runnable, "budget " + spec.budget());
+  }
 }

@@ -38,13 +38,16 @@ import java.util.regex.Pattern;
  *   stages[0].prune.sparsity: [0.3, 0.5, 0.7]
  *   stages[1].quantize.bits:  [4, 8]
  * mode: grid                        # grid (every combination) | random (budget of them, seeded)
- * budget: 12                        # random: how many; grid: the most it may have [its size]
- * seed: 1                           # random only [1]
+ *                                   # | bayesian (budget jobs, each chosen from those that ended)
+ * budget: 12                        # random/bayesian: how many (bayesian: >= 2); grid: the most
+ *                                   # it may have [its size]
+ * seed: 1                           # random and bayesian [1]
  * }</pre>
  *
  * A path names a value of the base recipe: keys joined by '.', list items by {@code [i]}. Every
  * part but the last must exist in the base (so a typo is an error, not a new stage); the last may
- * be new. {@code mode: bayesian} is not supported yet.
+ * be new. In bayesian mode {@link #expand} gives the whole grid, the candidates {@link
+ * BayesianProposer} chooses from while the sweep runs.
  *
  * @param name the sweep's name
  * @param base the base recipe as a YAML tree
@@ -61,7 +64,12 @@ public record SweepSpec(
     /** Every combination, first parameter varying slowest. */
     GRID,
     /** {@code budget} distinct combinations drawn with {@code seed}, in grid order. */
-    RANDOM
+    RANDOM,
+    /**
+     * {@code budget} jobs from the grid, each after the first seeded few chosen by constrained
+     * expected improvement from the jobs that ended ({@link BayesianProposer}).
+     */
+    BAYESIAN
   }
 
   /**
@@ -139,7 +147,6 @@ public record SweepSpec(
    *
    * @param readBase reads the base recipe a {@code base:} string names
    * @throws IllegalArgumentException naming the field that is wrong and what was expected
-   * @throws UnsupportedOperationException for {@code mode: bayesian}
    */
   public static SweepSpec parse(String yaml, java.util.function.Function<String, String> readBase) {
     JsonNode root = read(yaml, "the sweep spec");
@@ -191,12 +198,10 @@ public record SweepSpec(
         switch (modeText) {
           case "grid" -> Mode.GRID;
           case "random" -> Mode.RANDOM;
-          case "bayesian" ->
-              throw new UnsupportedOperationException(
-                  "not supported yet: mode=bayesian (use grid, or random with a budget)");
+          case "bayesian" -> Mode.BAYESIAN;
           default ->
               throw new IllegalArgumentException(
-                  "not supported: mode=" + modeText + " (expected grid or random)");
+                  "not supported: mode=" + modeText + " (expected grid, random or bayesian)");
         };
     long size = 1;
     for (Parameter p : params) {
@@ -209,8 +214,12 @@ public record SweepSpec(
     JsonNode budgetNode = root.get("budget");
     int budget;
     if (budgetNode == null || budgetNode.isNull()) {
-      if (mode == Mode.RANDOM) {
-        throw new IllegalArgumentException("budget: random mode needs a budget (how many recipes)");
+      if (mode != Mode.GRID) {
+        throw new IllegalArgumentException(
+            "budget: "
+                + modeText
+                + " mode needs a budget (how many recipes)"
+                + (mode == Mode.BAYESIAN ? ", at least 2" : ""));
       }
       budget = (int) size;
     } else {
@@ -220,6 +229,11 @@ public record SweepSpec(
         throw new IllegalArgumentException("budget: expected an integer >= 1, found " + budgetNode);
       }
       budget = budgetNode.asInt();
+      if (mode == Mode.BAYESIAN && budget < 2) {
+        throw new IllegalArgumentException(
+            "budget: bayesian mode needs at least 2 jobs (a model is fitted on ended ones), found "
+                + budget);
+      }
     }
     if (mode == Mode.GRID && size > budget) {
       throw new IllegalArgumentException(

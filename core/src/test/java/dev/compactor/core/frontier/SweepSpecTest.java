@@ -98,6 +98,19 @@ class SweepSpecTest {
   }
 
   @Test
+  void bayesianModeKeepsTheWholeGridAsCandidatesWithItsBudgetAndSeed() {
+    String vary =
+        "vary:\n  stages[0].prune.sparsity: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]\n"
+            + "  stages[1].quantize.method: [rtn, gptq]\n";
+    SweepSpec s = spec(vary + "mode: bayesian\nbudget: 4\nseed: 7\n");
+    assertEquals(SweepSpec.Mode.BAYESIAN, s.mode());
+    assertEquals(4, s.budget());
+    assertEquals(7, s.seed());
+    // the budget is how many jobs run, not how many candidates there are
+    assertEquals(12, s.expand().size());
+  }
+
+  @Test
   void duplicateLastKeysAreNamedWithTheirStage() {
     String base =
         "name: b\nstages:\n  - prune: { method: wanda, sparsity: 0.3 }\n"
@@ -125,9 +138,18 @@ class SweepSpecTest {
             .getMessage()
             .contains("the grid has 2 combinations but the budget is 1"));
     assertTrue(
-        assertThrows(UnsupportedOperationException.class, () -> spec(one + "mode: bayesian\n"))
+        assertThrows(IllegalArgumentException.class, () -> spec(one + "mode: bayesian\n"))
             .getMessage()
-            .startsWith("not supported yet: mode=bayesian"));
+            .startsWith("budget: bayesian mode needs a budget"));
+    assertTrue(
+        assertThrows(
+                IllegalArgumentException.class, () -> spec(one + "mode: bayesian\nbudget: 1\n"))
+            .getMessage()
+            .contains("needs at least 2 jobs"));
+    assertTrue(
+        assertThrows(IllegalArgumentException.class, () -> spec(one + "mode: annealing\n"))
+            .getMessage()
+            .contains("expected grid, random or bayesian"));
     assertTrue(
         assertThrows(IllegalArgumentException.class, () -> spec(one + "mode: random\n"))
             .getMessage()
