@@ -7,8 +7,10 @@ import dev.compactor.core.metrics.DivergenceEvaluator;
 import dev.compactor.core.metrics.DivergenceResult;
 import dev.compactor.core.metrics.LatencyProbe;
 import dev.compactor.core.metrics.LatencyResult;
+import dev.compactor.core.metrics.MemoizedLogits;
 import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.metrics.WeightSparsity;
+import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.prune.NmPattern;
@@ -323,7 +325,9 @@ public final class PruningTable {
     int total = 1 + variants.size();
     List<Row> rows = new ArrayList<>();
     long denseLinear = WeightSparsity.of(model).elements();
-    try (Transformer dense = Transformer.load(model, Device.cpu())) {
+    // every row is scored against the dense model on the same windows: its logits are computed once
+    try (Transformer loaded = Transformer.load(model, Device.cpu());
+        MemoizedLogits dense = MemoizedLogits.of(loaded)) {
       rows.add(measure("dense", dense, model, denseLinear));
       progress.onProgress("pruning table", 1, total);
       int i = 0;
@@ -337,8 +341,7 @@ public final class PruningTable {
     return rows;
   }
 
-  private Row measure(String name, Transformer dense, Path dir, long denseLinear)
-      throws IOException {
+  private Row measure(String name, CausalLM dense, Path dir, long denseLinear) throws IOException {
     ModelDirectory d = ModelDirectory.open(dir);
     WeightSparsity zeros = WeightSparsity.of(dir);
     try (Transformer m = Transformer.load(dir, Device.cpu())) {
