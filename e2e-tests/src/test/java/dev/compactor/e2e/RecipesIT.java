@@ -33,6 +33,11 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.apache.avro.specific.SpecificRecord;
 import org.junit.jupiter.api.Test;
@@ -67,8 +72,10 @@ class RecipesIT {
       assertEquals(names.size(), recipes.size(), "recipes.only=" + only + " found " + recipes);
     }
     Path model = TinyReferenceModel.shipped();
+    ExecutorService sweeper = Executors.newSingleThreadExecutor();
     try (PipelineStack stack = PipelineStack.start(tmp.resolve("stack"), 0);
-        PipelineClient client = stack.client()) {
+        PipelineClient client = stack.client();
+        PipelineClient sweepClient = stack.client()) {
       String modelUri =
           PipelineClient.upload(
               stack.blobs(), model, new S3Uri(LocalStack.DATA_BUCKET, "models/tiny/"));
@@ -89,6 +96,14 @@ class RecipesIT {
           String on = r.getFileName().toString().startsWith("mixtral-") ? mixtralUri : modelUri;
           jobs.put(client.submit(on, Files.readString(r), "recipes-it"), r.toString());
         }
+        // the sweep's jobs are ordinary jobs on the same stack: they run beside the recipes (on a
+        // client of their own) instead of after them, and are checked once the recipes are
+        Future<?> sweep =
+            sweeper.submit(
+                () -> {
+                  sweepOfTwoRecipesPublishesOnlyTheChosenOne(sweepClient, modelUri);
+                  return null;
+                });
         Map<String, List<SpecificRecord>> events = new HashMap<>();
         jobs.keySet().forEach(j -> events.put(j, new ArrayList<>()));
         long end = System.nanoTime() + TIMEOUT.toNanos();
@@ -130,8 +145,17 @@ class RecipesIT {
             publishedModelIsACodebookCheckpoint(stack, ready(l));
           }
         }
+        try {
+          sweep.get(Math.max(1, end - System.nanoTime()), TimeUnit.NANOSECONDS);
+        } catch (ExecutionException e) {
+          if (e.getCause() instanceof Error err) {
+            throw err; // the sweep's own assertion, as if it had run on this thread
+          }
+          throw e;
+        }
       }
-      sweepOfTwoRecipesPublishesOnlyTheChosenOne(client, modelUri);
+    } finally {
+      sweeper.shutdownNow();
     }
   }
 

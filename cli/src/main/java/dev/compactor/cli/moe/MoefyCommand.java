@@ -15,6 +15,7 @@ import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.metrics.DivergenceEvaluator;
 import dev.compactor.core.metrics.DivergenceResult;
 import dev.compactor.core.metrics.EvalText;
+import dev.compactor.core.metrics.MemoizedLogits;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.moe.MoeFlops;
@@ -151,16 +152,20 @@ public final class MoefyCommand implements Command {
         int[] tokens = EvalText.of(tok, TableText.truncate(text, maxBytes)).tokens();
         evalTokens = tokens.length;
         DivergenceEvaluator eval = new DivergenceEvaluator(seqLen, seqLen);
-        for (int k : ks) {
-          Path dir = ks.length == 1 ? outDir : outDir.resolve("k" + k);
-          try (Transformer moefied = Transformer.load(dir, Device.cpu())) {
-            DivergenceResult r =
-                eval.evaluate(
-                    dense,
-                    moefied,
-                    tokens,
-                    (phase, done, total) -> err.printf("k=%d %s: %d/%d%n", k, phase, done, total));
-            rows.add(new Row(k, r, plan.meanRecall(k)));
+        // every k is scored against the dense model on the same windows: its logits once
+        try (MemoizedLogits denseLogits = MemoizedLogits.of(dense)) {
+          for (int k : ks) {
+            Path dir = ks.length == 1 ? outDir : outDir.resolve("k" + k);
+            try (Transformer moefied = Transformer.load(dir, Device.cpu())) {
+              DivergenceResult r =
+                  eval.evaluate(
+                      denseLogits,
+                      moefied,
+                      tokens,
+                      (phase, done, total) ->
+                          err.printf("k=%d %s: %d/%d%n", k, phase, done, total));
+              rows.add(new Row(k, r, plan.meanRecall(k)));
+            }
           }
         }
       }

@@ -67,7 +67,7 @@ public final class PruneTableCommand implements Command {
   public String usage() {
     return "[--model DIR (default: tiny reference model)] [--text FILE] [--max-bytes N]"
         + " [--recovery-lr F (default 1e-3)] [--recovery-steps N (default 36, a multiple of 3)]"
-        + " [--json]";
+        + " [--latency-repeats N (default 3; the speed block shows their median)] [--json]";
   }
 
   @Override
@@ -75,9 +75,14 @@ public final class PruneTableCommand implements Command {
     Args args =
         Args.parse(
             argv,
-            Set.of("model", "text", "max-bytes", "recovery-lr", "recovery-steps"),
+            Set.of(
+                "model", "text", "max-bytes", "recovery-lr", "recovery-steps", "latency-repeats"),
             Set.of("json"));
     DistillationSpec recovery = recovery(args);
+    int repeats = args.integer("latency-repeats", PruningTable.LATENCY_REPEATS);
+    if (repeats < 1) {
+      throw new UsageException("--latency-repeats: expected at least 1, found " + repeats);
+    }
     Path model =
         args.present("model") ? Path.of(args.required("model")) : TinyReferenceModel.shipped();
     int seqLen = Math.min(TinyReferenceModel.EVAL_SEQ_LEN, ModelConfig.read(model).maxPositions());
@@ -90,7 +95,7 @@ public final class PruneTableCommand implements Command {
     }
     Path work = Files.createTempDirectory("compactor-prune-table");
     try {
-      PruningTable table = new PruningTable(model, work, tokens, in.calibration(), seqLen);
+      PruningTable table = new PruningTable(model, work, tokens, in.calibration(), seqLen, repeats);
       long t0 = System.nanoTime();
       List<PruningTable.Variant> variants = new ArrayList<>(table.unstructured());
       variants.addAll(table.recovered(recovery, ROUNDS, train));
@@ -103,7 +108,16 @@ public final class PruneTableCommand implements Command {
       if (args.has("json")) {
         out.println(json(model, held.name(), tokens.length, table.setup(), rows));
       } else {
-        print(out, model, held.name(), tokens.length, table.setup(), rows, recovery, seconds);
+        print(
+            out,
+            model,
+            held.name(),
+            tokens.length,
+            table.setup(),
+            rows,
+            recovery,
+            repeats,
+            seconds);
       }
     } finally {
       TableText.deleteRecursively(work);
@@ -143,8 +157,8 @@ public final class PruneTableCommand implements Command {
         RECOVERY.seed());
   }
 
-  /** The line that ends the measured-quality block and starts the timing block. */
-  public static final String SPEED_HEADER = "speed (median of 3 probes";
+  /** How the line that ends the measured-quality block and starts the timing block begins. */
+  public static final String SPEED_HEADER = "speed (median of";
 
   private static void print(
       PrintStream out,
@@ -154,6 +168,7 @@ public final class PruneTableCommand implements Command {
       PruningTable.Setup setup,
       List<PruningTable.Row> rows,
       DistillationSpec recovery,
+      int repeats,
       double seconds) {
     out.printf("model: %s (%s)%n", model, TableText.weightsHash(model));
     out.printf(
@@ -206,9 +221,10 @@ public final class PruneTableCommand implements Command {
         recovery.steps());
     out.printf(
         Locale.ROOT,
-        "%s, prompt %d tokens, greedy decode %d; measured on this machine, not compared by the"
-            + " doc test):%n",
+        "%s %s, prompt %d tokens, greedy decode %d; measured on this machine, not compared by"
+            + " the doc test):%n",
         SPEED_HEADER,
+        repeats == 1 ? "1 probe" : repeats + " probes",
         PruningTable.LATENCY_PROMPT,
         rows.get(0).latency().decodeTokens());
     out.printf(Locale.ROOT, "%-20s %16s %12s%n", "method", "prefill ms/tok", "decode tok/s");

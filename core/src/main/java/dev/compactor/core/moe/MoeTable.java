@@ -3,7 +3,9 @@ package dev.compactor.core.moe;
 import ai.djl.Device;
 import dev.compactor.core.metrics.DivergenceEvaluator;
 import dev.compactor.core.metrics.DivergenceResult;
+import dev.compactor.core.metrics.MemoizedLogits;
 import dev.compactor.core.metrics.ProgressListener;
+import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import java.io.IOException;
@@ -84,7 +86,9 @@ public final class MoeTable {
     ExpertStatistics stats = ExpertStatistics.collect(model, calibration, Device.cpu());
     statistics = stats;
     List<Row> rows = new ArrayList<>();
-    try (Transformer base = Transformer.load(model, Device.cpu())) {
+    // every row is scored against the original on the same windows: its logits are computed once
+    try (Transformer loaded = Transformer.load(model, Device.cpu());
+        MemoizedLogits base = MemoizedLogits.of(loaded)) {
       DivergenceEvaluator eval = new DivergenceEvaluator(seqLen, seqLen);
       DivergenceResult self = eval.evaluate(base, base, evalTokens, ProgressListener.NONE);
       double basePpl = self.baselinePerplexity();
@@ -113,8 +117,7 @@ public final class MoeTable {
     return statistics;
   }
 
-  private Row score(
-      String name, Path dir, Transformer base, DivergenceEvaluator eval, double basePpl)
+  private Row score(String name, Path dir, CausalLM base, DivergenceEvaluator eval, double basePpl)
       throws IOException {
     try (Transformer m = Transformer.load(dir, Device.cpu())) {
       return row(

@@ -7,8 +7,10 @@ import dev.compactor.core.metrics.DivergenceEvaluator;
 import dev.compactor.core.metrics.DivergenceResult;
 import dev.compactor.core.metrics.LatencyProbe;
 import dev.compactor.core.metrics.LatencyResult;
+import dev.compactor.core.metrics.MemoizedLogits;
 import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.metrics.WeightSparsity;
+import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.prune.NmPattern;
@@ -50,7 +52,7 @@ public final class PruningTable {
   /** Greedy decode steps of the latency probe. */
   public static final int LATENCY_DECODE = 32;
 
-  /** Latency probe repetitions; the median is reported. */
+  /** Latency probe repetitions by default; the median is reported. */
   public static final int LATENCY_REPEATS = 3;
 
   /**
@@ -62,7 +64,7 @@ public final class PruningTable {
    * @param nonzeroLinearParams decoder linear weights that are not zero
    * @param parameters all stored parameters
    * @param bytes size of the weight files
-   * @param latency median single-request speed over {@link #LATENCY_REPEATS} probes
+   * @param latency median single-request speed over the table's latency probes
    * @param denseLinearParams the dense model's decoder linear weights
    */
   public record Row(
@@ -120,6 +122,12 @@ public final class PruningTable {
   private final int[] tokens;
   private final List<int[]> calibration;
   private final Setup setup;
+  private final int latencyRepeats;
+
+  /** A table whose speed figures are the median of {@link #LATENCY_REPEATS} probes. */
+  public PruningTable(Path model, Path work, int[] tokens, List<int[]> calibration, int seqLen) {
+    this(model, work, tokens, calibration, seqLen, LATENCY_REPEATS);
+  }
 
   /**
    * @param model dense Hugging Face directory (the reference)
@@ -127,8 +135,19 @@ public final class PruningTable {
    * @param tokens evaluation tokens
    * @param calibration Wanda/SparseGPT calibration windows
    * @param seqLen evaluation window length
+   * @param latencyRepeats latency probes per row (the median is reported), at least 1
    */
-  public PruningTable(Path model, Path work, int[] tokens, List<int[]> calibration, int seqLen) {
+  public PruningTable(
+      Path model,
+      Path work,
+      int[] tokens,
+      List<int[]> calibration,
+      int seqLen,
+      int latencyRepeats) {
+    if (latencyRepeats < 1) {
+      throw new IllegalArgumentException(
+          "expected at least 1 latency probe per row, found " + latencyRepeats);
+    }
     if (tokens.length < LATENCY_PROMPT) {
       throw new IllegalArgumentException(
           "expected at least " + LATENCY_PROMPT + " evaluation tokens, found " + tokens.length);
@@ -138,6 +157,12 @@ public final class PruningTable {
     this.tokens = tokens;
     this.calibration = calibration;
     this.setup = new Setup(seqLen, calibration.size());
+    this.latencyRepeats = latencyRepeats;
+  }
+
+  /** Latency probes per row. */
+  public int latencyRepeats() {
+    return latencyRepeats;
   }
 
   public Setup setup() {
@@ -323,7 +348,9 @@ public final class PruningTable {
     int total = 1 + variants.size();
     List<Row> rows = new ArrayList<>();
     long denseLinear = WeightSparsity.of(model).elements();
-    try (Transformer dense = Transformer.load(model, Device.cpu())) {
+    // every row is scored against the dense model on the same windows: its logits are computed once
+    try (Transformer loaded = Transformer.load(model, Device.cpu());
+        MemoizedLogits dense = MemoizedLogits.of(loaded)) {
       rows.add(measure("dense", dense, model, denseLinear));
       progress.onProgress("pruning table", 1, total);
       int i = 0;
@@ -337,8 +364,7 @@ public final class PruningTable {
     return rows;
   }
 
-  private Row measure(String name, Transformer dense, Path dir, long denseLinear)
-      throws IOException {
+  private Row measure(String name, CausalLM dense, Path dir, long denseLinear) throws IOException {
     ModelDirectory d = ModelDirectory.open(dir);
     WeightSparsity zeros = WeightSparsity.of(dir);
     try (Transformer m = Transformer.load(dir, Device.cpu())) {
@@ -360,7 +386,7 @@ public final class PruningTable {
   private LatencyResult latency(Transformer m) {
     int decode = Math.min(LATENCY_DECODE, m.maxSequenceLength() - LATENCY_PROMPT);
     LatencyProbe probe = new LatencyProbe(LATENCY_PROMPT, decode);
-    LatencyResult[] runs = new LatencyResult[LATENCY_REPEATS];
+    LatencyResult[] runs = new LatencyResult[latencyRepeats];
     for (int i = 0; i < runs.length; i++) {
       runs[i] = probe.measure(m, tokens);
     }

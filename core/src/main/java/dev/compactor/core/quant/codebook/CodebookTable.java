@@ -9,7 +9,9 @@ import dev.compactor.core.io.TensorInfo;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.metrics.DivergenceEvaluator;
 import dev.compactor.core.metrics.DivergenceResult;
+import dev.compactor.core.metrics.MemoizedLogits;
 import dev.compactor.core.metrics.ProgressListener;
+import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.quant.table.DequantizedCheckpointSink;
@@ -118,7 +120,9 @@ public final class CodebookTable {
         }
       }
     }
-    try (Transformer base = Transformer.load(model, Device.cpu())) {
+    // every row is scored against the baseline on the same windows: its logits are computed once
+    try (Transformer loaded = Transformer.load(model, Device.cpu());
+        MemoizedLogits base = MemoizedLogits.of(loaded)) {
       rows.add(
           new Row(
               "unquantized (baseline)",
@@ -260,7 +264,7 @@ public final class CodebookTable {
     }
   }
 
-  private DivergenceResult score(Transformer base, Path dir) throws IOException {
+  private DivergenceResult score(CausalLM base, Path dir) throws IOException {
     try (Transformer m = Transformer.load(dir, Device.cpu())) {
       return new DivergenceEvaluator(seqLen, seqLen)
           .evaluate(base, m, tokens, ProgressListener.NONE);

@@ -10,7 +10,9 @@ import dev.compactor.core.io.ModelDirectory;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.metrics.DivergenceEvaluator;
 import dev.compactor.core.metrics.DivergenceResult;
+import dev.compactor.core.metrics.MemoizedLogits;
 import dev.compactor.core.metrics.ProgressListener;
+import dev.compactor.core.model.CausalLM;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
 import dev.compactor.core.quant.table.WeightQuantization.Method;
@@ -131,7 +133,9 @@ public final class QualityTable {
         }
       }
     }
-    try (Transformer base = Transformer.load(model, Device.cpu())) {
+    // every row is scored against the baseline on the same windows: its logits are computed once
+    try (Transformer loaded = Transformer.load(model, Device.cpu());
+        MemoizedLogits base = MemoizedLogits.of(loaded)) {
       rows.add(
           new Row(
               "fp32 (baseline)",
@@ -183,8 +187,7 @@ public final class QualityTable {
     return work.resolve(rowName.replaceAll("[^A-Za-z0-9]+", "_") + ".gguf");
   }
 
-  private Row ggufRow(
-      Transformer base, LlamaFileType t, Map<String, GgmlType> overrides, String name)
+  private Row ggufRow(CausalLM base, LlamaFileType t, Map<String, GgmlType> overrides, String name)
       throws IOException {
     String id = name.replaceAll("[^A-Za-z0-9]+", "_");
     Path file = ggufFile(name);
@@ -209,7 +212,7 @@ public final class QualityTable {
     return new Row(name, score(base, dir), r.ggufBytes(), (double) bits / params, note.toString());
   }
 
-  private DivergenceResult score(Transformer base, Path dir) throws IOException {
+  private DivergenceResult score(CausalLM base, Path dir) throws IOException {
     try (Transformer m = Transformer.load(dir, Device.cpu())) {
       return new DivergenceEvaluator(setup.seqLen(), setup.seqLen())
           .evaluate(base, m, tokens, ProgressListener.NONE);

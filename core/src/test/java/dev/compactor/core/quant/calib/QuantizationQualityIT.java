@@ -13,6 +13,7 @@ import dev.compactor.core.io.Checkpoints;
 import dev.compactor.core.io.TensorSource;
 import dev.compactor.core.metrics.DivergenceEvaluator;
 import dev.compactor.core.metrics.DivergenceResult;
+import dev.compactor.core.metrics.MemoizedLogits;
 import dev.compactor.core.metrics.ProgressListener;
 import dev.compactor.core.model.ModelConfig;
 import dev.compactor.core.model.Transformer;
@@ -71,7 +72,9 @@ class QuantizationQualityIT {
     DivergenceEvaluator divergence = new DivergenceEvaluator(seq, seq, 8);
 
     Map<String, DivergenceResult> results = new LinkedHashMap<>();
-    try (Transformer base = Transformer.load(dir, Device.cpu())) {
+    // all eight variants are scored against fp32 on the same windows: its logits are computed once
+    try (Transformer fp32 = Transformer.load(dir, Device.cpu());
+        MemoizedLogits base = MemoizedLogits.of(fp32)) {
       for (int g : new int[] {128, 32}) {
         Map<String, Method> methods = new LinkedHashMap<>();
         methods.put("rtn-sym", (m, d, c) -> rtn(m, new RtnQuantizer(4, true, g)));

@@ -20,6 +20,7 @@ import dev.compactor.core.metrics.EnergyMeter;
 import dev.compactor.core.metrics.EnergyMeters;
 import dev.compactor.core.metrics.EvalText;
 import dev.compactor.core.metrics.LatencyProbe;
+import dev.compactor.core.metrics.MemoizedLogits;
 import dev.compactor.core.metrics.PeakMemory;
 import dev.compactor.core.metrics.PerplexityEvaluator;
 import dev.compactor.core.metrics.PerplexityResult;
@@ -162,13 +163,25 @@ public final class EvaluationStage implements Stage {
       m.put("evalTokens", (double) eval.tokens().length);
       ProgressListener progress =
           (phase, done, total) -> ctx.progress().report(0.9 * done / Math.max(1, total), phase);
+      // perplexity and KL in disjoint windows of one length run the same forward passes: each
+      // model's logits are kept from the first so the second costs no model call
+      boolean sameWindows =
+          p.perplexity() != null
+              && p.kl()
+              && p.perplexity().stride()
+                  >= Math.min(p.perplexity().seqLen(), candidate.maxSequenceLength());
+      long keep = sameWindows ? Runtime.getRuntime().maxMemory() / 8 : 0;
+      MemoizedLogits baselineLogits = new MemoizedLogits(baseline, keep);
+      MemoizedLogits candidateLogits = new MemoizedLogits(candidate, keep);
       if (p.perplexity() != null) {
         int seq = Math.min(p.perplexity().seqLen(), candidate.maxSequenceLength());
         int stride = Math.min(p.perplexity().stride(), seq);
         PerplexityEvaluator ppl = new PerplexityEvaluator(seq, stride);
-        PerplexityResult b = ppl.evaluate(baseline, eval.tokens(), eval.scoredBytes(), progress);
+        PerplexityResult b =
+            ppl.evaluate(baselineLogits, eval.tokens(), eval.scoredBytes(), progress);
         ctx.checkCancelled();
-        PerplexityResult c = ppl.evaluate(candidate, eval.tokens(), eval.scoredBytes(), progress);
+        PerplexityResult c =
+            ppl.evaluate(candidateLogits, eval.tokens(), eval.scoredBytes(), progress);
         m.put("perplexity", c.perplexity());
         m.put("baselinePerplexity", b.perplexity());
         m.put("bitsPerByte", c.bitsPerByte());
@@ -183,11 +196,13 @@ public final class EvaluationStage implements Stage {
                 candidate.maxSequenceLength());
         DivergenceResult d =
             new DivergenceEvaluator(seq, seq)
-                .evaluate(baseline, candidate, eval.tokens(), progress);
+                .evaluate(baselineLogits, candidateLogits, eval.tokens(), progress);
         m.put("klDivergence", d.klDivergence());
         m.put("klMax", d.klMax());
         m.put("top1Agreement", d.top1Agreement());
       }
+      baselineLogits.close(); // heap only: drops the kept logits before latency and tasks
+      candidateLogits.close();
       ctx.checkCancelled();
       if (p.latency()) {
         speed = speed(p, device, candidate, baseline, eval.tokens(), m);
